@@ -1,1 +1,1 @@
-
+//! Shared helpers of the ispmux benchmarks (see `perf/run`).

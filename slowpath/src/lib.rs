@@ -1,1 +1,4 @@
+//! The ispmux slow path: protocol engines as sans-IO state machines (datagrams and time in,
+//! datagrams, table updates and store writes out), the store, and thin transports around them.
 
+pub mod store;
