@@ -84,7 +84,7 @@ fn key_at(doc: &toml_edit::ImDocument<&str>, offset: usize) -> Option<String> {
             };
             if let Some((key, _)) = t.get_key_value(k) {
                 if let Some(s) = key.span() {
-                    if s.start <= offset && best.as_ref().map_or(true, |(b, _)| s.start >= *b) {
+                    if s.start <= offset && best.as_ref().is_none_or(|(b, _)| s.start >= *b) {
                         *best = Some((s.start, path.clone()));
                     }
                 }
