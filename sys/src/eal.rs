@@ -2,18 +2,44 @@
 
 use std::ffi::{c_char, CStr, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::error::{Error, Result};
 use crate::ffi;
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
+static CURRENT: Mutex<Option<Weak<EalGuard>>> = Mutex::new(None);
 
-/// Proof that EAL is initialised; dropping it runs `rte_eal_cleanup`.
-///
-/// DPDK cannot initialise EAL again after cleanup, so a process holds one `Eal` for its life.
+/// Keeps EAL alive: held by the [`Eal`] handle and by every pool, ring and port, so that
+/// `rte_eal_cleanup` runs only after the last DPDK object is gone, whatever the drop order.
+#[derive(Debug)]
+pub(crate) struct EalGuard(());
+
+impl Drop for EalGuard {
+    fn drop(&mut self) {
+        // SAFETY: the last holder of EAL is gone: no pool, ring or port remains; lcores are
+        // waited for before cleanup.
+        unsafe {
+            ffi::rte_eal_mp_wait_lcore();
+            ffi::rte_eal_cleanup();
+        }
+    }
+}
+
+/// A share in the running EAL, for constructors of DPDK objects.
+pub(crate) fn guard() -> Result<Arc<EalGuard>> {
+    CURRENT
+        .lock()
+        .ok()
+        .and_then(|g| g.as_ref().and_then(Weak::upgrade))
+        .ok_or(Error::EalNotInitialised)
+}
+
+/// Proof that EAL is initialised. EAL is cleaned up when this and every DPDK object made
+/// under it are dropped; DPDK cannot initialise it again, so a process has one EAL.
 #[derive(Debug)]
 pub struct Eal {
-    _private: (),
+    _guard: Arc<EalGuard>,
 }
 
 impl Eal {
@@ -36,7 +62,11 @@ impl Eal {
             INITIALISED.store(false, Ordering::SeqCst);
             return Err(Error::last("rte_eal_init"));
         }
-        Ok(Eal { _private: () })
+        let guard = Arc::new(EalGuard(()));
+        if let Ok(mut g) = CURRENT.lock() {
+            *g = Some(Arc::downgrade(&guard));
+        }
+        Ok(Eal { _guard: guard })
     }
 
     /// The lcore id of the main (control) lcore.
@@ -63,17 +93,6 @@ impl Eal {
     pub fn port_count(&self) -> u16 {
         // SAFETY: EAL is initialised.
         unsafe { ffi::rte_eth_dev_count_avail() }
-    }
-}
-
-impl Drop for Eal {
-    fn drop(&mut self) {
-        // SAFETY: EAL was initialised by this value and workers have been waited for by the
-        // owner (lcore::wait) before it drops the Eal.
-        unsafe {
-            ffi::rte_eal_mp_wait_lcore();
-            ffi::rte_eal_cleanup();
-        }
     }
 }
 

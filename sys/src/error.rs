@@ -18,6 +18,9 @@ pub enum Error {
     /// EAL was already initialised in this process; DPDK cannot initialise it twice.
     #[error("EAL is already initialised in this process")]
     EalAlreadyInitialised,
+    /// A DPDK object was made before EAL was initialised or after it was cleaned up.
+    #[error("EAL is not initialised")]
+    EalNotInitialised,
     /// A name passed to DPDK contained a NUL byte.
     #[error("name {0:?} contains a NUL byte")]
     BadName(String),

@@ -1,7 +1,9 @@
 //! Packet mbuf pools.
 
 use std::ptr::NonNull;
+use std::sync::Arc;
 
+use crate::eal::{guard, EalGuard};
 use crate::error::{cstring, Error, Result};
 use crate::ffi;
 use crate::mbuf::Mbuf;
@@ -10,6 +12,7 @@ use crate::mbuf::Mbuf;
 #[derive(Debug)]
 pub struct Mempool {
     ptr: NonNull<ffi::rte_mempool>,
+    _eal: Arc<EalGuard>,
 }
 
 // SAFETY: DPDK mempools are safe for concurrent use from several threads (per-lcore caches
@@ -22,13 +25,13 @@ impl Mempool {
     /// Creates a packet mbuf pool of `n` mbufs with a per-lcore cache of `cache` and
     /// `data_room` bytes of buffer (headroom included) each.
     pub fn pktmbuf(name: &str, n: u32, cache: u32, data_room: u16, socket: i32) -> Result<Self> {
+        let eal = guard()?;
         let cname = cstring(name)?;
-        // SAFETY: EAL is initialised by the caller (a pool cannot exist otherwise: the call
-        // fails with an errno we report); `cname` outlives the call.
+        // SAFETY: EAL is initialised (we hold a guard); `cname` outlives the call.
         let p =
             unsafe { ffi::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
         NonNull::new(p)
-            .map(|ptr| Mempool { ptr })
+            .map(|ptr| Mempool { ptr, _eal: eal })
             .ok_or_else(|| Error::last("rte_pktmbuf_pool_create"))
     }
 
@@ -73,6 +76,9 @@ impl Drop for Mempool {
         if self.in_use() == 0 {
             // SAFETY: no mbuf of the pool is in use, so nothing points into it any more.
             unsafe { ffi::rte_mempool_free(self.ptr.as_ptr()) }
+        } else {
+            // Mbufs still out there will be freed into this pool later: EAL must stay up.
+            std::mem::forget(self._eal.clone());
         }
     }
 }

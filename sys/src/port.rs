@@ -4,6 +4,7 @@ use std::ffi::CStr;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::eal::{guard, EalGuard};
 use crate::error::{check, cstring, Error, Result};
 use crate::ffi;
 use crate::mbuf::Burst;
@@ -115,6 +116,7 @@ pub struct Port {
     tx_queues: u16,
     // Received mbufs come from this pool: it must outlive the port's queues.
     _pool: Arc<Mempool>,
+    _eal: Arc<EalGuard>,
 }
 
 impl Port {
@@ -145,6 +147,7 @@ impl Port {
 
     /// Configures port `id` with `cfg`, taking receive buffers from `pool`, and starts it.
     pub fn start(id: PortId, cfg: &PortConfig, pool: Arc<Mempool>) -> Result<Port> {
+        let eal = guard()?;
         let name = Port::name_of(id)?;
         // SAFETY: rte_eth_dev_info is plain data; zeroed is a valid initial value.
         let mut info: ffi::rte_eth_dev_info = unsafe { std::mem::zeroed() };
@@ -213,6 +216,7 @@ impl Port {
             rx_queues: cfg.rx_queues,
             tx_queues: cfg.tx_queues,
             _pool: pool,
+            _eal: eal,
         })
     }
 

@@ -1,7 +1,9 @@
 //! Lockless DPDK rings of mbufs: the punt and inject paths, and `net_ring` test ports.
 
 use std::ptr::NonNull;
+use std::sync::Arc;
 
+use crate::eal::{guard, EalGuard};
 use crate::error::{check, cstring, Error, Result};
 use crate::ffi;
 use crate::mbuf::Burst;
@@ -22,6 +24,7 @@ pub enum RingMode {
 #[derive(Debug)]
 pub struct Ring {
     ptr: NonNull<ffi::rte_ring>,
+    _eal: Arc<EalGuard>,
 }
 
 // SAFETY: rte_ring is a lock-free queue designed for concurrent use within its mode; the
@@ -39,11 +42,12 @@ impl Ring {
             RingMode::MultiProducerSingleConsumer => ffi::RING_F_SC_DEQ,
             RingMode::MultiProducerMultiConsumer => 0,
         };
+        let eal = guard()?;
         let c = cstring(name)?;
-        // SAFETY: valid C string; EAL initialised by the caller (else an errno is reported).
+        // SAFETY: valid C string; EAL is initialised (we hold a guard).
         let p = unsafe { ffi::rte_ring_create(c.as_ptr(), count, 0, flags) };
         NonNull::new(p)
-            .map(|ptr| Ring { ptr })
+            .map(|ptr| Ring { ptr, _eal: eal })
             .ok_or_else(|| Error::last("rte_ring_create"))
     }
 
