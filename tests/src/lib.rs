@@ -9,7 +9,13 @@ pub fn ispmux_bin() -> PathBuf {
     if p.ends_with("deps") {
         p.pop();
     }
-    p.join("ispmux")
+    let bin = p.join("ispmux");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p ispmux, as scripts/test does)",
+        bin.display()
+    );
+    bin
 }
 
 /// A fresh temporary directory for one test, removed on drop.

@@ -1,0 +1,123 @@
+//! The `ispmux` binary as an operator meets it: `check` and `run` on net_null ports.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ispmux_tests::{ispmux_bin, TempDir};
+
+const NULL_PAIR: &str = r#"
+[eal]
+lcores = [0, 1]
+memory_mb = 256
+hugepages = "off"
+
+[[port]]
+name = "p0"
+device = "net_null0"
+
+[[port]]
+name = "p1"
+device = "net_null1"
+
+[dataplane]
+idle_sleep = "on"
+"#;
+
+#[test]
+fn check_accepts_a_good_file() {
+    let d = TempDir::new("check-ok");
+    let f = d.join("ok.toml");
+    std::fs::write(&f, NULL_PAIR).expect("write");
+    let out = Command::new(ispmux_bin()).args(["check", "-c"]).arg(&f).output().expect("run");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 port(s), 1 worker lcore(s))"));
+}
+
+#[test]
+fn check_names_file_line_and_key_of_a_broken_file() {
+    let d = TempDir::new("check-bad");
+    let f = d.join("bad.toml");
+    std::fs::write(&f, NULL_PAIR.replace("device = \"net_null1\"", "device = \"net_null0\"")).expect("write");
+    let out = Command::new(ispmux_bin()).args(["check", "-c"]).arg(&f).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "{}:13:10: `port[1].device`: device \"net_null0\" is already used by port[0]",
+        f.display()
+    );
+    assert!(err.contains(&want), "{err}");
+}
+
+#[test]
+fn check_reports_a_missing_file() {
+    let out = Command::new(ispmux_bin())
+        .args(["check", "-c", "/nonexistent/ispmux.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ispmux.toml: cannot read"));
+}
+
+fn port_line<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    out.lines()
+        .find(|l| l.starts_with(&format!("port {name} ")))
+        .unwrap_or_else(|| panic!("no line for port {name} in:\n{out}"))
+        .split_whitespace()
+        .collect()
+}
+
+#[test]
+fn run_forwards_between_null_ports_and_prints_counters() {
+    let d = TempDir::new("run-null");
+    let f = d.join("null.toml");
+    std::fs::write(&f, NULL_PAIR).expect("write");
+    let out = Command::new(ispmux_bin())
+        .args(["run", "--duration", "1", "-c"])
+        .arg(&f)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    let s = String::from_utf8_lossy(&out.stdout);
+    for p in ["p0", "p1"] {
+        // port p0 rx N pkts X Mpps tx N pkts X Mpps ...
+        let w = port_line(&s, p);
+        let rx: u64 = w[3].parse().expect("rx count");
+        let tx: u64 = w[8].parse().expect("tx count");
+        let mpps: f64 = w[5].parse().expect("Mpps");
+        assert!(rx > 100_000, "{s}");
+        assert_eq!(rx, tx, "io forwarding sends what it receives: {s}");
+        assert!(mpps > 0.1, "{s}");
+    }
+    assert!(s.contains("drops truncated 0 no_route 0 tx_full 0 punt_ring_full 0"), "{s}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("still in use"));
+}
+
+#[test]
+fn sigterm_stops_run_cleanly() {
+    let d = TempDir::new("run-term");
+    let f = d.join("null.toml");
+    std::fs::write(&f, NULL_PAIR).expect("write");
+    let mut child = Command::new(ispmux_bin())
+        .args(["run", "-c"])
+        .arg(&f)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(send_sigterm(child.id()), 0);
+    let start = Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(out.status.success(), "{out:?}");
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("ispmux ran"), "{s}");
+    port_line(&s, "p0");
+}
+
+fn send_sigterm(pid: u32) -> i32 {
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .map_or(-1, |s| s.code().unwrap_or(-1))
+}
