@@ -28,7 +28,11 @@ fn check_accepts_a_good_file() {
     let d = TempDir::new("check-ok");
     let f = d.join("ok.toml");
     std::fs::write(&f, NULL_PAIR).expect("write");
-    let out = Command::new(ispmux_bin()).args(["check", "-c"]).arg(&f).output().expect("run");
+    let out = Command::new(ispmux_bin())
+        .args(["check", "-c"])
+        .arg(&f)
+        .output()
+        .expect("run");
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 port(s), 1 worker lcore(s))"));
 }
@@ -37,8 +41,16 @@ fn check_accepts_a_good_file() {
 fn check_names_file_line_and_key_of_a_broken_file() {
     let d = TempDir::new("check-bad");
     let f = d.join("bad.toml");
-    std::fs::write(&f, NULL_PAIR.replace("device = \"net_null1\"", "device = \"net_null0\"")).expect("write");
-    let out = Command::new(ispmux_bin()).args(["check", "-c"]).arg(&f).output().expect("run");
+    std::fs::write(
+        &f,
+        NULL_PAIR.replace("device = \"net_null1\"", "device = \"net_null0\""),
+    )
+    .expect("write");
+    let out = Command::new(ispmux_bin())
+        .args(["check", "-c"])
+        .arg(&f)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let want = format!(
@@ -88,7 +100,10 @@ fn run_forwards_between_null_ports_and_prints_counters() {
         assert_eq!(rx, tx, "io forwarding sends what it receives: {s}");
         assert!(mpps > 0.1, "{s}");
     }
-    assert!(s.contains("drops truncated 0 no_route 0 tx_full 0 punt_ring_full 0"), "{s}");
+    assert!(
+        s.contains("drops truncated 0 no_route 0 tx_full 0 punt_ring_full 0"),
+        "{s}"
+    );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("still in use"));
 }
 
@@ -97,7 +112,7 @@ fn sigterm_stops_run_cleanly() {
     let d = TempDir::new("run-term");
     let f = d.join("null.toml");
     std::fs::write(&f, NULL_PAIR).expect("write");
-    let mut child = Command::new(ispmux_bin())
+    let child = Command::new(ispmux_bin())
         .args(["run", "-c"])
         .arg(&f)
         .stdout(Stdio::piped())
