@@ -1,5 +1,6 @@
 //! `ispmux`: the gateway daemon and its operator commands.
 
+mod control;
 mod run;
 
 use std::path::PathBuf;
@@ -29,6 +30,15 @@ enum Cmd {
         #[arg(long)]
         duration: Option<f64>,
     },
+    /// Ask a running ispmux for its counters over its control socket.
+    Ctl {
+        /// The control socket (`control.socket` in the configuration).
+        #[arg(short, long)]
+        socket: PathBuf,
+        /// `stats` or `version`.
+        #[arg(default_value = "stats")]
+        command: String,
+    },
     /// Validate a configuration file and exit; errors name file, line, column and key.
     Check {
         /// Configuration file.
@@ -49,6 +59,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Run { config, duration } => run::run(&config, duration),
         Cmd::Check { config } => check(&config),
+        Cmd::Ctl { socket, command } => control::ctl(&socket, &command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

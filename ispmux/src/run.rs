@@ -99,6 +99,10 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
     let interval = (cfg.control.stats_interval_s > 0)
         .then(|| Duration::from_secs(u64::from(cfg.control.stats_interval_s)));
     let mut next_report = interval.map(|i| started + i);
+    let control = match &cfg.control.socket {
+        Some(p) => Some(crate::control::ControlServer::bind(Path::new(p))?),
+        None => None,
+    };
     let mut last: Vec<EthStats> = before.clone();
     let mut last_at = started;
     while !stop.load(Ordering::Relaxed) {
@@ -106,6 +110,18 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             break;
+        }
+        if let Some(c) = &control {
+            c.serve_pending(&mut |cmd| match cmd {
+                "stats" => {
+                    let cur: Vec<EthStats> =
+                        ports.iter().map(|p| p.stats().unwrap_or_default()).collect();
+                    serde_json::to_value(snapshot(&cfg, &before, &cur, &stats, now - started))
+                        .unwrap_or_default()
+                }
+                "version" => serde_json::json!({ "ispmux": env!("CARGO_PKG_VERSION"), "dpdk": ispmux_sys::version() }),
+                other => serde_json::json!({ "error": format!("unknown command {other:?}; try stats or version") }),
+            });
         }
         if let (Some(at), Some(i)) = (next_report, interval) {
             if now >= at {
@@ -132,7 +148,7 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         .iter()
         .map(|p| p.stats().unwrap_or_default())
         .collect();
-    print_final(&cfg, &before, &after, &stats, elapsed);
+    print_final(&snapshot(&cfg, &before, &after, &stats, elapsed));
     drop(ports);
     let in_use = pool.in_use();
     if in_use != 0 {
@@ -203,38 +219,95 @@ fn print_rates(cfg: &Config, a: &[EthStats], b: &[EthStats], d: Duration) {
     }
 }
 
-fn print_final(
+/// Counters of one port over the run.
+#[derive(serde::Serialize)]
+struct PortSnapshot {
+    name: String,
+    device: String,
+    rx_packets: u64,
+    tx_packets: u64,
+    rx_bytes: u64,
+    tx_bytes: u64,
+    rx_mpps: f64,
+    tx_mpps: f64,
+    rx_missed: u64,
+    rx_nombuf: u64,
+    tx_errors: u64,
+}
+
+/// What `ispmux ctl stats` answers and `ispmux run` prints at exit.
+#[derive(serde::Serialize)]
+struct Snapshot {
+    seconds: f64,
+    ports: Vec<PortSnapshot>,
+    rx: u64,
+    tx: u64,
+    punted: u64,
+    idle_sleeps: u64,
+    drops: std::collections::BTreeMap<&'static str, u64>,
+}
+
+fn snapshot(
     cfg: &Config,
     a: &[EthStats],
     b: &[EthStats],
     stats: &[Arc<WorkerStats>],
     d: Duration,
-) {
-    println!("ispmux ran {:.3} s", d.as_secs_f64());
-    for ((c, x), y) in cfg.ports.iter().zip(a).zip(b) {
+) -> Snapshot {
+    let sum = |f: &dyn Fn(&WorkerStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
+    Snapshot {
+        seconds: d.as_secs_f64(),
+        ports: cfg
+            .ports
+            .iter()
+            .zip(a)
+            .zip(b)
+            .map(|((c, x), y)| PortSnapshot {
+                name: c.name.clone(),
+                device: c.device.clone(),
+                rx_packets: y.ipackets - x.ipackets,
+                tx_packets: y.opackets - x.opackets,
+                rx_bytes: y.ibytes - x.ibytes,
+                tx_bytes: y.obytes - x.obytes,
+                rx_mpps: mpps(y.ipackets - x.ipackets, d),
+                tx_mpps: mpps(y.opackets - x.opackets, d),
+                rx_missed: y.imissed - x.imissed,
+                rx_nombuf: y.rx_nombuf - x.rx_nombuf,
+                tx_errors: y.oerrors - x.oerrors,
+            })
+            .collect(),
+        rx: sum(&|s| s.rx.get()),
+        tx: sum(&|s| s.tx.get()),
+        punted: sum(&|s| s.punted.get()),
+        idle_sleeps: sum(&|s| s.idle_sleeps.get()),
+        drops: DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), sum(&|s| s.drops(*r))))
+            .collect(),
+    }
+}
+
+fn print_final(s: &Snapshot) {
+    println!("ispmux ran {:.3} s", s.seconds);
+    for p in &s.ports {
         println!(
             "port {:<12} rx {:>14} pkts {:>8.3} Mpps  tx {:>14} pkts {:>8.3} Mpps  missed {} rx_nombuf {} oerrors {}",
-            c.name,
-            y.ipackets - x.ipackets,
-            mpps(y.ipackets - x.ipackets, d),
-            y.opackets - x.opackets,
-            mpps(y.opackets - x.opackets, d),
-            y.imissed - x.imissed,
-            y.rx_nombuf - x.rx_nombuf,
-            y.oerrors - x.oerrors,
+            p.name, p.rx_packets, p.rx_mpps, p.tx_packets, p.tx_mpps, p.rx_missed, p.rx_nombuf, p.tx_errors,
         );
     }
-    let sum = |f: &dyn Fn(&WorkerStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
     println!(
         "workers rx {} tx {} punted {} idle_sleeps {}",
-        sum(&|s| s.rx.get()),
-        sum(&|s| s.tx.get()),
-        sum(&|s| s.punted.get()),
-        sum(&|s| s.idle_sleeps.get())
+        s.rx, s.tx, s.punted, s.idle_sleeps
     );
     let drops: Vec<String> = DropReason::ALL
         .iter()
-        .map(|r| format!("{} {}", r.name(), sum(&|s| s.drops(*r))))
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.name(),
+                s.drops.get(r.name()).copied().unwrap_or(0)
+            )
+        })
         .collect();
     println!("drops {}", drops.join(" "));
 }

@@ -136,3 +136,56 @@ fn send_sigterm(pid: u32) -> i32 {
         .status()
         .map_or(-1, |s| s.code().unwrap_or(-1))
 }
+
+#[test]
+fn ctl_reads_counters_from_a_running_daemon() {
+    let d = TempDir::new("ctl");
+    let f = d.join("null.toml");
+    let sock = d.join("ctl.sock");
+    std::fs::write(
+        &f,
+        format!("{NULL_PAIR}\n[control]\nsocket = \"{}\"\n", sock.display()),
+    )
+    .expect("write");
+    let child = Command::new(ispmux_bin())
+        .args(["run", "--duration", "3", "-c"])
+        .arg(&f)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let ask = |cmd: &str| {
+        Command::new(ispmux_bin())
+            .args(["ctl", "-s"])
+            .arg(&sock)
+            .arg(cmd)
+            .output()
+            .expect("ctl")
+    };
+    let first = ask("stats");
+    assert!(first.status.success(), "{first:?}");
+    let text = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(text.contains("\"name\": \"p0\""), "{text}");
+    let rx_of = |t: &str| -> u64 {
+        let i = t.find("\"rx_packets\": ").expect("rx_packets") + 14;
+        t[i..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("number")
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let second = String::from_utf8_lossy(&ask("stats").stdout).to_string();
+    assert!(rx_of(&second) > rx_of(&text), "counters move while running");
+    let bad = ask("frobnicate");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown command \"frobnicate\""));
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert!(!sock.exists(), "socket file removed at exit");
+}
