@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests in `tests/tests/`.
 
+pub mod netns;
+
 use std::path::PathBuf;
 
 /// The `ispmux` binary built for this test run (debug or release, beside the test binary).
@@ -16,6 +18,14 @@ pub fn ispmux_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Sends SIGTERM to a child (ispmux stops cleanly on it) and collects its output.
+pub fn terminate(child: std::process::Child) -> std::process::Output {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait_with_output().expect("wait for child")
 }
 
 /// A fresh temporary directory for one test, removed on drop.

@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ispmux_tests::{ispmux_bin, TempDir};
+use ispmux_tests::{ispmux_bin, terminate, TempDir};
 
 const NULL_PAIR: &str = r#"
 [eal]
@@ -120,21 +120,13 @@ fn sigterm_stops_run_cleanly() {
         .spawn()
         .expect("spawn");
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(send_sigterm(child.id()), 0);
     let start = Instant::now();
-    let out = child.wait_with_output().expect("wait");
+    let out = terminate(child);
     assert!(start.elapsed() < Duration::from_secs(10));
     assert!(out.status.success(), "{out:?}");
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("ispmux ran"), "{s}");
     port_line(&s, "p0");
-}
-
-fn send_sigterm(pid: u32) -> i32 {
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .map_or(-1, |s| s.code().unwrap_or(-1))
 }
 
 #[test]
