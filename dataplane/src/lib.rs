@@ -3,6 +3,7 @@
 pub mod counters;
 pub mod frame;
 pub mod pipeline;
+pub mod table;
 pub mod wire;
 
 pub use counters::DropReason;
