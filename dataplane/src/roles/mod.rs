@@ -17,6 +17,7 @@
 pub mod arp;
 pub mod classify;
 pub mod core;
+pub mod harness;
 pub mod headend;
 pub mod link;
 pub mod node;
