@@ -5,9 +5,9 @@
 //! a pop sets the IPv4 TTL to min(IPv4 TTL, label TTL − 1) with an incremental checksum
 //! update (RFC 1624), so the hops inside the tunnel count toward the packet's TTL.
 //!
-//! Three passes over a burst: (1) parse and prefetch the ILM buckets; (2) resolve labels,
-//! finishing swaps and hand-offs, and for deliveries prefetch the downstream buckets;
-//! (3) finish deliveries.
+//! Three passes over a burst: (1) parse, then prefetch the ILM buckets of the whole burst;
+//! (2) resolve labels, finishing swaps and hand-offs, then prefetch the downstream buckets
+//! of the deliveries; (3) finish deliveries.
 
 use super::classify::{classify_core, parse_ipv4, parse_l2, CoreClass, Ipv4Info, LabelInfo, L2};
 use super::link::LinkHeader;
@@ -43,7 +43,7 @@ fn prepare(cx: &Cx<'_>, d: &[u8]) -> Result<Pending, Verdict> {
         CoreClass::Mpls(top) => Ok(Pending::Label {
             l2,
             top,
-            cand: cx.tables.ilm.prepare(&top.label),
+            cand: cx.tables.ilm.candidates(&top.label),
         }),
     }
 }
@@ -180,7 +180,7 @@ fn resolve<F: Frame>(cx: &mut Cx<'_>, f: &mut F, p: &Pending) -> (Verdict, Pendi
             Err(r) => (Verdict::Drop(r), Pending::Done),
             Ok(ip) => {
                 let key = DownstreamKey { isp, ipv4: ip.dst };
-                let cand = cx.tables.downstream.prepare(&key);
+                let cand = cx.tables.downstream.candidates(&key);
                 // Provisional: overwritten by the third pass.
                 (
                     Verdict::Drop(DropReason::UnknownDestination),
@@ -236,23 +236,38 @@ fn deliver<F: Frame>(cx: &mut Cx<'_>, f: &mut F, p: &Pending) -> Option<Verdict>
 /// Runs the ILM over a burst received on core port `rx_port`.
 pub fn ilm<F: Frame>(cx: &mut Cx<'_>, _rx_port: u16, frames: &mut [F], verdicts: &mut [Verdict]) {
     let mut pending = [Pending::Done; BURST];
+    let mut cands = [Candidates::default(); BURST];
     for (fs, vs) in frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
+        let mut m = 0;
         for ((f, v), p) in fs.iter().zip(vs.iter_mut()).zip(pending.iter_mut()) {
             *p = match prepare(cx, f.data()) {
-                Ok(ok) => ok,
+                Ok(ok) => {
+                    if let (Pending::Label { cand, .. }, Some(c)) = (&ok, cands.get_mut(m)) {
+                        *c = *cand;
+                        m += 1;
+                    }
+                    ok
+                }
                 Err(verdict) => {
                     *v = verdict;
                     Pending::Done
                 }
             };
         }
+        cx.tables.ilm.prefetch_burst(&cands[..m]);
+        m = 0;
         for ((f, v), p) in fs.iter_mut().zip(vs.iter_mut()).zip(pending.iter_mut()) {
             if matches!(p, Pending::Label { .. }) {
                 let (verdict, next) = resolve(cx, f, p);
                 *v = verdict;
                 *p = next;
+                if let (Pending::Deliver { cand, .. }, Some(c)) = (&*p, cands.get_mut(m)) {
+                    *c = *cand;
+                    m += 1;
+                }
             }
         }
+        cx.tables.downstream.prefetch_burst(&cands[..m]);
         for ((f, v), p) in fs.iter_mut().zip(vs.iter_mut()).zip(pending.iter()) {
             if let Some(verdict) = deliver(cx, f, p) {
                 *v = verdict;

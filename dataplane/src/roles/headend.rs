@@ -40,7 +40,7 @@ fn prepare(cx: &Cx<'_>, rx_port: u16, d: &[u8]) -> Result<Pending, Verdict> {
     }
     .pack()
     .map_err(|_| Verdict::Drop(DropReason::NoRoute))?;
-    let cand = cx.tables.subscribers.prepare(&key);
+    let cand = cx.tables.subscribers.candidates(&key);
     Ok(Pending {
         l2,
         class,
@@ -123,16 +123,25 @@ pub fn upstream<F: Frame>(
     verdicts: &mut [Verdict],
 ) {
     let mut pending: [Option<Pending>; BURST] = [None; BURST];
+    let mut cands = [Candidates::default(); BURST];
     for (fs, vs) in frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
+        let mut m = 0;
         for ((f, v), p) in fs.iter().zip(vs.iter_mut()).zip(pending.iter_mut()) {
             *p = match prepare(cx, rx_port, f.data()) {
-                Ok(ok) => Some(ok),
+                Ok(ok) => {
+                    if let Some(c) = cands.get_mut(m) {
+                        *c = ok.cand;
+                        m += 1;
+                    }
+                    Some(ok)
+                }
                 Err(verdict) => {
                     *v = verdict;
                     None
                 }
             };
         }
+        cx.tables.subscribers.prefetch_burst(&cands[..m]);
         for ((f, v), p) in fs.iter_mut().zip(vs.iter_mut()).zip(pending.iter()) {
             if let Some(p) = p {
                 *v = finish(cx, rx_port, f, p);

@@ -91,6 +91,11 @@ impl Slot for DownstreamSlot {
     fn hash(k: &DownstreamKey) -> u64 {
         mix64(u64::from(k.ipv4) | (u64::from(k.isp) << 32))
     }
+
+    #[inline(always)]
+    fn word(&self) -> u32 {
+        self.ipv4
+    }
 }
 
 /// The downstream table.

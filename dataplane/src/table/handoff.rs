@@ -53,6 +53,11 @@ impl Slot for HandoffSlot {
     fn hash(key: &u32) -> u64 {
         mix64(u64::from(*key))
     }
+
+    #[inline(always)]
+    fn word(&self) -> u32 {
+        self.key
+    }
 }
 
 /// The hand-off table.

@@ -133,6 +133,11 @@ impl Slot for IlmSlot {
     fn hash(label: &u32) -> u64 {
         mix64(u64::from(*label))
     }
+
+    #[inline(always)]
+    fn word(&self) -> u32 {
+        self.label_kind
+    }
 }
 
 /// The ILM table.

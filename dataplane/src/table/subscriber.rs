@@ -190,6 +190,11 @@ impl Slot for SubscriberSlot {
     fn hash(k: &PackedKey) -> u64 {
         mix64(k.mac ^ u64::from(k.attach.0).wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
+
+    #[inline(always)]
+    fn word(&self) -> u32 {
+        self.mac_lo
+    }
 }
 
 /// The subscriber table.

@@ -17,6 +17,9 @@ pub struct QueueFull(pub TableUpdate);
 /// The slow path's end: broadcasts each update to every worker, all or none.
 pub struct UpdateSender {
     queues: Vec<Arc<ArrayQueue<TableUpdate>>>,
+    /// Room known to be free in every queue. Reading a queue's length touches cache lines
+    /// the worker writes, so it is re-read only when this runs out.
+    room: usize,
 }
 
 /// One worker's end.
@@ -35,7 +38,7 @@ pub fn channel(workers: usize, depth: usize) -> (UpdateSender, Vec<UpdateReceive
             queue: Arc::clone(q),
         })
         .collect();
-    (UpdateSender { queues }, rx)
+    (UpdateSender { queues, room: 0 }, rx)
 }
 
 impl UpdateSender {
@@ -51,13 +54,17 @@ impl UpdateSender {
 
     /// Sends `u` to every worker, or to none when any queue is full.
     pub fn send(&mut self, u: TableUpdate) -> Result<(), QueueFull> {
-        if self.room() == 0 {
-            return Err(QueueFull(u));
+        if self.room == 0 {
+            self.room = self.room();
+            if self.room == 0 {
+                return Err(QueueFull(u));
+            }
         }
         for q in &self.queues {
             // Cannot fail: this is the only producer and room was checked above.
             let _ = q.push(u);
         }
+        self.room -= 1;
         Ok(())
     }
 
