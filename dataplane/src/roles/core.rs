@@ -16,7 +16,7 @@ use crate::counters::DropReason;
 use crate::frame::Frame;
 use crate::pipeline::Verdict;
 use crate::table::cuckoo::Candidates;
-use crate::table::{DownstreamKey, IlmAction, IspId};
+use crate::table::{DownstreamKey, IlmAction, IspId, Tables};
 use crate::wire::{EtherType, Ipv4Packet, MacAddr};
 
 #[derive(Clone, Copy)]
@@ -36,14 +36,14 @@ enum Pending {
     },
 }
 
-fn prepare(cx: &Cx<'_>, d: &[u8]) -> Result<Pending, Verdict> {
+fn prepare(tables: &Tables, d: &[u8]) -> Result<Pending, Verdict> {
     let l2 = parse_l2(d).map_err(Verdict::Drop)?;
     match classify_core(d, &l2).map_err(Verdict::Drop)? {
         CoreClass::Arp => Err(Verdict::Punt),
         CoreClass::Mpls(top) => Ok(Pending::Label {
             l2,
             top,
-            cand: cx.tables.ilm.candidates(&top.label),
+            cand: tables.ilm.candidates(&top.label),
         }),
     }
 }
@@ -233,6 +233,23 @@ fn deliver<F: Frame>(cx: &mut Cx<'_>, f: &mut F, p: &Pending) -> Option<Verdict>
     })
 }
 
+/// Prefetches the ILM buckets of a burst that will be processed later.
+pub fn prefetch<F: Frame>(tables: &Tables, frames: &[F]) {
+    let mut cands = [Candidates::default(); BURST];
+    for fs in frames.chunks(BURST) {
+        let mut m = 0;
+        for f in fs {
+            if let (Ok(Pending::Label { cand, .. }), Some(c)) =
+                (prepare(tables, f.data()), cands.get_mut(m))
+            {
+                *c = cand;
+                m += 1;
+            }
+        }
+        tables.ilm.prefetch_burst(&cands[..m]);
+    }
+}
+
 /// Runs the ILM over a burst received on core port `rx_port`.
 pub fn ilm<F: Frame>(cx: &mut Cx<'_>, _rx_port: u16, frames: &mut [F], verdicts: &mut [Verdict]) {
     let mut pending = [Pending::Done; BURST];
@@ -240,7 +257,7 @@ pub fn ilm<F: Frame>(cx: &mut Cx<'_>, _rx_port: u16, frames: &mut [F], verdicts:
     for (fs, vs) in frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
         let mut m = 0;
         for ((f, v), p) in fs.iter().zip(vs.iter_mut()).zip(pending.iter_mut()) {
-            *p = match prepare(cx, f.data()) {
+            *p = match prepare(cx.tables, f.data()) {
                 Ok(ok) => {
                     if let (Pending::Label { cand, .. }, Some(c)) = (&ok, cands.get_mut(m)) {
                         *c = *cand;

@@ -15,7 +15,7 @@ use crate::counters::DropReason;
 use crate::frame::Frame;
 use crate::pipeline::Verdict;
 use crate::table::cuckoo::Candidates;
-use crate::table::{Fec, PackedKey, SubscriberKey, SubscriberState};
+use crate::table::{Fec, PackedKey, SubscriberKey, SubscriberState, Tables};
 use crate::wire::EtherType;
 
 #[derive(Clone, Copy)]
@@ -26,7 +26,7 @@ struct Pending {
     cand: Candidates,
 }
 
-fn prepare(cx: &Cx<'_>, rx_port: u16, d: &[u8]) -> Result<Pending, Verdict> {
+fn prepare(tables: &Tables, rx_port: u16, d: &[u8]) -> Result<Pending, Verdict> {
     let l2 = parse_l2(d).map_err(Verdict::Drop)?;
     let class = classify_access(d, &l2).map_err(Verdict::Drop)?;
     if class == AccessClass::Dhcp {
@@ -40,7 +40,7 @@ fn prepare(cx: &Cx<'_>, rx_port: u16, d: &[u8]) -> Result<Pending, Verdict> {
     }
     .pack()
     .map_err(|_| Verdict::Drop(DropReason::NoRoute))?;
-    let cand = cx.tables.subscribers.candidates(&key);
+    let cand = tables.subscribers.candidates(&key);
     Ok(Pending {
         l2,
         class,
@@ -115,6 +115,21 @@ fn finish<F: Frame>(cx: &mut Cx<'_>, rx_port: u16, f: &mut F, p: &Pending) -> Ve
     }
 }
 
+/// Prefetches the subscriber buckets of a burst that will be processed later.
+pub fn prefetch<F: Frame>(tables: &Tables, rx_port: u16, frames: &[F]) {
+    let mut cands = [Candidates::default(); BURST];
+    for fs in frames.chunks(BURST) {
+        let mut m = 0;
+        for f in fs {
+            if let (Ok(p), Some(c)) = (prepare(tables, rx_port, f.data()), cands.get_mut(m)) {
+                *c = p.cand;
+                m += 1;
+            }
+        }
+        tables.subscribers.prefetch_burst(&cands[..m]);
+    }
+}
+
 /// Runs the headend upstream pipeline over a burst received on access port `rx_port`.
 pub fn upstream<F: Frame>(
     cx: &mut Cx<'_>,
@@ -127,7 +142,7 @@ pub fn upstream<F: Frame>(
     for (fs, vs) in frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
         let mut m = 0;
         for ((f, v), p) in fs.iter().zip(vs.iter_mut()).zip(pending.iter_mut()) {
-            *p = match prepare(cx, rx_port, f.data()) {
+            *p = match prepare(cx.tables, rx_port, f.data()) {
                 Ok(ok) => {
                     if let Some(c) = cands.get_mut(m) {
                         *c = ok.cand;

@@ -83,9 +83,14 @@ impl LinkHeader {
         } else {
             return Err(DropReason::Truncated);
         };
-        d.get_mut(..new_len)
-            .ok_or(DropReason::Truncated)?
-            .copy_from_slice(self.bytes());
+        let dst = d.get_mut(..new_len).ok_or(DropReason::Truncated)?;
+        // Constant-length copies for the lengths that occur, so no call to memmove.
+        match new_len {
+            14 => dst[..14].copy_from_slice(&self.buf[..14]),
+            18 => dst[..18].copy_from_slice(&self.buf[..18]),
+            22 => dst[..22].copy_from_slice(&self.buf[..22]),
+            _ => dst.copy_from_slice(self.bytes()),
+        }
         Ok(())
     }
 }

@@ -99,4 +99,12 @@ impl Pipeline for Node {
             }
         }
     }
+
+    fn prefetch<F: Frame>(&self, rx_port: u16, frames: &[F]) {
+        match self.ports.get(usize::from(rx_port)).map(|p| p.role) {
+            Some(PortRole::Access) => headend::prefetch(&self.tables, rx_port, frames),
+            Some(PortRole::Core) => core::prefetch(&self.tables, frames),
+            _ => {}
+        }
+    }
 }

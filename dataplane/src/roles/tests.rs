@@ -837,3 +837,50 @@ fn a_burst_longer_than_a_pass_is_handled_whole() {
     assert!(v.iter().all(|v| *v == Verdict::Forward(1)));
     assert_eq!(n.counters().isp(1).headend_up.packets, 150);
 }
+
+static HOOK_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn counting_hook(_: *const u8) {
+    HOOK_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The prefetch hook sees both candidate buckets of every lookup, in `process` and in the
+/// look-ahead `prefetch`, and prefetching changes no verdict.
+#[test]
+fn prefetch_hook_covers_every_keyed_lookup() {
+    let calls = || HOOK_CALLS.load(std::sync::atomic::Ordering::Relaxed);
+    let mut n = node();
+    n.set_prefetch(Some(counting_hook));
+    let up: Vec<VecFrame> = [MAC_A, MAC_D, "02ee00000005"]
+        .iter()
+        .map(|m| VecFrame::new(&hex(&f(&[MAC_PORT0, m, "0800", IP_A]))))
+        .collect();
+    let start = calls();
+    n.prefetch(0, &up);
+    assert_eq!(calls() - start, 6);
+    let mut frames = up.clone();
+    let mut v = vec![Verdict::Punt; 3];
+    n.process(0, &mut frames, &mut v);
+    assert_eq!(calls() - start, 12);
+    assert_eq!(
+        v,
+        [
+            Verdict::Forward(1),
+            Verdict::Drop(DropReason::NotBound),
+            Verdict::Drop(DropReason::UnknownMac)
+        ]
+    );
+    let mut down = [VecFrame::new(&hex(&f(&[
+        MAC_CORE,
+        MAC_CORE_PEER,
+        "8847",
+        "00bb913c",
+        IP_DOWN_A,
+    ])))];
+    let mut v = [Verdict::Punt];
+    n.prefetch(1, &down);
+    n.process(1, &mut down, &mut v);
+    assert_eq!(v[0], Verdict::Forward(0));
+    // ILM twice (look-ahead and process), downstream once.
+    assert_eq!(calls() - start, 12 + 2 + 2 + 2);
+}
