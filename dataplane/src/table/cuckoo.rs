@@ -15,6 +15,7 @@
 //! then executed, so a full table leaves every existing entry in place.
 
 use core::hint::black_box;
+use zerocopy::FromZeros;
 
 /// Slots per bucket: 4 × 16 bytes = one cache line.
 pub const SLOTS: usize = 4;
@@ -29,7 +30,10 @@ const MAX_PATH: usize = 64;
 pub type PrefetchFn = fn(*const u8);
 
 /// What a table stores in a slot: a compact key plus a value, 16 bytes for the hot tables.
-pub trait Slot: Copy {
+///
+/// The all-zero slot must be empty: tables are allocated zeroed (see
+/// [`CuckooTable::with_capacity`]).
+pub trait Slot: Copy + FromZeros {
     /// The compact key.
     type Key: Copy + Eq;
     /// The slot value meaning "free".
@@ -47,7 +51,7 @@ pub trait Slot: Copy {
 }
 
 /// One cache line of slots.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, FromZeros)]
 #[repr(C, align(64))]
 pub struct Bucket<S> {
     slots: [S; SLOTS],
@@ -91,17 +95,18 @@ fn reduce(h: u32, n: u32) -> u32 {
 
 impl<S: Slot> CuckooTable<S> {
     /// A table for `capacity` keys; all memory is allocated here, never afterwards.
+    ///
+    /// The buckets are allocated zeroed (`calloc`: fresh, untouched pages for a big table),
+    /// so the caller may still advise the kernel to back them with huge pages before the
+    /// first insert touches them; see [`CuckooTable::memory_region`].
     pub fn with_capacity(capacity: usize) -> Self {
+        assert!(S::new_zeroed().is_empty(), "a zeroed slot must be empty");
         let slots = capacity.max(1) * 100 / MAX_LOAD_PERCENT + 1;
         let n = slots.div_ceil(SLOTS).clamp(2, u32::MAX as usize);
+        let buckets = <[Bucket<S>]>::new_box_zeroed_with_elems(n)
+            .unwrap_or_else(|_| panic!("cannot allocate {n} table buckets"));
         Self {
-            buckets: vec![
-                Bucket {
-                    slots: [S::EMPTY; SLOTS]
-                };
-                n
-            ]
-            .into_boxed_slice(),
+            buckets,
             len: 0,
             capacity,
             rng: 0x9e37_79b9_7f4a_7c15,
@@ -122,6 +127,15 @@ impl<S: Slot> CuckooTable<S> {
     /// True when no key is stored.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Address and length of the bucket array, for the `sys` crate to advise huge pages
+    /// (`madvise(MADV_HUGEPAGE)`) right after allocation; nothing here dereferences it.
+    pub fn memory_region(&self) -> (*const u8, usize) {
+        (
+            self.buckets.as_ptr().cast(),
+            core::mem::size_of_val(&*self.buckets),
+        )
     }
 
     /// The capacity the table was sized for.
@@ -345,7 +359,7 @@ impl<S: Slot> CuckooTable<S> {
 mod tests {
     use super::*;
 
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, FromZeros)]
     struct T {
         k: u64,
         v: u64,

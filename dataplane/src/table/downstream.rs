@@ -18,7 +18,7 @@ pub struct DownstreamKey {
 }
 
 /// One binding in 16 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, zerocopy::FromZeros)]
 #[repr(C)]
 pub struct DownstreamSlot {
     ipv4: u32,

@@ -216,6 +216,17 @@ impl Tables {
         self.ilm.set_prefetch(f);
     }
 
+    /// The large allocations (subscriber, downstream and ILM buckets) as (address, length),
+    /// for the `sys` crate to advise huge pages before the tables are filled; see
+    /// [`PreloadTables::build_with`].
+    pub fn memory_regions(&self) -> [(*const u8, usize); 3] {
+        [
+            self.subscribers.memory_region(),
+            self.downstream.memory_region(),
+            self.ilm.memory_region(),
+        ]
+    }
+
     /// Bytes held by all tables.
     pub fn memory_bytes(&self) -> usize {
         self.subscribers.memory_bytes()

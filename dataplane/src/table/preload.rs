@@ -241,7 +241,15 @@ impl PreloadTables {
 
     /// Builds one worker's tables; the first refused entry is an error.
     pub fn build(&self) -> Result<Tables, PreloadError> {
+        self.build_with(|_| {})
+    }
+
+    /// Like [`PreloadTables::build`], calling `prepare` on the empty tables before filling
+    /// them: the place to advise huge pages for [`Tables::memory_regions`] (still untouched)
+    /// or to set the prefetch hook.
+    pub fn build_with(&self, prepare: impl FnOnce(&mut Tables)) -> Result<Tables, PreloadError> {
         let mut t = Tables::new(self.limits);
+        prepare(&mut t);
         for (index, update) in self.updates().into_iter().enumerate() {
             t.apply(&update).map_err(|error| PreloadError {
                 index,

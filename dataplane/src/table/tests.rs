@@ -406,3 +406,24 @@ fn memory_per_bound_subscriber_is_within_budget() {
     let all = t.memory_bytes() as f64 / n as f64;
     assert!(all <= 64.0, "{all} B/subscriber with fixed tables");
 }
+
+#[test]
+fn build_with_prepares_the_empty_tables_before_filling() {
+    let p: PreloadTables = toml::from_str(PRELOAD).expect("toml");
+    let mut seen = None;
+    let t = p
+        .build_with(|t| seen = Some((t.subscribers.len(), t.memory_regions())))
+        .expect("build");
+    let (len, regions) = seen.expect("prepare ran");
+    assert_eq!(len, 0);
+    // The bucket arrays do not move when the tables do.
+    assert_eq!(regions, t.memory_regions());
+    for (ptr, bytes) in regions {
+        assert_eq!(ptr as usize % 64, 0, "buckets are cache-line aligned");
+        assert!(bytes >= 128 && bytes % 64 == 0);
+    }
+    assert_eq!(
+        regions[0].1 + core::mem::size_of::<SubscriberTable>(),
+        t.subscribers.memory_bytes()
+    );
+}
