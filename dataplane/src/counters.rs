@@ -105,7 +105,7 @@ impl DropReason {
 }
 
 /// A packet and byte count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PacketBytes {
     /// Packets.
     pub packets: u64,
@@ -254,6 +254,111 @@ impl Counters {
     }
 }
 
+/// One ISP's line of a [`CountersReport`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IspReport {
+    /// ISP id.
+    pub id: IspId,
+    /// ISP name from configuration (may be empty).
+    pub name: String,
+    /// See [`IspCounters::headend_up`].
+    pub headend_up: PacketBytes,
+    /// See [`IspCounters::headend_down`].
+    pub headend_down: PacketBytes,
+    /// See [`IspCounters::tailend_up`].
+    pub tailend_up: PacketBytes,
+    /// See [`IspCounters::tailend_down`].
+    pub tailend_down: PacketBytes,
+}
+
+/// Summed counters in a form for the control socket (serde) and the exit summary
+/// (`Display`, one `key=value` line per ISP and one for the rest).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CountersReport {
+    /// ISPs that are named or saw traffic, by id.
+    pub isps: Vec<IspReport>,
+    /// Every drop reason by name, zeros included, so the schema is fixed.
+    pub drops: std::collections::BTreeMap<String, u64>,
+    /// Frames handed to the slow path.
+    pub punts: u64,
+    /// ARP requests answered in the fast path.
+    pub arp_replies: u64,
+    /// Labels swapped.
+    pub transit: PacketBytes,
+    /// Table updates applied.
+    pub updates_applied: u64,
+    /// Table updates refused.
+    pub updates_refused: u64,
+}
+
+impl Counters {
+    /// The report of these counters; `names` gives ISP names by id.
+    pub fn report(&self, names: &[(IspId, &str)]) -> CountersReport {
+        let isps = self
+            .isps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let id = IspId::try_from(i).ok()?;
+                let name = names
+                    .iter()
+                    .find(|(n, _)| *n == id)
+                    .map(|(_, s)| s.to_string());
+                (name.is_some() || *c != IspCounters::default()).then(|| IspReport {
+                    id,
+                    name: name.unwrap_or_default(),
+                    headend_up: c.headend_up,
+                    headend_down: c.headend_down,
+                    tailend_up: c.tailend_up,
+                    tailend_down: c.tailend_down,
+                })
+            })
+            .collect();
+        CountersReport {
+            isps,
+            drops: self
+                .drops_by_reason()
+                .map(|(r, n)| (r.name().to_string(), n))
+                .collect(),
+            punts: self.punts,
+            arp_replies: self.arp_replies,
+            transit: self.transit,
+            updates_applied: self.updates_applied,
+            updates_refused: self.updates_refused,
+        }
+    }
+}
+
+impl core::fmt::Display for CountersReport {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for i in &self.isps {
+            writeln!(
+                f,
+                "isp id={} name={} headend_up_packets={} headend_up_bytes={} headend_down_packets={} headend_down_bytes={} tailend_up_packets={} tailend_up_bytes={} tailend_down_packets={} tailend_down_bytes={}",
+                i.id,
+                if i.name.is_empty() { "-" } else { &i.name },
+                i.headend_up.packets,
+                i.headend_up.bytes,
+                i.headend_down.packets,
+                i.headend_down.bytes,
+                i.tailend_up.packets,
+                i.tailend_up.bytes,
+                i.tailend_down.packets,
+                i.tailend_down.bytes,
+            )?;
+        }
+        write!(
+            f,
+            "node punts={} arp_replies={} transit_packets={} transit_bytes={} updates_applied={} updates_refused={}",
+            self.punts, self.arp_replies, self.transit.packets, self.transit.bytes, self.updates_applied, self.updates_refused
+        )?;
+        for (name, n) in &self.drops {
+            write!(f, " drop_{name}={n}")?;
+        }
+        writeln!(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +402,28 @@ mod tests {
         snap.copy_from(&b);
         assert_eq!(snap, b);
         assert_eq!(core::mem::size_of::<IspCounters>(), 64);
+    }
+
+    #[test]
+    fn report_lists_named_and_active_isps_and_every_drop() {
+        let mut c = Counters::new(4);
+        c.isp_mut(3).expect("isp").tailend_up.count(40);
+        c.drop(DropReason::UnknownLabel);
+        let r = c.report(&[(1, "red")]);
+        let ids: Vec<_> = r.isps.iter().map(|i| (i.id, i.name.as_str())).collect();
+        assert_eq!(ids, [(1, "red"), (3, "")]);
+        assert_eq!(r.drops.len(), DropReason::COUNT);
+        assert_eq!(r.drops["unknown_label"], 1);
+        let text = r.to_string();
+        assert!(
+            text.contains("isp id=3 name=- headend_up_packets=0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tailend_up_packets=1 tailend_up_bytes=40"),
+            "{text}"
+        );
+        assert!(text.contains(" drop_unknown_label=1"), "{text}");
+        assert_eq!(text.lines().count(), 3);
     }
 }

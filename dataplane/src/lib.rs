@@ -14,7 +14,7 @@ pub mod roles;
 pub mod table;
 pub mod wire;
 
-pub use counters::{Counters, DropReason};
+pub use counters::{Counters, CountersReport, DropReason};
 pub use frame::{Frame, VecFrame};
 pub use pipeline::{IoForward, MacSwap, Pipeline, Verdict};
 pub use roles::{Node, PortConfig, PortRole};

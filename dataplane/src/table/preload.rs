@@ -239,6 +239,11 @@ impl PreloadTables {
         out
     }
 
+    /// ISP names by id, for [`crate::Counters::report`].
+    pub fn isp_names(&self) -> Vec<(IspId, &str)> {
+        self.isps.iter().map(|i| (i.id, i.name.as_str())).collect()
+    }
+
     /// Builds one worker's tables; the first refused entry is an error.
     pub fn build(&self) -> Result<Tables, PreloadError> {
         self.build_with(|_| {})

@@ -317,6 +317,7 @@ fn preload_from_toml_builds_tables() {
     assert_eq!(p.limits.max_subscribers, 1000);
     assert_eq!(p.limits.max_labels, Limits::default().max_labels);
     let t = p.build().expect("build");
+    assert_eq!(p.isp_names(), [(1, "red")]);
     let isp = t.isps.get(1).expect("isp");
     assert_eq!(isp.gateway, Ipv4Addr::new(100, 64, 0, 1));
     assert_eq!(
