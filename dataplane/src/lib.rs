@@ -4,6 +4,39 @@
 //! - [`table`]: the tables workers read, changed only through [`table::TableUpdate`]s.
 //! - [`roles`]: headend, transit and tailend pipelines, combined per port by [`roles::Node`].
 //! - [`counters`]: per-worker counters, per ISP and per drop reason.
+//!
+//! # How a worker uses it
+//!
+//! One [`Node`] per worker, built from the configuration preload; one update queue per
+//! worker; between bursts the worker applies pending updates, and now and then copies its
+//! counters into a preallocated snapshot for the control side to sum.
+//!
+//! ```
+//! use ispmux_dataplane::table::{updates, Limits};
+//! use ispmux_dataplane::{Counters, Node, Pipeline, PortConfig, PortRole, PreloadTables, VecFrame, Verdict};
+//!
+//! let preload = PreloadTables { limits: Limits::default(), ..Default::default() };
+//! let ports = vec![
+//!     PortConfig { role: PortRole::Access, mac: "02:00:00:00:00:01".parse().unwrap(), mtu: 1500 },
+//!     PortConfig { role: PortRole::Core, mac: "02:00:00:00:00:02".parse().unwrap(), mtu: 1500 },
+//! ];
+//! // Slow path: one sender; each worker gets a receiver.
+//! let (mut tx, rx) = updates::channel(1, 65_536);
+//! // Worker, at start (sys may advise huge pages / set the prefetch hook in `build_with`):
+//! let mut node = Node::new(ports, preload.build_with(|_tables| {}).unwrap());
+//! let mut snapshot = Counters::new(preload.limits.max_isps);
+//! // Worker loop, per iteration:
+//! node.apply_updates(&rx[0], 256);
+//! let mut burst = [VecFrame::new(&[0u8; 60])]; // mbufs in the real worker
+//! let mut verdicts = [Verdict::Punt; 1];
+//! node.process(0, &mut burst, &mut verdicts);
+//! // Forward(port) → tx burst of that port; Punt → punt ring; Drop → free the mbuf.
+//! // A full tx queue or punt ring is the worker's own counted drop:
+//! // node.counters_mut().drop(DropReason::TxFull);
+//! snapshot.copy_from(node.counters());
+//! # assert_eq!(verdicts[0], Verdict::Drop(ispmux_dataplane::DropReason::NotIpv4));
+//! # let _ = &mut tx;
+//! ```
 
 #![forbid(unsafe_code)]
 
