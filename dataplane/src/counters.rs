@@ -161,9 +161,9 @@ pub struct Counters {
     pub arp_replies: u64,
     /// Labels swapped (transit), frame bytes.
     pub transit: PacketBytes,
-    /// Table updates applied.
+    /// Table writes replayed from the slow path's master copy.
     pub updates_applied: u64,
-    /// Table updates refused.
+    /// Table writes that did not fit this worker's layout (configuration error).
     pub updates_refused: u64,
 }
 
@@ -285,9 +285,9 @@ pub struct CountersReport {
     pub arp_replies: u64,
     /// Labels swapped.
     pub transit: PacketBytes,
-    /// Table updates applied.
+    /// Table writes replayed from the slow path's master copy.
     pub updates_applied: u64,
-    /// Table updates refused.
+    /// Table writes that did not fit this worker's layout (configuration error).
     pub updates_refused: u64,
 }
 

@@ -7,9 +7,10 @@
 //!
 //! # How a worker uses it
 //!
-//! One [`Node`] per worker, built from the configuration preload; one update queue per
-//! worker; between bursts the worker applies pending updates, and now and then copies its
-//! counters into a preallocated snapshot for the control side to sum.
+//! One [`Node`] per worker, built from the configuration preload; the slow path keeps the
+//! master copy and sends [`TableUpdate`]s; between bursts the worker replays pending writes,
+//! and now and then copies its counters into a preallocated snapshot for the control side
+//! to sum.
 //!
 //! ```
 //! use ispmux_dataplane::table::{updates, Limits};
@@ -20,10 +21,11 @@
 //!     PortConfig { role: PortRole::Access, mac: "02:00:00:00:00:01".parse().unwrap(), mtu: 1500 },
 //!     PortConfig { role: PortRole::Core, mac: "02:00:00:00:00:02".parse().unwrap(), mtu: 1500 },
 //! ];
-//! // Slow path: one sender; each worker gets a receiver.
-//! let (mut tx, rx) = updates::channel(1, 65_536);
+//! // Slow path: the master copy and one queue per worker.
+//! let (mut tx, rx) = updates::channel(preload.build().unwrap(), 1, 65_536);
 //! // Worker, at start (sys may advise huge pages / set the prefetch hook in `build_with`):
 //! let mut node = Node::new(ports, preload.build_with(|_tables| {}).unwrap());
+//! assert!(node.tables().same_layout(tx.tables()));
 //! let mut snapshot = Counters::new(preload.limits.max_isps);
 //! // Worker loop, per iteration:
 //! node.apply_updates(&rx[0], 256);

@@ -43,7 +43,7 @@ impl Node {
         self.tables.set_prefetch(f);
     }
 
-    /// Applies at most `max` pending table updates: call between bursts.
+    /// Replays at most `max` pending table writes from the slow path: call between bursts.
     pub fn apply_updates(&mut self, rx: &UpdateReceiver, max: usize) -> Drained {
         let d = rx.apply_pending(&mut self.tables, max);
         self.counters.updates_applied += d.applied;

@@ -786,7 +786,8 @@ fn tailend_counts_per_isp_both_ways() {
 #[test]
 fn updates_between_bursts_take_effect_on_the_next_burst() {
     let mut n = node();
-    let (mut tx, rx) = crate::table::updates::channel(1, 16);
+    let (mut tx, rx) = crate::table::updates::channel(preload().build().expect("master"), 1, 16);
+    assert!(n.tables().same_layout(tx.tables()));
     let frame = f(&[MAC_PORT0, MAC_D, "0800", IP_SPOOF]);
     assert_eq!(
         run(&mut n, 0, &frame).0,
@@ -812,7 +813,8 @@ fn updates_between_bursts_take_effect_on_the_next_burst() {
         run(&mut n, 0, &frame).0,
         Verdict::Drop(DropReason::UnknownMac)
     );
-    assert_eq!(n.counters().updates_applied, 2);
+    // Bind: downstream slot and subscriber slot; remove: downstream, subscriber, subscriber.
+    assert_eq!(n.counters().updates_applied, 5);
 }
 
 #[test]

@@ -78,6 +78,22 @@ pub struct CuckooTable<S: Slot> {
     capacity: usize,
     rng: u64,
     prefetch: Option<PrefetchFn>,
+    /// Slot writes recorded for replay on replicas (the slow path's master copy only).
+    journal: Option<Vec<SlotWrite<S>>>,
+}
+
+/// One physical slot write: replaying the writes of a table, in order, onto a replica with
+/// the same layout gives the same table. Every prefix of the writes of one insert is itself
+/// a consistent table (an entry being displaced is written to its new slot before its old
+/// slot is reused), so a replica may stop anywhere between bursts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotWrite<S> {
+    /// Bucket index.
+    pub bucket: u32,
+    /// Slot index in the bucket.
+    pub slot: u8,
+    /// The new content.
+    pub value: S,
 }
 
 /// Murmur3's 64-bit finalizer: cheap, and every input bit affects every output bit.
@@ -111,6 +127,7 @@ impl<S: Slot> CuckooTable<S> {
             capacity,
             rng: 0x9e37_79b9_7f4a_7c15,
             prefetch: None,
+            journal: None,
         }
     }
 
@@ -258,11 +275,76 @@ impl<S: Slot> CuckooTable<S> {
         None
     }
 
-    /// Mutable access to the slot holding `key`. The caller must not change the key.
-    pub fn get_mut(&mut self, key: &S::Key) -> Option<&mut S> {
-        let c = self.candidates(key);
-        let (b, i) = self.locate(key, c)?;
-        Some(&mut self.buckets[b].slots[i])
+    /// The only place slots change: keeps `len` and the journal.
+    fn write(&mut self, b: usize, i: usize, value: S) {
+        let Some(slot) = self.buckets.get_mut(b).and_then(|x| x.slots.get_mut(i)) else {
+            return;
+        };
+        match (slot.is_empty(), value.is_empty()) {
+            (true, false) => self.len += 1,
+            (false, true) => self.len -= 1,
+            _ => {}
+        }
+        *slot = value;
+        if let Some(j) = &mut self.journal {
+            j.push(SlotWrite {
+                bucket: b as u32,
+                slot: i as u8,
+                value,
+            });
+        }
+    }
+
+    /// Starts recording slot writes (slow path master copy; the journal allocates).
+    pub fn enable_journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// Moves the recorded writes into `out`, oldest first.
+    pub fn drain_journal(&mut self, mut out: impl FnMut(SlotWrite<S>)) {
+        if let Some(j) = &mut self.journal {
+            for w in j.drain(..) {
+                out(w);
+            }
+        }
+    }
+
+    /// Replays one recorded write on a replica; `false` when the position does not exist
+    /// (the replica's layout differs from the master's: a configuration error).
+    pub fn replay(&mut self, w: &SlotWrite<S>) -> bool {
+        let (b, i) = (w.bucket as usize, usize::from(w.slot));
+        if b >= self.buckets.len() || i >= SLOTS {
+            return false;
+        }
+        self.write(b, i, w.value);
+        true
+    }
+
+    /// True when `other` holds the same entries in the same slots, so it can replay this
+    /// table's journal.
+    pub fn same_layout(&self, other: &Self) -> bool
+    where
+        S: PartialEq,
+    {
+        self.buckets.len() == other.buckets.len()
+            && self
+                .buckets
+                .iter()
+                .zip(other.buckets.iter())
+                .all(|(a, b)| a.slots == b.slots)
+    }
+
+    /// Overwrites the slot holding `value`'s key in place; `false` when the key is absent.
+    pub fn replace(&mut self, value: S) -> bool {
+        let key = value.key();
+        let c = self.candidates(&key);
+        match self.locate(&key, c) {
+            Some((b, i)) => {
+                self.write(b, i, value);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Inserts `slot`, replacing (and returning) a slot with the same key.
@@ -270,14 +352,14 @@ impl<S: Slot> CuckooTable<S> {
         let key = slot.key();
         let c = self.candidates(&key);
         if let Some((b, i)) = self.locate(&key, c) {
-            let old = core::mem::replace(&mut self.buckets[b].slots[i], slot);
+            let old = self.buckets[b].slots[i];
+            self.write(b, i, slot);
             return Ok(Some(old));
         }
         if self.len >= self.capacity {
             return Err(TableFull);
         }
         self.place(slot, c)?;
-        self.len += 1;
         Ok(None)
     }
 
@@ -285,8 +367,9 @@ impl<S: Slot> CuckooTable<S> {
     pub fn remove(&mut self, key: &S::Key) -> Option<S> {
         let c = self.candidates(key);
         let (b, i) = self.locate(key, c)?;
-        self.len -= 1;
-        Some(core::mem::replace(&mut self.buckets[b].slots[i], S::EMPTY))
+        let old = self.buckets[b].slots[i];
+        self.write(b, i, S::EMPTY);
+        Some(old)
     }
 
     /// Every occupied slot, in bucket order.
@@ -314,7 +397,7 @@ impl<S: Slot> CuckooTable<S> {
     fn place(&mut self, slot: S, c: Candidates) -> Result<(), TableFull> {
         for b in [c.first as usize, c.second as usize] {
             if let Some(i) = self.free_slot(b) {
-                self.buckets[b].slots[i] = slot;
+                self.write(b, i, slot);
                 return Ok(());
             }
         }
@@ -343,10 +426,11 @@ impl<S: Slot> CuckooTable<S> {
             if let Some(e) = self.free_slot(alt) {
                 let mut to = (alt, e);
                 for &from in path[..depth].iter().rev() {
-                    self.buckets[to.0].slots[to.1] = self.buckets[from.0].slots[from.1];
+                    let moved = self.buckets[from.0].slots[from.1];
+                    self.write(to.0, to.1, moved);
                     to = from;
                 }
-                self.buckets[to.0].slots[to.1] = slot;
+                self.write(to.0, to.1, slot);
                 return Ok(());
             }
             cur = alt;
@@ -407,6 +491,64 @@ mod tests {
         assert_eq!(t.iter().count(), n);
     }
 
+    /// A replica replaying the master's journal after every update has the master's length
+    /// and contents throughout, and the same layout at the end.
+    #[test]
+    fn journal_replay_keeps_replicas_identical() {
+        let n = 20_000;
+        let mut master = CuckooTable::<T>::with_capacity(n);
+        let mut replica = master.clone();
+        master.enable_journal();
+        let mut log = Vec::new();
+        for k in 1..=n as u64 {
+            master.insert(T { k, v: k }).expect("room");
+            if k % 3 == 0 {
+                master.remove(&(k - 1));
+            }
+            master.drain_journal(|w| log.push(w));
+            for w in log.drain(..) {
+                assert!(replica.replay(&w));
+            }
+            assert_eq!(replica.len(), master.len());
+        }
+        assert!(replica.same_layout(&master));
+        for k in 1..=n as u64 {
+            assert_eq!(replica.get(&k).is_some(), master.get(&k).is_some());
+        }
+        assert!(!replica.replay(&SlotWrite {
+            bucket: u32::MAX,
+            slot: 0,
+            value: T { k: 1, v: 1 }
+        }));
+    }
+
+    /// Every prefix of the writes of an insert that displaces entries keeps all entries.
+    #[test]
+    fn displacement_prefixes_lose_nothing() {
+        let n = 4_000;
+        let mut master = CuckooTable::<T>::with_capacity(n);
+        let mut replica = master.clone();
+        master.enable_journal();
+        let mut keys = Vec::new();
+        for k in 1..=n as u64 {
+            master.insert(T { k, v: k }).expect("room");
+            let mut writes = Vec::new();
+            master.drain_journal(|w| writes.push(w));
+            for w in &writes {
+                assert!(replica.replay(w));
+                if writes.len() > 1 {
+                    for old in &keys {
+                        assert!(
+                            replica.get(old).is_some(),
+                            "key {old} lost mid-displacement"
+                        );
+                    }
+                }
+            }
+            keys.push(k);
+        }
+    }
+
     #[test]
     fn replace_remove_and_burst() {
         let mut t = CuckooTable::<T>::with_capacity(16);
@@ -423,9 +565,9 @@ mod tests {
         assert_eq!(t.remove(&5), Some(T { k: 5, v: 2 }));
         assert_eq!(t.remove(&5), None);
         assert_eq!(t.len(), 1);
-        if let Some(s) = t.get_mut(&6) {
-            s.v = 9;
-        }
+        assert!(t.replace(T { k: 6, v: 9 }));
+        assert!(!t.replace(T { k: 8, v: 9 }));
         assert_eq!(t.get(&6).map(|s| s.v), Some(9));
+        assert_eq!(t.len(), 1);
     }
 }

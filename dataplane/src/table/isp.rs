@@ -53,6 +53,8 @@ impl Default for IspEntry {
 #[derive(Clone, Debug)]
 pub struct IspTable {
     entries: Box<[IspEntry]>,
+    /// Writes recorded for replicas (master copy only), like the cuckoo tables' journal.
+    journal: Option<Vec<(IspId, IspEntry)>>,
 }
 
 impl IspTable {
@@ -60,6 +62,7 @@ impl IspTable {
     pub fn new(max_isps: usize) -> Self {
         Self {
             entries: vec![IspEntry::default(); max_isps].into_boxed_slice(),
+            journal: None,
         }
     }
 
@@ -69,9 +72,35 @@ impl IspTable {
         self.entries.get(usize::from(isp))
     }
 
-    /// Mutable entry of `isp`.
-    pub fn get_mut(&mut self, isp: IspId) -> Option<&mut IspEntry> {
-        self.entries.get_mut(usize::from(isp))
+    /// Sets the entry of `isp`; `false` when out of range.
+    pub fn set(&mut self, isp: IspId, entry: IspEntry) -> bool {
+        let Some(e) = self.entries.get_mut(usize::from(isp)) else {
+            return false;
+        };
+        *e = entry;
+        if let Some(j) = &mut self.journal {
+            j.push((isp, entry));
+        }
+        true
+    }
+
+    /// Starts recording writes (slow path master copy).
+    pub fn enable_journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// Moves the recorded writes into `out`, oldest first.
+    pub fn drain_journal(&mut self, mut out: impl FnMut(IspId, IspEntry)) {
+        if let Some(j) = &mut self.journal {
+            for (i, e) in j.drain(..) {
+                out(i, e);
+            }
+        }
+    }
+
+    /// True when both tables hold the same entries.
+    pub fn same_entries(&self, other: &Self) -> bool {
+        self.entries == other.entries
     }
 
     /// Number of ids the table holds.

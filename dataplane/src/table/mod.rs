@@ -1,29 +1,36 @@
 //! The tables the fast path reads, and the one way they change: [`TableUpdate`].
 //!
-//! # Live updates: per-worker replicas fed by single-producer queues
+//! # Live updates: per-worker replicas replaying the master's writes
 //!
 //! Every worker owns a complete copy of [`Tables`] and is its only reader and writer. The
-//! slow path never touches worker memory: it broadcasts each [`TableUpdate`] into one bounded
-//! lock-free queue per worker ([`updates::channel`]); each worker drains its queue between
-//! bursts ([`updates::UpdateReceiver::apply_pending`]) and applies the updates to its copy.
+//! slow path owns one more copy, the master. [`updates::UpdateSender::send`] applies a
+//! [`TableUpdate`] to the master (so refusals are known at once) and records the physical
+//! slot writes it made ([`TableOp`]); these are broadcast into one bounded lock-free queue
+//! per worker, and each worker replays them between bursts
+//! ([`updates::UpdateReceiver::apply_pending`]).
 //!
 //! Why replicas rather than one shared table under RCU/epochs:
-//! - Readers never block, lock or synchronise at all: the lookup is a plain read of memory
-//!   only this core writes, with no per-lookup epoch bookkeeping and no cache line bouncing
-//!   between cores on the hot buckets.
-//! - No allocation on either side after start-up: tables and queues are sized at start
-//!   ([`Limits`]), updates are small `Copy` values, an insert displaces in place.
+//! - Readers never block, lock or synchronise at all: a lookup is a plain read of memory
+//!   only this core writes, with no per-lookup epoch or version check and no cache-line
+//!   bouncing between cores. (A shared table would need per-bucket versions, which do not
+//!   fit a 64-byte bucket of four 16-byte slots, or 128-bit atomics, which stable Rust
+//!   lacks without `unsafe`.)
+//! - No allocation on a worker after start-up: tables and queues are sized at start
+//!   ([`Limits`]); a replayed write is a store into an existing slot.
+//! - Cheap for workers: the cuckoo search and the lookups of the old state (the cache
+//!   misses) happen once, on the slow path's core; a worker stores one to a few slots per
+//!   update. That is what keeps forwarding near full rate at 500 k updates/s.
 //! - Visibility is bounded by one burst plus the drain: a worker polls its queue every loop
-//!   iteration (a few microseconds), far inside the 1 ms bound; a busy worker applies at most
-//!   a fixed number of updates per iteration so forwarding keeps its rate.
-//! - Throughput: applying an update is one or two cuckoo operations (~100 ns), so one worker
-//!   absorbs well over 500 k updates/s while forwarding.
-//! - The cost is memory: one copy per worker. A subscriber costs under 40 bytes per copy
-//!   (subscriber plus downstream slot at 85 % load), inside the 64-byte budget.
+//!   iteration (microseconds), far inside the 1 ms bound, replaying at most a fixed number
+//!   of writes per iteration.
+//! - The cost is memory: one copy per worker plus the master. A subscriber costs under 40
+//!   bytes per copy (subscriber plus downstream slot at 85 % load), inside the 64-byte
+//!   budget.
 //!
-//! Updates are applied in order per worker; workers may be a few microseconds apart from
-//! each other, which is harmless because a subscriber's traffic is steered to one worker by
-//! RSS and the tables have no cross-entry invariants a reader could see half applied.
+//! Replay needs every copy to have the master's layout: build all of them from the same
+//! preload and limits (building is deterministic) and check with [`Tables::same_layout`].
+//! Every prefix of an update's writes is a consistent table, so a worker may stop replaying
+//! anywhere between bursts.
 
 pub mod cuckoo;
 pub mod downstream;
@@ -140,6 +147,27 @@ pub enum TableUpdate {
     },
 }
 
+/// One physical write of the master copy, replayed by workers: the unit the update queues
+/// carry. Small and `Copy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableOp {
+    /// A subscriber slot.
+    Subscriber(cuckoo::SlotWrite<SubscriberSlot>),
+    /// A downstream slot.
+    Downstream(cuckoo::SlotWrite<DownstreamSlot>),
+    /// An ILM slot.
+    Ilm(cuckoo::SlotWrite<IlmSlot>),
+    /// A hand-off slot.
+    Handoff(cuckoo::SlotWrite<handoff::HandoffSlot>),
+    /// An ISP entry.
+    Isp {
+        /// The ISP.
+        isp: IspId,
+        /// Its new entry.
+        entry: IspEntry,
+    },
+}
+
 /// Why an update was refused. Refused updates change nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TableError {
@@ -236,6 +264,52 @@ impl Tables {
             + self.handoffs.memory_bytes()
     }
 
+    /// Starts recording every write, for the slow path's master copy whose writes are
+    /// replayed on the workers' replicas ([`updates`]).
+    pub fn enable_journal(&mut self) {
+        self.subscribers.enable_journal();
+        self.downstream.enable_journal();
+        self.isps.enable_journal();
+        self.ilm.enable_journal();
+        self.handoffs.enable_journal();
+    }
+
+    /// Moves the recorded writes into `out` as [`TableOp`]s, table by table, oldest first.
+    pub fn drain_ops(&mut self, mut out: impl FnMut(TableOp)) {
+        self.subscribers
+            .drain_journal(|w| out(TableOp::Subscriber(w)));
+        self.downstream
+            .drain_journal(|w| out(TableOp::Downstream(w)));
+        self.isps
+            .drain_journal(|isp, entry| out(TableOp::Isp { isp, entry }));
+        self.ilm.drain_journal(|w| out(TableOp::Ilm(w)));
+        self.handoffs.drain_journal(|w| out(TableOp::Handoff(w)));
+    }
+
+    /// Replays one write of the master copy; `false` when it does not fit this replica's
+    /// layout (built from other limits or another preload: a configuration error).
+    #[inline]
+    pub fn apply_op(&mut self, op: &TableOp) -> bool {
+        match op {
+            TableOp::Subscriber(w) => self.subscribers.replay(w),
+            TableOp::Downstream(w) => self.downstream.replay(w),
+            TableOp::Ilm(w) => self.ilm.replay(w),
+            TableOp::Handoff(w) => self.handoffs.replay(w),
+            TableOp::Isp { isp, entry } => self.isps.set(*isp, *entry),
+        }
+    }
+
+    /// True when `other` has the same entries in the same slots: a replica must, to replay
+    /// this copy's writes. Compares every bucket (tens of milliseconds at millions of
+    /// subscribers): a start-up check.
+    pub fn same_layout(&self, other: &Tables) -> bool {
+        self.subscribers.same_layout(&other.subscribers)
+            && self.downstream.same_layout(&other.downstream)
+            && self.ilm.same_layout(&other.ilm)
+            && self.handoffs.same_layout(&other.handoffs)
+            && self.isps.same_entries(&other.isps)
+    }
+
     fn check_isp(&self, isp: IspId) -> Result<(), TableError> {
         if usize::from(isp) < self.isps.len() {
             Ok(())
@@ -265,18 +339,18 @@ impl Tables {
                 if let Some(f) = fec {
                     check_label(f.label)?;
                 }
-                let e = self.isps.get_mut(isp).ok_or(TableError::BadIsp(isp))?;
+                let mut e = *self.isps.get(isp).ok_or(TableError::BadIsp(isp))?;
                 match direction {
                     Direction::Upstream => e.upstream = fec,
                     Direction::Downstream => e.downstream = fec,
                 }
+                self.isps.set(isp, e);
                 Ok(())
             }
             TableUpdate::SetGateway { isp, addr } => {
-                self.isps
-                    .get_mut(isp)
-                    .ok_or(TableError::BadIsp(isp))?
-                    .gateway = addr;
+                let mut e = *self.isps.get(isp).ok_or(TableError::BadIsp(isp))?;
+                e.gateway = addr;
+                self.isps.set(isp, e);
                 Ok(())
             }
             TableUpdate::SetIlm { label, action } => {
@@ -366,9 +440,12 @@ impl Tables {
                 ipv4: s.ipv4_bits(),
             });
         }
-        if let Some(slot) = self.subscribers.get_mut(&k) {
-            *slot = SubscriberSlot::new(k, s.isp(), SubscriberState::Bound, addr);
-        }
+        self.subscribers.replace(SubscriberSlot::new(
+            k,
+            s.isp(),
+            SubscriberState::Bound,
+            addr,
+        ));
         Ok(())
     }
 
@@ -381,10 +458,12 @@ impl Tables {
                 isp: s.isp(),
                 ipv4: s.ipv4_bits(),
             });
-            if let Some(slot) = self.subscribers.get_mut(&k) {
-                *slot =
-                    SubscriberSlot::new(k, s.isp(), SubscriberState::Known, Ipv4Addr::UNSPECIFIED);
-            }
+            self.subscribers.replace(SubscriberSlot::new(
+                k,
+                s.isp(),
+                SubscriberState::Known,
+                Ipv4Addr::UNSPECIFIED,
+            ));
         }
         Ok(())
     }

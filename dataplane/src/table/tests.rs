@@ -1,4 +1,4 @@
-use super::updates::channel;
+use super::updates::{channel, Drained};
 use super::*;
 use crate::wire::MacAddr;
 
@@ -205,53 +205,73 @@ fn full_subscriber_table_is_refused() {
 }
 
 #[test]
-fn channel_broadcasts_all_or_nothing() {
-    let (mut tx, rx) = channel(2, 2);
+fn sender_refuses_at_the_master_and_workers_replay_its_writes() {
+    let (mut tx, rx) = channel(tables(), 2, 2);
     let mut w0 = tables();
     let mut w1 = tables();
+    assert!(w0.same_layout(tx.tables()));
+    // Refused at the master, synchronously: nothing reaches the workers.
+    assert_eq!(
+        tx.send(TableUpdate::Bind {
+            key: key(9, 0),
+            addr: a(1)
+        }),
+        Err(TableError::UnknownSubscriber)
+    );
+    assert_eq!(rx[0].pending(), 0);
     let u = |n| TableUpdate::AddSubscriber {
         key: key(n, 0),
         isp: 1,
     };
-    tx.send(u(1)).expect("room");
-    tx.send(u(2)).expect("room");
-    assert_eq!(tx.send(u(3)), Err(super::updates::QueueFull(u(3))));
-    let d = rx[0].apply_pending(&mut w0, 1);
-    assert_eq!(d.applied, 1);
-    // Worker 1 is still full, so nothing goes to worker 0 either.
-    assert!(tx.send(u(3)).is_err());
-    assert_eq!(rx[0].pending(), 1);
-    rx[1].apply_pending(&mut w1, 64);
-    tx.send(u(3)).expect("room now");
-    let bind = TableUpdate::Bind {
-        key: key(9, 0),
-        addr: a(1),
-    };
-    assert!(tx.send(bind).is_err(), "worker 0 holds two");
-    rx[0].apply_pending(&mut w0, 1);
-    tx.send(bind).expect("room");
-    let d = rx[0].apply_pending(&mut w0, 64);
+    tx.send(u(1)).expect("accepted");
+    tx.send(u(2)).expect("accepted");
+    tx.send(u(3)).expect("accepted");
+    // Queues hold two writes each; the third waits in the backlog.
+    assert_eq!((rx[0].pending(), rx[1].pending(), tx.backlog()), (2, 2, 1));
     assert_eq!(
-        (d.applied, d.refused, d.last_error),
-        (1, 1, Some(TableError::UnknownSubscriber))
+        rx[0].apply_pending(&mut w0, 64),
+        Drained {
+            applied: 2,
+            refused: 0
+        }
     );
+    assert_eq!(tx.flush(), 1, "worker 1 is still full: all or none");
+    rx[1].apply_pending(&mut w1, 1);
+    assert_eq!(tx.flush(), 0);
+    rx[0].apply_pending(&mut w0, 64);
     rx[1].apply_pending(&mut w1, 64);
     assert_eq!(w0.subscribers.len(), 3);
-    assert_eq!(w1.subscribers.len(), 3);
+    assert!(w0.same_layout(tx.tables()) && w1.same_layout(tx.tables()));
+    // A replica of another size cannot replay: counted, not applied.
+    let mut other = Tables::new(Limits {
+        max_subscribers: 1,
+        ..Limits::default()
+    });
+    let (mut tx2, rx2) = channel(tables(), 1, 64);
+    for n in 0..16 {
+        tx2.send(TableUpdate::AddSubscriber {
+            key: key(n, 0),
+            isp: 1,
+        })
+        .expect("accepted");
+    }
+    let d = rx2[0].apply_pending(&mut other, 64);
+    assert!(d.refused > 0, "{d:?}");
 }
 
 #[test]
 fn updates_reach_a_worker_thread_while_it_reads() {
-    let (mut tx, mut rx) = channel(1, 1024);
+    let l = Limits {
+        max_subscribers: 32_768,
+        max_isps: 2,
+        ..Limits::default()
+    };
+    let (mut tx, mut rx) = channel(Tables::new(l), 1, 1024);
     let rx = rx.pop().expect("one");
     let n = 20_000u32;
     let worker = std::thread::spawn(move || {
-        let mut t = Tables::new(Limits {
-            max_subscribers: 32_768,
-            max_isps: 2,
-            ..Limits::default()
-        });
-        while t.subscribers.len() < n as usize {
+        let mut t = Tables::new(l);
+        while t.downstream.len() < n as usize {
             rx.apply_pending(&mut t, 64);
         }
         t
@@ -263,19 +283,85 @@ fn updates_reach_a_worker_thread_while_it_reads() {
             inner_vid: 0,
             mac: MacAddr::from_u64(u64::from(i) + 1),
         };
-        let mut u = TableUpdate::AddSubscriber { key: k, isp: 1 };
-        loop {
-            match tx.send(u) {
-                Ok(()) => break,
-                Err(super::updates::QueueFull(back)) => {
-                    u = back;
-                    std::thread::yield_now();
-                }
-            }
+        tx.send(TableUpdate::AddSubscriber { key: k, isp: 1 })
+            .expect("add");
+        tx.send(TableUpdate::Bind {
+            key: k,
+            addr: Ipv4Addr::from(0x0a00_0000 + i),
+        })
+        .expect("bind");
+        while tx.backlog() > 4096 {
+            tx.flush();
+            std::thread::yield_now();
         }
+    }
+    while tx.flush() > 0 {
+        std::thread::yield_now();
     }
     let t = worker.join().expect("worker");
     assert_eq!(t.subscribers.len(), n as usize);
+    assert!(t.same_layout(tx.tables()));
+}
+
+mod replay {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn update() -> impl Strategy<Value = TableUpdate> {
+        let k = (0u8..24, 0u16..3).prop_map(|(n, v)| key(n, v));
+        let fec = (16u32..40, 0u16..3).prop_map(|(label, port)| Fec {
+            label,
+            tc: 1,
+            port,
+            next_hop: MacAddr([2, 0, 0, 0, 9, 9]),
+        });
+        prop_oneof![
+            (k.clone(), 0u16..5).prop_map(|(key, isp)| TableUpdate::AddSubscriber { key, isp }),
+            k.clone()
+                .prop_map(|key| TableUpdate::RemoveSubscriber { key }),
+            (k.clone(), 1u8..12).prop_map(|(key, n)| TableUpdate::Bind { key, addr: a(n) }),
+            k.prop_map(|key| TableUpdate::Unbind { key }),
+            (0u16..5, proptest::option::of(fec)).prop_map(|(isp, fec)| TableUpdate::SetFec {
+                isp,
+                direction: Direction::Upstream,
+                fec
+            }),
+            (16u32..30, proptest::option::of(0u16..5)).prop_map(|(label, isp)| {
+                TableUpdate::SetIlm {
+                    label,
+                    action: isp.map(|isp| IlmAction::PopDeliver { isp }),
+                }
+            }),
+            (0u16..3, 0u16..5, proptest::option::of(0u16..5))
+                .prop_map(|(port, vid, isp)| TableUpdate::SetHandoff { port, vid, isp }),
+        ]
+    }
+
+    proptest! {
+        /// Any sequence of updates, refused or not, replayed through the queues (drained at
+        /// random points), leaves the worker equal to the master and to tables that applied
+        /// the accepted updates directly.
+        #[test]
+        fn replicas_equal_the_master(updates in proptest::collection::vec((update(), 0usize..4), 1..120)) {
+            let l = Limits { max_subscribers: 16, max_isps: 4, max_labels: 8, max_handoffs: 4 };
+            let (mut tx, rx) = channel(Tables::new(l), 1, 8);
+            let mut worker = Tables::new(l);
+            let mut direct = Tables::new(l);
+            for (u, drain) in &updates {
+                let sent = tx.send(*u);
+                prop_assert_eq!(sent, direct.apply(u));
+                rx[0].apply_pending(&mut worker, *drain);
+                tx.flush();
+            }
+            while tx.flush() > 0 || rx[0].pending() > 0 {
+                rx[0].apply_pending(&mut worker, 64);
+            }
+            prop_assert!(worker.same_layout(tx.tables()));
+            prop_assert!(worker.same_layout(&direct));
+            prop_assert_eq!(worker.subscribers.len(), direct.subscribers.len());
+            prop_assert_eq!(worker.downstream.len(), direct.downstream.len());
+        }
+    }
 }
 
 const PRELOAD: &str = r#"
