@@ -92,6 +92,9 @@ pub struct SlotWrite<S> {
     pub bucket: u32,
     /// Slot index in the bucket.
     pub slot: u8,
+    /// Change of the table's length (+1 fills a free slot, −1 frees one), computed by the
+    /// master so a replica never has to read the slot it overwrites.
+    pub len_delta: i8,
     /// The new content.
     pub value: S,
 }
@@ -280,16 +283,18 @@ impl<S: Slot> CuckooTable<S> {
         let Some(slot) = self.buckets.get_mut(b).and_then(|x| x.slots.get_mut(i)) else {
             return;
         };
-        match (slot.is_empty(), value.is_empty()) {
-            (true, false) => self.len += 1,
-            (false, true) => self.len -= 1,
-            _ => {}
-        }
+        let len_delta = match (slot.is_empty(), value.is_empty()) {
+            (true, false) => 1,
+            (false, true) => -1,
+            _ => 0,
+        };
         *slot = value;
+        self.len = self.len.wrapping_add_signed(isize::from(len_delta));
         if let Some(j) = &mut self.journal {
             j.push(SlotWrite {
                 bucket: b as u32,
                 slot: i as u8,
+                len_delta,
                 value,
             });
         }
@@ -309,14 +314,20 @@ impl<S: Slot> CuckooTable<S> {
         }
     }
 
-    /// Replays one recorded write on a replica; `false` when the position does not exist
-    /// (the replica's layout differs from the master's: a configuration error).
+    /// Replays one recorded write on a replica: a store, without reading the slot (a load
+    /// miss would stall the worker; a store miss does not). `false` when the position does
+    /// not exist (the replica's layout differs from the master's: a configuration error).
+    #[inline]
     pub fn replay(&mut self, w: &SlotWrite<S>) -> bool {
-        let (b, i) = (w.bucket as usize, usize::from(w.slot));
-        if b >= self.buckets.len() || i >= SLOTS {
+        let Some(slot) = self
+            .buckets
+            .get_mut(w.bucket as usize)
+            .and_then(|x| x.slots.get_mut(usize::from(w.slot)))
+        else {
             return false;
-        }
-        self.write(b, i, w.value);
+        };
+        *slot = w.value;
+        self.len = self.len.wrapping_add_signed(isize::from(w.len_delta));
         true
     }
 
@@ -518,6 +529,7 @@ mod tests {
         assert!(!replica.replay(&SlotWrite {
             bucket: u32::MAX,
             slot: 0,
+            len_delta: 1,
             value: T { k: 1, v: 1 }
         }));
     }
