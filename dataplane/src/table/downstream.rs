@@ -18,7 +18,9 @@ pub struct DownstreamKey {
 }
 
 /// One binding in 16 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, zerocopy::FromZeros)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
+)]
 #[repr(C)]
 pub struct DownstreamSlot {
     ipv4: u32,

@@ -4,7 +4,9 @@ use super::cuckoo::{mix64, CuckooTable, Slot};
 use super::IspId;
 
 /// One hand-off attachment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, zerocopy::FromZeros)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
+)]
 #[repr(C)]
 pub struct HandoffSlot {
     /// Bit 31 occupied, port in bits 12..20, VID in bits 0..12.

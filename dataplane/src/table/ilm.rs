@@ -39,7 +39,9 @@ const KIND_HANDOFF: u32 = 2;
 const KIND_DELIVER: u32 = 3;
 
 /// One ILM entry in 16 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, zerocopy::FromZeros)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
+)]
 #[repr(C)]
 pub struct IlmSlot {
     /// Label in the low 20 bits, action kind in bits 24..28 (0 = empty slot).

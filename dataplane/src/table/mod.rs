@@ -38,6 +38,7 @@ pub mod handoff;
 pub mod ilm;
 pub mod isp;
 pub mod preload;
+pub mod ring;
 pub mod subscriber;
 pub mod updates;
 

@@ -94,7 +94,9 @@ pub enum SubscriberState {
 }
 
 /// One subscriber in 16 bytes: MAC 6, ISP and state 2, attachment 4, bound address 4.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, zerocopy::FromZeros)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
+)]
 #[repr(C)]
 pub struct SubscriberSlot {
     mac_lo: u32,

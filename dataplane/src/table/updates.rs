@@ -2,9 +2,11 @@
 //!
 //! The slow path owns a master copy of the tables. [`UpdateSender::send`] applies an update
 //! to it (refusals are reported right there, synchronously) and records the physical slot
-//! writes it made; those writes ([`TableOp`]s) are broadcast into one bounded lock-free
-//! queue per worker (crossbeam's `ArrayQueue`: preallocated ring, no lock or allocation on
-//! push or pop). A worker replays them between bursts ([`UpdateReceiver::apply_pending`]).
+//! writes it made; those writes ([`TableOp`]s, 32 bytes each) are broadcast into one
+//! single-producer single-consumer ring per worker ([`super::ring`]: preallocated, no lock,
+//! no allocation, no compare-and-swap). A worker replays them between bursts
+//! ([`UpdateReceiver::apply_pending`]); draining every few tens of microseconds rather than
+//! every burst lets one drain's cache misses overlap.
 //!
 //! Why replay writes rather than re-run the update on each worker: the cuckoo search, the
 //! lookups of the old state and their cache misses are paid once, on the slow path's core;
@@ -17,10 +19,15 @@
 //! Every prefix of an update's writes is a consistent table (see `cuckoo::SlotWrite`), so a
 //! worker may stop mid-update at its per-burst limit.
 
+use super::cuckoo::SlotWrite;
+use super::isp::{Fec, IspEntry};
+use super::ring::{Message, Ring};
 use super::{TableError, TableOp, TableUpdate, Tables};
-use crossbeam::queue::ArrayQueue;
+use crate::wire::MacAddr;
 use std::collections::VecDeque;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// The slow path's end: the master copy and the queues to every worker.
 ///
@@ -28,7 +35,7 @@ use std::sync::Arc;
 /// engines share it behind their own mutex (the slow path may lock; the workers never do).
 pub struct UpdateSender {
     master: Tables,
-    queues: Vec<Arc<ArrayQueue<TableOp>>>,
+    queues: Vec<Arc<Ring>>,
     /// Room known to be free in every queue. Reading a queue's length touches cache lines
     /// the worker writes, so it is re-read only when this runs out.
     room: usize,
@@ -38,7 +45,7 @@ pub struct UpdateSender {
 
 /// One worker's end.
 pub struct UpdateReceiver {
-    queue: Arc<ArrayQueue<TableOp>>,
+    queue: Arc<Ring>,
 }
 
 /// Queues for `workers` workers, each holding up to `depth` pending writes, fed from
@@ -49,9 +56,7 @@ pub fn channel(
     depth: usize,
 ) -> (UpdateSender, Vec<UpdateReceiver>) {
     master.enable_journal();
-    let queues: Vec<_> = (0..workers)
-        .map(|_| Arc::new(ArrayQueue::new(depth.max(1))))
-        .collect();
+    let queues: Vec<_> = (0..workers).map(|_| Arc::new(Ring::new(depth))).collect();
     let rx = queues
         .iter()
         .map(|q| UpdateReceiver {
@@ -71,7 +76,7 @@ impl UpdateSender {
     fn room(&self) -> usize {
         self.queues
             .iter()
-            .map(|q| q.capacity() - q.len())
+            .map(|q| q.room())
             .min()
             .unwrap_or(usize::MAX)
     }
@@ -98,9 +103,10 @@ impl UpdateSender {
                     break;
                 }
             }
+            let m = op.encode();
             for q in &self.queues {
-                // Cannot fail: this is the only producer and room was checked above.
-                let _ = q.push(op);
+                // This is the only producer and room was checked above.
+                q.push_known_room(&m);
             }
             self.room -= 1;
             self.backlog.pop_front();
@@ -140,19 +146,221 @@ impl UpdateReceiver {
     /// Never blocks or allocates; bounding `max` bounds the pause in forwarding.
     pub fn apply_pending(&self, tables: &mut Tables, max: usize) -> Drained {
         let mut d = Drained::default();
-        for _ in 0..max {
-            let Some(op) = self.queue.pop() else { break };
-            if tables.apply_op(&op) {
-                d.applied += 1;
-            } else {
-                d.refused += 1;
-            }
-        }
+        self.queue.pop_batch(max, |m| match TableOp::decode(m) {
+            Some(op) if tables.apply_op(&op) => d.applied += 1,
+            _ => d.refused += 1,
+        });
         d
     }
 
     /// Writes waiting.
     pub fn pending(&self) -> usize {
         self.queue.len()
+    }
+}
+
+const TAG_SUBSCRIBER: u64 = 1;
+const TAG_DOWNSTREAM: u64 = 2;
+const TAG_ILM: u64 = 3;
+const TAG_HANDOFF: u64 = 4;
+const TAG_ISP: u64 = 5;
+
+fn slot_words<S: IntoBytes + Immutable>(v: &S) -> [u64; 2] {
+    let mut b = [0u8; 16];
+    let src = v.as_bytes();
+    let n = src.len().min(16);
+    b[..n].copy_from_slice(&src[..n]);
+    let (lo, hi) = b.split_at(8);
+    [
+        u64::from_le_bytes(lo.try_into().unwrap_or_default()),
+        u64::from_le_bytes(hi.try_into().unwrap_or_default()),
+    ]
+}
+
+fn words_slot<S: FromBytes>(w: [u64; 2]) -> Option<S> {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&w[0].to_le_bytes());
+    b[8..].copy_from_slice(&w[1].to_le_bytes());
+    S::read_from_bytes(b.get(..core::mem::size_of::<S>())?).ok()
+}
+
+fn encode_write<S: IntoBytes + Immutable>(tag: u64, w: &SlotWrite<S>) -> Message {
+    let [a, b] = slot_words(&w.value);
+    let head = tag
+        | (u64::from(w.slot) << 8)
+        | (u64::from(w.len_delta as u8) << 16)
+        | (u64::from(w.bucket) << 32);
+    [head, a, b, 0]
+}
+
+fn decode_write<S: FromBytes>(m: &Message) -> Option<SlotWrite<S>> {
+    Some(SlotWrite {
+        bucket: (m[0] >> 32) as u32,
+        slot: (m[0] >> 8) as u8,
+        len_delta: (m[0] >> 16) as u8 as i8,
+        value: words_slot([m[1], m[2]])?,
+    })
+}
+
+fn fec_words(f: &Option<Fec>) -> (u64, u64) {
+    match f {
+        Some(f) => (
+            f.next_hop.to_u64() | (u64::from(f.port) << 48),
+            u64::from(f.label & 0xf_ffff) | (u64::from(f.tc & 7) << 20) | (1 << 23),
+        ),
+        None => (0, 0),
+    }
+}
+
+fn words_fec(addr: u64, label: u64) -> Option<Fec> {
+    (label & (1 << 23) != 0).then(|| Fec {
+        label: (label & 0xf_ffff) as u32,
+        tc: ((label >> 20) & 7) as u8,
+        port: (addr >> 48) as u16,
+        next_hop: MacAddr::from_u64(addr),
+    })
+}
+
+impl TableOp {
+    /// The op as a ring message: a tag and position word, then the slot's bytes (ISP
+    /// entries: gateway, both FECs' next hops and ports, both labels).
+    pub fn encode(&self) -> Message {
+        match self {
+            TableOp::Subscriber(w) => encode_write(TAG_SUBSCRIBER, w),
+            TableOp::Downstream(w) => encode_write(TAG_DOWNSTREAM, w),
+            TableOp::Ilm(w) => encode_write(TAG_ILM, w),
+            TableOp::Handoff(w) => encode_write(TAG_HANDOFF, w),
+            TableOp::Isp { isp, entry } => {
+                let (up_addr, up_label) = fec_words(&entry.upstream);
+                let (down_addr, down_label) = fec_words(&entry.downstream);
+                [
+                    TAG_ISP | (u64::from(*isp) << 8) | (u64::from(u32::from(entry.gateway)) << 32),
+                    up_addr,
+                    down_addr,
+                    up_label | (down_label << 32),
+                ]
+            }
+        }
+    }
+
+    /// The op of a ring message; `None` for a message no `encode` makes.
+    pub fn decode(m: &Message) -> Option<TableOp> {
+        Some(match m[0] & 0xff {
+            TAG_SUBSCRIBER => TableOp::Subscriber(decode_write(m)?),
+            TAG_DOWNSTREAM => TableOp::Downstream(decode_write(m)?),
+            TAG_ILM => TableOp::Ilm(decode_write(m)?),
+            TAG_HANDOFF => TableOp::Handoff(decode_write(m)?),
+            TAG_ISP => TableOp::Isp {
+                isp: (m[0] >> 8) as u16,
+                entry: IspEntry {
+                    upstream: words_fec(m[1], m[3] & 0xffff_ffff),
+                    downstream: words_fec(m[2], m[3] >> 32),
+                    gateway: Ipv4Addr::from((m[0] >> 32) as u32),
+                },
+            },
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::handoff::{handoff_key, HandoffSlot};
+    use crate::table::{
+        Attachment, DownstreamKey, DownstreamSlot, IlmAction, IlmSlot, SubscriberKey,
+        SubscriberSlot, SubscriberState,
+    };
+
+    #[test]
+    fn every_op_round_trips_through_a_message() {
+        let mac = MacAddr([2, 0xab, 0xcd, 0xef, 1, 2]);
+        let key = SubscriberKey {
+            port: 255,
+            outer_vid: 4095,
+            inner_vid: 1,
+            mac,
+        }
+        .pack()
+        .expect("key");
+        let at = Attachment::new(3, 4, 5).expect("at");
+        let fec = Fec {
+            label: 0xf_ffff,
+            tc: 7,
+            port: 0xffff,
+            next_hop: mac,
+        };
+        let ops = [
+            TableOp::Subscriber(SlotWrite {
+                bucket: u32::MAX,
+                slot: 3,
+                len_delta: -1,
+                value: SubscriberSlot::new(
+                    key,
+                    4095,
+                    SubscriberState::Bound,
+                    Ipv4Addr::new(1, 2, 3, 4),
+                ),
+            }),
+            TableOp::Downstream(SlotWrite {
+                bucket: 7,
+                slot: 0,
+                len_delta: 1,
+                value: DownstreamSlot::new(
+                    DownstreamKey {
+                        isp: 9,
+                        ipv4: 0xffff_ffff,
+                    },
+                    at,
+                    mac,
+                ),
+            }),
+            TableOp::Ilm(SlotWrite {
+                bucket: 1,
+                slot: 2,
+                len_delta: 0,
+                value: IlmSlot::new(
+                    99,
+                    IlmAction::PopHandoff {
+                        isp: 3,
+                        port: 4,
+                        vid: 5,
+                        router_mac: mac,
+                    },
+                ),
+            }),
+            TableOp::Handoff(SlotWrite {
+                bucket: 0,
+                slot: 1,
+                len_delta: 1,
+                value: HandoffSlot::new(handoff_key(2, 101).expect("k"), 6),
+            }),
+            TableOp::Isp {
+                isp: 4095,
+                entry: IspEntry {
+                    upstream: Some(fec),
+                    downstream: None,
+                    gateway: Ipv4Addr::new(100, 64, 0, 1),
+                },
+            },
+            TableOp::Isp {
+                isp: 0,
+                entry: IspEntry {
+                    upstream: None,
+                    downstream: Some(Fec {
+                        label: 16,
+                        tc: 0,
+                        port: 0,
+                        next_hop: MacAddr::ZERO,
+                    }),
+                    gateway: Ipv4Addr::UNSPECIFIED,
+                },
+            },
+        ];
+        for op in ops {
+            assert_eq!(TableOp::decode(&op.encode()), Some(op));
+        }
+        assert_eq!(TableOp::decode(&[0, 1, 2, 3]), None);
+        assert_eq!(TableOp::decode(&[99, 1, 2, 3]), None);
     }
 }
