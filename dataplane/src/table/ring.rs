@@ -150,7 +150,7 @@ mod tests {
     fn two_threads_see_every_message_in_order() {
         let r = Arc::new(Ring::new(64));
         let c = Arc::clone(&r);
-        let n = 200_000u64;
+        let n = 30_000u64;
         let consumer = std::thread::spawn(move || {
             let mut next = 0u64;
             while next < n {
