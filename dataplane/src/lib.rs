@@ -12,6 +12,20 @@
 //! and now and then copies its counters into a preallocated snapshot for the control side
 //! to sum.
 //!
+//! What the worker loop (in the DPDK layer) is expected to do:
+//! - build each worker's tables with [`PreloadTables::build_with`], advising huge pages on
+//!   [`Tables::memory_regions`] and setting the prefetch hook ([`Tables::set_prefetch`],
+//!   backed by `rte_prefetch0`) in the callback, before the tables are filled;
+//! - check [`Tables::same_layout`] against the slow path's master copy once at start;
+//! - receive burst N+1, call [`Pipeline::prefetch`] on it, then [`Pipeline::process`] on
+//!   burst N, so N+1's table misses overlap N's work;
+//! - gather frames by [`Verdict`]: per-port transmit bursts, the punt ring, free; count its
+//!   own drops (`TxFull`, `PuntRingFull`) with `node.counters_mut().drop(..)`;
+//! - every few tens of microseconds (not every burst: a drain's misses then overlap), call
+//!   [`Node::apply_updates`] with a generous maximum;
+//! - now and then [`Counters::copy_from`] into a preallocated snapshot for the control side,
+//!   which sums snapshots with [`Counters::sum`] and renders [`Counters::report`].
+//!
 //! ```
 //! use ispmux_dataplane::table::{updates, Limits};
 //! use ispmux_dataplane::{Counters, Node, Pipeline, PortConfig, PortRole, PreloadTables, VecFrame, Verdict};
