@@ -176,7 +176,7 @@ pub fn run<P: Pipeline>(
         // Publishing every round would cost more stores than io forwarding does per burst;
         // every 64th round (and before sleeping) keeps readers within microseconds.
         rounds = rounds.wrapping_add(1);
-        if rounds % 64 == 0 || got == 0 {
+        if rounds.is_multiple_of(64) || got == 0 {
             c.publish(stats);
         }
         if got == 0 {
