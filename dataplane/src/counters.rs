@@ -187,7 +187,12 @@ impl Counters {
         self.drops[r as usize] += 1;
     }
 
-    /// Drops under `r`.
+    /// Adds `n` drops under `r` (the worker loop's own reasons, published totals).
+    pub fn add_drops(&mut self, r: DropReason, n: u64) {
+        self.drops[r as usize] += n;
+    }
+
+    /// Drops counted for `r`.
     pub fn drops(&self, r: DropReason) -> u64 {
         self.drops[r as usize]
     }

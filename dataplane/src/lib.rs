@@ -58,11 +58,14 @@
 
 pub mod counters;
 pub mod frame;
+#[cfg(feature = "dpdk")]
 mod mbuf;
 pub mod pipeline;
 pub mod roles;
 pub mod table;
 pub mod wire;
+pub mod shared;
+#[cfg(feature = "dpdk")]
 pub mod worker;
 
 pub use counters::{Counters, CountersReport, DropReason};

@@ -101,12 +101,17 @@ impl Local {
 
 /// Polls until `stop` is set, then flushes and returns. Every frame received is either
 /// transmitted, punted or freed and counted: none leaks.
+///
+/// `maintain` runs between bursts every 64 rounds and on every idle round: the place to
+/// apply table updates and publish pipeline counters (well under a millisecond apart at
+/// any load).
 pub fn run<P: Pipeline>(
     pipeline: &mut P,
     io: WorkerIo,
     cfg: WorkerConfig,
     stats: &WorkerStats,
     stop: &AtomicBool,
+    maintain: &mut dyn FnMut(&mut P),
 ) {
     let WorkerIo {
         rx: mut rxqs,
@@ -178,6 +183,7 @@ pub fn run<P: Pipeline>(
         rounds = rounds.wrapping_add(1);
         if rounds.is_multiple_of(64) || got == 0 {
             c.publish(stats);
+            maintain(pipeline);
         }
         if got == 0 {
             empty_rounds += 1;
@@ -194,6 +200,7 @@ pub fn run<P: Pipeline>(
     }
     flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
     c.publish(stats);
+    maintain(pipeline);
 }
 
 #[inline]

@@ -166,7 +166,7 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
 }
 
 fn go<P: Pipeline>(p: &mut P, io: WorkerIo, wc: WorkerConfig, st: &WorkerStats, stop: &AtomicBool) {
-    worker::run(p, io, wc, st, stop);
+    worker::run(p, io, wc, st, stop, &mut |_| {});
 }
 
 fn start_ports(cfg: &Config, plan: &Plan, pool: &Arc<Mempool>) -> Result<Vec<Port>> {

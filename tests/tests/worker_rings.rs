@@ -133,7 +133,7 @@ fn start<P: Pipeline + 'static>(
         idle_polls: 64,
     };
     ispmux_sys::launch(1, move || {
-        worker::run(&mut p, io, cfg, &s, &st);
+        worker::run(&mut p, io, cfg, &s, &st, &mut |_| {});
         0
     })
     .expect("launch");
