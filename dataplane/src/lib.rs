@@ -60,6 +60,7 @@ pub mod counters;
 pub mod frame;
 pub mod pipeline;
 pub mod roles;
+pub mod synthetic;
 pub mod table;
 pub mod wire;
 
