@@ -26,12 +26,13 @@ pub struct Spec {
     pub qinq: bool,
 }
 
-/// Subscriber `i`: a locally administered unicast MAC scattered over the address space, an
-/// address 10.0.0.0/8 + i, QinQ VLANs from i when asked.
+/// Subscriber `i`: a distinct locally administered unicast MAC 02:00:…, the address
+/// 10.0.0.0 + i, QinQ VLANs from i when asked.
 pub fn subscriber(spec: &Spec, i: u32) -> SubscriberPreload {
-    let scattered = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 24;
-    let mac =
-        MacAddr::from_u64((scattered & 0x00fc_ffff_ffff) | 0x0200_0000_0000 | u64::from(i & 0xff));
+    // Multiplying by an odd constant and rotating are bijections on u32: distinct subscribers
+    // get distinct MACs, neighbours get unrelated ones.
+    let scattered = i.wrapping_mul(0x9e37_79b1).rotate_left(16);
+    let mac = MacAddr::from_u64(0x0200_0000_0000 | u64::from(scattered));
     let (vlan, inner_vlan) = if spec.qinq {
         ((1 + i % 4000) as u16, (1 + i / 4000 % 4000) as u16)
     } else {
@@ -219,6 +220,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn macs_are_distinct() {
+        let s = Spec {
+            subscribers: 200_000,
+            ..spec(false)
+        };
+        let mut macs: Vec<u64> = (0..s.subscribers)
+            .map(|i| subscriber(&s, i).mac.to_u64())
+            .collect();
+        macs.sort_unstable();
+        macs.dedup();
+        assert_eq!(macs.len(), 200_000);
+        assert!(macs.iter().all(|m| m >> 40 == 0x02));
     }
 
     #[test]
