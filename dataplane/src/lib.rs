@@ -62,6 +62,7 @@ pub mod frame;
 mod mbuf;
 pub mod pipeline;
 pub mod roles;
+pub mod synthetic;
 pub mod table;
 pub mod wire;
 pub mod shared;

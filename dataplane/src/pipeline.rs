@@ -27,7 +27,9 @@ pub trait Pipeline: Send {
 
     /// Starts loading the table entries a later [`Pipeline::process`] of these frames will
     /// read, without deciding anything: a worker that receives burst N+1 before processing
-    /// burst N calls this on N+1 so its cache misses overlap the work on N. Optional.
+    /// burst N calls this on N+1 so its cache misses overlap the work on N. Optional, and
+    /// worth it only with a real prefetch instruction behind the tables' hook (without one,
+    /// the fallback loads would wait here instead of in `process`).
     fn prefetch<F: Frame>(&self, _rx_port: u16, _frames: &[F]) {}
 }
 

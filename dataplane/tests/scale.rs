@@ -144,6 +144,44 @@ fn update_apply_rate_on_one_core() {
     assert!(rate >= 500_000.0);
 }
 
+/// What replaying costs a worker, without the cross-core queue transfer and without
+/// preemption noise from the producer thread: the master's writes are queued in chunks,
+/// and only the worker's drains are timed.
+#[test]
+#[ignore = "scale figure; run in release"]
+fn replay_cost_per_update_on_one_core() {
+    let n = 1_000_000u32;
+    let (mut tx, rx) = channel(Tables::new(limits(n as usize)), 1, 1 << 17);
+    let mut worker = Tables::new(limits(n as usize));
+    let mut busy = std::time::Duration::ZERO;
+    let mut ops = 0u64;
+    for i in 0..n {
+        tx.send(TableUpdate::AddSubscriber {
+            key: key(i),
+            isp: 1,
+        })
+        .expect("add");
+        tx.send(TableUpdate::Bind {
+            key: key(i),
+            addr: addr(i),
+        })
+        .expect("bind");
+        if rx[0].pending() > 60_000 || i + 1 == n {
+            let s = Instant::now();
+            ops += rx[0].apply_pending(&mut worker, usize::MAX).applied;
+            busy += s.elapsed();
+            tx.flush();
+        }
+    }
+    assert!(worker.same_layout(tx.tables()));
+    let per_update = busy.as_nanos() as f64 / (2.0 * f64::from(n));
+    println!(
+        "table-replay updates={} writes={ops} worker_cost={per_update:.0} ns/update ({:.1} % of a core at 500k/s)",
+        2 * n,
+        per_update * 500_000.0 / 1e7
+    );
+}
+
 /// A fixed buffer frame that can be reset to a template without allocating.
 struct BufFrame {
     buf: [u8; 192],

@@ -1,6 +1,7 @@
-//! Fuzzes header classification and every role of a node: `cargo fuzz run classify`
-//! (from `dataplane/`, nightly). Seeds: `corpus/classify`, replayed by the plain test
-//! `dataplane/tests/fuzz_corpus.rs` on stable.
+//! Fuzzes header classification and every role of a node. From `dataplane/`, on nightly:
+//! `cargo +nightly fuzz run classify /tmp/classify-corpus fuzz/corpus/classify` (new inputs
+//! go to the first directory, so the checked-in seeds stay as they are). The seeds are
+//! replayed on stable by the plain test `dataplane/tests/fuzz_corpus.rs`.
 
 #![no_main]
 

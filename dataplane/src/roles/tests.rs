@@ -886,3 +886,87 @@ fn prefetch_hook_covers_every_keyed_lookup() {
     // ILM twice (look-ahead and process), downstream once.
     assert_eq!(calls() - start, 12 + 2 + 2 + 2);
 }
+
+/// A node whose access and hand-off ports have a 1400-byte MTU.
+fn small_mtu_node() -> Node {
+    let mut n = node();
+    let mut ports = n.ports().to_vec();
+    for p in &mut ports {
+        if p.role != PortRole::Core {
+            p.mtu = 1400;
+        }
+    }
+    n = Node::new(ports, preload().build().expect("tables"));
+    n
+}
+
+#[test]
+fn pops_larger_than_the_output_mtu_are_dropped() {
+    // 8.8.8.8 → 100.64.0.10, total length 1500, TTL 63 (checksum computed outside this code).
+    let big = format!(
+        "{}{}",
+        "450005dc1c4640003f01a581080808086440000a",
+        "00".repeat(1480)
+    );
+    let mut n = small_mtu_node();
+    // Deliver to A (ISP 1's label 3001), whose access port takes 1400.
+    let frame = f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bb913c", &big]);
+    assert_eq!(
+        run(&mut n, 1, &frame).0,
+        Verdict::Drop(DropReason::Oversized)
+    );
+    // Hand off to ISP 1 (label 5001).
+    let frame = f(&[MAC_CORE, MAC_CORE_PEER, "8847", "0138953c", &big]);
+    assert_eq!(
+        run(&mut n, 1, &frame).0,
+        Verdict::Drop(DropReason::Oversized)
+    );
+    assert_eq!(n.counters().drops(DropReason::Oversized), 2);
+    // The same packets fit the default 1500.
+    let mut n = node();
+    assert_eq!(
+        run(
+            &mut n,
+            1,
+            &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bb913c", &big])
+        )
+        .0,
+        Verdict::Forward(0)
+    );
+}
+
+#[test]
+fn an_isp_without_a_fec_drops_as_no_fec() {
+    let mut n = node();
+    let (mut tx, rx) = crate::table::updates::channel(preload().build().expect("master"), 1, 16);
+    for direction in [
+        crate::table::Direction::Upstream,
+        crate::table::Direction::Downstream,
+    ] {
+        tx.send(TableUpdate::SetFec {
+            isp: 1,
+            direction,
+            fec: None,
+        })
+        .expect("accepted");
+    }
+    n.apply_updates(&rx[0], 64);
+    assert_eq!(
+        run(&mut n, 0, &f(&[MAC_PORT0, MAC_A, "0800", IP_A])).0,
+        Verdict::Drop(DropReason::NoFec)
+    );
+    assert_eq!(
+        run(
+            &mut n,
+            2,
+            &f(&["0200000000d2", "020000000e01", "8100 0065 0800", IP_DOWN_A])
+        )
+        .0,
+        Verdict::Drop(DropReason::NoFec)
+    );
+    // ISP 2 is untouched.
+    assert_eq!(
+        run(&mut n, 0, &f(&[MAC_PORT0, MAC_B, "8100 000a 0800", IP_B])).0,
+        Verdict::Forward(1)
+    );
+}

@@ -228,6 +228,22 @@ impl<S: Slot> CuckooTable<S> {
         }
     }
 
+    /// Prefetches buckets by index (for replaying writes: a store to a line already loaded
+    /// needs no read-for-ownership wait when the store commits).
+    #[inline]
+    pub fn prefetch_buckets(&self, buckets: impl Iterator<Item = u32>) {
+        let mut acc = 0u32;
+        for b in buckets {
+            if let Some(bucket) = self.buckets.get(b as usize) {
+                match self.prefetch {
+                    Some(f) => f((bucket as *const Bucket<S>).cast()),
+                    None => acc ^= bucket.slots[0].word(),
+                }
+            }
+        }
+        black_box(acc);
+    }
+
     /// Computes the candidates of a key and prefetches them: the first pass over a burst.
     #[inline(always)]
     pub fn prepare(&self, key: &S::Key) -> Candidates {

@@ -514,3 +514,18 @@ fn build_with_prepares_the_empty_tables_before_filling() {
         t.subscribers.memory_bytes()
     );
 }
+
+#[test]
+fn ends_can_move_to_their_threads() {
+    fn send<T: Send>() {}
+    send::<super::updates::UpdateSender>();
+    send::<super::updates::UpdateReceiver>();
+    send::<crate::Node>();
+    send::<crate::Counters>();
+    // Small enough to pass by value on the slow path.
+    assert!(
+        core::mem::size_of::<TableUpdate>() <= 32,
+        "{}",
+        core::mem::size_of::<TableUpdate>()
+    );
+}

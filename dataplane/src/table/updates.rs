@@ -145,11 +145,38 @@ impl UpdateReceiver {
     /// Replays at most `max` pending writes onto this worker's tables: call between bursts.
     /// Never blocks or allocates; bounding `max` bounds the pause in forwarding.
     pub fn apply_pending(&self, tables: &mut Tables, max: usize) -> Drained {
+        const BATCH: usize = 64;
         let mut d = Drained::default();
-        self.queue.pop_batch(max, |m| match TableOp::decode(m) {
-            Some(op) if tables.apply_op(&op) => d.applied += 1,
-            _ => d.refused += 1,
-        });
+        let mut batch = [TableOp::Isp {
+            isp: 0,
+            entry: IspEntry::default(),
+        }; BATCH];
+        let mut left = max;
+        while left > 0 {
+            // Decode a batch, prefetch the lines it stores to, then store.
+            let mut k = 0;
+            let got = self.queue.pop_batch(left.min(BATCH), |m| {
+                match (TableOp::decode(m), batch.get_mut(k)) {
+                    (Some(op), Some(slot)) => {
+                        *slot = op;
+                        k += 1;
+                    }
+                    _ => d.refused += 1,
+                }
+            });
+            if got == 0 {
+                break;
+            }
+            left -= got;
+            tables.prefetch_ops(&batch[..k]);
+            for op in &batch[..k] {
+                if tables.apply_op(op) {
+                    d.applied += 1;
+                } else {
+                    d.refused += 1;
+                }
+            }
+        }
         d
     }
 
