@@ -28,7 +28,7 @@ pub struct WorkerPlan {
 pub struct PortPlan {
     /// Receive queues.
     pub rx_queues: u16,
-    /// Transmit queues: one per worker, plus one for the slow path's inject path (the last).
+    /// Transmit queues: one per worker.
     pub tx_queues: u16,
 }
 
@@ -133,7 +133,7 @@ impl Config {
             .iter()
             .map(|p| PortPlan {
                 rx_queues: port_rx_queues(self, p),
-                tx_queues: nworkers + 1,
+                tx_queues: nworkers,
             })
             .collect();
         let workers = lcores

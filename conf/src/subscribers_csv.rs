@@ -44,11 +44,17 @@ pub fn parse_subscribers_csv(text: &str) -> Result<Vec<SubscriberPreload>, Probl
             return Err(bad(0, "expected port,vlan,mac,isp[,ipv4]"));
         }
         out.push(SubscriberPreload {
-            port: fields[0].parse().map_err(|_| bad(0, "port is not a number"))?,
-            vlan: fields[1].parse().map_err(|_| bad(1, "vlan is not a number"))?,
+            port: fields[0]
+                .parse()
+                .map_err(|_| bad(0, "port is not a number"))?,
+            vlan: fields[1]
+                .parse()
+                .map_err(|_| bad(1, "vlan is not a number"))?,
             inner_vlan: 0,
             mac: fields[2].parse().map_err(|_| bad(2, "not a MAC address"))?,
-            isp: fields[3].parse().map_err(|_| bad(3, "isp is not a number"))?,
+            isp: fields[3]
+                .parse()
+                .map_err(|_| bad(3, "isp is not a number"))?,
             ipv4: match fields.get(4) {
                 Some(a) if !a.is_empty() => {
                     Some(a.parse().map_err(|_| bad(4, "not an IPv4 address"))?)
@@ -73,7 +79,8 @@ mod tests {
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[0].ipv4, Some("198.18.1.10".parse().expect("ip")));
         assert_eq!((ok[1].vlan, ok[1].isp, ok[1].ipv4), (12, 2, None));
-        let e = parse_subscribers_csv("0,0,02:00:00:00:00:01,1\n0,0,zz:00,1\n").expect_err("bad mac");
+        let e =
+            parse_subscribers_csv("0,0,02:00:00:00:00:01,1\n0,0,zz:00,1\n").expect_err("bad mac");
         assert_eq!((e.line, e.column, e.key.as_str()), (2, 5, "mac"));
     }
 }

@@ -311,11 +311,22 @@ fn tables(cfg: &Config, out: &mut Vec<Issue>) {
         }
     }
     if cfg.dataplane.punt_ring < 64 || !cfg.dataplane.punt_ring.is_power_of_two() {
-        issue(out, "dataplane.punt_ring", "the punt ring needs a power of two of at least 64 slots");
+        issue(
+            out,
+            "dataplane.punt_ring",
+            "the punt ring needs a power of two of at least 64 slots",
+        );
     }
     // A table entry must name a configured port of the role it is used in.
     let mut port = |key: String, p: u16, want: PortRole| match cfg.ports.get(usize::from(p)) {
-        None => issue(out, key, format!("port {p} does not exist: there are {} [[port]] tables", cfg.ports.len())),
+        None => issue(
+            out,
+            key,
+            format!(
+                "port {p} does not exist: there are {} [[port]] tables",
+                cfg.ports.len()
+            ),
+        ),
         Some(c) if node && c.role.is_some_and(|r| r != want) => issue(
             out,
             key,
@@ -326,13 +337,25 @@ fn tables(cfg: &Config, out: &mut Vec<Issue>) {
     let t = &cfg.tables;
     for (i, isp) in t.isps.iter().enumerate() {
         if let Some(f) = &isp.upstream {
-            port(format!("tables.isps[{i}].upstream.port"), f.port, PortRole::Core);
+            port(
+                format!("tables.isps[{i}].upstream.port"),
+                f.port,
+                PortRole::Core,
+            );
         }
         if let Some(f) = &isp.downstream {
-            port(format!("tables.isps[{i}].downstream.port"), f.port, PortRole::Core);
+            port(
+                format!("tables.isps[{i}].downstream.port"),
+                f.port,
+                PortRole::Core,
+            );
         }
         for (j, h) in isp.handoff.iter().enumerate() {
-            port(format!("tables.isps[{i}].handoff[{j}].port"), h.port, PortRole::Handoff);
+            port(
+                format!("tables.isps[{i}].handoff[{j}].port"),
+                h.port,
+                PortRole::Handoff,
+            );
         }
     }
     for (i, e) in t.ilm.iter().enumerate() {
@@ -344,9 +367,12 @@ fn tables(cfg: &Config, out: &mut Vec<Issue>) {
         }
     }
     for (i, s) in t.subscribers.iter().enumerate() {
-        port(format!("tables.subscribers[{i}].port"), s.port, PortRole::Access);
+        port(
+            format!("tables.subscribers[{i}].port"),
+            s.port,
+            PortRole::Access,
+        );
     }
-    drop(port);
     // The tables' own checks (ids within limits, labels in range, capacity); cheap enough at
     // configuration sizes (large subscriber sets come from subscribers_csv).
     if t.subscribers.len() <= 100_000 {

@@ -62,10 +62,10 @@ pub mod frame;
 mod mbuf;
 pub mod pipeline;
 pub mod roles;
+pub mod shared;
 pub mod synthetic;
 pub mod table;
 pub mod wire;
-pub mod shared;
 #[cfg(feature = "dpdk")]
 pub mod worker;
 

@@ -123,6 +123,7 @@ fn start<P: Pipeline + 'static>(
             .map(|p| p.tx_queue(0).expect("txq"))
             .collect(),
         punt,
+        inject: None,
     };
     let stats = Arc::new(WorkerStats::default());
     let stop = Arc::new(AtomicBool::new(false));
