@@ -312,12 +312,15 @@ fn start_ports(cfg: &Config, plan: &Plan, pool: &Arc<Mempool>) -> Result<Vec<Por
             tx_desc: c.tx_desc,
             promiscuous: c.promiscuous,
             rss: true,
-            mtu: c.mtu,
         };
-        ports.push(
-            Port::start(id, &pc, pool.clone())
-                .with_context(|| format!("starting port {:?} ({})", c.name, c.device))?,
-        );
+        let port = Port::start(id, &pc, pool.clone())
+            .with_context(|| format!("starting port {:?} ({})", c.name, c.device))?;
+        if let Some(mtu) = c.mtu {
+            if let Err(e) = port.set_mtu(mtu) {
+                tracing::warn!(port = %c.name, mtu, error = %e, "the device keeps its MTU; the pipeline still sends up to this MTU");
+            }
+        }
+        ports.push(port);
     }
     Ok(ports)
 }

@@ -36,8 +36,6 @@ pub struct PortConfig {
     pub promiscuous: bool,
     /// Spread flows over the receive queues by hash (when there is more than one).
     pub rss: bool,
-    /// MTU to set, if any.
-    pub mtu: Option<u16>,
 }
 
 impl Default for PortConfig {
@@ -49,7 +47,6 @@ impl Default for PortConfig {
             tx_desc: 1024,
             promiscuous: true,
             rss: true,
-            mtu: None,
         }
     }
 }
@@ -196,12 +193,6 @@ impl Port {
                 ffi::rte_eth_tx_queue_setup(id, q, tx_desc, socket, std::ptr::null())
             })?;
         }
-        if let Some(mtu) = cfg.mtu {
-            // SAFETY: valid port.
-            check("rte_eth_dev_set_mtu", unsafe {
-                ffi::rte_eth_dev_set_mtu(id, mtu)
-            })?;
-        }
         // SAFETY: valid, configured port.
         check("rte_eth_dev_start", unsafe { ffi::rte_eth_dev_start(id) })?;
         if cfg.promiscuous {
@@ -334,6 +325,16 @@ impl Port {
             out.push((s, v.value));
         }
         Ok(out)
+    }
+
+    /// Sets the device MTU (some PMDs refuse, e.g. af_packet above 1500: the kernel
+    /// interface's MTU rules there).
+    pub fn set_mtu(&self, mtu: u16) -> Result<()> {
+        // SAFETY: valid port.
+        check("rte_eth_dev_set_mtu", unsafe {
+            ffi::rte_eth_dev_set_mtu(self.id, mtu)
+        })
+        .map(|_| ())
     }
 
     /// Clears the basic statistics.

@@ -28,6 +28,35 @@ pub fn terminate(child: std::process::Child) -> std::process::Output {
     child.wait_with_output().expect("wait for child")
 }
 
+/// A child process stopped with SIGTERM when dropped, so a failing test leaves no daemon
+/// behind.
+pub struct Daemon(Option<std::process::Child>);
+
+impl Daemon {
+    /// Guards `child`.
+    pub fn new(child: std::process::Child) -> Self {
+        Daemon(Some(child))
+    }
+
+    /// Stops the daemon and returns what it printed.
+    pub fn stop(mut self) -> std::process::Output {
+        terminate(self.0.take().expect("running"))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            let out = terminate(c);
+            eprintln!(
+                "--- daemon stdout:\n{}\n--- stderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
 /// A fresh temporary directory for one test, removed on drop.
 pub struct TempDir(pub PathBuf);
 

@@ -1,0 +1,415 @@
+//! Bandwidth sharing end to end (seed 003): three ispmux processes — headend, transit,
+//! tailend — on net_af_packet over veth pairs in network namespaces. Two subscribers of two
+//! ISPs ping and transfer over TCP to their ISP's server; tshark on the core links sees each
+//! ISP's label on each hop; per-ISP counters at headend and tailend agree; nothing leaks
+//! between the ISPs.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ispmux_tests::netns::{veth, End, Netns};
+use ispmux_tests::{ispmux_bin, Daemon, TempDir};
+
+const EAL: &str = r#"
+[eal]
+lcores = [0, 1]
+memory_mb = 256
+hugepages = "off"
+
+[dataplane]
+pipeline = "node"
+idle_sleep = "on"
+"#;
+
+fn port(name: &str, n: usize, role: &str, mtu: u16) -> String {
+    format!(
+        "[[port]]\nname = \"{name}\"\ndevice = \"net_af_packet{n},iface={name}\"\nrole = \"{role}\"\nmtu = {mtu}\n\n"
+    )
+}
+
+const HEADEND_TABLES: &str = r#"
+[tables.limits]
+max_subscribers = 1024
+max_isps = 4
+
+[[tables.isps]]
+id = 1
+name = "isp-a"
+gateway = "198.18.1.1"
+upstream = { label = 1001, port = 2, next_hop = "02:00:00:02:00:01" }
+
+[[tables.isps]]
+id = 2
+name = "isp-b"
+gateway = "198.18.2.1"
+upstream = { label = 1002, port = 2, next_hop = "02:00:00:02:00:01" }
+
+[[tables.ilm]]
+label = 4001
+action = { kind = "pop_deliver", isp = 1 }
+
+[[tables.ilm]]
+label = 4002
+action = { kind = "pop_deliver", isp = 2 }
+
+[[tables.subscribers]]
+port = 0
+mac = "02:00:00:aa:00:01"
+isp = 1
+ipv4 = "198.18.1.10"
+
+[[tables.subscribers]]
+port = 1
+mac = "02:00:00:bb:00:01"
+isp = 2
+ipv4 = "198.18.2.10"
+"#;
+
+const TRANSIT_TABLES: &str = r#"
+[[tables.ilm]]
+label = 1001
+action = { kind = "swap", out_label = 2001, port = 1, next_hop = "02:00:00:03:00:01" }
+
+[[tables.ilm]]
+label = 1002
+action = { kind = "swap", out_label = 2002, port = 1, next_hop = "02:00:00:03:00:01" }
+
+[[tables.ilm]]
+label = 3001
+action = { kind = "swap", out_label = 4001, port = 0, next_hop = "02:00:00:01:00:03" }
+
+[[tables.ilm]]
+label = 3002
+action = { kind = "swap", out_label = 4002, port = 0, next_hop = "02:00:00:01:00:03" }
+"#;
+
+const TAILEND_TABLES: &str = r#"
+[tables.limits]
+max_isps = 4
+
+[[tables.isps]]
+id = 1
+name = "isp-a"
+downstream = { label = 3001, port = 0, next_hop = "02:00:00:02:00:02" }
+handoff = [{ port = 1 }]
+
+[[tables.isps]]
+id = 2
+name = "isp-b"
+downstream = { label = 3002, port = 0, next_hop = "02:00:00:02:00:02" }
+handoff = [{ port = 2 }]
+
+[[tables.ilm]]
+label = 2001
+action = { kind = "pop_handoff", isp = 1, port = 1, router_mac = "02:00:00:0a:00:01" }
+
+[[tables.ilm]]
+label = 2002
+action = { kind = "pop_handoff", isp = 2, port = 2, router_mac = "02:00:00:0b:00:01" }
+"#;
+
+struct Topology {
+    sub_a: Netns,
+    sub_b: Netns,
+    head: Netns,
+    transit: Netns,
+    tail: Netns,
+    isp_a: Netns,
+    isp_b: Netns,
+}
+
+fn topology() -> Topology {
+    let t = Topology {
+        sub_a: Netns::new("sa"),
+        sub_b: Netns::new("sb"),
+        head: Netns::new("hd"),
+        transit: Netns::new("tr"),
+        tail: Netns::new("tl"),
+        isp_a: Netns::new("ia"),
+        isp_b: Netns::new("ib"),
+    };
+    let e = |ns, dev, mac| End { ns, dev, mac };
+    veth(
+        e(&t.sub_a, "eth0", "02:00:00:aa:00:01"),
+        e(&t.head, "acc0", "02:00:00:01:00:01"),
+    );
+    veth(
+        e(&t.sub_b, "eth0", "02:00:00:bb:00:01"),
+        e(&t.head, "acc1", "02:00:00:01:00:02"),
+    );
+    veth(
+        e(&t.head, "core0", "02:00:00:01:00:03"),
+        e(&t.transit, "c0", "02:00:00:02:00:01"),
+    );
+    veth(
+        e(&t.transit, "c1", "02:00:00:02:00:02"),
+        e(&t.tail, "core0", "02:00:00:03:00:01"),
+    );
+    veth(
+        e(&t.tail, "h0", "02:00:00:03:00:02"),
+        e(&t.isp_a, "eth0", "02:00:00:0a:00:01"),
+    );
+    veth(
+        e(&t.tail, "h1", "02:00:00:03:00:03"),
+        e(&t.isp_b, "eth0", "02:00:00:0b:00:01"),
+    );
+    // A label needs room: core links carry 1500-byte IPv4 plus the shim.
+    for (ns, dev) in [
+        (&t.head, "core0"),
+        (&t.transit, "c0"),
+        (&t.transit, "c1"),
+        (&t.tail, "core0"),
+    ] {
+        ns.ip(&["link", "set", dev, "mtu", "1600"]);
+    }
+    for (sub, isp, net, tail_mac) in [
+        (&t.sub_a, &t.isp_a, "198.18.1", "02:00:00:03:00:02"),
+        (&t.sub_b, &t.isp_b, "198.18.2", "02:00:00:03:00:03"),
+    ] {
+        sub.addr("eth0", &format!("{net}.10/24"));
+        sub.ip(&["route", "add", "default", "via", &format!("{net}.1")]);
+        // The ISP's server; .1 is the gateway address the headend answers for (proxy ARP).
+        isp.addr("eth0", &format!("{net}.2/24"));
+        // The ISP reaches its subscribers through the tailend's hand-off port.
+        isp.ip(&[
+            "neigh",
+            "add",
+            &format!("{net}.10"),
+            "lladdr",
+            tail_mac,
+            "dev",
+            "eth0",
+        ]);
+    }
+    t
+}
+
+fn start(ns: &Netns, dir: &TempDir, name: &str, conf: String) -> Daemon {
+    let f = dir.join(&format!("{name}.toml"));
+    std::fs::write(&f, conf).expect("write config");
+    let check = Command::new(ispmux_bin())
+        .args(["check", "-c"])
+        .arg(&f)
+        .output()
+        .expect("check");
+    assert!(
+        check.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    Daemon::new(
+        ns.command(ispmux_bin().to_str().expect("path"))
+            .args(["run", "-c"])
+            .arg(&f)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ispmux"),
+    )
+}
+
+fn ping(ns: &Netns, dst: &str, count: u32) -> Output {
+    ns.command("ping")
+        .args(["-c", &count.to_string(), "-i", "0.02", "-W", "1", dst])
+        .output()
+        .expect("ping")
+}
+
+/// The per-ISP JSON lines of an exit report, by ISP name.
+fn isp_counters(out: &str, name: &str) -> serde_json::Value {
+    out.lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no counters for {name} in:\n{out}"))
+}
+
+fn packets(v: &serde_json::Value, dir: &str) -> u64 {
+    v[dir]["packets"].as_u64().expect("packets")
+}
+
+#[test]
+fn two_isps_ride_their_labels_through_headend_transit_tailend() {
+    let t = topology();
+    let d = TempDir::new("mpls-chain");
+    let head = start(
+        &t.head,
+        &d,
+        "headend",
+        format!(
+            "{EAL}{}{}{}{HEADEND_TABLES}",
+            port("acc0", 0, "access", 1500),
+            port("acc1", 1, "access", 1500),
+            port("core0", 2, "core", 1600)
+        ),
+    );
+    let transit = start(
+        &t.transit,
+        &d,
+        "transit",
+        format!(
+            "{EAL}{}{}{TRANSIT_TABLES}",
+            port("c0", 0, "core", 1600),
+            port("c1", 1, "core", 1600)
+        ),
+    );
+    let tail = start(
+        &t.tail,
+        &d,
+        "tailend",
+        format!(
+            "{EAL}{}{}{}{TAILEND_TABLES}",
+            port("core0", 0, "core", 1600),
+            port("h0", 1, "handoff", 1500),
+            port("h1", 2, "handoff", 1500)
+        ),
+    );
+
+    // Labels on both core hops, captured while the traffic below runs. af_packet sends
+    // around the kernel's taps (qdisc bypass), so each end of a link sees only what it
+    // receives: capture both ends of each link.
+    let capture = |ns: &Netns, dev: &str, file: &str| {
+        Daemon::new(
+            ns.command("dumpcap")
+                .args(["-q", "-i", dev, "-w"])
+                .arg(d.join(file))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dumpcap"),
+        )
+    };
+    let caps = [
+        capture(&t.head, "core0", "hop1-head.pcap"),
+        capture(&t.transit, "c0", "hop1-transit.pcap"),
+        capture(&t.transit, "c1", "hop2-transit.pcap"),
+        capture(&t.tail, "core0", "hop2-tail.pcap"),
+    ];
+
+    // First ping: the nodes take a moment to start.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while !ping(&t.sub_a, "198.18.1.2", 1).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "subscriber A never reached ISP A"
+        );
+    }
+    while !ping(&t.sub_b, "198.18.2.2", 1).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "subscriber B never reached ISP B"
+        );
+    }
+    let a = ping(&t.sub_a, "198.18.1.2", 20);
+    assert!(
+        String::from_utf8_lossy(&a.stdout).contains("20 received"),
+        "{a:?}"
+    );
+    let b = ping(&t.sub_b, "198.18.2.2", 10);
+    assert!(
+        String::from_utf8_lossy(&b.stdout).contains("10 received"),
+        "{b:?}"
+    );
+    // Nothing leaks: A's subscriber cannot reach B's ISP, nor B's subscriber A's.
+    assert!(!ping(&t.sub_a, "198.18.2.2", 2).status.success());
+    assert!(!ping(&t.sub_b, "198.18.1.2", 2).status.success());
+
+    // A TCP transfer of 1 MiB from ISP A's server to subscriber A, checked byte for byte.
+    let server = t
+        .isp_a
+        .command("python3")
+        .args([
+            "-c",
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('198.18.1.2',5001))\ns.listen(1)\nc,_=s.accept()\n\
+             c.sendall(bytes(i%251 for i in range(1<<20)))\nc.close()",
+        ])
+        .spawn()
+        .expect("server");
+    std::thread::sleep(Duration::from_millis(300));
+    let client = t
+        .sub_a
+        .command("python3")
+        .args([
+            "-c",
+            "import socket\ns=socket.create_connection(('198.18.1.2',5001),timeout=10)\nb=b''\n\
+             while True:\n d=s.recv(65536)\n if not d: break\n b+=d\n\
+             assert b==bytes(i%251 for i in range(1<<20)), len(b)\nprint('ok',len(b))",
+        ])
+        .output()
+        .expect("client");
+    assert!(
+        String::from_utf8_lossy(&client.stdout).contains("ok 1048576"),
+        "{client:?}"
+    );
+    let _ = server.wait_with_output();
+
+    let head = head.stop();
+    let transit = transit.stop();
+    let tail = tail.stop();
+    for c in caps {
+        let _ = c.stop();
+    }
+    let (ho, to, lo) = (
+        String::from_utf8_lossy(&head.stdout).to_string(),
+        String::from_utf8_lossy(&transit.stdout).to_string(),
+        String::from_utf8_lossy(&tail.stdout).to_string(),
+    );
+    assert!(
+        head.status.success() && transit.status.success() && tail.status.success(),
+        "{ho}\n{to}\n{lo}"
+    );
+
+    // Per-ISP counters (claims 15-17): what the headend sent upstream for an ISP is what the
+    // tailend handed to it, and the reverse; B saw its pings only.
+    for isp in ["isp-a", "isp-b"] {
+        let (h, l) = (isp_counters(&ho, isp), isp_counters(&lo, isp));
+        assert_eq!(
+            h["headend_up"], l["tailend_up"],
+            "{isp} upstream:\n{ho}\n{lo}"
+        );
+        assert_eq!(
+            h["headend_down"], l["tailend_down"],
+            "{isp} downstream:\n{ho}\n{lo}"
+        );
+    }
+    let b_head = isp_counters(&ho, "isp-b");
+    // B's subscriber sent 1 + 10 answered echo requests, and 2 toward A's server that ride
+    // B's label into B's network (its ISP) and die there; A's 2 toward B's server likewise
+    // stay in A. Only B's 11 answers come back.
+    assert_eq!(packets(&b_head, "headend_up"), 13, "{ho}");
+    assert_eq!(packets(&b_head, "headend_down"), 11, "{ho}");
+    assert!(
+        packets(&isp_counters(&ho, "isp-a"), "headend_down") > 700,
+        "1 MiB in segments: {ho}"
+    );
+
+    // tshark: ISP A's labels on each hop, ISP B's too, and each hop only carries its own.
+    let labels = |files: &[&str]| -> Vec<u64> {
+        let mut v: Vec<u64> = Vec::new();
+        for file in files {
+            let out = Command::new("tshark")
+                .args(["-r"])
+                .arg(d.join(file))
+                .args(["-Y", "mpls", "-T", "fields", "-e", "mpls.label"])
+                .output()
+                .expect("tshark -r");
+            v.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter_map(|l| l.trim().parse::<u64>().ok()),
+            );
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    assert_eq!(
+        labels(&["hop1-head.pcap", "hop1-transit.pcap"]),
+        vec![1001, 1002, 4001, 4002]
+    );
+    assert_eq!(
+        labels(&["hop2-transit.pcap", "hop2-tail.pcap"]),
+        vec![2001, 2002, 3001, 3002]
+    );
+}
