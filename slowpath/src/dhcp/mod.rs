@@ -10,6 +10,8 @@
 pub mod codec;
 pub mod credential;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 mod mac;
 pub mod ratelimit;
 pub mod relay_info;
