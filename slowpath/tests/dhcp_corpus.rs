@@ -33,3 +33,15 @@ fn seeds_decode_as_intended() {
         Err(DecodeError::TruncatedOption { .. })
     ));
 }
+
+#[test]
+fn frame_seed_is_a_punted_discover() {
+    use ispmux_slowpath::dhcp::{frame, Message, MessageType};
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz-dhcp/corpus/dhcp_codec");
+    let raw = std::fs::read(dir.join("frame_vlan100_discover")).expect("seed");
+    let p = frame::parse_punt(&raw).expect("frame parses");
+    assert_eq!(p.vlan, 100);
+    let m = Message::decode(p.payload).expect("payload decodes");
+    assert_eq!(m.message_type(), Some(MessageType::Discover));
+    assert_eq!(m.client_mac(), Some(p.src_mac));
+}

@@ -4,9 +4,14 @@
 use super::codec::{code, Message};
 use super::{credential, relay_info};
 
+// The same bytes are also tried as a punted frame, so one corpus covers both parsers.
+
 /// Decodes `data`; anything that decodes must re-encode to something that decodes to the
 /// same message, and its option 82 and logon options must parse or fail cleanly.
 pub fn exercise(data: &[u8]) {
+    if let Ok(p) = super::frame::parse_punt(data) {
+        assert!(p.payload.len() <= data.len());
+    }
     let Ok(mut m) = Message::decode(data) else {
         return;
     };

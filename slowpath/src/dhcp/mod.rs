@@ -5,11 +5,13 @@
 //!   [`credential`]: the logon options 224/225.
 //! - [`engine`]: the sans-IO logon engine: frames and datagrams in, datagrams, replies,
 //!   binding changes and store writes out.
+//! - [`frame`]: Ethernet/802.1Q/IPv4/UDP around the message on the subscriber side.
 //! - [`transport`]: the ISP-side kernel UDP socket.
 
 pub mod codec;
 pub mod credential;
 pub mod engine;
+pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 mod mac;
