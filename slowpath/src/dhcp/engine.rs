@@ -554,10 +554,12 @@ impl<D: Directory> Engine<D> {
             return Ok(());
         }
         let key = (mac, msg.xid);
-        let tried = match self.pending.get(&key) {
-            // A client retransmission: keep going where failover had got to.
-            Some(p) if p.candidates == candidates => p.tried,
-            _ => 0,
+        let (tried, deadline) = match self.pending.get(&key) {
+            // A client retransmission: keep going where failover had got to, and keep the
+            // deadline, or a client retransmitting faster than the timeout would pin the
+            // transaction to a dead server forever.
+            Some(p) if p.candidates == candidates => (p.tried, p.deadline),
+            _ => (0, now + self.timeout),
         };
         if !self.pending.contains_key(&key) && self.pending.len() >= MAX_PENDING {
             return Err(DropReason::Overloaded);
@@ -573,7 +575,7 @@ impl<D: Directory> Engine<D> {
                 relayed: relayed.clone(),
                 candidates,
                 tried,
-                deadline: now + self.timeout,
+                deadline,
             },
         );
         self.send(target, relayed, out);

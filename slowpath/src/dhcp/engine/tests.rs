@@ -514,3 +514,19 @@ fn revoke_removes_the_binding() {
         ]
     );
 }
+
+#[test]
+fn client_retransmissions_do_not_postpone_failover() {
+    let mut e = engine();
+    let d = from_alice(&client(MessageType::Discover, 3));
+    to_server(&e.handle(t(0), sub_in(&d)));
+    // The client retransmits before the server timeout; still to the first server.
+    let (dst, _) = to_server(&e.handle(t(0) + Duration::from_millis(400), sub_in(&d)));
+    assert_eq!(dst.ip(), &S1);
+    // The original deadline stands: failover at 500 ms, not 900 ms.
+    let (dst, _) = to_server(&e.handle(t(0) + Duration::from_millis(500), Input::Tick));
+    assert_eq!(dst.ip(), &S2);
+    // Further retransmissions follow the failover.
+    let (dst, _) = to_server(&e.handle(t(0) + Duration::from_millis(600), sub_in(&d)));
+    assert_eq!(dst.ip(), &S2);
+}
