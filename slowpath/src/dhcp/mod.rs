@@ -7,6 +7,8 @@
 //!   binding changes and store writes out.
 //! - [`frame`]: Ethernet/802.1Q/IPv4/UDP around the message on the subscriber side.
 //! - [`transport`]: the ISP-side kernel UDP socket.
+//! - [`service`]: the engine wired to frames, the socket and the registry (what the
+//!   slow-path thread calls).
 
 pub mod codec;
 pub mod credential;
@@ -17,6 +19,7 @@ pub mod fuzzing;
 mod mac;
 pub mod ratelimit;
 pub mod relay_info;
+pub mod service;
 pub mod transport;
 
 pub use codec::{DecodeError, Message, MessageType};

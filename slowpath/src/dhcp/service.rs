@@ -1,0 +1,300 @@
+//! The logon engine wired to its surroundings: punted frames in, the ISP-side socket, the
+//! registry as store, and frames to inject plus binding changes out. What the slow-path
+//! thread calls; the DPDK punt/inject rings and the table-update mechanism stay outside.
+//!
+//! Outputs are applied in the engine's order, and a failed store write stops the rest of that
+//! batch: nothing is installed in the fast path or acknowledged to the subscriber unless the
+//! store has it first.
+
+use std::io;
+use std::net::SocketAddrV4;
+use std::time::SystemTime;
+
+use ispmux_conf::dhcp::DhcpConfig;
+
+use super::engine::{BindingChange, Engine, Input, Output};
+use super::frame;
+use super::transport::IspSocket;
+use super::MacAddr;
+use crate::registry::{Registry, RegistryError};
+
+/// A frame for the inject path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inject {
+    /// Access port to send on.
+    pub port: u16,
+    /// The Ethernet frame.
+    pub frame: Vec<u8>,
+}
+
+/// What the caller must carry out after a call.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Effects {
+    /// Frames to inject towards subscribers.
+    pub inject: Vec<Inject>,
+    /// Changes for the fast-path tables (already durable in the store).
+    pub bindings: Vec<BindingChange>,
+}
+
+/// Failures around the engine, counted.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceCounters {
+    /// Punted frames that were not DHCP to port 67.
+    pub bad_frames: u64,
+    /// Store writes that failed (the rest of their batch was dropped).
+    pub store_errors: u64,
+    /// Datagrams the socket refused to send.
+    pub send_errors: u64,
+}
+
+/// The logon service.
+pub struct LogonService {
+    engine: Engine<Registry>,
+    sock: IspSocket,
+    gateway_mac: MacAddr,
+    counters: ServiceCounters,
+}
+
+/// Starting the service failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Binding the ISP-side socket failed.
+    #[error("binding the ISP-side DHCP socket: {0}")]
+    Bind(#[from] io::Error),
+    /// Reading bindings from the registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl LogonService {
+    /// Binds `relay_address`:67, reloads the bindings in the registry and returns the
+    /// installs for the fast path (claim: bindings survive a restart).
+    pub fn start(
+        cfg: &DhcpConfig,
+        registry: Registry,
+        gateway_mac: MacAddr,
+        now: SystemTime,
+    ) -> Result<(LogonService, Effects), StartError> {
+        let sock = IspSocket::bind(cfg.relay_address)?;
+        Self::with_socket(cfg, registry, gateway_mac, sock, now)
+    }
+
+    /// As [`LogonService::start`] with a socket already bound.
+    pub fn with_socket(
+        cfg: &DhcpConfig,
+        registry: Registry,
+        gateway_mac: MacAddr,
+        sock: IspSocket,
+        now: SystemTime,
+    ) -> Result<(LogonService, Effects), StartError> {
+        let stored = registry.bindings()?;
+        let mut engine = Engine::new(cfg, registry);
+        let outs = engine.restore(now, stored);
+        let mut svc = LogonService {
+            engine,
+            sock,
+            gateway_mac,
+            counters: ServiceCounters::default(),
+        };
+        let fx = svc.apply(outs);
+        Ok((svc, fx))
+    }
+
+    /// A frame from the punt ring that arrived on access `port`.
+    pub fn punt(&mut self, now: SystemTime, port: u16, frame: &[u8]) -> Effects {
+        let Ok(p) = frame::parse_punt(frame) else {
+            self.counters.bad_frames += 1;
+            return Effects::default();
+        };
+        let outs = self.engine.handle(
+            now,
+            Input::FromSubscriber {
+                port,
+                vlan: p.vlan,
+                src_mac: p.src_mac,
+                payload: p.payload,
+            },
+        );
+        self.apply(outs)
+    }
+
+    /// Drains the ISP-side socket (call when it is readable).
+    pub fn poll_isp(&mut self, now: SystemTime) -> io::Result<Effects> {
+        let mut fx = Effects::default();
+        while let Some((src, payload)) = self.sock.recv()? {
+            let payload = payload.to_vec();
+            let outs = self.engine.handle(
+                now,
+                Input::FromServer {
+                    src,
+                    payload: &payload,
+                },
+            );
+            let more = self.apply(outs);
+            fx.inject.extend(more.inject);
+            fx.bindings.extend(more.bindings);
+        }
+        Ok(fx)
+    }
+
+    /// Timer: call at or after [`LogonService::next_deadline`].
+    pub fn tick(&mut self, now: SystemTime) -> Effects {
+        let outs = self.engine.handle(now, Input::Tick);
+        self.apply(outs)
+    }
+
+    /// The control side removed or suspended a subscriber.
+    pub fn revoke(&mut self, now: SystemTime, mac: MacAddr) -> Effects {
+        let outs = self.engine.handle(now, Input::Revoke { mac });
+        self.apply(outs)
+    }
+
+    /// When [`LogonService::tick`] is next needed.
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        self.engine.next_deadline()
+    }
+
+    /// The ISP-side socket, to register with a `mio::Poll`.
+    pub fn socket(&mut self) -> &mut mio::net::UdpSocket {
+        self.sock.source()
+    }
+
+    /// The engine (counters, bindings).
+    pub fn engine(&self) -> &Engine<Registry> {
+        &self.engine
+    }
+
+    /// The registry (CLI-style reads in tests and the control socket).
+    pub fn registry(&mut self) -> &mut Registry {
+        self.engine.directory_mut()
+    }
+
+    /// Failures around the engine.
+    pub fn counters(&self) -> &ServiceCounters {
+        &self.counters
+    }
+
+    fn send(&mut self, dst: SocketAddrV4, payload: &[u8]) {
+        if let Err(e) = self.sock.send(dst, payload) {
+            self.counters.send_errors += 1;
+            tracing::warn!(%dst, error = %e, "dhcp: send to ISP server failed");
+        }
+    }
+
+    fn apply(&mut self, outs: Vec<Output>) -> Effects {
+        let mut fx = Effects::default();
+        for o in outs {
+            match o {
+                Output::Store(w) => {
+                    if let Err(e) = self.engine.directory_mut().apply(&w) {
+                        self.counters.store_errors += 1;
+                        tracing::error!(error = %e, write = ?w, "dhcp: store write failed");
+                        break;
+                    }
+                }
+                Output::Binding(c) => fx.bindings.push(c),
+                Output::ToServer { dst, payload } => self.send(dst, &payload),
+                Output::ToSubscriber(r) => fx.inject.push(Inject {
+                    port: r.port,
+                    frame: frame::build_reply(self.gateway_mac, &r),
+                }),
+            }
+        }
+        fx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use ispmux_conf::dhcp::{IspDhcpConfig, RateLimitConfig};
+
+    use super::*;
+    use crate::dhcp::engine::{Reply, StoreWrite};
+    use crate::dhcp::{Message, MessageType};
+    use crate::registry::Binding;
+
+    fn svc() -> LogonService {
+        let cfg = DhcpConfig {
+            relay_address: Ipv4Addr::LOCALHOST,
+            server_identifier: Ipv4Addr::new(198, 18, 64, 1),
+            require_credential: false,
+            server_timeout_ms: 100,
+            rate_limit: RateLimitConfig::default(),
+            isps: vec![IspDhcpConfig {
+                name: "isp-a".into(),
+                servers: vec![Ipv4Addr::new(127, 0, 0, 2)],
+                link_selection: None,
+            }],
+        };
+        let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
+        let reg = Registry::open_in_memory().expect("registry");
+        let (s, fx) =
+            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, UNIX_EPOCH)
+                .expect("start");
+        assert_eq!(fx, Effects::default());
+        s
+    }
+
+    #[test]
+    fn punted_frame_from_unknown_mac_is_refused_in_the_store() {
+        let mut s = svc();
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        let m = Message::new_request(mac, 1, MessageType::Discover);
+        let f = frame::build_udp(
+            MacAddr::BROADCAST,
+            mac,
+            100,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            68,
+            67,
+            &m.encode(),
+        );
+        let fx = s.punt(UNIX_EPOCH, 4, &f);
+        assert_eq!(fx, Effects::default());
+        let r = s.registry().refusals(5).expect("refusals");
+        assert_eq!((r.len(), r[0].mac), (1, mac));
+        assert_eq!(s.punt(UNIX_EPOCH, 4, &f[..20]), Effects::default());
+        assert_eq!(s.counters().bad_frames, 1);
+    }
+
+    #[test]
+    fn a_failed_store_write_stops_install_and_reply() {
+        let mut s = svc();
+        // The binding's subscriber is not registered: the foreign key refuses the write.
+        let b = Binding {
+            mac: MacAddr([2, 0, 0, 0, 0, 9]),
+            isp: "isp-a".into(),
+            ipv4: Ipv4Addr::new(198, 18, 100, 5),
+            expires: UNIX_EPOCH + Duration::from_secs(600),
+            server: Ipv4Addr::new(127, 0, 0, 2),
+            port: 1,
+            vlan: 0,
+        };
+        let reply = Reply {
+            port: 1,
+            vlan: 0,
+            dst_mac: b.mac,
+            dst_ip: b.ipv4,
+            src_ip: Ipv4Addr::new(198, 18, 64, 1),
+            broadcast: false,
+            payload: vec![0; 300],
+        };
+        let fx = s.apply(vec![
+            Output::Store(StoreWrite::UpsertBinding(b.clone())),
+            Output::Binding(BindingChange::Install(b)),
+            Output::ToSubscriber(reply.clone()),
+        ]);
+        assert_eq!(fx, Effects::default());
+        assert_eq!(s.counters().store_errors, 1);
+        let fx = s.apply(vec![Output::ToSubscriber(reply)]);
+        assert_eq!(
+            fx.inject.len(),
+            1,
+            "without a store write the reply goes out"
+        );
+    }
+}
