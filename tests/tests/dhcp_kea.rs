@@ -32,6 +32,7 @@ const KEA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const DEAD: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 9);
 const GW_ID: Ipv4Addr = Ipv4Addr::new(198, 18, 64, 1);
 const RESERVED: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 42);
+const RESERVED_UNTAGGED: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 43);
 const ALICE: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x01]);
 const PORT: u16 = 3;
 const VLAN: u16 = 100;
@@ -50,6 +51,7 @@ fn sh(args: &[&str]) {
 struct Net {
     gw: String,
     isp: String,
+    sub: Option<String>,
     dir: PathBuf,
     kea: Option<Child>,
 }
@@ -68,6 +70,7 @@ impl Net {
         let net = Net {
             gw: gw.clone(),
             isp: isp.clone(),
+            sub: None,
             dir,
             kea: None,
         };
@@ -93,6 +96,37 @@ impl Net {
         nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
     }
 
+    /// A subscriber namespace whose `sub0` (MAC = ALICE) is wired to `acc0` in the
+    /// gateway's namespace: the access link.
+    fn add_subscriber(&mut self) -> String {
+        let id = &self.gw["ispmux-dg-".len()..];
+        let sub = format!("ispmux-ds-{id}");
+        let (va, vs) = (format!("da{id}"), format!("ds{id}"));
+        sh(&["ip", "netns", "add", &sub]);
+        sh(&[
+            "ip", "link", "add", &va, "type", "veth", "peer", "name", &vs,
+        ]);
+        sh(&["ip", "link", "set", &va, "netns", &self.gw]);
+        sh(&["ip", "link", "set", &vs, "netns", &sub]);
+        sh(&["ip", "-n", &self.gw, "link", "set", &va, "name", "acc0"]);
+        sh(&["ip", "-n", &sub, "link", "set", &vs, "name", "sub0"]);
+        sh(&[
+            "ip",
+            "-n",
+            &sub,
+            "link",
+            "set",
+            "sub0",
+            "address",
+            &ALICE.to_string(),
+        ]);
+        sh(&["ip", "-n", &self.gw, "link", "set", "acc0", "up"]);
+        sh(&["ip", "-n", &sub, "link", "set", "sub0", "up"]);
+        sh(&["ip", "-n", &sub, "link", "set", "lo", "up"]);
+        self.sub = Some(sub.clone());
+        sub
+    }
+
     fn start_kea(&mut self) {
         let dev = format!("di{}", &self.isp["ispmux-di-".len()..]);
         let cfg = serde_json::json!({ "Dhcp4": {
@@ -116,7 +150,10 @@ impl Net {
                 "id": 1,
                 "subnet": "198.18.100.0/24",
                 "pools": [{ "pool": "198.18.100.100 - 198.18.100.200" }],
-                "reservations": [{ "circuit-id": "'3:100'", "ip-address": RESERVED.to_string() }]
+                "reservations": [
+                    { "circuit-id": "'3:100'", "ip-address": RESERVED.to_string() },
+                    { "circuit-id": "'3:0'", "ip-address": RESERVED_UNTAGGED.to_string() }
+                ]
             }],
             "loggers": [{ "name": "kea-dhcp4", "severity": "INFO",
                           "output_options": [{ "output": self.dir.join("kea.log") }] }]
@@ -166,7 +203,10 @@ impl Drop for Net {
             k.kill().ok();
             k.wait().ok();
         }
-        for ns in [&self.gw, &self.isp] {
+        for ns in [Some(&self.gw), Some(&self.isp), self.sub.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             Command::new("ip").args(["netns", "del", ns]).status().ok();
         }
         if !std::thread::panicking() {
@@ -449,4 +489,221 @@ fn all_servers_down_is_a_no_answer_refusal() {
     }
     assert_eq!(gw.refusals(), vec!["no answer from the ISP's DHCP servers"]);
     assert!(gw.replies.is_empty());
+}
+
+// ---- Real DHCP clients on the access link ------------------------------------------------
+//
+// The subscriber is a real udhcpc or ISC dhclient in its own namespace. The test thread
+// plays the gateway's punt/inject path with an AF_PACKET socket on `acc0` (what DPDK's
+// net_af_packet does) and runs the `LogonService`: frames in, frames out.
+
+use ispmux_slowpath::dhcp::service::{Effects, LogonService};
+use pnet_datalink::{Channel, DataLinkSender};
+
+const GW_MAC: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0xff, 0x01]);
+
+fn client_cfg() -> DhcpConfig {
+    DhcpConfig {
+        relay_address: RELAY,
+        server_identifier: GW_ID,
+        // The clients must send the logon options, or they are refused.
+        require_credential: true,
+        server_timeout_ms: 300,
+        rate_limit: RateLimitConfig::default(),
+        isps: vec![IspDhcpConfig {
+            name: "isp-a".into(),
+            servers: vec![KEA],
+            link_selection: Some(Ipv4Addr::new(198, 18, 100, 0)),
+        }],
+    }
+}
+
+fn inject(tx: &mut Box<dyn DataLinkSender>, fx: Effects) -> Vec<BindingChange> {
+    for f in fx.inject {
+        match tx.send_to(&f.frame, None) {
+            Some(Ok(())) => {}
+            other => panic!("inject failed: {other:?}"),
+        }
+    }
+    fx.bindings
+}
+
+/// Runs the gateway until `client` exits (or `limit`), returns its exit status, the binding
+/// changes seen, and the service.
+fn serve_client(
+    mut client: Child,
+    limit: Duration,
+    stop_on_install: bool,
+) -> (
+    Option<std::process::ExitStatus>,
+    Vec<BindingChange>,
+    LogonService,
+) {
+    let iface = pnet_datalink::interfaces()
+        .into_iter()
+        .find(|i| i.name == "acc0")
+        .expect("acc0 in the gateway namespace");
+    let config = pnet_datalink::Config {
+        read_timeout: Some(Duration::from_millis(5)),
+        ..Default::default()
+    };
+    let Ok(Channel::Ethernet(mut tx, mut rx)) = pnet_datalink::channel(&iface, config) else {
+        panic!("AF_PACKET channel on acc0");
+    };
+    let mut reg = Registry::open_in_memory()
+        .expect("registry")
+        .with_password_cost(PasswordCost::TEST);
+    reg.upsert_isp(&Isp {
+        name: "isp-a".into(),
+        label: Some(1001),
+        dhcp_servers: vec![KEA],
+    })
+    .expect("isp");
+    reg.add_subscriber(&NewSubscriber {
+        mac: ALICE,
+        isp: "isp-a".into(),
+        customer_id: "C1001".into(),
+        password: Some("s3cret".into()),
+        status: Status::Active,
+    })
+    .expect("subscriber");
+    let (mut svc, fx) =
+        LogonService::start(&client_cfg(), reg, GW_MAC, SystemTime::now()).expect("start");
+    let mut changes = inject(&mut tx, fx);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Ok(Some(st)) = client.try_wait() {
+            break Some(st);
+        }
+        if Instant::now() > deadline
+            || (stop_on_install
+                && changes
+                    .iter()
+                    .any(|c| matches!(c, BindingChange::Install(_))))
+        {
+            client.kill().ok();
+            client.wait().ok();
+            break None;
+        }
+        if let Ok(frame) = rx.next() {
+            let frame = frame.to_vec();
+            let fx = svc.punt(SystemTime::now(), PORT, &frame);
+            changes.extend(inject(&mut tx, fx));
+        }
+        let fx = svc.poll_isp(SystemTime::now()).expect("isp socket");
+        changes.extend(inject(&mut tx, fx));
+        let now = SystemTime::now();
+        if svc.next_deadline().is_some_and(|d| d <= now) {
+            let fx = svc.tick(now);
+            changes.extend(inject(&mut tx, fx));
+        }
+    };
+    (status, changes, svc)
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn udhcpc(sub: &str, password: &str) -> Child {
+    Command::new("ip")
+        .args([
+            "netns", "exec", sub, "udhcpc", "-i", "sub0", "-f", "-q", "-n",
+        ])
+        .args(["-t", "3", "-T", "1", "-s", "/bin/true"])
+        .args(["-x", &format!("0xe0:{}", hex("C1001"))])
+        .args(["-x", &format!("0xe1:{}", hex(password))])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("udhcpc (apt-get install udhcpc)")
+}
+
+fn installed(changes: &[BindingChange]) -> Vec<Ipv4Addr> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            BindingChange::Install(b) => Some(b.ipv4),
+            BindingChange::Remove(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn udhcpc_logs_on_through_the_gateway() {
+    let mut net = Net::new();
+    let sub = net.add_subscriber();
+    net.start_kea();
+    net.enter_gw();
+    let client = udhcpc(&sub, "s3cret");
+    let (status, changes, mut svc) = serve_client(client, Duration::from_secs(10), false);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "udhcpc got a lease: {status:?}"
+    );
+    assert_eq!(
+        installed(&changes),
+        vec![RESERVED_UNTAGGED],
+        "circuit-id 3:0 reservation"
+    );
+    assert!(svc.registry().refusals(10).expect("refusals").is_empty());
+    assert_eq!(svc.registry().bindings().expect("bindings").len(), 1);
+}
+
+#[test]
+fn udhcpc_with_a_wrong_password_gets_no_lease() {
+    let mut net = Net::new();
+    let sub = net.add_subscriber();
+    net.start_kea();
+    net.enter_gw();
+    let client = udhcpc(&sub, "guess");
+    let (status, changes, mut svc) = serve_client(client, Duration::from_secs(10), false);
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "udhcpc gave up: {status:?}"
+    );
+    assert!(changes.is_empty());
+    assert_eq!(svc.engine().counters().relayed, 0, "Kea never asked");
+    let reasons: Vec<String> = svc
+        .registry()
+        .refusals(10)
+        .expect("refusals")
+        .into_iter()
+        .map(|r| r.reason)
+        .collect();
+    assert!(
+        !reasons.is_empty() && reasons.iter().all(|r| r == "bad credential"),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn dhclient_with_the_shipped_logon_script_logs_on() {
+    let mut net = Net::new();
+    let sub = net.add_subscriber();
+    net.start_kea();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../slowpath/logon/dhclient-ispmux.conf"
+    ))
+    .expect("shipped dhclient config");
+    assert!(shipped.contains("\"change-me\""));
+    let conf = net.dir.join("dhclient.conf");
+    std::fs::write(&conf, shipped.replace("\"change-me\"", "\"s3cret\"")).expect("conf");
+    net.enter_gw();
+    let client = Command::new("ip")
+        .args(["netns", "exec", &sub, "dhclient", "-d", "-1", "-cf"])
+        .arg(&conf)
+        .arg("-lf")
+        .arg(net.dir.join("dhclient.leases"))
+        .arg("-pf")
+        .arg(net.dir.join("dhclient.pid"))
+        .args(["-sf", "/bin/true", "sub0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dhclient (apt-get install isc-dhcp-client)");
+    let (_, changes, mut svc) = serve_client(client, Duration::from_secs(15), true);
+    assert_eq!(installed(&changes), vec![RESERVED_UNTAGGED]);
+    assert!(svc.registry().refusals(10).expect("refusals").is_empty());
 }
