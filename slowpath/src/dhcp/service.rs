@@ -298,3 +298,72 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod restart_tests {
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use ispmux_conf::dhcp::RateLimitConfig;
+
+    use super::*;
+    use crate::registry::{Binding, Isp, NewSubscriber, PasswordCost, Status};
+
+    #[test]
+    fn bindings_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("ispmux-svc-restart-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("r.db");
+        let mac = MacAddr([2, 0, 0, 0, 0, 7]);
+        let b = Binding {
+            mac,
+            isp: "isp-a".into(),
+            ipv4: Ipv4Addr::new(198, 18, 100, 7),
+            expires: UNIX_EPOCH + Duration::from_secs(1000),
+            server: Ipv4Addr::new(127, 0, 0, 2),
+            port: 2,
+            vlan: 100,
+        };
+        {
+            let mut r = Registry::open(&path)
+                .expect("open")
+                .with_password_cost(PasswordCost::TEST);
+            r.upsert_isp(&Isp {
+                name: "isp-a".into(),
+                label: None,
+                dhcp_servers: vec![],
+            })
+            .expect("isp");
+            r.add_subscriber(&NewSubscriber {
+                mac,
+                isp: "isp-a".into(),
+                customer_id: "C7".into(),
+                password: None,
+                status: Status::Active,
+            })
+            .expect("sub");
+            r.upsert_binding(&b).expect("binding");
+        }
+        let cfg = DhcpConfig {
+            relay_address: Ipv4Addr::LOCALHOST,
+            server_identifier: Ipv4Addr::new(198, 18, 64, 1),
+            require_credential: false,
+            server_timeout_ms: 100,
+            rate_limit: RateLimitConfig::default(),
+            isps: vec![],
+        };
+        let start = |now| {
+            let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
+            let reg = Registry::open(&path).expect("reopen");
+            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, now)
+                .expect("start")
+        };
+        let (_, fx) = start(UNIX_EPOCH + Duration::from_secs(10));
+        assert_eq!(fx.bindings, vec![BindingChange::Install(b)]);
+        // Started after the lease ended: nothing installed, the stale row deleted.
+        let (mut svc, fx) = start(UNIX_EPOCH + Duration::from_secs(2000));
+        assert!(fx.bindings.is_empty());
+        assert!(svc.registry().bindings().expect("bindings").is_empty());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
