@@ -587,16 +587,15 @@ fn serve_client(
         }
         if let Ok(frame) = rx.next() {
             let frame = frame.to_vec();
-            let fx = svc.punt(SystemTime::now(), PORT, &frame);
-            changes.extend(inject(&mut tx, fx));
+            svc.punt(SystemTime::now(), PORT, &frame);
         }
-        let fx = svc.poll_isp(SystemTime::now()).expect("isp socket");
-        changes.extend(inject(&mut tx, fx));
+        svc.poll_isp(SystemTime::now()).expect("isp socket");
         let now = SystemTime::now();
         if svc.next_deadline().is_some_and(|d| d <= now) {
-            let fx = svc.tick(now);
-            changes.extend(inject(&mut tx, fx));
+            svc.tick(now);
         }
+        let fx = svc.flush();
+        changes.extend(inject(&mut tx, fx));
     };
     (status, changes, svc)
 }

@@ -123,6 +123,22 @@ impl Registry {
             StoreWrite::Refusal(r) => self.record_refusal(r),
         }
     }
+
+    /// Applies several writes in one transaction: one durable commit (one fsync) for a
+    /// whole burst of logons instead of one each. All or none are applied.
+    pub fn apply_all<'a>(
+        &mut self,
+        writes: impl IntoIterator<Item = &'a StoreWrite>,
+    ) -> Result<(), RegistryError> {
+        self.begin_immediate()?;
+        for w in writes {
+            if let Err(e) = self.apply(w) {
+                self.rollback();
+                return Err(e);
+            }
+        }
+        self.commit().inspect_err(|_| self.rollback())
+    }
 }
 
 /// What the driver must do.

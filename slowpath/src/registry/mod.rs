@@ -532,6 +532,24 @@ impl Registry {
             .collect()
     }
 
+    pub(crate) fn begin_immediate(&mut self) -> Result<(), RegistryError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    pub(crate) fn commit(&mut self) -> Result<(), RegistryError> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    pub(crate) fn rollback(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "registry: rollback failed");
+            }
+        }
+    }
+
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
     }
