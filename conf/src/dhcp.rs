@@ -19,6 +19,11 @@ pub struct DhcpConfig {
     /// checked only if present.
     #[serde(default)]
     pub require_credential: bool,
+    /// Access ports where a relay agent (a head end's) sits between subscribers and the
+    /// gateway: requests with giaddr set are accepted there and answered to that relay.
+    /// Elsewhere a request with giaddr or option 82 is dropped (RFC 3046 §2.1).
+    #[serde(default)]
+    pub trusted_relay_ports: Vec<u16>,
     /// How long to wait for an ISP server before trying its next one, in milliseconds.
     #[serde(default = "default_server_timeout_ms")]
     pub server_timeout_ms: u64,

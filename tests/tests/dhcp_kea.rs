@@ -229,6 +229,7 @@ impl Gw {
             relay_address: RELAY,
             server_identifier: GW_ID,
             require_credential: false,
+            trusted_relay_ports: vec![],
             server_timeout_ms: 300,
             rate_limit: RateLimitConfig::default(),
             isps: vec![IspDhcpConfig {
@@ -508,6 +509,7 @@ fn client_cfg() -> DhcpConfig {
         server_identifier: GW_ID,
         // The clients must send the logon options, or they are refused.
         require_credential: true,
+        trusted_relay_ports: vec![],
         server_timeout_ms: 300,
         rate_limit: RateLimitConfig::default(),
         isps: vec![IspDhcpConfig {

@@ -23,6 +23,8 @@ use crate::registry::{password, Binding, Refusal, Registry, RegistryError, Statu
 
 /// The DHCP server port (RFC 2131 §4.1); relays and servers both use it.
 pub const SERVER_PORT: u16 = 67;
+/// The DHCP client port (RFC 2131 §4.1).
+pub const CLIENT_PORT: u16 = 68;
 /// RFC 1542 §4.1.1: discard requests that have crossed this many relays.
 const MAX_HOPS: u8 = 16;
 /// How long an OFFER's server is remembered for the client's REQUEST.
@@ -74,8 +76,8 @@ pub enum Input<'a> {
     },
 }
 
-/// A DHCP reply for the inject path: UDP from `src_ip`:67 to `dst_ip`:68, Ethernet to
-/// `dst_mac` on `port`/`vlan`.
+/// A DHCP reply for the inject path: UDP from `src_ip`:67 to `dst_ip`:`dst_port`, Ethernet
+/// to `dst_mac` on `port`/`vlan`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     /// Access port.
@@ -86,6 +88,8 @@ pub struct Reply {
     pub dst_mac: MacAddr,
     /// IP destination (255.255.255.255 when broadcast).
     pub dst_ip: Ipv4Addr,
+    /// UDP destination: 68 to a client, 67 to a relay agent below the gateway.
+    pub dst_port: u16,
     /// IP source: the gateway's server identifier.
     pub src_ip: Ipv4Addr,
     /// True when sent to the broadcast addresses.
@@ -264,10 +268,19 @@ struct IspRoute {
     preferred: usize,
 }
 
+/// A relay agent between the subscriber and the gateway, and what it put in the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Downstream {
+    giaddr: Ipv4Addr,
+    mac: MacAddr,
+    relay_info: Option<Vec<u8>>,
+}
+
 #[derive(Debug, Clone)]
 struct Pending {
     port: u16,
     vlan: u16,
+    downstream: Option<Downstream>,
     isp: String,
     kind: MessageType,
     relayed: Vec<u8>,
@@ -288,6 +301,7 @@ pub struct Engine<D> {
     relay_address: Ipv4Addr,
     server_identifier: Ipv4Addr,
     require_credential: bool,
+    trusted_relay_ports: Vec<u16>,
     timeout: Duration,
     isps: HashMap<String, IspRoute>,
     dir: D,
@@ -319,6 +333,7 @@ impl<D: Directory> Engine<D> {
             relay_address: cfg.relay_address,
             server_identifier: cfg.server_identifier,
             require_credential: cfg.require_credential,
+            trusted_relay_ports: cfg.trusted_relay_ports.clone(),
             timeout: Duration::from_millis(cfg.server_timeout_ms),
             isps,
             dir,
@@ -446,12 +461,26 @@ impl<D: Directory> Engine<D> {
             return Err(DropReason::WrongOp);
         }
         let mac = msg.client_mac().ok_or(DropReason::ChaddrMismatch)?;
-        if mac != src_mac {
-            return Err(DropReason::ChaddrMismatch);
-        }
-        if !msg.giaddr.is_unspecified() || msg.option(code::RELAY_AGENT_INFO).is_some() {
+        // A relay agent in the access network (a head end's) is trusted per port (RFC 3046
+        // §2.1: "trusted circuit"); its giaddr and option 82 are kept for the way back.
+        // Anywhere else giaddr or option 82 from below is a forgery.
+        let downstream = if msg.giaddr.is_unspecified() {
+            if mac != src_mac {
+                return Err(DropReason::ChaddrMismatch);
+            }
+            if msg.option(code::RELAY_AGENT_INFO).is_some() {
+                return Err(DropReason::RelayInfoFromClient);
+            }
+            None
+        } else if self.trusted_relay_ports.contains(&port) {
+            Some(Downstream {
+                giaddr: msg.giaddr,
+                mac: src_mac,
+                relay_info: msg.remove_option(code::RELAY_AGENT_INFO),
+            })
+        } else {
             return Err(DropReason::RelayInfoFromClient);
-        }
+        };
         if msg.hops >= MAX_HOPS {
             return Err(DropReason::TooManyHops);
         }
@@ -586,6 +615,7 @@ impl<D: Directory> Engine<D> {
             Pending {
                 port,
                 vlan,
+                downstream,
                 isp: sub.isp,
                 kind,
                 relayed: relayed.clone(),
@@ -721,6 +751,24 @@ impl<D: Directory> Engine<D> {
     /// Turns the ISP's reply into one from the gateway as server (claims 11, 15).
     fn emulate(&self, msg: &mut Message, kind: MessageType, mac: MacAddr, p: &Pending) -> Reply {
         msg.set_option(code::SERVER_ID, self.server_identifier.octets().to_vec());
+        if let Some(d) = &p.downstream {
+            // Back to the relay below, as a server answers a relay (RFC 2131 §4.1: to
+            // giaddr, port 67), with its own option 82 restored for it to strip.
+            msg.giaddr = d.giaddr;
+            if let Some(ri) = &d.relay_info {
+                msg.set_option(code::RELAY_AGENT_INFO, ri.clone());
+            }
+            return Reply {
+                port: p.port,
+                vlan: p.vlan,
+                dst_mac: d.mac,
+                dst_ip: d.giaddr,
+                dst_port: SERVER_PORT,
+                src_ip: self.server_identifier,
+                broadcast: false,
+                payload: msg.encode(),
+            };
+        }
         msg.giaddr = Ipv4Addr::UNSPECIFIED;
         // RFC 2131 §4.1, for a server with giaddr 0: NAK broadcast; ciaddr set → unicast
         // there; BROADCAST bit → broadcast; else unicast to yiaddr at chaddr.
@@ -738,6 +786,7 @@ impl<D: Directory> Engine<D> {
             vlan: p.vlan,
             dst_mac: if broadcast { MacAddr::BROADCAST } else { mac },
             dst_ip,
+            dst_port: CLIENT_PORT,
             src_ip: self.server_identifier,
             broadcast,
             payload: msg.encode(),

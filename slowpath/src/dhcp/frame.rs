@@ -5,11 +5,10 @@
 
 use std::net::Ipv4Addr;
 
+pub use super::engine::CLIENT_PORT;
 use super::engine::{Reply, SERVER_PORT};
 use super::MacAddr;
 
-/// The DHCP client port (RFC 2131 §4.1).
-pub const CLIENT_PORT: u16 = 68;
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const IPPROTO_UDP: u8 = 17;
@@ -178,7 +177,7 @@ pub fn build_reply(gateway_mac: MacAddr, r: &Reply) -> Vec<u8> {
         r.src_ip,
         r.dst_ip,
         SERVER_PORT,
-        CLIENT_PORT,
+        r.dst_port,
         &r.payload,
     )
 }
@@ -231,6 +230,7 @@ mod tests {
             vlan: 7,
             dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
             dst_ip: Ipv4Addr::new(198, 18, 100, 42),
+            dst_port: CLIENT_PORT,
             src_ip: Ipv4Addr::new(198, 18, 64, 1),
             broadcast: false,
             payload: vec![1, 2, 3],

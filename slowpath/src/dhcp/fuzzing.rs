@@ -68,6 +68,7 @@ fn engine() -> Option<Engine<Registry>> {
         relay_address: Ipv4Addr::new(198, 18, 0, 1),
         server_identifier: Ipv4Addr::new(198, 18, 64, 1),
         require_credential: false,
+        trusted_relay_ports: vec![],
         server_timeout_ms: 100,
         rate_limit: RateLimitConfig {
             per_second: 1e6,

@@ -246,6 +246,7 @@ mod tests {
             relay_address: Ipv4Addr::LOCALHOST,
             server_identifier: Ipv4Addr::new(198, 18, 64, 1),
             require_credential: false,
+            trusted_relay_ports: vec![],
             server_timeout_ms: 100,
             rate_limit: RateLimitConfig::default(),
             isps: vec![IspDhcpConfig {
@@ -305,6 +306,7 @@ mod tests {
             vlan: 0,
             dst_mac: b.mac,
             dst_ip: b.ipv4,
+            dst_port: 68,
             src_ip: Ipv4Addr::new(198, 18, 64, 1),
             broadcast: false,
             payload: vec![0; 300],
@@ -384,6 +386,7 @@ mod restart_tests {
             relay_address: Ipv4Addr::LOCALHOST,
             server_identifier: Ipv4Addr::new(198, 18, 64, 1),
             require_credential: false,
+            trusted_relay_ports: vec![],
             server_timeout_ms: 100,
             rate_limit: RateLimitConfig::default(),
             isps: vec![],

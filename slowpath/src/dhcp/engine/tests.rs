@@ -27,6 +27,7 @@ fn cfg() -> DhcpConfig {
         relay_address: RELAY,
         server_identifier: GW_ID,
         require_credential: false,
+        trusted_relay_ports: vec![],
         server_timeout_ms: 500,
         rate_limit: RateLimitConfig {
             per_second: 1.0,
@@ -529,4 +530,56 @@ fn client_retransmissions_do_not_postpone_failover() {
     // Further retransmissions follow the failover.
     let (dst, _) = to_server(&e.handle(t(0) + Duration::from_millis(600), sub_in(&d)));
     assert_eq!(dst.ip(), &S2);
+}
+
+#[test]
+fn a_relay_below_is_trusted_only_on_its_port() {
+    const HEAD_END: MacAddr = MacAddr([0x02, 0, 0x5e, 0x20, 0, 0x01]);
+    const HEAD_END_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
+    let mut d = client(MessageType::Discover, 0x99);
+    d.giaddr = HEAD_END_IP;
+    d.hops = 1;
+    d.set_option(code::RELAY_AGENT_INFO, vec![1, 3, b'c', b'm', b't']);
+    let wire = d.encode();
+    let from_head_end = Input::FromSubscriber {
+        port: 3,
+        vlan: 100,
+        src_mac: HEAD_END,
+        payload: &wire,
+    };
+    let mut e = engine();
+    assert!(e.handle(t(0), from_head_end).is_empty());
+    assert_eq!(e.counters().dropped(DropReason::RelayInfoFromClient), 1);
+
+    e.trusted_relay_ports = vec![3];
+    let (_, relayed) = to_server(&e.handle(t(0), from_head_end));
+    let r = Message::decode(&relayed).expect("decodes");
+    assert_eq!((r.giaddr, r.hops), (RELAY, 2));
+    let info = RelayAgentInfo::decode(r.option(82).expect("82")).expect("parses");
+    assert_eq!(
+        info.get(sub::SUBSCRIBER_ID),
+        Some(&b"C1001"[..]),
+        "ours, not the head end's"
+    );
+
+    let out = e.handle(
+        t(0),
+        srv_in(S1, &server_reply(&relayed, MessageType::Offer, S1)),
+    );
+    let [Output::ToSubscriber(reply)] = &out[..] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(
+        (reply.dst_mac, reply.dst_ip, reply.dst_port, reply.broadcast),
+        (HEAD_END, HEAD_END_IP, 67, false),
+        "answered as a server answers a relay"
+    );
+    let o = Message::decode(&reply.payload).expect("decodes");
+    assert_eq!(o.giaddr, HEAD_END_IP);
+    assert_eq!(
+        o.option(82),
+        Some(&[1u8, 3, b'c', b'm', b't'][..]),
+        "its option 82 back"
+    );
+    assert_eq!(o.ipv4_option(code::SERVER_ID), Some(GW_ID));
 }
