@@ -258,7 +258,15 @@ fn anchor(lab: &mut Lab, a: &Args) -> Result<f64> {
     // perfdhcp is itself a relay (giaddr = its address), so Kea answers it directly and
     // dhcrelay, a second relay, only carries requests; the gateway namespace routes the
     // answers. That makes the anchor's path lighter than ispmux's, which answers as server.
-    sh(&["ip", "netns", "exec", &lab.gw, "sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.gw,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ])?;
     let mut relay = Command::new("ip")
         .args(["netns", "exec", &lab.gw, "dhcrelay", "-4", "-d", "-q", "-a"])
         .args(["-id", "acc0", "-iu", "up0", &KEA.to_string()])
@@ -270,7 +278,15 @@ fn anchor(lab: &mut Lab, a: &Args) -> Result<f64> {
     let rate = lab.perfdhcp(a);
     relay.kill().ok();
     relay.wait().ok();
-    sh(&["ip", "netns", "exec", &lab.gw, "sysctl", "-qw", "net.ipv4.ip_forward=0"])?;
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.gw,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=0",
+    ])?;
     rate
 }
 

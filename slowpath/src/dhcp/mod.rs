@@ -21,6 +21,7 @@ pub mod ratelimit;
 pub mod relay_info;
 pub mod service;
 pub mod transport;
+pub mod writer;
 
 pub use codec::{DecodeError, Message, MessageType};
 pub use engine::{

@@ -16,9 +16,13 @@ use std::time::SystemTime;
 
 use ispmux_conf::dhcp::DhcpConfig;
 
+use std::collections::{HashSet, VecDeque};
+use std::path::Path;
+
 use super::engine::{BindingChange, Engine, Input, Output};
 use super::frame;
 use super::transport::IspSocket;
+use super::writer::StoreWriter;
 use super::MacAddr;
 use crate::registry::{Registry, RegistryError};
 
@@ -59,6 +63,15 @@ pub struct LogonService {
     sock: IspSocket,
     gateway_mac: MacAddr,
     staged: Vec<Output>,
+    /// With a writer thread: batches waiting for their commit, in order, by the batch id
+    /// they wait for and whether that commit holds their own writes (a batch without writes
+    /// only keeps its place behind it).
+    writer: Option<StoreWriter>,
+    waiting: VecDeque<(u64, bool, Vec<Output>)>,
+    /// The writer reports batches in submission order: every id up to this one is done.
+    done_through: u64,
+    /// Done ids whose commit failed (rare; pruned as batches are released).
+    failed: HashSet<u64>,
     counters: ServiceCounters,
 }
 
@@ -102,10 +115,51 @@ impl LogonService {
             sock,
             gateway_mac,
             staged,
+            writer: None,
+            waiting: VecDeque::new(),
+            done_through: 0,
+            failed: HashSet::new(),
             counters: ServiceCounters::default(),
         };
         let fx = svc.flush();
         Ok((svc, fx))
+    }
+
+    /// As [`LogonService::start`] for a registry file, committing in a writer thread (see
+    /// [`super::writer`]): [`LogonService::flush`] then returns the effects of batches whose
+    /// commit has completed, so call it on every turn of the loop.
+    pub fn start_with_writer(
+        cfg: &DhcpConfig,
+        path: &Path,
+        gateway_mac: MacAddr,
+        now: SystemTime,
+    ) -> Result<(LogonService, Effects), StartError> {
+        let (mut svc, fx) = Self::start(cfg, Registry::open(path)?, gateway_mac, now)?;
+        svc.use_writer(path)?;
+        Ok((svc, fx))
+    }
+
+    /// Moves commits to a writer thread with its own connection to the registry at `path`
+    /// (the file this service's registry reads).
+    pub fn use_writer(&mut self, path: &Path) -> Result<(), StartError> {
+        self.drain();
+        self.writer = Some(StoreWriter::spawn(path)?);
+        Ok(())
+    }
+
+    /// Waits until every submitted batch is committed and returns their effects.
+    pub fn drain(&mut self) -> Effects {
+        let mut fx = self.flush();
+        while !self.waiting.is_empty() {
+            let Some((id, ok)) = self.writer.as_mut().and_then(StoreWriter::wait) else {
+                break;
+            };
+            self.record(id, ok);
+            let more = self.release();
+            fx.inject.extend(more.inject);
+            fx.bindings.extend(more.bindings);
+        }
+        fx
     }
 
     /// Stages a frame from the punt ring that arrived on access `port`.
@@ -187,8 +241,12 @@ impl LogonService {
     }
 
     /// Commits the staged store writes, then sends, and returns what the fast path and the
-    /// inject path must do, in the engine's order.
+    /// inject path must do, in the engine's order. With a writer thread, submits them and
+    /// returns what earlier commits released.
     pub fn flush(&mut self) -> Effects {
+        if self.writer.is_some() {
+            return self.flush_via_writer();
+        }
         let staged = std::mem::take(&mut self.staged);
         let mut writes = staged
             .iter()
@@ -225,6 +283,84 @@ impl LogonService {
                 Output::Binding(_) | Output::ToSubscriber(_) => {}
             }
         }
+        fx
+    }
+
+    fn flush_via_writer(&mut self) -> Effects {
+        let staged = std::mem::take(&mut self.staged);
+        let mut writes = Vec::new();
+        let mut held = Vec::new();
+        for o in staged {
+            match o {
+                Output::Store(w) => writes.push(w),
+                // Sends acknowledge nothing: no need to wait for the commit.
+                Output::ToServer { dst, payload } => self.send(dst, &payload),
+                other => held.push(other),
+            }
+        }
+        let writer = self.writer.as_mut();
+        let own_writes = !writes.is_empty();
+        let wait_for = if writes.is_empty() {
+            // Keep order behind batches still being committed.
+            writer.map(|w| w.next_id() - 1).unwrap_or(0)
+        } else {
+            match writer.and_then(|w| w.submit(writes)) {
+                Some(id) => id,
+                None => {
+                    self.counters.store_errors += 1;
+                    tracing::error!("dhcp: store writer gone; batch dropped");
+                    held.clear();
+                    0
+                }
+            }
+        };
+        if !held.is_empty() {
+            self.waiting.push_back((wait_for, own_writes, held));
+        }
+        let done = self.writer.as_mut().map(StoreWriter::completed);
+        for (id, ok) in done.into_iter().flatten() {
+            self.record(id, ok);
+        }
+        self.release()
+    }
+
+    fn record(&mut self, id: u64, ok: bool) {
+        self.done_through = self.done_through.max(id);
+        if !ok {
+            self.failed.insert(id);
+        }
+    }
+
+    /// Releases waiting batches, in order, whose commit is known.
+    fn release(&mut self) -> Effects {
+        let mut fx = Effects::default();
+        while self
+            .waiting
+            .front()
+            .is_some_and(|(id, _, _)| *id <= self.done_through)
+        {
+            let Some((id, own_writes, held)) = self.waiting.pop_front() else {
+                break;
+            };
+            let ok = !own_writes || !self.failed.contains(&id);
+            if ok {
+                self.counters.commits += 1;
+            } else {
+                self.counters.store_errors += 1;
+            }
+            for o in held {
+                match o {
+                    Output::Binding(c) if ok => fx.bindings.push(c),
+                    Output::ToSubscriber(r) if ok => fx.inject.push(Inject {
+                        port: r.port,
+                        frame: frame::build_reply(self.gateway_mac, &r),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        let oldest = self.waiting.front().map(|(id, _, _)| *id);
+        self.failed.retain(|id| oldest.is_some_and(|o| *id >= o));
         fx
     }
 }
@@ -334,6 +470,122 @@ mod tests {
             1,
             "without a store write the reply goes out"
         );
+    }
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use ispmux_conf::dhcp::RateLimitConfig;
+
+    use super::*;
+    use crate::dhcp::engine::{Reply, StoreWrite};
+    use crate::registry::{Binding, Isp, NewSubscriber, PasswordCost, Status};
+
+    fn binding(n: u8) -> Binding {
+        Binding {
+            mac: MacAddr([2, 0, 0, 0, 0, n]),
+            isp: "isp-a".into(),
+            ipv4: Ipv4Addr::new(198, 18, 100, n),
+            expires: UNIX_EPOCH + Duration::from_secs(600),
+            server: Ipv4Addr::new(127, 0, 0, 2),
+            port: 1,
+            vlan: 0,
+        }
+    }
+
+    fn reply(b: &Binding) -> Reply {
+        Reply {
+            port: 1,
+            vlan: 0,
+            dst_mac: b.mac,
+            dst_ip: b.ipv4,
+            dst_port: 68,
+            src_ip: Ipv4Addr::new(198, 18, 64, 1),
+            broadcast: false,
+            payload: vec![b.mac.0[5]; 300],
+        }
+    }
+
+    fn ack(b: &Binding) -> Vec<Output> {
+        vec![
+            Output::Store(StoreWrite::UpsertBinding(b.clone())),
+            Output::Binding(BindingChange::Install(b.clone())),
+            Output::ToSubscriber(reply(b)),
+        ]
+    }
+
+    #[test]
+    fn writer_thread_releases_in_order_after_commit() {
+        let dir = std::env::temp_dir().join(format!("ispmux-svc-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("r.db");
+        let mut reg = Registry::open(&path)
+            .expect("open")
+            .with_password_cost(PasswordCost::TEST);
+        reg.upsert_isp(&Isp {
+            name: "isp-a".into(),
+            label: None,
+            dhcp_servers: vec![],
+        })
+        .expect("isp");
+        reg.add_subscriber(&NewSubscriber {
+            mac: binding(1).mac,
+            isp: "isp-a".into(),
+            customer_id: "C1".into(),
+            password: None,
+            status: Status::Active,
+        })
+        .expect("sub");
+        let cfg = DhcpConfig {
+            relay_address: Ipv4Addr::LOCALHOST,
+            server_identifier: Ipv4Addr::new(198, 18, 64, 1),
+            require_credential: false,
+            trusted_relay_ports: vec![],
+            server_timeout_ms: 100,
+            rate_limit: RateLimitConfig::default(),
+            isps: vec![],
+        };
+        let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
+        let (mut svc, _) =
+            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, UNIX_EPOCH)
+                .expect("start");
+        svc.use_writer(&path).expect("writer");
+
+        // Batch 1 commits; batch 2 fails (binding 9 has no subscriber); batch 3 has no
+        // writes and is released after both, in order.
+        let (b1, b9) = (binding(1), binding(9));
+        svc.staged = ack(&b1);
+        let mut fx = svc.flush();
+        svc.staged = ack(&b9);
+        let more = svc.flush();
+        fx.inject.extend(more.inject);
+        fx.bindings.extend(more.bindings);
+        svc.staged = vec![Output::ToSubscriber(reply(&binding(3)))];
+        let more = svc.drain();
+        fx.inject.extend(more.inject);
+        fx.bindings.extend(more.bindings);
+        assert_eq!(fx.bindings, vec![BindingChange::Install(b1.clone())]);
+        let last_octets: Vec<u8> = fx
+            .inject
+            .iter()
+            .map(|i| i.frame[i.frame.len() - 1])
+            .collect();
+        assert_eq!(
+            last_octets,
+            vec![1, 3],
+            "batch 2's reply dropped, order kept"
+        );
+        assert_eq!(svc.counters().store_errors, 1);
+        assert_eq!(
+            svc.registry().bindings().expect("read"),
+            vec![b1],
+            "durable, visible"
+        );
+        drop(svc);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
 
