@@ -4,7 +4,8 @@
 //!
 //! Three namespaces: perfdhcp's (the subscribers, broadcast on `cli0`), the gateway's
 //! (`acc0` towards the subscribers, `up0` towards the ISP) and the ISP's (Kea on
-//! 198.18.0.2). ispmux runs its `LogonService` with a durable file registry; its subscriber
+//! 198.18.0.2). ispmux runs its `LogonService` with a durable file registry (commits in its
+//! writer thread, installs and replies released after them); its subscriber
 //! side is an AF_PACKET socket on `acc0` standing in for DPDK's punt/inject rings (the
 //! frames and the engine are the same). Kea is restarted between the runs so both start
 //! from an empty lease database. Needs root, `perfdhcp` (kea-admin), `dhcrelay`
@@ -51,7 +52,7 @@ fn args() -> Result<Args> {
             .next()
             .ok_or_else(|| anyhow!("{k} needs a value"))?
             .parse()
-            .with_context(|| format!("{k}"))?;
+            .with_context(|| k.clone())?;
         match k.as_str() {
             "--rate" => a.rate = v,
             "--seconds" => a.seconds = v,
@@ -290,8 +291,8 @@ fn anchor(lab: &mut Lab, a: &Args) -> Result<f64> {
     rate
 }
 
-fn registry(dir: &Path, clients: u32) -> Result<Registry> {
-    let mut reg = Registry::open(&dir.join("registry.db"))?;
+fn registry(db: &Path, clients: u32) -> Result<Registry> {
+    let mut reg = Registry::open(db)?;
     reg.upsert_isp(&Isp {
         name: "isp-a".into(),
         label: None,
@@ -309,7 +310,8 @@ fn registry(dir: &Path, clients: u32) -> Result<Registry> {
 
 fn ispmux(lab: &mut Lab, a: &Args) -> Result<f64> {
     lab.start_kea()?;
-    let reg = registry(&lab.dir, a.clients)?;
+    let db = lab.dir.join("registry.db");
+    drop(registry(&db, a.clients)?);
     let cfg = DhcpConfig {
         relay_address: RELAY,
         server_identifier: ACCESS,
@@ -342,7 +344,7 @@ fn ispmux(lab: &mut Lab, a: &Args) -> Result<f64> {
         let Ok(Channel::Ethernet(mut tx, mut rx)) = pnet_datalink::channel(&iface, pcfg) else {
             bail!("AF_PACKET on acc0");
         };
-        let (mut svc, _) = LogonService::start(&cfg, reg, mac, SystemTime::now())?;
+        let (mut svc, _) = LogonService::start_with_writer(&cfg, &db, mac, SystemTime::now())?;
         while !flag.load(Ordering::Relaxed) {
             for _ in 0..64 {
                 let Ok(frame) = rx.next() else { break };
