@@ -8,7 +8,23 @@
 //! - [`frame`]: Ethernet/802.1Q/IPv4/UDP around the message on the subscriber side.
 //! - [`transport`]: the ISP-side kernel UDP socket.
 //! - [`service`]: the engine wired to frames, the socket and the registry (what the
-//!   slow-path thread calls).
+//!   slow-path thread calls); [`writer`]: the store writer thread (group commit).
+//!
+//! ## Wiring (for the DPDK side)
+//!
+//! - **Punt**: IPv4 UDP to port 67 arriving on an access port, broadcast or addressed to
+//!   `dhcp.server_identifier` (renewals are unicast there), goes to
+//!   [`service::LogonService::punt`] with the port number; the frame as received (one
+//!   802.1Q tag understood).
+//! - **Inject**: every [`service::Inject`] from [`service::LogonService::flush`] is a complete
+//!   Ethernet frame for its access port (sent from the gateway MAC given at start).
+//! - **Tables**: every [`BindingChange`] from `flush` (and from start: reinstalled bindings)
+//!   becomes a table update: `Install` admits `ipv4` from `mac` on `port`/`vlan` onto the
+//!   ISP's label path (same MAC again = refresh), `Remove` withdraws it. They come after the
+//!   store commit, so a crash never leaves the fast path ahead of the store.
+//! - **Loop**: register [`service::LogonService::socket`] with mio; on each turn punt what the
+//!   ring gave, `poll_isp` when readable, `tick` at `next_deadline`, then `flush`.
+//! - **Control**: after `ispmux subscriber remove` or a suspension, call `revoke(mac)`.
 
 pub mod codec;
 pub mod credential;
