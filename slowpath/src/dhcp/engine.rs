@@ -31,6 +31,9 @@ const MAX_HOPS: u8 = 16;
 const OFFER_MEMORY: Duration = Duration::from_secs(120);
 /// Transactions in flight at once; beyond this new ones are dropped.
 const MAX_PENDING: usize = 65_536;
+/// Refusals written to the store and the log per second, and at once.
+const REFUSALS_PER_SECOND: f64 = 100.0;
+const REFUSAL_BURST: u32 = 1000;
 /// A lease without option 51 (RFC 2131 requires it in an ACK) is held this long.
 const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
 
@@ -247,8 +250,10 @@ pub struct Counters {
     pub installs: u64,
     /// Bindings removed.
     pub removals: u64,
-    /// Refusals recorded.
+    /// Refusals (recorded or not).
     pub refusals: u64,
+    /// Refusals over the logging budget: counted, not written to the store or the log.
+    pub refusals_unlogged: u64,
     /// Drops by reason.
     pub drops: HashMap<DropReason, u64>,
 }
@@ -309,6 +314,7 @@ pub struct Engine<D> {
     offers: HashMap<MacAddr, Offer>,
     bindings: HashMap<MacAddr, Binding>,
     limiter: RateLimiter<MacAddr>,
+    refusal_budget: RateLimiter<()>,
     counters: Counters,
 }
 
@@ -345,6 +351,7 @@ impl<D: Directory> Engine<D> {
                 cfg.rate_limit.burst,
                 cfg.rate_limit.max_tracked,
             ),
+            refusal_budget: RateLimiter::new(REFUSALS_PER_SECOND, REFUSAL_BURST, 1),
             counters: Counters::default(),
         }
     }
@@ -430,6 +437,12 @@ impl<D: Directory> Engine<D> {
         out: &mut Vec<Output>,
     ) {
         self.counters.refusals += 1;
+        // A flood from ever-new MACs passes the per-MAC limit; it must not turn into a
+        // flood of store writes and log lines. Past this budget refusals are only counted.
+        if !self.refusal_budget.allow(&(), now) {
+            self.counters.refusals_unlogged += 1;
+            return;
+        }
         tracing::warn!(%mac, isp = isp.unwrap_or("-"), %reason, "dhcp: logon refused");
         out.push(Output::Store(StoreWrite::Refusal(Refusal {
             at: now,

@@ -583,3 +583,28 @@ fn a_relay_below_is_trusted_only_on_its_port() {
     );
     assert_eq!(o.ipv4_option(code::SERVER_ID), Some(GW_ID));
 }
+
+#[test]
+fn a_flood_of_new_macs_is_counted_not_all_logged() {
+    let mut e = engine();
+    e.limiter = RateLimiter::new(1.0, 8, 10_000);
+    let mut written = 0;
+    for i in 0..1500u32 {
+        let b = i.to_be_bytes();
+        let mac = MacAddr([0x02, 0x01, b[0], b[1], b[2], b[3]]);
+        let m = Message::new_request(mac, i, MessageType::Discover).encode();
+        let out = e.handle(
+            t(0),
+            Input::FromSubscriber {
+                port: 3,
+                vlan: 100,
+                src_mac: mac,
+                payload: &m,
+            },
+        );
+        written += out.len();
+    }
+    assert_eq!(written, 1000, "the burst is recorded");
+    assert_eq!(e.counters().refusals, 1500);
+    assert_eq!(e.counters().refusals_unlogged, 500);
+}
