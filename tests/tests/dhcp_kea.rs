@@ -602,18 +602,17 @@ fn serve_client(
     (status, changes, svc)
 }
 
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
+/// udhcpc through the shipped logon script.
 fn udhcpc(sub: &str, password: &str) -> Child {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../slowpath/logon/udhcpc-ispmux.sh"
+    );
     Command::new("ip")
         .args([
-            "netns", "exec", sub, "udhcpc", "-i", "sub0", "-f", "-q", "-n",
+            "netns", "exec", sub, "sh", script, "sub0", "C1001", password,
         ])
-        .args(["-t", "3", "-T", "1", "-s", "/bin/true"])
-        .args(["-x", &format!("0xe0:{}", hex("C1001"))])
-        .args(["-x", &format!("0xe1:{}", hex(password))])
+        .args(["-f", "-q", "-n", "-t", "3", "-T", "1", "-s", "/bin/true"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -608,3 +608,64 @@ fn a_flood_of_new_macs_is_counted_not_all_logged() {
     assert_eq!(e.counters().refusals, 1500);
     assert_eq!(e.counters().refusals_unlogged, 500);
 }
+
+#[test]
+fn each_subscriber_goes_to_its_own_isp() {
+    const S_B: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
+    const BOB: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x02]);
+    let mut c = cfg();
+    c.isps.push(IspDhcpConfig {
+        name: "isp-b".into(),
+        servers: vec![S_B],
+        link_selection: None,
+    });
+    let mut r = Registry::open_in_memory()
+        .expect("registry")
+        .with_password_cost(PasswordCost::TEST);
+    for (isp, server) in [("isp-a", S1), ("isp-b", S_B)] {
+        r.upsert_isp(&Isp {
+            name: isp.into(),
+            label: None,
+            dhcp_servers: vec![server],
+        })
+        .expect("isp");
+    }
+    for (mac, isp) in [(ALICE, "isp-a"), (BOB, "isp-b")] {
+        r.add_subscriber(&NewSubscriber {
+            mac,
+            isp: isp.into(),
+            customer_id: format!("C-{isp}"),
+            password: None,
+            status: Status::Active,
+        })
+        .expect("subscriber");
+    }
+    let mut e = Engine::new(&c, r);
+    for (mac, want) in [(ALICE, S1), (BOB, S_B)] {
+        let m = Message::new_request(mac, 1, MessageType::Discover).encode();
+        let out = e.handle(
+            t(0),
+            Input::FromSubscriber {
+                port: 3,
+                vlan: 100,
+                src_mac: mac,
+                payload: &m,
+            },
+        );
+        let (dst, relayed) = to_server(&out);
+        assert_eq!(dst.ip(), &want);
+        let info = RelayAgentInfo::decode(
+            Message::decode(&relayed)
+                .expect("decodes")
+                .option(82)
+                .expect("82"),
+        )
+        .expect("parses");
+        assert_eq!(info.get(sub::LINK_SELECTION).is_some(), want == S1);
+    }
+    // A reply for Bob from A's server is not taken.
+    let m = Message::new_request(BOB, 1, MessageType::Discover).encode();
+    let forged = server_reply(&m, MessageType::Offer, S1);
+    assert!(e.handle(t(0), srv_in(S1, &forged)).is_empty());
+    assert_eq!(e.counters().dropped(DropReason::UnexpectedServer), 1);
+}
