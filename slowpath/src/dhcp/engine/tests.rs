@@ -669,3 +669,38 @@ fn each_subscriber_goes_to_its_own_isp() {
     assert!(e.handle(t(0), srv_in(S1, &forged)).is_empty());
     assert_eq!(e.counters().dropped(DropReason::UnexpectedServer), 1);
 }
+
+#[test]
+fn decline_removes_and_is_forwarded() {
+    let mut e = bound();
+    let mut dec = client(MessageType::Decline, 13);
+    dec.set_option(code::SERVER_ID, GW_ID.octets().to_vec());
+    dec.set_option(code::REQUESTED_IP, LEASED.octets().to_vec());
+    let out = e.handle(t(5), sub_in(&from_alice(&dec)));
+    assert!(
+        matches!(&out[..], [
+            Output::Store(StoreWrite::RemoveBinding(m)),
+            Output::Binding(BindingChange::Remove(_)),
+            Output::ToServer { dst, .. },
+        ] if *m == ALICE && dst.ip() == &S1),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn inform_is_answered_without_a_binding() {
+    let mut e = engine();
+    let mut inf = client(MessageType::Inform, 14);
+    inf.flags = 0;
+    inf.ciaddr = Ipv4Addr::new(198, 18, 100, 77);
+    let (_, relayed) = to_server(&e.handle(t(0), sub_in(&from_alice(&inf))));
+    let mut ack = Message::decode(&server_reply(&relayed, MessageType::Ack, S1)).expect("ack");
+    ack.yiaddr = Ipv4Addr::UNSPECIFIED;
+    ack.remove_option(code::LEASE_TIME);
+    let out = e.handle(t(0), srv_in(S1, &ack.encode()));
+    let [Output::ToSubscriber(r)] = &out[..] else {
+        panic!("{out:?}");
+    };
+    assert_eq!((r.dst_ip, r.dst_mac), (inf.ciaddr, ALICE), "to ciaddr");
+    assert_eq!(e.bindings().count(), 0);
+}
