@@ -134,17 +134,19 @@ impl LogonService {
         gateway_mac: MacAddr,
         now: SystemTime,
     ) -> Result<(LogonService, Effects), StartError> {
-        let (mut svc, fx) = Self::start(cfg, Registry::open(path)?, gateway_mac, now)?;
-        svc.use_writer(path)?;
+        let (mut svc, mut fx) = Self::start(cfg, Registry::open(path)?, gateway_mac, now)?;
+        let more = svc.use_writer(path)?;
+        fx.inject.extend(more.inject);
+        fx.bindings.extend(more.bindings);
         Ok((svc, fx))
     }
 
     /// Moves commits to a writer thread with its own connection to the registry at `path`
-    /// (the file this service's registry reads).
-    pub fn use_writer(&mut self, path: &Path) -> Result<(), StartError> {
-        self.drain();
+    /// (the file this service's registry reads); returns what was still staged, committed.
+    pub fn use_writer(&mut self, path: &Path) -> Result<Effects, StartError> {
+        let fx = self.drain();
         self.writer = Some(StoreWriter::spawn(path)?);
-        Ok(())
+        Ok(fx)
     }
 
     /// Waits until every submitted batch is committed and returns their effects.
