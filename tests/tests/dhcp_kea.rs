@@ -282,6 +282,7 @@ impl Gw {
             Input::FromSubscriber {
                 port: PORT,
                 vlan: VLAN,
+                inner_vlan: 0,
                 src_mac: mac,
                 payload: &payload,
             },

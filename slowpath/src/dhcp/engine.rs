@@ -56,8 +56,10 @@ pub enum Input<'a> {
     FromSubscriber {
         /// Access port it arrived on.
         port: u16,
-        /// VLAN id (0 = untagged).
+        /// Outer (or only) VLAN id (0 = untagged).
         vlan: u16,
+        /// Inner VLAN id of QinQ (0 = at most one tag).
+        inner_vlan: u16,
         /// Ethernet source address.
         src_mac: MacAddr,
         /// UDP payload.
@@ -85,8 +87,10 @@ pub enum Input<'a> {
 pub struct Reply {
     /// Access port.
     pub port: u16,
-    /// VLAN (0 = untagged).
+    /// Outer (or only) VLAN (0 = untagged).
     pub vlan: u16,
+    /// Inner VLAN of QinQ (0 = at most one tag).
+    pub inner_vlan: u16,
     /// Ethernet destination (broadcast when the client asked for it, or on a NAK).
     pub dst_mac: MacAddr,
     /// IP destination (255.255.255.255 when broadcast).
@@ -285,6 +289,7 @@ struct Downstream {
 struct Pending {
     port: u16,
     vlan: u16,
+    inner_vlan: u16,
     downstream: Option<Downstream>,
     isp: String,
     kind: MessageType,
@@ -400,11 +405,13 @@ impl<D: Directory> Engine<D> {
             Input::FromSubscriber {
                 port,
                 vlan,
+                inner_vlan,
                 src_mac,
                 payload,
             } => {
                 self.counters.from_subscribers += 1;
-                self.on_subscriber(now, port, vlan, src_mac, payload, &mut out)
+                let at = (port, vlan, inner_vlan);
+                self.on_subscriber(now, at, src_mac, payload, &mut out)
             }
             Input::FromServer { src, payload } => {
                 self.counters.from_servers += 1;
@@ -463,8 +470,7 @@ impl<D: Directory> Engine<D> {
     fn on_subscriber(
         &mut self,
         now: SystemTime,
-        port: u16,
-        vlan: u16,
+        (port, vlan, inner_vlan): (u16, u16, u16),
         src_mac: MacAddr,
         payload: &[u8],
         out: &mut Vec<Output>,
@@ -593,7 +599,7 @@ impl<D: Directory> Engine<D> {
         msg.giaddr = self.relay_address;
         msg.hops = msg.hops.saturating_add(1);
         let mut info = RelayAgentInfo::default()
-            .circuit_id(&RelayAgentInfo::circuit_id_for(port, vlan))
+            .circuit_id(&RelayAgentInfo::circuit_id_for(port, vlan, inner_vlan))
             .remote_id(mac);
         if let Some(link) = route.link_selection {
             info = info.link_selection(link);
@@ -628,6 +634,7 @@ impl<D: Directory> Engine<D> {
             Pending {
                 port,
                 vlan,
+                inner_vlan,
                 downstream,
                 isp: sub.isp,
                 kind,
@@ -731,6 +738,7 @@ impl<D: Directory> Engine<D> {
                     server,
                     port: p.port,
                     vlan: p.vlan,
+                    inner_vlan: p.inner_vlan,
                 };
                 if let Some(old) = self.bindings.get(&mac) {
                     if (old.ipv4, old.port, old.vlan, &old.isp) != (b.ipv4, b.port, b.vlan, &b.isp)
@@ -774,6 +782,7 @@ impl<D: Directory> Engine<D> {
             return Reply {
                 port: p.port,
                 vlan: p.vlan,
+                inner_vlan: p.inner_vlan,
                 dst_mac: d.mac,
                 dst_ip: d.giaddr,
                 dst_port: SERVER_PORT,
@@ -797,6 +806,7 @@ impl<D: Directory> Engine<D> {
         Reply {
             port: p.port,
             vlan: p.vlan,
+            inner_vlan: p.inner_vlan,
             dst_mac: if broadcast { MacAddr::BROADCAST } else { mac },
             dst_ip,
             dst_port: CLIENT_PORT,

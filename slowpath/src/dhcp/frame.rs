@@ -1,4 +1,4 @@
-//! Subscriber-side framing: the Ethernet (optionally 802.1Q) / IPv4 / UDP layers around a
+//! Subscriber-side framing: the Ethernet (up to two VLAN tags) / IPv4 / UDP layers around a
 //! DHCP message, for the punt ring (frame in → [`Input::FromSubscriber`](super::Input)
 //! fields) and the inject path ([`Reply`] → frame out). Pure functions over byte slices, so
 //! the DPDK side only moves buffers.
@@ -11,6 +11,8 @@ use super::MacAddr;
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_VLAN: u16 = 0x8100;
+/// IEEE 802.1ad service tag: the outer tag of QinQ.
+const ETHERTYPE_QINQ: u16 = 0x88a8;
 const IPPROTO_UDP: u8 = 17;
 
 /// Why a punted frame is not a DHCP message to the server port.
@@ -19,7 +21,7 @@ pub enum FrameError {
     /// Shorter than its headers claim.
     #[error("frame truncated")]
     Truncated,
-    /// Not IPv4 (after at most one VLAN tag).
+    /// Not IPv4 (after at most two VLAN tags).
     #[error("not IPv4")]
     NotIpv4,
     /// IPv4 header malformed (version, IHL, total length) or its checksum wrong.
@@ -38,8 +40,10 @@ pub enum FrameError {
 pub struct Punted<'a> {
     /// Ethernet source.
     pub src_mac: MacAddr,
-    /// VLAN id (0 = untagged).
+    /// Outer (or only) VLAN id (0 = untagged).
     pub vlan: u16,
+    /// Inner VLAN id of QinQ (0 = at most one tag).
+    pub inner_vlan: u16,
     /// IPv4 source (0.0.0.0 before the client has an address).
     pub src_ip: Ipv4Addr,
     /// The DHCP message (UDP payload).
@@ -76,12 +80,17 @@ pub fn parse_punt(frame: &[u8]) -> Result<Punted<'_>, FrameError> {
     src_mac.copy_from_slice(src);
     let mut ethertype = be16(frame, 12).ok_or(FrameError::Truncated)?;
     let mut at = 14;
-    let mut vlan = 0;
-    if ethertype == ETHERTYPE_VLAN {
-        vlan = be16(frame, 14).ok_or(FrameError::Truncated)? & 0x0fff;
-        ethertype = be16(frame, 16).ok_or(FrameError::Truncated)?;
-        at = 18;
+    // Up to two tags, 802.1Q or 802.1ad TPIDs, as the fast path's classifier reads them.
+    let mut vids = [0u16; 2];
+    for vid in vids.iter_mut() {
+        if ethertype != ETHERTYPE_VLAN && ethertype != ETHERTYPE_QINQ {
+            break;
+        }
+        *vid = be16(frame, at).ok_or(FrameError::Truncated)? & 0x0fff;
+        ethertype = be16(frame, at + 2).ok_or(FrameError::Truncated)?;
+        at += 4;
     }
+    let [vlan, inner_vlan] = vids;
     if ethertype != ETHERTYPE_IPV4 {
         return Err(FrameError::NotIpv4);
     }
@@ -114,6 +123,7 @@ pub fn parse_punt(frame: &[u8]) -> Result<Punted<'_>, FrameError> {
     Ok(Punted {
         src_mac: MacAddr(src_mac),
         vlan,
+        inner_vlan,
         src_ip,
         payload: udp.get(8..ulen).ok_or(FrameError::Truncated)?,
     })
@@ -124,7 +134,7 @@ pub fn parse_punt(frame: &[u8]) -> Result<Punted<'_>, FrameError> {
 pub fn build_udp(
     dst_mac: MacAddr,
     src_mac: MacAddr,
-    vlan: u16,
+    (vlan, inner_vlan): (u16, u16),
     src_ip: Ipv4Addr,
     dst_ip: Ipv4Addr,
     src_port: u16,
@@ -136,7 +146,12 @@ pub fn build_udp(
     let mut f = Vec::with_capacity(18 + total);
     f.extend_from_slice(&dst_mac.0);
     f.extend_from_slice(&src_mac.0);
-    if vlan != 0 {
+    if vlan != 0 && inner_vlan != 0 {
+        f.extend_from_slice(&ETHERTYPE_QINQ.to_be_bytes());
+        f.extend_from_slice(&(vlan & 0x0fff).to_be_bytes());
+        f.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+        f.extend_from_slice(&(inner_vlan & 0x0fff).to_be_bytes());
+    } else if vlan != 0 {
         f.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
         f.extend_from_slice(&(vlan & 0x0fff).to_be_bytes());
     }
@@ -173,7 +188,7 @@ pub fn build_reply(gateway_mac: MacAddr, r: &Reply) -> Vec<u8> {
     build_udp(
         r.dst_mac,
         gateway_mac,
-        r.vlan,
+        (r.vlan, r.inner_vlan),
         r.src_ip,
         r.dst_ip,
         SERVER_PORT,
@@ -197,13 +212,13 @@ mod tests {
     }
 
     #[test]
-    fn client_frame_parses_with_and_without_vlan() {
+    fn client_frame_parses_untagged_tagged_and_qinq() {
         let mac = MacAddr([2, 0, 0x5e, 0x10, 0, 1]);
-        for vlan in [0, 100] {
+        for (vlan, inner_vlan) in [(0, 0), (100, 0), (100, 2001)] {
             let f = build_udp(
                 MacAddr::BROADCAST,
                 mac,
-                vlan,
+                (vlan, inner_vlan),
                 Ipv4Addr::UNSPECIFIED,
                 Ipv4Addr::BROADCAST,
                 CLIENT_PORT,
@@ -216,6 +231,7 @@ mod tests {
                 Punted {
                     src_mac: mac,
                     vlan,
+                    inner_vlan,
                     src_ip: Ipv4Addr::UNSPECIFIED,
                     payload: b"dhcp"
                 }
@@ -224,10 +240,37 @@ mod tests {
     }
 
     #[test]
+    fn qinq_reply_carries_both_tags() {
+        let r = Reply {
+            port: 1,
+            vlan: 100,
+            inner_vlan: 2001,
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_ip: Ipv4Addr::BROADCAST,
+            dst_port: CLIENT_PORT,
+            src_ip: Ipv4Addr::new(198, 18, 64, 1),
+            broadcast: true,
+            payload: vec![1],
+        };
+        let f = build_reply(MacAddr([2, 0, 0, 0, 0, 0xfe]), &r);
+        assert_eq!(
+            &f[12..22],
+            &[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x07, 0xd1, 0x08, 0x00]
+        );
+        // A frame whose outer TPID is 802.1Q twice (common on older switches) parses too.
+        let mut q = f.clone();
+        q[12..14].copy_from_slice(&[0x81, 0x00]);
+        q[44..46].copy_from_slice(&[0, 67]); // UDP destination port: as if to the server
+        let p = parse_punt(&q).expect("parses");
+        assert_eq!((p.vlan, p.inner_vlan), (100, 2001));
+    }
+
+    #[test]
     fn reply_frame_has_valid_checksums() {
         let r = Reply {
             port: 1,
             vlan: 7,
+            inner_vlan: 0,
             dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
             dst_ip: Ipv4Addr::new(198, 18, 100, 42),
             dst_port: CLIENT_PORT,
@@ -257,7 +300,7 @@ mod tests {
         let good = build_udp(
             MacAddr::BROADCAST,
             mac,
-            0,
+            (0, 0),
             Ipv4Addr::UNSPECIFIED,
             Ipv4Addr::BROADCAST,
             68,
@@ -274,7 +317,7 @@ mod tests {
         let other_port = build_udp(
             MacAddr::BROADCAST,
             mac,
-            0,
+            (0, 0),
             Ipv4Addr::UNSPECIFIED,
             Ipv4Addr::BROADCAST,
             68,

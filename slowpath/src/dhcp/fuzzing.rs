@@ -123,6 +123,7 @@ fn exercise_engine(data: &[u8]) {
             Input::FromSubscriber {
                 port: 1,
                 vlan: 0,
+                inner_vlan: 0,
                 src_mac,
                 payload: data,
             },

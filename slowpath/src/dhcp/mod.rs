@@ -14,13 +14,16 @@
 //!
 //! - **Punt**: IPv4 UDP to port 67 arriving on an access port, broadcast or addressed to
 //!   `dhcp.server_identifier` (renewals are unicast there), goes to
-//!   [`service::LogonService::punt`] with the port number; the frame as received (one
-//!   802.1Q tag understood).
+//!   [`service::LogonService::punt`] with the port number; the frame as received (up to
+//!   two VLAN tags, 802.1Q or 802.1ad, like the classifier).
 //! - **Inject**: every [`service::Inject`] from [`service::LogonService::flush`] is a complete
 //!   Ethernet frame for its access port (sent from the gateway MAC given at start).
 //! - **Tables**: every [`BindingChange`] from `flush` (and from start: reinstalled bindings)
-//!   becomes a table update: `Install` admits `ipv4` from `mac` on `port`/`vlan` onto the
-//!   ISP's label path (same MAC again = refresh), `Remove` withdraws it. They come after the
+//!   becomes a table update: `Install` admits `ipv4` from `mac` on `port`/`vlan`/`inner_vlan`
+//!   onto the ISP's label path (same MAC again = refresh), `Remove` withdraws it. With the
+//!   fast path's `TableUpdate`: key = `SubscriberKey { port, outer_vid: vlan, inner_vid:
+//!   inner_vlan, mac }`; `Install` → `AddSubscriber { key, isp }` (if not preloaded) then
+//!   `Bind { key, addr: ipv4 }`; `Remove` → `Unbind { key }`. They come after the
 //!   store commit, so a crash never leaves the fast path ahead of the store.
 //! - **Loop**: register [`service::LogonService::socket`] with mio; on each turn punt what the
 //!   ring gave, `poll_isp` when readable, `tick` at `next_deadline`, then `flush`.

@@ -3,7 +3,7 @@
 //!
 //! | sub | name | RFC | ispmux puts |
 //! |---|---|---|---|
-//! | 1 | Agent Circuit ID | 3046 §3.1 | `"<port>:<vlan>"` in ASCII: where the subscriber is attached |
+//! | 1 | Agent Circuit ID | 3046 §3.1 | `"<port>:<vlan>"` (`"<port>:<outer>.<inner>"` behind QinQ) in ASCII: where the subscriber is attached |
 //! | 2 | Agent Remote ID | 3046 §3.2 | the subscriber's MAC, 6 octets (claim 20) |
 //! | 5 | Link Selection | 3527 | the subnet the ISP should assign from (if configured) |
 //! | 6 | Subscriber-ID | 3993 | the customer id the ISP registered (claims 8, 18) |
@@ -137,9 +137,14 @@ impl RelayAgentInfo {
         self.push(sub::SERVER_ID_OVERRIDE, addr.octets().to_vec())
     }
 
-    /// The circuit-id ispmux writes for an access port and VLAN.
-    pub fn circuit_id_for(port: u16, vlan: u16) -> Vec<u8> {
-        format!("{port}:{vlan}").into_bytes()
+    /// The circuit-id ispmux writes for an access port and VLANs: `"<port>:<vlan>"`, or
+    /// `"<port>:<outer>.<inner>"` behind QinQ.
+    pub fn circuit_id_for(port: u16, vlan: u16, inner_vlan: u16) -> Vec<u8> {
+        if inner_vlan == 0 {
+            format!("{port}:{vlan}").into_bytes()
+        } else {
+            format!("{port}:{vlan}.{inner_vlan}").into_bytes()
+        }
     }
 }
 
@@ -169,7 +174,7 @@ mod tests {
     #[test]
     fn known_answer_for_all_five_sub_options() {
         let info = RelayAgentInfo::default()
-            .circuit_id(&RelayAgentInfo::circuit_id_for(3, 100))
+            .circuit_id(&RelayAgentInfo::circuit_id_for(3, 100, 0))
             .remote_id(mac())
             .link_selection(Ipv4Addr::new(198, 18, 100, 0))
             .subscriber_id("C1001")

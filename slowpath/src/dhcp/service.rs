@@ -175,6 +175,7 @@ impl LogonService {
             Input::FromSubscriber {
                 port,
                 vlan: p.vlan,
+                inner_vlan: p.inner_vlan,
                 src_mac: p.src_mac,
                 payload: p.payload,
             },
@@ -410,7 +411,7 @@ mod tests {
         let f = frame::build_udp(
             MacAddr::BROADCAST,
             mac,
-            100,
+            (100, 0),
             Ipv4Addr::UNSPECIFIED,
             Ipv4Addr::BROADCAST,
             68,
@@ -438,10 +439,12 @@ mod tests {
             server: Ipv4Addr::new(127, 0, 0, 2),
             port: 1,
             vlan: 0,
+            inner_vlan: 0,
         };
         let reply = Reply {
             port: 1,
             vlan: 0,
+            inner_vlan: 0,
             dst_mac: b.mac,
             dst_ip: b.ipv4,
             dst_port: 68,
@@ -495,6 +498,7 @@ mod writer_tests {
             server: Ipv4Addr::new(127, 0, 0, 2),
             port: 1,
             vlan: 0,
+            inner_vlan: 0,
         }
     }
 
@@ -502,6 +506,7 @@ mod writer_tests {
         Reply {
             port: 1,
             vlan: 0,
+            inner_vlan: 0,
             dst_mac: b.mac,
             dst_ip: b.ipv4,
             dst_port: 68,
@@ -615,6 +620,7 @@ mod restart_tests {
             server: Ipv4Addr::new(127, 0, 0, 2),
             port: 2,
             vlan: 100,
+            inner_vlan: 0,
         };
         {
             let mut r = Registry::open(&path)

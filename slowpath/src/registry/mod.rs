@@ -156,8 +156,10 @@ pub struct Binding {
     pub server: Ipv4Addr,
     /// Access port the subscriber logged on from.
     pub port: u16,
-    /// VLAN on that port (0 = untagged).
+    /// Outer (or only) VLAN on that port (0 = untagged).
     pub vlan: u16,
+    /// Inner VLAN of QinQ (0 = at most one tag).
+    pub inner_vlan: u16,
 }
 
 /// A refused logon.
@@ -172,6 +174,9 @@ pub struct Refusal {
     /// Why.
     pub reason: String,
 }
+
+/// A binding as stored: mac, isp, ipv4, expires, server, port, vlan, inner_vlan.
+type BindingRow = (String, String, String, i64, String, u16, u16, u16);
 
 pub(crate) fn unix_secs(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
@@ -408,11 +413,13 @@ impl Registry {
     /// Writes a binding (ACK, renewal).
     pub fn upsert_binding(&mut self, b: &Binding) -> Result<(), RegistryError> {
         self.conn.execute(
-            "INSERT INTO binding (mac, isp, ipv4, expires, server, port, vlan, updated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO binding
+               (mac, isp, ipv4, expires, server, port, vlan, inner_vlan, updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT(mac) DO UPDATE SET isp = excluded.isp, ipv4 = excluded.ipv4,
                expires = excluded.expires, server = excluded.server, port = excluded.port,
-               vlan = excluded.vlan, updated = excluded.updated",
+               vlan = excluded.vlan, inner_vlan = excluded.inner_vlan,
+               updated = excluded.updated",
             params![
                 b.mac.to_string(),
                 b.isp,
@@ -421,6 +428,7 @@ impl Registry {
                 b.server.to_string(),
                 b.port,
                 b.vlan,
+                b.inner_vlan,
                 unix_secs(SystemTime::now())
             ],
         )?;
@@ -435,9 +443,22 @@ impl Registry {
             > 0)
     }
 
-    fn row_to_binding(
-        r: (String, String, String, i64, String, u16, u16),
-    ) -> Result<Binding, RegistryError> {
+    const BINDING_COLS: &'static str = "mac, isp, ipv4, expires, server, port, vlan, inner_vlan";
+
+    fn binding_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BindingRow> {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+        ))
+    }
+
+    fn row_to_binding(r: BindingRow) -> Result<Binding, RegistryError> {
         Ok(Binding {
             mac: parse_col("binding.mac", r.0)?,
             isp: r.1,
@@ -446,10 +467,9 @@ impl Registry {
             server: parse_col("binding.server", r.4)?,
             port: r.5,
             vlan: r.6,
+            inner_vlan: r.7,
         })
     }
-
-    const BINDING_COLS: &'static str = "mac, isp, ipv4, expires, server, port, vlan";
 
     /// One subscriber's binding.
     pub fn binding(&self, mac: MacAddr) -> Result<Option<Binding>, RegistryError> {
@@ -458,17 +478,7 @@ impl Registry {
             .query_row(
                 &format!("SELECT {} FROM binding WHERE mac = ?1", Self::BINDING_COLS),
                 [mac.to_string()],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                },
+                Self::binding_row,
             )
             .optional()?;
         row.map(Self::row_to_binding).transpose()
@@ -481,17 +491,7 @@ impl Registry {
             Self::BINDING_COLS
         ))?;
         let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })?
+            .query_map([], Self::binding_row)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(Self::row_to_binding).collect()
     }

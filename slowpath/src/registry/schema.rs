@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[&str] = &["
         server  TEXT NOT NULL,
         port    INTEGER NOT NULL,
         vlan    INTEGER NOT NULL,
+        inner_vlan INTEGER NOT NULL DEFAULT 0,
         updated INTEGER NOT NULL
     );
     CREATE TABLE refusal (

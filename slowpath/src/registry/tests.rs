@@ -92,6 +92,7 @@ fn bindings_and_refusals_persist() {
         server: Ipv4Addr::new(198, 18, 1, 2),
         port: 3,
         vlan: 100,
+        inner_vlan: 0,
     };
     {
         let mut r = Registry::open(&path)

@@ -79,6 +79,7 @@ fn sub_in(payload: &[u8]) -> Input<'_> {
     Input::FromSubscriber {
         port: 3,
         vlan: 100,
+        inner_vlan: 0,
         src_mac: ALICE,
         payload,
     }
@@ -133,6 +134,7 @@ fn binding(expires: SystemTime) -> Binding {
         server: S1,
         port: 3,
         vlan: 100,
+        inner_vlan: 0,
     }
 }
 
@@ -166,6 +168,7 @@ fn unknown_mac_is_refused_and_not_relayed() {
         Input::FromSubscriber {
             port: 3,
             vlan: 100,
+            inner_vlan: 0,
             src_mac: MALLORY,
             payload: &m.encode(),
         },
@@ -482,6 +485,7 @@ fn spoofed_and_untrusted_inputs_are_dropped() {
     let spoof = Input::FromSubscriber {
         port: 3,
         vlan: 100,
+        inner_vlan: 0,
         src_mac: MALLORY,
         payload: &d,
     };
@@ -544,6 +548,7 @@ fn a_relay_below_is_trusted_only_on_its_port() {
     let from_head_end = Input::FromSubscriber {
         port: 3,
         vlan: 100,
+        inner_vlan: 0,
         src_mac: HEAD_END,
         payload: &wire,
     };
@@ -598,6 +603,7 @@ fn a_flood_of_new_macs_is_counted_not_all_logged() {
             Input::FromSubscriber {
                 port: 3,
                 vlan: 100,
+                inner_vlan: 0,
                 src_mac: mac,
                 payload: &m,
             },
@@ -648,6 +654,7 @@ fn each_subscriber_goes_to_its_own_isp() {
             Input::FromSubscriber {
                 port: 3,
                 vlan: 100,
+                inner_vlan: 0,
                 src_mac: mac,
                 payload: &m,
             },
@@ -703,4 +710,37 @@ fn inform_is_answered_without_a_binding() {
     };
     assert_eq!((r.dst_ip, r.dst_mac), (inf.ciaddr, ALICE), "to ciaddr");
     assert_eq!(e.bindings().count(), 0);
+}
+
+#[test]
+fn qinq_subscribers_keep_both_vlans() {
+    let mut e = engine();
+    let d = from_alice(&client(MessageType::Discover, 21));
+    let qinq = |payload| Input::FromSubscriber {
+        port: 3,
+        vlan: 100,
+        inner_vlan: 2001,
+        src_mac: ALICE,
+        payload,
+    };
+    let (_, relayed) = to_server(&e.handle(t(0), qinq(&d)));
+    let m = Message::decode(&relayed).expect("decodes");
+    let info = RelayAgentInfo::decode(m.option(82).expect("82")).expect("parses");
+    assert_eq!(info.get(sub::CIRCUIT_ID), Some(&b"3:100.2001"[..]));
+    let mut r = client(MessageType::Request, 22);
+    r.set_option(code::REQUESTED_IP, LEASED.octets().to_vec());
+    let r = from_alice(&r);
+    let (_, relayed) = to_server(&e.handle(t(0), qinq(&r)));
+    let out = e.handle(
+        t(0),
+        srv_in(S1, &server_reply(&relayed, MessageType::Ack, S1)),
+    );
+    let Some(Output::Binding(BindingChange::Install(b))) = out.get(1) else {
+        panic!("{out:?}");
+    };
+    assert_eq!((b.port, b.vlan, b.inner_vlan), (3, 100, 2001));
+    let Some(Output::ToSubscriber(reply)) = out.get(2) else {
+        panic!("{out:?}");
+    };
+    assert_eq!((reply.vlan, reply.inner_vlan), (100, 2001));
 }
