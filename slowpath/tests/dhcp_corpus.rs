@@ -44,4 +44,7 @@ fn frame_seed_is_a_punted_discover() {
     let m = Message::decode(p.payload).expect("payload decodes");
     assert_eq!(m.message_type(), Some(MessageType::Discover));
     assert_eq!(m.client_mac(), Some(p.src_mac));
+    let raw = std::fs::read(dir.join("frame_qinq_discover")).expect("seed");
+    let q = frame::parse_punt(&raw).expect("QinQ frame parses");
+    assert_eq!((q.vlan, q.inner_vlan, q.payload), (300, 100, p.payload));
 }
