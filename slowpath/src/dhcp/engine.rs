@@ -1,0 +1,861 @@
+//! The logon engine: a sans-IO state machine that turns a subscriber's DHCP messages into
+//! extended DHCP requests to its chosen ISP (claims 1, 6, 13) and the ISP's answers into
+//! bindings and emulated-server replies (claims 11, 15).
+//!
+//! `handle(now, input) -> outputs`. Inputs: a DHCP payload punted from an access port, a
+//! datagram from an ISP server, a timer tick, a revocation from the control side. Outputs,
+//! to be carried out **in order** by the driver: store writes (durable first), binding
+//! changes for the fast-path tables, datagrams to ISP servers, replies to subscribers.
+//! Subscriber lookups go through [`Directory`] (the registry); the engine holds only
+//! transactions in flight, bindings and rate-limit state.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, SystemTime};
+
+use ispmux_conf::dhcp::DhcpConfig;
+
+use super::codec::{code, Message, MessageType, OP_BOOTREPLY, OP_BOOTREQUEST};
+use super::ratelimit::RateLimiter;
+use super::relay_info::{self, RelayAgentInfo};
+use super::{credential, MacAddr};
+use crate::registry::{password, Binding, Refusal, Registry, RegistryError, Status, Subscriber};
+
+/// The DHCP server port (RFC 2131 §4.1); relays and servers both use it.
+pub const SERVER_PORT: u16 = 67;
+/// The DHCP client port (RFC 2131 §4.1).
+pub const CLIENT_PORT: u16 = 68;
+/// RFC 1542 §4.1.1: discard requests that have crossed this many relays.
+const MAX_HOPS: u8 = 16;
+/// How long an OFFER's server is remembered for the client's REQUEST.
+const OFFER_MEMORY: Duration = Duration::from_secs(120);
+/// Transactions in flight at once; beyond this new ones are dropped.
+const MAX_PENDING: usize = 65_536;
+/// Refusals written to the store and the log per second, and at once.
+const REFUSALS_PER_SECOND: f64 = 100.0;
+const REFUSAL_BURST: u32 = 1000;
+/// A lease without option 51 (RFC 2131 requires it in an ACK) is held this long.
+const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
+
+/// Where subscribers are looked up.
+pub trait Directory {
+    /// The subscriber registered with `mac`, if any.
+    fn lookup(&self, mac: MacAddr) -> Result<Option<Subscriber>, RegistryError>;
+}
+
+impl Directory for Registry {
+    fn lookup(&self, mac: MacAddr) -> Result<Option<Subscriber>, RegistryError> {
+        self.subscriber(mac)
+    }
+}
+
+/// Something that happened.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// A DHCP message (UDP payload to port 67) punted from an access port.
+    FromSubscriber {
+        /// Access port it arrived on.
+        port: u16,
+        /// Outer (or only) VLAN id (0 = untagged).
+        vlan: u16,
+        /// Inner VLAN id of QinQ (0 = at most one tag).
+        inner_vlan: u16,
+        /// Ethernet source address.
+        src_mac: MacAddr,
+        /// UDP payload.
+        payload: &'a [u8],
+    },
+    /// A datagram that arrived on the ISP-side socket.
+    FromServer {
+        /// Its source.
+        src: SocketAddrV4,
+        /// UDP payload.
+        payload: &'a [u8],
+    },
+    /// Time passed: retry or fail over transactions, expire leases.
+    Tick,
+    /// The control side removed or suspended a subscriber: drop its binding now.
+    Revoke {
+        /// The subscriber.
+        mac: MacAddr,
+    },
+}
+
+/// A DHCP reply for the inject path: UDP from `src_ip`:67 to `dst_ip`:`dst_port`, Ethernet
+/// to `dst_mac` on `port`/`vlan`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Access port.
+    pub port: u16,
+    /// Outer (or only) VLAN (0 = untagged).
+    pub vlan: u16,
+    /// Inner VLAN of QinQ (0 = at most one tag).
+    pub inner_vlan: u16,
+    /// Ethernet destination (broadcast when the client asked for it, or on a NAK).
+    pub dst_mac: MacAddr,
+    /// IP destination (255.255.255.255 when broadcast).
+    pub dst_ip: Ipv4Addr,
+    /// UDP destination: 68 to a client, 67 to a relay agent below the gateway.
+    pub dst_port: u16,
+    /// IP source: the gateway's server identifier.
+    pub src_ip: Ipv4Addr,
+    /// True when sent to the broadcast addresses.
+    pub broadcast: bool,
+    /// The DHCP message.
+    pub payload: Vec<u8>,
+}
+
+/// A change the fast path must apply (through the table-update mechanism).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindingChange {
+    /// Admit `ipv4` from `mac` on `port`/`vlan` onto `isp`'s label path (new or renewed).
+    Install(Binding),
+    /// Stop admitting this binding.
+    Remove(Binding),
+}
+
+/// A write the driver applies to the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreWrite {
+    /// Insert or refresh a binding.
+    UpsertBinding(Binding),
+    /// Delete a binding.
+    RemoveBinding(MacAddr),
+    /// Append to the refusal log.
+    Refusal(Refusal),
+}
+
+impl Registry {
+    /// Applies one engine store write.
+    pub fn apply(&mut self, w: &StoreWrite) -> Result<(), RegistryError> {
+        match w {
+            StoreWrite::UpsertBinding(b) => self.upsert_binding(b),
+            StoreWrite::RemoveBinding(m) => self.remove_binding(*m).map(|_| ()),
+            StoreWrite::Refusal(r) => self.record_refusal(r),
+        }
+    }
+
+    /// Applies several writes in one transaction: one durable commit (one fsync) for a
+    /// whole burst of logons instead of one each. All or none are applied.
+    pub fn apply_all<'a>(
+        &mut self,
+        writes: impl IntoIterator<Item = &'a StoreWrite>,
+    ) -> Result<(), RegistryError> {
+        self.begin_immediate()?;
+        for w in writes {
+            if let Err(e) = self.apply(w) {
+                self.rollback();
+                return Err(e);
+            }
+        }
+        self.commit().inspect_err(|_| self.rollback())
+    }
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Write to the store (before the outputs that follow it).
+    Store(StoreWrite),
+    /// Apply to the fast-path tables.
+    Binding(BindingChange),
+    /// Send a datagram from the relay address:67 to an ISP server.
+    ToServer {
+        /// Destination (the server, port 67).
+        dst: SocketAddrV4,
+        /// The extended DHCP message.
+        payload: Vec<u8>,
+    },
+    /// Inject a reply towards a subscriber.
+    ToSubscriber(Reply),
+}
+
+/// Why a logon was refused (the refusal log's `reason`, claim 17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// The MAC is not registered.
+    UnknownSubscriber,
+    /// Registered but suspended.
+    Suspended,
+    /// Customer id or password wrong.
+    BadCredential,
+    /// `require_credential` and the logon carried none.
+    MissingCredential,
+    /// The subscriber's ISP has no DHCP servers configured here.
+    IspNotConfigured,
+    /// The ISP's server answered DHCPNAK (with its message, if any).
+    Nak(String),
+    /// None of the ISP's servers answered.
+    NoAnswer,
+}
+
+impl std::fmt::Display for RefusalReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownSubscriber => f.write_str("unknown subscriber"),
+            Self::Suspended => f.write_str("subscriber suspended"),
+            Self::BadCredential => f.write_str("bad credential"),
+            Self::MissingCredential => f.write_str("no credential"),
+            Self::IspNotConfigured => f.write_str("ISP not configured for DHCP"),
+            Self::Nak(m) if m.is_empty() => f.write_str("ISP sent DHCPNAK"),
+            Self::Nak(m) => write!(f, "ISP sent DHCPNAK: {m}"),
+            Self::NoAnswer => f.write_str("no answer from the ISP's DHCP servers"),
+        }
+    }
+}
+
+/// Why an input was dropped without a refusal record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    /// Not a DHCP message.
+    Malformed,
+    /// Wrong op for the direction.
+    WrongOp,
+    /// No or unknown option 53.
+    NoMessageType,
+    /// Not an Ethernet chaddr, or chaddr differs from the frame's source MAC.
+    ChaddrMismatch,
+    /// A subscriber sent giaddr or option 82 (RFC 3046 §2.1: untrusted circuit).
+    RelayInfoFromClient,
+    /// Hop count exceeded.
+    TooManyHops,
+    /// Over the subscriber's rate limit.
+    RateLimited,
+    /// Too many transactions in flight.
+    Overloaded,
+    /// A server reply matching no transaction (late, duplicate, or forged).
+    NoTransaction,
+    /// A reply from an address that is not a server of the transaction's ISP.
+    UnexpectedServer,
+    /// A message type the proxy does not relay in that direction.
+    UnexpectedType,
+    /// RELEASE/DECLINE/RENEW with no binding and no remembered server.
+    NoBinding,
+    /// The registry failed.
+    Directory,
+    /// Option 82 could not be built (sub-option too long).
+    RelayInfo,
+}
+
+/// Engine counters (the control side sums and exports them).
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    /// Messages from subscribers.
+    pub from_subscribers: u64,
+    /// Datagrams from servers.
+    pub from_servers: u64,
+    /// Extended requests sent to ISP servers (including retries).
+    pub relayed: u64,
+    /// Replies injected to subscribers.
+    pub replies: u64,
+    /// Retries sent to an ISP's next server after a timeout.
+    pub failovers: u64,
+    /// Bindings installed (ACKs, renewals).
+    pub installs: u64,
+    /// Bindings removed.
+    pub removals: u64,
+    /// Refusals (recorded or not).
+    pub refusals: u64,
+    /// Refusals over the logging budget: counted, not written to the store or the log.
+    pub refusals_unlogged: u64,
+    /// Drops by reason.
+    pub drops: HashMap<DropReason, u64>,
+}
+
+impl Counters {
+    /// Drops for one reason.
+    pub fn dropped(&self, r: DropReason) -> u64 {
+        self.drops.get(&r).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct IspRoute {
+    servers: Vec<Ipv4Addr>,
+    link_selection: Option<Ipv4Addr>,
+    /// Index of the server that answered last: new transactions start there.
+    preferred: usize,
+}
+
+/// A relay agent between the subscriber and the gateway, and what it put in the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Downstream {
+    giaddr: Ipv4Addr,
+    mac: MacAddr,
+    relay_info: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    port: u16,
+    vlan: u16,
+    inner_vlan: u16,
+    downstream: Option<Downstream>,
+    isp: String,
+    kind: MessageType,
+    relayed: Vec<u8>,
+    candidates: Vec<Ipv4Addr>,
+    tried: usize,
+    deadline: SystemTime,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Offer {
+    server: Ipv4Addr,
+    server_id: Ipv4Addr,
+    at: SystemTime,
+}
+
+/// The logon engine.
+pub struct Engine<D> {
+    relay_address: Ipv4Addr,
+    server_identifier: Ipv4Addr,
+    require_credential: bool,
+    trusted_relay_ports: Vec<u16>,
+    timeout: Duration,
+    isps: HashMap<String, IspRoute>,
+    dir: D,
+    pending: HashMap<(MacAddr, u32), Pending>,
+    offers: HashMap<MacAddr, Offer>,
+    bindings: HashMap<MacAddr, Binding>,
+    limiter: RateLimiter<MacAddr>,
+    refusal_budget: RateLimiter<()>,
+    counters: Counters,
+}
+
+impl<D: Directory> Engine<D> {
+    /// An engine for `cfg` (validated) looking subscribers up in `dir`.
+    pub fn new(cfg: &DhcpConfig, dir: D) -> Self {
+        let isps = cfg
+            .isps
+            .iter()
+            .map(|i| {
+                (
+                    i.name.clone(),
+                    IspRoute {
+                        servers: i.servers.clone(),
+                        link_selection: i.link_selection,
+                        preferred: 0,
+                    },
+                )
+            })
+            .collect();
+        Engine {
+            relay_address: cfg.relay_address,
+            server_identifier: cfg.server_identifier,
+            require_credential: cfg.require_credential,
+            trusted_relay_ports: cfg.trusted_relay_ports.clone(),
+            timeout: Duration::from_millis(cfg.server_timeout_ms),
+            isps,
+            dir,
+            pending: HashMap::new(),
+            offers: HashMap::new(),
+            bindings: HashMap::new(),
+            limiter: RateLimiter::new(
+                cfg.rate_limit.per_second,
+                cfg.rate_limit.burst,
+                cfg.rate_limit.max_tracked,
+            ),
+            refusal_budget: RateLimiter::new(REFUSALS_PER_SECOND, REFUSAL_BURST, 1),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The directory (the driver applies [`StoreWrite`]s through it).
+    pub fn directory_mut(&mut self) -> &mut D {
+        &mut self.dir
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Bindings in force.
+    pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.bindings.values()
+    }
+
+    /// When the engine next needs a [`Input::Tick`], if anything is waiting.
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        let p = self.pending.values().map(|p| p.deadline);
+        let b = self.bindings.values().map(|b| b.expires);
+        p.chain(b).min()
+    }
+
+    /// Reinstalls bindings read from the store at start; expired ones are deleted instead.
+    pub fn restore(&mut self, now: SystemTime, bindings: Vec<Binding>) -> Vec<Output> {
+        let mut out = Vec::new();
+        for b in bindings {
+            if b.expires > now {
+                self.bindings.insert(b.mac, b.clone());
+                self.counters.installs += 1;
+                out.push(Output::Binding(BindingChange::Install(b)));
+            } else {
+                out.push(Output::Store(StoreWrite::RemoveBinding(b.mac)));
+            }
+        }
+        out
+    }
+
+    /// Handles one input.
+    pub fn handle(&mut self, now: SystemTime, input: Input<'_>) -> Vec<Output> {
+        let mut out = Vec::new();
+        let r = match input {
+            Input::FromSubscriber {
+                port,
+                vlan,
+                inner_vlan,
+                src_mac,
+                payload,
+            } => {
+                self.counters.from_subscribers += 1;
+                let at = (port, vlan, inner_vlan);
+                self.on_subscriber(now, at, src_mac, payload, &mut out)
+            }
+            Input::FromServer { src, payload } => {
+                self.counters.from_servers += 1;
+                self.on_server(now, src, payload, &mut out)
+            }
+            Input::Tick => {
+                self.tick(now, &mut out);
+                Ok(())
+            }
+            Input::Revoke { mac } => {
+                self.pending.retain(|(m, _), _| *m != mac);
+                self.offers.remove(&mac);
+                self.unbind(mac, &mut out);
+                Ok(())
+            }
+        };
+        if let Err(reason) = r {
+            *self.counters.drops.entry(reason).or_insert(0) += 1;
+            tracing::debug!(?reason, "dhcp: dropped");
+        }
+        out
+    }
+
+    fn refuse(
+        &mut self,
+        now: SystemTime,
+        mac: MacAddr,
+        isp: Option<&str>,
+        reason: RefusalReason,
+        out: &mut Vec<Output>,
+    ) {
+        self.counters.refusals += 1;
+        // A flood from ever-new MACs passes the per-MAC limit; it must not turn into a
+        // flood of store writes and log lines. Past this budget refusals are only counted.
+        if !self.refusal_budget.allow(&(), now) {
+            self.counters.refusals_unlogged += 1;
+            return;
+        }
+        tracing::warn!(%mac, isp = isp.unwrap_or("-"), %reason, "dhcp: logon refused");
+        out.push(Output::Store(StoreWrite::Refusal(Refusal {
+            at: now,
+            mac,
+            isp: isp.map(str::to_owned),
+            reason: reason.to_string(),
+        })));
+    }
+
+    fn unbind(&mut self, mac: MacAddr, out: &mut Vec<Output>) {
+        if let Some(b) = self.bindings.remove(&mac) {
+            self.counters.removals += 1;
+            out.push(Output::Store(StoreWrite::RemoveBinding(mac)));
+            out.push(Output::Binding(BindingChange::Remove(b)));
+        }
+    }
+
+    fn on_subscriber(
+        &mut self,
+        now: SystemTime,
+        (port, vlan, inner_vlan): (u16, u16, u16),
+        src_mac: MacAddr,
+        payload: &[u8],
+        out: &mut Vec<Output>,
+    ) -> Result<(), DropReason> {
+        let mut msg = Message::decode(payload).map_err(|_| DropReason::Malformed)?;
+        if msg.op != OP_BOOTREQUEST {
+            return Err(DropReason::WrongOp);
+        }
+        let mac = msg.client_mac().ok_or(DropReason::ChaddrMismatch)?;
+        // A relay agent in the access network (a head end's) is trusted per port (RFC 3046
+        // §2.1: "trusted circuit"); its giaddr and option 82 are kept for the way back.
+        // Anywhere else giaddr or option 82 from below is a forgery.
+        let downstream = if msg.giaddr.is_unspecified() {
+            if mac != src_mac {
+                return Err(DropReason::ChaddrMismatch);
+            }
+            if msg.option(code::RELAY_AGENT_INFO).is_some() {
+                return Err(DropReason::RelayInfoFromClient);
+            }
+            None
+        } else if self.trusted_relay_ports.contains(&port) {
+            Some(Downstream {
+                giaddr: msg.giaddr,
+                mac: src_mac,
+                relay_info: msg.remove_option(code::RELAY_AGENT_INFO),
+            })
+        } else {
+            return Err(DropReason::RelayInfoFromClient);
+        };
+        if msg.hops >= MAX_HOPS {
+            return Err(DropReason::TooManyHops);
+        }
+        if !self.limiter.allow(&mac, now) {
+            return Err(DropReason::RateLimited);
+        }
+        let kind = msg.message_type().ok_or(DropReason::NoMessageType)?;
+        let presented = credential::take(&mut msg);
+        let sub = match self.dir.lookup(mac) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(%mac, error = %e, "dhcp: registry lookup failed");
+                return Err(DropReason::Directory);
+            }
+        };
+        let logon = matches!(
+            kind,
+            MessageType::Discover | MessageType::Request | MessageType::Inform
+        );
+        let Some(sub) = sub else {
+            if logon {
+                self.refuse(now, mac, None, RefusalReason::UnknownSubscriber, out);
+            }
+            return Ok(());
+        };
+        if logon {
+            if let Some(reason) = self.check(&sub, presented.as_ref()) {
+                self.refuse(now, mac, Some(&sub.isp), reason, out);
+                return Ok(());
+            }
+        }
+        let Some(route) = self.isps.get(&sub.isp).cloned() else {
+            if logon {
+                self.refuse(
+                    now,
+                    mac,
+                    Some(&sub.isp),
+                    RefusalReason::IspNotConfigured,
+                    out,
+                );
+            }
+            return Ok(());
+        };
+        let rotated: Vec<Ipv4Addr> = route
+            .servers
+            .iter()
+            .cycle()
+            .skip(route.preferred)
+            .take(route.servers.len())
+            .copied()
+            .collect();
+        let server_id = msg.ipv4_option(code::SERVER_ID);
+        let binding = self.bindings.get(&mac).cloned();
+        // Which server(s) this message is for, and the server identifier it must carry.
+        let (candidates, rewrite_id) = match kind {
+            MessageType::Discover | MessageType::Inform => (rotated, None),
+            MessageType::Request if server_id.is_some() => {
+                // SELECTING: the client names the server of the OFFER it took, which is us
+                // by emulation; put back the ISP server's own identifier.
+                let offer = self
+                    .offers
+                    .get(&mac)
+                    .copied()
+                    .or_else(|| {
+                        binding.as_ref().map(|b| Offer {
+                            server: b.server,
+                            server_id: b.server,
+                            at: now,
+                        })
+                    })
+                    .ok_or(DropReason::NoBinding)?;
+                (vec![offer.server], Some(offer.server_id))
+            }
+            MessageType::Request => {
+                // RENEWING/REBINDING (ciaddr set) or INIT-REBOOT: the server that granted
+                // the lease first, then the ISP's others.
+                let mut c = Vec::new();
+                if let Some(b) = &binding {
+                    c.push(b.server);
+                }
+                for s in rotated {
+                    if !c.contains(&s) {
+                        c.push(s);
+                    }
+                }
+                (c, None)
+            }
+            MessageType::Release | MessageType::Decline => {
+                let b = binding.as_ref().ok_or(DropReason::NoBinding)?;
+                (vec![b.server], Some(b.server))
+            }
+            _ => return Err(DropReason::UnexpectedType),
+        };
+        if let (Some(id), Some(_)) = (rewrite_id, server_id) {
+            msg.set_option(code::SERVER_ID, id.octets().to_vec());
+        }
+        msg.giaddr = self.relay_address;
+        msg.hops = msg.hops.saturating_add(1);
+        let mut info = RelayAgentInfo::default()
+            .circuit_id(&RelayAgentInfo::circuit_id_for(port, vlan, inner_vlan))
+            .remote_id(mac);
+        if let Some(link) = route.link_selection {
+            info = info.link_selection(link);
+        }
+        info = info
+            .subscriber_id(&sub.customer_id)
+            .server_id_override(self.server_identifier);
+        relay_info::add(&mut msg, &info).map_err(|_| DropReason::RelayInfo)?;
+        let relayed = msg.encode();
+        let first = *candidates.first().ok_or(DropReason::NoBinding)?;
+        if matches!(kind, MessageType::Release | MessageType::Decline) {
+            // No answer comes; the lease ends now (RFC 2131 §4.4.4, §4.4.6).
+            self.offers.remove(&mac);
+            self.unbind(mac, out);
+            self.send(first, relayed, out);
+            return Ok(());
+        }
+        let key = (mac, msg.xid);
+        let (tried, deadline) = match self.pending.get(&key) {
+            // A client retransmission: keep going where failover had got to, and keep the
+            // deadline, or a client retransmitting faster than the timeout would pin the
+            // transaction to a dead server forever.
+            Some(p) if p.candidates == candidates => (p.tried, p.deadline),
+            _ => (0, now + self.timeout),
+        };
+        if !self.pending.contains_key(&key) && self.pending.len() >= MAX_PENDING {
+            return Err(DropReason::Overloaded);
+        }
+        let target = candidates.get(tried).copied().unwrap_or(first);
+        self.pending.insert(
+            key,
+            Pending {
+                port,
+                vlan,
+                inner_vlan,
+                downstream,
+                isp: sub.isp,
+                kind,
+                relayed: relayed.clone(),
+                candidates,
+                tried,
+                deadline,
+            },
+        );
+        self.send(target, relayed, out);
+        Ok(())
+    }
+
+    /// The registry checks of a logon; `None` when it may proceed.
+    fn check(
+        &self,
+        sub: &Subscriber,
+        presented: Option<&credential::Credential>,
+    ) -> Option<RefusalReason> {
+        if sub.status == Status::Suspended {
+            return Some(RefusalReason::Suspended);
+        }
+        match presented {
+            None if self.require_credential => Some(RefusalReason::MissingCredential),
+            None => None,
+            Some(c) => {
+                let id_ok = c.customer_id == sub.customer_id;
+                let pw_ok = match &sub.password_hash {
+                    Some(h) => password::verify(h, &c.password),
+                    None => c.password.is_empty(),
+                };
+                (!(id_ok && pw_ok)).then_some(RefusalReason::BadCredential)
+            }
+        }
+    }
+
+    fn send(&mut self, server: Ipv4Addr, payload: Vec<u8>, out: &mut Vec<Output>) {
+        self.counters.relayed += 1;
+        out.push(Output::ToServer {
+            dst: SocketAddrV4::new(server, SERVER_PORT),
+            payload,
+        });
+    }
+
+    fn on_server(
+        &mut self,
+        now: SystemTime,
+        src: SocketAddrV4,
+        payload: &[u8],
+        out: &mut Vec<Output>,
+    ) -> Result<(), DropReason> {
+        let mut msg = Message::decode(payload).map_err(|_| DropReason::Malformed)?;
+        if msg.op != OP_BOOTREPLY {
+            return Err(DropReason::WrongOp);
+        }
+        let mac = msg.client_mac().ok_or(DropReason::ChaddrMismatch)?;
+        let key = (mac, msg.xid);
+        let p = self.pending.get(&key).ok_or(DropReason::NoTransaction)?;
+        let server = *src.ip();
+        if !p.candidates.contains(&server) {
+            return Err(DropReason::UnexpectedServer);
+        }
+        let kind = msg.message_type().ok_or(DropReason::NoMessageType)?;
+        if !matches!(
+            kind,
+            MessageType::Offer | MessageType::Ack | MessageType::Nak
+        ) {
+            return Err(DropReason::UnexpectedType);
+        }
+        let Some(p) = self.pending.remove(&key) else {
+            return Err(DropReason::NoTransaction);
+        };
+        if let Some(route) = self.isps.get_mut(&p.isp) {
+            if let Some(i) = route.servers.iter().position(|s| *s == server) {
+                route.preferred = i;
+            }
+        }
+        relay_info::strip(&mut msg);
+        let isp_server_id = msg.ipv4_option(code::SERVER_ID).unwrap_or(server);
+        match kind {
+            MessageType::Offer => {
+                self.offers.insert(
+                    mac,
+                    Offer {
+                        server,
+                        server_id: isp_server_id,
+                        at: now,
+                    },
+                );
+            }
+            MessageType::Ack if !msg.yiaddr.is_unspecified() => {
+                let lease = msg
+                    .u32_option(code::LEASE_TIME)
+                    .map(|s| Duration::from_secs(u64::from(s)))
+                    .unwrap_or(DEFAULT_LEASE);
+                let b = Binding {
+                    mac,
+                    isp: p.isp.clone(),
+                    ipv4: msg.yiaddr,
+                    expires: now.checked_add(lease).unwrap_or(now + DEFAULT_LEASE),
+                    server,
+                    port: p.port,
+                    vlan: p.vlan,
+                    inner_vlan: p.inner_vlan,
+                };
+                if let Some(old) = self.bindings.get(&mac) {
+                    if (old.ipv4, old.port, old.vlan, &old.isp) != (b.ipv4, b.port, b.vlan, &b.isp)
+                    {
+                        self.unbind(mac, out);
+                    }
+                }
+                self.offers.remove(&mac);
+                self.bindings.insert(mac, b.clone());
+                self.counters.installs += 1;
+                out.push(Output::Store(StoreWrite::UpsertBinding(b.clone())));
+                out.push(Output::Binding(BindingChange::Install(b)));
+            }
+            MessageType::Ack => {} // DHCPINFORM answer: configuration only, no lease.
+            _ => {
+                let text = msg
+                    .option(code::MESSAGE)
+                    .map(|m| String::from_utf8_lossy(m).into_owned())
+                    .unwrap_or_default();
+                self.offers.remove(&mac);
+                self.unbind(mac, out);
+                self.refuse(now, mac, Some(&p.isp), RefusalReason::Nak(text), out);
+            }
+        }
+        let reply = self.emulate(&mut msg, kind, mac, &p);
+        self.counters.replies += 1;
+        out.push(Output::ToSubscriber(reply));
+        Ok(())
+    }
+
+    /// Turns the ISP's reply into one from the gateway as server (claims 11, 15).
+    fn emulate(&self, msg: &mut Message, kind: MessageType, mac: MacAddr, p: &Pending) -> Reply {
+        msg.set_option(code::SERVER_ID, self.server_identifier.octets().to_vec());
+        if let Some(d) = &p.downstream {
+            // Back to the relay below, as a server answers a relay (RFC 2131 §4.1: to
+            // giaddr, port 67), with its own option 82 restored for it to strip.
+            msg.giaddr = d.giaddr;
+            if let Some(ri) = &d.relay_info {
+                msg.set_option(code::RELAY_AGENT_INFO, ri.clone());
+            }
+            return Reply {
+                port: p.port,
+                vlan: p.vlan,
+                inner_vlan: p.inner_vlan,
+                dst_mac: d.mac,
+                dst_ip: d.giaddr,
+                dst_port: SERVER_PORT,
+                src_ip: self.server_identifier,
+                broadcast: false,
+                payload: msg.encode(),
+            };
+        }
+        msg.giaddr = Ipv4Addr::UNSPECIFIED;
+        // RFC 2131 §4.1, for a server with giaddr 0: NAK broadcast; ciaddr set → unicast
+        // there; BROADCAST bit → broadcast; else unicast to yiaddr at chaddr.
+        let (dst_ip, broadcast) = if kind == MessageType::Nak {
+            (Ipv4Addr::BROADCAST, true)
+        } else if !msg.ciaddr.is_unspecified() {
+            (msg.ciaddr, false)
+        } else if msg.broadcast() {
+            (Ipv4Addr::BROADCAST, true)
+        } else {
+            (msg.yiaddr, false)
+        };
+        Reply {
+            port: p.port,
+            vlan: p.vlan,
+            inner_vlan: p.inner_vlan,
+            dst_mac: if broadcast { MacAddr::BROADCAST } else { mac },
+            dst_ip,
+            dst_port: CLIENT_PORT,
+            src_ip: self.server_identifier,
+            broadcast,
+            payload: msg.encode(),
+        }
+    }
+
+    fn tick(&mut self, now: SystemTime, out: &mut Vec<Output>) {
+        let due: Vec<(MacAddr, u32)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let Some(mut p) = self.pending.remove(&key) else {
+                continue;
+            };
+            p.tried += 1;
+            if let Some(next) = p.candidates.get(p.tried).copied() {
+                // Failover: the next server gets the same extended request, and becomes
+                // the ISP's preferred one if it answers.
+                tracing::warn!(isp = %p.isp, %next, "dhcp: server timeout, failing over");
+                self.counters.failovers += 1;
+                p.deadline = now + self.timeout;
+                let payload = p.relayed.clone();
+                self.pending.insert(key, p);
+                self.send(next, payload, out);
+            } else if p.kind != MessageType::Inform {
+                self.refuse(now, key.0, Some(&p.isp), RefusalReason::NoAnswer, out);
+            }
+        }
+        let expired: Vec<MacAddr> = self
+            .bindings
+            .values()
+            .filter(|b| b.expires <= now)
+            .map(|b| b.mac)
+            .collect();
+        for mac in expired {
+            tracing::info!(%mac, "dhcp: lease expired");
+            self.unbind(mac, out);
+        }
+        self.offers
+            .retain(|_, o| now.duration_since(o.at).unwrap_or(Duration::ZERO) < OFFER_MEMORY);
+        self.limiter.prune(now);
+    }
+}
+
+#[cfg(test)]
+mod tests;

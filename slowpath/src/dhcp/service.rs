@@ -1,0 +1,668 @@
+//! The logon engine wired to its surroundings: punted frames in, the ISP-side socket, the
+//! registry as store, and frames to inject plus binding changes out. What the slow-path
+//! thread calls; the DPDK punt/inject rings and the table-update mechanism stay outside.
+//!
+//! Group commit: [`LogonService::punt`], [`LogonService::poll_isp`], [`LogonService::tick`]
+//! and [`LogonService::revoke`] only stage the engine's outputs; [`LogonService::flush`]
+//! writes every staged store write in one transaction (one fsync per burst rather than per
+//! logon, which at ~1k fsync/s would cap logons below what one Kea server does), and only
+//! then hands out binding changes and replies. A failed commit drops the batch's installs and
+//! replies: nothing reaches the fast path or the subscriber that the store does not have.
+//! Datagrams to ISP servers acknowledge nothing and are sent either way.
+
+use std::io;
+use std::net::SocketAddrV4;
+use std::time::SystemTime;
+
+use ispmux_conf::dhcp::DhcpConfig;
+
+use std::collections::{HashSet, VecDeque};
+use std::path::Path;
+
+use super::engine::{BindingChange, Engine, Input, Output};
+use super::frame;
+use super::transport::IspSocket;
+use super::writer::StoreWriter;
+use super::MacAddr;
+use crate::registry::{Registry, RegistryError};
+
+/// A frame for the inject path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inject {
+    /// Access port to send on.
+    pub port: u16,
+    /// The Ethernet frame.
+    pub frame: Vec<u8>,
+}
+
+/// What the caller must carry out after a flush.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Effects {
+    /// Frames to inject towards subscribers.
+    pub inject: Vec<Inject>,
+    /// Changes for the fast-path tables (already durable in the store).
+    pub bindings: Vec<BindingChange>,
+}
+
+/// Failures around the engine, counted.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceCounters {
+    /// Punted frames that were not DHCP to port 67.
+    pub bad_frames: u64,
+    /// Store commits that failed (their batch's installs and replies were dropped).
+    pub store_errors: u64,
+    /// Datagrams the socket refused to send.
+    pub send_errors: u64,
+    /// Store commits made.
+    pub commits: u64,
+}
+
+/// The logon service.
+pub struct LogonService {
+    engine: Engine<Registry>,
+    sock: IspSocket,
+    gateway_mac: MacAddr,
+    staged: Vec<Output>,
+    /// With a writer thread: batches waiting for their commit, in order, by the batch id
+    /// they wait for and whether that commit holds their own writes (a batch without writes
+    /// only keeps its place behind it).
+    writer: Option<StoreWriter>,
+    waiting: VecDeque<(u64, bool, Vec<Output>)>,
+    /// The writer reports batches in submission order: every id up to this one is done.
+    done_through: u64,
+    /// Done ids whose commit failed (rare; pruned as batches are released).
+    failed: HashSet<u64>,
+    counters: ServiceCounters,
+}
+
+/// Starting the service failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Binding the ISP-side socket failed.
+    #[error("binding the ISP-side DHCP socket: {0}")]
+    Bind(#[from] io::Error),
+    /// Reading bindings from the registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl LogonService {
+    /// Binds `relay_address`:67, reloads the bindings in the registry and returns the
+    /// installs for the fast path (bindings survive a restart).
+    pub fn start(
+        cfg: &DhcpConfig,
+        registry: Registry,
+        gateway_mac: MacAddr,
+        now: SystemTime,
+    ) -> Result<(LogonService, Effects), StartError> {
+        let sock = IspSocket::bind(cfg.relay_address)?;
+        Self::with_socket(cfg, registry, gateway_mac, sock, now)
+    }
+
+    /// As [`LogonService::start`] with a socket already bound.
+    pub fn with_socket(
+        cfg: &DhcpConfig,
+        registry: Registry,
+        gateway_mac: MacAddr,
+        sock: IspSocket,
+        now: SystemTime,
+    ) -> Result<(LogonService, Effects), StartError> {
+        let stored = registry.bindings()?;
+        let mut engine = Engine::new(cfg, registry);
+        let staged = engine.restore(now, stored);
+        let mut svc = LogonService {
+            engine,
+            sock,
+            gateway_mac,
+            staged,
+            writer: None,
+            waiting: VecDeque::new(),
+            done_through: 0,
+            failed: HashSet::new(),
+            counters: ServiceCounters::default(),
+        };
+        let fx = svc.flush();
+        Ok((svc, fx))
+    }
+
+    /// As [`LogonService::start`] for a registry file, committing in a writer thread (see
+    /// [`super::writer`]): [`LogonService::flush`] then returns the effects of batches whose
+    /// commit has completed, so call it on every turn of the loop.
+    pub fn start_with_writer(
+        cfg: &DhcpConfig,
+        path: &Path,
+        gateway_mac: MacAddr,
+        now: SystemTime,
+    ) -> Result<(LogonService, Effects), StartError> {
+        let (mut svc, mut fx) = Self::start(cfg, Registry::open(path)?, gateway_mac, now)?;
+        let more = svc.use_writer(path)?;
+        fx.inject.extend(more.inject);
+        fx.bindings.extend(more.bindings);
+        Ok((svc, fx))
+    }
+
+    /// Moves commits to a writer thread with its own connection to the registry at `path`
+    /// (the file this service's registry reads); returns what was still staged, committed.
+    pub fn use_writer(&mut self, path: &Path) -> Result<Effects, StartError> {
+        let fx = self.drain();
+        self.writer = Some(StoreWriter::spawn(path)?);
+        Ok(fx)
+    }
+
+    /// Waits until every submitted batch is committed and returns their effects.
+    pub fn drain(&mut self) -> Effects {
+        let mut fx = self.flush();
+        while !self.waiting.is_empty() {
+            let Some((id, ok)) = self.writer.as_mut().and_then(StoreWriter::wait) else {
+                break;
+            };
+            self.record(id, ok);
+            let more = self.release();
+            fx.inject.extend(more.inject);
+            fx.bindings.extend(more.bindings);
+        }
+        fx
+    }
+
+    /// Stages a frame from the punt ring that arrived on access `port`.
+    pub fn punt(&mut self, now: SystemTime, port: u16, frame: &[u8]) {
+        let Ok(p) = frame::parse_punt(frame) else {
+            self.counters.bad_frames += 1;
+            return;
+        };
+        let outs = self.engine.handle(
+            now,
+            Input::FromSubscriber {
+                port,
+                vlan: p.vlan,
+                inner_vlan: p.inner_vlan,
+                src_mac: p.src_mac,
+                payload: p.payload,
+            },
+        );
+        self.staged.extend(outs);
+    }
+
+    /// Drains the ISP-side socket (call when it is readable).
+    pub fn poll_isp(&mut self, now: SystemTime) -> io::Result<()> {
+        while let Some((src, payload)) = self.sock.recv()? {
+            let payload = payload.to_vec();
+            let outs = self.engine.handle(
+                now,
+                Input::FromServer {
+                    src,
+                    payload: &payload,
+                },
+            );
+            self.staged.extend(outs);
+        }
+        Ok(())
+    }
+
+    /// Timer: call at or after [`LogonService::next_deadline`].
+    pub fn tick(&mut self, now: SystemTime) {
+        let outs = self.engine.handle(now, Input::Tick);
+        self.staged.extend(outs);
+    }
+
+    /// The control side removed or suspended a subscriber.
+    pub fn revoke(&mut self, now: SystemTime, mac: MacAddr) {
+        let outs = self.engine.handle(now, Input::Revoke { mac });
+        self.staged.extend(outs);
+    }
+
+    /// When [`LogonService::tick`] is next needed.
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        self.engine.next_deadline()
+    }
+
+    /// The ISP-side socket, to register with a `mio::Poll`.
+    pub fn socket(&mut self) -> &mut mio::net::UdpSocket {
+        self.sock.source()
+    }
+
+    /// The engine (counters, bindings).
+    pub fn engine(&self) -> &Engine<Registry> {
+        &self.engine
+    }
+
+    /// The registry (CLI-style reads in tests and the control socket).
+    pub fn registry(&mut self) -> &mut Registry {
+        self.engine.directory_mut()
+    }
+
+    /// Failures around the engine.
+    pub fn counters(&self) -> &ServiceCounters {
+        &self.counters
+    }
+
+    fn send(&mut self, dst: SocketAddrV4, payload: &[u8]) {
+        if let Err(e) = self.sock.send(dst, payload) {
+            self.counters.send_errors += 1;
+            tracing::warn!(%dst, error = %e, "dhcp: send to ISP server failed");
+        }
+    }
+
+    /// Commits the staged store writes, then sends, and returns what the fast path and the
+    /// inject path must do, in the engine's order. With a writer thread, submits them and
+    /// returns what earlier commits released.
+    pub fn flush(&mut self) -> Effects {
+        if self.writer.is_some() {
+            return self.flush_via_writer();
+        }
+        let staged = std::mem::take(&mut self.staged);
+        let mut writes = staged
+            .iter()
+            .filter_map(|o| match o {
+                Output::Store(w) => Some(w),
+                _ => None,
+            })
+            .peekable();
+        let durable = if writes.peek().is_none() {
+            true
+        } else {
+            match self.engine.directory_mut().apply_all(writes) {
+                Ok(()) => {
+                    self.counters.commits += 1;
+                    true
+                }
+                Err(e) => {
+                    self.counters.store_errors += 1;
+                    tracing::error!(error = %e, "dhcp: store commit failed; batch dropped");
+                    false
+                }
+            }
+        };
+        let mut fx = Effects::default();
+        for o in staged {
+            match o {
+                Output::Store(_) => {}
+                Output::ToServer { dst, payload } => self.send(dst, &payload),
+                Output::Binding(c) if durable => fx.bindings.push(c),
+                Output::ToSubscriber(r) if durable => fx.inject.push(Inject {
+                    port: r.port,
+                    frame: frame::build_reply(self.gateway_mac, &r),
+                }),
+                Output::Binding(_) | Output::ToSubscriber(_) => {}
+            }
+        }
+        fx
+    }
+
+    fn flush_via_writer(&mut self) -> Effects {
+        let staged = std::mem::take(&mut self.staged);
+        let mut writes = Vec::new();
+        let mut held = Vec::new();
+        for o in staged {
+            match o {
+                Output::Store(w) => writes.push(w),
+                // Sends acknowledge nothing: no need to wait for the commit.
+                Output::ToServer { dst, payload } => self.send(dst, &payload),
+                other => held.push(other),
+            }
+        }
+        let writer = self.writer.as_mut();
+        let own_writes = !writes.is_empty();
+        let wait_for = if writes.is_empty() {
+            // Keep order behind batches still being committed.
+            writer.map(|w| w.next_id() - 1).unwrap_or(0)
+        } else {
+            match writer.and_then(|w| w.submit(writes)) {
+                Some(id) => id,
+                None => {
+                    self.counters.store_errors += 1;
+                    tracing::error!("dhcp: store writer gone; batch dropped");
+                    held.clear();
+                    0
+                }
+            }
+        };
+        if !held.is_empty() {
+            self.waiting.push_back((wait_for, own_writes, held));
+        }
+        let done = self.writer.as_mut().map(StoreWriter::completed);
+        for (id, ok) in done.into_iter().flatten() {
+            self.record(id, ok);
+        }
+        self.release()
+    }
+
+    fn record(&mut self, id: u64, ok: bool) {
+        self.done_through = self.done_through.max(id);
+        if !ok {
+            self.failed.insert(id);
+        }
+    }
+
+    /// Releases waiting batches, in order, whose commit is known.
+    fn release(&mut self) -> Effects {
+        let mut fx = Effects::default();
+        while self
+            .waiting
+            .front()
+            .is_some_and(|(id, _, _)| *id <= self.done_through)
+        {
+            let Some((id, own_writes, held)) = self.waiting.pop_front() else {
+                break;
+            };
+            let ok = !own_writes || !self.failed.contains(&id);
+            if ok {
+                self.counters.commits += 1;
+            } else {
+                self.counters.store_errors += 1;
+            }
+            for o in held {
+                match o {
+                    Output::Binding(c) if ok => fx.bindings.push(c),
+                    Output::ToSubscriber(r) if ok => fx.inject.push(Inject {
+                        port: r.port,
+                        frame: frame::build_reply(self.gateway_mac, &r),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        let oldest = self.waiting.front().map(|(id, _, _)| *id);
+        self.failed.retain(|id| oldest.is_some_and(|o| *id >= o));
+        fx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use ispmux_conf::dhcp::{IspDhcpConfig, RateLimitConfig};
+
+    use super::*;
+    use crate::dhcp::engine::{Reply, StoreWrite};
+    use crate::dhcp::{Message, MessageType};
+    use crate::registry::Binding;
+
+    fn svc() -> LogonService {
+        let cfg = DhcpConfig {
+            relay_address: Ipv4Addr::LOCALHOST,
+            server_identifier: Ipv4Addr::new(198, 18, 64, 1),
+            require_credential: false,
+            trusted_relay_ports: vec![],
+            server_timeout_ms: 100,
+            rate_limit: RateLimitConfig::default(),
+            isps: vec![IspDhcpConfig {
+                name: "isp-a".into(),
+                servers: vec![Ipv4Addr::new(127, 0, 0, 2)],
+                link_selection: None,
+            }],
+        };
+        let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
+        let reg = Registry::open_in_memory().expect("registry");
+        let (s, fx) =
+            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, UNIX_EPOCH)
+                .expect("start");
+        assert_eq!(fx, Effects::default());
+        s
+    }
+
+    #[test]
+    fn punted_frame_from_unknown_mac_is_refused_in_the_store() {
+        let mut s = svc();
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        let m = Message::new_request(mac, 1, MessageType::Discover);
+        let f = frame::build_udp(
+            MacAddr::BROADCAST,
+            mac,
+            (100, 0),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            68,
+            67,
+            &m.encode(),
+        );
+        s.punt(UNIX_EPOCH, 4, &f);
+        assert_eq!(s.flush(), Effects::default());
+        let r = s.registry().refusals(5).expect("refusals");
+        assert_eq!((r.len(), r[0].mac), (1, mac));
+        s.punt(UNIX_EPOCH, 4, &f[..20]);
+        assert_eq!(s.flush(), Effects::default());
+        assert_eq!(s.counters().bad_frames, 1);
+    }
+
+    #[test]
+    fn a_failed_store_write_stops_install_and_reply() {
+        let mut s = svc();
+        // The binding's subscriber is not registered: the foreign key refuses the write.
+        let b = Binding {
+            mac: MacAddr([2, 0, 0, 0, 0, 9]),
+            isp: "isp-a".into(),
+            ipv4: Ipv4Addr::new(198, 18, 100, 5),
+            expires: UNIX_EPOCH + Duration::from_secs(600),
+            server: Ipv4Addr::new(127, 0, 0, 2),
+            port: 1,
+            vlan: 0,
+            inner_vlan: 0,
+        };
+        let reply = Reply {
+            port: 1,
+            vlan: 0,
+            inner_vlan: 0,
+            dst_mac: b.mac,
+            dst_ip: b.ipv4,
+            dst_port: 68,
+            src_ip: Ipv4Addr::new(198, 18, 64, 1),
+            broadcast: false,
+            payload: vec![0; 300],
+        };
+        s.staged = vec![
+            Output::Store(StoreWrite::Refusal(crate::registry::Refusal {
+                at: UNIX_EPOCH,
+                mac: b.mac,
+                isp: None,
+                reason: "earlier in the batch".into(),
+            })),
+            Output::Store(StoreWrite::UpsertBinding(b.clone())),
+            Output::Binding(BindingChange::Install(b)),
+            Output::ToSubscriber(reply.clone()),
+        ];
+        assert_eq!(s.flush(), Effects::default());
+        assert_eq!(s.counters().store_errors, 1);
+        assert!(
+            s.registry().refusals(5).expect("read").is_empty(),
+            "the whole batch rolled back"
+        );
+        s.staged = vec![Output::ToSubscriber(reply)];
+        assert_eq!(
+            s.flush().inject.len(),
+            1,
+            "without a store write the reply goes out"
+        );
+    }
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use ispmux_conf::dhcp::RateLimitConfig;
+
+    use super::*;
+    use crate::dhcp::engine::{Reply, StoreWrite};
+    use crate::registry::{Binding, Isp, NewSubscriber, PasswordCost, Status};
+
+    fn binding(n: u8) -> Binding {
+        Binding {
+            mac: MacAddr([2, 0, 0, 0, 0, n]),
+            isp: "isp-a".into(),
+            ipv4: Ipv4Addr::new(198, 18, 100, n),
+            expires: UNIX_EPOCH + Duration::from_secs(600),
+            server: Ipv4Addr::new(127, 0, 0, 2),
+            port: 1,
+            vlan: 0,
+            inner_vlan: 0,
+        }
+    }
+
+    fn reply(b: &Binding) -> Reply {
+        Reply {
+            port: 1,
+            vlan: 0,
+            inner_vlan: 0,
+            dst_mac: b.mac,
+            dst_ip: b.ipv4,
+            dst_port: 68,
+            src_ip: Ipv4Addr::new(198, 18, 64, 1),
+            broadcast: false,
+            payload: vec![b.mac.0[5]; 300],
+        }
+    }
+
+    fn ack(b: &Binding) -> Vec<Output> {
+        vec![
+            Output::Store(StoreWrite::UpsertBinding(b.clone())),
+            Output::Binding(BindingChange::Install(b.clone())),
+            Output::ToSubscriber(reply(b)),
+        ]
+    }
+
+    #[test]
+    fn writer_thread_releases_in_order_after_commit() {
+        let dir = std::env::temp_dir().join(format!("ispmux-svc-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("r.db");
+        let mut reg = Registry::open(&path)
+            .expect("open")
+            .with_password_cost(PasswordCost::TEST);
+        reg.upsert_isp(&Isp {
+            name: "isp-a".into(),
+            label: None,
+            dhcp_servers: vec![],
+        })
+        .expect("isp");
+        reg.add_subscriber(&NewSubscriber {
+            mac: binding(1).mac,
+            isp: "isp-a".into(),
+            customer_id: "C1".into(),
+            password: None,
+            status: Status::Active,
+        })
+        .expect("sub");
+        let cfg = DhcpConfig {
+            relay_address: Ipv4Addr::LOCALHOST,
+            server_identifier: Ipv4Addr::new(198, 18, 64, 1),
+            require_credential: false,
+            trusted_relay_ports: vec![],
+            server_timeout_ms: 100,
+            rate_limit: RateLimitConfig::default(),
+            isps: vec![],
+        };
+        let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
+        let (mut svc, _) =
+            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, UNIX_EPOCH)
+                .expect("start");
+        svc.use_writer(&path).expect("writer");
+
+        // Batch 1 commits; batch 2 fails (binding 9 has no subscriber); batch 3 has no
+        // writes and is released after both, in order.
+        let (b1, b9) = (binding(1), binding(9));
+        svc.staged = ack(&b1);
+        let mut fx = svc.flush();
+        svc.staged = ack(&b9);
+        let more = svc.flush();
+        fx.inject.extend(more.inject);
+        fx.bindings.extend(more.bindings);
+        svc.staged = vec![Output::ToSubscriber(reply(&binding(3)))];
+        let more = svc.drain();
+        fx.inject.extend(more.inject);
+        fx.bindings.extend(more.bindings);
+        assert_eq!(fx.bindings, vec![BindingChange::Install(b1.clone())]);
+        let last_octets: Vec<u8> = fx
+            .inject
+            .iter()
+            .map(|i| i.frame[i.frame.len() - 1])
+            .collect();
+        assert_eq!(
+            last_octets,
+            vec![1, 3],
+            "batch 2's reply dropped, order kept"
+        );
+        assert_eq!(svc.counters().store_errors, 1);
+        assert_eq!(
+            svc.registry().bindings().expect("read"),
+            vec![b1],
+            "durable, visible"
+        );
+        drop(svc);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+#[cfg(test)]
+mod restart_tests {
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use ispmux_conf::dhcp::RateLimitConfig;
+
+    use super::*;
+    use crate::registry::{Binding, Isp, NewSubscriber, PasswordCost, Status};
+
+    #[test]
+    fn bindings_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("ispmux-svc-restart-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("r.db");
+        let mac = MacAddr([2, 0, 0, 0, 0, 7]);
+        let b = Binding {
+            mac,
+            isp: "isp-a".into(),
+            ipv4: Ipv4Addr::new(198, 18, 100, 7),
+            expires: UNIX_EPOCH + Duration::from_secs(1000),
+            server: Ipv4Addr::new(127, 0, 0, 2),
+            port: 2,
+            vlan: 100,
+            inner_vlan: 0,
+        };
+        {
+            let mut r = Registry::open(&path)
+                .expect("open")
+                .with_password_cost(PasswordCost::TEST);
+            r.upsert_isp(&Isp {
+                name: "isp-a".into(),
+                label: None,
+                dhcp_servers: vec![],
+            })
+            .expect("isp");
+            r.add_subscriber(&NewSubscriber {
+                mac,
+                isp: "isp-a".into(),
+                customer_id: "C7".into(),
+                password: None,
+                status: Status::Active,
+            })
+            .expect("sub");
+            r.upsert_binding(&b).expect("binding");
+        }
+        let cfg = DhcpConfig {
+            relay_address: Ipv4Addr::LOCALHOST,
+            server_identifier: Ipv4Addr::new(198, 18, 64, 1),
+            require_credential: false,
+            trusted_relay_ports: vec![],
+            server_timeout_ms: 100,
+            rate_limit: RateLimitConfig::default(),
+            isps: vec![],
+        };
+        let start = |now| {
+            let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
+            let reg = Registry::open(&path).expect("reopen");
+            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, now)
+                .expect("start")
+        };
+        let (_, fx) = start(UNIX_EPOCH + Duration::from_secs(10));
+        assert_eq!(fx.bindings, vec![BindingChange::Install(b)]);
+        // Started after the lease ended: nothing installed, the stale row deleted.
+        let (mut svc, fx) = start(UNIX_EPOCH + Duration::from_secs(2000));
+        assert!(fx.bindings.is_empty());
+        assert!(svc.registry().bindings().expect("bindings").is_empty());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,563 @@
+//! The subscriber registry (claims 7, 9, 14 of the seeds): ISPs, subscribers and their
+//! credentials, DHCP bindings, and the log of refused logons, in the store (component
+//! `registry`). The CLI (`ispmux subscriber ...`), the daemon and the later HTTP API all go
+//! through these functions.
+
+pub mod import;
+pub mod password;
+mod schema;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::dhcp::MacAddr;
+use crate::store::{self, StoreError};
+pub use password::PasswordCost;
+
+/// A registry error.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// SQLite failed.
+    #[error("registry: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A subscriber names an ISP the registry does not have.
+    #[error("unknown ISP {0:?}")]
+    UnknownIsp(String),
+    /// The MAC is already registered.
+    #[error("subscriber {0} already exists")]
+    DuplicateSubscriber(MacAddr),
+    /// No subscriber with that MAC.
+    #[error("no subscriber {0}")]
+    NoSuchSubscriber(MacAddr),
+    /// An ISP still has subscribers.
+    #[error("ISP {0:?} still has subscribers")]
+    IspInUse(String),
+    /// A stored value does not parse (the database was edited by hand).
+    #[error("registry: corrupt {what}: {value:?}")]
+    Corrupt {
+        /// Which column.
+        what: &'static str,
+        /// The stored value.
+        value: String,
+    },
+    /// A field is not acceptable.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// Hashing a password failed.
+    #[error(transparent)]
+    Hash(#[from] password::HashError),
+    /// A CSV import row is bad; nothing was imported.
+    #[error("CSV line {line}: {message}")]
+    Csv {
+        /// 1-based line number (the header is line 1).
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// An ISP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isp {
+    /// Unique name.
+    pub name: String,
+    /// The MPLS label (or FEC index) its subscribers' traffic rides, if assigned.
+    pub label: Option<u32>,
+    /// DHCP servers in order of preference.
+    pub dhcp_servers: Vec<Ipv4Addr>,
+}
+
+/// Whether a subscriber may log on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// May log on.
+    Active,
+    /// Registered but refused (unpaid, abuse).
+    Suspended,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Suspended => "suspended",
+        }
+    }
+}
+
+impl FromStr for Status {
+    type Err = RegistryError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(Status::Active),
+            "suspended" => Ok(Status::Suspended),
+            other => Err(RegistryError::Invalid {
+                field: "status",
+                message: format!("{other:?} is neither active nor suspended"),
+            }),
+        }
+    }
+}
+
+/// A registered subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    /// The modem's/CPE's MAC, the subscriber's key (claim 20).
+    pub mac: MacAddr,
+    /// The ISP the subscriber chose.
+    pub isp: String,
+    /// The customer id the ISP issued.
+    pub customer_id: String,
+    /// Argon2id PHC string; `None` when the ISP issued no password.
+    pub password_hash: Option<String>,
+    /// Whether logons are allowed.
+    pub status: Status,
+}
+
+/// A subscriber to add, with the password in clear (hashed before storing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubscriber {
+    /// MAC.
+    pub mac: MacAddr,
+    /// ISP name (must exist).
+    pub isp: String,
+    /// Customer id.
+    pub customer_id: String,
+    /// Clear-text password, if any.
+    pub password: Option<String>,
+    /// Initial status.
+    pub status: Status,
+}
+
+/// A DHCP lease the gateway relayed and now enforces in the fast path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// Subscriber MAC.
+    pub mac: MacAddr,
+    /// ISP that granted the lease.
+    pub isp: String,
+    /// Leased address.
+    pub ipv4: Ipv4Addr,
+    /// When the lease ends (whole seconds).
+    pub expires: SystemTime,
+    /// The ISP DHCP server that granted it (renewals go there first).
+    pub server: Ipv4Addr,
+    /// Access port the subscriber logged on from.
+    pub port: u16,
+    /// Outer (or only) VLAN on that port (0 = untagged).
+    pub vlan: u16,
+    /// Inner VLAN of QinQ (0 = at most one tag).
+    pub inner_vlan: u16,
+}
+
+/// A refused logon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// When (whole seconds).
+    pub at: SystemTime,
+    /// Who.
+    pub mac: MacAddr,
+    /// Which ISP, when known.
+    pub isp: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// A binding as stored: mac, isp, ipv4, expires, server, port, vlan, inner_vlan.
+type BindingRow = (String, String, String, i64, String, u16, u16, u16);
+
+pub(crate) fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn from_unix(s: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(s).unwrap_or(0))
+}
+
+fn parse_col<T: FromStr>(what: &'static str, v: String) -> Result<T, RegistryError> {
+    v.parse()
+        .map_err(|_| RegistryError::Corrupt { what, value: v })
+}
+
+/// The registry over one store connection.
+pub struct Registry {
+    conn: Connection,
+    cost: PasswordCost,
+}
+
+impl Registry {
+    /// Opens (creating and migrating) the registry in the database at `path`.
+    pub fn open(path: &Path) -> Result<Registry, RegistryError> {
+        Self::from_connection(store::open(path)?)
+    }
+
+    /// A private in-memory registry.
+    pub fn open_in_memory() -> Result<Registry, RegistryError> {
+        Self::from_connection(store::open_in_memory()?)
+    }
+
+    /// Migrates and wraps an open store connection.
+    pub fn from_connection(mut conn: Connection) -> Result<Registry, RegistryError> {
+        store::migrate(&mut conn, "registry", schema::MIGRATIONS)?;
+        Ok(Registry {
+            conn,
+            cost: PasswordCost::DEFAULT,
+        })
+    }
+
+    /// Sets the Argon2 cost for passwords hashed from now on.
+    pub fn with_password_cost(mut self, cost: PasswordCost) -> Self {
+        self.cost = cost;
+        self
+    }
+
+    /// Adds or replaces an ISP (its server list is replaced as a whole).
+    pub fn upsert_isp(&mut self, isp: &Isp) -> Result<(), RegistryError> {
+        if isp.name.trim().is_empty() {
+            return Err(RegistryError::Invalid {
+                field: "isp.name",
+                message: "empty".into(),
+            });
+        }
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO isp (name, label) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET label = excluded.label",
+            params![isp.name, isp.label],
+        )?;
+        tx.execute("DELETE FROM isp_dhcp_server WHERE isp = ?1", [&isp.name])?;
+        for (i, s) in isp.dhcp_servers.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO isp_dhcp_server (isp, position, addr) VALUES (?1, ?2, ?3)",
+                params![isp.name, i as i64, s.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// All ISPs by name.
+    pub fn list_isps(&self) -> Result<Vec<Isp>, RegistryError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, label FROM isp ORDER BY name")?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<u32>>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut srv = self
+            .conn
+            .prepare("SELECT addr FROM isp_dhcp_server WHERE isp = ?1 ORDER BY position")?;
+        for (name, label) in rows {
+            let addrs = srv
+                .query_map([&name], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let dhcp_servers = addrs
+                .into_iter()
+                .map(|a| parse_col("isp_dhcp_server.addr", a))
+                .collect::<Result<_, _>>()?;
+            out.push(Isp {
+                name,
+                label,
+                dhcp_servers,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes an ISP that no subscriber uses.
+    pub fn remove_isp(&mut self, name: &str) -> Result<bool, RegistryError> {
+        let users: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM subscriber WHERE isp = ?1",
+            [name],
+            |r| r.get(0),
+        )?;
+        if users > 0 {
+            return Err(RegistryError::IspInUse(name.to_owned()));
+        }
+        Ok(self
+            .conn
+            .execute("DELETE FROM isp WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    fn isp_exists(conn: &Connection, name: &str) -> Result<bool, RegistryError> {
+        Ok(conn
+            .query_row("SELECT 1 FROM isp WHERE name = ?1", [name], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    pub(crate) fn insert_subscriber(
+        conn: &Connection,
+        s: &NewSubscriber,
+        cost: PasswordCost,
+    ) -> Result<(), RegistryError> {
+        if s.customer_id.trim().is_empty() {
+            return Err(RegistryError::Invalid {
+                field: "customer_id",
+                message: "empty".into(),
+            });
+        }
+        if !Self::isp_exists(conn, &s.isp)? {
+            return Err(RegistryError::UnknownIsp(s.isp.clone()));
+        }
+        let hash = match &s.password {
+            Some(p) if !p.is_empty() => Some(password::hash(p.as_bytes(), cost)?),
+            _ => None,
+        };
+        let n = conn.execute(
+            "INSERT INTO subscriber (mac, isp, customer_id, password_hash, status, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(mac) DO NOTHING",
+            params![
+                s.mac.to_string(),
+                s.isp,
+                s.customer_id,
+                hash,
+                s.status.as_str(),
+                unix_secs(SystemTime::now())
+            ],
+        )?;
+        if n == 0 {
+            return Err(RegistryError::DuplicateSubscriber(s.mac));
+        }
+        Ok(())
+    }
+
+    /// Registers a subscriber (claim 8: the ISP pre-registers its customer).
+    pub fn add_subscriber(&mut self, s: &NewSubscriber) -> Result<(), RegistryError> {
+        Self::insert_subscriber(&self.conn, s, self.cost)
+    }
+
+    /// Sets a subscriber's status.
+    pub fn set_status(&mut self, mac: MacAddr, status: Status) -> Result<(), RegistryError> {
+        let n = self.conn.execute(
+            "UPDATE subscriber SET status = ?2 WHERE mac = ?1",
+            params![mac.to_string(), status.as_str()],
+        )?;
+        if n == 0 {
+            return Err(RegistryError::NoSuchSubscriber(mac));
+        }
+        Ok(())
+    }
+
+    fn row_to_subscriber(
+        r: (String, String, String, Option<String>, String),
+    ) -> Result<Subscriber, RegistryError> {
+        Ok(Subscriber {
+            mac: parse_col("subscriber.mac", r.0)?,
+            isp: r.1,
+            customer_id: r.2,
+            password_hash: r.3,
+            status: parse_col("subscriber.status", r.4)?,
+        })
+    }
+
+    /// One subscriber.
+    pub fn subscriber(&self, mac: MacAddr) -> Result<Option<Subscriber>, RegistryError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT mac, isp, customer_id, password_hash, status FROM subscriber
+                 WHERE mac = ?1",
+                [mac.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        row.map(Self::row_to_subscriber).transpose()
+    }
+
+    /// Subscribers by MAC, optionally of one ISP.
+    pub fn list_subscribers(&self, isp: Option<&str>) -> Result<Vec<Subscriber>, RegistryError> {
+        let mut st = self.conn.prepare(
+            "SELECT mac, isp, customer_id, password_hash, status FROM subscriber
+             WHERE ?1 IS NULL OR isp = ?1 ORDER BY mac",
+        )?;
+        let rows = st
+            .query_map([isp], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(Self::row_to_subscriber).collect()
+    }
+
+    /// Removes a subscriber and its binding; returns the binding that was in force, which
+    /// the caller must also remove from the fast path.
+    pub fn remove_subscriber(&mut self, mac: MacAddr) -> Result<Option<Binding>, RegistryError> {
+        let binding = self.binding(mac)?;
+        let n = self
+            .conn
+            .execute("DELETE FROM subscriber WHERE mac = ?1", [mac.to_string()])?;
+        if n == 0 {
+            return Err(RegistryError::NoSuchSubscriber(mac));
+        }
+        Ok(binding)
+    }
+
+    /// Writes a binding (ACK, renewal).
+    pub fn upsert_binding(&mut self, b: &Binding) -> Result<(), RegistryError> {
+        self.conn.execute(
+            "INSERT INTO binding
+               (mac, isp, ipv4, expires, server, port, vlan, inner_vlan, updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(mac) DO UPDATE SET isp = excluded.isp, ipv4 = excluded.ipv4,
+               expires = excluded.expires, server = excluded.server, port = excluded.port,
+               vlan = excluded.vlan, inner_vlan = excluded.inner_vlan,
+               updated = excluded.updated",
+            params![
+                b.mac.to_string(),
+                b.isp,
+                b.ipv4.to_string(),
+                unix_secs(b.expires),
+                b.server.to_string(),
+                b.port,
+                b.vlan,
+                b.inner_vlan,
+                unix_secs(SystemTime::now())
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a binding; false when there was none.
+    pub fn remove_binding(&mut self, mac: MacAddr) -> Result<bool, RegistryError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM binding WHERE mac = ?1", [mac.to_string()])?
+            > 0)
+    }
+
+    const BINDING_COLS: &'static str = "mac, isp, ipv4, expires, server, port, vlan, inner_vlan";
+
+    fn binding_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BindingRow> {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+        ))
+    }
+
+    fn row_to_binding(r: BindingRow) -> Result<Binding, RegistryError> {
+        Ok(Binding {
+            mac: parse_col("binding.mac", r.0)?,
+            isp: r.1,
+            ipv4: parse_col("binding.ipv4", r.2)?,
+            expires: from_unix(r.3),
+            server: parse_col("binding.server", r.4)?,
+            port: r.5,
+            vlan: r.6,
+            inner_vlan: r.7,
+        })
+    }
+
+    /// One subscriber's binding.
+    pub fn binding(&self, mac: MacAddr) -> Result<Option<Binding>, RegistryError> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {} FROM binding WHERE mac = ?1", Self::BINDING_COLS),
+                [mac.to_string()],
+                Self::binding_row,
+            )
+            .optional()?;
+        row.map(Self::row_to_binding).transpose()
+    }
+
+    /// All bindings (reinstalled into the fast path at start).
+    pub fn bindings(&self) -> Result<Vec<Binding>, RegistryError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {} FROM binding ORDER BY mac",
+            Self::BINDING_COLS
+        ))?;
+        let rows = st
+            .query_map([], Self::binding_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(Self::row_to_binding).collect()
+    }
+
+    /// Appends to the refusal log (claim 17).
+    pub fn record_refusal(&mut self, f: &Refusal) -> Result<(), RegistryError> {
+        self.conn.execute(
+            "INSERT INTO refusal (at, mac, isp, reason) VALUES (?1, ?2, ?3, ?4)",
+            params![unix_secs(f.at), f.mac.to_string(), f.isp, f.reason],
+        )?;
+        Ok(())
+    }
+
+    /// The newest `limit` refusals, newest first.
+    pub fn refusals(&self, limit: u32) -> Result<Vec<Refusal>, RegistryError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT at, mac, isp, reason FROM refusal ORDER BY id DESC LIMIT ?1")?;
+        let rows = st
+            .query_map([limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(at, mac, isp, reason)| {
+                Ok(Refusal {
+                    at: from_unix(at),
+                    mac: parse_col("refusal.mac", mac)?,
+                    isp,
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) fn begin_immediate(&mut self) -> Result<(), RegistryError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    pub(crate) fn commit(&mut self) -> Result<(), RegistryError> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    pub(crate) fn rollback(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "registry: rollback failed");
+            }
+        }
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub(crate) fn cost(&self) -> PasswordCost {
+        self.cost
+    }
+}
+
+#[cfg(test)]
+mod tests;

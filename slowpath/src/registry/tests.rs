@@ -1,0 +1,155 @@
+use std::net::Ipv4Addr;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::*;
+
+fn reg() -> Registry {
+    let mut r = Registry::open_in_memory()
+        .expect("open")
+        .with_password_cost(PasswordCost::TEST);
+    r.upsert_isp(&Isp {
+        name: "isp-a".into(),
+        label: Some(1001),
+        dhcp_servers: vec![Ipv4Addr::new(198, 18, 1, 2), Ipv4Addr::new(198, 18, 1, 3)],
+    })
+    .expect("isp");
+    r
+}
+
+fn mac(n: u8) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 0, n])
+}
+
+fn new_sub(n: u8) -> NewSubscriber {
+    NewSubscriber {
+        mac: mac(n),
+        isp: "isp-a".into(),
+        customer_id: format!("C{n}"),
+        password: Some("pw".into()),
+        status: Status::Active,
+    }
+}
+
+#[test]
+fn isp_roundtrip_keeps_server_order() {
+    let mut r = reg();
+    let isps = r.list_isps().expect("list");
+    assert_eq!(isps.len(), 1);
+    assert_eq!(isps[0].dhcp_servers[1], Ipv4Addr::new(198, 18, 1, 3));
+    r.upsert_isp(&Isp {
+        name: "isp-a".into(),
+        label: None,
+        dhcp_servers: vec![Ipv4Addr::new(198, 18, 1, 9)],
+    })
+    .expect("replace");
+    let isps = r.list_isps().expect("list");
+    assert_eq!(isps[0].dhcp_servers, vec![Ipv4Addr::new(198, 18, 1, 9)]);
+    assert_eq!(isps[0].label, None);
+}
+
+#[test]
+fn subscriber_add_list_remove() {
+    let mut r = reg();
+    r.add_subscriber(&new_sub(1)).expect("add");
+    assert!(matches!(
+        r.add_subscriber(&new_sub(1)),
+        Err(RegistryError::DuplicateSubscriber(m)) if m == mac(1)
+    ));
+    let mut other = new_sub(2);
+    other.isp = "nope".into();
+    assert!(matches!(
+        r.add_subscriber(&other),
+        Err(RegistryError::UnknownIsp(_))
+    ));
+    let s = r.subscriber(mac(1)).expect("get").expect("present");
+    assert_eq!(s.customer_id, "C1");
+    let hash = s.password_hash.expect("hashed");
+    assert!(password::verify(&hash, b"pw") && !hash.contains("pw$"));
+    assert_eq!(r.list_subscribers(Some("isp-a")).expect("list").len(), 1);
+    assert_eq!(r.list_subscribers(Some("isp-b")).expect("list").len(), 0);
+    assert!(matches!(
+        r.remove_isp("isp-a"),
+        Err(RegistryError::IspInUse(_))
+    ));
+    assert_eq!(r.remove_subscriber(mac(1)).expect("remove"), None);
+    assert!(matches!(
+        r.remove_subscriber(mac(1)),
+        Err(RegistryError::NoSuchSubscriber(_))
+    ));
+    assert!(r.remove_isp("isp-a").expect("now free"));
+}
+
+#[test]
+fn bindings_and_refusals_persist() {
+    let dir = std::env::temp_dir().join(format!("ispmux-registry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("r.db");
+    let b = Binding {
+        mac: mac(1),
+        isp: "isp-a".into(),
+        ipv4: Ipv4Addr::new(198, 18, 100, 10),
+        expires: UNIX_EPOCH + Duration::from_secs(2_000_000_000),
+        server: Ipv4Addr::new(198, 18, 1, 2),
+        port: 3,
+        vlan: 100,
+        inner_vlan: 0,
+    };
+    {
+        let mut r = Registry::open(&path)
+            .expect("open")
+            .with_password_cost(PasswordCost::TEST);
+        r.upsert_isp(&Isp {
+            name: "isp-a".into(),
+            label: None,
+            dhcp_servers: vec![],
+        })
+        .expect("isp");
+        r.add_subscriber(&new_sub(1)).expect("add");
+        r.upsert_binding(&b).expect("bind");
+        r.record_refusal(&Refusal {
+            at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            mac: mac(9),
+            isp: None,
+            reason: "unknown subscriber".into(),
+        })
+        .expect("refusal");
+    }
+    let mut r = Registry::open(&path).expect("reopen");
+    assert_eq!(r.bindings().expect("bindings"), vec![b.clone()]);
+    assert_eq!(
+        r.refusals(10).expect("refusals")[0].reason,
+        "unknown subscriber"
+    );
+    assert_eq!(r.remove_subscriber(mac(1)).expect("remove"), Some(b));
+    assert!(
+        r.bindings().expect("bindings").is_empty(),
+        "binding cascades"
+    );
+    drop(r);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn csv_import_is_all_or_nothing() {
+    let mut r = reg();
+    let good = "mac,isp,customer_id,password,status\n\
+                02:00:00:00:00:01,isp-a,C1,pw1,\n\
+                02-00-00-00-00-02, isp-a ,C2,,suspended\n";
+    assert_eq!(
+        import::import_csv(&mut r, good.as_bytes()).expect("imports"),
+        2
+    );
+    let s2 = r.subscriber(mac(2)).expect("get").expect("present");
+    assert_eq!((s2.status, s2.password_hash), (Status::Suspended, None));
+    let bad = "mac,isp,customer_id\n02:00:00:00:00:03,isp-a,C3\nnot-a-mac,isp-a,C4\n";
+    match import::import_csv(&mut r, bad.as_bytes()) {
+        Err(RegistryError::Csv { line: 3, .. }) => {}
+        other => panic!("want a line-3 error, got {other:?}"),
+    }
+    assert_eq!(r.subscriber(mac(3)).expect("get"), None, "rolled back");
+    let no_header = "02:00:00:00:00:05,isp-a,C5\n";
+    assert!(matches!(
+        import::import_csv(&mut r, no_header.as_bytes()),
+        Err(RegistryError::Csv { line: 1, .. })
+    ));
+}
