@@ -121,7 +121,13 @@ mod tests {
         let mut frames = [VecFrame::new(&frame), VecFrame::new(&[0; 10])];
         let mut v = [Verdict::Punt; 2];
         MacSwap::paired(2).process(1, &mut frames, &mut v);
-        assert_eq!(&frames[0].data()[..12], &[2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1]);
-        assert_eq!(v, [Verdict::Forward(0), Verdict::Drop(DropReason::Truncated)]);
+        assert_eq!(
+            &frames[0].data()[..12],
+            &[2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1]
+        );
+        assert_eq!(
+            v,
+            [Verdict::Forward(0), Verdict::Drop(DropReason::Truncated)]
+        );
     }
 }

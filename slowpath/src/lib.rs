@@ -1,4 +1,5 @@
 //! The ispmux slow path: protocol engines as sans-IO state machines (datagrams and time in,
 //! datagrams, table updates and store writes out), the store, and thin transports around them.
 
+pub mod radius;
 pub mod store;

@@ -14,7 +14,9 @@ pub enum StoreError {
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// The database was written by a newer ispmux.
-    #[error("store: component {component} is at schema version {found}, this ispmux knows {known}")]
+    #[error(
+        "store: component {component} is at schema version {found}, this ispmux knows {known}"
+    )]
     TooNew {
         /// Component name.
         component: String,
@@ -104,13 +106,23 @@ mod tests {
         migrate(
             &mut c,
             "t",
-            &["CREATE TABLE a (x INTEGER)", "ALTER TABLE a ADD COLUMN y TEXT"],
+            &[
+                "CREATE TABLE a (x INTEGER)",
+                "ALTER TABLE a ADD COLUMN y TEXT",
+            ],
         )
         .expect("v2 applies only the second");
         c.execute("INSERT INTO a (x, y) VALUES (1, 'z')", [])
             .expect("both columns exist");
         let err = migrate(&mut c, "t", &["CREATE TABLE a (x INTEGER)"]).unwrap_err();
-        assert!(matches!(err, StoreError::TooNew { found: 2, known: 1, .. }));
+        assert!(matches!(
+            err,
+            StoreError::TooNew {
+                found: 2,
+                known: 1,
+                ..
+            }
+        ));
     }
 
     #[test]
