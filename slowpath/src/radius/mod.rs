@@ -10,10 +10,13 @@ pub mod client;
 pub mod crypto;
 pub mod dedup;
 pub mod engine;
+#[cfg(test)]
+mod engine_tests;
 pub mod ids;
 pub mod packet;
 pub mod realm;
 pub mod transport;
 pub mod usage;
 
+pub use engine::{Engine, Input, Listener, Now, Output};
 pub use packet::{Code, Packet, ParseError};
