@@ -1004,6 +1004,13 @@ impl Engine {
                 _ => r.attributes.push(a.clone()),
             }
         }
+        // Figures 7 and 8: the reject carries the subscriber's own identity, as the proxy's
+        // own rejects do, whatever the server put in it.
+        if reply.code == Code::ACCESS_REJECT && r.get(attr::USER_NAME).is_none() {
+            if let Some(u) = user {
+                r.push(attr::USER_NAME, u.to_vec());
+            }
+        }
         match reject_reason {
             Some(reason) => {
                 info!(nas = %self.nases[txn.nas].name, user = %String::from_utf8_lossy(user.unwrap_or_default()), reason, "radius: Access-Reject");

@@ -12,6 +12,7 @@ pub mod dedup;
 pub mod engine;
 #[cfg(test)]
 mod engine_tests;
+pub mod fuzzing;
 pub mod ids;
 pub mod packet;
 pub mod realm;
