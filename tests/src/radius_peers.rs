@@ -223,7 +223,7 @@ impl Drop for FreeRadius {
 /// Runs radclient (a NAS) and returns its output; `kind` is auth, acct or status.
 pub fn radclient(to: SocketAddr, kind: &str, secret: &str, attrs: &str) -> String {
     let mut child = Command::new("radclient")
-        .args(["-x", "-r", "3", "-t", "1"])
+        .args(["-x", "-r", "1", "-t", "1"])
         .arg(to.to_string())
         .arg(kind)
         .arg(secret)

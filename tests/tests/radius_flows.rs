@@ -57,7 +57,7 @@ fn config(
 [radius]
 listen_auth = "127.0.0.1:{pa}"
 listen_acct = "127.0.0.1:{pc}"
-timeouts = {{ response_ms = 300, retries = 1, probe_interval_ms = 300 }}
+timeouts = {{ response_ms = 500, retries = 2, probe_interval_ms = 300 }}
 
 [[radius.nas]]
 name = "pop1"
@@ -169,7 +169,7 @@ impl World {
             p.auth_addr,
             p.acct_addr,
             NAS_SECRET.as_bytes(),
-            Duration::from_millis(1500),
+            Duration::from_millis(3000),
             2,
         )
         .expect("client")
@@ -370,4 +370,187 @@ fn connection_time_threshold_refuses_next_logon() {
         Code::ACCESS_REJECT
     );
     assert_eq!(w.counter("reject.time_threshold"), 1);
+}
+
+fn wait_for(w: &World, counter: &str, at_least: u64, within: Duration) -> u64 {
+    let end = std::time::Instant::now() + within;
+    loop {
+        let v = w.counter(counter);
+        if v >= at_least || std::time::Instant::now() > end {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn home_server_killed_failover_then_status_server_revival() {
+    let mut w = world_with("", true);
+    w.csp1.kill();
+    let mut nas = w.nas();
+    // The first csp1 server does not answer: retransmission, then the second one takes over.
+    assert_eq!(
+        code_of(&mut nas, "alice@csp1.example", "alicepw"),
+        Code::ACCESS_ACCEPT
+    );
+    assert_eq!(w.counter("event.server_dead"), 1);
+    assert!(w.counter("event.failover") >= 1);
+    assert!(w
+        .csp1b
+        .as_ref()
+        .is_some_and(|b| b.output().contains("Ready")));
+    // Probed with Status-Server while dead; revived once it answers again.
+    assert!(wait_for(&w, "event.status_server_probe", 1, Duration::from_secs(3)) >= 1);
+    assert_eq!(w.counter("event.server_revived"), 0);
+    w.csp1.restart();
+    assert_eq!(
+        wait_for(&w, "event.server_revived", 1, Duration::from_secs(5)),
+        1,
+        "dead server revived by Status-Server"
+    );
+}
+
+#[test]
+fn response_without_message_authenticator_is_dropped_when_required() {
+    // FreeRADIUS 3.2.1 answers without Message-Authenticator; this master requires one.
+    let w = world_with(", require_message_authenticator = true", false);
+    let mut nas = Client::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        w.auth(),
+        w.proxy().acct_addr,
+        NAS_SECRET.as_bytes(),
+        Duration::from_millis(1000),
+        1,
+    )
+    .expect("client");
+    assert!(
+        nas.authenticate("bob@msp.example", "bobpw").is_err(),
+        "no answer reaches the NAS"
+    );
+    assert!(w.counter("drop.missing_message_authenticator") >= 1);
+}
+
+#[test]
+fn forged_response_dropped_wrong_secret_nas_dropped_duplicates_answered_once() {
+    use ispmux_slowpath::radius::{crypto, Packet};
+    let w = world();
+    // A master that first answers with a forged authenticator, then correctly.
+    let fake = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let fake_addr = fake.local_addr().expect("addr");
+    let t = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        for k in 0..2 {
+            let (n, from) = fake.recv_from(&mut buf).expect("recv");
+            let req = Packet::parse(&buf[..n]).expect("request");
+            let mut r = Packet::new(Code::ACCESS_ACCEPT, req.identifier, [0; 16]);
+            crypto::add_message_authenticator(&mut r);
+            let secret: &[u8] = if k == 0 { b"forged" } else { b"fake-master" };
+            let b = crypto::encode_response(&r, secret, &req.authenticator).expect("encode");
+            fake.send_to(&b, from).expect("send");
+        }
+    });
+    let mut cfg = w.cfg.clone();
+    cfg.listen_auth.set_port(free_port());
+    cfg.listen_acct.set_port(free_port());
+    cfg.master.home_servers[0].auth_port = fake_addr.port();
+    cfg.master.home_servers[0].secret = "fake-master".into();
+    let p2 = ProxyHandle::spawn(&cfg, None).expect("second proxy");
+    let mut nas = Client::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        p2.auth_addr,
+        p2.acct_addr,
+        NAS_SECRET.as_bytes(),
+        Duration::from_millis(2000),
+        1,
+    )
+    .expect("client");
+    assert_eq!(
+        code_of(&mut nas, "bob@msp.example", "bobpw"),
+        Code::ACCESS_ACCEPT
+    );
+    t.join().expect("fake master");
+    let c = p2.counters().expect("counters");
+    assert_eq!(c.get("drop.bad_response_authenticator"), Some(&1));
+    assert!(c.get("event.retransmit").is_some_and(|&n| n >= 1));
+    drop(p2);
+
+    // A NAS with the wrong secret: its accounting and signed access requests are dropped.
+    let out = radclient(
+        w.proxy().acct_addr,
+        "acct",
+        "wrong-secret",
+        "User-Name = \"bob@msp.example\", Acct-Status-Type = Start, Acct-Session-Id = \"w\"\n",
+    );
+    assert!(out.contains("No reply"), "{out}");
+    assert!(w.counter("drop.bad_request_authenticator") >= 1);
+    let out = radclient(
+        w.auth(),
+        "auth",
+        "wrong-secret",
+        "User-Name = \"bob@msp.example\", User-Password = \"bobpw\", Message-Authenticator = 0x00\n",
+    );
+    assert!(out.contains("No reply"), "{out}");
+    assert!(w.counter("drop.bad_message_authenticator") >= 1);
+
+    // A retransmitted Accounting-Request gets the cached answer; the server sees it once.
+    let mut nas = w.nas();
+    let p = nas.accounting_request("bob@msp.example", attr::ACCT_START, "dup-1", 0);
+    let bytes = crypto::encode_request(&p, NAS_SECRET.as_bytes()).expect("encode");
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        s.send_to(&bytes, w.proxy().acct_addr).expect("send");
+        let mut buf = [0u8; 4096];
+        let (n, _) = s.recv_from(&mut buf).expect("an answer each time");
+        answers.push(buf[..n].to_vec());
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(crypto::check_response_authenticator(
+        &answers[0],
+        NAS_SECRET.as_bytes(),
+        &bytes[4..20].try_into().expect("16")
+    ));
+    assert_eq!(w.counter("event.duplicate_answered"), 1);
+    assert_eq!(w.master.detail().matches("\"dup-1\"").count(), 1);
+}
+
+#[test]
+fn suspending_a_csp_disconnects_its_sessions() {
+    use ispmux_slowpath::radius::{crypto, Packet};
+    let mut w = world();
+    let das = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind DAS");
+    das.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    w.proxy.take().expect("proxy").stop().expect("stop");
+    w.cfg.nas[0].coa_port = das.local_addr().expect("addr").port();
+    w.start_proxy();
+    let mut nas = w.nas();
+    assert_eq!(
+        code_of(&mut nas, "alice@csp1.example", "alicepw"),
+        Code::ACCESS_ACCEPT
+    );
+    nas.account("alice@csp1.example", attr::ACCT_START, "alice-d", 0)
+        .expect("start");
+    w.proxy().suspend("csp1", true).expect("suspend");
+    let mut buf = [0u8; 4096];
+    let (n, from) = das.recv_from(&mut buf).expect("a Disconnect-Request");
+    assert!(crypto::check_request_authenticator(
+        &buf[..n],
+        NAS_SECRET.as_bytes()
+    ));
+    let d = Packet::parse(&buf[..n]).expect("parse");
+    assert_eq!(d.code, Code::DISCONNECT_REQUEST);
+    assert_eq!(
+        d.get_string(attr::ACCT_SESSION_ID).as_deref(),
+        Some("alice-d")
+    );
+    let ack = Packet::new(Code::DISCONNECT_ACK, d.identifier, [0; 16]);
+    let b = crypto::encode_response(&ack, NAS_SECRET.as_bytes(), &d.authenticator).expect("ack");
+    das.send_to(&b, from).expect("send ack");
+    assert_eq!(
+        wait_for(&w, "event.disconnect_ack", 1, Duration::from_secs(3)),
+        1
+    );
 }
