@@ -22,7 +22,7 @@ pub struct RequestKey {
 pub enum Seen {
     InProgress,
     /// The answer sent, and the usage record committed with it (replayed idempotently).
-    Answered(Vec<u8>, Option<UsageEvent>),
+    Answered(Vec<u8>, Vec<UsageEvent>),
 }
 
 /// Cache of requests seen recently.
@@ -54,13 +54,7 @@ impl DuplicateCache {
     }
 
     /// Records the answer; it is kept for the cache's lifetime from now.
-    pub fn answered(
-        &mut self,
-        now: Instant,
-        key: RequestKey,
-        bytes: Vec<u8>,
-        u: Option<UsageEvent>,
-    ) {
+    pub fn answered(&mut self, now: Instant, key: RequestKey, bytes: Vec<u8>, u: Vec<UsageEvent>) {
         self.generation += 1;
         self.entries
             .insert(key.clone(), (Seen::Answered(bytes, u), self.generation));
@@ -112,9 +106,9 @@ mod tests {
         };
         assert!(c.check(t0, &k).is_none());
         assert!(matches!(c.check(t0, &k), Some(Seen::InProgress)));
-        c.answered(t0, k.clone(), vec![2, 9], None);
+        c.answered(t0, k.clone(), vec![2, 9], vec![]);
         assert!(
-            matches!(c.check(t0 + Duration::from_secs(4), &k), Some(Seen::Answered(b, None)) if b == vec![2, 9])
+            matches!(c.check(t0 + Duration::from_secs(4), &k), Some(Seen::Answered(b, u)) if b == vec![2, 9] && u.is_empty())
         );
         assert!(c.check(t0 + Duration::from_secs(6), &k).is_none());
         c.forget(&k);

@@ -80,13 +80,13 @@ pub enum Input<'a> {
 /// What the engine asks for, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Send to a NAS; if `commit` is set, apply it to the usage store first and send only
-    /// once it is durable.
+    /// Send to a NAS; apply `commit` to the usage store first (one transaction) and send
+    /// only once it is durable.
     ToNas {
         listener: Listener,
         to: SocketAddr,
         data: Vec<u8>,
-        commit: Option<UsageEvent>,
+        commit: Vec<UsageEvent>,
     },
     /// Send from upstream socket `slot` (created on first use) to a home server or a NAS DAS.
     ToPeer {
@@ -534,7 +534,10 @@ impl Engine {
             }
             _ => None,
         };
-        let route = match self.classify(&req) {
+        let route = match self
+            .session_owner(listener, from.ip(), &req)
+            .or_else(|| self.classify(&req))
+        {
             Some(r) => r,
             None if listener == Listener::Auth => {
                 return self.reject(now, ni, key, listener, &req, "unknown_realm", out)
@@ -589,9 +592,60 @@ impl Engine {
                 listener,
                 to: from,
                 data,
-                commit: None,
+                commit: Vec::new(),
             });
         }
+    }
+
+    /// The CSP whose open session an accounting request is about (a NAS may leave User-Name
+    /// out of Interim and Stop).
+    fn session_owner(&self, listener: Listener, nas: IpAddr, req: &Packet) -> Option<Route> {
+        if listener != Listener::Acct {
+            return None;
+        }
+        let key = (nas, req.get_string(attr::ACCT_SESSION_ID)?);
+        self.csps
+            .iter()
+            .position(|c| c.load.sessions.contains_key(&key))
+            .map(Route::Csp)
+    }
+
+    /// Accounting-On/Off: the NAS restarted, so its sessions are over; their time is billed
+    /// up to now and their ports freed.
+    fn nas_reset(&mut self, now: Now, ip: IpAddr) -> Vec<UsageEvent> {
+        let mut events = Vec::new();
+        for c in &mut self.csps {
+            let period = period_key(c.cap.period, now.unix);
+            let keys: Vec<_> = c
+                .load
+                .sessions
+                .keys()
+                .filter(|(i, _)| *i == ip)
+                .cloned()
+                .collect();
+            for k in keys {
+                let Some(s) = c.load.sessions.get(&k) else {
+                    continue;
+                };
+                let secs = now.unix.saturating_sub(s.started).max(s.session_secs);
+                c.load.stop(&k, &period, secs);
+                events.push(UsageEvent::Stop {
+                    csp: c.name.clone(),
+                    period: period.clone(),
+                    nas: ip.to_string(),
+                    session_id: k.1,
+                    session_secs: secs,
+                    input_octets: 0,
+                    output_octets: 0,
+                    at: now.unix,
+                });
+            }
+        }
+        if !events.is_empty() {
+            info!(nas = %ip, sessions = events.len(), "radius: NAS restarted, its sessions closed");
+            self.count("event", "nas_reset");
+        }
+        events
     }
 
     /// Boxes 500/520 of figure 5: whose subscriber is this?
@@ -775,11 +829,22 @@ impl Engine {
         let Some(&w) = self.waiting.get(&key) else {
             return self.drop_with("unexpected_response", from);
         };
+        let code = Code(raw.first().copied().unwrap_or(0));
         let (secret, auth, require_ma) = match w {
             Waiter::Txn(tid) => {
-                let Some(o) = self.txns.get(&tid).and_then(|t| t.out.as_ref()) else {
+                let Some(t) = self.txns.get(&tid) else {
                     return self.drop_with("unexpected_response", from);
                 };
+                let Some(o) = t.out.as_ref() else {
+                    return self.drop_with("unexpected_response", from);
+                };
+                let fits = match t.listener {
+                    Listener::Auth => is_access_reply(code),
+                    Listener::Acct => code == Code::ACCOUNTING_RESPONSE,
+                };
+                if !fits {
+                    return self.drop_with("unexpected_response_code", from);
+                }
                 let s = &self.servers[o.server];
                 (&s.secret, o.auth, s.require_ma)
             }
@@ -801,7 +866,6 @@ impl Engine {
             // A forged answer, or a server with another secret: keep waiting for the real one.
             return self.drop_with("bad_response_authenticator", from);
         }
-        let code = Code(raw.first().copied().unwrap_or(0));
         match crypto::check_message_authenticator(raw, secret, Some(&auth)) {
             MessageAuth::Invalid => return self.drop_with("bad_message_authenticator", from),
             MessageAuth::Absent if require_ma && is_access_reply(code) => {
@@ -857,13 +921,13 @@ impl Engine {
         match (txn.listener, txn.route, txn.hop) {
             (Listener::Auth, Route::Master, _) => {
                 let reason = (reply.code == Code::ACCESS_REJECT).then_some("master_reject");
-                self.answer(now, &txn, &reply, None, reason, out);
+                self.answer(now, &txn, &reply, Vec::new(), reason, out);
             }
             (Listener::Auth, Route::Csp(i), Hop::Master) => {
                 if reply.code != Code::ACCESS_ACCEPT {
                     // Figure 7: the master refuses the virtual subscriber (no contract or no
                     // capacity left at the master); the NAS sees the real identity.
-                    return self.answer(now, &txn, &reply, None, Some("master_reject"), out);
+                    return self.answer(now, &txn, &reply, Vec::new(), Some("master_reject"), out);
                 }
                 let Some(c) = self.csps.get_mut(i) else {
                     return;
@@ -888,14 +952,20 @@ impl Engine {
             (Listener::Auth, Route::Csp(_), Hop::Csp) => {
                 if reply.code == Code::ACCESS_ACCEPT {
                     // Figure 9: the reservation holds the port until the Accounting Start.
-                    self.answer(now, &txn, &reply, None, None, out);
+                    self.answer(now, &txn, &reply, Vec::new(), None, out);
                 } else {
                     self.release_reservation(txn.route, txn.reservation.take());
                     let reason = (reply.code == Code::ACCESS_REJECT).then_some("csp_reject");
-                    self.answer(now, &txn, &reply, None, reason, out);
+                    self.answer(now, &txn, &reply, Vec::new(), reason, out);
                 }
             }
-            (Listener::Acct, Route::Master, _) => self.answer(now, &txn, &reply, None, None, out),
+            (Listener::Acct, Route::Master, _) => {
+                let commit = match txn.req.get_u32(attr::ACCT_STATUS_TYPE) {
+                    Some(attr::ACCT_ON | attr::ACCT_OFF) => self.nas_reset(now, txn.from.ip()),
+                    _ => Vec::new(),
+                };
+                self.answer(now, &txn, &reply, commit, None, out)
+            }
             (Listener::Acct, Route::Csp(_), Hop::Master) => {
                 if reply.code != Code::ACCOUNTING_RESPONSE {
                     self.txns.insert(tid, txn);
@@ -911,7 +981,7 @@ impl Engine {
                     self.txns.insert(tid, txn);
                     return self.give_up(tid, "unexpected_response_code");
                 }
-                let commit = self.account(now, i, &txn);
+                let commit = self.account(now, i, &txn).into_iter().collect();
                 self.answer(now, &txn, &reply, commit, None, out);
             }
         }
@@ -987,7 +1057,7 @@ impl Engine {
         now: Now,
         txn: &Txn,
         reply: &Packet,
-        commit: Option<UsageEvent>,
+        commit: Vec<UsageEvent>,
         reject_reason: Option<&'static str>,
         out: &mut Vec<Output>,
     ) {
@@ -1049,7 +1119,7 @@ impl Engine {
         }
         info!(nas = %self.nases[ni].name, user = %req.get_string(attr::USER_NAME).unwrap_or_default(), reason, "radius: Access-Reject");
         self.count("reject", reason);
-        self.send_to_nas(now, ni, key, listener, req, r, None, out);
+        self.send_to_nas(now, ni, key, listener, req, r, Vec::new(), out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1061,7 +1131,7 @@ impl Engine {
         listener: Listener,
         req: &Packet,
         mut r: Packet,
-        commit: Option<UsageEvent>,
+        commit: Vec<UsageEvent>,
         out: &mut Vec<Output>,
     ) {
         if is_access_reply(r.code) {

@@ -213,7 +213,8 @@ fn to_nas(out: &[Output], req: &Packet) -> (Packet, Option<UsageEvent>) {
         req.get(attr::PROXY_STATE),
         "Proxy-State returned"
     );
-    (p, commit.clone())
+    assert!(commit.len() <= 1);
+    (p, commit.first().cloned())
 }
 
 #[test]
@@ -565,4 +566,59 @@ fn status_server_from_nas_is_answered() {
     let out = h.nas_sends(Listener::Auth, &b);
     let (r, _) = to_nas(&out, &p);
     assert_eq!(r.code, Code::ACCESS_ACCEPT);
+}
+
+#[test]
+fn stop_without_user_name_follows_the_session_and_accounting_on_closes_sessions() {
+    let mut h = harness();
+    logon(&mut h, "alice@csp1.example");
+    account(&mut h, "alice@csp1.example", attr::ACCT_START, "s1", 0);
+    // Interim without User-Name: found by (NAS, Acct-Session-Id), still goes both ways.
+    let (req, mut b) = {
+        let (mut p, _) = h.acct("x", attr::ACCT_INTERIM, "s1", 10);
+        p.remove(attr::USER_NAME);
+        let b = crypto::encode_request(&p, b"nas").expect("encode");
+        p.authenticator.copy_from_slice(&b[4..20]);
+        (p, b)
+    };
+    let s = H::upstream(&h.nas_sends(Listener::Acct, &b), MASTER_ACCT, b"msec");
+    assert_eq!(s.p.get_string(attr::USER_NAME).as_deref(), Some("vs-csp1"));
+    let out = h.answer(&s, Code::ACCOUNTING_RESPONSE, b"msec", false);
+    let s = H::upstream(&out, CSP1_ACCT, b"c1sec");
+    let out = h.answer(&s, Code::ACCOUNTING_RESPONSE, b"c1sec", false);
+    assert!(matches!(
+        to_nas(&out, &req).1,
+        Some(UsageEvent::Interim {
+            session_secs: 10,
+            ..
+        })
+    ));
+    // Accounting-On: the NAS restarted; the master is told, csp1's session is closed.
+    h.now.unix += 25;
+    let (mut p, _) = h.acct("x", attr::ACCT_ON, "", 0);
+    p.attributes.clear();
+    p.push(attr::ACCT_STATUS_TYPE, attr::ACCT_ON.to_be_bytes().to_vec());
+    b = crypto::encode_request(&p, b"nas").expect("encode");
+    p.authenticator.copy_from_slice(&b[4..20]);
+    let s = H::upstream(&h.nas_sends(Listener::Acct, &b), MASTER_ACCT, b"msec");
+    let out = h.answer(&s, Code::ACCOUNTING_RESPONSE, b"msec", false);
+    let [Output::ToNas { commit, .. }] = out.as_slice() else {
+        panic!("expected the NAS's answer, got {out:?}");
+    };
+    assert!(
+        matches!(commit.as_slice(), [UsageEvent::Stop { session_id, session_secs: 25, .. }] if session_id == "s1"),
+        "{commit:?}"
+    );
+    assert_eq!(h.e.ports_in_use("csp1", h.now.mono), Some(0));
+}
+
+#[test]
+fn answer_of_the_wrong_kind_is_dropped() {
+    let mut h = harness();
+    let (_, b) = h.access("bob@msp.example", "pw");
+    let s = H::upstream(&h.nas_sends(Listener::Auth, &b), MASTER, b"msec");
+    assert!(h
+        .answer(&s, Code::ACCOUNTING_RESPONSE, b"msec", true)
+        .is_empty());
+    assert_eq!(h.e.counter("drop", "unexpected_response_code"), 1);
 }

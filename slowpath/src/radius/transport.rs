@@ -223,10 +223,10 @@ impl Proxy {
                 data,
                 commit,
             } => {
-                if let (Some(ev), Some(store)) = (commit, self.store.as_mut()) {
+                if let (false, Some(store)) = (commit.is_empty(), self.store.as_mut()) {
                     // Durable before acknowledged: without the record, no answer; the NAS
                     // retransmits and the cached answer replays the (idempotent) record.
-                    if let Err(e) = store.apply(&ev) {
+                    if let Err(e) = store.apply_all(&commit) {
                         error!(error = %e, "radius: usage record not committed; NAS not acknowledged");
                         return;
                     }

@@ -112,69 +112,14 @@ impl UsageStore {
 
     /// Applies one event durably.
     pub fn apply(&mut self, e: &UsageEvent) -> Result<(), StoreError> {
+        self.apply_all(std::slice::from_ref(e))
+    }
+
+    /// Applies events durably, all or none.
+    pub fn apply_all(&mut self, events: &[UsageEvent]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        match e {
-            UsageEvent::Start {
-                csp,
-                period,
-                nas,
-                session_id,
-                user,
-                at,
-            } => {
-                let n = tx.execute(
-                    "INSERT OR IGNORE INTO radius_session (nas, acct_session_id, csp, user_name, started)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![nas, session_id, csp, user, i(*at)],
-                )?;
-                if n == 1 {
-                    tx.execute(
-                        "INSERT INTO radius_usage (csp, period, connections) VALUES (?1, ?2, 1)
-                         ON CONFLICT(csp, period) DO UPDATE SET connections = connections + 1",
-                        params![csp, period],
-                    )?;
-                }
-            }
-            UsageEvent::Interim {
-                nas,
-                session_id,
-                session_secs,
-            } => {
-                tx.execute(
-                    "UPDATE radius_session SET session_secs = ?3 WHERE nas = ?1 AND acct_session_id = ?2",
-                    params![nas, session_id, i(*session_secs)],
-                )?;
-            }
-            UsageEvent::Stop {
-                csp,
-                period,
-                nas,
-                session_id,
-                session_secs,
-                input_octets,
-                output_octets,
-                at,
-            } => {
-                let n = tx.execute(
-                    "INSERT OR IGNORE INTO radius_stop (nas, acct_session_id, at) VALUES (?1, ?2, ?3)",
-                    params![nas, session_id, i(*at)],
-                )?;
-                if n == 1 {
-                    tx.execute(
-                        "INSERT INTO radius_usage (csp, period, connection_secs, input_octets, output_octets)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT(csp, period) DO UPDATE SET
-                             connection_secs = connection_secs + excluded.connection_secs,
-                             input_octets = input_octets + excluded.input_octets,
-                             output_octets = output_octets + excluded.output_octets",
-                        params![csp, period, i(*session_secs), i(*input_octets), i(*output_octets)],
-                    )?;
-                }
-                tx.execute(
-                    "DELETE FROM radius_session WHERE nas = ?1 AND acct_session_id = ?2",
-                    params![nas, session_id],
-                )?;
-            }
+        for e in events {
+            apply_one(&tx, e)?;
         }
         tx.commit()?;
         Ok(())
@@ -201,6 +146,73 @@ impl UsageStore {
     pub fn records(&self) -> Result<Vec<UsageRecord>, StoreError> {
         records(&self.conn)
     }
+}
+
+fn apply_one(tx: &rusqlite::Transaction<'_>, e: &UsageEvent) -> Result<(), StoreError> {
+    match e {
+        UsageEvent::Start {
+            csp,
+            period,
+            nas,
+            session_id,
+            user,
+            at,
+        } => {
+            let n = tx.execute(
+                    "INSERT OR IGNORE INTO radius_session (nas, acct_session_id, csp, user_name, started)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![nas, session_id, csp, user, i(*at)],
+                )?;
+            if n == 1 {
+                tx.execute(
+                    "INSERT INTO radius_usage (csp, period, connections) VALUES (?1, ?2, 1)
+                         ON CONFLICT(csp, period) DO UPDATE SET connections = connections + 1",
+                    params![csp, period],
+                )?;
+            }
+        }
+        UsageEvent::Interim {
+            nas,
+            session_id,
+            session_secs,
+        } => {
+            tx.execute(
+                    "UPDATE radius_session SET session_secs = ?3 WHERE nas = ?1 AND acct_session_id = ?2",
+                    params![nas, session_id, i(*session_secs)],
+                )?;
+        }
+        UsageEvent::Stop {
+            csp,
+            period,
+            nas,
+            session_id,
+            session_secs,
+            input_octets,
+            output_octets,
+            at,
+        } => {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO radius_stop (nas, acct_session_id, at) VALUES (?1, ?2, ?3)",
+                params![nas, session_id, i(*at)],
+            )?;
+            if n == 1 {
+                tx.execute(
+                        "INSERT INTO radius_usage (csp, period, connection_secs, input_octets, output_octets)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT(csp, period) DO UPDATE SET
+                             connection_secs = connection_secs + excluded.connection_secs,
+                             input_octets = input_octets + excluded.input_octets,
+                             output_octets = output_octets + excluded.output_octets",
+                        params![csp, period, i(*session_secs), i(*input_octets), i(*output_octets)],
+                    )?;
+            }
+            tx.execute(
+                "DELETE FROM radius_session WHERE nas = ?1 AND acct_session_id = ?2",
+                params![nas, session_id],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// All usage records of a store opened elsewhere (`ispmux usage`), by CSP and period.
