@@ -85,7 +85,7 @@ mod tests {
     /// CI runs the fuzz seed corpus through the oracle without a fuzzer.
     #[test]
     fn seed_corpus_passes_the_oracle() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/radius_codec");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/radius_codec");
         let mut n = 0;
         for entry in std::fs::read_dir(dir).expect("corpus dir") {
             let path = entry.expect("entry").path();
