@@ -54,7 +54,7 @@ impl Default for Timeouts {
             response_ms: 1000,
             retries: 2,
             probe_interval_ms: 5000,
-            duplicate_cache_ms: 30_000,
+            duplicate_cache_ms: 5_000,
             reservation_ms: 60_000,
             disconnect_ms: 1000,
         }
