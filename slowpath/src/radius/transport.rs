@@ -63,8 +63,24 @@ pub struct Proxy {
     out: Vec<Output>,
 }
 
+/// Socket buffers asked for (the kernel caps them at net.core.[rw]mem_max): a burst of
+/// logons after an outage must not overflow the default ~200 KiB, about 256 datagrams.
+const SOCKET_BUFFER: usize = 4 << 20;
+
 fn bind(addr: SocketAddr) -> Result<UdpSocket, RadiusError> {
-    UdpSocket::bind(addr).map_err(|source| RadiusError::Bind { addr, source })
+    let err = |source| RadiusError::Bind { addr, source };
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(err)?;
+    // Best effort: a smaller buffer still works.
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    s.set_nonblocking(true).map_err(err)?;
+    s.bind(&addr.into()).map_err(err)?;
+    Ok(UdpSocket::from_std(s.into()))
 }
 
 impl Proxy {
