@@ -358,6 +358,14 @@ capacity = { ports = 2, connection_time_secs = 3600, period = "day" }
     }
 
     #[test]
+    fn example_file_validates() {
+        let c = RadiusConfig::from_toml_file_text(include_str!("../examples/radius-proxy.toml"))
+            .expect("example parses");
+        assert_eq!(c.validate(), Vec::<(String, String)>::new());
+        assert_eq!(c.client_sp.len(), 2);
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let bad = SAMPLE.replace("strip_realm = true", "strip_realms = true");
         assert!(RadiusConfig::from_toml_file_text(&bad).is_err());

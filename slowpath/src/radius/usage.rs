@@ -235,6 +235,22 @@ pub fn records(conn: &Connection) -> Result<Vec<UsageRecord>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// A plain table for `ispmux usage`, one line per CSP and period.
+pub fn to_table(records: &[UsageRecord]) -> String {
+    let mut out = format!(
+        "{:<16} {:<10} {:>11} {:>15} {:>14} {:>14}\n",
+        "csp", "period", "connections", "connection_secs", "input_octets", "output_octets"
+    );
+    for r in records {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<10} {:>11} {:>15} {:>14} {:>14}",
+            r.csp, r.period, r.connections, r.connection_secs, r.input_octets, r.output_octets
+        );
+    }
+    out
+}
+
 /// CSV export with a header line; fields are quoted when they need it.
 pub fn to_csv(records: &[UsageRecord]) -> String {
     fn field(s: &str) -> String {
@@ -318,6 +334,10 @@ mod tests {
         let open = s.open_sessions().expect("sessions");
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].session_id, "s2");
+        assert!(to_table(&r)
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("csp1 ")));
         let csv = to_csv(&r);
         assert_eq!(csv.lines().nth(1), Some("csp1,2026-11,2,60,10,20"));
     }
