@@ -338,6 +338,108 @@ capacity = {{ ports = 4000000000 }}
     Ok(cfg)
 }
 
+/// The engine alone, no sockets: NAS requests in, the home server's answers crafted here.
+fn engine_alone(cfg: &RadiusConfig, user: &str, n: usize) -> Result<f64> {
+    use ispmux_slowpath::radius::{Engine, Input, Listener, Now, Output};
+    let mut e = Engine::new(cfg, Instant::now())?;
+    let nas: SocketAddr = ([127, 0, 0, 1], 40000).into();
+    let mut rng = rand::thread_rng();
+    let mut reqs = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut auth = [0u8; 16];
+        rng.fill_bytes(&mut auth);
+        let mut p = Packet::new(Code::ACCESS_REQUEST, i as u8, auth);
+        p.push(attr::USER_NAME, user.as_bytes().to_vec());
+        p.push(
+            attr::USER_PASSWORD,
+            crypto::hide_password(b"benchpw", NAS_SECRET, &auth).map_err(anyhow::Error::msg)?,
+        );
+        reqs.push(crypto::encode_request(&p, NAS_SECRET)?);
+    }
+    let mut out = Vec::new();
+    let mut answered = 0usize;
+    let t = Instant::now();
+    for r in &reqs {
+        let now = Now::system();
+        e.handle(
+            now,
+            Input::Nas {
+                listener: Listener::Auth,
+                from: nas,
+                data: r,
+            },
+            &mut out,
+        );
+        while let Some(o) = out.pop() {
+            match o {
+                Output::ToPeer { slot, to, data } => {
+                    let req = Packet::parse(&data)?;
+                    let a = Packet::new(Code::ACCESS_ACCEPT, req.identifier, [0; 16]);
+                    let b =
+                        crypto::encode_response(&a, HOME_SECRET.as_bytes(), &req.authenticator)?;
+                    e.handle(
+                        now,
+                        Input::Peer {
+                            slot,
+                            from: to,
+                            data: &b,
+                        },
+                        &mut out,
+                    );
+                }
+                Output::ToNas { .. } => answered += 1,
+            }
+        }
+    }
+    let el = t.elapsed().as_secs_f64();
+    if answered != n {
+        bail!("engine alone: {answered} of {n} answered");
+    }
+    Ok(n as f64 / el)
+}
+
+/// CPU time (user + system) in clock ticks from a /proc stat file (fields 14 and 15).
+fn stat_ticks(path: &str) -> Option<u64> {
+    let s = fs::read_to_string(path).ok()?;
+    // The command name may hold spaces; fields are counted after its closing parenthesis.
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// CPU ticks of this process's thread named `name` (the ispmux proxy thread).
+fn thread_ticks(name: &str) -> Option<u64> {
+    for t in fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let p = t.path();
+        if fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == name) {
+            return stat_ticks(&p.join("stat").to_string_lossy());
+        }
+    }
+    None
+}
+
+/// Runs `load` and adds the CPU time `ticks` reports per completed request (Linux reports
+/// 100 ticks per second).
+fn load_with_cpu(
+    ticks: &dyn Fn() -> Option<u64>,
+    target: SocketAddr,
+    user: &str,
+    inflight: usize,
+    secs: u64,
+) -> Result<(Load, Option<f64>)> {
+    let before = ticks();
+    let t0 = Instant::now();
+    let l = load(target, NAS_SECRET, user, inflight, secs)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let after = ticks();
+    // The load includes a one-second warm-up; CPU is spread over all of it.
+    let cpu = match (before, after) {
+        (Some(b), Some(a)) if l.rate > 0.0 => Some((a - b) as f64 / 100.0 / (l.rate * wall) * 1e6),
+        _ => None,
+    };
+    Ok((l, cpu))
+}
+
 fn report(name: &str, l: &Load, base: Option<&Load>) {
     let added = base.map_or(String::new(), |b| {
         format!(
@@ -360,6 +462,13 @@ fn main() -> Result<()> {
         match a.as_str() {
             "--inflight" => inflight = args.next().context("--inflight N")?.parse()?,
             "--seconds" => secs = args.next().context("--seconds S")?.parse()?,
+            "--engine-only" => {
+                // For profiling the engine: no sockets, no peers.
+                let home: SocketAddr = ([127, 0, 0, 1], 9).into();
+                let r = engine_alone(&ispmux_config(home)?, "u@msp.example", 1_000_000)?;
+                println!("engine alone, master subscriber {r:.0} req/s");
+                return Ok(());
+            }
             other => bail!("unknown argument {other} (--inflight N, --seconds S)"),
         }
     }
@@ -377,15 +486,26 @@ fn main() -> Result<()> {
 
     let dir = tempfile::tempdir()?;
     let cfg = ispmux_config(home)?;
+    // Each logon through the engine includes crafting the home server's answer here.
+    for (name, user) in [("master", "u@msp.example"), ("CSP", "u@csp.example")] {
+        let r = engine_alone(&cfg, user, 200_000)?;
+        println!(
+            "{:<34} {r:>9.0} req/s  (no sockets, one core)",
+            format!("engine alone, {name} subscriber")
+        );
+    }
     let proxy = ProxyHandle::spawn(&cfg, Some(&dir.path().join("usage.db")))?;
-    let ours = load(proxy.auth_addr, NAS_SECRET, "u@msp.example", inflight, secs)?;
+    let ticks = || thread_ticks("radius-proxy");
+    let (ours, cpu) = load_with_cpu(&ticks, proxy.auth_addr, "u@msp.example", inflight, secs)?;
     report("ispmux proxy, master subscriber", &ours, Some(&direct));
-    let csp = load(proxy.auth_addr, NAS_SECRET, "u@csp.example", inflight, secs)?;
+    let (csp, cpu_csp) = load_with_cpu(&ticks, proxy.auth_addr, "u@csp.example", inflight, secs)?;
     report("ispmux proxy, CSP subscriber (2 hops)", &csp, Some(&direct));
     drop(proxy);
 
     let fr = FreeRadiusProxy::start(dir.path(), home)?;
-    let anchor = load(fr.addr, NAS_SECRET, "u@msp.example", inflight, secs)?;
+    let pid = fr.child.id();
+    let fticks = || stat_ticks(&format!("/proc/{pid}/stat"));
+    let (anchor, cpu_fr) = load_with_cpu(&fticks, fr.addr, "u@msp.example", inflight, secs)?;
     report(
         "FreeRADIUS proxy, master subscriber",
         &anchor,
@@ -394,6 +514,13 @@ fn main() -> Result<()> {
     drop(fr);
     drop(responder);
 
+    let us = |c: Option<f64>| c.map_or("n/a".to_owned(), |c| format!("{c:.1} us"));
+    println!(
+        "proxy CPU per logon: ispmux master {} CSP {}; FreeRADIUS master {}",
+        us(cpu),
+        us(cpu_csp),
+        us(cpu_fr)
+    );
     let ratio = if anchor.rate > 0.0 {
         ours.rate / anchor.rate
     } else {

@@ -53,7 +53,14 @@ pub struct CspLoad {
 impl CspLoad {
     /// Ports in use now.
     pub fn ports_in_use(&mut self, now: Instant) -> usize {
-        self.reservations.retain(|_, exp| *exp > now);
+        // Tokens grow with time and every hold lasts as long, so the oldest expire first:
+        // pruning from the front keeps a logon check independent of the number of holds.
+        while let Some((&t, &exp)) = self.reservations.first_key_value() {
+            if exp > now {
+                break;
+            }
+            self.reservations.remove(&t);
+        }
         self.sessions.len() + self.reservations.len()
     }
 
@@ -109,9 +116,7 @@ impl CspLoad {
     /// A session starts: it takes the port of the oldest pending logon, if any.
     pub fn start(&mut self, key: SessionKey, s: Session) {
         if !self.sessions.contains_key(&key) {
-            if let Some((&t, _)) = self.reservations.iter().next() {
-                self.reservations.remove(&t);
-            }
+            self.reservations.pop_first();
         }
         self.sessions.insert(key, s);
     }
