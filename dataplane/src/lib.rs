@@ -2,7 +2,9 @@
 
 pub mod counters;
 pub mod frame;
+mod mbuf;
 pub mod pipeline;
+pub mod worker;
 
 pub use counters::DropReason;
 pub use frame::{Frame, VecFrame};

@@ -1,1 +1,140 @@
-//! Shared helpers of the ispmux benchmarks (see `perf/run`).
+//! Shared helpers of the ispmux benchmarks (see `perf/run`): hugepages, child processes,
+//! medians, and the one result line every benchmark ends with.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+/// The `ispmux` release binary beside this benchmark's binary.
+pub fn ispmux_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("current exe")?;
+    let bin = exe.with_file_name("ispmux");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: run the benchmark through perf/run",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// Free hugepage memory in MiB.
+pub fn free_hugepage_mb() -> u64 {
+    let Ok(info) = std::fs::read_to_string("/proc/meminfo") else {
+        return 0;
+    };
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field("HugePages_Free:") * field("Hugepagesize:") / 1024
+}
+
+/// Makes sure `mb` MiB of hugepages are free, reserving more as root if needed.
+/// Returns whether they are there; benchmarks fall back to `--no-huge` (and say so) if not.
+pub fn ensure_hugepages(mb: u64) -> bool {
+    if free_hugepage_mb() >= mb {
+        return true;
+    }
+    let Ok(cur) = std::fs::read_to_string("/proc/sys/vm/nr_hugepages") else {
+        return false;
+    };
+    let cur: u64 = cur.trim().parse().unwrap_or(0);
+    let want = cur + mb.div_ceil(2);
+    let _ = std::fs::write("/proc/sys/vm/nr_hugepages", want.to_string());
+    free_hugepage_mb() >= mb
+}
+
+/// Runs `cmd` for `secs` seconds, then stops it with SIGINT (testpmd with `--stats-period`
+/// runs until interrupted; killed if it has not exited 15 s later) and returns its stdout.
+pub fn run_then_interrupt(cmd: &mut Command, secs: f64) -> Result<String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let mut stdout = child.stdout.take().context("stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while child.try_wait()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("stdout reader panicked"))
+}
+
+/// Runs `cmd` to completion and returns its stdout; fails with its stderr if it fails.
+pub fn run_to_end(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Median of `v` (mean of the middle two for an even count); 0 for none.
+pub fn median(v: &[f64]) -> f64 {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return 0.0;
+    }
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// The last line of every benchmark.
+pub fn result_line(name: &str, ispmux: f64, anchor: f64, unit: &str) -> String {
+    let ratio = if anchor > 0.0 { ispmux / anchor } else { 0.0 };
+    format!("{name} ratio={ratio:.3} ispmux={ispmux:.3} {unit} anchor={anchor:.3} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn result_line_has_the_agreed_shape() {
+        assert_eq!(
+            result_line("fwd-floor", 45.0, 50.0, "Mpps"),
+            "fwd-floor ratio=0.900 ispmux=45.000 Mpps anchor=50.000 Mpps"
+        );
+    }
+}

@@ -1,3 +1,54 @@
-//! Helpers shared by the end-to-end tests in tests/tests/.
+//! Helpers shared by the integration tests in `tests/tests/`.
 
+pub mod netns;
 pub mod radius_peers;
+
+use std::path::PathBuf;
+
+/// The `ispmux` binary built for this test run (debug or release, beside the test binary).
+pub fn ispmux_bin() -> PathBuf {
+    let mut p = std::env::current_exe().expect("current exe");
+    p.pop();
+    if p.ends_with("deps") {
+        p.pop();
+    }
+    let bin = p.join("ispmux");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p ispmux, as scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Sends SIGTERM to a child (ispmux stops cleanly on it) and collects its output.
+pub fn terminate(child: std::process::Child) -> std::process::Output {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait_with_output().expect("wait for child")
+}
+
+/// A fresh temporary directory for one test, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates `/tmp/ispmux-test-<name>-<pid>`.
+    pub fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("ispmux-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

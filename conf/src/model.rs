@@ -1,0 +1,190 @@
+//! The configuration file as serde types. Unknown keys are errors everywhere.
+
+use serde::{Deserialize, Serialize};
+
+/// A whole ispmux configuration file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// DPDK Environment Abstraction Layer.
+    #[serde(default)]
+    pub eal: Eal,
+    /// Ethernet ports, by ispmux name and DPDK device.
+    #[serde(default, rename = "port")]
+    pub ports: Vec<Port>,
+    /// The fast path.
+    #[serde(default)]
+    pub dataplane: Dataplane,
+    /// Explicit worker to queue assignment; absent means automatic.
+    #[serde(default, rename = "worker")]
+    pub workers: Vec<Worker>,
+    /// Control socket and operator-facing settings.
+    #[serde(default)]
+    pub control: Control,
+}
+
+/// Whether to use hugepages.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hugepages {
+    /// Use them when enough are free, else run without (`--no-huge`).
+    #[default]
+    Auto,
+    /// Require them (`--in-memory`); fail when too few are free.
+    On,
+    /// Never (`--no-huge --no-shconf`).
+    Off,
+}
+
+/// EAL options.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Eal {
+    /// Lcores EAL runs on (`-l`); the first is the main lcore unless `main_lcore` says.
+    pub lcores: Vec<u32>,
+    /// The control lcore; not used for forwarding.
+    pub main_lcore: Option<u32>,
+    /// Memory to reserve in MiB (`-m`).
+    pub memory_mb: u32,
+    /// Hugepage use.
+    pub hugepages: Hugepages,
+    /// Runtime directory prefix (`--file-prefix`), needed for several instances on one host.
+    pub file_prefix: Option<String>,
+    /// EAL log level (`--log-level`).
+    pub log_level: String,
+    /// Further EAL arguments, passed as they are.
+    pub extra_args: Vec<String>,
+}
+
+impl Default for Eal {
+    fn default() -> Self {
+        Eal {
+            lcores: vec![0, 1],
+            main_lcore: None,
+            memory_mb: 512,
+            hugepages: Hugepages::Auto,
+            file_prefix: None,
+            log_level: "warning".to_owned(),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// One Ethernet port.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    /// ispmux's name for the port (used by workers, roles and tables).
+    pub name: String,
+    /// DPDK device: a virtual device with its arguments (`net_null0`,
+    /// `net_af_packet0,iface=veth0`) or a PCI address (`0000:01:00.0`).
+    pub device: String,
+    /// Receive queues; default: one per worker polling the port.
+    pub rx_queues: Option<u16>,
+    /// Receive descriptors per queue.
+    #[serde(default = "default_desc")]
+    pub rx_desc: u16,
+    /// Transmit descriptors per queue.
+    #[serde(default = "default_desc")]
+    pub tx_desc: u16,
+    /// Accept frames to any destination MAC.
+    #[serde(default = "yes")]
+    pub promiscuous: bool,
+    /// MTU to set on the device.
+    pub mtu: Option<u16>,
+}
+
+fn default_desc() -> u16 {
+    1024
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What the fast path does with frames.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PipelineKind {
+    /// Forward unchanged between paired ports (0↔1, 2↔3, ...), as testpmd's io mode.
+    #[default]
+    Io,
+    /// As `io`, swapping Ethernet source and destination.
+    Macswap,
+}
+
+/// Idle sleeping of workers that find no traffic.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdleSleep {
+    /// On when the machine has fewer cores than the lcores configured.
+    #[default]
+    Auto,
+    /// Always sleep when idle.
+    On,
+    /// Busy-poll.
+    Off,
+}
+
+/// Fast-path settings.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dataplane {
+    /// The forwarding pipeline.
+    pub pipeline: PipelineKind,
+    /// Frames per receive burst.
+    pub burst: u16,
+    /// Mbufs in the packet pool; default sized from ports, queues and descriptors.
+    pub mbufs: Option<u32>,
+    /// Idle sleep policy.
+    pub idle_sleep: IdleSleep,
+    /// Empty polls in a row before a worker sleeps.
+    pub idle_polls: u32,
+    /// How long an idle worker sleeps, in microseconds.
+    pub idle_sleep_us: u32,
+}
+
+impl Default for Dataplane {
+    fn default() -> Self {
+        Dataplane {
+            pipeline: PipelineKind::Io,
+            burst: 32,
+            mbufs: None,
+            idle_sleep: IdleSleep::Auto,
+            idle_polls: 64,
+            idle_sleep_us: 50,
+        }
+    }
+}
+
+/// One worker lcore and the receive queues it polls.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Worker {
+    /// EAL lcore id.
+    pub lcore: u32,
+    /// Receive queues this worker polls, as `{ port = "name", queue = N }`.
+    pub rx: Vec<RxAssign>,
+}
+
+/// A (port, queue) pair polled by a worker.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RxAssign {
+    /// Port name.
+    pub port: String,
+    /// Receive queue index.
+    #[serde(default)]
+    pub queue: u16,
+}
+
+/// Operator-facing settings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// Path of the control socket (`ispmux ctl`); none when absent.
+    pub socket: Option<String>,
+    /// Print per-port rates every this many seconds while running (0: only at exit).
+    #[serde(default)]
+    pub stats_interval_s: u32,
+}

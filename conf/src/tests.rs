@@ -1,0 +1,233 @@
+//! Good and bad configurations, each bad one with the exact problem it must produce.
+
+use std::path::Path;
+
+use crate::*;
+
+const GOOD: &str = r#"
+[eal]
+lcores = [0, 1]
+memory_mb = 256
+
+[[port]]
+name = "a"
+device = "net_null0"
+
+[[port]]
+name = "b"
+device = "net_null1,size=64"
+"#;
+
+fn problems(text: &str) -> Vec<Problem> {
+    match parse(text, Path::new("t.toml")) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.problems().to_vec(),
+    }
+}
+
+#[test]
+fn good_file_parses_and_plans() {
+    let c = parse(GOOD, Path::new("t.toml")).expect("valid");
+    assert_eq!(c.ports[1].dpdk_name(), "net_null1");
+    let plan = c.plan(2);
+    assert_eq!(plan.workers.len(), 1);
+    assert_eq!(plan.workers[0].lcore, 1);
+    assert_eq!(plan.workers[0].rx, vec![(0, 0), (1, 0)]);
+    assert!(!plan.idle_sleep);
+    assert!(
+        c.plan(1).idle_sleep,
+        "fewer cores than lcores turns idle sleep on"
+    );
+    let eal = c.eal_plan(None).expect("eal");
+    assert!(!eal.hugepages);
+    assert_eq!(
+        eal.args,
+        [
+            "-l",
+            "0,1",
+            "--main-lcore",
+            "0",
+            "--no-huge",
+            "--no-shconf",
+            "-m",
+            "256",
+            "--log-level=lib.*:warning",
+            "--vdev",
+            "net_null0",
+            "--vdev",
+            "net_null1,size=64",
+            "--no-pci"
+        ]
+    );
+    let huge = c.eal_plan(Some(1024)).expect("eal");
+    assert!(huge.hugepages && huge.args.contains(&"--in-memory".to_owned()));
+}
+
+#[test]
+fn automatic_plan_spreads_queues_over_workers() {
+    let text = GOOD.replace("lcores = [0, 1]", "lcores = [0, 2, 3]");
+    let c = parse(&text, Path::new("t.toml")).expect("valid");
+    let plan = c.plan(4);
+    assert_eq!(plan.ports[0].rx_queues, 2);
+    assert_eq!(plan.ports[0].tx_queues, 2);
+    assert_eq!(plan.workers[0].rx, vec![(0, 0), (1, 0)]);
+    assert_eq!(plan.workers[1].rx, vec![(0, 1), (1, 1)]);
+    assert_eq!(plan.workers[1].tx_queue, 1);
+}
+
+#[test]
+fn pci_devices_are_allowed_and_normalised() {
+    let text = GOOD.replace("\"net_null0\"", "\"01:00.0\"");
+    let c = parse(&text, Path::new("t.toml")).expect("valid");
+    assert_eq!(c.ports[0].dpdk_name(), "0000:01:00.0");
+    let eal = c.eal_plan(None).expect("eal");
+    assert!(eal.args.windows(2).any(|w| w == ["-a", "0000:01:00.0"]));
+    assert!(!eal.args.contains(&"--no-pci".to_owned()));
+}
+
+/// (what is changed, the file, key, line, column, message fragment)
+#[test]
+fn bad_configurations_name_the_line_and_key() {
+    let table: &[(&str, &str, &str, usize, usize, &str)] = &[
+        (
+            "unknown top-level key",
+            "[eal]\nlcores = [0, 1]\nbogus = 1\n",
+            "eal.bogus",
+            3,
+            1,
+            "unknown field `bogus`",
+        ),
+        (
+            "wrong type",
+            "[eal]\nlcores = \"0-1\"\n",
+            "eal.lcores",
+            2,
+            10,
+            "invalid type: string \"0-1\", expected a sequence",
+        ),
+        (
+            "syntax error",
+            "[eal\nlcores = [0, 1]\n",
+            "",
+            1,
+            5,
+            "invalid table header",
+        ),
+        (
+            "unknown port key",
+            &format!("{GOOD}qeues = 2\n"),
+            "port[1].qeues",
+            13,
+            1,
+            "unknown field `qeues`",
+        ),
+        (
+            "duplicate port name",
+            &GOOD.replace("name = \"b\"", "name = \"a\""),
+            "port[1].name",
+            11,
+            8,
+            "name \"a\" is already used by port[0]",
+        ),
+        (
+            "bad device",
+            &GOOD.replace("\"net_null0\"", "\"eth0\""),
+            "port[0].device",
+            8,
+            10,
+            "\"eth0\" is neither a PCI address nor a virtual device",
+        ),
+        (
+            "one lcore",
+            &GOOD.replace("lcores = [0, 1]", "lcores = [0]"),
+            "eal.lcores",
+            3,
+            10,
+            "needs at least two lcores",
+        ),
+        (
+            "main lcore not listed",
+            &GOOD.replace("memory_mb = 256", "memory_mb = 256\nmain_lcore = 5"),
+            "eal.main_lcore",
+            5,
+            14,
+            "main lcore 5 is not in eal.lcores [0, 1]",
+        ),
+        (
+            "burst too big",
+            &format!("{GOOD}\n[dataplane]\nburst = 512\n"),
+            "dataplane.burst",
+            15,
+            9,
+            "burst 512 is out of range 1..=256",
+        ),
+        (
+            "worker polls unknown port",
+            &format!("{GOOD}\n[[worker]]\nlcore = 1\nrx = [{{ port = \"c\" }}]\n"),
+            "worker[0].rx[0].port",
+            16,
+            16,
+            "no port named \"c\"",
+        ),
+        (
+            "worker on the main lcore",
+            &format!(
+                "{GOOD}\n[[worker]]\nlcore = 0\nrx = [{{ port = \"a\" }}, {{ port = \"b\" }}]\n"
+            ),
+            "worker[0].lcore",
+            15,
+            9,
+            "lcore 0 is the main (control) lcore",
+        ),
+        (
+            "queue polled by nobody",
+            &format!("{GOOD}\n[[worker]]\nlcore = 1\nrx = [{{ port = \"a\" }}]\n"),
+            "port[1]",
+            10,
+            1,
+            "receive queue 0 of port \"b\" is polled by no worker",
+        ),
+        (
+            "bad hugepages value",
+            "[eal]\nhugepages = \"maybe\"\n",
+            "eal.hugepages",
+            2,
+            13,
+            "unknown variant `maybe`",
+        ),
+        (
+            "no ports",
+            "[eal]\nlcores = [0, 1]\n",
+            "port",
+            0,
+            0,
+            "no ports configured",
+        ),
+    ];
+    for (what, text, key, line, column, msg) in table {
+        let ps = problems(text);
+        let p = ps
+            .iter()
+            .find(|p| p.message.contains(msg))
+            .unwrap_or_else(|| panic!("{what}: no problem containing {msg:?} in {ps:#?}"));
+        assert_eq!(
+            (p.key.as_str(), p.line, p.column),
+            (*key, *line, *column),
+            "{what}: {p:?}"
+        );
+    }
+}
+
+#[test]
+fn error_text_names_file_line_column_and_key() {
+    let e = parse(
+        "[eal]\nlcores = [0, 1]\nbogus = 1\n",
+        Path::new("/etc/ispmux.toml"),
+    )
+    .expect_err("invalid");
+    let s = e.to_string();
+    assert!(
+        s.starts_with("/etc/ispmux.toml:3:1: `eal.bogus`: unknown field `bogus`"),
+        "{s}"
+    );
+}

@@ -1,0 +1,295 @@
+//! Checks that need more than types: references between tables, ranges, the lcore plan.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::model::{Config, Port};
+
+/// A problem before it is placed in the file: the key path and the message.
+pub type Issue = (String, String);
+
+/// EAL's lcore limit (`RTE_MAX_LCORE` in Debian's build).
+pub const MAX_LCORE: u32 = 128;
+/// Largest burst the workers handle (`ispmux_sys::MAX_BURST`).
+pub const MAX_BURST: u16 = 256;
+
+const LOG_LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+];
+
+/// Every problem of `cfg`, in no particular order.
+pub fn validate(cfg: &Config) -> Vec<Issue> {
+    let mut out = Vec::new();
+    eal(cfg, &mut out);
+    ports(cfg, &mut out);
+    dataplane(cfg, &mut out);
+    workers(cfg, &mut out);
+    out
+}
+
+fn issue(out: &mut Vec<Issue>, key: impl Into<String>, msg: impl Into<String>) {
+    out.push((key.into(), msg.into()));
+}
+
+fn eal(cfg: &Config, out: &mut Vec<Issue>) {
+    let e = &cfg.eal;
+    let mut seen = HashSet::new();
+    for (i, &l) in e.lcores.iter().enumerate() {
+        if l >= MAX_LCORE {
+            issue(
+                out,
+                format!("eal.lcores[{i}]"),
+                format!("lcore {l} is beyond EAL's limit of {}", MAX_LCORE - 1),
+            );
+        }
+        if !seen.insert(l) {
+            issue(
+                out,
+                format!("eal.lcores[{i}]"),
+                format!("lcore {l} is listed twice"),
+            );
+        }
+    }
+    match e.main_lcore {
+        Some(m) if !e.lcores.contains(&m) => issue(
+            out,
+            "eal.main_lcore",
+            format!("main lcore {m} is not in eal.lcores {:?}", e.lcores),
+        ),
+        _ => {}
+    }
+    if e.lcores.len() < 2 {
+        issue(
+            out,
+            "eal.lcores",
+            "needs at least two lcores: the main (control) lcore and one worker",
+        );
+    }
+    if e.memory_mb < 64 {
+        issue(
+            out,
+            "eal.memory_mb",
+            format!("{} MiB is too little for EAL; use at least 64", e.memory_mb),
+        );
+    }
+    if !LOG_LEVELS.contains(&e.log_level.as_str()) {
+        issue(
+            out,
+            "eal.log_level",
+            format!(
+                "unknown level {:?}; one of {}",
+                e.log_level,
+                LOG_LEVELS.join(", ")
+            ),
+        );
+    }
+    if let Some(p) = &e.file_prefix {
+        if p.is_empty()
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            issue(
+                out,
+                "eal.file_prefix",
+                "use letters, digits, '-' and '_' only",
+            );
+        }
+    }
+}
+
+fn ports(cfg: &Config, out: &mut Vec<Issue>) {
+    let mut names = HashMap::new();
+    let mut devices = HashMap::new();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        if p.name.is_empty() {
+            issue(out, format!("port[{i}].name"), "a port needs a name");
+        } else if let Some(j) = names.insert(p.name.as_str(), i) {
+            issue(
+                out,
+                format!("port[{i}].name"),
+                format!("name {:?} is already used by port[{j}]", p.name),
+            );
+        }
+        let dev = p.dpdk_name();
+        if p.device.trim().is_empty() {
+            issue(
+                out,
+                format!("port[{i}].device"),
+                "a port needs a DPDK device, e.g. \"net_null0\" or a PCI address",
+            );
+        } else if !p.is_pci() && !is_vdev_name(&dev) {
+            issue(
+                out,
+                format!("port[{i}].device"),
+                format!(
+                    "{:?} is neither a PCI address nor a virtual device (net_<driver><n>[,args])",
+                    p.device
+                ),
+            );
+        } else if let Some(j) = devices.insert(dev.clone(), i) {
+            issue(
+                out,
+                format!("port[{i}].device"),
+                format!("device {dev:?} is already used by port[{j}]"),
+            );
+        }
+        for (key, v) in [("rx_desc", p.rx_desc), ("tx_desc", p.tx_desc)] {
+            if !(32..=32768).contains(&v) {
+                issue(
+                    out,
+                    format!("port[{i}].{key}"),
+                    format!("{v} descriptors is out of range 32..=32768"),
+                );
+            }
+        }
+        if p.rx_queues == Some(0) {
+            issue(
+                out,
+                format!("port[{i}].rx_queues"),
+                "a port needs at least one receive queue",
+            );
+        }
+        if let Some(m) = p.mtu {
+            if !(68..=9600).contains(&m) {
+                issue(
+                    out,
+                    format!("port[{i}].mtu"),
+                    format!("MTU {m} is out of range 68..=9600"),
+                );
+            }
+        }
+    }
+}
+
+fn is_vdev_name(name: &str) -> bool {
+    name.starts_with("net_")
+        && name.len() > 4
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn dataplane(cfg: &Config, out: &mut Vec<Issue>) {
+    let d = &cfg.dataplane;
+    if d.burst == 0 || d.burst > MAX_BURST {
+        issue(
+            out,
+            "dataplane.burst",
+            format!("burst {} is out of range 1..={MAX_BURST}", d.burst),
+        );
+    }
+    if d.idle_sleep_us > 100_000 {
+        issue(
+            out,
+            "dataplane.idle_sleep_us",
+            "more than 100 ms of idle sleep would stall traffic",
+        );
+    }
+    if cfg.ports.is_empty() {
+        issue(
+            out,
+            "port",
+            "no ports configured: add at least one [[port]] table",
+        );
+    }
+}
+
+fn workers(cfg: &Config, out: &mut Vec<Issue>) {
+    let main = cfg.main_lcore();
+    let mut lcores = HashSet::new();
+    let mut polled: HashMap<(&str, u16), usize> = HashMap::new();
+    for (i, w) in cfg.workers.iter().enumerate() {
+        if !cfg.eal.lcores.contains(&w.lcore) {
+            issue(
+                out,
+                format!("worker[{i}].lcore"),
+                format!(
+                    "lcore {} is not in eal.lcores {:?}",
+                    w.lcore, cfg.eal.lcores
+                ),
+            );
+        } else if Some(w.lcore) == main {
+            issue(
+                out,
+                format!("worker[{i}].lcore"),
+                format!("lcore {} is the main (control) lcore", w.lcore),
+            );
+        }
+        if !lcores.insert(w.lcore) {
+            issue(
+                out,
+                format!("worker[{i}].lcore"),
+                format!("lcore {} has two [[worker]] tables", w.lcore),
+            );
+        }
+        if w.rx.is_empty() {
+            issue(
+                out,
+                format!("worker[{i}].rx"),
+                "a worker must poll at least one receive queue",
+            );
+        }
+        for (j, rx) in w.rx.iter().enumerate() {
+            let Some(port) = cfg.ports.iter().find(|p| p.name == rx.port) else {
+                issue(
+                    out,
+                    format!("worker[{i}].rx[{j}].port"),
+                    format!("no port named {:?}", rx.port),
+                );
+                continue;
+            };
+            let queues = port_rx_queues(cfg, port);
+            if rx.queue >= queues {
+                issue(
+                    out,
+                    format!("worker[{i}].rx[{j}].queue"),
+                    format!(
+                        "port {:?} has {queues} receive queue(s); queue {} does not exist",
+                        rx.port, rx.queue
+                    ),
+                );
+            }
+            if let Some(k) = polled.insert((rx.port.as_str(), rx.queue), i) {
+                issue(
+                    out,
+                    format!("worker[{i}].rx[{j}]"),
+                    format!(
+                        "port {:?} queue {} is already polled by worker[{k}]",
+                        rx.port, rx.queue
+                    ),
+                );
+            }
+        }
+    }
+    if !cfg.workers.is_empty() {
+        for (i, p) in cfg.ports.iter().enumerate() {
+            for q in 0..port_rx_queues(cfg, p) {
+                if !polled.contains_key(&(p.name.as_str(), q)) {
+                    issue(
+                        out,
+                        format!("port[{i}]"),
+                        format!(
+                            "receive queue {q} of port {:?} is polled by no worker",
+                            p.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Receive queues of a port once defaults are applied.
+pub(crate) fn port_rx_queues(cfg: &Config, p: &Port) -> u16 {
+    p.rx_queues.unwrap_or_else(|| {
+        if cfg.workers.is_empty() {
+            cfg.worker_lcores().len().max(1) as u16
+        } else {
+            cfg.workers
+                .iter()
+                .flat_map(|w| &w.rx)
+                .filter(|r| r.port == p.name)
+                .map(|r| r.queue + 1)
+                .max()
+                .unwrap_or(1)
+        }
+    })
+}

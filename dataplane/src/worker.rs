@@ -1,0 +1,217 @@
+//! The poll-mode worker loop: rx burst → pipeline → tx burst, on one pinned lcore.
+//!
+//! Never blocks, allocates, locks or makes a syscall while there is traffic; when idle and
+//! allowed, it sleeps briefly so several instances can share few cores (notes/dpdk.md: ~50 µs
+//! after 64 empty polls cut a busy-polling instance to ~9 % CPU at ~0.2 ms latency).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ispmux_sys::{Burst, Ring, RxQueue, TxQueue, MAX_BURST};
+
+use crate::counters::DropReason;
+use crate::pipeline::{Pipeline, Verdict};
+
+/// The queues one worker owns.
+pub struct WorkerIo {
+    /// (port index, receive queue) pairs to poll.
+    pub rx: Vec<(u16, RxQueue)>,
+    /// The worker's transmit queue on every port, indexed by port index.
+    pub tx: Vec<TxQueue>,
+    /// Where punted frames go (the slow path's ring); `None` drops them as `NoRoute`.
+    pub punt: Option<Arc<Ring>>,
+}
+
+/// How a worker polls.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerConfig {
+    /// Frames per receive burst (at most `MAX_BURST`).
+    pub burst: usize,
+    /// Sleep this long after `idle_polls` empty rounds; `None` busy-polls.
+    pub idle_sleep: Option<Duration>,
+    /// Empty rounds in a row before sleeping.
+    pub idle_polls: u32,
+}
+
+/// A counter written by one thread and read by others.
+///
+/// The writer does a relaxed load and store, which compile to plain moves: no locked
+/// instruction on the hot path, yet readers on other cores see a torn-free value.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Sets the value (writer only).
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    /// Reads the value (any thread).
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What a worker publishes for the control side.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Frames received.
+    pub rx: Counter,
+    /// Frames the ports accepted for transmission.
+    pub tx: Counter,
+    /// Frames handed to the slow path.
+    pub punted: Counter,
+    /// Frames dropped, by [`DropReason`] discriminant.
+    pub drops: [Counter; DropReason::COUNT],
+    /// Times the worker slept for lack of traffic.
+    pub idle_sleeps: Counter,
+}
+
+impl WorkerStats {
+    /// Frames dropped for `r`.
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.drops[r as usize].get()
+    }
+}
+
+#[derive(Default)]
+struct Local {
+    rx: u64,
+    tx: u64,
+    punted: u64,
+    drops: [u64; DropReason::COUNT],
+    idle_sleeps: u64,
+}
+
+impl Local {
+    #[inline]
+    fn publish(&self, s: &WorkerStats) {
+        s.rx.set(self.rx);
+        s.tx.set(self.tx);
+        s.punted.set(self.punted);
+        for (c, v) in s.drops.iter().zip(self.drops) {
+            c.set(v);
+        }
+        s.idle_sleeps.set(self.idle_sleeps);
+    }
+}
+
+/// Polls until `stop` is set, then flushes and returns. Every frame received is either
+/// transmitted, punted or freed and counted: none leaks.
+pub fn run<P: Pipeline>(
+    pipeline: &mut P,
+    io: WorkerIo,
+    cfg: WorkerConfig,
+    stats: &WorkerStats,
+    stop: &AtomicBool,
+) {
+    let WorkerIo {
+        rx: mut rxqs,
+        tx: mut txqs,
+        punt: punt_ring,
+    } = io;
+    let burst = cfg.burst.clamp(1, MAX_BURST);
+    let mut rx = Burst::new();
+    let mut punt = Burst::new();
+    let mut dropped = Burst::new();
+    let mut tx: Vec<Burst> = txqs.iter().map(|_| Burst::new()).collect();
+    let mut verdicts = vec![Verdict::Punt; MAX_BURST];
+    let mut c = Local::default();
+    let mut empty_rounds = 0u32;
+
+    while !stop.load(Ordering::Relaxed) {
+        let mut got = 0;
+        for (port, q) in rxqs.iter_mut() {
+            let n = q.rx_burst(&mut rx, burst);
+            if n == 0 {
+                continue;
+            }
+            got += n;
+            c.rx += n as u64;
+            pipeline.process(*port, rx.as_mut_slice(), &mut verdicts[..n]);
+            // A burst bound for one port as a whole (the common case: upstream to the core,
+            // io forwarding) goes out as it came in, without sorting frame by frame.
+            if let Verdict::Forward(p) = verdicts[0] {
+                let p = usize::from(p);
+                if p < txqs.len()
+                    && tx[p].is_empty()
+                    && verdicts[1..n].iter().all(|v| *v == verdicts[0])
+                {
+                    c.tx += txqs[p].tx_burst(&mut rx) as u64;
+                    c.drops[DropReason::TxFull as usize] += rx.clear() as u64;
+                    continue;
+                }
+            }
+            for (m, v) in rx.drain().zip(verdicts.iter()) {
+                let out = match *v {
+                    Verdict::Forward(p) => tx.get_mut(usize::from(p)),
+                    Verdict::Punt => Some(&mut punt),
+                    Verdict::Drop(r) => {
+                        c.drops[r as usize] += 1;
+                        None
+                    }
+                };
+                let m = match out {
+                    Some(b) => match b.push(m) {
+                        Ok(()) => continue,
+                        Err(m) => m,
+                    },
+                    None if matches!(v, Verdict::Drop(_)) => m,
+                    None => {
+                        c.drops[DropReason::NoRoute as usize] += 1;
+                        m
+                    }
+                };
+                if let Err(m) = dropped.push(m) {
+                    drop(m);
+                }
+            }
+            dropped.clear();
+            flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
+        }
+        c.publish(stats);
+        if got == 0 {
+            empty_rounds += 1;
+            if let Some(d) = cfg.idle_sleep {
+                if empty_rounds >= cfg.idle_polls {
+                    empty_rounds = 0;
+                    c.idle_sleeps += 1;
+                    std::thread::sleep(d);
+                }
+            }
+        } else {
+            empty_rounds = 0;
+        }
+    }
+    flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
+    c.publish(stats);
+}
+
+#[inline]
+fn flush(
+    txqs: &mut [TxQueue],
+    tx: &mut [Burst],
+    punt_ring: Option<&Ring>,
+    punt: &mut Burst,
+    c: &mut Local,
+) {
+    for (q, b) in txqs.iter_mut().zip(tx.iter_mut()) {
+        if b.is_empty() {
+            continue;
+        }
+        c.tx += q.tx_burst(b) as u64;
+        c.drops[DropReason::TxFull as usize] += b.clear() as u64;
+    }
+    if !punt.is_empty() {
+        match punt_ring {
+            Some(r) => {
+                c.punted += r.enqueue_burst(punt) as u64;
+                c.drops[DropReason::PuntRingFull as usize] += punt.clear() as u64;
+            }
+            None => c.drops[DropReason::NoRoute as usize] += punt.clear() as u64,
+        }
+    }
+}

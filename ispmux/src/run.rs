@@ -1,0 +1,313 @@
+//! `ispmux run`: EAL, ports, pinned workers, signals, counters.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use ispmux_conf::{Config, PipelineKind, Plan};
+use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo, WorkerStats};
+use ispmux_dataplane::{DropReason, IoForward, MacSwap, Pipeline};
+use ispmux_sys::{Eal, EthStats, Mempool, Port, PortConfig};
+
+/// Room per mbuf: 2 KiB of data plus DPDK's default 128 bytes of headroom.
+const MBUF_DATA_ROOM: u16 = 2048 + 128;
+
+pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
+    let cfg = ispmux_conf::load(path)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let plan = cfg.plan(cores);
+    let eal_plan = cfg
+        .eal_plan(free_hugepage_mb())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    tracing::info!(args = ?eal_plan.args, hugepages = eal_plan.hugepages, "starting EAL");
+    let eal = Eal::init(&eal_plan.args).context("EAL initialisation")?;
+    tracing::info!(version = %ispmux_sys::version(), "EAL up");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
+    }
+
+    let pool = Arc::new(
+        Mempool::pktmbuf("ispmux_mbufs", plan.mbufs, 256, MBUF_DATA_ROOM, 0)
+            .context("creating the mbuf pool (raise eal.memory_mb?)")?,
+    );
+    let ports = start_ports(&cfg, &plan, &pool)?;
+    for (p, c) in ports.iter().zip(&cfg.ports) {
+        let link = p.link()?;
+        tracing::info!(port = %c.name, device = %c.device, mac = %p.mac_addr()?, up = link.up, speed_mbps = link.speed_mbps, "port started");
+    }
+
+    let stats: Vec<Arc<WorkerStats>> = plan.workers.iter().map(|_| Arc::default()).collect();
+    let started = Instant::now();
+    let before: Vec<EthStats> = ports
+        .iter()
+        .map(|p| p.stats().unwrap_or_default())
+        .collect();
+    let mut launched = Vec::new();
+    let mut launch_error = None;
+    for (w, st) in plan.workers.iter().zip(&stats) {
+        let io = WorkerIo {
+            rx: w
+                .rx
+                .iter()
+                .map(|&(pi, q)| Ok((pi as u16, ports[pi].rx_queue(q)?)))
+                .collect::<Result<_>>()?,
+            tx: ports
+                .iter()
+                .map(|p| p.tx_queue(w.tx_queue))
+                .collect::<std::result::Result<_, _>>()?,
+            punt: None,
+        };
+        let wc = WorkerConfig {
+            burst: usize::from(cfg.dataplane.burst),
+            idle_sleep: plan
+                .idle_sleep
+                .then(|| Duration::from_micros(u64::from(cfg.dataplane.idle_sleep_us))),
+            idle_polls: cfg.dataplane.idle_polls,
+        };
+        let (st, stop2) = (st.clone(), stop.clone());
+        let nports = cfg.ports.len() as u16;
+        let kind = cfg.dataplane.pipeline;
+        let job = move || {
+            match kind {
+                PipelineKind::Io => go(&mut IoForward::paired(nports), io, wc, &st, &stop2),
+                PipelineKind::Macswap => go(&mut MacSwap::paired(nports), io, wc, &st, &stop2),
+            }
+            0
+        };
+        match ispmux_sys::launch(w.lcore, job) {
+            Ok(()) => launched.push(w.lcore),
+            Err(e) => {
+                launch_error = Some(
+                    anyhow::Error::new(e).context(format!("launching worker on lcore {}", w.lcore)),
+                );
+                stop.store(true, Ordering::SeqCst);
+                break;
+            }
+        }
+    }
+    tracing::info!(
+        workers = launched.len(),
+        idle_sleep = plan.idle_sleep,
+        "forwarding"
+    );
+
+    let deadline = duration.map(|d| started + Duration::from_secs_f64(d));
+    let interval = (cfg.control.stats_interval_s > 0)
+        .then(|| Duration::from_secs(u64::from(cfg.control.stats_interval_s)));
+    let mut next_report = interval.map(|i| started + i);
+    let control = match &cfg.control.socket {
+        Some(p) => Some(crate::control::ControlServer::bind(Path::new(p))?),
+        None => None,
+    };
+    let mut last: Vec<EthStats> = before.clone();
+    let mut last_at = started;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        if let Some(c) = &control {
+            c.serve_pending(&mut |cmd| match cmd {
+                "stats" => {
+                    let cur: Vec<EthStats> =
+                        ports.iter().map(|p| p.stats().unwrap_or_default()).collect();
+                    serde_json::to_value(snapshot(&cfg, &before, &cur, &stats, now - started))
+                        .unwrap_or_default()
+                }
+                "version" => serde_json::json!({ "ispmux": env!("CARGO_PKG_VERSION"), "dpdk": ispmux_sys::version() }),
+                other => serde_json::json!({ "error": format!("unknown command {other:?}; try stats or version") }),
+            });
+        }
+        if let (Some(at), Some(i)) = (next_report, interval) {
+            if now >= at {
+                let cur: Vec<EthStats> = ports
+                    .iter()
+                    .map(|p| p.stats().unwrap_or_default())
+                    .collect();
+                print_rates(&cfg, &last, &cur, now - last_at);
+                last = cur;
+                last_at = now;
+                next_report = Some(at + i);
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut failed = Vec::new();
+    for l in &launched {
+        if ispmux_sys::wait(*l) != 0 {
+            failed.push(*l);
+        }
+    }
+    let elapsed = started.elapsed();
+    let after: Vec<EthStats> = ports
+        .iter()
+        .map(|p| p.stats().unwrap_or_default())
+        .collect();
+    print_final(&snapshot(&cfg, &before, &after, &stats, elapsed));
+    drop(ports);
+    let in_use = pool.in_use();
+    if in_use != 0 {
+        tracing::warn!(in_use, "mbufs still in use at exit");
+    }
+    drop(pool);
+    drop(eal);
+    if let Some(e) = launch_error {
+        return Err(e);
+    }
+    if !failed.is_empty() {
+        bail!("worker(s) on lcore(s) {failed:?} failed");
+    }
+    Ok(())
+}
+
+fn go<P: Pipeline>(p: &mut P, io: WorkerIo, wc: WorkerConfig, st: &WorkerStats, stop: &AtomicBool) {
+    worker::run(p, io, wc, st, stop);
+}
+
+fn start_ports(cfg: &Config, plan: &Plan, pool: &Arc<Mempool>) -> Result<Vec<Port>> {
+    let mut ports = Vec::with_capacity(cfg.ports.len());
+    for (c, pp) in cfg.ports.iter().zip(&plan.ports) {
+        let id = Port::id_by_name(&c.dpdk_name())
+            .with_context(|| format!("port {:?} ({})", c.name, c.device))?;
+        let pc = PortConfig {
+            rx_queues: pp.rx_queues,
+            tx_queues: pp.tx_queues,
+            rx_desc: c.rx_desc,
+            tx_desc: c.tx_desc,
+            promiscuous: c.promiscuous,
+            rss: true,
+            mtu: c.mtu,
+        };
+        ports.push(
+            Port::start(id, &pc, pool.clone())
+                .with_context(|| format!("starting port {:?} ({})", c.name, c.device))?,
+        );
+    }
+    Ok(ports)
+}
+
+fn free_hugepage_mb() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let free = field("HugePages_Free:")?;
+    let size_kb = field("Hugepagesize:")?;
+    (free > 0).then_some(free * size_kb / 1024)
+}
+
+fn mpps(pkts: u64, d: Duration) -> f64 {
+    pkts as f64 / d.as_secs_f64().max(1e-9) / 1e6
+}
+
+fn print_rates(cfg: &Config, a: &[EthStats], b: &[EthStats], d: Duration) {
+    for ((c, x), y) in cfg.ports.iter().zip(a).zip(b) {
+        println!(
+            "port {:<12} rx {:>8.3} Mpps  tx {:>8.3} Mpps",
+            c.name,
+            mpps(y.ipackets - x.ipackets, d),
+            mpps(y.opackets - x.opackets, d)
+        );
+    }
+}
+
+/// Counters of one port over the run.
+#[derive(serde::Serialize)]
+struct PortSnapshot {
+    name: String,
+    device: String,
+    rx_packets: u64,
+    tx_packets: u64,
+    rx_bytes: u64,
+    tx_bytes: u64,
+    rx_mpps: f64,
+    tx_mpps: f64,
+    rx_missed: u64,
+    rx_nombuf: u64,
+    tx_errors: u64,
+}
+
+/// What `ispmux ctl stats` answers and `ispmux run` prints at exit.
+#[derive(serde::Serialize)]
+struct Snapshot {
+    seconds: f64,
+    ports: Vec<PortSnapshot>,
+    rx: u64,
+    tx: u64,
+    punted: u64,
+    idle_sleeps: u64,
+    drops: std::collections::BTreeMap<&'static str, u64>,
+}
+
+fn snapshot(
+    cfg: &Config,
+    a: &[EthStats],
+    b: &[EthStats],
+    stats: &[Arc<WorkerStats>],
+    d: Duration,
+) -> Snapshot {
+    let sum = |f: &dyn Fn(&WorkerStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
+    Snapshot {
+        seconds: d.as_secs_f64(),
+        ports: cfg
+            .ports
+            .iter()
+            .zip(a)
+            .zip(b)
+            .map(|((c, x), y)| PortSnapshot {
+                name: c.name.clone(),
+                device: c.device.clone(),
+                rx_packets: y.ipackets - x.ipackets,
+                tx_packets: y.opackets - x.opackets,
+                rx_bytes: y.ibytes - x.ibytes,
+                tx_bytes: y.obytes - x.obytes,
+                rx_mpps: mpps(y.ipackets - x.ipackets, d),
+                tx_mpps: mpps(y.opackets - x.opackets, d),
+                rx_missed: y.imissed - x.imissed,
+                rx_nombuf: y.rx_nombuf - x.rx_nombuf,
+                tx_errors: y.oerrors - x.oerrors,
+            })
+            .collect(),
+        rx: sum(&|s| s.rx.get()),
+        tx: sum(&|s| s.tx.get()),
+        punted: sum(&|s| s.punted.get()),
+        idle_sleeps: sum(&|s| s.idle_sleeps.get()),
+        drops: DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), sum(&|s| s.drops(*r))))
+            .collect(),
+    }
+}
+
+fn print_final(s: &Snapshot) {
+    println!("ispmux ran {:.3} s", s.seconds);
+    for p in &s.ports {
+        println!(
+            "port {:<12} rx {:>14} pkts {:>8.3} Mpps  tx {:>14} pkts {:>8.3} Mpps  missed {} rx_nombuf {} oerrors {}",
+            p.name, p.rx_packets, p.rx_mpps, p.tx_packets, p.tx_mpps, p.rx_missed, p.rx_nombuf, p.tx_errors,
+        );
+    }
+    println!(
+        "workers rx {} tx {} punted {} idle_sleeps {}",
+        s.rx, s.tx, s.punted, s.idle_sleeps
+    );
+    let drops: Vec<String> = DropReason::ALL
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.name(),
+                s.drops.get(r.name()).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    println!("drops {}", drops.join(" "));
+}

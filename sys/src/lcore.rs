@@ -1,0 +1,72 @@
+//! Launching work on EAL lcores, and per-lcore helpers.
+
+use std::ffi::c_void;
+
+use crate::error::{check, Error, Result};
+use crate::ffi;
+
+/// An EAL lcore id.
+pub type LcoreId = u32;
+
+type Job = Box<dyn FnOnce() -> i32 + Send + 'static>;
+
+extern "C" fn trampoline(arg: *mut c_void) -> i32 {
+    // SAFETY: `arg` is the Box<Job> leaked by `launch` for exactly this call.
+    let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
+    // A panic must not unwind into DPDK's C frames.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or(-1)
+}
+
+/// Runs `job` on worker lcore `lcore`; its return value is collected by [`wait`].
+pub fn launch<F>(lcore: LcoreId, job: F) -> Result<()>
+where
+    F: FnOnce() -> i32 + Send + 'static,
+{
+    let boxed: Box<Job> = Box::new(Box::new(job));
+    let arg = Box::into_raw(boxed) as *mut c_void;
+    // SAFETY: trampoline has the lcore_function_t ABI and takes ownership of `arg`.
+    let rc = unsafe { ffi::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
+    if rc < 0 {
+        // SAFETY: the launch failed, so the job was not handed over; reclaim it.
+        drop(unsafe { Box::from_raw(arg as *mut Job) });
+        return Err(if rc == -libc::EINVAL {
+            Error::BadLcore(lcore)
+        } else {
+            Error::from_errno("rte_eal_remote_launch", rc)
+        });
+    }
+    check("rte_eal_remote_launch", rc).map(|_| ())
+}
+
+/// Waits for the job on `lcore` to finish and returns what it returned.
+pub fn wait(lcore: LcoreId) -> i32 {
+    // SAFETY: waiting on any lcore id is allowed; an idle lcore returns 0 at once.
+    unsafe { ffi::rte_eal_wait_lcore(lcore) }
+}
+
+/// The lcore id of the calling thread (`u32::MAX` for a non-EAL thread).
+#[inline]
+pub fn current_lcore() -> LcoreId {
+    // SAFETY: reads a thread-local; no preconditions.
+    unsafe { ffi::ispmux_lcore_id() }
+}
+
+/// Hints the CPU to load the cache line holding `p` into all cache levels.
+#[inline]
+pub fn prefetch0<T>(p: *const T) {
+    // SAFETY: prefetch is a hint; it never faults, whatever the address.
+    unsafe { ffi::ispmux_prefetch0(p as *const c_void) }
+}
+
+/// The time stamp counter.
+#[inline]
+pub fn tsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions.
+    unsafe { ffi::ispmux_rdtsc() }
+}
+
+/// Ticks of [`tsc`] per second (EAL must be initialised).
+pub fn tsc_hz() -> u64 {
+    // SAFETY: reads a value EAL computed at init.
+    unsafe { ffi::ispmux_tsc_hz() }
+}

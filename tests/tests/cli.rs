@@ -1,0 +1,183 @@
+//! The `ispmux` binary as an operator meets it: `check` and `run` on net_null ports.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ispmux_tests::{ispmux_bin, terminate, TempDir};
+
+const NULL_PAIR: &str = r#"
+[eal]
+lcores = [0, 1]
+memory_mb = 256
+hugepages = "off"
+
+[[port]]
+name = "p0"
+device = "net_null0"
+
+[[port]]
+name = "p1"
+device = "net_null1"
+
+[dataplane]
+idle_sleep = "on"
+"#;
+
+#[test]
+fn check_accepts_a_good_file() {
+    let d = TempDir::new("check-ok");
+    let f = d.join("ok.toml");
+    std::fs::write(&f, NULL_PAIR).expect("write");
+    let out = Command::new(ispmux_bin())
+        .args(["check", "-c"])
+        .arg(&f)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 port(s), 1 worker lcore(s))"));
+}
+
+#[test]
+fn check_names_file_line_and_key_of_a_broken_file() {
+    let d = TempDir::new("check-bad");
+    let f = d.join("bad.toml");
+    std::fs::write(
+        &f,
+        NULL_PAIR.replace("device = \"net_null1\"", "device = \"net_null0\""),
+    )
+    .expect("write");
+    let out = Command::new(ispmux_bin())
+        .args(["check", "-c"])
+        .arg(&f)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "{}:13:10: `port[1].device`: device \"net_null0\" is already used by port[0]",
+        f.display()
+    );
+    assert!(err.contains(&want), "{err}");
+}
+
+#[test]
+fn check_reports_a_missing_file() {
+    let out = Command::new(ispmux_bin())
+        .args(["check", "-c", "/nonexistent/ispmux.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ispmux.toml: cannot read"));
+}
+
+fn port_line<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    out.lines()
+        .find(|l| l.starts_with(&format!("port {name} ")))
+        .unwrap_or_else(|| panic!("no line for port {name} in:\n{out}"))
+        .split_whitespace()
+        .collect()
+}
+
+#[test]
+fn run_forwards_between_null_ports_and_prints_counters() {
+    let d = TempDir::new("run-null");
+    let f = d.join("null.toml");
+    std::fs::write(&f, NULL_PAIR).expect("write");
+    let out = Command::new(ispmux_bin())
+        .args(["run", "--duration", "1", "-c"])
+        .arg(&f)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    let s = String::from_utf8_lossy(&out.stdout);
+    for p in ["p0", "p1"] {
+        // port p0 rx N pkts X Mpps tx N pkts X Mpps ...
+        let w = port_line(&s, p);
+        let rx: u64 = w[3].parse().expect("rx count");
+        let tx: u64 = w[8].parse().expect("tx count");
+        let mpps: f64 = w[5].parse().expect("Mpps");
+        assert!(rx > 100_000, "{s}");
+        assert_eq!(rx, tx, "io forwarding sends what it receives: {s}");
+        assert!(mpps > 0.1, "{s}");
+    }
+    assert!(
+        s.contains("drops truncated 0 no_route 0 tx_full 0 punt_ring_full 0"),
+        "{s}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("still in use"));
+}
+
+#[test]
+fn sigterm_stops_run_cleanly() {
+    let d = TempDir::new("run-term");
+    let f = d.join("null.toml");
+    std::fs::write(&f, NULL_PAIR).expect("write");
+    let child = Command::new(ispmux_bin())
+        .args(["run", "-c"])
+        .arg(&f)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    let start = Instant::now();
+    let out = terminate(child);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(out.status.success(), "{out:?}");
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("ispmux ran"), "{s}");
+    port_line(&s, "p0");
+}
+
+#[test]
+fn ctl_reads_counters_from_a_running_daemon() {
+    let d = TempDir::new("ctl");
+    let f = d.join("null.toml");
+    let sock = d.join("ctl.sock");
+    std::fs::write(
+        &f,
+        format!("{NULL_PAIR}\n[control]\nsocket = \"{}\"\n", sock.display()),
+    )
+    .expect("write");
+    let child = Command::new(ispmux_bin())
+        .args(["run", "--duration", "3", "-c"])
+        .arg(&f)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let ask = |cmd: &str| {
+        Command::new(ispmux_bin())
+            .args(["ctl", "-s"])
+            .arg(&sock)
+            .arg(cmd)
+            .output()
+            .expect("ctl")
+    };
+    let first = ask("stats");
+    assert!(first.status.success(), "{first:?}");
+    let text = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(text.contains("\"name\": \"p0\""), "{text}");
+    let rx_of = |t: &str| -> u64 {
+        let i = t.find("\"rx_packets\": ").expect("rx_packets") + 14;
+        t[i..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("number")
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let second = String::from_utf8_lossy(&ask("stats").stdout).to_string();
+    assert!(rx_of(&second) > rx_of(&text), "counters move while running");
+    let bad = ask("frobnicate");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown command \"frobnicate\""));
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert!(!sock.exists(), "socket file removed at exit");
+}
