@@ -554,3 +554,47 @@ fn suspending_a_csp_disconnects_its_sessions() {
         1
     );
 }
+
+#[test]
+fn no_acknowledgement_before_the_usage_record_is_durable() {
+    let w = world();
+    let mut nas = w.nas();
+    assert_eq!(
+        code_of(&mut nas, "carol@csp2.example", "carolpw"),
+        Code::ACCESS_ACCEPT
+    );
+    // Another writer holds the store longer than the proxy waits for it: the commit fails,
+    // so the NAS gets no answer; its retransmission after the store frees up is answered and
+    // the record is then there, once.
+    let db = w.db();
+    let locker = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(db).expect("open");
+        c.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+        std::thread::sleep(Duration::from_secs(6));
+        c.execute_batch("COMMIT").expect("unlock");
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = std::time::Instant::now();
+    let mut slow_nas = Client::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        w.auth(),
+        w.proxy().acct_addr,
+        NAS_SECRET.as_bytes(),
+        Duration::from_millis(2000),
+        6,
+    )
+    .expect("client");
+    let r = slow_nas
+        .account("carol@csp2.example", attr::ACCT_START, "carol-durable", 0)
+        .expect("answered once the store is free");
+    assert_eq!(r.code, Code::ACCOUNTING_RESPONSE);
+    assert!(
+        t0.elapsed() >= Duration::from_secs(5),
+        "answered after {:?}, before the store was writable",
+        t0.elapsed()
+    );
+    locker.join().expect("locker");
+    let rec = w.records();
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    assert_eq!(rec[0].connections, 1);
+}

@@ -924,10 +924,23 @@ impl Engine {
                 self.answer(now, &txn, &reply, Vec::new(), reason, out);
             }
             (Listener::Auth, Route::Csp(i), Hop::Master) => {
-                if reply.code != Code::ACCESS_ACCEPT {
+                if reply.code == Code::ACCESS_REJECT {
                     // Figure 7: the master refuses the virtual subscriber (no contract or no
                     // capacity left at the master); the NAS sees the real identity.
                     return self.answer(now, &txn, &reply, Vec::new(), Some("master_reject"), out);
+                }
+                if reply.code != Code::ACCESS_ACCEPT {
+                    // A challenge for the virtual subscriber cannot be answered by the NAS.
+                    let key = txn.key.clone();
+                    return self.reject(
+                        now,
+                        txn.nas,
+                        key,
+                        txn.listener,
+                        &txn.req,
+                        "master_reject",
+                        out,
+                    );
                 }
                 let Some(c) = self.csps.get_mut(i) else {
                     return;

@@ -622,3 +622,13 @@ fn answer_of_the_wrong_kind_is_dropped() {
         .is_empty());
     assert_eq!(h.e.counter("drop", "unexpected_response_code"), 1);
 }
+
+#[test]
+fn master_challenge_for_virtual_subscriber_is_a_reject() {
+    let mut h = harness();
+    let (req, b) = h.access("alice@csp1.example", "pw");
+    let s = H::upstream(&h.nas_sends(Listener::Auth, &b), MASTER, b"msec");
+    let (p, _) = to_nas(&h.answer(&s, Code::ACCESS_CHALLENGE, b"msec", true), &req);
+    assert_eq!(p.code, Code::ACCESS_REJECT);
+    assert_eq!(h.e.counter("reject", "master_reject"), 1);
+}

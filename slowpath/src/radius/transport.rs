@@ -17,7 +17,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{error, info, warn};
 
 use super::engine::{ConfigError, Engine, Input, Listener, Now, Output};
-use super::usage::UsageStore;
+use super::usage::{UsageEvent, UsageStore};
 use crate::store::StoreError;
 
 /// Why the proxy cannot run.
@@ -48,6 +48,9 @@ const AUTH: Token = Token(0);
 const ACCT: Token = Token(1);
 const WAKE: Token = Token(2);
 const SLOT0: usize = 3;
+/// Datagrams read from one socket per poll round, so that timers, control and the usage
+/// commit of a round are not starved by a flood on one socket.
+const ROUND: usize = 256;
 
 /// A proxy bound to its sockets, ready to run.
 pub struct Proxy {
@@ -61,6 +64,12 @@ pub struct Proxy {
     control: Option<mpsc::Receiver<Control>>,
     buf: Vec<u8>,
     out: Vec<Output>,
+    /// Usage records of answers held until the end of this poll round: one transaction
+    /// (one fsync) for all of them, then the answers go out.
+    pending_events: Vec<UsageEvent>,
+    pending_answers: Vec<(Listener, SocketAddr, Vec<u8>)>,
+    /// Sockets left with datagrams at the end of the last round.
+    unfinished: Vec<Token>,
 }
 
 /// Socket buffers asked for (the kernel caps them at net.core.[rw]mem_max): a burst of
@@ -113,6 +122,9 @@ impl Proxy {
             control: None,
             buf: vec![0; 4096],
             out: Vec::new(),
+            pending_events: Vec::new(),
+            pending_answers: Vec::new(),
+            unfinished: Vec::new(),
         })
     }
 
@@ -134,18 +146,32 @@ impl Proxy {
                     t.saturating_duration_since(now)
                 })
                 .min(Duration::from_millis(100));
+            let wait = if self.unfinished.is_empty() {
+                wait
+            } else {
+                Duration::ZERO
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(RadiusError::Poll(e));
             }
+            let mut ready: Vec<Token> = std::mem::take(&mut self.unfinished);
             for ev in events.iter() {
-                match ev.token() {
+                if !ready.contains(&ev.token()) {
+                    ready.push(ev.token());
+                }
+            }
+            for token in ready {
+                let more = match token {
                     AUTH => self.drain(Some(Listener::Auth), 0),
                     ACCT => self.drain(Some(Listener::Acct), 0),
-                    WAKE => {}
+                    WAKE => false,
                     Token(t) => self.drain(None, (t - SLOT0) as u16),
+                };
+                if more {
+                    self.unfinished.push(token);
                 }
             }
             if self
@@ -156,6 +182,7 @@ impl Proxy {
                 self.step(Input::Timer);
             }
             self.serve_control();
+            self.flush_committed();
         }
         Ok(())
     }
@@ -187,19 +214,21 @@ impl Proxy {
     }
 
     /// Reads a socket until it would block.
-    fn drain(&mut self, listener: Option<Listener>, slot: u16) {
-        loop {
+    /// Reads up to a round's worth of datagrams; true if the socket may hold more (it is
+    /// then read again next round, as edge-triggered polling will not say so again).
+    fn drain(&mut self, listener: Option<Listener>, slot: u16) -> bool {
+        for _ in 0..ROUND {
             let sock = match listener {
                 Some(Listener::Auth) => &self.auth,
                 Some(Listener::Acct) => &self.acct,
                 None => match self.slots.get(usize::from(slot)) {
                     Some(s) => s,
-                    None => return,
+                    None => return false,
                 },
             };
             let (n, from) = match sock.recv_from(&mut self.buf) {
                 Ok(x) => x,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // ICMP port unreachable from a dead server shows up here; the timers handle it.
                 Err(_) => continue,
@@ -220,6 +249,7 @@ impl Proxy {
             self.step(input);
             self.buf = data;
         }
+        true
     }
 
     fn step(&mut self, input: Input<'_>) {
@@ -239,13 +269,10 @@ impl Proxy {
                 data,
                 commit,
             } => {
-                if let (false, Some(store)) = (commit.is_empty(), self.store.as_mut()) {
-                    // Durable before acknowledged: without the record, no answer; the NAS
-                    // retransmits and the cached answer replays the (idempotent) record.
-                    if let Err(e) = store.apply_all(&commit) {
-                        error!(error = %e, "radius: usage record not committed; NAS not acknowledged");
-                        return;
-                    }
+                if !commit.is_empty() {
+                    self.pending_events.extend(commit);
+                    self.pending_answers.push((listener, to, data));
+                    return;
                 }
                 let sock = match listener {
                     Listener::Auth => &self.auth,
@@ -261,6 +288,32 @@ impl Proxy {
                         warn!(%to, error = %e, "radius: send upstream failed");
                     }
                 }
+            }
+        }
+    }
+
+    /// Commits the round's usage records, then sends the answers that waited for them.
+    /// Durable before acknowledged: if the commit fails, no answer goes out; the NAS
+    /// retransmits and the cached answer replays the (idempotent) records.
+    fn flush_committed(&mut self) {
+        if self.pending_answers.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.pending_events);
+        let answers = std::mem::take(&mut self.pending_answers);
+        if let Some(store) = self.store.as_mut() {
+            if let Err(e) = store.apply_all(&events) {
+                error!(error = %e, records = events.len(), "radius: usage records not committed; NAS not acknowledged");
+                return;
+            }
+        }
+        for (listener, to, data) in answers {
+            let sock = match listener {
+                Listener::Auth => &self.auth,
+                Listener::Acct => &self.acct,
+            };
+            if let Err(e) = sock.send_to(&data, to) {
+                warn!(%to, error = %e, "radius: send to NAS failed");
             }
         }
     }
