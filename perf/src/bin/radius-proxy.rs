@@ -132,8 +132,10 @@ fn load(target: SocketAddr, secret: &[u8], user: &str, inflight: usize, secs: u6
             );
             p.push(attr::NAS_IP_ADDRESS, vec![127, 0, 0, 1]);
             let b = crypto::encode_request(&p, secret)?;
+            // Timed from before the send: on loopback the peer may answer within send_to.
+            let t0 = Instant::now();
             sock.send_to(&b, target)?;
-            outstanding.insert(next_id, (Instant::now(), auth));
+            outstanding.insert(next_id, (t0, auth));
             next_id = next_id.wrapping_add(1);
         }
         if let Ok((n, _)) = sock.recv_from(&mut buf) {
@@ -483,6 +485,9 @@ fn main() -> Result<()> {
         secs,
     )?;
     report("responder alone (home server)", &direct, None);
+    // One request at a time: latency without queueing, so the difference is the proxy's own.
+    let direct1 = load(home, HOME_SECRET.as_bytes(), "u@msp.example", 1, 2)?;
+    report("responder alone, 1 in flight", &direct1, None);
 
     let dir = tempfile::tempdir()?;
     let cfg = ispmux_config(home)?;
@@ -498,6 +503,8 @@ fn main() -> Result<()> {
     let ticks = || thread_ticks("radius-proxy");
     let (ours, cpu) = load_with_cpu(&ticks, proxy.auth_addr, "u@msp.example", inflight, secs)?;
     report("ispmux proxy, master subscriber", &ours, Some(&direct));
+    let ours1 = load(proxy.auth_addr, NAS_SECRET, "u@msp.example", 1, 2)?;
+    report("ispmux proxy, 1 in flight", &ours1, Some(&direct1));
     let (csp, cpu_csp) = load_with_cpu(&ticks, proxy.auth_addr, "u@csp.example", inflight, secs)?;
     report("ispmux proxy, CSP subscriber (2 hops)", &csp, Some(&direct));
     drop(proxy);
@@ -511,6 +518,8 @@ fn main() -> Result<()> {
         &anchor,
         Some(&direct),
     );
+    let anchor1 = load(fr.addr, NAS_SECRET, "u@msp.example", 1, 2)?;
+    report("FreeRADIUS proxy, 1 in flight", &anchor1, Some(&direct1));
     drop(fr);
     drop(responder);
 
