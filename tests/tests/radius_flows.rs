@@ -575,18 +575,34 @@ fn no_acknowledgement_before_the_usage_record_is_durable() {
     });
     std::thread::sleep(Duration::from_millis(200));
     let t0 = std::time::Instant::now();
-    let mut slow_nas = Client::new(
-        "127.0.0.1:0".parse().expect("addr"),
-        w.auth(),
-        w.proxy().acct_addr,
-        NAS_SECRET.as_bytes(),
-        Duration::from_millis(2000),
-        6,
-    )
-    .expect("client");
-    let r = slow_nas
-        .account("carol@csp2.example", attr::ACCT_START, "carol-durable", 0)
-        .expect("answered once the store is free");
+    let (auth, acct) = (w.auth(), w.proxy().acct_addr);
+    let accounting = std::thread::spawn(move || {
+        let mut slow_nas = Client::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            auth,
+            acct,
+            NAS_SECRET.as_bytes(),
+            Duration::from_millis(2000),
+            6,
+        )
+        .expect("client");
+        slow_nas
+            .account("carol@csp2.example", attr::ACCT_START, "carol-durable", 0)
+            .expect("answered once the store is free")
+    });
+    // Meanwhile logons go on: the proxy's loop does not wait on the disk.
+    std::thread::sleep(Duration::from_millis(300));
+    let t1 = std::time::Instant::now();
+    assert_eq!(
+        code_of(&mut nas, "bob@msp.example", "bobpw"),
+        Code::ACCESS_ACCEPT
+    );
+    assert!(
+        t1.elapsed() < Duration::from_secs(2),
+        "logon took {:?}",
+        t1.elapsed()
+    );
+    let r = accounting.join().expect("accounting");
     assert_eq!(r.code, Code::ACCOUNTING_RESPONSE);
     assert!(
         t0.elapsed() >= Duration::from_secs(5),

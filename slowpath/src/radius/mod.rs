@@ -7,6 +7,7 @@
 pub mod attr;
 pub mod capacity;
 pub mod client;
+pub mod committer;
 pub mod crypto;
 pub mod dedup;
 pub mod engine;

@@ -16,8 +16,9 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{error, info, warn};
 
+use super::committer::{Batch, Committer};
 use super::engine::{ConfigError, Engine, Input, Listener, Now, Output};
-use super::usage::{UsageEvent, UsageStore};
+use super::usage::UsageStore;
 use crate::store::StoreError;
 
 /// Why the proxy cannot run.
@@ -60,14 +61,13 @@ pub struct Proxy {
     slots: Vec<UdpSocket>,
     source: Option<IpAddr>,
     engine: Engine,
-    store: Option<UsageStore>,
+    committer: Committer,
     control: Option<mpsc::Receiver<Control>>,
     buf: Vec<u8>,
     out: Vec<Output>,
-    /// Usage records of answers held until the end of this poll round: one transaction
-    /// (one fsync) for all of them, then the answers go out.
-    pending_events: Vec<UsageEvent>,
-    pending_answers: Vec<(Listener, SocketAddr, Vec<u8>)>,
+    /// Answers of this poll round that wait for usage records, handed to the committer at
+    /// the end of the round.
+    pending: Batch,
     /// Sockets left with datagrams at the end of the last round.
     unfinished: Vec<Token>,
 }
@@ -77,6 +77,10 @@ pub struct Proxy {
 const SOCKET_BUFFER: usize = 4 << 20;
 
 fn bind(addr: SocketAddr) -> Result<UdpSocket, RadiusError> {
+    Ok(UdpSocket::from_std(bind_socket(addr)?.into()))
+}
+
+fn bind_socket(addr: SocketAddr) -> Result<socket2::Socket, RadiusError> {
     let err = |source| RadiusError::Bind { addr, source };
     let s = socket2::Socket::new(
         socket2::Domain::for_address(addr),
@@ -89,7 +93,16 @@ fn bind(addr: SocketAddr) -> Result<UdpSocket, RadiusError> {
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
     s.set_nonblocking(true).map_err(err)?;
     s.bind(&addr.into()).map_err(err)?;
-    Ok(UdpSocket::from_std(s.into()))
+    Ok(s)
+}
+
+/// A listener for the loop and a clone of it for the committer's answers.
+fn bind_listener(addr: SocketAddr) -> Result<(UdpSocket, std::net::UdpSocket), RadiusError> {
+    let s = bind_socket(addr)?;
+    let clone = s
+        .try_clone()
+        .map_err(|source| RadiusError::Bind { addr, source })?;
+    Ok((UdpSocket::from_std(s.into()), clone.into()))
 }
 
 impl Proxy {
@@ -103,8 +116,10 @@ impl Proxy {
         };
         engine.restore(&store.open_sessions()?, &store.records()?, now.unix);
         let poll = Poll::new().map_err(RadiusError::Poll)?;
-        let mut auth = bind(cfg.listen_auth)?;
-        let mut acct = bind(cfg.listen_acct)?;
+        let (mut auth, auth_clone) = bind_listener(cfg.listen_auth)?;
+        let (mut acct, acct_clone) = bind_listener(cfg.listen_acct)?;
+        let committer =
+            Committer::start(store, auth_clone, acct_clone).map_err(RadiusError::Poll)?;
         poll.registry()
             .register(&mut auth, AUTH, Interest::READABLE)
             .map_err(RadiusError::Poll)?;
@@ -118,12 +133,11 @@ impl Proxy {
             slots: Vec::new(),
             source: cfg.source_address,
             engine,
-            store: Some(store),
+            committer,
             control: None,
             buf: vec![0; 4096],
             out: Vec::new(),
-            pending_events: Vec::new(),
-            pending_answers: Vec::new(),
+            pending: Batch::default(),
             unfinished: Vec::new(),
         })
     }
@@ -270,8 +284,8 @@ impl Proxy {
                 commit,
             } => {
                 if !commit.is_empty() {
-                    self.pending_events.extend(commit);
-                    self.pending_answers.push((listener, to, data));
+                    self.pending.events.extend(commit);
+                    self.pending.answers.push((listener, to, data));
                     return;
                 }
                 let sock = match listener {
@@ -292,29 +306,14 @@ impl Proxy {
         }
     }
 
-    /// Commits the round's usage records, then sends the answers that waited for them.
-    /// Durable before acknowledged: if the commit fails, no answer goes out; the NAS
-    /// retransmits and the cached answer replays the (idempotent) records.
+    /// Hands the round's answers that wait for usage records to the committer.
     fn flush_committed(&mut self) {
-        if self.pending_answers.is_empty() {
+        if self.pending.is_empty() {
             return;
         }
-        let events = std::mem::take(&mut self.pending_events);
-        let answers = std::mem::take(&mut self.pending_answers);
-        if let Some(store) = self.store.as_mut() {
-            if let Err(e) = store.apply_all(&events) {
-                error!(error = %e, records = events.len(), "radius: usage records not committed; NAS not acknowledged");
-                return;
-            }
-        }
-        for (listener, to, data) in answers {
-            let sock = match listener {
-                Listener::Auth => &self.auth,
-                Listener::Acct => &self.acct,
-            };
-            if let Err(e) = sock.send_to(&data, to) {
-                warn!(%to, error = %e, "radius: send to NAS failed");
-            }
+        let batch = std::mem::take(&mut self.pending);
+        if !self.committer.submit(batch) {
+            error!("radius: the usage committer stopped; NASes not acknowledged");
         }
     }
 
