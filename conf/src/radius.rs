@@ -216,7 +216,8 @@ impl RadiusConfig {
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut errs = Vec::new();
         let mut err = |k: String, m: &str| errs.push((k, m.to_owned()));
-        if self.listen_auth == self.listen_acct {
+        // Port 0 (any free port, as tests use) is the only way both may be equal.
+        if self.listen_auth == self.listen_acct && self.listen_auth.port() != 0 {
             err("radius.listen_acct".into(), "must differ from listen_auth");
         }
         if self.timeouts.response_ms == 0 {

@@ -12,7 +12,7 @@ use ispmux_slowpath::radius::client::Client;
 use ispmux_slowpath::radius::transport::ProxyHandle;
 use ispmux_slowpath::radius::usage::{self, UsageRecord};
 use ispmux_slowpath::radius::Code;
-use ispmux_tests::radius_peers::{free_port, radclient, FreeRadius};
+use ispmux_tests::radius_peers::{radclient, FreeRadius};
 
 const NAS_SECRET: &str = "nas-secret";
 
@@ -55,8 +55,8 @@ fn config(
     let text = format!(
         r#"
 [radius]
-listen_auth = "127.0.0.1:{pa}"
-listen_acct = "127.0.0.1:{pc}"
+listen_auth = "127.0.0.1:0"
+listen_acct = "127.0.0.1:0"
 timeouts = {{ response_ms = 500, retries = 2, probe_interval_ms = 300 }}
 
 [[radius.nas]]
@@ -102,8 +102,6 @@ virtual_password = "vs4-pass"
 home_servers = [{csp2}]
 capacity = {{ ports = 5, suspended = true }}
 "#,
-        pa = free_port(),
-        pc = free_port(),
         master = master.home_server_toml(master_extra),
         csp2 = csp2.home_server_toml(""),
     );
@@ -450,8 +448,6 @@ fn forged_response_dropped_wrong_secret_nas_dropped_duplicates_answered_once() {
         }
     });
     let mut cfg = w.cfg.clone();
-    cfg.listen_auth.set_port(free_port());
-    cfg.listen_acct.set_port(free_port());
     cfg.master.home_servers[0].auth_port = fake_addr.port();
     cfg.master.home_servers[0].secret = "fake-master".into();
     let p2 = ProxyHandle::spawn(&cfg, None).expect("second proxy");
