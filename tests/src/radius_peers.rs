@@ -134,16 +134,16 @@ impl FreeRadius {
     /// Waits until the server answers Status-Server.
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        let mut c = Client::new(
-            addr(0),
-            self.auth,
-            self.acct,
-            self.secret.as_bytes(),
-            Duration::from_millis(200),
-            1,
-        )
-        .expect("client");
         loop {
+            let mut c = Client::new(
+                addr(0),
+                self.auth,
+                self.acct,
+                self.secret.as_bytes(),
+                Duration::from_millis(200),
+                1,
+            )
+            .expect("client");
             let mut p = ispmux_slowpath::radius::Packet::new(
                 ispmux_slowpath::radius::Code::STATUS_SERVER,
                 1,
@@ -155,6 +155,13 @@ impl FreeRadius {
             }
             if let Some(ch) = self.child.as_mut() {
                 if let Ok(Some(st)) = ch.try_wait() {
+                    // Another test may have taken the free ports meanwhile: pick new ones.
+                    if self.output().contains("Address already in use") && Instant::now() < deadline
+                    {
+                        let _ = fs::remove_file(self.dir.join("freeradius.out"));
+                        self.restart_on(free_port(), free_port());
+                        continue;
+                    }
                     panic!("freeradius {} exited ({st}): {}", self.name, self.output());
                 }
             }
