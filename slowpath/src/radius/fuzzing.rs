@@ -100,6 +100,48 @@ mod tests {
         assert!(n >= 5, "seed corpus has {n} files");
     }
 
+    /// Seeds mutated the way a fuzzer starts (bit flips, overwritten, inserted and removed
+    /// octets); `ISPMUX_FUZZ_ROUNDS` runs more of them.
+    #[test]
+    fn mutated_seeds_pass_the_oracle() {
+        use rand::{Rng, SeedableRng};
+        let rounds: usize = std::env::var("ISPMUX_FUZZ_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3000);
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/radius_codec");
+        let seeds: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .expect("seeds")
+            .map(|e| std::fs::read(e.expect("entry").path()).expect("read"))
+            .collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2865);
+        for round in 0..rounds {
+            let mut d = seeds[round % seeds.len()].clone();
+            for _ in 0..rng.gen_range(1..6) {
+                let at = rng.gen_range(0..=d.len());
+                match rng.gen_range(0..4) {
+                    0 if at < d.len() => d[at] ^= 1 << rng.gen_range(0..8),
+                    1 if at < d.len() => d[at] = rng.gen(),
+                    2 => d.insert(at, rng.gen()),
+                    _ if at < d.len() => {
+                        d.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            // Keep the length field consistent half of the time, so attribute parsing is
+            // reached rather than stopped at the header.
+            if round % 2 == 0 && d.len() >= 4 && d.len() <= 4096 {
+                let l = (d.len() as u16).to_be_bytes();
+                d[2] = l[0];
+                d[3] = l[1];
+            }
+            if let Err(e) = codec_one(&d) {
+                panic!("round {round}, input {d:02x?}: {e}");
+            }
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn random_octets_pass_the_oracle(data in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
