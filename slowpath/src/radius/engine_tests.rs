@@ -502,12 +502,19 @@ fn failover_then_status_server_revival() {
 #[test]
 fn no_live_server_abandons_and_nas_retransmission_retries() {
     let mut h = harness();
-    let (_, b) = h.access("bob@msp.example", "pw");
+    let (req, b) = h.access("bob@msp.example", "pw");
     H::upstream(&h.nas_sends(Listener::Auth, &b), MASTER, b"msec");
     h.advance(100);
     assert!(h.advance(100).is_empty(), "the only master server is dead");
     assert_eq!(h.e.counter("drop", "no_live_home_server"), 1);
     assert_eq!(h.e.in_flight(), 0);
+    // The NAS retransmits: the dead server is tried rather than nothing, and its answer
+    // revives it before any probe.
+    let s = H::upstream(&h.nas_sends(Listener::Auth, &b), MASTER, b"msec");
+    assert_eq!(h.e.counter("event", "tried_dead_server"), 1);
+    let (p, _) = to_nas(&h.answer(&s, Code::ACCESS_ACCEPT, b"msec", true), &req);
+    assert_eq!(p.code, Code::ACCESS_ACCEPT);
+    assert_eq!(h.e.counter("event", "server_revived"), 1);
 }
 
 #[test]

@@ -14,14 +14,17 @@ impl Engine {
             _ => Some(self.master_pool.as_slice()),
         }
         .unwrap_or(&[]);
-        let Some(si) = pool
-            .iter()
-            .copied()
-            .find(|s| !txn.tried.contains(s) && self.servers.get(*s).is_some_and(|s| s.alive))
-        else {
+        let untried = || pool.iter().copied().filter(|s| !txn.tried.contains(s));
+        // A live server first; with none left, a dead one rather than nothing: it may be
+        // back before its next probe, and an answer revives it.
+        let live = untried().find(|s| self.servers.get(*s).is_some_and(|s| s.alive));
+        let Some(si) = live.or_else(|| untried().next()) else {
             return self.give_up(tid, "no_live_home_server");
         };
         let acct = txn.listener == Listener::Acct;
+        if live.is_none() {
+            self.count("event", "tried_dead_server");
+        }
         let srv = &self.servers[si];
         let peer = if acct { srv.acct } else { srv.auth };
         let Some((slot, id)) = self.ids.allocate(peer) else {
