@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use ispmux_conf::radius::RadiusConfig;
+use ispmux_perf::{median, result_line};
 use ispmux_slowpath::radius::transport::ProxyHandle;
 use ispmux_slowpath::radius::{attr, crypto, Code, Packet};
 use rand::RngCore;
@@ -312,8 +313,8 @@ fn ispmux_config(home: SocketAddr) -> Result<RadiusConfig> {
     let text = format!(
         r#"
 [radius]
-listen_auth = "127.0.0.1:{}"
-listen_acct = "127.0.0.1:{}"
+listen_auth = "127.0.0.1:0"
+listen_acct = "127.0.0.1:0"
 [[radius.nas]]
 name = "bench"
 address = "127.0.0.0/8"
@@ -330,8 +331,6 @@ virtual_password = "vs-pass"
 home_servers = [{{ address = "127.0.0.1", auth_port = {}, secret = "{HOME_SECRET}" }}]
 capacity = {{ ports = 4000000000 }}
 "#,
-        free_port()?,
-        free_port()?,
         String::from_utf8_lossy(NAS_SECRET),
         home.port(),
         home.port()
@@ -458,12 +457,14 @@ fn report(name: &str, l: &Load, base: Option<&Load>) {
 
 fn main() -> Result<()> {
     let mut inflight = 64usize;
-    let mut secs = 5u64;
+    let mut secs = 3u64;
+    let mut rounds = 3usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--inflight" => inflight = args.next().context("--inflight N")?.parse()?,
             "--seconds" => secs = args.next().context("--seconds S")?.parse()?,
+            "--rounds" => rounds = args.next().context("--rounds R")?.parse()?,
             "--engine-only" => {
                 // For profiling the engine: no sockets, no peers.
                 let home: SocketAddr = ([127, 0, 0, 1], 9).into();
@@ -471,10 +472,15 @@ fn main() -> Result<()> {
                 println!("engine alone, master subscriber {r:.0} req/s");
                 return Ok(());
             }
-            other => bail!("unknown argument {other} (--inflight N, --seconds S)"),
+            other => bail!(
+                "unknown argument {other} (--inflight N, --seconds S, --rounds R, --engine-only)"
+            ),
         }
     }
-    println!("radius-proxy: {inflight} Access-Requests in flight, {secs} s per measurement");
+    println!(
+        "radius-proxy: {inflight} Access-Requests in flight, {secs} s per measurement, \
+         {rounds} alternating rounds per proxy (medians)"
+    );
     let responder = Responder::start()?;
     let home = responder.addr;
     let direct = load(
@@ -501,43 +507,48 @@ fn main() -> Result<()> {
     }
     let proxy = ProxyHandle::spawn(&cfg, Some(&dir.path().join("usage.db")))?;
     let ticks = || thread_ticks("radius-proxy");
-    let (ours, cpu) = load_with_cpu(&ticks, proxy.auth_addr, "u@msp.example", inflight, secs)?;
-    report("ispmux proxy, master subscriber", &ours, Some(&direct));
-    let ours1 = load(proxy.auth_addr, NAS_SECRET, "u@msp.example", 1, 2)?;
-    report("ispmux proxy, 1 in flight", &ours1, Some(&direct1));
-    let (csp, cpu_csp) = load_with_cpu(&ticks, proxy.auth_addr, "u@csp.example", inflight, secs)?;
-    report("ispmux proxy, CSP subscriber (2 hops)", &csp, Some(&direct));
-    drop(proxy);
-
     let fr = FreeRadiusProxy::start(dir.path(), home)?;
     let pid = fr.child.id();
     let fticks = || stat_ticks(&format!("/proc/{pid}/stat"));
-    let (anchor, cpu_fr) = load_with_cpu(&fticks, fr.addr, "u@msp.example", inflight, secs)?;
-    report(
-        "FreeRADIUS proxy, master subscriber",
-        &anchor,
-        Some(&direct),
-    );
+
+    // Alternating rounds, so that both proxies see the same share of the machine's load.
+    let (mut ours, mut anchor, mut cpu, mut cpu_fr) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..rounds.max(1) {
+        let (l, c) = load_with_cpu(&ticks, proxy.auth_addr, "u@msp.example", inflight, secs)?;
+        report("ispmux proxy, master subscriber", &l, Some(&direct));
+        ours.push(l.rate);
+        cpu.extend(c);
+        let (l, c) = load_with_cpu(&fticks, fr.addr, "u@msp.example", inflight, secs)?;
+        report("FreeRADIUS proxy, master subscriber", &l, Some(&direct));
+        anchor.push(l.rate);
+        cpu_fr.extend(c);
+    }
+    let (csp, cpu_csp) = load_with_cpu(&ticks, proxy.auth_addr, "u@csp.example", inflight, secs)?;
+    report("ispmux proxy, CSP subscriber (2 hops)", &csp, Some(&direct));
+    let ours1 = load(proxy.auth_addr, NAS_SECRET, "u@msp.example", 1, 2)?;
+    report("ispmux proxy, 1 in flight", &ours1, Some(&direct1));
     let anchor1 = load(fr.addr, NAS_SECRET, "u@msp.example", 1, 2)?;
     report("FreeRADIUS proxy, 1 in flight", &anchor1, Some(&direct1));
     drop(fr);
+    drop(proxy);
     drop(responder);
 
-    let us = |c: Option<f64>| c.map_or("n/a".to_owned(), |c| format!("{c:.1} us"));
-    println!(
-        "proxy CPU per logon: ispmux master {} CSP {}; FreeRADIUS master {}",
-        us(cpu),
-        us(cpu_csp),
-        us(cpu_fr)
-    );
-    let ratio = if anchor.rate > 0.0 {
-        ours.rate / anchor.rate
-    } else {
-        0.0
+    let us = |c: f64| {
+        if c > 0.0 {
+            format!("{c:.1} us")
+        } else {
+            "n/a".to_owned()
+        }
     };
     println!(
-        "radius-proxy ratio={ratio:.2} ispmux={:.0} req/s anchor={:.0} req/s",
-        ours.rate, anchor.rate
+        "proxy CPU per logon (median): ispmux master {}, CSP {}; FreeRADIUS master {}",
+        us(median(&cpu)),
+        us(cpu_csp.unwrap_or(0.0)),
+        us(median(&cpu_fr))
+    );
+    println!(
+        "{}",
+        result_line("radius-proxy", median(&ours), median(&anchor), "req/s")
     );
     Ok(())
 }
