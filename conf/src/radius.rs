@@ -166,7 +166,7 @@ pub struct Capacity {
     pub ports: u32,
     /// Connection time allowed per period, in seconds; none means unlimited.
     #[serde(default)]
-    pub connection_time_secs: Option<u64>,
+    pub connection_time_s: Option<u64>,
     /// Billing period of the threshold and of the usage records.
     #[serde(default)]
     pub period: Period,
@@ -291,9 +291,9 @@ impl RadiusConfig {
                 );
             }
             check_servers(&c.home_servers, &k, &mut err);
-            if c.capacity.connection_time_secs == Some(0) {
+            if c.capacity.connection_time_s == Some(0) {
                 err(
-                    format!("{k}.capacity.connection_time_secs"),
+                    format!("{k}.capacity.connection_time_s"),
                     "0 would refuse every logon; use suspended",
                 );
             }
@@ -346,7 +346,7 @@ strip_realm = true
 virtual_user = "vs-csp1"
 virtual_password = "vpw"
 home_servers = [{ address = "127.0.0.1", secret = "c1" }]
-capacity = { ports = 2, connection_time_secs = 3600, period = "day" }
+capacity = { ports = 2, connection_time_s = 3600, period = "day" }
 "#;
 
     #[test]

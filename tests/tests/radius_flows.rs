@@ -84,7 +84,7 @@ realms = ["csp2.example"]
 virtual_user = "vs-csp2"
 virtual_password = "vs2-pass"
 home_servers = [{csp2}]
-capacity = {{ ports = 5, connection_time_secs = 60, period = "day" }}
+capacity = {{ ports = 5, connection_time_s = 60, period = "day" }}
 
 [[radius.client_sp]]
 name = "csp3"

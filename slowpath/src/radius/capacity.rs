@@ -93,7 +93,7 @@ impl CspLoad {
         if self.ports_in_use(now) >= cap.ports as usize {
             return Err(Refusal::NoFreePort);
         }
-        if let Some(limit) = cap.connection_time_secs {
+        if let Some(limit) = cap.connection_time_s {
             if self.time_used(&period_key(cap.period, unix), unix) >= limit {
                 return Err(Refusal::TimeThreshold);
             }
@@ -169,7 +169,7 @@ mod tests {
     fn cap(ports: u32, secs: Option<u64>) -> Capacity {
         Capacity {
             ports,
-            connection_time_secs: secs,
+            connection_time_s: secs,
             period: Period::Month,
             suspended: false,
         }

@@ -40,7 +40,7 @@ home_servers = [
   { address = "127.0.2.1", secret = "c1sec", require_message_authenticator = true },
   { address = "127.0.2.2", secret = "c1sec" },
 ]
-capacity = { ports = 1, connection_time_secs = 3600 }
+capacity = { ports = 1, connection_time_s = 3600 }
 
 [[radius.client_sp]]
 name = "csp2"
