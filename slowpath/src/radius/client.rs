@@ -7,7 +7,7 @@ use std::time::Duration;
 use rand::RngCore;
 
 use super::attr;
-use super::crypto::{self, MessageAuth};
+use super::crypto::{self, CryptoError, MessageAuth};
 use super::packet::{Code, EncodeError, Packet};
 
 /// Why an exchange failed.
@@ -17,6 +17,8 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
     #[error("radius client: {0}")]
     Encode(#[from] EncodeError),
+    #[error("radius client: {0}")]
+    Password(#[from] CryptoError),
     #[error("radius client: no valid answer after {0} tries")]
     Timeout(u32),
 }
@@ -71,13 +73,7 @@ impl Client {
         let mut p = Packet::new(Code::ACCESS_REQUEST, self.next_id, auth);
         crypto::add_message_authenticator(&mut p);
         p.push(attr::USER_NAME, user.as_bytes().to_vec());
-        let hidden =
-            crypto::hide_password(password.as_bytes(), &self.secret, &auth).map_err(|_| {
-                EncodeError::AttributeTooLong {
-                    typ: attr::USER_PASSWORD,
-                    len: password.len(),
-                }
-            })?;
+        let hidden = crypto::hide_password(password.as_bytes(), &self.secret, &auth)?;
         p.push(attr::USER_PASSWORD, hidden);
         p.push(attr::NAS_IP_ADDRESS, vec![127, 0, 0, 1]);
         p.push(attr::NAS_PORT, 1u32.to_be_bytes().to_vec());
