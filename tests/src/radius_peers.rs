@@ -111,7 +111,8 @@ impl FreeRadius {
         let site = format!(
             "server ispmux_test {{\nlisten {{\ntype = auth\nipaddr = 127.0.0.1\nport = {auth}\n}}\n\
              listen {{\ntype = acct\nipaddr = 127.0.0.1\nport = {acct}\n}}\n\
-             authorize {{\nfiles\npap\n}}\nauthenticate {{\nAuth-Type PAP {{\npap\n}}\n}}\n\
+             authorize {{\nfiles\nchap\npap\n}}\n\
+             authenticate {{\nAuth-Type PAP {{\npap\n}}\nAuth-Type CHAP {{\nchap\n}}\n}}\n\
              preacct {{\n}}\naccounting {{\ndetail\nok\n}}\npost-auth {{\n}}\n}}\n"
         );
         fs::write(self.dir.join("raddb/sites-enabled/ispmux_test"), site).expect("site");

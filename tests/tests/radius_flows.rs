@@ -610,3 +610,29 @@ fn no_acknowledgement_before_the_usage_record_is_durable() {
     assert_eq!(rec.len(), 1, "{rec:?}");
     assert_eq!(rec[0].connections, 1);
 }
+
+#[test]
+fn chap_logon_of_a_csp_subscriber() {
+    // radclient computes CHAP-Password with its Request Authenticator as the challenge; the
+    // proxy's hop to the CSP has another authenticator, so it must carry the challenge.
+    let w = world();
+    let out = radclient(
+        w.auth(),
+        "auth",
+        NAS_SECRET,
+        "User-Name = \"zed@csp1.example\", CHAP-Password = \"not-zeds\"\n",
+    );
+    assert!(out.contains("Received Access-Reject"), "{out}");
+    assert_eq!(
+        w.counter("reject.csp_reject"),
+        1,
+        "refused by csp1, not by the proxy"
+    );
+    let out = radclient(
+        w.auth(),
+        "auth",
+        NAS_SECRET,
+        "User-Name = \"alice@csp1.example\", CHAP-Password = \"alicepw\"\n",
+    );
+    assert!(out.contains("Received Access-Accept"), "{out}");
+}
