@@ -23,6 +23,7 @@ pub const ACCT_OUTPUT_GIGAWORDS: u8 = 53;
 pub const EVENT_TIMESTAMP: u8 = 55;
 pub const CHAP_CHALLENGE: u8 = 60;
 pub const NAS_PORT_TYPE: u8 = 61;
+pub const EAP_MESSAGE: u8 = 79;
 pub const MESSAGE_AUTHENTICATOR: u8 = 80;
 pub const NAS_IPV6_ADDRESS: u8 = 95;
 pub const ERROR_CAUSE: u8 = 101;

@@ -639,3 +639,34 @@ fn master_challenge_for_virtual_subscriber_is_a_reject() {
     assert_eq!(p.code, Code::ACCESS_REJECT);
     assert_eq!(h.e.counter("reject", "master_reject"), 1);
 }
+
+#[test]
+fn virtual_copy_carries_no_subscriber_credentials_or_conversation() {
+    let mut h = harness();
+    let mut p = Packet::new(Code::ACCESS_REQUEST, 9, [4; 16]);
+    p.push(attr::USER_NAME, b"alice@csp1.example".to_vec());
+    p.push(attr::EAP_MESSAGE, vec![2, 1, 0, 5, 1]);
+    p.push(attr::STATE, b"csp-state".to_vec());
+    p.push(attr::CHAP_PASSWORD, vec![1; 17]);
+    crypto::add_message_authenticator(&mut p);
+    let b = crypto::encode_request(&p, b"nas").expect("encode");
+    let s = H::upstream(&h.nas_sends(Listener::Auth, &b), MASTER, b"msec");
+    for t in [
+        attr::EAP_MESSAGE,
+        attr::STATE,
+        attr::CHAP_PASSWORD,
+        attr::CHAP_CHALLENGE,
+    ] {
+        assert_eq!(s.p.get(t), None, "attribute {t} reached the master");
+    }
+    assert_eq!(password(&s, b"msec"), "vs-pass");
+    let out = h.answer(&s, Code::ACCESS_ACCEPT, b"msec", true);
+    let s = H::upstream(&out, CSP1, b"c1sec");
+    assert_eq!(s.p.get(attr::EAP_MESSAGE), Some(&[2u8, 1, 0, 5, 1][..]));
+    assert_eq!(s.p.get(attr::STATE), Some(&b"csp-state"[..]));
+    assert_eq!(
+        s.p.get(attr::CHAP_CHALLENGE),
+        Some(&[4u8; 16][..]),
+        "the NAS's authenticator was the challenge"
+    );
+}

@@ -91,9 +91,17 @@ impl Engine {
                 let c = self.csps.get(i)?;
                 p.set(attr::USER_NAME, c.virtual_user.clone());
                 if access {
+                    // The virtual subscriber logs on with PAP; the subscriber's own
+                    // credentials and conversation (CHAP, EAP and its State) are for the CSP.
                     password = Some(c.virtual_password.clone());
-                    p.remove(attr::CHAP_PASSWORD);
-                    p.remove(attr::CHAP_CHALLENGE);
+                    for t in [
+                        attr::CHAP_PASSWORD,
+                        attr::CHAP_CHALLENGE,
+                        attr::EAP_MESSAGE,
+                        attr::STATE,
+                    ] {
+                        p.remove(t);
+                    }
                 }
             }
             (Route::Csp(i), Hop::Csp) => {
