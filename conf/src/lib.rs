@@ -4,6 +4,7 @@
 mod error;
 mod model;
 mod plan;
+mod subscribers_csv;
 mod validate;
 
 pub mod radius;
@@ -13,6 +14,7 @@ use std::path::Path;
 pub use error::{ConfError, Problem};
 pub use model::*;
 pub use plan::{EalPlan, Plan, PortPlan, WorkerPlan};
+pub use subscribers_csv::{load_subscribers_csv, parse_subscribers_csv};
 pub use validate::{Issue, MAX_BURST};
 
 /// Reads, parses and validates a configuration file.

@@ -21,6 +21,10 @@ pub struct Config {
     /// Control socket and operator-facing settings.
     #[serde(default)]
     pub control: Control,
+    /// What the fast-path tables start with (ISPs, labels, ILM, subscribers); the slow path
+    /// changes them later. Port numbers in it are indexes into `[[port]]`.
+    #[serde(default)]
+    pub tables: ispmux_dataplane::PreloadTables,
 }
 
 /// Whether to use hugepages.
@@ -92,6 +96,10 @@ pub struct Port {
     pub promiscuous: bool,
     /// MTU to set on the device.
     pub mtu: Option<u16>,
+    /// What the port faces, for `pipeline = "node"`: access, core or handoff.
+    pub role: Option<ispmux_dataplane::PortRole>,
+    /// The port's MAC address as the pipelines use it; default: the device's own.
+    pub mac: Option<ispmux_dataplane::wire::MacAddr>,
 }
 
 fn default_desc() -> u16 {
@@ -111,6 +119,8 @@ pub enum PipelineKind {
     Io,
     /// As `io`, swapping Ethernet source and destination.
     Macswap,
+    /// The MPLS gateway: headend, transit and tailend by port role.
+    Node,
 }
 
 /// Idle sleeping of workers that find no traffic.
@@ -142,6 +152,11 @@ pub struct Dataplane {
     pub idle_polls: u32,
     /// How long an idle worker sleeps, in microseconds.
     pub idle_sleep_us: u32,
+    /// A CSV file of subscribers to preload besides `[tables]`: one line each,
+    /// `port,vlan,mac,isp[,ipv4]` (a header line starting with `port` is skipped).
+    pub subscribers_csv: Option<String>,
+    /// Slots of the punt ring from the workers to the slow path (a power of two).
+    pub punt_ring: u32,
 }
 
 impl Default for Dataplane {
@@ -153,6 +168,8 @@ impl Default for Dataplane {
             idle_sleep: IdleSleep::Auto,
             idle_polls: 64,
             idle_sleep_us: 50,
+            subscribers_csv: None,
+            punt_ring: 4096,
         }
     }
 }

@@ -28,7 +28,7 @@ pub struct WorkerPlan {
 pub struct PortPlan {
     /// Receive queues.
     pub rx_queues: u16,
-    /// Transmit queues (one per worker).
+    /// Transmit queues: one per worker.
     pub tx_queues: u16,
 }
 

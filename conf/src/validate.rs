@@ -23,6 +23,7 @@ pub fn validate(cfg: &Config) -> Vec<Issue> {
     ports(cfg, &mut out);
     dataplane(cfg, &mut out);
     workers(cfg, &mut out);
+    tables(cfg, &mut out);
     out
 }
 
@@ -292,4 +293,91 @@ pub(crate) fn port_rx_queues(cfg: &Config, p: &Port) -> u16 {
                 .unwrap_or(1)
         }
     })
+}
+
+fn tables(cfg: &Config, out: &mut Vec<Issue>) {
+    use ispmux_dataplane::table::preload::IlmActionPreload as A;
+    use ispmux_dataplane::PortRole;
+    let node = cfg.dataplane.pipeline == crate::PipelineKind::Node;
+    if node {
+        for (i, p) in cfg.ports.iter().enumerate() {
+            if p.role.is_none() {
+                issue(
+                    out,
+                    format!("port[{i}]"),
+                    "pipeline \"node\" needs a role for every port: access, core or handoff",
+                );
+            }
+        }
+    }
+    if cfg.dataplane.punt_ring < 64 || !cfg.dataplane.punt_ring.is_power_of_two() {
+        issue(
+            out,
+            "dataplane.punt_ring",
+            "the punt ring needs a power of two of at least 64 slots",
+        );
+    }
+    // A table entry must name a configured port of the role it is used in.
+    let mut port = |key: String, p: u16, want: PortRole| match cfg.ports.get(usize::from(p)) {
+        None => issue(
+            out,
+            key,
+            format!(
+                "port {p} does not exist: there are {} [[port]] tables",
+                cfg.ports.len()
+            ),
+        ),
+        Some(c) if node && c.role.is_some_and(|r| r != want) => issue(
+            out,
+            key,
+            format!("port {p} ({:?}) is not a {want:?} port", c.name),
+        ),
+        _ => {}
+    };
+    let t = &cfg.tables;
+    for (i, isp) in t.isps.iter().enumerate() {
+        if let Some(f) = &isp.upstream {
+            port(
+                format!("tables.isps[{i}].upstream.port"),
+                f.port,
+                PortRole::Core,
+            );
+        }
+        if let Some(f) = &isp.downstream {
+            port(
+                format!("tables.isps[{i}].downstream.port"),
+                f.port,
+                PortRole::Core,
+            );
+        }
+        for (j, h) in isp.handoff.iter().enumerate() {
+            port(
+                format!("tables.isps[{i}].handoff[{j}].port"),
+                h.port,
+                PortRole::Handoff,
+            );
+        }
+    }
+    for (i, e) in t.ilm.iter().enumerate() {
+        let key = format!("tables.ilm[{i}].action.port");
+        match e.action {
+            A::Swap { port: p, .. } => port(key, p, PortRole::Core),
+            A::PopHandoff { port: p, .. } => port(key, p, PortRole::Handoff),
+            A::PopDeliver { .. } => {}
+        }
+    }
+    for (i, s) in t.subscribers.iter().enumerate() {
+        port(
+            format!("tables.subscribers[{i}].port"),
+            s.port,
+            PortRole::Access,
+        );
+    }
+    // The tables' own checks (ids within limits, labels in range, capacity); cheap enough at
+    // configuration sizes (large subscriber sets come from subscribers_csv).
+    if t.subscribers.len() <= 100_000 {
+        if let Err(e) = t.build() {
+            issue(out, "tables", e.to_string());
+        }
+    }
 }

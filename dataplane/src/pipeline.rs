@@ -24,6 +24,13 @@ pub enum Verdict {
 pub trait Pipeline: Send {
     /// Decides (and rewrites) every frame of a burst received on `rx_port`.
     fn process<F: Frame>(&mut self, rx_port: u16, frames: &mut [F], verdicts: &mut [Verdict]);
+
+    /// Starts loading the table entries a later [`Pipeline::process`] of these frames will
+    /// read, without deciding anything: a worker that receives burst N+1 before processing
+    /// burst N calls this on N+1 so its cache misses overlap the work on N. Optional, and
+    /// worth it only with a real prefetch instruction behind the tables' hook (without one,
+    /// the fallback loads would wait here instead of in `process`).
+    fn prefetch<F: Frame>(&self, _rx_port: u16, _frames: &[F]) {}
 }
 
 /// Forwards every frame unchanged to a fixed peer port: the io forwarding of testpmd.

@@ -21,6 +21,9 @@ pub struct WorkerIo {
     pub tx: Vec<TxQueue>,
     /// Where punted frames go (the slow path's ring); `None` drops them as `NoRoute`.
     pub punt: Option<Arc<Ring>>,
+    /// Frames the slow path wants sent (its inject path), each with its output port in the
+    /// mbuf's port field. Workers own the transmit queues, so the slow path needs none.
+    pub inject: Option<Arc<Ring>>,
 }
 
 /// How a worker polls.
@@ -68,6 +71,8 @@ pub struct WorkerStats {
     pub drops: [Counter; DropReason::COUNT],
     /// Times the worker slept for lack of traffic.
     pub idle_sleeps: Counter,
+    /// Frames taken from the slow path's inject ring.
+    pub injected: Counter,
 }
 
 impl WorkerStats {
@@ -84,6 +89,7 @@ struct Local {
     punted: u64,
     drops: [u64; DropReason::COUNT],
     idle_sleeps: u64,
+    injected: u64,
 }
 
 impl Local {
@@ -96,22 +102,29 @@ impl Local {
             c.set(v);
         }
         s.idle_sleeps.set(self.idle_sleeps);
+        s.injected.set(self.injected);
     }
 }
 
 /// Polls until `stop` is set, then flushes and returns. Every frame received is either
 /// transmitted, punted or freed and counted: none leaks.
+///
+/// `maintain` runs between bursts every 64 rounds and on every idle round: the place to
+/// apply table updates and publish pipeline counters (well under a millisecond apart at
+/// any load).
 pub fn run<P: Pipeline>(
     pipeline: &mut P,
     io: WorkerIo,
     cfg: WorkerConfig,
     stats: &WorkerStats,
     stop: &AtomicBool,
+    maintain: &mut dyn FnMut(&mut P),
 ) {
     let WorkerIo {
         rx: mut rxqs,
         tx: mut txqs,
         punt: punt_ring,
+        inject,
     } = io;
     let burst = cfg.burst.clamp(1, MAX_BURST);
     let mut rx = Burst::new();
@@ -121,6 +134,7 @@ pub fn run<P: Pipeline>(
     let mut verdicts = vec![Verdict::Punt; MAX_BURST];
     let mut c = Local::default();
     let mut empty_rounds = 0u32;
+    let mut rounds = 0u32;
 
     while !stop.load(Ordering::Relaxed) {
         let mut got = 0;
@@ -172,7 +186,17 @@ pub fn run<P: Pipeline>(
             dropped.clear();
             flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
         }
-        c.publish(stats);
+        // Publishing every round would cost more stores than io forwarding does per burst;
+        // every 64th round (and before sleeping) keeps readers within microseconds.
+        rounds = rounds.wrapping_add(1);
+        if rounds.is_multiple_of(64) || got == 0 {
+            if let Some(r) = &inject {
+                send_injected(r, &mut rx, &mut tx, &mut dropped, &mut c);
+                flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
+            }
+            c.publish(stats);
+            maintain(pipeline);
+        }
         if got == 0 {
             empty_rounds += 1;
             if let Some(d) = cfg.idle_sleep {
@@ -188,6 +212,29 @@ pub fn run<P: Pipeline>(
     }
     flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
     c.publish(stats);
+    maintain(pipeline);
+}
+
+/// Moves frames from the inject ring to the transmit bursts of their ports.
+fn send_injected(r: &Ring, buf: &mut Burst, tx: &mut [Burst], dropped: &mut Burst, c: &mut Local) {
+    if r.dequeue_burst(buf, MAX_BURST) == 0 {
+        return;
+    }
+    c.injected += buf.len() as u64;
+    for m in buf.drain() {
+        let m = match tx.get_mut(usize::from(m.port())) {
+            Some(b) => match b.push(m) {
+                Ok(()) => continue,
+                Err(m) => m,
+            },
+            None => m,
+        };
+        c.drops[DropReason::NoRoute as usize] += 1;
+        if let Err(m) = dropped.push(m) {
+            drop(m);
+        }
+    }
+    dropped.clear();
 }
 
 #[inline]

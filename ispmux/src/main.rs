@@ -2,6 +2,7 @@
 
 mod control;
 mod run;
+mod slowpath;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

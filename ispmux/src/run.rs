@@ -1,21 +1,30 @@
-//! `ispmux run`: EAL, ports, pinned workers, signals, counters.
+//! `ispmux run`: EAL, ports, pinned workers, the slow path, signals, counters.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ispmux_conf::{Config, PipelineKind, Plan};
+use ispmux_dataplane::shared::SharedCounters;
+use ispmux_dataplane::table::updates::{self, UpdateReceiver};
 use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo, WorkerStats};
-use ispmux_dataplane::{DropReason, IoForward, MacSwap, Pipeline};
-use ispmux_sys::{Eal, EthStats, Mempool, Port, PortConfig};
+use ispmux_dataplane::{
+    Counters, CountersReport, DropReason, IoForward, MacSwap, Node, PortRole, PreloadTables, Tables,
+};
+use ispmux_sys::{Eal, EthStats, Mempool, Port, PortConfig, Ring, RingMode};
+
+use crate::slowpath::{SlowPath, SlowPathStats};
 
 /// Room per mbuf: 2 KiB of data plus DPDK's default 128 bytes of headroom.
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
+/// Pending table writes per worker queue.
+const UPDATE_QUEUE_DEPTH: usize = 65_536;
 
 pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
     let cfg = ispmux_conf::load(path)?;
+    let preload = preload(&cfg, path)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let plan = cfg.plan(cores);
     let eal_plan = cfg
@@ -35,10 +44,57 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             .context("creating the mbuf pool (raise eal.memory_mb?)")?,
     );
     let ports = start_ports(&cfg, &plan, &pool)?;
+    let mut node_ports = Vec::with_capacity(ports.len());
     for (p, c) in ports.iter().zip(&cfg.ports) {
         let link = p.link()?;
-        tracing::info!(port = %c.name, device = %c.device, mac = %p.mac_addr()?, up = link.up, speed_mbps = link.speed_mbps, "port started");
+        let mac = c
+            .mac
+            .unwrap_or(ispmux_dataplane::wire::MacAddr(p.mac_addr()?.0));
+        tracing::info!(port = %c.name, device = %c.device, %mac, role = ?c.role, up = link.up, speed_mbps = link.speed_mbps, "port started");
+        node_ports.push(ispmux_dataplane::PortConfig {
+            role: c.role.unwrap_or(PortRole::Unused),
+            mac,
+            mtu: c.mtu.unwrap_or(1500),
+        });
     }
+    let punt = Arc::new(
+        Ring::new(
+            "ispmux_punt",
+            cfg.dataplane.punt_ring,
+            RingMode::MultiProducerSingleConsumer,
+        )
+        .context("creating the punt ring")?,
+    );
+
+    // The first worker sends what the slow path injects: it owns a transmit queue on every
+    // port, so the slow path needs none (PMDs such as af_packet have few).
+    let inject = Arc::new(
+        Ring::new(
+            "ispmux_inject",
+            1024,
+            RingMode::SingleProducerSingleConsumer,
+        )
+        .context("creating the inject ring")?,
+    );
+    let node_mode = cfg.dataplane.pipeline == PipelineKind::Node;
+    let (sender, mut receivers) = if node_mode {
+        let master = build_tables(&preload)?;
+        tracing::info!(
+            subscribers = preload.subscribers.len(),
+            bytes_per_copy = master.memory_bytes(),
+            "tables built"
+        );
+        let (s, r) = updates::channel(master, plan.workers.len(), UPDATE_QUEUE_DEPTH);
+        (Some(s), r.into_iter().map(Some).collect())
+    } else {
+        (None, Vec::new())
+    };
+    let max_isps = preload.limits.max_isps;
+    let shared: Vec<Arc<SharedCounters>> = plan
+        .workers
+        .iter()
+        .map(|_| Arc::new(SharedCounters::new(max_isps)))
+        .collect();
 
     let stats: Vec<Arc<WorkerStats>> = plan.workers.iter().map(|_| Arc::default()).collect();
     let started = Instant::now();
@@ -48,7 +104,7 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         .collect();
     let mut launched = Vec::new();
     let mut launch_error = None;
-    for (w, st) in plan.workers.iter().zip(&stats) {
+    for (i, w) in plan.workers.iter().enumerate() {
         let io = WorkerIo {
             rx: w
                 .rx
@@ -59,7 +115,8 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
                 .iter()
                 .map(|p| p.tx_queue(w.tx_queue))
                 .collect::<std::result::Result<_, _>>()?,
-            punt: None,
+            punt: Some(punt.clone()),
+            inject: (i == 0).then(|| inject.clone()),
         };
         let wc = WorkerConfig {
             burst: usize::from(cfg.dataplane.burst),
@@ -68,14 +125,24 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
                 .then(|| Duration::from_micros(u64::from(cfg.dataplane.idle_sleep_us))),
             idle_polls: cfg.dataplane.idle_polls,
         };
-        let (st, stop2) = (st.clone(), stop.clone());
         let nports = cfg.ports.len() as u16;
-        let kind = cfg.dataplane.pipeline;
-        let job = move || {
-            match kind {
-                PipelineKind::Io => go(&mut IoForward::paired(nports), io, wc, &st, &stop2),
-                PipelineKind::Macswap => go(&mut MacSwap::paired(nports), io, wc, &st, &stop2),
+        let pipeline = match cfg.dataplane.pipeline {
+            PipelineKind::Io => WorkerPipeline::Io(IoForward::paired(nports)),
+            PipelineKind::Macswap => WorkerPipeline::MacSwap(MacSwap::paired(nports)),
+            PipelineKind::Node => {
+                let node = Node::new(node_ports.clone(), build_tables(&preload)?);
+                if let Some(s) = &sender {
+                    if !node.tables().same_layout(s.tables()) {
+                        bail!("worker {i}: tables differ in layout from the slow path's copy");
+                    }
+                }
+                let rx = receivers.get_mut(i).and_then(Option::take);
+                WorkerPipeline::Node(Box::new(node), rx)
             }
+        };
+        let (st, sh, stop2) = (stats[i].clone(), shared[i].clone(), stop.clone());
+        let job = move || {
+            pipeline.run(io, wc, &st, &sh, &stop2);
             0
         };
         match ispmux_sys::launch(w.lcore, job) {
@@ -89,11 +156,28 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             }
         }
     }
-    tracing::info!(
-        workers = launched.len(),
-        idle_sleep = plan.idle_sleep,
-        "forwarding"
-    );
+    let slow = SlowPath {
+        punt: punt.clone(),
+        inject: inject.clone(),
+        pool: pool.clone(),
+        updates: sender,
+    }
+    .spawn(stop.clone())
+    .context("starting the slow-path thread")?;
+    tracing::info!(workers = launched.len(), idle_sleep = plan.idle_sleep, pipeline = ?cfg.dataplane.pipeline, "forwarding");
+
+    let names: Vec<(u16, String)> = preload
+        .isp_names()
+        .into_iter()
+        .map(|(id, n)| (id, n.to_owned()))
+        .collect();
+    let report = |elapsed: Duration, slow: SlowPathStats| {
+        let cur: Vec<EthStats> = ports
+            .iter()
+            .map(|p| p.stats().unwrap_or_default())
+            .collect();
+        snapshot(&cfg, &before, &cur, &stats, &shared, &names, slow, elapsed)
+    };
 
     let deadline = duration.map(|d| started + Duration::from_secs_f64(d));
     let interval = (cfg.control.stats_interval_s > 0)
@@ -113,12 +197,8 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         }
         if let Some(c) = &control {
             c.serve_pending(&mut |cmd| match cmd {
-                "stats" => {
-                    let cur: Vec<EthStats> =
-                        ports.iter().map(|p| p.stats().unwrap_or_default()).collect();
-                    serde_json::to_value(snapshot(&cfg, &before, &cur, &stats, now - started))
-                        .unwrap_or_default()
-                }
+                "stats" => serde_json::to_value(report(now - started, SlowPathStats::default()))
+                    .unwrap_or_default(),
                 "version" => serde_json::json!({ "ispmux": env!("CARGO_PKG_VERSION"), "dpdk": ispmux_sys::version() }),
                 other => serde_json::json!({ "error": format!("unknown command {other:?}; try stats or version") }),
             });
@@ -143,12 +223,11 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             failed.push(*l);
         }
     }
-    let elapsed = started.elapsed();
-    let after: Vec<EthStats> = ports
-        .iter()
-        .map(|p| p.stats().unwrap_or_default())
-        .collect();
-    print_final(&snapshot(&cfg, &before, &after, &stats, elapsed));
+    let slow_stats = slow.join().unwrap_or_default();
+    print_final(&report(started.elapsed(), slow_stats));
+    drop(control);
+    drop(punt);
+    drop(inject);
     drop(ports);
     let in_use = pool.in_use();
     if in_use != 0 {
@@ -165,8 +244,60 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
     Ok(())
 }
 
-fn go<P: Pipeline>(p: &mut P, io: WorkerIo, wc: WorkerConfig, st: &WorkerStats, stop: &AtomicBool) {
-    worker::run(p, io, wc, st, stop);
+/// What a worker runs, chosen once at start so the loop is monomorphic.
+enum WorkerPipeline {
+    Io(IoForward),
+    MacSwap(MacSwap),
+    Node(Box<Node>, Option<UpdateReceiver>),
+}
+
+impl WorkerPipeline {
+    fn run(
+        self,
+        io: WorkerIo,
+        wc: WorkerConfig,
+        st: &WorkerStats,
+        shared: &SharedCounters,
+        stop: &AtomicBool,
+    ) {
+        match self {
+            WorkerPipeline::Io(mut p) => worker::run(&mut p, io, wc, st, stop, &mut |_| {}),
+            WorkerPipeline::MacSwap(mut p) => worker::run(&mut p, io, wc, st, stop, &mut |_| {}),
+            WorkerPipeline::Node(mut node, rx) => {
+                worker::run(&mut *node, io, wc, st, stop, &mut |n: &mut Node| {
+                    if let Some(rx) = &rx {
+                        n.apply_updates(rx, UPDATE_QUEUE_DEPTH);
+                    }
+                    shared.store(n.counters());
+                })
+            }
+        }
+    }
+}
+
+/// The configured tables plus the subscribers CSV (a path relative to the config file).
+fn preload(cfg: &Config, path: &Path) -> Result<PreloadTables> {
+    let mut p = cfg.tables.clone();
+    if let Some(csv) = &cfg.dataplane.subscribers_csv {
+        let csv = path
+            .parent()
+            .map_or_else(|| PathBuf::from(csv), |d| d.join(csv));
+        p.subscribers
+            .extend(ispmux_conf::load_subscribers_csv(&csv)?);
+    }
+    Ok(p)
+}
+
+/// One copy of the tables, backed by transparent huge pages where the kernel allows and
+/// prefetching through DPDK.
+fn build_tables(p: &PreloadTables) -> Result<Tables> {
+    p.build_with(|t| {
+        for (ptr, len) in t.memory_regions() {
+            ispmux_sys::advise_hugepages(ptr, len);
+        }
+        t.set_prefetch(Some(ispmux_sys::prefetch0::<u8>));
+    })
+    .context("building the fast-path tables from [tables]")
 }
 
 fn start_ports(cfg: &Config, plan: &Plan, pool: &Arc<Mempool>) -> Result<Vec<Port>> {
@@ -245,16 +376,25 @@ struct Snapshot {
     punted: u64,
     idle_sleeps: u64,
     drops: std::collections::BTreeMap<&'static str, u64>,
+    pipeline: CountersReport,
+    slowpath: SlowPathStats,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn snapshot(
     cfg: &Config,
     a: &[EthStats],
     b: &[EthStats],
     stats: &[Arc<WorkerStats>],
+    shared: &[Arc<SharedCounters>],
+    names: &[(u16, String)],
+    slowpath: SlowPathStats,
     d: Duration,
 ) -> Snapshot {
     let sum = |f: &dyn Fn(&WorkerStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
+    let pipeline: Vec<Counters> = shared.iter().map(|s| s.load()).collect();
+    let pipeline = Counters::sum(&pipeline);
+    let names: Vec<(u16, &str)> = names.iter().map(|(i, n)| (*i, n.as_str())).collect();
     Snapshot {
         seconds: d.as_secs_f64(),
         ports: cfg
@@ -280,10 +420,13 @@ fn snapshot(
         tx: sum(&|s| s.tx.get()),
         punted: sum(&|s| s.punted.get()),
         idle_sleeps: sum(&|s| s.idle_sleeps.get()),
+        // The loop's own drops (full queues and rings) plus the pipeline's.
         drops: DropReason::ALL
             .iter()
-            .map(|r| (r.name(), sum(&|s| s.drops(*r))))
+            .map(|r| (r.name(), sum(&|s| s.drops(*r)) + pipeline.drops(*r)))
             .collect(),
+        pipeline: pipeline.report(&names),
+        slowpath,
     }
 }
 
@@ -310,4 +453,11 @@ fn print_final(s: &Snapshot) {
         })
         .collect();
     println!("drops {}", drops.join(" "));
+    for isp in &s.pipeline.isps {
+        println!("{}", serde_json::to_string(isp).unwrap_or_default());
+    }
+    println!(
+        "slowpath punted {} arp {} dhcp {} other {}",
+        s.slowpath.punted, s.slowpath.arp, s.slowpath.dhcp, s.slowpath.other
+    );
 }

@@ -1,6 +1,8 @@
 //! Shared helpers of the ispmux benchmarks (see `perf/run`): hugepages, child processes,
 //! medians, and the one result line every benchmark ends with.
 
+pub mod gen;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -28,7 +28,7 @@ mod ring;
 
 pub use eal::{version, Eal};
 pub use error::{Error, Result};
-pub use lcore::{current_lcore, launch, prefetch0, tsc, tsc_hz, wait, LcoreId};
+pub use lcore::{advise_hugepages, current_lcore, launch, prefetch0, tsc, tsc_hz, wait, LcoreId};
 pub use mbuf::{Burst, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
 pub use port::{EthStats, Link, MacAddr, Port, PortConfig, PortId, RxQueue, TxQueue};

@@ -165,6 +165,12 @@ impl Mbuf {
         self.raw().port
     }
 
+    /// Sets the port field: on the inject path, the port the frame is to leave on.
+    #[inline]
+    pub fn set_port(&mut self, port: u16) {
+        self.raw_mut().port = port;
+    }
+
     /// Address of the packet data, for prefetching.
     #[inline]
     pub fn data_ptr(&self) -> *const u8 {

@@ -123,6 +123,7 @@ fn start<P: Pipeline + 'static>(
             .map(|p| p.tx_queue(0).expect("txq"))
             .collect(),
         punt,
+        inject: None,
     };
     let stats = Arc::new(WorkerStats::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -133,7 +134,7 @@ fn start<P: Pipeline + 'static>(
         idle_polls: 64,
     };
     ispmux_sys::launch(1, move || {
-        worker::run(&mut p, io, cfg, &s, &st);
+        worker::run(&mut p, io, cfg, &s, &st, &mut |_| {});
         0
     })
     .expect("launch");

@@ -1,0 +1,203 @@
+//! Header classification shared by every role: what a frame is, before any table is read.
+//!
+//! Pure functions over the frame's bytes, so the fuzz target (`fuzz/`, target `classify`)
+//! and the seed-corpus test can drive them directly.
+
+use crate::counters::DropReason;
+use crate::wire::udp::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT};
+use crate::wire::{
+    ipv4, EtherType, EthernetFrame, Ipv4Packet, MacAddr, MplsPacket, VlanPacket, WireError,
+};
+
+/// The link layer of a received frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L2 {
+    /// Destination MAC.
+    pub dst: MacAddr,
+    /// Source MAC.
+    pub src: MacAddr,
+    /// Outer (or only) VLAN ID, 0 when untagged.
+    pub outer_vid: u16,
+    /// Inner VLAN ID of QinQ, 0 otherwise.
+    pub inner_vid: u16,
+    /// Priority of the outer tag.
+    pub pcp: u8,
+    /// EtherType after the tags.
+    pub ethertype: EtherType,
+    /// Offset of the layer 3 header (14, 18 or 22).
+    pub l3: usize,
+}
+
+fn wire_drop(e: WireError) -> DropReason {
+    match e {
+        WireError::Truncated => DropReason::Truncated,
+        _ => DropReason::Malformed,
+    }
+}
+
+/// Parses Ethernet and up to two VLAN tags (802.1Q or 802.1ad TPIDs).
+pub fn parse_l2(d: &[u8]) -> Result<L2, DropReason> {
+    let eth = EthernetFrame::new_checked(d).map_err(wire_drop)?;
+    let mut l2 = L2 {
+        dst: eth.dst_addr(),
+        src: eth.src_addr(),
+        outer_vid: 0,
+        inner_vid: 0,
+        pcp: 0,
+        ethertype: eth.ethertype(),
+        l3: EthernetFrame::<&[u8]>::HEADER_LEN,
+    };
+    if l2.src.is_multicast() {
+        return Err(DropReason::Malformed);
+    }
+    let mut tags = 0;
+    while l2.ethertype.is_vlan() {
+        if tags == 2 {
+            return Err(DropReason::Malformed);
+        }
+        let tag = VlanPacket::new_checked(d.get(l2.l3..).unwrap_or(&[])).map_err(wire_drop)?;
+        if tag.vid() > crate::wire::vlan::VID_MAX {
+            return Err(DropReason::Malformed);
+        }
+        if tags == 0 {
+            l2.outer_vid = tag.vid();
+            l2.pcp = tag.pcp();
+        } else {
+            l2.inner_vid = tag.vid();
+        }
+        l2.ethertype = tag.ethertype();
+        l2.l3 += VlanPacket::<&[u8]>::HEADER_LEN;
+        tags += 1;
+    }
+    Ok(l2)
+}
+
+/// The IPv4 fields the fast path decides on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Info {
+    /// Source address.
+    pub src: u32,
+    /// Destination address.
+    pub dst: u32,
+    /// Time to live.
+    pub ttl: u8,
+    /// Total length (the byte count of per-ISP counters).
+    pub total_len: u16,
+}
+
+/// Checks an IPv4 header (length, version, header checksum) and reads its fields.
+pub fn parse_ipv4(d: &[u8]) -> Result<(Ipv4Info, bool), DropReason> {
+    let ip = Ipv4Packet::new_checked(d).map_err(wire_drop)?;
+    if ip.version() != 4 || !ip.verify_checksum() {
+        return Err(DropReason::Malformed);
+    }
+    let info = Ipv4Info {
+        src: u32::from(ip.src_addr()),
+        dst: u32::from(ip.dst_addr()),
+        ttl: ip.ttl(),
+        total_len: ip.total_len(),
+    };
+    // Only a first fragment carries the UDP header.
+    let dhcp = ip.protocol() == ipv4::protocol::UDP && ip.frag_offset() == 0 && {
+        let p = ip.payload();
+        match p.get(2..4) {
+            Some(&[hi, lo]) => matches!(
+                u16::from_be_bytes([hi, lo]),
+                DHCP_SERVER_PORT | DHCP_CLIENT_PORT
+            ),
+            _ => false,
+        }
+    };
+    Ok((info, dhcp))
+}
+
+/// What a frame from an access port is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessClass {
+    /// DHCP (UDP to port 67 or 68): to the slow path whoever sent it.
+    Dhcp,
+    /// ARP: answered in the fast path or punted, for known subscribers only.
+    Arp,
+    /// Other IPv4: forwarded for bound subscribers.
+    Ipv4(Ipv4Info),
+}
+
+/// Classifies a frame received on an access port.
+pub fn classify_access(d: &[u8], l2: &L2) -> Result<AccessClass, DropReason> {
+    let l3 = d.get(l2.l3..).unwrap_or(&[]);
+    match l2.ethertype {
+        EtherType::ARP => Ok(AccessClass::Arp),
+        EtherType::IPV4 => match parse_ipv4(l3)? {
+            (_, true) => Ok(AccessClass::Dhcp),
+            (info, false) => Ok(AccessClass::Ipv4(info)),
+        },
+        _ => Err(DropReason::NotIpv4),
+    }
+}
+
+/// The top label stack entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LabelInfo {
+    /// Label.
+    pub label: u32,
+    /// Traffic class.
+    pub tc: u8,
+    /// Bottom of stack.
+    pub bottom: bool,
+    /// TTL.
+    pub ttl: u8,
+}
+
+/// What a frame from a core port is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoreClass {
+    /// Labelled: look the top label up in the ILM.
+    Mpls(LabelInfo),
+    /// ARP from a core neighbour: slow path.
+    Arp,
+}
+
+/// Classifies a frame received on a core port.
+pub fn classify_core(d: &[u8], l2: &L2) -> Result<CoreClass, DropReason> {
+    match l2.ethertype {
+        EtherType::MPLS_UNICAST => {
+            let m = MplsPacket::new_checked(d.get(l2.l3..).unwrap_or(&[])).map_err(wire_drop)?;
+            Ok(CoreClass::Mpls(LabelInfo {
+                label: m.label(),
+                tc: m.tc(),
+                bottom: m.bottom_of_stack(),
+                ttl: m.ttl(),
+            }))
+        }
+        EtherType::ARP => Ok(CoreClass::Arp),
+        _ => Err(DropReason::NotMpls),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::hex;
+
+    #[test]
+    fn tags_and_limits() {
+        let untagged = hex("020000000001 020000000002 0800");
+        let l2 = parse_l2(&untagged).expect("ok");
+        assert_eq!((l2.outer_vid, l2.inner_vid, l2.l3), (0, 0, 14));
+        let one = hex("020000000001 020000000002 8100 600a 0806");
+        let l2 = parse_l2(&one).expect("ok");
+        assert_eq!(
+            (l2.outer_vid, l2.pcp, l2.ethertype, l2.l3),
+            (10, 3, EtherType::ARP, 18)
+        );
+        let two = hex("020000000001 020000000002 88a8 0064 8100 00c8 0800");
+        let l2 = parse_l2(&two).expect("ok");
+        assert_eq!((l2.outer_vid, l2.inner_vid, l2.l3), (100, 200, 22));
+        let three = hex("020000000001 020000000002 88a8 0064 8100 00c8 8100 0001 0800");
+        assert_eq!(parse_l2(&three), Err(DropReason::Malformed));
+        let cut = hex("020000000001 020000000002 8100 00");
+        assert_eq!(parse_l2(&cut), Err(DropReason::Truncated));
+        let group_src = hex("020000000001 030000000002 0800");
+        assert_eq!(parse_l2(&group_src), Err(DropReason::Malformed));
+    }
+}

@@ -1,0 +1,85 @@
+//! The per-role pipelines over a burst, and the [`Node`] that combines them by port.
+//!
+//! A node's ports each have a role ([`PortRole`]): frames from an access port run the
+//! headend upstream pipeline ([`headend`]), frames from a core port run the ILM
+//! ([`core`]: transit swap, tailend pop and hand-off, headend pop and delivery), frames from
+//! a hand-off port run the tailend downstream pipeline ([`tailend`]). A node may have ports
+//! of all three roles: headend, transit and tailend at once.
+//!
+//! Every pipeline works in passes over the burst: first parse headers and compute (and
+//! prefetch) the table buckets of every frame, then resolve them, so the cache misses of a
+//! burst overlap instead of queueing one after another.
+//!
+//! Proxy ARP is answered in the fast path ([`arp`]): hosts refresh ARP every minute or so,
+//! and at millions of subscribers that would be the bulk of the slow path's work; the reply
+//! is a stateless rewrite in place. Everything else ARP goes to the slow path.
+
+pub mod arp;
+pub mod classify;
+pub mod core;
+pub mod harness;
+pub mod headend;
+pub mod link;
+pub mod node;
+pub mod tailend;
+
+pub use node::Node;
+
+use crate::counters::Counters;
+use crate::table::Tables;
+use crate::wire::MacAddr;
+
+/// Frames handled per pass; bursts longer than this are handled in chunks.
+pub const BURST: usize = 64;
+
+/// What a port faces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortRole {
+    /// Toward subscribers (headend).
+    Access,
+    /// Toward the label-switched backbone.
+    Core,
+    /// Toward ISP routers (tailend).
+    Handoff,
+    /// Not forwarding: every frame is dropped as `NoRoute`.
+    Unused,
+}
+
+/// A port as the pipelines see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Role.
+    pub role: PortRole,
+    /// The port's own MAC address: source of frames sent, target of proxy ARP replies.
+    pub mac: MacAddr,
+    /// Largest Ethernet payload (label stack plus IPv4) the port sends; 1500 by default.
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+
+/// What a pipeline reads and counts into.
+pub struct Cx<'a> {
+    /// The worker's table copy.
+    pub tables: &'a Tables,
+    /// The node's ports.
+    pub ports: &'a [PortConfig],
+    /// The worker's counters.
+    pub counters: &'a mut Counters,
+}
+
+impl Cx<'_> {
+    /// The port `p`, if configured.
+    #[inline(always)]
+    pub fn port(&self, p: u16) -> Option<&PortConfig> {
+        self.ports.get(usize::from(p))
+    }
+}
+
+#[cfg(test)]
+mod tests;

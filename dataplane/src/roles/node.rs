@@ -1,0 +1,110 @@
+//! A node: ports with roles, one worker's table copy and counters, as one [`Pipeline`].
+
+use super::{core, headend, tailend, Cx, PortConfig, PortRole};
+use crate::counters::{Counters, DropReason};
+use crate::frame::Frame;
+use crate::pipeline::{Pipeline, Verdict};
+use crate::table::preload::{PreloadError, PreloadTables};
+use crate::table::updates::{Drained, UpdateReceiver};
+use crate::table::{PrefetchFn, Tables};
+
+/// Headend, transit and tailend in one, chosen per frame by the role of its receive port.
+///
+/// One `Node` per worker: it owns the worker's table copy and counters. The pipeline counts
+/// its own verdicts (forwarded per ISP, punts, drops by reason); the worker loop adds only
+/// the drops it decides itself (`TxFull`, `PuntRingFull`) through [`Node::counters_mut`].
+pub struct Node {
+    ports: Box<[PortConfig]>,
+    tables: Tables,
+    counters: Counters,
+}
+
+impl Node {
+    /// A node over `ports` (indexed by DPDK port id order) with these tables.
+    pub fn new(ports: Vec<PortConfig>, tables: Tables) -> Self {
+        let counters = Counters::new(tables.limits().max_isps);
+        Self {
+            ports: ports.into_boxed_slice(),
+            tables,
+            counters,
+        }
+    }
+
+    /// A node whose tables are built from the configuration preload.
+    pub fn from_preload(
+        ports: Vec<PortConfig>,
+        preload: &PreloadTables,
+    ) -> Result<Self, PreloadError> {
+        Ok(Self::new(ports, preload.build()?))
+    }
+
+    /// Lets the tables prefetch with `f` (e.g. the `sys` crate's `prefetch0`).
+    pub fn set_prefetch(&mut self, f: Option<PrefetchFn>) {
+        self.tables.set_prefetch(f);
+    }
+
+    /// Replays at most `max` pending table writes from the slow path: call between bursts.
+    pub fn apply_updates(&mut self, rx: &UpdateReceiver, max: usize) -> Drained {
+        let d = rx.apply_pending(&mut self.tables, max);
+        self.counters.updates_applied += d.applied;
+        self.counters.updates_refused += d.refused;
+        d
+    }
+
+    /// The worker's tables (read only; change them with updates).
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// The node's ports.
+    pub fn ports(&self) -> &[PortConfig] {
+        &self.ports
+    }
+
+    /// The worker's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The worker's counters, for the drops the worker loop decides.
+    pub fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+}
+
+impl Pipeline for Node {
+    fn process<F: Frame>(&mut self, rx_port: u16, frames: &mut [F], verdicts: &mut [Verdict]) {
+        let n = frames.len().min(verdicts.len());
+        let (frames, verdicts) = (&mut frames[..n], &mut verdicts[..n]);
+        let role = self
+            .ports
+            .get(usize::from(rx_port))
+            .map_or(PortRole::Unused, |p| p.role);
+        let mut cx = Cx {
+            tables: &self.tables,
+            ports: &self.ports,
+            counters: &mut self.counters,
+        };
+        match role {
+            PortRole::Access => headend::upstream(&mut cx, rx_port, frames, verdicts),
+            PortRole::Core => core::ilm(&mut cx, rx_port, frames, verdicts),
+            PortRole::Handoff => tailend::downstream(&mut cx, rx_port, frames, verdicts),
+            PortRole::Unused => verdicts.fill(Verdict::Drop(DropReason::NoRoute)),
+        }
+        for v in verdicts.iter() {
+            match *v {
+                Verdict::Drop(r) => self.counters.drop(r),
+                Verdict::Punt => self.counters.punts += 1,
+                Verdict::Forward(_) => {}
+            }
+        }
+    }
+
+    fn prefetch<F: Frame>(&self, rx_port: u16, frames: &[F]) {
+        match self.ports.get(usize::from(rx_port)).map(|p| p.role) {
+            Some(PortRole::Access) => headend::prefetch(&self.tables, rx_port, frames),
+            Some(PortRole::Core) => core::prefetch(&self.tables, frames),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,972 @@
+//! Known-answer frame tests: input bytes → exact output bytes and verdict, for every role.
+//!
+//! IPv4 packets were generated outside this code base (a short Python script with its own
+//! RFC 1071 checksum) so the expected bytes do not come from the code under test.
+
+use super::{Node, PortConfig, PortRole};
+use crate::counters::{DropReason, PacketBytes};
+use crate::frame::{Frame, VecFrame};
+use crate::pipeline::{Pipeline, Verdict};
+use crate::table::{PreloadTables, SubscriberKey, TableUpdate};
+use crate::wire::hex;
+
+// ICMP echo packets, checksummed. A = ISP 1 subscriber 100.64.0.10 (untagged, port 0),
+// B = ISP 2 subscriber with the same address (VLAN 10, port 0), C = ISP 1 subscriber
+// 100.64.0.11 (QinQ 100/200, port 3).
+const IP_A: &str = "450000201c4640004001aa3d6440000a08080808080006fa1234000170696e67";
+const IP_B: &str = "450000201c4640000501f34b6440000a01010101080006f91234000270696e67";
+const IP_C: &str = "450000201c4640004001a83a6440000b09090909080006f81234000370696e67";
+const IP_SPOOF: &str = "450000201c4640004001a9e46440006308080808080006f71234000470696e67";
+const IP_TTL1: &str = "450000201c4640000101e93d6440000a08080808080006f61234000570696e67";
+const IP_GW: &str = "450000201c4640004001560c6440000a64400001080006f51234000670696e67";
+const IP_DOWN_A: &str = "450000201c4640003f01ab3d080808086440000a080006f41234000770696e67";
+const IP_DOWN_A_59: &str = "450000201c4640003b01af3d080808086440000a080006f41234000770696e67";
+const IP_DOWN_C: &str = "450000201c4640003f01ab3c080808086440000b080006f31234000870696e67";
+const IP_DOWN_C_59: &str = "450000201c4640003b01af3c080808086440000b080006f31234000870696e67";
+const IP_MCAST: &str = "450000201c4640004011d9416440000ae00000fb000000000000000000000000";
+const IP_DHCP: &str = "450000200000400040113ace00000000ffffffff00440043000c000001010600";
+const IP_BIG_HDR: &str = "450005dc1c4640004001a4816440000a08080808";
+const IP_MAX_HDR: &str = "450005d81c4640004001a4856440000a08080808";
+
+const MAC_PORT0: &str = "0200000000a0";
+const MAC_CORE: &str = "0200000000c1";
+const MAC_HANDOFF: &str = "0200000000d2";
+const MAC_PORT3: &str = "0200000000a3";
+const MAC_A: &str = "02aa00000001";
+const MAC_B: &str = "02bb00000002";
+const MAC_C: &str = "02cc00000003";
+const MAC_D: &str = "02dd00000004";
+const MAC_CORE_PEER: &str = "020000000109";
+
+const CONFIG: &str = r#"
+[limits]
+max_subscribers = 64
+max_isps = 4
+
+[[isps]]
+id = 1
+name = "red"
+gateway = "100.64.0.1"
+upstream = { label = 1001, tc = 0, port = 1, next_hop = "02:00:00:00:01:01" }
+downstream = { label = 2001, port = 1, next_hop = "02:00:00:00:01:02" }
+handoff = [{ port = 2, vlan = 101 }]
+
+[[isps]]
+id = 2
+name = "blue"
+gateway = "100.64.0.1"
+upstream = { label = 1002, tc = 5, port = 1, next_hop = "02:00:00:00:01:01" }
+downstream = { label = 2002, tc = 1, port = 1, next_hop = "02:00:00:00:01:02" }
+handoff = [{ port = 2 }]
+
+[[ilm]]
+label = 3001
+action = { kind = "pop_deliver", isp = 1 }
+[[ilm]]
+label = 3002
+action = { kind = "pop_deliver", isp = 2 }
+[[ilm]]
+label = 4001
+action = { kind = "swap", out_label = 4002, port = 1, next_hop = "02:00:00:00:01:03" }
+[[ilm]]
+label = 5001
+action = { kind = "pop_handoff", isp = 1, port = 2, vlan = 101, router_mac = "02:00:00:00:0e:01" }
+[[ilm]]
+label = 5002
+action = { kind = "pop_handoff", isp = 2, port = 2, router_mac = "02:00:00:00:0e:02" }
+[[ilm]]
+label = 6001
+action = { kind = "swap", out_label = 6002, port = 9, next_hop = "02:00:00:00:01:03" }
+
+[[subscribers]]
+port = 0
+mac = "02:aa:00:00:00:01"
+isp = 1
+ipv4 = "100.64.0.10"
+[[subscribers]]
+port = 0
+vlan = 10
+mac = "02:bb:00:00:00:02"
+isp = 2
+ipv4 = "100.64.0.10"
+[[subscribers]]
+port = 3
+vlan = 100
+inner_vlan = 200
+mac = "02:cc:00:00:00:03"
+isp = 1
+ipv4 = "100.64.0.11"
+[[subscribers]]
+port = 0
+mac = "02:dd:00:00:00:04"
+isp = 1
+"#;
+
+fn port(role: PortRole, mac: &str) -> PortConfig {
+    PortConfig {
+        role,
+        mac: crate::wire::MacAddr::from_bytes(&hex(mac)).expect("mac"),
+        mtu: 1500,
+    }
+}
+
+pub(crate) fn preload() -> PreloadTables {
+    toml::from_str(CONFIG).expect("config")
+}
+
+pub(crate) fn node() -> Node {
+    let ports = vec![
+        port(PortRole::Access, MAC_PORT0),
+        port(PortRole::Core, MAC_CORE),
+        port(PortRole::Handoff, MAC_HANDOFF),
+        port(PortRole::Access, MAC_PORT3),
+        port(PortRole::Unused, "020000000000"),
+    ];
+    Node::from_preload(ports, &preload()).expect("preload")
+}
+
+/// Runs one frame through `n` and returns the verdict and the resulting bytes.
+fn run(n: &mut Node, rx: u16, frame: &str) -> (Verdict, Vec<u8>) {
+    let mut frames = [VecFrame::new(&hex(frame))];
+    let mut v = [Verdict::Punt];
+    n.process(rx, &mut frames, &mut v);
+    let [f] = frames;
+    (v[0], f.into_bytes())
+}
+
+fn fwd(rx: u16, input: &str, port: u16, expected: &str) {
+    let mut n = node();
+    let (v, out) = run(&mut n, rx, input);
+    assert_eq!(v, Verdict::Forward(port), "verdict");
+    assert_eq!(
+        out,
+        hex(expected),
+        "\n got {}\nwant {}",
+        to_hex(&out),
+        expected.replace(' ', "")
+    );
+}
+
+fn dropped(rx: u16, input: &str, reason: DropReason) {
+    let mut n = node();
+    let (v, _) = run(&mut n, rx, input);
+    assert_eq!(v, Verdict::Drop(reason));
+    assert_eq!(n.counters().drops(reason), 1);
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn f(parts: &[&str]) -> String {
+    parts.join(" ")
+}
+
+// ---- headend upstream ----
+
+#[test]
+fn headend_pushes_label_untagged() {
+    fwd(
+        0,
+        &f(&[MAC_PORT0, MAC_A, "0800", IP_A]),
+        1,
+        // next hop, core MAC, 8847, label 1001 TC 0 S 1 TTL 63, IPv4 unchanged.
+        &f(&["020000000101", MAC_CORE, "8847", "003e913f", IP_A]),
+    );
+}
+
+#[test]
+fn headend_pushes_label_from_vlan_with_isp_tc() {
+    fwd(
+        0,
+        &f(&[MAC_PORT0, MAC_B, "8100 000a 0800", IP_B]),
+        1,
+        // label 1002, TC 5, S 1, TTL 4.
+        &f(&["020000000101", MAC_CORE, "8847", "003eab04", IP_B]),
+    );
+}
+
+#[test]
+fn headend_pushes_label_from_qinq() {
+    fwd(
+        3,
+        &f(&[MAC_PORT3, MAC_C, "88a8 0064 8100 00c8 0800", IP_C]),
+        1,
+        &f(&["020000000101", MAC_CORE, "8847", "003e913f", IP_C]),
+    );
+}
+
+#[test]
+fn headend_keeps_ethernet_padding_after_the_packet() {
+    fwd(
+        0,
+        &f(&[
+            MAC_PORT0,
+            MAC_A,
+            "0800",
+            IP_A,
+            "0000000000000000000000000000",
+        ]),
+        1,
+        &f(&[
+            "020000000101",
+            MAC_CORE,
+            "8847",
+            "003e913f",
+            IP_A,
+            "0000000000000000000000000000",
+        ]),
+    );
+}
+
+#[test]
+fn headend_drops_spoofed_source() {
+    dropped(
+        0,
+        &f(&[MAC_PORT0, MAC_A, "0800", IP_SPOOF]),
+        DropReason::SourceGuard,
+    );
+}
+
+#[test]
+fn headend_drops_unknown_mac_and_wrong_vlan() {
+    dropped(
+        0,
+        &f(&[MAC_PORT0, "02ee00000005", "0800", IP_A]),
+        DropReason::UnknownMac,
+    );
+    // A is known untagged on port 0, not on VLAN 10 nor on port 3.
+    dropped(
+        0,
+        &f(&[MAC_PORT0, MAC_A, "8100 000a 0800", IP_A]),
+        DropReason::UnknownMac,
+    );
+    dropped(
+        3,
+        &f(&[MAC_PORT3, MAC_A, "0800", IP_A]),
+        DropReason::UnknownMac,
+    );
+}
+
+#[test]
+fn headend_drops_unbound_subscriber() {
+    dropped(
+        0,
+        &f(&[MAC_PORT0, MAC_D, "0800", IP_A]),
+        DropReason::NotBound,
+    );
+}
+
+#[test]
+fn headend_drops_ttl_expiry() {
+    dropped(
+        0,
+        &f(&[MAC_PORT0, MAC_A, "0800", IP_TTL1]),
+        DropReason::TtlExpired,
+    );
+}
+
+#[test]
+fn headend_drops_oversized_but_passes_mtu_sized() {
+    let big = format!("{}{}", IP_BIG_HDR, "00".repeat(1480));
+    dropped(
+        0,
+        &f(&[MAC_PORT0, MAC_A, "0800", &big]),
+        DropReason::Oversized,
+    );
+    let max = format!("{}{}", IP_MAX_HDR, "00".repeat(1476));
+    let mut n = node();
+    assert_eq!(
+        run(&mut n, 0, &f(&[MAC_PORT0, MAC_A, "0800", &max])).0,
+        Verdict::Forward(1)
+    );
+}
+
+#[test]
+fn headend_drops_truncated_frames() {
+    // IPv4 total length 32 but only 31 bytes present.
+    dropped(
+        0,
+        &f(&[MAC_PORT0, MAC_A, "0800", &IP_A[..62]]),
+        DropReason::Truncated,
+    );
+    dropped(
+        0,
+        &f(&[MAC_PORT0, MAC_A, "0800", "4500"]),
+        DropReason::Truncated,
+    );
+    dropped(0, &f(&[MAC_PORT0, &MAC_A[..4]]), DropReason::Truncated);
+    dropped(0, &f(&[MAC_PORT0, MAC_A, "8100 00"]), DropReason::Truncated);
+}
+
+#[test]
+fn headend_drops_bad_checksum_and_non_ipv4() {
+    let mut bad = IP_A.to_string();
+    bad.replace_range(20..24, "0000");
+    dropped(
+        0,
+        &f(&[MAC_PORT0, MAC_A, "0800", &bad]),
+        DropReason::Malformed,
+    );
+    dropped(
+        0,
+        &f(&[MAC_PORT0, MAC_A, "86dd", IP_A]),
+        DropReason::NotIpv4,
+    );
+    dropped(
+        0,
+        &f(&[MAC_PORT0, MAC_A, "0800", IP_MCAST]),
+        DropReason::NotUnicast,
+    );
+}
+
+#[test]
+fn headend_punts_dhcp_from_anyone_and_traffic_to_the_gateway() {
+    for src in [MAC_A, "02ee00000005"] {
+        let mut n = node();
+        let input = f(&["ffffffffffff", src, "0800", IP_DHCP]);
+        let (v, out) = run(&mut n, 0, &input);
+        assert_eq!(v, Verdict::Punt);
+        assert_eq!(out, hex(&input), "punted frames are not rewritten");
+        assert_eq!(n.counters().punts, 1);
+    }
+    let mut n = node();
+    assert_eq!(
+        run(&mut n, 0, &f(&[MAC_PORT0, MAC_A, "0800", IP_GW])).0,
+        Verdict::Punt
+    );
+}
+
+// ---- proxy ARP ----
+
+#[test]
+fn proxy_arp_answers_a_bound_subscriber() {
+    // who has 100.64.0.1? tell 100.64.0.10 (A).
+    let req = f(&[
+        "ffffffffffff",
+        MAC_A,
+        "0806",
+        "0001 0800 06 04 0001",
+        MAC_A,
+        "6440000a",
+        "000000000000",
+        "64400001",
+    ]);
+    let reply = f(&[
+        MAC_A,
+        MAC_PORT0,
+        "0806",
+        "0001 0800 06 04 0002",
+        MAC_PORT0,
+        "64400001",
+        MAC_A,
+        "6440000a",
+    ]);
+    fwd(0, &req, 0, &reply);
+    let mut n = node();
+    run(&mut n, 0, &req);
+    assert_eq!(n.counters().arp_replies, 1);
+}
+
+#[test]
+fn proxy_arp_answers_on_vlan_keeping_the_tag() {
+    let req = f(&[
+        "ffffffffffff",
+        MAC_B,
+        "8100 000a 0806",
+        "0001 0800 06 04 0001",
+        MAC_B,
+        "6440000a",
+        "000000000000",
+        "64400063",
+    ]);
+    let reply = f(&[
+        MAC_B,
+        MAC_PORT0,
+        "8100 000a 0806",
+        "0001 0800 06 04 0002",
+        MAC_PORT0,
+        "64400063",
+        MAC_B,
+        "6440000a",
+    ]);
+    fwd(0, &req, 0, &reply);
+}
+
+#[test]
+fn arp_that_is_not_a_plain_request_goes_to_the_slow_path() {
+    let mut n = node();
+    // Probe from 0.0.0.0 (RFC 5227).
+    let probe = f(&[
+        "ffffffffffff",
+        MAC_A,
+        "0806",
+        "0001 0800 06 04 0001",
+        MAC_A,
+        "00000000",
+        "000000000000",
+        "6440000a",
+    ]);
+    assert_eq!(run(&mut n, 0, &probe).0, Verdict::Punt);
+    // Unbound subscriber.
+    let unbound = f(&[
+        "ffffffffffff",
+        MAC_D,
+        "0806",
+        "0001 0800 06 04 0001",
+        MAC_D,
+        "64400050",
+        "000000000000",
+        "64400001",
+    ]);
+    assert_eq!(run(&mut n, 0, &unbound).0, Verdict::Punt);
+    // Sender claims another address (ARP spoofing).
+    let spoof = f(&[
+        "ffffffffffff",
+        MAC_A,
+        "0806",
+        "0001 0800 06 04 0001",
+        MAC_A,
+        "64400063",
+        "000000000000",
+        "64400001",
+    ]);
+    assert_eq!(run(&mut n, 0, &spoof).0, Verdict::Punt);
+    // Unknown MAC: dropped, never punted.
+    let unknown = f(&[
+        "ffffffffffff",
+        "02ee00000005",
+        "0806",
+        "0001 0800 06 04 0001",
+        "02ee00000005",
+        "64400050",
+        "000000000000",
+        "64400001",
+    ]);
+    assert_eq!(
+        run(&mut n, 0, &unknown).0,
+        Verdict::Drop(DropReason::UnknownMac)
+    );
+}
+
+// ---- transit ----
+
+#[test]
+fn transit_swaps_and_decrements_ttl() {
+    fwd(
+        1,
+        // label 4001 TC 3 S 1 TTL 10.
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00fa170a", IP_A]),
+        1,
+        // label 4002 TC 3 S 1 TTL 9, new next hop.
+        &f(&["020000000103", MAC_CORE, "8847", "00fa2709", IP_A]),
+    );
+}
+
+#[test]
+fn transit_keeps_a_deeper_stack() {
+    fwd(
+        1,
+        // label 4001 S 0 TTL 10, then label 77 S 1.
+        &f(&[
+            MAC_CORE,
+            MAC_CORE_PEER,
+            "8847",
+            "00fa100a",
+            "0004d140",
+            IP_A,
+        ]),
+        1,
+        &f(&[
+            "020000000103",
+            MAC_CORE,
+            "8847",
+            "00fa2009",
+            "0004d140",
+            IP_A,
+        ]),
+    );
+}
+
+#[test]
+fn transit_drops_ttl_expiry_unknown_label_and_non_mpls() {
+    dropped(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00fa1701", IP_A]),
+        DropReason::TtlExpired,
+    );
+    dropped(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "01e6113f", IP_A]),
+        DropReason::UnknownLabel,
+    );
+    dropped(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_A]),
+        DropReason::NotMpls,
+    );
+    dropped(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00fa"]),
+        DropReason::Truncated,
+    );
+    // Label 6001 swaps toward port 9, which the node does not have.
+    dropped(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "01771140", IP_A]),
+        DropReason::NoRoute,
+    );
+}
+
+// ---- tailend upstream (pop, hand-off) ----
+
+#[test]
+fn tailend_pops_and_hands_off_on_the_isp_vlan() {
+    fwd(
+        1,
+        // label 5001 TC 2 S 1 TTL 60; IPv4 TTL 63 becomes min(63, 59).
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "0138953c", IP_DOWN_A]),
+        2,
+        // ISP router MAC, hand-off MAC, 802.1Q PCP 2 VID 101, IPv4 with TTL 59.
+        &f(&["020000000e01", MAC_HANDOFF, "8100 4065 0800", IP_DOWN_A_59]),
+    );
+}
+
+#[test]
+fn tailend_pops_and_hands_off_untagged_keeping_a_lower_ip_ttl() {
+    // label 5002 TC 0 S 1 TTL 200: IPv4 TTL 63 is lower and stays.
+    fwd(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "0138a1c8", IP_DOWN_A]),
+        2,
+        &f(&["020000000e02", MAC_HANDOFF, "0800", IP_DOWN_A]),
+    );
+}
+
+#[test]
+fn tailend_pop_drops_stack_ttl_and_non_ipv4() {
+    dropped(
+        1,
+        &f(&[
+            MAC_CORE,
+            MAC_CORE_PEER,
+            "8847",
+            "0138903c",
+            "0004d140",
+            IP_A,
+        ]),
+        DropReason::LabelStack,
+    );
+    dropped(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "01389101", IP_A]),
+        DropReason::TtlExpired,
+    );
+    dropped(
+        1,
+        &f(&[
+            MAC_CORE,
+            MAC_CORE_PEER,
+            "8847",
+            "0138913c",
+            "6000000000000000",
+        ]),
+        DropReason::Truncated,
+    );
+}
+
+// ---- tailend downstream (push toward headend) ----
+
+#[test]
+fn tailend_pushes_downstream_label_per_handoff_vlan() {
+    // ISP 1 on VLAN 101: label 2001 TC 0 TTL 62.
+    fwd(
+        2,
+        &f(&["0200000000d2", "020000000e01", "8100 0065 0800", IP_DOWN_A]),
+        1,
+        &f(&["020000000102", MAC_CORE, "8847", "007d113e", IP_DOWN_A]),
+    );
+    // ISP 2 untagged: label 2002 TC 1.
+    fwd(
+        2,
+        &f(&["0200000000d2", "020000000e02", "0800", IP_DOWN_A]),
+        1,
+        &f(&["020000000102", MAC_CORE, "8847", "007d233e", IP_DOWN_A]),
+    );
+}
+
+#[test]
+fn tailend_downstream_drops_unknown_vlan_and_punts_arp() {
+    dropped(
+        2,
+        &f(&["0200000000d2", "020000000e01", "8100 0066 0800", IP_DOWN_A]),
+        DropReason::UnknownHandoff,
+    );
+    let mut n = node();
+    let arp = f(&[
+        "ffffffffffff",
+        "020000000e01",
+        "8100 0065 0806",
+        "0001 0800 06 04 0001 020000000e01 0a000001 000000000000 0a000002",
+    ]);
+    assert_eq!(run(&mut n, 2, &arp).0, Verdict::Punt);
+}
+
+// ---- headend downstream (pop, deliver) ----
+
+#[test]
+fn headend_delivers_by_isp_and_address() {
+    // ISP 1's label: 100.64.0.10 is A, untagged on port 0.
+    fwd(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bb913c", IP_DOWN_A]),
+        0,
+        &f(&[MAC_A, MAC_PORT0, "0800", IP_DOWN_A_59]),
+    );
+    // ISP 2's label: the same address is B, on VLAN 10.
+    fwd(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bba13c", IP_DOWN_A]),
+        0,
+        &f(&[MAC_B, MAC_PORT0, "8100 000a 0800", IP_DOWN_A_59]),
+    );
+}
+
+#[test]
+fn headend_delivers_with_qinq_tags() {
+    fwd(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bb913c", IP_DOWN_C]),
+        3,
+        &f(&[MAC_C, MAC_PORT3, "88a8 0064 8100 00c8 0800", IP_DOWN_C_59]),
+    );
+}
+
+#[test]
+fn headend_drops_unknown_destination() {
+    // ISP 2 has no subscriber 100.64.0.11.
+    dropped(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bba13c", IP_DOWN_C]),
+        DropReason::UnknownDestination,
+    );
+}
+
+// ---- node-wide ----
+
+#[test]
+fn unused_and_unknown_ports_drop() {
+    dropped(
+        4,
+        &f(&[MAC_PORT0, MAC_A, "0800", IP_A]),
+        DropReason::NoRoute,
+    );
+    dropped(
+        40,
+        &f(&[MAC_PORT0, MAC_A, "0800", IP_A]),
+        DropReason::NoRoute,
+    );
+}
+
+/// Two ISPs with the same subscriber address: each one's traffic carries only its own labels
+/// and is counted only under its own ISP, in a mixed burst both ways.
+#[test]
+fn two_isps_do_not_leak_into_each_other() {
+    let mut n = node();
+    let burst = [
+        f(&[MAC_PORT0, MAC_A, "0800", IP_A]),
+        f(&[MAC_PORT0, MAC_B, "8100 000a 0800", IP_B]),
+        f(&[MAC_PORT0, MAC_A, "0800", IP_A]),
+        f(&[MAC_PORT0, MAC_A, "8100 000a 0800", IP_B]),
+    ];
+    let mut frames: Vec<VecFrame> = burst.iter().map(|s| VecFrame::new(&hex(s))).collect();
+    let mut v = vec![Verdict::Punt; frames.len()];
+    n.process(0, &mut frames, &mut v);
+    assert_eq!(
+        v,
+        [
+            Verdict::Forward(1),
+            Verdict::Forward(1),
+            Verdict::Forward(1),
+            Verdict::Drop(DropReason::UnknownMac)
+        ]
+    );
+    let label = |f: &VecFrame| {
+        u32::from_be_bytes([f.data()[14], f.data()[15], f.data()[16], f.data()[17]]) >> 12
+    };
+    assert_eq!(
+        [label(&frames[0]), label(&frames[1]), label(&frames[2])],
+        [1001, 1002, 1001]
+    );
+    let c = n.counters();
+    assert_eq!(
+        c.isp(1).headend_up,
+        PacketBytes {
+            packets: 2,
+            bytes: 64
+        }
+    );
+    assert_eq!(
+        c.isp(2).headend_up,
+        PacketBytes {
+            packets: 1,
+            bytes: 32
+        }
+    );
+
+    let down = [
+        f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bb913c", IP_DOWN_A]),
+        f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bba13c", IP_DOWN_A]),
+        f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bba13c", IP_DOWN_C]),
+    ];
+    let mut frames: Vec<VecFrame> = down.iter().map(|s| VecFrame::new(&hex(s))).collect();
+    let mut v = vec![Verdict::Punt; frames.len()];
+    n.process(1, &mut frames, &mut v);
+    assert_eq!(
+        v,
+        [
+            Verdict::Forward(0),
+            Verdict::Forward(0),
+            Verdict::Drop(DropReason::UnknownDestination)
+        ]
+    );
+    assert_eq!(&frames[0].data()[..6], &hex(MAC_A)[..]);
+    assert_eq!(&frames[1].data()[..6], &hex(MAC_B)[..]);
+    let c = n.counters();
+    assert_eq!(c.isp(1).headend_down.packets, 1);
+    assert_eq!(c.isp(2).headend_down.packets, 1);
+    assert_eq!(c.drops(DropReason::UnknownDestination), 1);
+    assert_eq!(c.drops(DropReason::UnknownMac), 1);
+}
+
+#[test]
+fn tailend_counts_per_isp_both_ways() {
+    let mut n = node();
+    run(
+        &mut n,
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "0138953c", IP_DOWN_A]),
+    );
+    run(
+        &mut n,
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "0138a1c8", IP_DOWN_A]),
+    );
+    run(
+        &mut n,
+        2,
+        &f(&["0200000000d2", "020000000e01", "8100 0065 0800", IP_DOWN_A]),
+    );
+    let c = n.counters();
+    assert_eq!(
+        c.isp(1).tailend_up,
+        PacketBytes {
+            packets: 1,
+            bytes: 32
+        }
+    );
+    assert_eq!(
+        c.isp(2).tailend_up,
+        PacketBytes {
+            packets: 1,
+            bytes: 32
+        }
+    );
+    assert_eq!(
+        c.isp(1).tailend_down,
+        PacketBytes {
+            packets: 1,
+            bytes: 32
+        }
+    );
+    assert_eq!(c.isp(2).tailend_down, PacketBytes::default());
+}
+
+/// A live update between bursts changes the verdict of the next burst.
+#[test]
+fn updates_between_bursts_take_effect_on_the_next_burst() {
+    let mut n = node();
+    let (mut tx, rx) = crate::table::updates::channel(preload().build().expect("master"), 1, 16);
+    assert!(n.tables().same_layout(tx.tables()));
+    let frame = f(&[MAC_PORT0, MAC_D, "0800", IP_SPOOF]);
+    assert_eq!(
+        run(&mut n, 0, &frame).0,
+        Verdict::Drop(DropReason::NotBound)
+    );
+    let key = SubscriberKey {
+        port: 0,
+        outer_vid: 0,
+        inner_vid: 0,
+        mac: crate::wire::MacAddr::from_bytes(&hex(MAC_D)).expect("mac"),
+    };
+    tx.send(TableUpdate::Bind {
+        key,
+        addr: "100.64.0.99".parse().expect("ip"),
+    })
+    .expect("room");
+    n.apply_updates(&rx[0], 64);
+    assert_eq!(run(&mut n, 0, &frame).0, Verdict::Forward(1));
+    tx.send(TableUpdate::RemoveSubscriber { key })
+        .expect("room");
+    n.apply_updates(&rx[0], 64);
+    assert_eq!(
+        run(&mut n, 0, &frame).0,
+        Verdict::Drop(DropReason::UnknownMac)
+    );
+    // Bind: downstream slot and subscriber slot; remove: downstream, subscriber, subscriber.
+    assert_eq!(n.counters().updates_applied, 5);
+}
+
+#[test]
+fn headroom_exhaustion_is_a_counted_drop() {
+    let mut n = node();
+    let mut frames = [VecFrame::with_headroom(
+        &hex(&f(&[MAC_PORT0, MAC_A, "0800", IP_A])),
+        2,
+    )];
+    let mut v = [Verdict::Punt];
+    n.process(0, &mut frames, &mut v);
+    assert_eq!(v[0], Verdict::Drop(DropReason::NoHeadroom));
+}
+
+#[test]
+fn a_burst_longer_than_a_pass_is_handled_whole() {
+    let mut n = node();
+    let one = hex(&f(&[MAC_PORT0, MAC_A, "0800", IP_A]));
+    let mut frames: Vec<VecFrame> = (0..150).map(|_| VecFrame::new(&one)).collect();
+    let mut v = vec![Verdict::Punt; 150];
+    n.process(0, &mut frames, &mut v);
+    assert!(v.iter().all(|v| *v == Verdict::Forward(1)));
+    assert_eq!(n.counters().isp(1).headend_up.packets, 150);
+}
+
+static HOOK_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn counting_hook(_: *const u8) {
+    HOOK_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The prefetch hook sees both candidate buckets of every lookup, in `process` and in the
+/// look-ahead `prefetch`, and prefetching changes no verdict.
+#[test]
+fn prefetch_hook_covers_every_keyed_lookup() {
+    let calls = || HOOK_CALLS.load(std::sync::atomic::Ordering::Relaxed);
+    let mut n = node();
+    n.set_prefetch(Some(counting_hook));
+    let up: Vec<VecFrame> = [MAC_A, MAC_D, "02ee00000005"]
+        .iter()
+        .map(|m| VecFrame::new(&hex(&f(&[MAC_PORT0, m, "0800", IP_A]))))
+        .collect();
+    let start = calls();
+    n.prefetch(0, &up);
+    assert_eq!(calls() - start, 6);
+    let mut frames = up.clone();
+    let mut v = vec![Verdict::Punt; 3];
+    n.process(0, &mut frames, &mut v);
+    assert_eq!(calls() - start, 12);
+    assert_eq!(
+        v,
+        [
+            Verdict::Forward(1),
+            Verdict::Drop(DropReason::NotBound),
+            Verdict::Drop(DropReason::UnknownMac)
+        ]
+    );
+    let mut down = [VecFrame::new(&hex(&f(&[
+        MAC_CORE,
+        MAC_CORE_PEER,
+        "8847",
+        "00bb913c",
+        IP_DOWN_A,
+    ])))];
+    let mut v = [Verdict::Punt];
+    n.prefetch(1, &down);
+    n.process(1, &mut down, &mut v);
+    assert_eq!(v[0], Verdict::Forward(0));
+    // ILM twice (look-ahead and process), downstream once.
+    assert_eq!(calls() - start, 12 + 2 + 2 + 2);
+}
+
+/// A node whose access and hand-off ports have a 1400-byte MTU.
+fn small_mtu_node() -> Node {
+    let mut n = node();
+    let mut ports = n.ports().to_vec();
+    for p in &mut ports {
+        if p.role != PortRole::Core {
+            p.mtu = 1400;
+        }
+    }
+    n = Node::new(ports, preload().build().expect("tables"));
+    n
+}
+
+#[test]
+fn pops_larger_than_the_output_mtu_are_dropped() {
+    // 8.8.8.8 → 100.64.0.10, total length 1500, TTL 63 (checksum computed outside this code).
+    let big = format!(
+        "{}{}",
+        "450005dc1c4640003f01a581080808086440000a",
+        "00".repeat(1480)
+    );
+    let mut n = small_mtu_node();
+    // Deliver to A (ISP 1's label 3001), whose access port takes 1400.
+    let frame = f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bb913c", &big]);
+    assert_eq!(
+        run(&mut n, 1, &frame).0,
+        Verdict::Drop(DropReason::Oversized)
+    );
+    // Hand off to ISP 1 (label 5001).
+    let frame = f(&[MAC_CORE, MAC_CORE_PEER, "8847", "0138953c", &big]);
+    assert_eq!(
+        run(&mut n, 1, &frame).0,
+        Verdict::Drop(DropReason::Oversized)
+    );
+    assert_eq!(n.counters().drops(DropReason::Oversized), 2);
+    // The same packets fit the default 1500.
+    let mut n = node();
+    assert_eq!(
+        run(
+            &mut n,
+            1,
+            &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bb913c", &big])
+        )
+        .0,
+        Verdict::Forward(0)
+    );
+}
+
+#[test]
+fn an_isp_without_a_fec_drops_as_no_fec() {
+    let mut n = node();
+    let (mut tx, rx) = crate::table::updates::channel(preload().build().expect("master"), 1, 16);
+    for direction in [
+        crate::table::Direction::Upstream,
+        crate::table::Direction::Downstream,
+    ] {
+        tx.send(TableUpdate::SetFec {
+            isp: 1,
+            direction,
+            fec: None,
+        })
+        .expect("accepted");
+    }
+    n.apply_updates(&rx[0], 64);
+    assert_eq!(
+        run(&mut n, 0, &f(&[MAC_PORT0, MAC_A, "0800", IP_A])).0,
+        Verdict::Drop(DropReason::NoFec)
+    );
+    assert_eq!(
+        run(
+            &mut n,
+            2,
+            &f(&["0200000000d2", "020000000e01", "8100 0065 0800", IP_DOWN_A])
+        )
+        .0,
+        Verdict::Drop(DropReason::NoFec)
+    );
+    // ISP 2 is untouched.
+    assert_eq!(
+        run(&mut n, 0, &f(&[MAC_PORT0, MAC_B, "8100 000a 0800", IP_B])).0,
+        Verdict::Forward(1)
+    );
+}

@@ -1,0 +1,393 @@
+//! Carrying [`TableUpdate`]s from the slow path to every worker's table copy.
+//!
+//! The slow path owns a master copy of the tables. [`UpdateSender::send`] applies an update
+//! to it (refusals are reported right there, synchronously) and records the physical slot
+//! writes it made; those writes ([`TableOp`]s, 32 bytes each) are broadcast into one
+//! single-producer single-consumer ring per worker ([`super::ring`]: preallocated, no lock,
+//! no allocation, no compare-and-swap). A worker replays them between bursts
+//! ([`UpdateReceiver::apply_pending`]); draining every few tens of microseconds rather than
+//! every burst lets one drain's cache misses overlap.
+//!
+//! Why replay writes rather than re-run the update on each worker: the cuckoo search, the
+//! lookups of the old state and their cache misses are paid once, on the slow path's core;
+//! a worker only stores one to a few 16-byte slots per update (a store miss does not stall
+//! the pipeline the way a load miss does), which keeps forwarding near full rate at
+//! 500 k updates/s. Replay needs identical layouts: build every worker's tables and the
+//! master from the same preload and limits (the tables are deterministic, the cuckoo
+//! displacement uses a fixed-seed generator), and check with [`Tables::same_layout`].
+//!
+//! Every prefix of an update's writes is a consistent table (see `cuckoo::SlotWrite`), so a
+//! worker may stop mid-update at its per-burst limit.
+
+use super::cuckoo::SlotWrite;
+use super::isp::{Fec, IspEntry};
+use super::ring::{Message, Ring};
+use super::{TableError, TableOp, TableUpdate, Tables};
+use crate::wire::MacAddr;
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+/// The slow path's end: the master copy and the queues to every worker.
+///
+/// The single producer: not `Clone`, and `send` takes `&mut self`, so several slow-path
+/// engines share it behind their own mutex (the slow path may lock; the workers never do).
+pub struct UpdateSender {
+    master: Tables,
+    queues: Vec<Arc<Ring>>,
+    /// Room known to be free in every queue. Reading a queue's length touches cache lines
+    /// the worker writes, so it is re-read only when this runs out.
+    room: usize,
+    /// Writes applied to the master but not yet in every queue.
+    backlog: VecDeque<TableOp>,
+}
+
+/// One worker's end.
+pub struct UpdateReceiver {
+    queue: Arc<Ring>,
+}
+
+/// Queues for `workers` workers, each holding up to `depth` pending writes, fed from
+/// `master`, which must have the layout of every worker's tables (same preload and limits).
+pub fn channel(
+    mut master: Tables,
+    workers: usize,
+    depth: usize,
+) -> (UpdateSender, Vec<UpdateReceiver>) {
+    master.enable_journal();
+    let queues: Vec<_> = (0..workers).map(|_| Arc::new(Ring::new(depth))).collect();
+    let rx = queues
+        .iter()
+        .map(|q| UpdateReceiver {
+            queue: Arc::clone(q),
+        })
+        .collect();
+    let tx = UpdateSender {
+        master,
+        queues,
+        room: 0,
+        backlog: VecDeque::new(),
+    };
+    (tx, rx)
+}
+
+impl UpdateSender {
+    fn room(&self) -> usize {
+        self.queues
+            .iter()
+            .map(|q| q.room())
+            .min()
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Applies `u` to the master copy and queues its writes for every worker. A refused
+    /// update changes nothing anywhere. Writes that do not fit the queues wait in a backlog
+    /// that every later `send` or [`UpdateSender::flush`] pushes on; watch
+    /// [`UpdateSender::backlog`] to slow down when workers fall behind.
+    pub fn send(&mut self, u: TableUpdate) -> Result<(), TableError> {
+        self.master.apply(&u)?;
+        let backlog = &mut self.backlog;
+        self.master.drain_ops(|op| backlog.push_back(op));
+        self.flush();
+        Ok(())
+    }
+
+    /// Pushes backlogged writes into the queues, as far as every queue has room; returns
+    /// the writes still waiting.
+    pub fn flush(&mut self) -> usize {
+        while let Some(op) = self.backlog.front().copied() {
+            if self.room == 0 {
+                self.room = self.room();
+                if self.room == 0 {
+                    break;
+                }
+            }
+            let m = op.encode();
+            for q in &self.queues {
+                // This is the only producer and room was checked above.
+                q.push_known_room(&m);
+            }
+            self.room -= 1;
+            self.backlog.pop_front();
+        }
+        self.backlog.len()
+    }
+
+    /// Writes applied to the master but not yet queued for every worker.
+    pub fn backlog(&self) -> usize {
+        self.backlog.len()
+    }
+
+    /// The master copy: what workers will see once they drained their queues. The slow
+    /// path may read it (for example to answer who holds an address).
+    pub fn tables(&self) -> &Tables {
+        &self.master
+    }
+
+    /// Number of workers fed.
+    pub fn workers(&self) -> usize {
+        self.queues.len()
+    }
+}
+
+/// What one drain did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Writes replayed.
+    pub applied: u64,
+    /// Writes that did not fit this worker's layout (configuration error; see
+    /// [`Tables::same_layout`]).
+    pub refused: u64,
+}
+
+impl UpdateReceiver {
+    /// Replays at most `max` pending writes onto this worker's tables: call between bursts.
+    /// Never blocks or allocates; bounding `max` bounds the pause in forwarding.
+    pub fn apply_pending(&self, tables: &mut Tables, max: usize) -> Drained {
+        const BATCH: usize = 64;
+        let mut d = Drained::default();
+        let mut batch = [TableOp::Isp {
+            isp: 0,
+            entry: IspEntry::default(),
+        }; BATCH];
+        let mut left = max;
+        while left > 0 {
+            // Decode a batch, prefetch the lines it stores to, then store.
+            let mut k = 0;
+            let got = self.queue.pop_batch(left.min(BATCH), |m| {
+                match (TableOp::decode(m), batch.get_mut(k)) {
+                    (Some(op), Some(slot)) => {
+                        *slot = op;
+                        k += 1;
+                    }
+                    _ => d.refused += 1,
+                }
+            });
+            if got == 0 {
+                break;
+            }
+            left -= got;
+            tables.prefetch_ops(&batch[..k]);
+            for op in &batch[..k] {
+                if tables.apply_op(op) {
+                    d.applied += 1;
+                } else {
+                    d.refused += 1;
+                }
+            }
+        }
+        d
+    }
+
+    /// Writes waiting.
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+const TAG_SUBSCRIBER: u64 = 1;
+const TAG_DOWNSTREAM: u64 = 2;
+const TAG_ILM: u64 = 3;
+const TAG_HANDOFF: u64 = 4;
+const TAG_ISP: u64 = 5;
+
+fn slot_words<S: IntoBytes + Immutable>(v: &S) -> [u64; 2] {
+    let mut b = [0u8; 16];
+    let src = v.as_bytes();
+    let n = src.len().min(16);
+    b[..n].copy_from_slice(&src[..n]);
+    let (lo, hi) = b.split_at(8);
+    [
+        u64::from_le_bytes(lo.try_into().unwrap_or_default()),
+        u64::from_le_bytes(hi.try_into().unwrap_or_default()),
+    ]
+}
+
+fn words_slot<S: FromBytes>(w: [u64; 2]) -> Option<S> {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&w[0].to_le_bytes());
+    b[8..].copy_from_slice(&w[1].to_le_bytes());
+    S::read_from_bytes(b.get(..core::mem::size_of::<S>())?).ok()
+}
+
+fn encode_write<S: IntoBytes + Immutable>(tag: u64, w: &SlotWrite<S>) -> Message {
+    let [a, b] = slot_words(&w.value);
+    let head = tag
+        | (u64::from(w.slot) << 8)
+        | (u64::from(w.len_delta as u8) << 16)
+        | (u64::from(w.bucket) << 32);
+    [head, a, b, 0]
+}
+
+fn decode_write<S: FromBytes>(m: &Message) -> Option<SlotWrite<S>> {
+    Some(SlotWrite {
+        bucket: (m[0] >> 32) as u32,
+        slot: (m[0] >> 8) as u8,
+        len_delta: (m[0] >> 16) as u8 as i8,
+        value: words_slot([m[1], m[2]])?,
+    })
+}
+
+fn fec_words(f: &Option<Fec>) -> (u64, u64) {
+    match f {
+        Some(f) => (
+            f.next_hop.to_u64() | (u64::from(f.port) << 48),
+            u64::from(f.label & 0xf_ffff) | (u64::from(f.tc & 7) << 20) | (1 << 23),
+        ),
+        None => (0, 0),
+    }
+}
+
+fn words_fec(addr: u64, label: u64) -> Option<Fec> {
+    (label & (1 << 23) != 0).then(|| Fec {
+        label: (label & 0xf_ffff) as u32,
+        tc: ((label >> 20) & 7) as u8,
+        port: (addr >> 48) as u16,
+        next_hop: MacAddr::from_u64(addr),
+    })
+}
+
+impl TableOp {
+    /// The op as a ring message: a tag and position word, then the slot's bytes (ISP
+    /// entries: gateway, both FECs' next hops and ports, both labels).
+    pub fn encode(&self) -> Message {
+        match self {
+            TableOp::Subscriber(w) => encode_write(TAG_SUBSCRIBER, w),
+            TableOp::Downstream(w) => encode_write(TAG_DOWNSTREAM, w),
+            TableOp::Ilm(w) => encode_write(TAG_ILM, w),
+            TableOp::Handoff(w) => encode_write(TAG_HANDOFF, w),
+            TableOp::Isp { isp, entry } => {
+                let (up_addr, up_label) = fec_words(&entry.upstream);
+                let (down_addr, down_label) = fec_words(&entry.downstream);
+                [
+                    TAG_ISP | (u64::from(*isp) << 8) | (u64::from(u32::from(entry.gateway)) << 32),
+                    up_addr,
+                    down_addr,
+                    up_label | (down_label << 32),
+                ]
+            }
+        }
+    }
+
+    /// The op of a ring message; `None` for a message no `encode` makes.
+    pub fn decode(m: &Message) -> Option<TableOp> {
+        Some(match m[0] & 0xff {
+            TAG_SUBSCRIBER => TableOp::Subscriber(decode_write(m)?),
+            TAG_DOWNSTREAM => TableOp::Downstream(decode_write(m)?),
+            TAG_ILM => TableOp::Ilm(decode_write(m)?),
+            TAG_HANDOFF => TableOp::Handoff(decode_write(m)?),
+            TAG_ISP => TableOp::Isp {
+                isp: (m[0] >> 8) as u16,
+                entry: IspEntry {
+                    upstream: words_fec(m[1], m[3] & 0xffff_ffff),
+                    downstream: words_fec(m[2], m[3] >> 32),
+                    gateway: Ipv4Addr::from((m[0] >> 32) as u32),
+                },
+            },
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::handoff::{handoff_key, HandoffSlot};
+    use crate::table::{
+        Attachment, DownstreamKey, DownstreamSlot, IlmAction, IlmSlot, SubscriberKey,
+        SubscriberSlot, SubscriberState,
+    };
+
+    #[test]
+    fn every_op_round_trips_through_a_message() {
+        let mac = MacAddr([2, 0xab, 0xcd, 0xef, 1, 2]);
+        let key = SubscriberKey {
+            port: 255,
+            outer_vid: 4095,
+            inner_vid: 1,
+            mac,
+        }
+        .pack()
+        .expect("key");
+        let at = Attachment::new(3, 4, 5).expect("at");
+        let fec = Fec {
+            label: 0xf_ffff,
+            tc: 7,
+            port: 0xffff,
+            next_hop: mac,
+        };
+        let ops = [
+            TableOp::Subscriber(SlotWrite {
+                bucket: u32::MAX,
+                slot: 3,
+                len_delta: -1,
+                value: SubscriberSlot::new(
+                    key,
+                    4095,
+                    SubscriberState::Bound,
+                    Ipv4Addr::new(1, 2, 3, 4),
+                ),
+            }),
+            TableOp::Downstream(SlotWrite {
+                bucket: 7,
+                slot: 0,
+                len_delta: 1,
+                value: DownstreamSlot::new(
+                    DownstreamKey {
+                        isp: 9,
+                        ipv4: 0xffff_ffff,
+                    },
+                    at,
+                    mac,
+                ),
+            }),
+            TableOp::Ilm(SlotWrite {
+                bucket: 1,
+                slot: 2,
+                len_delta: 0,
+                value: IlmSlot::new(
+                    99,
+                    IlmAction::PopHandoff {
+                        isp: 3,
+                        port: 4,
+                        vid: 5,
+                        router_mac: mac,
+                    },
+                ),
+            }),
+            TableOp::Handoff(SlotWrite {
+                bucket: 0,
+                slot: 1,
+                len_delta: 1,
+                value: HandoffSlot::new(handoff_key(2, 101).expect("k"), 6),
+            }),
+            TableOp::Isp {
+                isp: 4095,
+                entry: IspEntry {
+                    upstream: Some(fec),
+                    downstream: None,
+                    gateway: Ipv4Addr::new(100, 64, 0, 1),
+                },
+            },
+            TableOp::Isp {
+                isp: 0,
+                entry: IspEntry {
+                    upstream: None,
+                    downstream: Some(Fec {
+                        label: 16,
+                        tc: 0,
+                        port: 0,
+                        next_hop: MacAddr::ZERO,
+                    }),
+                    gateway: Ipv4Addr::UNSPECIFIED,
+                },
+            },
+        ];
+        for op in ops {
+            assert_eq!(TableOp::decode(&op.encode()), Some(op));
+        }
+        assert_eq!(TableOp::decode(&[0, 1, 2, 3]), None);
+        assert_eq!(TableOp::decode(&[99, 1, 2, 3]), None);
+    }
+}
