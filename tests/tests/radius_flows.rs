@@ -636,3 +636,44 @@ fn chap_logon_of_a_csp_subscriber() {
     );
     assert!(out.contains("Received Access-Accept"), "{out}");
 }
+
+#[test]
+fn interim_then_nas_restart_frees_its_ports() {
+    let w = world();
+    let mut nas = w.nas();
+    assert_eq!(
+        code_of(&mut nas, "alice@csp1.example", "alicepw"),
+        Code::ACCESS_ACCEPT
+    );
+    for (st, t) in [(attr::ACCT_START, 0), (attr::ACCT_INTERIM, 20)] {
+        let r = nas
+            .account("alice@csp1.example", st, "alice-r", t)
+            .expect("acct");
+        assert_eq!(r.code, Code::ACCOUNTING_RESPONSE);
+    }
+    assert!(
+        w.csp1.detail().contains("Interim-Update"),
+        "csp1 got the interim"
+    );
+    assert_eq!(
+        code_of(&mut nas, "zed@csp1.example", "zedpw"),
+        Code::ACCESS_REJECT
+    );
+    // Accounting-On: the NAS restarted, its sessions are gone (RFC 2866 section 5.1).
+    let mut on = nas.accounting_request("", attr::ACCT_ON, "", 0);
+    on.remove(attr::USER_NAME);
+    on.remove(attr::ACCT_SESSION_ID);
+    let r = nas.exchange(&on).expect("Accounting-On answered");
+    assert_eq!(r.code, Code::ACCOUNTING_RESPONSE);
+    assert!(w.master.detail().contains("Accounting-On"));
+    assert_eq!(w.counter("event.nas_reset"), 1);
+    assert_eq!(
+        code_of(&mut nas, "zed@csp1.example", "zedpw"),
+        Code::ACCESS_ACCEPT,
+        "alice's port was freed"
+    );
+    let rec = w.records();
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    assert_eq!(rec[0].connections, 1);
+    assert!(rec[0].connection_secs >= 20, "{rec:?}");
+}
