@@ -8,6 +8,8 @@ mod plan;
 mod subscribers_csv;
 mod validate;
 
+pub mod radius;
+
 use std::path::Path;
 
 pub use error::{ConfError, Problem};

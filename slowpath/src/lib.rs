@@ -2,5 +2,6 @@
 //! datagrams, table updates and store writes out), the store, and thin transports around them.
 
 pub mod dhcp;
+pub mod radius;
 pub mod registry;
 pub mod store;

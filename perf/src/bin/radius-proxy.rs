@@ -1,0 +1,554 @@
+//! Access-Request round trips per second through the ispmux RADIUS proxy and, in the same run
+//! with the same load generator and the same home server, through FreeRADIUS configured as the
+//! equivalent proxy (realm -> home server pool). The home server is a fast responder written
+//! here; its own rate is measured too, to show it is not the bottleneck.
+//!
+//! Usage: radius-proxy [--inflight N] [--seconds S]
+//! Last line: `radius-proxy ratio=R ispmux=X req/s anchor=Y req/s`.
+
+use std::collections::HashMap;
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
+use ispmux_conf::radius::RadiusConfig;
+use ispmux_perf::{median, result_line};
+use ispmux_slowpath::radius::transport::ProxyHandle;
+use ispmux_slowpath::radius::{attr, crypto, Code, Packet};
+use rand::RngCore;
+
+const NAS_SECRET: &[u8] = b"bench-nas";
+const HOME_SECRET: &str = "bench-home";
+
+fn free_port() -> Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The fast home server: accepts every Access-Request, echoing Proxy-State.
+struct Responder {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Responder {
+    fn start() -> Result<Responder> {
+        let sock = UdpSocket::bind("127.0.0.1:0")?;
+        sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+        let addr = sock.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut answered = 0u64;
+            while !s2.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(req) = Packet::parse(&buf[..n]) else {
+                    continue;
+                };
+                let code = match req.code {
+                    Code::ACCESS_REQUEST | Code::STATUS_SERVER => Code::ACCESS_ACCEPT,
+                    Code::ACCOUNTING_REQUEST => Code::ACCOUNTING_RESPONSE,
+                    _ => continue,
+                };
+                let mut r = Packet::new(code, req.identifier, [0; 16]);
+                for a in req.attributes.iter().filter(|a| a.typ == attr::PROXY_STATE) {
+                    r.attributes.push(a.clone());
+                }
+                if let Ok(b) =
+                    crypto::encode_response(&r, HOME_SECRET.as_bytes(), &req.authenticator)
+                {
+                    if sock.send_to(&b, from).is_ok() {
+                        answered += 1;
+                    }
+                }
+            }
+            answered
+        });
+        Ok(Responder {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Load {
+    rate: f64,
+    p50_us: u64,
+    p99_us: u64,
+    lost: u64,
+}
+
+/// Keeps `inflight` Access-Requests outstanding toward `target` for `secs` seconds (after a
+/// one-second warm-up) and measures completed round trips.
+fn load(target: SocketAddr, secret: &[u8], user: &str, inflight: usize, secs: u64) -> Result<Load> {
+    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    sock.set_read_timeout(Some(Duration::from_millis(5)))?;
+    let mut rng = rand::thread_rng();
+    let mut outstanding: HashMap<u8, (Instant, [u8; 16])> = HashMap::new();
+    let mut next_id = 0u8;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3)?;
+    let start = Instant::now();
+    let warm = start + Duration::from_secs(1);
+    let end = warm + Duration::from_secs(secs);
+    let (mut done, mut lost, mut refused) = (0u64, 0u64, 0u64);
+    let mut buf = [0u8; 4096];
+    let mut last_sweep = Instant::now();
+    let user_b = user.as_bytes().to_vec();
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        while outstanding.len() < inflight.min(255) {
+            while outstanding.contains_key(&next_id) {
+                next_id = next_id.wrapping_add(1);
+            }
+            let mut auth = [0u8; 16];
+            rng.fill_bytes(&mut auth);
+            let mut p = Packet::new(Code::ACCESS_REQUEST, next_id, auth);
+            p.push(attr::USER_NAME, user_b.clone());
+            p.push(
+                attr::USER_PASSWORD,
+                crypto::hide_password(b"benchpw", secret, &auth).map_err(anyhow::Error::msg)?,
+            );
+            p.push(attr::NAS_IP_ADDRESS, vec![127, 0, 0, 1]);
+            let b = crypto::encode_request(&p, secret)?;
+            // Timed from before the send: on loopback the peer may answer within send_to.
+            let t0 = Instant::now();
+            sock.send_to(&b, target)?;
+            outstanding.insert(next_id, (t0, auth));
+            next_id = next_id.wrapping_add(1);
+        }
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let data = &buf[..n];
+            let Some(&id) = data.get(1) else { continue };
+            let Some(&(sent, auth)) = outstanding.get(&id) else {
+                continue;
+            };
+            if !crypto::check_response_authenticator(data, secret, &auth) {
+                continue;
+            }
+            outstanding.remove(&id);
+            // Only an Access-Accept is a logon proxied through to the home server.
+            if data.first() != Some(&Code::ACCESS_ACCEPT.0) {
+                refused += 1;
+                continue;
+            }
+            let t = Instant::now();
+            if sent >= warm {
+                done += 1;
+                hist.saturating_record(t.duration_since(sent).as_micros() as u64);
+            }
+        }
+        if now.duration_since(last_sweep) > Duration::from_millis(200) {
+            last_sweep = now;
+            outstanding.retain(|_, (sent, _)| {
+                let keep = now.duration_since(*sent) < Duration::from_secs(2);
+                if !keep {
+                    lost += 1;
+                }
+                keep
+            });
+        }
+    }
+    if refused > 0 {
+        bail!("{target}: {refused} logons were not accepted: not a proxy of the responder");
+    }
+    Ok(Load {
+        rate: done as f64 / secs.max(1) as f64,
+        p50_us: hist.value_at_quantile(0.50),
+        p99_us: hist.value_at_quantile(0.99),
+        lost,
+    })
+}
+
+/// FreeRADIUS as the equivalent proxy: realm msp.example -> pool of the responder.
+struct FreeRadiusProxy {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl FreeRadiusProxy {
+    fn start(dir: &Path, home: SocketAddr) -> Result<FreeRadiusProxy> {
+        let bin = ["/usr/sbin/freeradius", "/usr/sbin/radiusd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .context("FreeRADIUS is not installed (apt-get install freeradius)")?;
+        let raddb = dir.join("raddb");
+        let st = Command::new("cp")
+            .args(["-a", "/etc/freeradius/3.0"])
+            .arg(&raddb)
+            .status()?;
+        if !st.success() {
+            bail!("copy of /etc/freeradius/3.0 failed");
+        }
+        let _ = fs::remove_file(raddb.join("mods-enabled/eap"));
+        for e in fs::read_dir(raddb.join("sites-enabled"))? {
+            let _ = fs::remove_file(e?.path());
+        }
+        let d = dir.display();
+        let conf: Vec<String> = fs::read_to_string(raddb.join("radiusd.conf"))?
+            .lines()
+            .filter(|l| {
+                let t = l.trim_start();
+                !(t.starts_with("user = ") || t.starts_with("group = "))
+            })
+            .map(|l| {
+                if l.starts_with("logdir = ") {
+                    format!("logdir = {d}/log")
+                } else if l.starts_with("raddbdir = ") {
+                    format!("raddbdir = {d}/raddb")
+                } else if l.starts_with("run_dir = ") {
+                    format!("run_dir = {d}/run")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        fs::write(raddb.join("radiusd.conf"), conf.join("\n"))?;
+        fs::create_dir_all(dir.join("log"))?;
+        fs::create_dir_all(dir.join("run"))?;
+        fs::write(
+            raddb.join("clients.conf"),
+            format!(
+                "client nas {{\nipaddr = 127.0.0.0/8\nsecret = {}\n}}\n",
+                String::from_utf8_lossy(NAS_SECRET)
+            ),
+        )?;
+        fs::write(
+            raddb.join("proxy.conf"),
+            format!(
+                "proxy server {{\ndefault_fallback = no\n}}\n\
+                 home_server responder {{\ntype = auth\nipaddr = 127.0.0.1\nport = {}\nsecret = {HOME_SECRET}\n\
+                 response_window = 20\nzombie_period = 40\nstatus_check = none\n\
+                 max_outstanding = 65536\n}}\n\
+                 home_server_pool master_pool {{\ntype = fail-over\nhome_server = responder\n}}\n\
+                 realm msp.example {{\nauth_pool = master_pool\nnostrip\n}}\n",
+                home.port()
+            ),
+        )?;
+        let port = free_port()?;
+        fs::write(
+            raddb.join("sites-enabled/bench"),
+            format!(
+                "server bench {{\nlisten {{\ntype = auth\nipaddr = 127.0.0.1\nport = {port}\n\
+                 recv_buff = 4194304\n}}\n\
+                 authorize {{\nsuffix\n}}\nauthenticate {{\n}}\npre-proxy {{\n}}\npost-proxy {{\n}}\n\
+                 post-auth {{\n}}\n}}\n"
+            ),
+        )?;
+        let log = fs::File::create(dir.join("freeradius.out"))?;
+        let child = Command::new(bin)
+            .args(["-f", "-l", "stdout", "-n", "radiusd", "-d"])
+            .arg(&raddb)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("start freeradius")?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut p = FreeRadiusProxy { child, addr };
+        // Ready once a logon goes through it.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            {
+                let c = UdpSocket::bind("127.0.0.1:0")?;
+                c.set_read_timeout(Some(Duration::from_millis(300)))?;
+                let mut req = Packet::new(Code::ACCESS_REQUEST, 1, [3; 16]);
+                req.push(attr::USER_NAME, b"probe@msp.example".to_vec());
+                req.push(
+                    attr::USER_PASSWORD,
+                    crypto::hide_password(b"x", NAS_SECRET, &[3; 16])
+                        .map_err(anyhow::Error::msg)?,
+                );
+                c.send_to(&crypto::encode_request(&req, NAS_SECRET)?, addr)?;
+                let mut buf = [0u8; 4096];
+                if let Ok((n, _)) = c.recv_from(&mut buf) {
+                    if Packet::parse(&buf[..n]).is_ok_and(|r| r.code == Code::ACCESS_ACCEPT) {
+                        return Ok(p);
+                    }
+                }
+            }
+            if let Ok(Some(st)) = p.child.try_wait() {
+                bail!(
+                    "freeradius exited ({st}): {}",
+                    fs::read_to_string(dir.join("freeradius.out")).unwrap_or_default()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("freeradius proxy not ready");
+            }
+        }
+    }
+}
+
+impl Drop for FreeRadiusProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ispmux_config(home: SocketAddr) -> Result<RadiusConfig> {
+    let text = format!(
+        r#"
+[radius]
+listen_auth = "127.0.0.1:0"
+listen_acct = "127.0.0.1:0"
+[[radius.nas]]
+name = "bench"
+address = "127.0.0.0/8"
+secret = "{}"
+[radius.master]
+name = "msp"
+realms = ["msp.example"]
+home_servers = [{{ address = "127.0.0.1", auth_port = {}, secret = "{HOME_SECRET}" }}]
+[[radius.client_sp]]
+name = "csp"
+realms = ["csp.example"]
+virtual_user = "vs-csp"
+virtual_password = "vs-pass"
+home_servers = [{{ address = "127.0.0.1", auth_port = {}, secret = "{HOME_SECRET}" }}]
+capacity = {{ ports = 4000000000 }}
+"#,
+        String::from_utf8_lossy(NAS_SECRET),
+        home.port(),
+        home.port()
+    );
+    let cfg = RadiusConfig::from_toml_file_text(&text)?;
+    Ok(cfg)
+}
+
+/// The engine alone, no sockets: NAS requests in, the home server's answers crafted here.
+fn engine_alone(cfg: &RadiusConfig, user: &str, n: usize) -> Result<f64> {
+    use ispmux_slowpath::radius::{Engine, Input, Listener, Now, Output};
+    let mut e = Engine::new(cfg, Instant::now())?;
+    let nas: SocketAddr = ([127, 0, 0, 1], 40000).into();
+    let mut rng = rand::thread_rng();
+    let mut reqs = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut auth = [0u8; 16];
+        rng.fill_bytes(&mut auth);
+        let mut p = Packet::new(Code::ACCESS_REQUEST, i as u8, auth);
+        p.push(attr::USER_NAME, user.as_bytes().to_vec());
+        p.push(
+            attr::USER_PASSWORD,
+            crypto::hide_password(b"benchpw", NAS_SECRET, &auth).map_err(anyhow::Error::msg)?,
+        );
+        reqs.push(crypto::encode_request(&p, NAS_SECRET)?);
+    }
+    let mut out = Vec::new();
+    let mut answered = 0usize;
+    let t = Instant::now();
+    for r in &reqs {
+        let now = Now::system();
+        e.handle(
+            now,
+            Input::Nas {
+                listener: Listener::Auth,
+                from: nas,
+                data: r,
+            },
+            &mut out,
+        );
+        while let Some(o) = out.pop() {
+            match o {
+                Output::ToPeer { slot, to, data } => {
+                    let req = Packet::parse(&data)?;
+                    let a = Packet::new(Code::ACCESS_ACCEPT, req.identifier, [0; 16]);
+                    let b =
+                        crypto::encode_response(&a, HOME_SECRET.as_bytes(), &req.authenticator)?;
+                    e.handle(
+                        now,
+                        Input::Peer {
+                            slot,
+                            from: to,
+                            data: &b,
+                        },
+                        &mut out,
+                    );
+                }
+                Output::ToNas { .. } => answered += 1,
+            }
+        }
+    }
+    let el = t.elapsed().as_secs_f64();
+    if answered != n {
+        bail!("engine alone: {answered} of {n} answered");
+    }
+    Ok(n as f64 / el)
+}
+
+/// CPU time (user + system) in clock ticks from a /proc stat file (fields 14 and 15).
+fn stat_ticks(path: &str) -> Option<u64> {
+    let s = fs::read_to_string(path).ok()?;
+    // The command name may hold spaces; fields are counted after its closing parenthesis.
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// CPU ticks of this process's thread named `name` (the ispmux proxy thread).
+fn thread_ticks(name: &str) -> Option<u64> {
+    for t in fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let p = t.path();
+        if fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == name) {
+            return stat_ticks(&p.join("stat").to_string_lossy());
+        }
+    }
+    None
+}
+
+/// Runs `load` and adds the CPU time `ticks` reports per completed request (Linux reports
+/// 100 ticks per second).
+fn load_with_cpu(
+    ticks: &dyn Fn() -> Option<u64>,
+    target: SocketAddr,
+    user: &str,
+    inflight: usize,
+    secs: u64,
+) -> Result<(Load, Option<f64>)> {
+    let before = ticks();
+    let t0 = Instant::now();
+    let l = load(target, NAS_SECRET, user, inflight, secs)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let after = ticks();
+    // The load includes a one-second warm-up; CPU is spread over all of it.
+    let cpu = match (before, after) {
+        (Some(b), Some(a)) if l.rate > 0.0 => Some((a - b) as f64 / 100.0 / (l.rate * wall) * 1e6),
+        _ => None,
+    };
+    Ok((l, cpu))
+}
+
+fn report(name: &str, l: &Load, base: Option<&Load>) {
+    let added = base.map_or(String::new(), |b| {
+        format!(
+            "  added p50={} us p99={} us",
+            l.p50_us.saturating_sub(b.p50_us),
+            l.p99_us.saturating_sub(b.p99_us)
+        )
+    });
+    println!(
+        "{name:<34} {:>9.0} req/s  p50={} us p99={} us  lost={}{added}",
+        l.rate, l.p50_us, l.p99_us, l.lost
+    );
+}
+
+fn main() -> Result<()> {
+    let mut inflight = 64usize;
+    let mut secs = 3u64;
+    let mut rounds = 3usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--inflight" => inflight = args.next().context("--inflight N")?.parse()?,
+            "--seconds" => secs = args.next().context("--seconds S")?.parse()?,
+            "--rounds" => rounds = args.next().context("--rounds R")?.parse()?,
+            "--engine-only" => {
+                // For profiling the engine: no sockets, no peers.
+                let home: SocketAddr = ([127, 0, 0, 1], 9).into();
+                let r = engine_alone(&ispmux_config(home)?, "u@msp.example", 1_000_000)?;
+                println!("engine alone, master subscriber {r:.0} req/s");
+                return Ok(());
+            }
+            other => bail!(
+                "unknown argument {other} (--inflight N, --seconds S, --rounds R, --engine-only)"
+            ),
+        }
+    }
+    println!(
+        "radius-proxy: {inflight} Access-Requests in flight, {secs} s per measurement, \
+         {rounds} alternating rounds per proxy (medians)"
+    );
+    let responder = Responder::start()?;
+    let home = responder.addr;
+    let direct = load(
+        home,
+        HOME_SECRET.as_bytes(),
+        "u@msp.example",
+        inflight,
+        secs,
+    )?;
+    report("responder alone (home server)", &direct, None);
+    // One request at a time: latency without queueing, so the difference is the proxy's own.
+    let direct1 = load(home, HOME_SECRET.as_bytes(), "u@msp.example", 1, 2)?;
+    report("responder alone, 1 in flight", &direct1, None);
+
+    let dir = tempfile::tempdir()?;
+    let cfg = ispmux_config(home)?;
+    // Each logon through the engine includes crafting the home server's answer here.
+    for (name, user) in [("master", "u@msp.example"), ("CSP", "u@csp.example")] {
+        let r = engine_alone(&cfg, user, 200_000)?;
+        println!(
+            "{:<34} {r:>9.0} req/s  (no sockets, one core)",
+            format!("engine alone, {name} subscriber")
+        );
+    }
+    let proxy = ProxyHandle::spawn(&cfg, Some(&dir.path().join("usage.db")))?;
+    let ticks = || thread_ticks("radius-proxy");
+    let fr = FreeRadiusProxy::start(dir.path(), home)?;
+    let pid = fr.child.id();
+    let fticks = || stat_ticks(&format!("/proc/{pid}/stat"));
+
+    // Alternating rounds, so that both proxies see the same share of the machine's load.
+    let (mut ours, mut anchor, mut cpu, mut cpu_fr) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..rounds.max(1) {
+        let (l, c) = load_with_cpu(&ticks, proxy.auth_addr, "u@msp.example", inflight, secs)?;
+        report("ispmux proxy, master subscriber", &l, Some(&direct));
+        ours.push(l.rate);
+        cpu.extend(c);
+        let (l, c) = load_with_cpu(&fticks, fr.addr, "u@msp.example", inflight, secs)?;
+        report("FreeRADIUS proxy, master subscriber", &l, Some(&direct));
+        anchor.push(l.rate);
+        cpu_fr.extend(c);
+    }
+    let (csp, cpu_csp) = load_with_cpu(&ticks, proxy.auth_addr, "u@csp.example", inflight, secs)?;
+    report("ispmux proxy, CSP subscriber (2 hops)", &csp, Some(&direct));
+    let ours1 = load(proxy.auth_addr, NAS_SECRET, "u@msp.example", 1, 2)?;
+    report("ispmux proxy, 1 in flight", &ours1, Some(&direct1));
+    let anchor1 = load(fr.addr, NAS_SECRET, "u@msp.example", 1, 2)?;
+    report("FreeRADIUS proxy, 1 in flight", &anchor1, Some(&direct1));
+    drop(fr);
+    drop(proxy);
+    drop(responder);
+
+    let us = |c: f64| {
+        if c > 0.0 {
+            format!("{c:.1} us")
+        } else {
+            "n/a".to_owned()
+        }
+    };
+    println!(
+        "proxy CPU per logon (median): ispmux master {}, CSP {}; FreeRADIUS master {}",
+        us(median(&cpu)),
+        us(cpu_csp.unwrap_or(0.0)),
+        us(median(&cpu_fr))
+    );
+    println!(
+        "{}",
+        result_line("radius-proxy", median(&ours), median(&anchor), "req/s")
+    );
+    Ok(())
+}

@@ -1,0 +1,650 @@
+//! The sans-IO proxy engine: figure 5 of the capacity-sharing design.
+//!
+//! A master SP subscriber's request goes to the master SP's servers as is. A client SP
+//! subscriber's request is first sent, as a copy carrying the CSP's virtual subscriber, to the
+//! master server (which holds the CSP's contract); on its Access-Accept and the proxy's own
+//! capacity check, the original goes to the CSP's servers, and the answer reaches the NAS with
+//! the subscriber's own identity. Accounting goes the same two ways, and the NAS is
+//! acknowledged once both servers have acknowledged, with the usage record committed first.
+//!
+//! Datagrams and time go in through [`Engine::handle`]; datagrams (each tagged with the socket
+//! to use) and usage records come out. No sockets, no clock, no store inside.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use ispmux_conf::radius::{parse_prefix, Capacity, HomeServer, RadiusConfig};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use tracing::{debug, info, warn};
+
+use super::attr;
+use super::capacity::{period_key, CspLoad, Session};
+use super::crypto::{self, MessageAuth};
+use super::dedup::{DuplicateCache, RequestKey, Seen};
+use super::ids::IdSpace;
+use super::packet::{self, Code, Packet};
+use super::realm;
+use super::usage::{OpenSession, UsageEvent, UsageRecord};
+
+mod disconnect;
+mod flows;
+mod liveness;
+mod upstream;
+
+/// The time, as the engine needs it: monotonic for timers, wall clock for billing periods.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub mono: Instant,
+    pub unix: u64,
+}
+
+impl Now {
+    /// The current time from the system clocks.
+    pub fn system() -> Now {
+        Now {
+            mono: Instant::now(),
+            unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// Which NAS-facing socket a datagram came in on or goes out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listener {
+    Auth,
+    Acct,
+}
+
+/// What the engine is told.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// A datagram from a NAS on one of the listening sockets.
+    Nas {
+        listener: Listener,
+        from: SocketAddr,
+        data: &'a [u8],
+    },
+    /// A datagram on upstream socket `slot` (answers of home servers and NAS DASes).
+    Peer {
+        slot: u16,
+        from: SocketAddr,
+        data: &'a [u8],
+    },
+    /// Time passed; due retransmissions, failovers and probes run.
+    Timer,
+    /// The master SP suspends (or resumes) business with a CSP.
+    Suspend { csp: &'a str, suspended: bool },
+}
+
+/// What the engine asks for, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send to a NAS; apply `commit` to the usage store first (one transaction) and send
+    /// only once it is durable.
+    ToNas {
+        listener: Listener,
+        to: SocketAddr,
+        data: Vec<u8>,
+        commit: Vec<UsageEvent>,
+    },
+    /// Send from upstream socket `slot` (created on first use) to a home server or a NAS DAS.
+    ToPeer {
+        slot: u16,
+        to: SocketAddr,
+        data: Vec<u8>,
+    },
+}
+
+/// A configuration the engine cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid radius configuration: {0}: {1}")]
+    Invalid(String, String),
+}
+
+struct Nas {
+    name: String,
+    net: IpAddr,
+    len: u8,
+    secret: Vec<u8>,
+    require_ma: bool,
+    coa_port: u16,
+}
+
+struct Server {
+    auth: SocketAddr,
+    acct: SocketAddr,
+    secret: Vec<u8>,
+    require_ma: bool,
+    alive: bool,
+    next_probe: Instant,
+    probe: Option<(PeerKey, [u8; 16])>,
+}
+
+struct Csp {
+    name: String,
+    called_station_id: Vec<String>,
+    nas_identifier: Vec<String>,
+    strip_realm: bool,
+    virtual_user: Vec<u8>,
+    virtual_password: Vec<u8>,
+    pool: Vec<usize>,
+    cap: Capacity,
+    suspended: bool,
+    load: CspLoad,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Master,
+    Csp(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hop {
+    Master,
+    Csp,
+}
+
+type PeerKey = (SocketAddr, u16, u8);
+
+struct Outstanding {
+    key: PeerKey,
+    server: usize,
+    auth: [u8; 16],
+    bytes: Vec<u8>,
+    tries: u32,
+    deadline: Instant,
+}
+
+struct Txn {
+    key: RequestKey,
+    nas: usize,
+    listener: Listener,
+    from: SocketAddr,
+    req: Packet,
+    password: Option<Vec<u8>>,
+    route: Route,
+    hop: Hop,
+    tried: Vec<usize>,
+    out: Option<Outstanding>,
+    reservation: Option<u64>,
+}
+
+struct Disconnect {
+    nas: usize,
+    key: PeerKey,
+    auth: [u8; 16],
+    bytes: Vec<u8>,
+    tries: u32,
+    deadline: Instant,
+}
+
+#[derive(Clone, Copy)]
+enum Waiter {
+    Txn(u64),
+    Probe(usize),
+    Disconnect(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerOf {
+    Txn(u64),
+    Disconnect(u64),
+}
+
+/// Timers of the engine.
+#[derive(Debug, Clone)]
+struct Timing {
+    response: Duration,
+    retries: u32,
+    probe: Duration,
+    reservation: Duration,
+    disconnect: Duration,
+}
+
+/// The proxy engine.
+pub struct Engine {
+    nases: Vec<Nas>,
+    servers: Vec<Server>,
+    master_pool: Vec<usize>,
+    master_realms: HashSet<String>,
+    unrealmed_is_master: bool,
+    csps: Vec<Csp>,
+    realm_to_csp: HashMap<String, usize>,
+    timing: Timing,
+    txns: HashMap<u64, Txn>,
+    next_txn: u64,
+    waiting: HashMap<PeerKey, Waiter>,
+    timers: BinaryHeap<Reverse<(Instant, TimerOf)>>,
+    disconnects: HashMap<u64, Disconnect>,
+    ids: IdSpace,
+    dedup: DuplicateCache,
+    counters: BTreeMap<(&'static str, &'static str), u64>,
+    rng: StdRng,
+}
+
+fn server(h: &HomeServer, now: Instant) -> Server {
+    Server {
+        auth: SocketAddr::new(h.address, h.auth_port),
+        acct: SocketAddr::new(h.address, h.acct_port),
+        secret: h.secret.as_bytes().to_vec(),
+        require_ma: h.require_message_authenticator,
+        alive: true,
+        next_probe: now,
+        probe: None,
+    }
+}
+
+fn in_prefix(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let m = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            u32::from(a) & m == u32::from(n) & m
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let m = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            u128::from(a) & m == u128::from(n) & m
+        }
+        _ => false,
+    }
+}
+
+fn is_access_reply(c: Code) -> bool {
+    matches!(
+        c,
+        Code::ACCESS_ACCEPT | Code::ACCESS_REJECT | Code::ACCESS_CHALLENGE
+    )
+}
+
+impl Engine {
+    /// Builds an engine from a validated configuration.
+    pub fn new(cfg: &RadiusConfig, now: Instant) -> Result<Engine, ConfigError> {
+        if let Some((k, m)) = cfg.validate().into_iter().next() {
+            return Err(ConfigError::Invalid(k, m));
+        }
+        let mut nases = Vec::new();
+        for (i, n) in cfg.nas.iter().enumerate() {
+            let (net, len) = parse_prefix(&n.address).ok_or_else(|| {
+                ConfigError::Invalid(format!("radius.nas[{i}].address"), "bad prefix".into())
+            })?;
+            nases.push(Nas {
+                name: n.name.clone(),
+                net,
+                len,
+                secret: n.secret.as_bytes().to_vec(),
+                require_ma: n.require_message_authenticator,
+                coa_port: n.coa_port,
+            });
+        }
+        let mut servers: Vec<Server> = Vec::new();
+        let master_pool = cfg
+            .master
+            .home_servers
+            .iter()
+            .map(|h| {
+                servers.push(server(h, now));
+                servers.len() - 1
+            })
+            .collect();
+        let mut csps = Vec::new();
+        let mut realm_to_csp = HashMap::new();
+        for (i, c) in cfg.client_sp.iter().enumerate() {
+            for r in &c.realms {
+                realm_to_csp.insert(r.to_ascii_lowercase(), i);
+            }
+            let pool = c
+                .home_servers
+                .iter()
+                .map(|h| {
+                    servers.push(server(h, now));
+                    servers.len() - 1
+                })
+                .collect();
+            csps.push(Csp {
+                name: c.name.clone(),
+                called_station_id: c.called_station_id.clone(),
+                nas_identifier: c.nas_identifier.clone(),
+                strip_realm: c.strip_realm,
+                virtual_user: c.virtual_user.as_bytes().to_vec(),
+                virtual_password: c.virtual_password.as_bytes().to_vec(),
+                pool,
+                cap: c.capacity.clone(),
+                suspended: c.capacity.suspended,
+                load: CspLoad::default(),
+            });
+        }
+        let t = &cfg.timeouts;
+        Ok(Engine {
+            nases,
+            servers,
+            master_pool,
+            master_realms: cfg
+                .master
+                .realms
+                .iter()
+                .map(|r| r.to_ascii_lowercase())
+                .collect(),
+            unrealmed_is_master: cfg.master.unrealmed_is_master,
+            csps,
+            realm_to_csp,
+            timing: Timing {
+                response: Duration::from_millis(t.response_ms),
+                retries: t.retries,
+                probe: Duration::from_millis(t.probe_interval_ms),
+                reservation: Duration::from_millis(t.reservation_ms),
+                disconnect: Duration::from_millis(t.disconnect_ms),
+            },
+            txns: HashMap::new(),
+            next_txn: 0,
+            waiting: HashMap::new(),
+            timers: BinaryHeap::new(),
+            disconnects: HashMap::new(),
+            ids: IdSpace::default(),
+            dedup: DuplicateCache::new(Duration::from_millis(t.duplicate_cache_ms)),
+            counters: BTreeMap::new(),
+            rng: StdRng::from_entropy(),
+        })
+    }
+
+    /// Restores open sessions and the period's connection time from the usage store.
+    pub fn restore(&mut self, sessions: &[OpenSession], records: &[UsageRecord], unix: u64) {
+        for s in sessions {
+            let (Some(c), Ok(ip)) = (
+                self.csps.iter_mut().find(|c| c.name == s.csp),
+                s.nas.parse::<IpAddr>(),
+            ) else {
+                continue;
+            };
+            c.load.start(
+                (ip, s.session_id.clone()),
+                Session {
+                    nas_ip: ip,
+                    user: s.user.clone(),
+                    started: s.started,
+                    session_secs: 0,
+                },
+            );
+        }
+        for r in records {
+            if let Some(c) = self.csps.iter_mut().find(|c| c.name == r.csp) {
+                if r.period == period_key(c.cap.period, unix) {
+                    c.load.add_closed(&r.period, r.connection_secs);
+                }
+            }
+        }
+    }
+
+    /// Counters: (group, name) -> count; groups are `drop`, `reject`, `event`.
+    pub fn counters(&self) -> &BTreeMap<(&'static str, &'static str), u64> {
+        &self.counters
+    }
+
+    /// One counter.
+    pub fn counter(&self, group: &str, name: &str) -> u64 {
+        self.counters
+            .iter()
+            .find(|((g, n), _)| *g == group && *n == name)
+            .map_or(0, |(_, v)| *v)
+    }
+
+    /// Ports a CSP uses now (sessions and pending logons).
+    pub fn ports_in_use(&mut self, csp: &str, now: Instant) -> Option<usize> {
+        self.csps
+            .iter_mut()
+            .find(|c| c.name == csp)
+            .map(|c| c.load.ports_in_use(now))
+    }
+
+    /// Whether each home server is considered alive, in configuration order (master first).
+    pub fn servers_alive(&self) -> Vec<(SocketAddr, bool)> {
+        self.servers.iter().map(|s| (s.auth, s.alive)).collect()
+    }
+
+    /// When [`Input::Timer`] should next be given.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let t = self.timers.peek().map(|Reverse((t, _))| *t);
+        let p = self
+            .servers
+            .iter()
+            .filter(|s| !s.alive)
+            .map(|s| s.next_probe)
+            .min();
+        match (t, p) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn count(&mut self, group: &'static str, name: &'static str) {
+        *self.counters.entry((group, name)).or_insert(0) += 1;
+    }
+
+    fn drop_with(&mut self, reason: &'static str, from: SocketAddr) {
+        debug!(%from, reason, "radius: dropped");
+        self.count("drop", reason);
+    }
+
+    /// Feeds one input; outputs are appended to `out` in the order they must be carried out.
+    pub fn handle(&mut self, now: Now, input: Input<'_>, out: &mut Vec<Output>) {
+        match input {
+            Input::Nas {
+                listener,
+                from,
+                data,
+            } => self.on_nas(now, listener, from, data, out),
+            Input::Peer { slot, from, data } => self.on_peer(now, slot, from, data, out),
+            Input::Timer => self.on_timer(now, out),
+            Input::Suspend { csp, suspended } => self.on_suspend(now, csp, suspended, out),
+        }
+    }
+
+    fn on_nas(
+        &mut self,
+        now: Now,
+        listener: Listener,
+        from: SocketAddr,
+        data: &[u8],
+        out: &mut Vec<Output>,
+    ) {
+        let Some(ni) = self
+            .nases
+            .iter()
+            .position(|n| in_prefix(from.ip(), n.net, n.len))
+        else {
+            return self.drop_with("unknown_nas", from);
+        };
+        let raw = match packet::frame(data) {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(%from, error = %e, "radius: malformed request");
+                return self.drop_with("malformed", from);
+            }
+        };
+        let code = Code(raw.first().copied().unwrap_or(0));
+        let nas = &self.nases[ni];
+        match (listener, code) {
+            (Listener::Auth, Code::ACCESS_REQUEST) => {
+                match crypto::check_message_authenticator(raw, &nas.secret, None) {
+                    MessageAuth::Invalid => {
+                        return self.drop_with("bad_message_authenticator", from)
+                    }
+                    MessageAuth::Absent if nas.require_ma => {
+                        return self.drop_with("missing_message_authenticator", from)
+                    }
+                    _ => {}
+                }
+            }
+            (Listener::Acct, Code::ACCOUNTING_REQUEST) => {
+                if !crypto::check_request_authenticator(raw, &nas.secret) {
+                    // The usual sign of a NAS configured with the wrong secret.
+                    return self.drop_with("bad_request_authenticator", from);
+                }
+                if crypto::check_message_authenticator(raw, &nas.secret, Some(&[0; 16]))
+                    == MessageAuth::Invalid
+                {
+                    return self.drop_with("bad_message_authenticator", from);
+                }
+            }
+            (_, Code::STATUS_SERVER) => {
+                if crypto::check_message_authenticator(raw, &nas.secret, None) != MessageAuth::Valid
+                {
+                    return self.drop_with("bad_message_authenticator", from);
+                }
+                return self.answer_status_server(ni, listener, from, raw, out);
+            }
+            _ => return self.drop_with("unexpected_code", from),
+        }
+        let Ok(req) = Packet::parse(raw) else {
+            return self.drop_with("malformed", from);
+        };
+        let key = RequestKey {
+            from,
+            acct: listener == Listener::Acct,
+            id: req.identifier,
+            authenticator: req.authenticator,
+        };
+        match self.dedup.check(now.mono, &key) {
+            Some(Seen::Answered(data, commit)) => {
+                self.count("event", "duplicate_answered");
+                out.push(Output::ToNas {
+                    listener,
+                    to: from,
+                    data,
+                    commit,
+                });
+                return;
+            }
+            Some(Seen::InProgress) => {
+                self.count("event", "duplicate_in_progress");
+                return;
+            }
+            None => {}
+        }
+        let password = match req.get(attr::USER_PASSWORD) {
+            Some(h) if listener == Listener::Auth => {
+                match crypto::reveal_password(h, &self.nases[ni].secret, &req.authenticator) {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        self.dedup.forget(&key);
+                        return self.drop_with("bad_user_password", from);
+                    }
+                }
+            }
+            _ => None,
+        };
+        let route = match self
+            .session_owner(listener, from.ip(), &req)
+            .or_else(|| self.classify(&req))
+        {
+            Some(r) => r,
+            None if listener == Listener::Auth => {
+                return self.reject(now, ni, key, listener, &req, "unknown_realm", out)
+            }
+            None => {
+                self.dedup.forget(&key);
+                return self.drop_with("acct_unknown_realm", from);
+            }
+        };
+        self.next_txn += 1;
+        let tid = self.next_txn;
+        self.txns.insert(
+            tid,
+            Txn {
+                key,
+                nas: ni,
+                listener,
+                from,
+                req,
+                password,
+                route,
+                hop: Hop::Master,
+                tried: Vec::new(),
+                out: None,
+                reservation: None,
+            },
+        );
+        self.send_hop(now, tid, out);
+    }
+
+    /// RFC 5997: the proxy itself answers a NAS's Status-Server.
+    fn answer_status_server(
+        &mut self,
+        ni: usize,
+        listener: Listener,
+        from: SocketAddr,
+        raw: &[u8],
+        out: &mut Vec<Output>,
+    ) {
+        let Ok(req) = Packet::parse(raw) else {
+            return self.drop_with("malformed", from);
+        };
+        let code = match listener {
+            Listener::Auth => Code::ACCESS_ACCEPT,
+            Listener::Acct => Code::ACCOUNTING_RESPONSE,
+        };
+        let mut r = Packet::new(code, req.identifier, [0; 16]);
+        crypto::add_message_authenticator(&mut r);
+        if let Ok(data) = crypto::encode_response(&r, &self.nases[ni].secret, &req.authenticator) {
+            self.count("event", "status_server_answered");
+            out.push(Output::ToNas {
+                listener,
+                to: from,
+                data,
+                commit: Vec::new(),
+            });
+        }
+    }
+
+    /// The CSP whose open session an accounting request is about (a NAS may leave User-Name
+    /// out of Interim and Stop).
+    fn session_owner(&self, listener: Listener, nas: IpAddr, req: &Packet) -> Option<Route> {
+        if listener != Listener::Acct {
+            return None;
+        }
+        let key = (nas, req.get_string(attr::ACCT_SESSION_ID)?);
+        self.csps
+            .iter()
+            .position(|c| c.load.sessions.contains_key(&key))
+            .map(Route::Csp)
+    }
+
+    /// Boxes 500/520 of figure 5: whose subscriber is this?
+    fn classify(&self, req: &Packet) -> Option<Route> {
+        let name = req.get_string(attr::USER_NAME).unwrap_or_default();
+        let nai = realm::split(&name);
+        if let Some(r) = nai.realm {
+            let r = r.to_ascii_lowercase();
+            if self.master_realms.contains(&r) {
+                return Some(Route::Master);
+            }
+            if let Some(&i) = self.realm_to_csp.get(&r) {
+                return Some(Route::Csp(i));
+            }
+        }
+        // A called number or NAS dedicated to one CSP identifies it without a realm.
+        let csi = req.get_string(attr::CALLED_STATION_ID);
+        let nid = req.get_string(attr::NAS_IDENTIFIER);
+        for (i, c) in self.csps.iter().enumerate() {
+            if csi
+                .as_ref()
+                .is_some_and(|v| c.called_station_id.contains(v))
+                || nid.as_ref().is_some_and(|v| c.nas_identifier.contains(v))
+            {
+                return Some(Route::Csp(i));
+            }
+        }
+        (nai.realm.is_none() && self.unrealmed_is_master).then_some(Route::Master)
+    }
+
+    /// Requests being proxied (for tests and metrics).
+    pub fn in_flight(&self) -> usize {
+        self.txns.len()
+    }
+}

@@ -1,0 +1,24 @@
+//! The capacity-sharing RADIUS proxy (RFC 2865/2866/3579/5176/5997): a master SP rents ports
+//! of its POPs to client SPs; the proxy stands between the NASes and the RADIUS servers.
+//!
+//! `packet` and `crypto` are the codec; `engine` is the sans-IO proxy; `transport` runs it on
+//! kernel UDP sockets; `usage` keeps billing records durable; `client` is a small NAS client.
+
+pub mod attr;
+pub mod capacity;
+pub mod client;
+pub mod committer;
+pub mod crypto;
+pub mod dedup;
+pub mod engine;
+#[cfg(test)]
+mod engine_tests;
+pub mod fuzzing;
+pub mod ids;
+pub mod packet;
+pub mod realm;
+pub mod transport;
+pub mod usage;
+
+pub use engine::{Engine, Input, Listener, Now, Output};
+pub use packet::{Code, Packet, ParseError};

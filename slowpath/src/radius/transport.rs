@@ -1,0 +1,433 @@
+//! Runs the engine on kernel UDP sockets with mio: two NAS-facing listeners, upstream sockets
+//! created per identifier slot, the usage store committed before a NAS is acknowledged.
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ispmux_conf::radius::RadiusConfig;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use tracing::{error, info, warn};
+
+use super::committer::{Batch, Committer};
+use super::engine::{ConfigError, Engine, Input, Listener, Now, Output};
+use super::usage::UsageStore;
+use crate::store::StoreError;
+
+/// Why the proxy cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum RadiusError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("radius: usage store: {0}")]
+    Store(#[from] StoreError),
+    #[error("radius: socket {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("radius: poll: {0}")]
+    Poll(std::io::Error),
+    #[error("radius: the proxy thread stopped")]
+    Gone,
+}
+
+/// Requests to a running proxy.
+pub enum Control {
+    Suspend { csp: String, suspended: bool },
+    Counters(mpsc::Sender<BTreeMap<String, u64>>),
+}
+
+const AUTH: Token = Token(0);
+const ACCT: Token = Token(1);
+const WAKE: Token = Token(2);
+const SLOT0: usize = 3;
+/// Datagrams read from one socket per poll round, so that timers, control and the usage
+/// commit of a round are not starved by a flood on one socket.
+const ROUND: usize = 256;
+
+/// A proxy bound to its sockets, ready to run.
+pub struct Proxy {
+    poll: Poll,
+    auth: UdpSocket,
+    acct: UdpSocket,
+    slots: Vec<UdpSocket>,
+    source: Option<IpAddr>,
+    engine: Engine,
+    committer: Committer,
+    control: Option<mpsc::Receiver<Control>>,
+    buf: Vec<u8>,
+    out: Vec<Output>,
+    /// Answers of this poll round that wait for usage records, handed to the committer at
+    /// the end of the round.
+    pending: Batch,
+    /// Sockets left with datagrams at the end of the last round.
+    unfinished: Vec<Token>,
+}
+
+/// Socket buffers asked for (the kernel caps them at net.core.[rw]mem_max): a burst of
+/// logons after an outage must not overflow the default ~200 KiB, about 256 datagrams.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+fn bind(addr: SocketAddr) -> Result<UdpSocket, RadiusError> {
+    Ok(UdpSocket::from_std(bind_socket(addr)?.into()))
+}
+
+fn bind_socket(addr: SocketAddr) -> Result<socket2::Socket, RadiusError> {
+    let err = |source| RadiusError::Bind { addr, source };
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(err)?;
+    // Best effort: a smaller buffer still works.
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    s.set_nonblocking(true).map_err(err)?;
+    s.bind(&addr.into()).map_err(err)?;
+    Ok(s)
+}
+
+/// A listener for the loop and a clone of it for the committer's answers.
+fn bind_listener(addr: SocketAddr) -> Result<(UdpSocket, std::net::UdpSocket), RadiusError> {
+    let s = bind_socket(addr)?;
+    let clone = s
+        .try_clone()
+        .map_err(|source| RadiusError::Bind { addr, source })?;
+    Ok((UdpSocket::from_std(s.into()), clone.into()))
+}
+
+impl Proxy {
+    /// Binds the listeners and opens the usage store (`None`: records kept in memory only).
+    pub fn bind(cfg: &RadiusConfig, db_path: Option<&Path>) -> Result<Proxy, RadiusError> {
+        let now = Now::system();
+        let mut engine = Engine::new(cfg, now.mono)?;
+        let store = match db_path {
+            Some(p) => UsageStore::open(p)?,
+            None => UsageStore::in_memory()?,
+        };
+        engine.restore(&store.open_sessions()?, &store.records()?, now.unix);
+        let poll = Poll::new().map_err(RadiusError::Poll)?;
+        let (mut auth, auth_clone) = bind_listener(cfg.listen_auth)?;
+        let (mut acct, acct_clone) = bind_listener(cfg.listen_acct)?;
+        let committer =
+            Committer::start(store, auth_clone, acct_clone).map_err(RadiusError::Poll)?;
+        poll.registry()
+            .register(&mut auth, AUTH, Interest::READABLE)
+            .map_err(RadiusError::Poll)?;
+        poll.registry()
+            .register(&mut acct, ACCT, Interest::READABLE)
+            .map_err(RadiusError::Poll)?;
+        Ok(Proxy {
+            poll,
+            auth,
+            acct,
+            slots: Vec::new(),
+            source: cfg.source_address,
+            engine,
+            committer,
+            control: None,
+            buf: vec![0; 4096],
+            out: Vec::new(),
+            pending: Batch::default(),
+            unfinished: Vec::new(),
+        })
+    }
+
+    /// The bound listener addresses (auth, acct).
+    pub fn local_addrs(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        (self.auth.local_addr().ok(), self.acct.local_addr().ok())
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), RadiusError> {
+        let mut events = Events::with_capacity(256);
+        info!(auth = ?self.auth.local_addr().ok(), acct = ?self.acct.local_addr().ok(), "radius proxy running");
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let wait = self
+                .engine
+                .next_timeout()
+                .map_or(Duration::from_millis(100), |t| {
+                    t.saturating_duration_since(now)
+                })
+                .min(Duration::from_millis(100));
+            let wait = if self.unfinished.is_empty() {
+                wait
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(RadiusError::Poll(e));
+            }
+            let mut ready: Vec<Token> = std::mem::take(&mut self.unfinished);
+            for ev in events.iter() {
+                if !ready.contains(&ev.token()) {
+                    ready.push(ev.token());
+                }
+            }
+            for token in ready {
+                let more = match token {
+                    AUTH => self.drain(Some(Listener::Auth), 0),
+                    ACCT => self.drain(Some(Listener::Acct), 0),
+                    WAKE => false,
+                    Token(t) => self.drain(None, (t - SLOT0) as u16),
+                };
+                if more {
+                    self.unfinished.push(token);
+                }
+            }
+            if self
+                .engine
+                .next_timeout()
+                .is_some_and(|t| t <= Instant::now())
+            {
+                self.step(Input::Timer);
+            }
+            self.serve_control();
+            self.flush_committed();
+        }
+        Ok(())
+    }
+
+    fn serve_control(&mut self) {
+        let Some(rx) = &self.control else {
+            return;
+        };
+        let msgs: Vec<Control> = rx.try_iter().collect();
+        for m in msgs {
+            match m {
+                Control::Suspend { csp, suspended } => {
+                    self.step(Input::Suspend {
+                        csp: &csp,
+                        suspended,
+                    });
+                }
+                Control::Counters(reply) => {
+                    let c = self
+                        .engine
+                        .counters()
+                        .iter()
+                        .map(|((g, n), v)| (format!("{g}.{n}"), *v))
+                        .collect();
+                    let _ = reply.send(c);
+                }
+            }
+        }
+    }
+
+    /// Reads a socket until it would block.
+    /// Reads up to a round's worth of datagrams; true if the socket may hold more (it is
+    /// then read again next round, as edge-triggered polling will not say so again).
+    fn drain(&mut self, listener: Option<Listener>, slot: u16) -> bool {
+        for _ in 0..ROUND {
+            let sock = match listener {
+                Some(Listener::Auth) => &self.auth,
+                Some(Listener::Acct) => &self.acct,
+                None => match self.slots.get(usize::from(slot)) {
+                    Some(s) => s,
+                    None => return false,
+                },
+            };
+            let (n, from) = match sock.recv_from(&mut self.buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // ICMP port unreachable from a dead server shows up here; the timers handle it.
+                Err(_) => continue,
+            };
+            let data = std::mem::take(&mut self.buf);
+            let input = match listener {
+                Some(listener) => Input::Nas {
+                    listener,
+                    from,
+                    data: data.get(..n).unwrap_or_default(),
+                },
+                None => Input::Peer {
+                    slot,
+                    from,
+                    data: data.get(..n).unwrap_or_default(),
+                },
+            };
+            self.step(input);
+            self.buf = data;
+        }
+        true
+    }
+
+    fn step(&mut self, input: Input<'_>) {
+        let mut out = std::mem::take(&mut self.out);
+        self.engine.handle(Now::system(), input, &mut out);
+        for o in out.drain(..) {
+            self.carry_out(o);
+        }
+        self.out = out;
+    }
+
+    fn carry_out(&mut self, o: Output) {
+        match o {
+            Output::ToNas {
+                listener,
+                to,
+                data,
+                commit,
+            } => {
+                if !commit.is_empty() {
+                    self.pending.events.extend(commit);
+                    self.pending.answers.push((listener, to, data));
+                    return;
+                }
+                let sock = match listener {
+                    Listener::Auth => &self.auth,
+                    Listener::Acct => &self.acct,
+                };
+                if let Err(e) = sock.send_to(&data, to) {
+                    warn!(%to, error = %e, "radius: send to NAS failed");
+                }
+            }
+            Output::ToPeer { slot, to, data } => {
+                if let Some(sock) = self.slot(slot, to) {
+                    if let Err(e) = sock.send_to(&data, to) {
+                        warn!(%to, error = %e, "radius: send upstream failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands the round's answers that wait for usage records to the committer.
+    fn flush_committed(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        if !self.committer.submit(batch) {
+            error!("radius: the usage committer stopped; NASes not acknowledged");
+        }
+    }
+
+    /// Upstream socket `slot`, opening sockets up to it on first use.
+    fn slot(&mut self, slot: u16, to: SocketAddr) -> Option<&UdpSocket> {
+        while self.slots.len() <= usize::from(slot) {
+            let ip = self.source.unwrap_or(match to {
+                SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            });
+            let mut s = match bind(SocketAddr::new(ip, 0)) {
+                Ok(s) => s,
+                Err(e) => {
+                    error!(error = %e, "radius: cannot open an upstream socket");
+                    return None;
+                }
+            };
+            let token = Token(SLOT0 + self.slots.len());
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut s, token, Interest::READABLE)
+            {
+                error!(error = %e, "radius: cannot poll an upstream socket");
+                return None;
+            }
+            self.slots.push(s);
+        }
+        self.slots.get(usize::from(slot))
+    }
+}
+
+/// Runs a proxy in the calling thread until `stop` is set (`ispmux radius-proxy -c FILE`).
+pub fn run_standalone(
+    cfg: &RadiusConfig,
+    db_path: Option<&Path>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), RadiusError> {
+    Proxy::bind(cfg, db_path)?.run(&stop)
+}
+
+/// A proxy running in its own thread (`ispmux run`, tests).
+pub struct ProxyHandle {
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    control: mpsc::Sender<Control>,
+    thread: Option<JoinHandle<Result<(), RadiusError>>>,
+    pub auth_addr: SocketAddr,
+    pub acct_addr: SocketAddr,
+}
+
+impl ProxyHandle {
+    /// Binds (so the addresses are known and in use on return) and starts the proxy thread.
+    pub fn spawn(cfg: &RadiusConfig, db_path: Option<&Path>) -> Result<ProxyHandle, RadiusError> {
+        let mut p = Proxy::bind(cfg, db_path)?;
+        let (auth, acct) = p.local_addrs();
+        let waker = Arc::new(Waker::new(p.poll.registry(), WAKE).map_err(RadiusError::Poll)?);
+        let (tx, rx) = mpsc::channel();
+        p.control = Some(rx);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("radius-proxy".into())
+            .spawn(move || p.run(&s2))
+            .map_err(RadiusError::Poll)?;
+        Ok(ProxyHandle {
+            stop,
+            waker,
+            control: tx,
+            thread: Some(thread),
+            auth_addr: auth.unwrap_or(cfg.listen_auth),
+            acct_addr: acct.unwrap_or(cfg.listen_acct),
+        })
+    }
+
+    /// Suspends or resumes a CSP (sessions are disconnected at their NAS on suspension).
+    pub fn suspend(&self, csp: &str, suspended: bool) -> Result<(), RadiusError> {
+        self.control
+            .send(Control::Suspend {
+                csp: csp.to_owned(),
+                suspended,
+            })
+            .map_err(|_| RadiusError::Gone)?;
+        self.waker.wake().map_err(RadiusError::Poll)
+    }
+
+    /// The engine's counters, as `group.name` -> count.
+    pub fn counters(&self) -> Result<BTreeMap<String, u64>, RadiusError> {
+        let (tx, rx) = mpsc::channel();
+        self.control
+            .send(Control::Counters(tx))
+            .map_err(|_| RadiusError::Gone)?;
+        self.waker.wake().map_err(RadiusError::Poll)?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| RadiusError::Gone)
+    }
+
+    /// Stops the proxy and waits for its thread.
+    pub fn stop(mut self) -> Result<(), RadiusError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), RadiusError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.waker.wake();
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| RadiusError::Gone)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ProxyHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
