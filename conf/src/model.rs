@@ -25,6 +25,27 @@ pub struct Config {
     /// changes them later. Port numbers in it are indexes into `[[port]]`.
     #[serde(default)]
     pub tables: ispmux_dataplane::PreloadTables,
+    /// The DHCP logon proxy (seeds 000/001); off when absent.
+    pub dhcp: Option<crate::dhcp::DhcpConfig>,
+    /// The durable store: registry, bindings, refusals, usage records.
+    #[serde(default)]
+    pub store: Store,
+}
+
+/// Where the durable store lives.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Store {
+    /// The SQLite database file (created with its directory if missing).
+    pub path: String,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            path: "/var/lib/ispmux/ispmux.db".to_owned(),
+        }
+    }
 }
 
 /// Whether to use hugepages.

@@ -24,7 +24,40 @@ pub fn validate(cfg: &Config) -> Vec<Issue> {
     dataplane(cfg, &mut out);
     workers(cfg, &mut out);
     tables(cfg, &mut out);
+    dhcp(cfg, &mut out);
     out
+}
+
+fn dhcp(cfg: &Config, out: &mut Vec<Issue>) {
+    let Some(d) = &cfg.dhcp else { return };
+    out.extend(d.validate());
+    if cfg.dataplane.pipeline != crate::PipelineKind::Node {
+        issue(
+            out,
+            "dhcp",
+            "the logon proxy needs pipeline = \"node\" (it installs bindings in the fast path)",
+        );
+    }
+    // Bindings are installed under the ISP's id in the tables: the names must meet.
+    for (i, isp) in d.isps.iter().enumerate() {
+        if !cfg.tables.isps.iter().any(|t| t.name == isp.name) {
+            issue(
+                out,
+                format!("dhcp.isps[{i}].name"),
+                format!(
+                    "ISP {:?} has no [[tables.isps]] entry (its id and labels)",
+                    isp.name
+                ),
+            );
+        }
+    }
+    if !cfg
+        .ports
+        .iter()
+        .any(|p| p.role == Some(ispmux_dataplane::PortRole::Access))
+    {
+        issue(out, "dhcp", "the logon proxy needs an access port");
+    }
 }
 
 fn issue(out: &mut Vec<Issue>, key: impl Into<String>, msg: impl Into<String>) {

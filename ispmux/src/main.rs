@@ -1,6 +1,7 @@
 //! `ispmux`: the gateway daemon and its operator commands.
 
 mod control;
+mod logon;
 mod run;
 mod slowpath;
 

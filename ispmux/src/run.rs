@@ -156,14 +156,39 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             }
         }
     }
-    let slow = SlowPath {
+    let slow_stats = Arc::new(std::sync::Mutex::new(SlowPathStats::default()));
+    let mut slow = SlowPath {
         punt: punt.clone(),
         inject: inject.clone(),
         pool: pool.clone(),
         updates: sender,
+        dhcp: None,
+        isp_ids: preload
+            .isps
+            .iter()
+            .map(|i| (i.name.clone(), i.id))
+            .collect(),
+        port_index: ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id(), i as u16))
+            .collect(),
+        stats: slow_stats.clone(),
+    };
+    if let Some(d) = &cfg.dhcp {
+        let gateway_mac = node_ports
+            .iter()
+            .find(|p| p.role == PortRole::Access)
+            .map_or(ispmux_slowpath::dhcp::MacAddr([0; 6]), |p| {
+                ispmux_slowpath::dhcp::MacAddr(p.mac.0)
+            });
+        let (svc, restored) = crate::logon::start(&cfg, d, gateway_mac)?;
+        slow.dhcp = Some(svc);
+        slow.apply_now(restored);
     }
-    .spawn(stop.clone())
-    .context("starting the slow-path thread")?;
+    let slow = slow
+        .spawn(stop.clone())
+        .context("starting the slow-path thread")?;
     tracing::info!(workers = launched.len(), idle_sleep = plan.idle_sleep, pipeline = ?cfg.dataplane.pipeline, "forwarding");
 
     let names: Vec<(u16, String)> = preload
@@ -171,11 +196,12 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         .into_iter()
         .map(|(id, n)| (id, n.to_owned()))
         .collect();
-    let report = |elapsed: Duration, slow: SlowPathStats| {
+    let report = |elapsed: Duration| {
         let cur: Vec<EthStats> = ports
             .iter()
             .map(|p| p.stats().unwrap_or_default())
             .collect();
+        let slow = slow_stats.lock().map(|s| *s).unwrap_or_default();
         snapshot(&cfg, &before, &cur, &stats, &shared, &names, slow, elapsed)
     };
 
@@ -197,7 +223,7 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         }
         if let Some(c) = &control {
             c.serve_pending(&mut |cmd| match cmd {
-                "stats" => serde_json::to_value(report(now - started, SlowPathStats::default()))
+                "stats" => serde_json::to_value(report(now - started))
                     .unwrap_or_default(),
                 "version" => serde_json::json!({ "ispmux": env!("CARGO_PKG_VERSION"), "dpdk": ispmux_sys::version() }),
                 other => serde_json::json!({ "error": format!("unknown command {other:?}; try stats or version") }),
@@ -223,8 +249,10 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             failed.push(*l);
         }
     }
-    let slow_stats = slow.join().unwrap_or_default();
-    print_final(&report(started.elapsed(), slow_stats));
+    if slow.join().is_err() {
+        tracing::error!("the slow-path thread panicked");
+    }
+    print_final(&report(started.elapsed()));
     drop(control);
     drop(punt);
     drop(inject);
@@ -459,8 +487,9 @@ fn print_final(s: &Snapshot) {
     for isp in &s.pipeline.isps {
         println!("{}", serde_json::to_string(isp).unwrap_or_default());
     }
+    let sp = &s.slowpath;
     println!(
-        "slowpath punted {} arp {} dhcp {} other {}",
-        s.slowpath.punted, s.slowpath.arp, s.slowpath.dhcp, s.slowpath.other
+        "slowpath punted {} arp {} dhcp {} other {} injected {} inject_drops {} bindings_installed {} bindings_removed {} update_errors {}",
+        sp.punted, sp.arp, sp.dhcp, sp.other, sp.injected, sp.inject_drops, sp.bindings_installed, sp.bindings_removed, sp.update_errors
     );
 }

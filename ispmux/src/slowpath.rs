@@ -1,13 +1,22 @@
 //! The slow-path thread: takes what the workers punt (DHCP, ARP, packets for the gateway),
-//! runs the protocol engines on it, sends through its own transmit queue on every port (the
-//! inject path) and changes the fast-path tables through the one update sender.
+//! runs the protocol engines on it, hands frames to send to the inject ring and changes the
+//! fast-path tables through the one update sender.
+//!
+//! It may block and allocate (it is not a worker); it sleeps briefly when there is nothing
+//! to do. Its counters sit behind a mutex that the control socket reads.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ispmux_dataplane::table::updates::UpdateSender;
+use ispmux_dataplane::table::{IspId, SubscriberKey};
+use ispmux_dataplane::wire::MacAddr;
+use ispmux_dataplane::TableUpdate;
+use ispmux_slowpath::dhcp::service::{Effects, LogonService};
+use ispmux_slowpath::dhcp::BindingChange;
 use ispmux_sys::{Burst, Mempool, Ring};
 
 /// What the slow path saw, for the exit report and the control socket.
@@ -21,52 +30,166 @@ pub struct SlowPathStats {
     pub dhcp: u64,
     /// Of those, anything else (counted and freed).
     pub other: u64,
+    /// Frames handed to the inject ring.
+    pub injected: u64,
+    /// Frames to inject that found no mbuf or no room in the ring.
+    pub inject_drops: u64,
+    /// Bindings installed in the fast path (logons, renewals, restored at start).
+    pub bindings_installed: u64,
+    /// Bindings removed (release, decline, expiry, revocation).
+    pub bindings_removed: u64,
+    /// Table updates the tables refused (full, unknown ISP): logged.
+    pub update_errors: u64,
 }
 
 /// The slow path's own resources.
-// The inject ring, the pool and the update sender are the DHCP logon engine's outputs (wired in
-// with it); until then they are held so no worker can use the slow path's queue.
-#[allow(dead_code)]
 pub struct SlowPath {
     /// Punted frames from every worker.
     pub punt: Arc<Ring>,
-    /// Frames to send, each with its output port in the mbuf's port field; the first
+    /// Frames to send, each with its output port index in the mbuf's port field; the first
     /// worker transmits them.
     pub inject: Arc<Ring>,
     /// Where frames to inject are allocated.
     pub pool: Arc<Mempool>,
     /// The only writer of the fast-path tables (node pipelines only).
     pub updates: Option<UpdateSender>,
+    /// The DHCP logon proxy, when configured.
+    pub dhcp: Option<LogonService>,
+    /// ISP ids of the tables by name (bindings name their ISP).
+    pub isp_ids: HashMap<String, IspId>,
+    /// Configuration port index by DPDK port id (mbufs carry the DPDK id).
+    pub port_index: HashMap<u16, u16>,
+    /// Counters, shared with the control socket.
+    pub stats: Arc<Mutex<SlowPathStats>>,
 }
 
 impl SlowPath {
+    /// Carries out effects produced before the thread starts (bindings restored from the
+    /// store), so workers see them from their first maintenance round.
+    pub fn apply_now(&mut self, fx: Effects) {
+        let mut st = SlowPathStats::default();
+        self.apply(fx, &mut st);
+        self.publish(&st);
+    }
+
     /// Runs the slow path on its own thread until `stop` is set.
-    pub fn spawn(self, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<SlowPathStats>> {
+    pub fn spawn(self, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
         std::thread::Builder::new()
             .name("ispmux-slowpath".into())
             .spawn(move || self.run(&stop))
     }
 
-    fn run(self, stop: &AtomicBool) -> SlowPathStats {
-        let mut stats = SlowPathStats::default();
+    fn run(mut self, stop: &AtomicBool) {
+        let mut st = self.stats.lock().map(|s| *s).unwrap_or_default();
         let mut b = Burst::new();
         while !stop.load(Ordering::Relaxed) {
+            let now = SystemTime::now();
             let n = self.punt.dequeue_burst(&mut b, 64);
+            for m in b.drain() {
+                st.punted += 1;
+                match classify(m.data()) {
+                    Punted::Arp => st.arp += 1,
+                    Punted::Dhcp => {
+                        st.dhcp += 1;
+                        let port = self.port_index.get(&m.port()).copied();
+                        if let (Some(svc), Some(port)) = (self.dhcp.as_mut(), port) {
+                            svc.punt(now, port, m.data());
+                        }
+                    }
+                    Punted::Other => st.other += 1,
+                }
+            }
+            if let Some(svc) = self.dhcp.as_mut() {
+                if let Err(e) = svc.poll_isp(now) {
+                    tracing::warn!(error = %e, "dhcp: ISP-side socket");
+                }
+                if svc.next_deadline().is_some_and(|d| d <= now) {
+                    svc.tick(now);
+                }
+                let fx = svc.flush();
+                self.apply(fx, &mut st);
+            }
+            self.publish(&st);
             if n == 0 {
                 // Nothing punted: the slow path may wait; the workers never do.
                 std::thread::sleep(Duration::from_micros(200));
-                continue;
-            }
-            for m in b.drain() {
-                stats.punted += 1;
-                match classify(m.data()) {
-                    Punted::Arp => stats.arp += 1,
-                    Punted::Dhcp => stats.dhcp += 1,
-                    Punted::Other => stats.other += 1,
-                }
             }
         }
-        stats
+        if let Some(svc) = self.dhcp.as_mut() {
+            // Commit what is pending so no acknowledged binding is lost.
+            let fx = svc.drain();
+            self.apply(fx, &mut st);
+        }
+        self.publish(&st);
+    }
+
+    fn publish(&self, st: &SlowPathStats) {
+        if let Ok(mut s) = self.stats.lock() {
+            *s = *st;
+        }
+    }
+
+    /// Frames to the inject ring, bindings to table updates, in the engine's order.
+    fn apply(&mut self, fx: Effects, st: &mut SlowPathStats) {
+        let mut out = Burst::new();
+        for inj in fx.inject {
+            match self.pool.alloc_from(&inj.frame) {
+                Some(mut m) => {
+                    m.set_port(inj.port);
+                    if let Err(m) = out.push(m) {
+                        drop(m);
+                        st.inject_drops += 1;
+                    }
+                }
+                None => st.inject_drops += 1,
+            }
+        }
+        st.injected += self.inject.enqueue_burst(&mut out) as u64;
+        st.inject_drops += out.clear() as u64;
+
+        for change in fx.bindings {
+            let (b, install) = match change {
+                BindingChange::Install(b) => (b, true),
+                BindingChange::Remove(b) => (b, false),
+            };
+            let key = SubscriberKey {
+                port: b.port,
+                outer_vid: b.vlan,
+                inner_vid: b.inner_vlan,
+                mac: MacAddr(b.mac.0),
+            };
+            let updates = match (install, self.isp_ids.get(&b.isp)) {
+                (true, Some(&isp)) => vec![
+                    TableUpdate::AddSubscriber { key, isp },
+                    TableUpdate::Bind { key, addr: b.ipv4 },
+                ],
+                (true, None) => {
+                    tracing::warn!(isp = %b.isp, "dhcp: binding for an ISP without tables");
+                    st.update_errors += 1;
+                    continue;
+                }
+                (false, _) => vec![TableUpdate::Unbind { key }],
+            };
+            let Some(tx) = self.updates.as_mut() else {
+                continue;
+            };
+            for u in updates {
+                if let Err(e) = tx.send(u) {
+                    tracing::warn!(update = ?u, error = %e, "table update refused");
+                    st.update_errors += 1;
+                }
+            }
+            if install {
+                st.bindings_installed += 1;
+                tracing::info!(mac = %key.mac, isp = %b.isp, ipv4 = %b.ipv4, port = b.port, vlan = b.vlan, "binding installed");
+            } else {
+                st.bindings_removed += 1;
+                tracing::info!(mac = %key.mac, isp = %b.isp, ipv4 = %b.ipv4, "binding removed");
+            }
+        }
+        if let Some(tx) = self.updates.as_mut() {
+            tx.flush();
+        }
     }
 }
 
@@ -101,5 +224,37 @@ fn classify(f: &[u8]) -> Punted {
             }
         }
         _ => Punted::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp_frame(tags: &[[u8; 4]], dport: u16) -> Vec<u8> {
+        let mut f = vec![0xff; 12];
+        for t in tags {
+            f.extend_from_slice(t);
+        }
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&[0, 68]);
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&[0, 8, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn classify_finds_dhcp_under_vlan_tags() {
+        assert!(matches!(classify(&udp_frame(&[], 67)), Punted::Dhcp));
+        assert!(matches!(
+            classify(&udp_frame(&[[0x88, 0xa8, 0, 10], [0x81, 0, 0, 20]], 67)),
+            Punted::Dhcp
+        ));
+        assert!(matches!(classify(&udp_frame(&[], 53)), Punted::Other));
+        let mut arp = vec![0xff; 12];
+        arp.extend_from_slice(&[0x08, 0x06]);
+        assert!(matches!(classify(&arp), Punted::Arp));
+        assert!(matches!(classify(&[0x08]), Punted::Other));
     }
 }
