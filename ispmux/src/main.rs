@@ -2,6 +2,7 @@
 
 mod control;
 mod logon;
+mod registry_cli;
 mod run;
 mod slowpath;
 
@@ -41,6 +42,23 @@ enum Cmd {
         #[arg(default_value = "stats")]
         command: String,
     },
+    /// The subscriber registry: ISPs register their subscribers here.
+    Subscriber {
+        /// Configuration file (for the store's path and the ISPs).
+        #[arg(short, long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        cmd: registry_cli::SubscriberCmd,
+    },
+    /// Recent refused logons (unknown MAC, bad credential, ISP NAK or silence).
+    Refusals {
+        /// Configuration file (for the store's path).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// How many, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
     /// Validate a configuration file and exit; errors name file, line, column and key.
     Check {
         /// Configuration file.
@@ -61,6 +79,12 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Run { config, duration } => run::run(&config, duration),
         Cmd::Check { config } => check(&config),
+        Cmd::Subscriber { config, cmd } => ispmux_conf::load(&config)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| registry_cli::subscriber(&c, cmd)),
+        Cmd::Refusals { config, limit } => ispmux_conf::load(&config)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| registry_cli::refusals(&c, limit)),
         Cmd::Ctl { socket, command } => control::ctl(&socket, &command),
     };
     match result {

@@ -118,7 +118,7 @@ struct Topology {
     isp_b: Netns,
 }
 
-fn topology() -> Topology {
+fn topology(static_a: bool) -> Topology {
     let t = Topology {
         sub_a: Netns::new("sa"),
         sub_b: Netns::new("sb"),
@@ -166,8 +166,10 @@ fn topology() -> Topology {
         (&t.sub_a, &t.isp_a, "198.18.1", "02:00:00:03:00:02"),
         (&t.sub_b, &t.isp_b, "198.18.2", "02:00:00:03:00:03"),
     ] {
-        sub.addr("eth0", &format!("{net}.10/24"));
-        sub.ip(&["route", "add", "default", "via", &format!("{net}.1")]);
+        if static_a || net.ends_with('2') {
+            sub.addr("eth0", &format!("{net}.10/24"));
+            sub.ip(&["route", "add", "default", "via", &format!("{net}.1")]);
+        }
         // The ISP's server; .1 is the gateway address the headend answers for (proxy ARP).
         isp.addr("eth0", &format!("{net}.2/24"));
         // The ISP reaches its subscribers through the tailend's hand-off port.
@@ -230,7 +232,7 @@ fn packets(v: &serde_json::Value, dir: &str) -> u64 {
 
 #[test]
 fn two_isps_ride_their_labels_through_headend_transit_tailend() {
-    let t = topology();
+    let t = topology(true);
     let d = TempDir::new("mpls-chain");
     let head = start(
         &t.head,
@@ -411,5 +413,234 @@ fn two_isps_ride_their_labels_through_headend_transit_tailend() {
     assert_eq!(
         labels(&["hop2-transit.pcap", "hop2-tail.pcap"]),
         vec![2001, 2002, 3001, 3002]
+    );
+}
+
+/// Kea for ISP A in its namespace on the control link, with a reservation keyed on the
+/// circuit-id the gateway adds (access port 0, untagged: "0:0").
+fn start_kea(ns: &Netns, dir: &TempDir) -> Daemon {
+    let cfg = serde_json::json!({ "Dhcp4": {
+        "interfaces-config": { "interfaces": ["ctl/198.18.100.2"], "dhcp-socket-type": "udp" },
+        "lease-database": { "type": "memfile", "persist": false },
+        "valid-lifetime": 600,
+        "host-reservation-identifiers": ["circuit-id"],
+        "subnet4": [{
+            "id": 1,
+            "subnet": "198.18.1.0/24",
+            "pools": [{ "pool": "198.18.1.100 - 198.18.1.150" }],
+            "option-data": [{ "name": "routers", "data": "198.18.1.1" }],
+            "reservations": [{ "circuit-id": "'0:0'", "ip-address": "198.18.1.77" }]
+        }]
+    }});
+    let path = dir.join("kea.json");
+    std::fs::write(&path, cfg.to_string()).expect("kea config");
+    let d = Daemon::new(
+        ns.command("kea-dhcp4")
+            .arg("-c")
+            .arg(&path)
+            .env("KEA_LOCKFILE_DIR", &dir.0)
+            .env("KEA_PIDFILE_DIR", &dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kea-dhcp4"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(
+        &ns.command("ss")
+            .args(["-Hlun"])
+            .output()
+            .expect("ss")
+            .stdout,
+    )
+    .contains("198.18.100.2:67")
+    {
+        assert!(Instant::now() < deadline, "kea-dhcp4 did not bind");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d
+}
+
+/// udhcpc through the shipped logon script (customer id and password in options 224/225),
+/// with a hook that configures the lease; returns whether it got one.
+fn logon(ns: &Netns, dir: &TempDir, customer: &str, password: &str) -> bool {
+    let hook = dir.join("udhcpc-hook.sh");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\ncase \"$1\" in bound|renew)\n ip addr flush dev \"$interface\"\n \
+         ip addr add \"$ip/$mask\" dev \"$interface\"\n \
+         ip route replace default via \"$router\" dev \"$interface\";;\nesac\n",
+    )
+    .expect("hook");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../slowpath/logon/udhcpc-ispmux.sh"
+    );
+    ns.command("sh")
+        .args([
+            script, "eth0", customer, password, "-f", "-q", "-n", "-t", "3", "-T", "1", "-s",
+        ])
+        .arg(&hook)
+        .output()
+        .expect("udhcpc")
+        .status
+        .success()
+}
+
+/// The logon proxy end to end (seeds 000/001): an unregistered subscriber gets no lease and a
+/// refusal is recorded; once its ISP registers it, its real DHCP client logs on through the
+/// gateway, ISP A's Kea sees the extended request (its circuit-id reservation answers), the
+/// binding is installed in the fast path and the subscriber reaches ISP A over A's labels.
+#[test]
+fn dhcp_logon_through_the_gateway_then_traffic_rides_the_isps_label() {
+    let t = topology(false);
+    // The gateway's kernel side toward ISP A's DHCP server (the ISP-side transport).
+    veth(
+        End {
+            ns: &t.head,
+            dev: "ctl",
+            mac: "02:00:00:01:00:10",
+        },
+        End {
+            ns: &t.isp_a,
+            dev: "ctl",
+            mac: "02:00:00:0a:00:10",
+        },
+    );
+    t.head.addr("ctl", "198.18.100.1/24");
+    t.isp_a.addr("ctl", "198.18.100.2/24");
+    // ISP A's server reaches the reserved address through the tailend.
+    t.isp_a.ip(&[
+        "neigh",
+        "add",
+        "198.18.1.77",
+        "lladdr",
+        "02:00:00:03:00:02",
+        "dev",
+        "eth0",
+    ]);
+    let d = TempDir::new("dhcp-chain");
+    let _kea = start_kea(&t.isp_a, &d);
+    let dhcp = format!(
+        "\n[dhcp]\nrelay_address = \"198.18.100.1\"\nserver_identifier = \"198.18.1.1\"\n\
+         require_credential = true\n\n[[dhcp.isps]]\nname = \"isp-a\"\nservers = [\"198.18.100.2\"]\n\
+         link_selection = \"198.18.1.1\"\n\n[store]\npath = \"{}\"\n",
+        d.join("ispmux.db").display()
+    );
+    // A is registered by its ISP (below), not preloaded: the logon installs it.
+    let head_tables = HEADEND_TABLES.replace(
+        "[[tables.subscribers]]\nport = 0\nmac = \"02:00:00:aa:00:01\"\nisp = 1\nipv4 = \"198.18.1.10\"\n",
+        "",
+    );
+    let head_conf = format!(
+        "{EAL}{}{}{}{head_tables}{dhcp}",
+        port("acc0", 0, "access", 1500),
+        port("acc1", 1, "access", 1500),
+        port("core0", 2, "core", 1600)
+    );
+    let head = start(&t.head, &d, "headend", head_conf);
+    let _transit = start(
+        &t.transit,
+        &d,
+        "transit",
+        format!(
+            "{EAL}{}{}{TRANSIT_TABLES}",
+            port("c0", 0, "core", 1600),
+            port("c1", 1, "core", 1600)
+        ),
+    );
+    let _tail = start(
+        &t.tail,
+        &d,
+        "tailend",
+        format!(
+            "{EAL}{}{}{}{TAILEND_TABLES}",
+            port("core0", 0, "core", 1600),
+            port("h0", 1, "handoff", 1500),
+            port("h1", 2, "handoff", 1500)
+        ),
+    );
+    let conf = d.join("headend.toml");
+    // `ispmux COMMAND -c FILE [ARGS...]`
+    let cli = |args: &[&str]| {
+        let out = Command::new(ispmux_bin())
+            .arg(args[0])
+            .arg("-c")
+            .arg(&conf)
+            .args(&args[1..])
+            .output()
+            .expect("cli");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Not registered yet: no lease, and the refusal is on record.
+    assert!(
+        !logon(&t.sub_a, &d, "C1", "secret"),
+        "an unregistered MAC got a lease"
+    );
+    let refusals = cli(&["refusals"]);
+    assert!(refusals.contains("02:00:00:aa:00:01"), "{refusals}");
+
+    // The ISP registers its subscriber; a wrong password is refused, the right one logs on.
+    let out = Command::new(ispmux_bin())
+        .args(["subscriber", "-c"])
+        .arg(&conf)
+        .args([
+            "add",
+            "--mac",
+            "02:00:00:aa:00:01",
+            "--isp",
+            "isp-a",
+            "--customer-id",
+            "C1",
+            "--password",
+            "secret",
+        ])
+        .output()
+        .expect("subscriber add");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !logon(&t.sub_a, &d, "C1", "wrong"),
+        "a wrong password got a lease"
+    );
+    assert!(
+        logon(&t.sub_a, &d, "C1", "secret"),
+        "the registered subscriber got no lease"
+    );
+    let addr = t.sub_a.ip(&["-4", "-br", "addr", "show", "dev", "eth0"]);
+    assert!(
+        String::from_utf8_lossy(&addr.stdout).contains("198.18.1.77/24"),
+        "Kea's circuit-id reservation answered: {addr:?}"
+    );
+    let list = cli(&["subscriber", "list"]);
+    assert!(
+        list.contains("02:00:00:aa:00:01,isp-a,C1,active,198.18.1.77,"),
+        "{list}"
+    );
+
+    // The binding is in the fast path: A reaches ISP A's server over A's labels.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ping(&t.sub_a, "198.18.1.2", 1).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "subscriber A never reached ISP A after its logon"
+        );
+    }
+    let a = ping(&t.sub_a, "198.18.1.2", 10);
+    assert!(
+        String::from_utf8_lossy(&a.stdout).contains("10 received"),
+        "{a:?}"
+    );
+
+    let out = head.stop();
+    let ho = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(ho.contains("bindings_installed 1 "), "{ho}");
+    assert!(
+        packets(&isp_counters(&ho, "isp-a"), "headend_up") >= 11,
+        "{ho}"
     );
 }

@@ -1,0 +1,175 @@
+//! `ispmux subscriber ...` and `ispmux refusals`: the operator's (and ISPs') view of the
+//! registry, on the store the daemon uses. The daemon reads the registry on every logon, so
+//! additions take effect at the subscriber's next DHCP request.
+
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use ispmux_conf::Config;
+use ispmux_slowpath::dhcp::MacAddr;
+use ispmux_slowpath::registry::{import, Isp, NewSubscriber, Registry, Status};
+
+/// Registry commands.
+#[derive(Subcommand)]
+pub enum SubscriberCmd {
+    /// Register a subscriber with its ISP (the ISP's customer id and password).
+    Add {
+        /// The subscriber's MAC address.
+        #[arg(long)]
+        mac: String,
+        /// ISP name, as in `[[dhcp.isps]]`.
+        #[arg(long)]
+        isp: String,
+        /// The customer id the ISP issued.
+        #[arg(long)]
+        customer_id: String,
+        /// The password the ISP issued (stored as a salted Argon2id hash).
+        #[arg(long)]
+        password: Option<String>,
+        /// Register as suspended (logons refused).
+        #[arg(long)]
+        suspended: bool,
+    },
+    /// List registered subscribers.
+    List {
+        /// Only this ISP's.
+        #[arg(long)]
+        isp: Option<String>,
+    },
+    /// Remove a subscriber (its binding is dropped from the store).
+    Remove {
+        /// The subscriber's MAC address.
+        #[arg(long)]
+        mac: String,
+    },
+    /// Import subscribers from CSV: `mac,isp,customer_id,password[,status]` with a header;
+    /// all rows or none.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
+    },
+}
+
+/// Opens the configured store and records the configured ISPs in it.
+pub fn open(cfg: &Config) -> Result<Registry> {
+    let path = Path::new(&cfg.store.path);
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut reg =
+        Registry::open(path).with_context(|| format!("opening the store {}", path.display()))?;
+    if let Some(d) = &cfg.dhcp {
+        for isp in &d.isps {
+            let label = cfg
+                .tables
+                .isps
+                .iter()
+                .find(|t| t.name == isp.name)
+                .and_then(|t| t.upstream.map(|f| f.label));
+            reg.upsert_isp(&Isp {
+                name: isp.name.clone(),
+                label,
+                dhcp_servers: isp.servers.clone(),
+            })
+            .with_context(|| format!("recording ISP {:?} in the registry", isp.name))?;
+        }
+    }
+    Ok(reg)
+}
+
+fn mac(s: &str) -> Result<MacAddr> {
+    s.parse().map_err(|e| anyhow::anyhow!("--mac {s:?}: {e}"))
+}
+
+/// Runs a subscriber command.
+pub fn subscriber(cfg: &Config, cmd: SubscriberCmd) -> Result<()> {
+    let mut reg = open(cfg)?;
+    match cmd {
+        SubscriberCmd::Add {
+            mac: m,
+            isp,
+            customer_id,
+            password,
+            suspended,
+        } => {
+            let mac = mac(&m)?;
+            reg.add_subscriber(&NewSubscriber {
+                mac,
+                isp: isp.clone(),
+                customer_id,
+                password,
+                status: if suspended {
+                    Status::Suspended
+                } else {
+                    Status::Active
+                },
+            })
+            .with_context(|| format!("adding {m} to {isp}"))?;
+            println!("added {mac} to {isp}");
+        }
+        SubscriberCmd::List { isp } => {
+            println!("mac,isp,customer_id,status,ipv4,expires");
+            for s in reg.list_subscribers(isp.as_deref())? {
+                let b = reg.binding(s.mac)?;
+                let status = match s.status {
+                    Status::Active => "active",
+                    Status::Suspended => "suspended",
+                };
+                println!(
+                    "{},{},{},{},{},{}",
+                    s.mac,
+                    s.isp,
+                    s.customer_id,
+                    status,
+                    b.as_ref().map(|b| b.ipv4.to_string()).unwrap_or_default(),
+                    b.as_ref()
+                        .and_then(|b| b.expires.duration_since(UNIX_EPOCH).ok())
+                        .map(|d| d.as_secs().to_string())
+                        .unwrap_or_default()
+                );
+            }
+        }
+        SubscriberCmd::Remove { mac: m } => {
+            let mac = mac(&m)?;
+            if reg.subscriber(mac)?.is_none() {
+                bail!("{mac} is not registered");
+            }
+            let binding = reg.remove_subscriber(mac)?;
+            println!(
+                "removed {mac}{}",
+                binding.map_or(String::new(), |b| format!(
+                    " (its binding {} is withdrawn at the daemon's next start or lease end)",
+                    b.ipv4
+                ))
+            );
+        }
+        SubscriberCmd::Import { file } => {
+            let f = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
+            let n = import::import_csv(&mut reg, f)
+                .with_context(|| format!("importing {}", file.display()))?;
+            println!("imported {n} subscribers from {}", file.display());
+        }
+    }
+    Ok(())
+}
+
+/// `ispmux refusals`: the most recent refused logons.
+pub fn refusals(cfg: &Config, limit: u32) -> Result<()> {
+    let reg = open(cfg)?;
+    println!("at,mac,isp,reason");
+    for r in reg.refusals(limit)? {
+        println!(
+            "{},{},{},{}",
+            r.at.duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            r.mac,
+            r.isp.unwrap_or_default(),
+            r.reason
+        );
+    }
+    Ok(())
+}
