@@ -96,7 +96,10 @@ impl SlowPath {
                             svc.punt(now, port, m.data());
                         }
                     }
-                    Punted::Other => st.other += 1,
+                    Punted::Other => {
+                        st.other += 1;
+                        tracing::debug!(frame = ?&m.data()[..m.data().len().min(64)], "punted frame no engine takes");
+                    }
                 }
             }
             if let Some(svc) = self.dhcp.as_mut() {

@@ -636,9 +636,20 @@ fn dhcp_logon_through_the_gateway_then_traffic_rides_the_isps_label() {
         "{a:?}"
     );
 
+    // Logging on again renews the same lease through the gateway.
+    assert!(logon(&t.sub_a, &d, "C1", "secret"), "second logon");
+    let a = ping(&t.sub_a, "198.18.1.2", 3);
+    assert!(
+        String::from_utf8_lossy(&a.stdout).contains("3 received"),
+        "{a:?}"
+    );
+
     let out = head.stop();
     let ho = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(ho.contains("bindings_installed 1 "), "{ho}");
+    assert!(
+        ho.contains("bindings_installed 2 bindings_removed 0 "),
+        "{ho}"
+    );
     assert!(
         packets(&isp_counters(&ho, "isp-a"), "headend_up") >= 11,
         "{ho}"
