@@ -181,3 +181,26 @@ fn ctl_reads_counters_from_a_running_daemon() {
     assert!(out.status.success());
     assert!(!sock.exists(), "socket file removed at exit");
 }
+
+#[test]
+fn every_example_configuration_is_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut files = vec![root.join("demo.toml")];
+    for e in std::fs::read_dir(root.join("topology")).expect("examples/topology") {
+        files.push(e.expect("entry").path());
+    }
+    assert!(files.len() >= 4);
+    for f in files {
+        let out = Command::new(ispmux_bin())
+            .args(["check", "-c"])
+            .arg(&f)
+            .output()
+            .expect("check");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
