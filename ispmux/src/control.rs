@@ -70,8 +70,8 @@ impl Drop for ControlServer {
     }
 }
 
-/// `ispmux ctl`: sends `command` to the daemon at `path` and prints its answer.
-pub fn ctl(path: &Path, command: &str) -> Result<()> {
+/// Sends `command` to the daemon at `path`; returns its answer, or its error as an error.
+pub fn request(path: &Path, command: &str) -> Result<String> {
     let mut s = UnixStream::connect(path)
         .with_context(|| format!("connecting to {} (is ispmux running?)", path.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -82,6 +82,11 @@ pub fn ctl(path: &Path, command: &str) -> Result<()> {
     if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
         anyhow::bail!("{e}");
     }
-    print!("{out}");
+    Ok(out)
+}
+
+/// `ispmux ctl`: sends `command` to the daemon at `path` and prints its answer.
+pub fn ctl(path: &Path, command: &str) -> Result<()> {
+    print!("{}", request(path, command)?);
     Ok(())
 }

@@ -38,9 +38,9 @@ enum Cmd {
         /// The control socket (`control.socket` in the configuration).
         #[arg(short, long)]
         socket: PathBuf,
-        /// `stats` or `version`.
-        #[arg(default_value = "stats")]
-        command: String,
+        /// `stats`, `version` or `revoke MAC` (withdraw a subscriber's binding).
+        #[arg(default_value = "stats", num_args = 1.., trailing_var_arg = true)]
+        command: Vec<String>,
     },
     /// The subscriber registry: ISPs register their subscribers here.
     Subscriber {
@@ -85,7 +85,7 @@ fn main() -> ExitCode {
         Cmd::Refusals { config, limit } => ispmux_conf::load(&config)
             .map_err(anyhow::Error::from)
             .and_then(|c| registry_cli::refusals(&c, limit)),
-        Cmd::Ctl { socket, command } => control::ctl(&socket, &command),
+        Cmd::Ctl { socket, command } => control::ctl(&socket, &command.join(" ")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

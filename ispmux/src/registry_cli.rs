@@ -137,13 +137,23 @@ pub fn subscriber(cfg: &Config, cmd: SubscriberCmd) -> Result<()> {
                 bail!("{mac} is not registered");
             }
             let binding = reg.remove_subscriber(mac)?;
-            println!(
-                "removed {mac}{}",
-                binding.map_or(String::new(), |b| format!(
-                    " (its binding {} is withdrawn at the daemon's next start or lease end)",
-                    b.ipv4
-                ))
-            );
+            println!("removed {mac}");
+            if let Some(b) = binding {
+                // Withdraw the binding from the running daemon's fast path at once.
+                match &cfg.control.socket {
+                    Some(sock) => match crate::control::request(Path::new(sock), &format!("revoke {mac}")) {
+                        Ok(_) => println!("binding {} withdrawn from the running gateway", b.ipv4),
+                        Err(e) => println!(
+                            "binding {} not withdrawn now ({e:#}); it goes at the next start",
+                            b.ipv4
+                        ),
+                    },
+                    None => println!(
+                        "binding {} goes at the daemon's next start (no [control] socket to tell it now)",
+                        b.ipv4
+                    ),
+                }
+            }
         }
         SubscriberCmd::Import { file } => {
             let f = std::fs::File::open(&file)

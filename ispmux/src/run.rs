@@ -157,6 +157,8 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         }
     }
     let slow_stats = Arc::new(std::sync::Mutex::new(SlowPathStats::default()));
+    // `ispmux ctl revoke MAC` (sent by `ispmux subscriber remove`) reaches the logon engine.
+    let (revoke_tx, revoke_rx) = std::sync::mpsc::channel();
     let mut slow = SlowPath {
         punt: punt.clone(),
         inject: inject.clone(),
@@ -174,6 +176,7 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             .map(|(i, p)| (p.id(), i as u16))
             .collect(),
         stats: slow_stats.clone(),
+        revoke: revoke_rx,
     };
     if let Some(d) = &cfg.dhcp {
         let gateway_mac = node_ports
@@ -222,11 +225,28 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             break;
         }
         if let Some(c) = &control {
-            c.serve_pending(&mut |cmd| match cmd {
-                "stats" => serde_json::to_value(report(now - started))
-                    .unwrap_or_default(),
-                "version" => serde_json::json!({ "ispmux": env!("CARGO_PKG_VERSION"), "dpdk": ispmux_sys::version() }),
-                other => serde_json::json!({ "error": format!("unknown command {other:?}; try stats or version") }),
+            c.serve_pending(&mut |cmd| {
+                let mut words = cmd.split_whitespace();
+                match (words.next(), words.next()) {
+                    (Some("stats"), None) => {
+                        serde_json::to_value(report(now - started)).unwrap_or_default()
+                    }
+                    (Some("version"), None) => serde_json::json!({
+                        "ispmux": env!("CARGO_PKG_VERSION"),
+                        "dpdk": ispmux_sys::version()
+                    }),
+                    (Some("revoke"), Some(mac)) => match mac.parse() {
+                        Ok(mac) if cfg.dhcp.is_some() => {
+                            let sent = revoke_tx.send(mac).is_ok();
+                            serde_json::json!({ "revoked": mac.to_string(), "queued": sent })
+                        }
+                        Ok(_) => serde_json::json!({ "error": "no [dhcp] logon proxy runs here" }),
+                        Err(e) => serde_json::json!({ "error": format!("revoke {mac:?}: {e}") }),
+                    },
+                    _ => serde_json::json!({
+                        "error": format!("unknown command {cmd:?}; try stats, version or revoke MAC")
+                    }),
+                }
             });
         }
         if let (Some(at), Some(i)) = (next_report, interval) {

@@ -61,6 +61,8 @@ pub struct SlowPath {
     pub port_index: HashMap<u16, u16>,
     /// Counters, shared with the control socket.
     pub stats: Arc<Mutex<SlowPathStats>>,
+    /// Subscribers removed or suspended by the operator: their bindings are withdrawn.
+    pub revoke: std::sync::mpsc::Receiver<ispmux_slowpath::dhcp::MacAddr>,
 }
 
 impl SlowPath {
@@ -103,6 +105,10 @@ impl SlowPath {
                 }
             }
             if let Some(svc) = self.dhcp.as_mut() {
+                while let Ok(mac) = self.revoke.try_recv() {
+                    tracing::info!(%mac, "revoking the subscriber's binding");
+                    svc.revoke(now, mac);
+                }
                 if let Err(e) = svc.poll_isp(now) {
                     tracing::warn!(error = %e, "dhcp: ISP-side socket");
                 }

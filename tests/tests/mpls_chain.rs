@@ -527,8 +527,9 @@ fn dhcp_logon_through_the_gateway_then_traffic_rides_the_isps_label() {
     let dhcp = format!(
         "\n[dhcp]\nrelay_address = \"198.18.100.1\"\nserver_identifier = \"198.18.1.1\"\n\
          require_credential = true\n\n[[dhcp.isps]]\nname = \"isp-a\"\nservers = [\"198.18.100.2\"]\n\
-         link_selection = \"198.18.1.1\"\n\n[store]\npath = \"{}\"\n",
-        d.join("ispmux.db").display()
+         link_selection = \"198.18.1.1\"\n\n[store]\npath = \"{}\"\n\n[control]\nsocket = \"{}\"\n",
+        d.join("ispmux.db").display(),
+        d.join("headend.sock").display()
     );
     // A is registered by its ISP (below), not preloaded: the logon installs it.
     let head_tables = HEADEND_TABLES.replace(
@@ -625,6 +626,18 @@ fn dhcp_logon_through_the_gateway_then_traffic_rides_the_isps_label() {
         "{a:?}"
     );
 
+    // The ISP removes its subscriber: the binding leaves the running gateway at once.
+    let removed = cli(&["subscriber", "remove", "--mac", "02:00:00:aa:00:01"]);
+    assert!(
+        removed.contains("withdrawn from the running gateway"),
+        "{removed}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !ping(&t.sub_a, "198.18.1.2", 2).status.success(),
+        "traffic after removal"
+    );
+
     let out = head.stop();
     let ho = String::from_utf8_lossy(&out.stdout).to_string();
     // One install per ACK: the logon and the renewal (a client may retransmit its REQUEST and
@@ -637,7 +650,7 @@ fn dhcp_logon_through_the_gateway_then_traffic_rides_the_isps_label() {
             .unwrap_or_else(|| panic!("no {key} in {ho}"))
     };
     assert!(count("bindings_installed") >= 2, "{ho}");
-    assert_eq!(count("bindings_removed"), 0, "{ho}");
+    assert_eq!(count("bindings_removed"), 1, "{ho}");
     assert!(
         packets(&isp_counters(&ho, "isp-a"), "headend_up") >= 11,
         "{ho}"
