@@ -590,7 +590,7 @@ fn dhcp_logon_through_the_gateway_then_traffic_rides_the_isps_label() {
         "a wrong password got a lease"
     );
     assert!(
-        logon(&t.sub_a, &d, "C1", "secret", "6"),
+        logon(&t.sub_a, &d, "C1", "secret", "15"),
         "the registered subscriber got no lease"
     );
     let addr = t.sub_a.ip(&["-4", "-br", "addr", "show", "dev", "eth0"]);
@@ -619,7 +619,7 @@ fn dhcp_logon_through_the_gateway_then_traffic_rides_the_isps_label() {
     );
 
     // Logging on again renews the same lease through the gateway.
-    assert!(logon(&t.sub_a, &d, "C1", "secret", "6"), "second logon");
+    assert!(logon(&t.sub_a, &d, "C1", "secret", "15"), "second logon");
     let a = ping(&t.sub_a, "198.18.1.2", 3);
     assert!(
         String::from_utf8_lossy(&a.stdout).contains("3 received"),
