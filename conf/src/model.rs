@@ -121,6 +121,13 @@ pub struct Port {
     pub role: Option<ispmux_dataplane::PortRole>,
     /// The port's MAC address as the pipelines use it; default: the device's own.
     pub mac: Option<ispmux_dataplane::wire::MacAddr>,
+    /// The port's own IPv4 address, answered to ARP by the slow path (e.g. the tailend's
+    /// address on an ISP hand-off link, the next hop of the ISP's route to its subscribers).
+    pub address: Option<std::net::Ipv4Addr>,
+    /// Prefixes whose addresses this port answers ARP for (`"198.18.1.0/24"`): an ISP's
+    /// subscriber pool on its hand-off port, so the ISP router needs no static neighbours.
+    #[serde(default)]
+    pub proxy_arp: Vec<String>,
 }
 
 fn default_desc() -> u16 {

@@ -176,6 +176,18 @@ fn ports(cfg: &Config, out: &mut Vec<Issue>) {
                 );
             }
         }
+        for (j, pfx) in p.proxy_arp.iter().enumerate() {
+            let ok = pfx.split_once('/').is_some_and(|(a, l)| {
+                a.parse::<std::net::Ipv4Addr>().is_ok() && l.parse::<u8>().is_ok_and(|l| l <= 32)
+            });
+            if !ok {
+                issue(
+                    out,
+                    format!("port[{i}].proxy_arp[{j}]"),
+                    format!("{pfx:?} is not an IPv4 prefix like \"198.18.1.0/24\""),
+                );
+            }
+        }
         if p.rx_queues == Some(0) {
             issue(
                 out,

@@ -1,5 +1,6 @@
 //! `ispmux`: the gateway daemon and its operator commands.
 
+mod arp_responder;
 mod control;
 mod logon;
 mod registry_cli;

@@ -15,6 +15,7 @@ use ispmux_dataplane::{
 };
 use ispmux_sys::{Eal, EthStats, Mempool, Port, PortConfig, Ring, RingMode};
 
+use crate::arp_responder::{parse_prefix, ArpResponder, PortArp};
 use crate::slowpath::{SlowPath, SlowPathStats};
 
 /// Room per mbuf: 2 KiB of data plus DPDK's default 128 bytes of headroom.
@@ -177,6 +178,18 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             .collect(),
         stats: slow_stats.clone(),
         revoke: revoke_rx,
+        arp: ArpResponder {
+            ports: cfg
+                .ports
+                .iter()
+                .zip(&node_ports)
+                .map(|(c, n)| PortArp {
+                    mac: n.mac,
+                    address: c.address,
+                    prefixes: c.proxy_arp.iter().filter_map(|p| parse_prefix(p)).collect(),
+                })
+                .collect(),
+        },
     };
     if let Some(d) = &cfg.dhcp {
         let gateway_mac = node_ports
@@ -509,7 +522,7 @@ fn print_final(s: &Snapshot) {
     }
     let sp = &s.slowpath;
     println!(
-        "slowpath punted {} arp {} dhcp {} other {} injected {} inject_drops {} bindings_installed {} bindings_removed {} update_errors {}",
-        sp.punted, sp.arp, sp.dhcp, sp.other, sp.injected, sp.inject_drops, sp.bindings_installed, sp.bindings_removed, sp.update_errors
+        "slowpath punted {} arp {} arp_replies {} dhcp {} other {} injected {} inject_drops {} bindings_installed {} bindings_removed {} update_errors {}",
+        sp.punted, sp.arp, sp.arp_replies, sp.dhcp, sp.other, sp.injected, sp.inject_drops, sp.bindings_installed, sp.bindings_removed, sp.update_errors
     );
 }

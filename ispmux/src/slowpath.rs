@@ -15,7 +15,7 @@ use ispmux_dataplane::table::updates::UpdateSender;
 use ispmux_dataplane::table::{IspId, SubscriberKey};
 use ispmux_dataplane::wire::MacAddr;
 use ispmux_dataplane::TableUpdate;
-use ispmux_slowpath::dhcp::service::{Effects, LogonService};
+use ispmux_slowpath::dhcp::service::{Effects, Inject, LogonService};
 use ispmux_slowpath::dhcp::BindingChange;
 use ispmux_sys::{Burst, Mempool, Ring};
 
@@ -26,6 +26,8 @@ pub struct SlowPathStats {
     pub punted: u64,
     /// Of those, ARP.
     pub arp: u64,
+    /// ARP requests answered (hand-off and core ports).
+    pub arp_replies: u64,
     /// Of those, DHCP (UDP to port 67).
     pub dhcp: u64,
     /// Of those, anything else (counted and freed).
@@ -61,6 +63,8 @@ pub struct SlowPath {
     pub port_index: HashMap<u16, u16>,
     /// Counters, shared with the control socket.
     pub stats: Arc<Mutex<SlowPathStats>>,
+    /// ARP answered on hand-off and core ports.
+    pub arp: crate::arp_responder::ArpResponder,
     /// Subscribers removed or suspended by the operator: their bindings are withdrawn.
     pub revoke: std::sync::mpsc::Receiver<ispmux_slowpath::dhcp::MacAddr>,
 }
@@ -87,10 +91,20 @@ impl SlowPath {
         while !stop.load(Ordering::Relaxed) {
             let now = SystemTime::now();
             let n = self.punt.dequeue_burst(&mut b, 64);
+            let mut arp_replies = Vec::new();
             for m in b.drain() {
                 st.punted += 1;
                 match classify(m.data()) {
-                    Punted::Arp => st.arp += 1,
+                    Punted::Arp => {
+                        st.arp += 1;
+                        let port = self.port_index.get(&m.port()).copied();
+                        if let Some(reply) = port.and_then(|p| self.arp.answer(p, m.data())) {
+                            arp_replies.push(Inject {
+                                port: port.unwrap_or(0),
+                                frame: reply,
+                            });
+                        }
+                    }
                     Punted::Dhcp => {
                         st.dhcp += 1;
                         let port = self.port_index.get(&m.port()).copied();
@@ -103,6 +117,14 @@ impl SlowPath {
                         tracing::debug!(frame = ?&m.data()[..m.data().len().min(64)], "punted frame no engine takes");
                     }
                 }
+            }
+            if !arp_replies.is_empty() {
+                st.arp_replies += arp_replies.len() as u64;
+                let fx = Effects {
+                    inject: arp_replies,
+                    bindings: Vec::new(),
+                };
+                self.apply(fx, &mut st);
             }
             if let Some(svc) = self.dhcp.as_mut() {
                 while let Ok(mac) = self.revoke.try_recv() {

@@ -162,9 +162,9 @@ fn topology(static_a: bool) -> Topology {
     ] {
         ns.ip(&["link", "set", dev, "mtu", "1600"]);
     }
-    for (sub, isp, net, tail_mac) in [
-        (&t.sub_a, &t.isp_a, "198.18.1", "02:00:00:03:00:02"),
-        (&t.sub_b, &t.isp_b, "198.18.2", "02:00:00:03:00:03"),
+    for (sub, isp, net) in [
+        (&t.sub_a, &t.isp_a, "198.18.1"),
+        (&t.sub_b, &t.isp_b, "198.18.2"),
     ] {
         if static_a || net.ends_with('2') {
             sub.addr("eth0", &format!("{net}.10/24"));
@@ -172,16 +172,8 @@ fn topology(static_a: bool) -> Topology {
         }
         // The ISP's server; .1 is the gateway address the headend answers for (proxy ARP).
         isp.addr("eth0", &format!("{net}.2/24"));
-        // The ISP reaches its subscribers through the tailend's hand-off port.
-        isp.ip(&[
-            "neigh",
-            "add",
-            &format!("{net}.10"),
-            "lladdr",
-            tail_mac,
-            "dev",
-            "eth0",
-        ]);
+        // The ISP reaches its subscribers through the tailend's hand-off port, which answers
+        // its ARP for the subscriber pool (proxy_arp): no static neighbour entries.
     }
     t
 }
@@ -220,8 +212,8 @@ fn start_core(t: &Topology, d: &TempDir) -> (Daemon, Daemon) {
     let tail = format!(
         "{EAL}{}{}{}{TAILEND_TABLES}",
         port("core0", 0, "core", 1600),
-        port("h0", 1, "handoff", 1500),
-        port("h1", 2, "handoff", 1500)
+        port("h0", 1, "handoff", 1500) + "proxy_arp = [\"198.18.1.0/25\"]\n\n",
+        port("h1", 2, "handoff", 1500) + "proxy_arp = [\"198.18.2.0/25\"]\n\n"
     );
     (
         start(&t.transit, d, "transit", transit),
@@ -405,6 +397,10 @@ fn two_isps_ride_their_labels_through_headend_transit_tailend() {
         v.dedup();
         v
     };
+    assert!(
+        lo.contains("arp_replies ") && !lo.contains("arp_replies 0 "),
+        "the tailend answered the ISPs' ARP: {lo}"
+    );
     assert_eq!(
         labels(&["hop1-head.pcap", "hop1-transit.pcap"]),
         vec![1001, 1002, 4001, 4002]
@@ -512,16 +508,6 @@ fn dhcp_logon_through_the_gateway_then_traffic_rides_the_isps_label() {
     );
     t.head.addr("ctl", "198.18.100.1/24");
     t.isp_a.addr("ctl", "198.18.100.2/24");
-    // ISP A's server reaches the reserved address through the tailend.
-    t.isp_a.ip(&[
-        "neigh",
-        "add",
-        "198.18.1.77",
-        "lladdr",
-        "02:00:00:03:00:02",
-        "dev",
-        "eth0",
-    ]);
     let d = TempDir::new("dhcp-chain");
     let _kea = start_kea(&t.isp_a, &d);
     let dhcp = format!(

@@ -1,0 +1,155 @@
+//! ARP answered by the slow path on hand-off (and core) ports: for the port's own address and
+//! for the prefixes it proxies (an ISP's subscriber pool), so an ISP router on the hand-off
+//! link reaches its subscribers through the tailend with no static neighbour entries.
+//! Subscribers' ARP is answered in the fast path (`dataplane::roles::arp`).
+
+use std::net::Ipv4Addr;
+
+use ispmux_dataplane::wire::{ArpOperation, ArpPacket, ArpRepr, MacAddr};
+
+/// What one port answers for.
+#[derive(Clone, Debug, Default)]
+pub struct PortArp {
+    /// The port's MAC: the answer.
+    pub mac: MacAddr,
+    /// The port's own address.
+    pub address: Option<Ipv4Addr>,
+    /// Prefixes answered for, as (network, mask).
+    pub prefixes: Vec<(u32, u32)>,
+}
+
+impl PortArp {
+    fn owns(&self, ip: Ipv4Addr) -> bool {
+        let a = u32::from(ip);
+        self.address == Some(ip) || self.prefixes.iter().any(|&(net, mask)| a & mask == net)
+    }
+}
+
+/// Per port index, what it answers for.
+#[derive(Clone, Debug, Default)]
+pub struct ArpResponder {
+    /// By configuration port index.
+    pub ports: Vec<PortArp>,
+}
+
+impl ArpResponder {
+    /// The reply to `frame` (an ARP request received on `port`), if this port answers it.
+    /// VLAN tags are kept, so the answer goes back on the request's VLAN.
+    pub fn answer(&self, port: u16, frame: &[u8]) -> Option<Vec<u8>> {
+        let p = self.ports.get(usize::from(port))?;
+        let mut off = 12;
+        while matches!(frame.get(off..off + 2)?, [0x81, 0x00] | [0x88, 0xa8]) {
+            off += 4;
+        }
+        if frame.get(off..off + 2)? != [0x08, 0x06] {
+            return None;
+        }
+        let req = ArpRepr::parse(&ArpPacket::new_checked(frame.get(off + 2..)?).ok()?).ok()?;
+        let ask = req.target_protocol_addr;
+        if req.operation != ArpOperation::Request
+            || ask == req.source_protocol_addr
+            || req.source_protocol_addr.is_unspecified()
+            || !p.owns(ask)
+        {
+            return None;
+        }
+        let mut out = frame.to_vec();
+        out[..6].copy_from_slice(&req.source_hardware_addr.0);
+        out[6..12].copy_from_slice(&p.mac.0);
+        let mut arp = ArpPacket::new_checked(&mut out[off + 2..]).ok()?;
+        arp.set_ethernet_ipv4(ArpOperation::Reply);
+        arp.set_sender(p.mac, ask);
+        arp.set_target(req.source_hardware_addr, req.source_protocol_addr);
+        Some(out)
+    }
+}
+
+/// Parses `a.b.c.d/len`.
+pub fn parse_prefix(s: &str) -> Option<(u32, u32)> {
+    let (a, l) = s.split_once('/')?;
+    let a: Ipv4Addr = a.parse().ok()?;
+    let l: u32 = l.parse().ok().filter(|l| *l <= 32)?;
+    let mask = if l == 0 { 0 } else { u32::MAX << (32 - l) };
+    Some((u32::from(a) & mask, mask))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PORT_MAC: MacAddr = MacAddr([2, 0, 0, 3, 0, 2]);
+    const ROUTER: MacAddr = MacAddr([2, 0, 0, 0x0a, 0, 1]);
+
+    /// An ARP request from the ISP router 198.18.1.2 for `target`, optionally VLAN-tagged.
+    fn request(target: [u8; 4], vlan: Option<u16>) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&ROUTER.0);
+        if let Some(v) = vlan {
+            f.extend_from_slice(&[0x81, 0x00]);
+            f.extend_from_slice(&v.to_be_bytes());
+        }
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&ROUTER.0);
+        f.extend_from_slice(&[198, 18, 1, 2]);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&target);
+        f
+    }
+
+    fn responder() -> ArpResponder {
+        ArpResponder {
+            ports: vec![
+                PortArp::default(),
+                PortArp {
+                    mac: PORT_MAC,
+                    address: Some(Ipv4Addr::new(198, 18, 9, 1)),
+                    prefixes: vec![parse_prefix("198.18.1.64/26").expect("prefix")],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn answers_for_proxied_prefixes_and_own_address_only() {
+        let r = responder();
+        let reply = r
+            .answer(1, &request([198, 18, 1, 77], Some(101)))
+            .expect("in prefix");
+        let mut want = ROUTER.0.to_vec();
+        want.extend_from_slice(&PORT_MAC.0);
+        want.extend_from_slice(&[0x81, 0x00, 0, 101, 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+        want.extend_from_slice(&PORT_MAC.0);
+        want.extend_from_slice(&[198, 18, 1, 77]);
+        want.extend_from_slice(&ROUTER.0);
+        want.extend_from_slice(&[198, 18, 1, 2]);
+        assert_eq!(reply, want);
+        assert!(
+            r.answer(1, &request([198, 18, 9, 1], None)).is_some(),
+            "own address"
+        );
+        assert!(
+            r.answer(1, &request([198, 18, 1, 5], None)).is_none(),
+            "outside the prefix"
+        );
+        assert!(
+            r.answer(0, &request([198, 18, 1, 77], None)).is_none(),
+            "port answers nothing"
+        );
+        assert!(
+            r.answer(1, &request([198, 18, 1, 77], None)[..30])
+                .is_none(),
+            "truncated"
+        );
+        let mut reply_in = request([198, 18, 1, 77], None);
+        reply_in[21] = 2;
+        assert!(r.answer(1, &reply_in).is_none(), "replies are not answered");
+    }
+
+    #[test]
+    fn prefixes_parse() {
+        assert_eq!(parse_prefix("10.1.2.3/8"), Some((0x0a00_0000, 0xff00_0000)));
+        assert_eq!(parse_prefix("0.0.0.0/0"), Some((0, 0)));
+        assert_eq!(parse_prefix("10.0.0.0/33"), None);
+        assert_eq!(parse_prefix("10.0.0.0"), None);
+    }
+}
