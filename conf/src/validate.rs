@@ -16,11 +16,6 @@ const LOG_LEVELS: [&str; 8] = [
     "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
 ];
 
-/// Every problem of `cfg` for the gateway, in no particular order.
-pub fn validate(cfg: &Config) -> Vec<Issue> {
-    validate_for(cfg, Purpose::Gateway)
-}
-
 /// Every problem of `cfg` for `purpose`, in no particular order.
 pub fn validate_for(cfg: &Config, purpose: Purpose) -> Vec<Issue> {
     let mut out = Vec::new();

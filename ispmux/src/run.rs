@@ -25,6 +25,8 @@ const UPDATE_QUEUE_DEPTH: usize = 65_536;
 pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
     let cfg = ispmux_conf::load(path)?;
     let preload = preload(&cfg, path)?;
+    // Before EAL, so a bad [radius] or a busy port stops the start cleanly.
+    let radius = crate::radius::start(&cfg, None)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let plan = cfg.plan(cores);
     let eal_plan = cfg
@@ -197,8 +199,11 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         }
         if let Some(c) = &control {
             c.serve_pending(&mut |cmd| match cmd {
-                "stats" => serde_json::to_value(report(now - started, SlowPathStats::default()))
-                    .unwrap_or_default(),
+                "stats" => crate::radius::with_counters(
+                    serde_json::to_value(report(now - started, SlowPathStats::default()))
+                        .unwrap_or_default(),
+                    radius.as_ref(),
+                ),
                 "version" => serde_json::json!({ "ispmux": env!("CARGO_PKG_VERSION"), "dpdk": ispmux_sys::version() }),
                 other => serde_json::json!({ "error": format!("unknown command {other:?}; try stats or version") }),
             });
@@ -225,6 +230,9 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
     }
     let slow_stats = slow.join().unwrap_or_default();
     print_final(&report(started.elapsed(), slow_stats));
+    if let Err(e) = crate::radius::finish(radius) {
+        tracing::error!(error = %format!("{e:#}"), "radius proxy");
+    }
     drop(control);
     drop(punt);
     drop(inject);
