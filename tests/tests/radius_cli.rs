@@ -183,3 +183,105 @@ capacity = {{ ports = 1 }}
         "{table}"
     );
 }
+
+/// `ispmux run` with `[radius]`: the proxy runs beside the data plane, its counters are in
+/// the control socket's `stats` and in the exit report, and its ports are released at exit.
+#[test]
+fn run_starts_the_proxy_beside_the_data_plane() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let acct: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let sock = dir.path().join("ctl.sock");
+    let db = dir.path().join("ispmux.db");
+    let conf = dir.path().join("ispmux.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"
+[eal]
+lcores = [0, 1]
+memory_mb = 256
+hugepages = "off"
+file_prefix = "radius-run"
+
+[[port]]
+name = "p0"
+device = "net_null0"
+
+[[port]]
+name = "p1"
+device = "net_null1"
+
+[dataplane]
+idle_sleep = "on"
+
+[control]
+socket = "{sock}"
+
+[store]
+path = "{db}"
+
+[radius]
+listen_auth = "{auth}"
+listen_acct = "{acct}"
+
+[[radius.nas]]
+name = "pop1"
+address = "127.0.0.1"
+secret = "{NAS_SECRET}"
+
+[radius.master]
+name = "msp"
+home_servers = [{{ address = "127.0.0.1", auth_port = {dead}, secret = "m" }}]
+"#,
+            sock = sock.display(),
+            db = db.display(),
+            dead = free_port(),
+        ),
+    )
+    .expect("write config");
+    let run = Daemon::new(
+        Command::new(ispmux_bin())
+            .args(["run", "-c"])
+            .arg(&conf)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ispmux run"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        std::net::UdpSocket::bind(auth).is_err(),
+        "the proxy holds its auth port while ispmux runs"
+    );
+    let stats = Command::new(ispmux_bin())
+        .args(["ctl", "-s"])
+        .arg(&sock)
+        .arg("stats")
+        .output()
+        .expect("ctl");
+    assert!(stats.status.success(), "{stats:?}");
+    let v: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("json");
+    assert!(
+        v["radius"].is_object(),
+        "stats carry the proxy's counters: {v}"
+    );
+    assert!(v["ports"].is_array(), "and the data plane's: {v}");
+
+    let out = run.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("ispmux ran"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("radius {")),
+        "exit report: {stdout}"
+    );
+    assert!(db.exists(), "the store is created");
+    assert!(
+        std::net::UdpSocket::bind(auth).is_ok(),
+        "the proxy's port is released at exit"
+    );
+}
