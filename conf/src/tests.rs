@@ -333,3 +333,13 @@ fn bad_radius_tables_name_the_line_and_key() {
         );
     }
 }
+
+#[test]
+fn radius_example_is_a_standalone_proxy_file() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/radius-proxy.toml"
+    ));
+    let c = load_for(path, Purpose::RadiusProxy).expect("the example loads for the proxy");
+    assert!(c.radius.is_some_and(|r| !r.client_sp.is_empty()));
+}
