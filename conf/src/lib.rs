@@ -18,17 +18,27 @@ pub use plan::{EalPlan, Plan, PortPlan, WorkerPlan};
 pub use subscribers_csv::{load_subscribers_csv, parse_subscribers_csv};
 pub use validate::{Issue, MAX_BURST};
 
-/// Reads, parses and validates a configuration file.
+/// Reads, parses and validates a configuration file for the gateway.
 pub fn load(path: &Path) -> Result<Config, ConfError> {
+    load_for(path, Purpose::Gateway)
+}
+
+/// Reads, parses and validates a configuration file for `purpose`.
+pub fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfError::Io {
         path: path.to_owned(),
         source,
     })?;
-    parse(&text, path)
+    parse_for(&text, path, purpose)
 }
 
 /// Parses and validates configuration text; `path` is only used in messages.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfError> {
+    parse_for(text, path, Purpose::Gateway)
+}
+
+/// Parses and validates configuration text for `purpose`; `path` is only used in messages.
+pub fn parse_for(text: &str, path: &Path, purpose: Purpose) -> Result<Config, ConfError> {
     let invalid = |problems| ConfError::Invalid {
         path: path.to_owned(),
         problems,
@@ -49,7 +59,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfError> {
             }]));
         }
     };
-    let issues = validate::validate(&cfg);
+    let issues = validate::validate_for(&cfg, purpose);
     if issues.is_empty() {
         return Ok(cfg);
     }

@@ -27,25 +27,42 @@ pub struct Config {
     pub tables: ispmux_dataplane::PreloadTables,
     /// The DHCP logon proxy (seeds 000/001); off when absent.
     pub dhcp: Option<crate::dhcp::DhcpConfig>,
-    /// The durable store: registry, bindings, refusals, usage records.
+    /// The durable store shared by the slow-path components (RADIUS usage records, the DHCP
+    /// registry).
     #[serde(default)]
     pub store: Store,
+    /// The capacity-sharing RADIUS proxy; absent: not run.
+    #[serde(default)]
+    pub radius: Option<crate::radius::RadiusConfig>,
 }
 
-/// Where the durable store lives.
+/// Where the slow path keeps what must survive a restart.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Store {
-    /// The SQLite database file (created with its directory if missing).
+    /// The SQLite database; its directory is created when missing.
     pub path: String,
 }
+
+/// Where the store lives unless `[store] path` says otherwise.
+pub const DEFAULT_STORE_PATH: &str = "/var/lib/ispmux/ispmux.db";
 
 impl Default for Store {
     fn default() -> Self {
         Store {
-            path: "/var/lib/ispmux/ispmux.db".to_owned(),
+            path: DEFAULT_STORE_PATH.to_owned(),
         }
     }
+}
+
+/// What a configuration file is loaded for: the checks differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// `ispmux run` / `check`: the gateway with its ports, and `[radius]` when present.
+    Gateway,
+    /// `ispmux radius-proxy`: only `[radius]` (required) and `[store]` matter; the other
+    /// tables of the same file are parsed but not checked, so one file serves both.
+    RadiusProxy,
 }
 
 /// Whether to use hugepages.

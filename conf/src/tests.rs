@@ -231,3 +231,115 @@ fn error_text_names_file_line_column_and_key() {
         "{s}"
     );
 }
+
+/// A `[radius]` table to append to `GOOD`; line 1 is GOOD's last line + 1.
+const RADIUS: &str = r#"
+[radius]
+listen_auth = "127.0.0.1:1812"
+listen_acct = "127.0.0.1:1813"
+
+[[radius.nas]]
+name = "pop1"
+address = "127.0.0.0/8"
+secret = "s"
+
+[radius.master]
+name = "msp"
+realms = ["msp.example"]
+home_servers = [{ address = "127.0.0.1", secret = "m" }]
+
+[[radius.client_sp]]
+name = "csp1"
+realms = ["csp1.example"]
+virtual_user = "vs1"
+virtual_password = "p"
+home_servers = [{ address = "127.0.0.1", secret = "c1" }]
+capacity = { ports = 2 }
+
+[[radius.client_sp]]
+name = "csp2"
+realms = ["csp2.example"]
+virtual_user = "vs2"
+virtual_password = "p"
+home_servers = [{ address = "127.0.0.1", secret = "c2" }]
+capacity = { ports = 2 }
+"#;
+
+#[test]
+fn radius_table_is_part_of_the_main_file() {
+    let text = format!("{GOOD}{RADIUS}");
+    let c = parse(&text, Path::new("t.toml")).expect("valid");
+    let r = c.radius.expect("[radius] present");
+    assert_eq!(r.client_sp[1].name, "csp2");
+    assert_eq!(c.store.path, DEFAULT_STORE_PATH);
+    assert!(parse(GOOD, Path::new("t.toml"))
+        .expect("valid")
+        .radius
+        .is_none());
+
+    // The standalone proxy needs no ports, but needs [radius].
+    let alone = format!("[store]\npath = \"/tmp/x.db\"\n{RADIUS}");
+    assert!(
+        parse(&alone, Path::new("t.toml")).is_err(),
+        "gateway: no ports"
+    );
+    let c = parse_for(&alone, Path::new("t.toml"), Purpose::RadiusProxy).expect("proxy");
+    assert_eq!(c.store.path, "/tmp/x.db");
+    let e = parse_for(GOOD, Path::new("t.toml"), Purpose::RadiusProxy).expect_err("no radius");
+    assert_eq!(e.problems()[0].key, "radius");
+}
+
+/// Problems of `[radius]` are placed in the main file like any other.
+#[test]
+fn bad_radius_tables_name_the_line_and_key() {
+    let good_lines = GOOD.lines().count();
+    let table: &[(&str, String, &str, usize, usize, &str)] = &[
+        (
+            "realm of another SP",
+            RADIUS.replace("[\"csp2.example\"]", "[\"CSP1.example\"]"),
+            "radius.client_sp[1].realms[0]",
+            // `realms = [` on the second client SP: its first element.
+            good_lines + 26,
+            11,
+            "realm already belongs to another SP",
+        ),
+        (
+            "bad NAS prefix",
+            RADIUS.replace("127.0.0.0/8", "127.0.0.0/33"),
+            "radius.nas[0].address",
+            good_lines + 8,
+            11,
+            "not an address or ADDR/LEN prefix",
+        ),
+        (
+            "unknown key in a client SP",
+            RADIUS.replace("virtual_user = \"vs2\"", "virtual_usr = \"vs2\""),
+            "radius.client_sp[1].virtual_usr",
+            good_lines + 27,
+            1,
+            "unknown field `virtual_usr`",
+        ),
+    ];
+    for (what, radius, key, line, column, msg) in table {
+        let ps = problems(&format!("{GOOD}{radius}"));
+        let p = ps
+            .iter()
+            .find(|p| p.message.contains(msg))
+            .unwrap_or_else(|| panic!("{what}: no problem containing {msg:?} in {ps:#?}"));
+        assert_eq!(
+            (p.key.as_str(), p.line, p.column),
+            (*key, *line, *column),
+            "{what}: {p:?}"
+        );
+    }
+}
+
+#[test]
+fn radius_example_is_a_standalone_proxy_file() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/radius-proxy.toml"
+    ));
+    let c = load_for(path, Purpose::RadiusProxy).expect("the example loads for the proxy");
+    assert!(c.radius.is_some_and(|r| !r.client_sp.is_empty()));
+}

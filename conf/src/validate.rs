@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::model::{Config, Port};
+use crate::model::{Config, Port, Purpose};
 
 /// A problem before it is placed in the file: the key path and the message.
 pub type Issue = (String, String);
@@ -16,16 +16,36 @@ const LOG_LEVELS: [&str; 8] = [
     "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
 ];
 
-/// Every problem of `cfg`, in no particular order.
-pub fn validate(cfg: &Config) -> Vec<Issue> {
+/// Every problem of `cfg` for `purpose`, in no particular order.
+pub fn validate_for(cfg: &Config, purpose: Purpose) -> Vec<Issue> {
     let mut out = Vec::new();
-    eal(cfg, &mut out);
-    ports(cfg, &mut out);
-    dataplane(cfg, &mut out);
-    workers(cfg, &mut out);
-    tables(cfg, &mut out);
-    dhcp(cfg, &mut out);
+    if purpose == Purpose::Gateway {
+        eal(cfg, &mut out);
+        ports(cfg, &mut out);
+        dataplane(cfg, &mut out);
+        workers(cfg, &mut out);
+        tables(cfg, &mut out);
+        dhcp(cfg, &mut out);
+    }
+    store(cfg, &mut out);
+    match &cfg.radius {
+        // Its key paths (`radius.client_sp[1].realms`) are the main file's, so they resolve
+        // to a line and column like every other problem.
+        Some(r) => out.extend(r.validate()),
+        None if purpose == Purpose::RadiusProxy => issue(
+            &mut out,
+            "radius",
+            "no [radius] table: the RADIUS proxy has nothing to run",
+        ),
+        None => {}
+    }
     out
+}
+
+fn store(cfg: &Config, out: &mut Vec<Issue>) {
+    if cfg.store.path.trim().is_empty() {
+        issue(out, "store.path", "must name the database file");
+    }
 }
 
 fn dhcp(cfg: &Config, out: &mut Vec<Issue>) {

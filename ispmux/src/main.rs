@@ -3,6 +3,7 @@
 mod arp_responder;
 mod control;
 mod logon;
+mod radius;
 mod registry_cli;
 mod run;
 mod slowpath;
@@ -60,6 +61,28 @@ enum Cmd {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Run the capacity-sharing RADIUS proxy alone (the file's `[radius]` and `[store]`),
+    /// until SIGINT/SIGTERM.
+    RadiusProxy {
+        /// Configuration file with a `[radius]` table.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The store (SQLite) for usage records; default: `[store] path`.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Print the RADIUS usage records per client SP and period.
+    Usage {
+        /// Configuration file naming the store (`[store] path`).
+        #[arg(short, long, required_unless_present = "db")]
+        config: Option<PathBuf>,
+        /// The store itself.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// CSV with a header line instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Validate a configuration file and exit; errors name file, line, column and key.
     Check {
         /// Configuration file.
@@ -87,6 +110,10 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|c| registry_cli::refusals(&c, limit)),
         Cmd::Ctl { socket, command } => control::ctl(&socket, &command.join(" ")),
+        Cmd::RadiusProxy { config, db } => radius::standalone(&config, db.as_deref()),
+        Cmd::Usage { config, db, csv } => {
+            radius::print_usage(config.as_deref(), db.as_deref(), csv)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,10 +127,14 @@ fn main() -> ExitCode {
 fn check(path: &std::path::Path) -> anyhow::Result<()> {
     let cfg = ispmux_conf::load(path)?;
     println!(
-        "{}: ok ({} port(s), {} worker lcore(s))",
+        "{}: ok ({} port(s), {} worker lcore(s){})",
         path.display(),
         cfg.ports.len(),
-        cfg.worker_lcores().len()
+        cfg.worker_lcores().len(),
+        cfg.radius.as_ref().map_or(String::new(), |r| format!(
+            ", radius proxy with {} client SP(s)",
+            r.client_sp.len()
+        ))
     );
     Ok(())
 }

@@ -26,6 +26,8 @@ const UPDATE_QUEUE_DEPTH: usize = 65_536;
 pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
     let cfg = ispmux_conf::load(path)?;
     let preload = preload(&cfg, path)?;
+    // Before EAL, so a bad [radius] or a busy port stops the start cleanly.
+    let radius = crate::radius::start(&cfg, None)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let plan = cfg.plan(cores);
     let eal_plan = cfg
@@ -241,9 +243,10 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             c.serve_pending(&mut |cmd| {
                 let mut words = cmd.split_whitespace();
                 match (words.next(), words.next()) {
-                    (Some("stats"), None) => {
-                        serde_json::to_value(report(now - started)).unwrap_or_default()
-                    }
+                    (Some("stats"), None) => crate::radius::with_counters(
+                        serde_json::to_value(report(now - started)).unwrap_or_default(),
+                        radius.as_ref(),
+                    ),
                     (Some("version"), None) => serde_json::json!({
                         "ispmux": env!("CARGO_PKG_VERSION"),
                         "dpdk": ispmux_sys::version()
@@ -286,6 +289,9 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         tracing::error!("the slow-path thread panicked");
     }
     print_final(&report(started.elapsed()));
+    if let Err(e) = crate::radius::finish(radius) {
+        tracing::error!(error = %format!("{e:#}"), "radius proxy");
+    }
     drop(control);
     drop(punt);
     drop(inject);

@@ -2,7 +2,7 @@
 //! and Request Authenticator) gets the cached answer, or is dropped while the original is still
 //! being proxied, so nothing is proxied or counted twice.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ pub enum Seen {
 
 /// Cache of requests seen recently.
 pub struct DuplicateCache {
-    entries: HashMap<RequestKey, (Seen, u64)>,
+    entries: super::FastMap<RequestKey, (Seen, u64)>,
     expiry: VecDeque<(Instant, RequestKey, u64)>,
     ttl: Duration,
     generation: u64,
@@ -36,7 +36,7 @@ pub struct DuplicateCache {
 impl DuplicateCache {
     pub fn new(ttl: Duration) -> Self {
         DuplicateCache {
-            entries: HashMap::new(),
+            entries: super::FastMap::default(),
             expiry: VecDeque::new(),
             ttl,
             generation: 0,

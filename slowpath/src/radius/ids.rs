@@ -2,7 +2,6 @@
 //! more source sockets ("slots") when a peer has more than 256 requests outstanding, so the
 //! (source port, Identifier) pair stays unique per peer.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// Most slots per peer: 64 x 256 = 16384 outstanding requests to one peer.
@@ -47,7 +46,7 @@ impl Slot {
 /// Identifier allocator for all peers.
 #[derive(Default)]
 pub struct IdSpace {
-    peers: HashMap<SocketAddr, Vec<Slot>>,
+    peers: super::FastMap<SocketAddr, Vec<Slot>>,
 }
 
 impl IdSpace {

@@ -411,6 +411,11 @@ impl ProxyHandle {
             .map_err(|_| RadiusError::Gone)
     }
 
+    /// False once the proxy thread has ended (stopped, or failed: `stop` then says why).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Stops the proxy and waits for its thread.
     pub fn stop(mut self) -> Result<(), RadiusError> {
         self.shutdown()
