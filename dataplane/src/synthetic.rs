@@ -121,6 +121,19 @@ pub fn upstream_frame(spec: &Spec, i: u32, port_mac: MacAddr, frame_len: usize) 
     f
 }
 
+/// Writes the population as a subscribers CSV (`port,vlan,mac,isp,ipv4`, the format of
+/// `[dataplane] subscribers_csv`), so `ispmux run` preloads exactly [`preload`]'s
+/// subscribers. Untagged populations only: the CSV has no inner VLAN column.
+pub fn write_subscribers_csv<W: Write>(w: &mut W, spec: &Spec) -> io::Result<()> {
+    writeln!(w, "port,vlan,mac,isp,ipv4")?;
+    for i in 0..spec.subscribers {
+        let s = subscriber(spec, i);
+        let ip = s.ipv4.map(|a| a.to_string()).unwrap_or_default();
+        writeln!(w, "{},{},{},{},{ip}", s.port, s.vlan, s.mac, s.isp)?;
+    }
+    Ok(())
+}
+
 /// A permutation of 0..n that visits subscribers in scattered order (i × a large odd
 /// multiplier mod n, adjusted to be coprime with n), so consecutive frames hit unrelated
 /// table buckets.
