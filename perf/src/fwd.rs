@@ -7,10 +7,13 @@
 //! second with traffic (partial) left out, the median of the rest per run; the result is
 //! the median of runs.
 
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Result};
+use ispmux_dataplane::synthetic::{self, Spec};
+use ispmux_dataplane::wire::MacAddr;
 
 use crate::{ensure_hugepages, ispmux_bin, median, run_then_interrupt, run_to_end};
 
@@ -179,6 +182,34 @@ pub fn ispmux_tx_mpps(out: &str, name: &str) -> f64 {
         .skip(1)
         .collect();
     median(&per_second)
+}
+
+/// The MAC of the node's input port in the labelled benchmarks, and of the LSR before it.
+pub const CORE_IN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xc0]);
+/// The previous hop's MAC.
+pub const UPSTREAM_LSR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 1, 0xc0]);
+
+/// Writes `frames` labelled 64-byte frames (68 on the wire with the label) of synthetic
+/// subscribers in scattered order to `path`, frame i carrying `label(i)`, addressed to
+/// [`CORE_IN_MAC`].
+pub fn write_labelled_pcap(path: &Path, frames: u32, label: impl Fn(u32) -> u32) -> Result<()> {
+    let spec = Spec {
+        subscribers: frames,
+        isps: 1,
+        access_port: 0,
+        core_port: 1,
+        qinq: false,
+    };
+    let mut w = BufWriter::new(std::fs::File::create(path)?);
+    synthetic::write_pcap(
+        &mut w,
+        synthetic::scattered_order(frames).map(|i| {
+            let f = synthetic::upstream_frame(&spec, i, MacAddr::ZERO, 64);
+            synthetic::labelled(&f, CORE_IN_MAC, UPSTREAM_LSR_MAC, label(i))
+        }),
+    )?;
+    w.flush()?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! The frames and the tables come from `ispmux_dataplane::synthetic`, so every frame is from
 //! a known subscriber with its bound address and is forwarded. Needs root (hugepages: about
 //! 3 GB for the million stored frames). Options: `--subscribers N` (default 1,000,000),
-//! `--secs N` (per run, default 8), `--rounds N` (default 3).
+//! `--secs N` (per run, default 8), `--rounds N` (default 3),
+//! `--keep` (keep the capture, CSV and config, and print where).
 
 use std::io::{BufWriter, Write};
 
@@ -79,6 +80,10 @@ fn main() -> Result<()> {
         dir: dir.path(),
     };
     let r = bench.run()?;
+    if std::env::args().any(|a| a == "--keep") {
+        // For profiling `ispmux run` by hand on the same input afterwards.
+        println!("kept {}", dir.keep().display());
+    }
     println!("{}", r.last_report);
     println!("{}", result_line("fwd-headend", r.ispmux, r.anchor, "Mpps"));
     Ok(())
