@@ -3,6 +3,7 @@
 mod control;
 mod run;
 mod slowpath;
+mod update_gen;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -156,6 +156,15 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             }
         }
     }
+    let (sender, update_gen) = match sender {
+        Some(s) if cfg.dataplane.bench_updates_per_s > 0 => {
+            let isp = preload.isps.first().map_or(1, |i| i.id);
+            let g =
+                crate::update_gen::spawn(s, cfg.dataplane.bench_updates_per_s, isp, stop.clone());
+            (None, Some(g.context("starting the update generator")?))
+        }
+        s => (s, None),
+    };
     let slow = SlowPath {
         punt: punt.clone(),
         inject: inject.clone(),
@@ -224,6 +233,9 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         }
     }
     let slow_stats = slow.join().unwrap_or_default();
+    if let Some(g) = update_gen {
+        let _ = g.join();
+    }
     print_final(&report(started.elapsed(), slow_stats));
     drop(control);
     drop(punt);

@@ -60,8 +60,8 @@ impl FwdBench<'_> {
     }
 
     /// Writes the ispmux config to `dir` and returns its path.
-    fn write_config(&self, memory_mb: u64) -> Result<PathBuf> {
-        let conf = self.dir.join(format!("{}.toml", self.name));
+    fn write_config(&self, memory_mb: u64, tag: &str, dataplane_extra: &str) -> Result<PathBuf> {
+        let conf = self.dir.join(format!("{}{tag}.toml", self.name));
         let mut s = format!(
             "[eal]\nlcores = [0, 1]\nmemory_mb = {memory_mb}\nhugepages = \"on\"\n\n\
              [[port]]\nname = \"in\"\ndevice = \"net_pcap0,rx_pcap={},infinite_rx=1\"\n\
@@ -80,6 +80,7 @@ impl FwdBench<'_> {
         if let Some(csv) = &self.subscribers_csv {
             s += &format!("subscribers_csv = \"{}\"\n", csv.display());
         }
+        s += dataplane_extra;
         s += "\n[control]\nstats_interval_s = 1\n\n";
         s += &self.tables;
         std::fs::write(&conf, s)?;
@@ -95,7 +96,7 @@ impl FwdBench<'_> {
                 self.name
             );
         }
-        let conf = self.write_config(mb)?;
+        let conf = self.write_config(mb, "", "")?;
         let ispmux = ispmux_bin()?;
         // Loading the capture into mbufs takes a while before forwarding starts.
         let load_s = 4.0 + self.frames as f64 / 250_000.0;
@@ -149,6 +150,28 @@ impl FwdBench<'_> {
             ispmux: median(&ours),
             last_report,
         })
+    }
+}
+
+impl FwdBench<'_> {
+    /// Runs `ispmux run` alone, once, with `dataplane_extra` lines added to `[dataplane]`;
+    /// returns its median sink rate (Mpps) and its output.
+    pub fn run_ispmux(&self, tag: &str, dataplane_extra: &str) -> Result<(f64, String)> {
+        let mb = self.hugepage_mb();
+        if !ensure_hugepages(mb + 256) {
+            bail!(
+                "{}: {mb} MiB of hugepages are needed (run as root, or free some)",
+                self.name
+            );
+        }
+        let conf = self.write_config(mb, tag, dataplane_extra)?;
+        let out = run_to_end(
+            Command::new(ispmux_bin()?)
+                .args(["run", "--duration", &format!("{}", self.secs), "-c"])
+                .arg(&conf)
+                .env("ISPMUX_LOG", "warn"),
+        )?;
+        Ok((ispmux_tx_mpps(&out, "out"), out))
     }
 }
 
