@@ -85,10 +85,11 @@ fn main() -> Result<()> {
     for round in 1..=rounds {
         let (a, _) = bench.run_ispmux("-quiet", "")?;
         let (b, out) = bench.run_ispmux("-updates", &format!("bench_updates_per_s = {rate}\n"))?;
-        let Some(u) = out
-            .lines()
-            .find(|l| l.starts_with("update-generator"))
-            .and_then(|l| l.split_whitespace().rev().nth(1)?.parse::<f64>().ok())
+        let gen_line = out.lines().find(|l| l.starts_with("update-generator"));
+        if let Some(l) = gen_line {
+            println!("{l}");
+        }
+        let Some(u) = gen_line.and_then(|l| l.split_whitespace().rev().nth(1)?.parse::<f64>().ok())
         else {
             bail!("round {round}: no update-generator line in ispmux's output\n{out}");
         };
