@@ -202,6 +202,10 @@ pub struct Dataplane {
     pub subscribers_csv: Option<String>,
     /// Slots of the punt ring from the workers to the slow path (a power of two).
     pub punt_ring: u32,
+    /// Benchmarks only (`perf/run table-updates`): a thread that adds, binds and removes
+    /// this many synthetic subscribers' entries per second through the update channel, in
+    /// place of the slow path (which then changes no table). 0: off.
+    pub bench_updates_per_s: u32,
 }
 
 impl Default for Dataplane {
@@ -215,6 +219,7 @@ impl Default for Dataplane {
             idle_sleep_us: 50,
             subscribers_csv: None,
             punt_ring: 4096,
+            bench_updates_per_s: 0,
         }
     }
 }

@@ -121,6 +121,33 @@ pub fn upstream_frame(spec: &Spec, i: u32, port_mac: MacAddr, frame_len: usize) 
     f
 }
 
+/// `frame` (an Ethernet II frame carrying IPv4, as [`upstream_frame`] makes) re-addressed
+/// from `src` to `dst` with one MPLS label (S=1, TC 0, TTL 64) between the Ethernet header
+/// and the IPv4 packet: what a transit or tailend node receives on its core port.
+pub fn labelled(frame: &[u8], dst: MacAddr, src: MacAddr, label: u32) -> Vec<u8> {
+    let ip = frame.get(14..).unwrap_or_default();
+    let mut f = Vec::with_capacity(ip.len() + 18);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&[0x88, 0x47]);
+    f.extend_from_slice(&((label & 0xf_ffff) << 12 | 1 << 8 | 64).to_be_bytes());
+    f.extend_from_slice(ip);
+    f
+}
+
+/// Writes the population as a subscribers CSV (`port,vlan,mac,isp,ipv4`, the format of
+/// `[dataplane] subscribers_csv`), so `ispmux run` preloads exactly [`preload`]'s
+/// subscribers. Untagged populations only: the CSV has no inner VLAN column.
+pub fn write_subscribers_csv<W: Write>(w: &mut W, spec: &Spec) -> io::Result<()> {
+    writeln!(w, "port,vlan,mac,isp,ipv4")?;
+    for i in 0..spec.subscribers {
+        let s = subscriber(spec, i);
+        let ip = s.ipv4.map(|a| a.to_string()).unwrap_or_default();
+        writeln!(w, "{},{},{},{},{ip}", s.port, s.vlan, s.mac, s.isp)?;
+    }
+    Ok(())
+}
+
 /// A permutation of 0..n that visits subscribers in scattered order (i × a large odd
 /// multiplier mod n, adjusted to be coprime with n), so consecutive frames hit unrelated
 /// table buckets.
@@ -220,6 +247,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn labelled_frames_carry_one_label_before_the_ip_packet() {
+        let s = spec(false);
+        let f = upstream_frame(&s, 3, MacAddr::ZERO, 64);
+        let l = labelled(
+            &f,
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            MacAddr([2, 0, 0, 0, 0, 2]),
+            0x12345,
+        );
+        assert_eq!(l.len(), f.len() + 4);
+        assert_eq!(&l[12..18], &[0x88, 0x47, 0x12, 0x34, 0x51, 64]);
+        assert_eq!(&l[18..], &f[14..]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod radius;
 mod registry_cli;
 mod run;
 mod slowpath;
+mod update_gen;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -159,6 +159,15 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             }
         }
     }
+    let (sender, update_gen) = match sender {
+        Some(s) if cfg.dataplane.bench_updates_per_s > 0 => {
+            let isp = preload.isps.first().map_or(1, |i| i.id);
+            let g =
+                crate::update_gen::spawn(s, cfg.dataplane.bench_updates_per_s, isp, stop.clone());
+            (None, Some(g.context("starting the update generator")?))
+        }
+        s => (s, None),
+    };
     let slow_stats = Arc::new(std::sync::Mutex::new(SlowPathStats::default()));
     // `ispmux ctl revoke MAC` (sent by `ispmux subscriber remove`) reaches the logon engine.
     let (revoke_tx, revoke_rx) = std::sync::mpsc::channel();
@@ -287,6 +296,9 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
     }
     if slow.join().is_err() {
         tracing::error!("the slow-path thread panicked");
+    }
+    if let Some(g) = update_gen {
+        let _ = g.join();
     }
     print_final(&report(started.elapsed()));
     if let Err(e) = crate::radius::finish(radius) {

@@ -1,7 +1,7 @@
 //! Shared helpers of the ispmux benchmarks (see `perf/run`): hugepages, child processes,
 //! medians, and the one result line every benchmark ends with.
 
-pub mod gen;
+pub mod fwd;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -20,6 +20,16 @@ pub fn ispmux_bin() -> Result<PathBuf> {
         );
     }
     Ok(bin)
+}
+
+/// The number after `--name` on the command line, else `default`.
+pub fn opt(name: &str, default: f64) -> f64 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Free hugepage memory in MiB.

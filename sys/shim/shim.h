@@ -15,6 +15,7 @@
 #include <rte_bus_vdev.h>
 #include <rte_eth_ring.h>
 #include <rte_hash.h>
+#include <rte_malloc.h>
 #include <rte_jhash.h>
 #include <rte_prefetch.h>
 #include <rte_version.h>

@@ -20,6 +20,7 @@ pub mod ffi {
 
 mod eal;
 mod error;
+mod hash;
 mod lcore;
 mod mbuf;
 mod mempool;
@@ -28,6 +29,7 @@ mod ring;
 
 pub use eal::{version, Eal};
 pub use error::{Error, Result};
+pub use hash::{heap_allocated_bytes, RteHash};
 pub use lcore::{advise_hugepages, current_lcore, launch, prefetch0, tsc, tsc_hz, wait, LcoreId};
 pub use mbuf::{Burst, Mbuf, MAX_BURST};
 pub use mempool::Mempool;

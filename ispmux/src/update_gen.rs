@@ -1,0 +1,73 @@
+//! A load generator for the update channel (`[dataplane] bench_updates_per_s`, used by
+//! `perf/run table-updates`): adds, binds and removes subscribers that no traffic uses,
+//! at a fixed rate, while the workers forward; prints what it achieved when stopped.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ispmux_dataplane::table::updates::UpdateSender;
+use ispmux_dataplane::table::{SubscriberKey, TableUpdate};
+use ispmux_dataplane::wire::MacAddr;
+
+/// Distinct subscribers the generator cycles through; their MACs (06:…, locally
+/// administered) never collide with synthetic subscribers (02:…). The table needs this much
+/// room beyond its preload.
+pub const KEYS: u32 = 4096;
+
+/// Starts the generator on its own thread; it owns the sender until `stop` is set.
+pub fn spawn(
+    mut tx: UpdateSender,
+    per_s: u32,
+    isp: u16,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("ispmux-updategen".into())
+        .spawn(move || {
+            let started = Instant::now();
+            let (mut sent, mut refused) = (0u64, 0u64);
+            let mut i = 0u32;
+            // Each step is three updates: add, bind, remove one subscriber.
+            let step = Duration::from_secs_f64(3.0 / f64::from(per_s.max(1)));
+            let mut next = started;
+            while !stop.load(Ordering::Relaxed) {
+                // Catch up in batches of up to 256 steps, then sleep to the next deadline.
+                let mut n = 0;
+                while next <= Instant::now() && n < 256 {
+                    let key = SubscriberKey {
+                        port: 0,
+                        outer_vid: 0,
+                        inner_vid: 0,
+                        mac: MacAddr::from_u64(0x0600_0000_0000 | u64::from(i % KEYS)),
+                    };
+                    let addr = Ipv4Addr::from(0xac10_0000 | (i % KEYS));
+                    for u in [
+                        TableUpdate::AddSubscriber { key, isp },
+                        TableUpdate::Bind { key, addr },
+                        TableUpdate::RemoveSubscriber { key },
+                    ] {
+                        match tx.send(u) {
+                            Ok(()) => sent += 1,
+                            Err(_) => refused += 1,
+                        }
+                    }
+                    i = i.wrapping_add(1);
+                    next += step;
+                    n += 1;
+                }
+                tx.flush();
+                if let Some(d) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(d);
+                }
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "update-generator sent {sent} refused {refused} backlog {} in {secs:.3} s: {:.0} updates/s",
+                tx.backlog(),
+                sent as f64 / secs.max(1e-9)
+            );
+        })
+}
