@@ -31,6 +31,13 @@ pub trait Pipeline: Send {
     /// worth it only with a real prefetch instruction behind the tables' hook (without one,
     /// the fallback loads would wait here instead of in `process`).
     fn prefetch<F: Frame>(&self, _rx_port: u16, _frames: &[F]) {}
+
+    /// The verdict of every frame received on `rx_port`, when the pipeline decides without
+    /// looking at frames (a plain forwarder): the worker then skips `process` and sends the
+    /// burst as it came. `None` (the default): frames are processed one by one.
+    fn burst_verdict(&self, _rx_port: u16) -> Option<Verdict> {
+        None
+    }
 }
 
 /// Forwards every frame unchanged to a fixed peer port: the io forwarding of testpmd.
@@ -67,6 +74,10 @@ impl Pipeline for IoForward {
         for out in verdicts.iter_mut().take(frames.len()) {
             *out = v;
         }
+    }
+
+    fn burst_verdict(&self, rx_port: u16) -> Option<Verdict> {
+        Some(self.peer_of(rx_port))
     }
 }
 
@@ -119,6 +130,12 @@ mod tests {
         assert_eq!(v[0], Verdict::Forward(2));
         io.process(7, &mut frames, &mut v);
         assert_eq!(v[0], Verdict::Drop(DropReason::NoRoute));
+        assert_eq!(io.burst_verdict(1), Some(Verdict::Forward(0)));
+        assert_eq!(
+            MacSwap::paired(2).burst_verdict(1),
+            None,
+            "macswap looks at frames"
+        );
     }
 
     #[test]

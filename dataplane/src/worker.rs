@@ -145,6 +145,16 @@ pub fn run<P: Pipeline>(
             }
             got += n;
             c.rx += n as u64;
+            if let Some(Verdict::Forward(p)) = pipeline.burst_verdict(*port) {
+                if let (Some(q), true) = (
+                    txqs.get_mut(usize::from(p)),
+                    tx.get(usize::from(p)).is_some_and(Burst::is_empty),
+                ) {
+                    c.tx += q.tx_burst(&mut rx) as u64;
+                    c.drops[DropReason::TxFull as usize] += rx.clear() as u64;
+                    continue;
+                }
+            }
             pipeline.process(*port, rx.as_mut_slice(), &mut verdicts[..n]);
             // A burst bound for one port as a whole (the common case: upstream to the core,
             // io forwarding) goes out as it came in, without sorting frame by frame.
