@@ -337,6 +337,9 @@ fn two_isps_ride_their_labels_through_headend_transit_tailend() {
     );
     let _ = server.wait_with_output();
 
+    // Let the last segments and the connection's close settle before reading counters
+    // at both ends: a frame still in flight would be counted at one end only.
+    std::thread::sleep(Duration::from_secs(1));
     let head = head.stop();
     let transit = transit.stop();
     let tail = tail.stop();
