@@ -14,7 +14,7 @@
 //!   only this core writes, with no per-lookup epoch or version check and no cache-line
 //!   bouncing between cores. (A shared table would need per-bucket versions, which do not
 //!   fit a 64-byte bucket of four 16-byte slots, or 128-bit atomics, which stable Rust
-//!   lacks without `unsafe`.)
+//!   offers only through raw pointer code.)
 //! - No allocation on a worker after start-up: tables and queues are sized at start
 //!   ([`Limits`]); a replayed write is a store into an existing slot.
 //! - Cheap for workers: the cuckoo search and the lookups of the old state (the cache

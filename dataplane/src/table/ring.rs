@@ -8,7 +8,7 @@
 //!
 //! Messages are four `u64` words (32 bytes, two per cache line), each word an `AtomicU64`
 //! accessed with relaxed ordering; the index stores and loads carry release/acquire, which
-//! orders the words. No `unsafe`, no allocation after construction, no lock.
+//! orders the words. Safe Rust only, no allocation after construction, no lock.
 
 use crossbeam::utils::CachePadded;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
