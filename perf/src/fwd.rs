@@ -235,6 +235,51 @@ pub fn write_labelled_pcap(path: &Path, frames: u32, label: impl Fn(u32) -> u32)
     Ok(())
 }
 
+/// What a headend benchmark feeds ispmux and its anchor.
+pub struct HeadendInputs {
+    /// Upstream frames, one per subscriber, in scattered order.
+    pub pcap: PathBuf,
+    /// The subscribers, for `[dataplane] subscribers_csv`.
+    pub csv: PathBuf,
+    /// `[tables]`: one upstream FEC per ISP toward `next_hop` on port 1.
+    pub tables: String,
+}
+
+/// Writes the inputs of a headend benchmark into `dir`: `spec`'s subscribers' frames to the
+/// access port's MAC, their CSV, and tables with room for `max_subscribers`.
+pub fn headend_inputs(
+    dir: &Path,
+    spec: &Spec,
+    access_mac: MacAddr,
+    next_hop: &str,
+    max_subscribers: u32,
+) -> Result<HeadendInputs> {
+    let pcap = dir.join("upstream.pcap");
+    let mut w = BufWriter::new(std::fs::File::create(&pcap)?);
+    synthetic::write_pcap(
+        &mut w,
+        synthetic::scattered_order(spec.subscribers)
+            .map(|i| synthetic::upstream_frame(spec, i, access_mac, 64)),
+    )?;
+    w.flush()?;
+    let csv = dir.join("subscribers.csv");
+    let mut w = BufWriter::new(std::fs::File::create(&csv)?);
+    synthetic::write_subscribers_csv(&mut w, spec)?;
+    w.flush()?;
+    let mut tables = format!(
+        "[tables.limits]\nmax_subscribers = {max_subscribers}\nmax_isps = {}\n\n",
+        spec.isps + 1
+    );
+    for id in 1..=spec.isps {
+        tables += &format!(
+            "[[tables.isps]]\nid = {id}\nname = \"isp{id}\"\n\
+             upstream = {{ label = {}, port = 1, next_hop = \"{next_hop}\" }}\n\n",
+            1000 + u32::from(id)
+        );
+    }
+    Ok(HeadendInputs { pcap, csv, tables })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

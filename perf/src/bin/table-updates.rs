@@ -9,12 +9,10 @@
 //! (default 1,000,000), `--rate N` (updates/s asked for, default 600,000), `--secs N`
 //! (default 8), `--rounds N` (default 3).
 
-use std::io::{BufWriter, Write};
-
 use anyhow::{bail, Result};
-use ispmux_dataplane::synthetic::{self, Spec};
+use ispmux_dataplane::synthetic::Spec;
 use ispmux_dataplane::wire::MacAddr;
-use ispmux_perf::fwd::FwdBench;
+use ispmux_perf::fwd::{headend_inputs, FwdBench, HeadendInputs};
 use ispmux_perf::{median, opt};
 
 const ACCESS_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa0]);
@@ -39,30 +37,13 @@ fn main() -> Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("ispmux-table-updates-")
         .tempdir()?;
-    let pcap = dir.path().join("upstream.pcap");
-    let mut w = BufWriter::new(std::fs::File::create(&pcap)?);
-    synthetic::write_pcap(
-        &mut w,
-        synthetic::scattered_order(subscribers)
-            .map(|i| synthetic::upstream_frame(&spec, i, ACCESS_MAC, 64)),
-    )?;
-    w.flush()?;
-    let csv = dir.path().join("subscribers.csv");
-    let mut w = BufWriter::new(std::fs::File::create(&csv)?);
-    synthetic::write_subscribers_csv(&mut w, &spec)?;
-    w.flush()?;
-    let mut tables = format!(
-        "[tables.limits]\nmax_subscribers = {}\nmax_isps = {}\n\n",
+    let HeadendInputs { pcap, csv, tables } = headend_inputs(
+        dir.path(),
+        &spec,
+        ACCESS_MAC,
+        NEXT_HOP,
         subscribers + GENERATOR_ROOM,
-        ISPS + 1
-    );
-    for id in 1..=ISPS {
-        tables += &format!(
-            "[[tables.isps]]\nid = {id}\nname = \"isp{id}\"\n\
-             upstream = {{ label = {}, port = 1, next_hop = \"{NEXT_HOP}\" }}\n\n",
-            1000 + u32::from(id)
-        );
-    }
+    )?;
     println!(
         "table-updates: headend, {subscribers} subscribers, {rate} updates/s asked for \
          (add, bind, remove), 1 forwarding lcore, {secs} s x {rounds} rounds"
