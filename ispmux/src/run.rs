@@ -206,9 +206,7 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         let gateway_mac = node_ports
             .iter()
             .find(|p| p.role == PortRole::Access)
-            .map_or(ispmux_slowpath::dhcp::MacAddr([0; 6]), |p| {
-                ispmux_slowpath::dhcp::MacAddr(p.mac.0)
-            });
+            .map_or(ispmux_dataplane::wire::MacAddr::ZERO, |p| p.mac);
         let (svc, restored) = crate::logon::start(&cfg, d, gateway_mac)?;
         slow.dhcp = Some(svc);
         slow.apply_now(restored);

@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 
 use ispmux_dataplane::table::updates::UpdateSender;
 use ispmux_dataplane::table::{IspId, SubscriberKey};
-use ispmux_dataplane::wire::MacAddr;
 use ispmux_dataplane::TableUpdate;
 use ispmux_slowpath::dhcp::service::{Effects, Inject, LogonService};
 use ispmux_slowpath::dhcp::BindingChange;
@@ -187,7 +186,7 @@ impl SlowPath {
                 port: b.port,
                 outer_vid: b.vlan,
                 inner_vid: b.inner_vlan,
-                mac: MacAddr(b.mac.0),
+                mac: b.mac,
             };
             let updates = match (install, self.isp_ids.get(&b.isp)) {
                 (true, Some(&isp)) => vec![

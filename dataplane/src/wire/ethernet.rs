@@ -19,6 +19,11 @@ impl MacAddr {
         b.get(..6)?.try_into().ok().map(MacAddr)
     }
 
+    /// The six octets.
+    pub fn octets(&self) -> [u8; 6] {
+        self.0
+    }
+
     /// True for group (multicast or broadcast) addresses: I/G bit set.
     pub fn is_multicast(&self) -> bool {
         self.0[0] & 1 != 0
@@ -64,7 +69,7 @@ impl FromStr for MacAddr {
     fn from_str(s: &str) -> core::result::Result<Self, Self::Err> {
         let err = || MacAddrParseError(s.to_string());
         let mut out = [0u8; 6];
-        let mut parts = s.split([':', '-']);
+        let mut parts = s.trim().split([':', '-']);
         for o in out.iter_mut() {
             let p = parts.next().ok_or_else(err)?;
             if p.len() != 2 {
