@@ -14,6 +14,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Large blocks (the fast-path tables) on their own huge-page-aligned mappings.
+#[global_allocator]
+static ALLOC: ispmux_sys::HugeAlloc = ispmux_sys::HugeAlloc;
+
 #[derive(Parser)]
 #[command(
     name = "ispmux",

@@ -18,6 +18,7 @@ pub mod ffi {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 
+mod alloc;
 mod eal;
 mod error;
 mod hash;
@@ -27,6 +28,7 @@ mod mempool;
 mod port;
 mod ring;
 
+pub use alloc::HugeAlloc;
 pub use eal::{version, Eal};
 pub use error::{Error, Result};
 pub use hash::{heap_allocated_bytes, RteHash};

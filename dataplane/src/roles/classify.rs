@@ -36,6 +36,7 @@ fn wire_drop(e: WireError) -> DropReason {
 }
 
 /// Parses Ethernet and up to two VLAN tags (802.1Q or 802.1ad TPIDs).
+#[inline]
 pub fn parse_l2(d: &[u8]) -> Result<L2, DropReason> {
     let eth = EthernetFrame::new_checked(d).map_err(wire_drop)?;
     let mut l2 = L2 {
@@ -86,6 +87,7 @@ pub struct Ipv4Info {
 }
 
 /// Checks an IPv4 header (length, version, header checksum) and reads its fields.
+#[inline]
 pub fn parse_ipv4(d: &[u8]) -> Result<(Ipv4Info, bool), DropReason> {
     let ip = Ipv4Packet::new_checked(d).map_err(wire_drop)?;
     if ip.version() != 4 || !ip.verify_checksum() {
@@ -123,6 +125,7 @@ pub enum AccessClass {
 }
 
 /// Classifies a frame received on an access port.
+#[inline]
 pub fn classify_access(d: &[u8], l2: &L2) -> Result<AccessClass, DropReason> {
     let l3 = d.get(l2.l3..).unwrap_or(&[]);
     match l2.ethertype {
@@ -158,6 +161,7 @@ pub enum CoreClass {
 }
 
 /// Classifies a frame received on a core port.
+#[inline]
 pub fn classify_core(d: &[u8], l2: &L2) -> Result<CoreClass, DropReason> {
     match l2.ethertype {
         EtherType::MPLS_UNICAST => {

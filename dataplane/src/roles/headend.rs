@@ -8,45 +8,34 @@
 //! on the FEC's core port.
 
 use super::arp::proxy_arp;
-use super::classify::{classify_access, parse_l2, AccessClass, Ipv4Info, L2};
+use super::classify::{classify_access, parse_l2, AccessClass, Ipv4Info};
 use super::link::LinkHeader;
 use super::{Cx, BURST};
 use crate::counters::DropReason;
 use crate::frame::Frame;
 use crate::pipeline::Verdict;
 use crate::table::cuckoo::Candidates;
+use crate::table::subscriber::{Attachment, SubscriberSlot};
 use crate::table::{Fec, PackedKey, SubscriberKey, SubscriberState, Tables};
 use crate::wire::EtherType;
 
-#[derive(Clone, Copy)]
-struct Pending {
-    l2: L2,
-    class: AccessClass,
-    key: PackedKey,
-    cand: Candidates,
-}
-
-fn prepare(tables: &Tables, rx_port: u16, d: &[u8]) -> Result<Pending, Verdict> {
-    let l2 = parse_l2(d).map_err(Verdict::Drop)?;
-    let class = classify_access(d, &l2).map_err(Verdict::Drop)?;
-    if class == AccessClass::Dhcp {
-        return Err(Verdict::Punt);
-    }
-    let key = SubscriberKey {
+/// Pass 1: the subscriber key of a frame, from its link header alone; `None` when the link
+/// header is bad or the attachment cannot be keyed (pass 2 says which).
+///
+/// Only the key and its candidate buckets cross from pass 1 to pass 2 (24 bytes a frame, in
+/// two flat arrays): pass 2 parses the frame again from L1 rather than reading back a wide
+/// per-frame record, whose small stores would stall the wide loads that read it back.
+#[inline(always)]
+fn subscriber_key(rx_port: u16, d: &[u8]) -> Option<PackedKey> {
+    let l2 = parse_l2(d).ok()?;
+    SubscriberKey {
         port: rx_port,
         outer_vid: l2.outer_vid,
         inner_vid: l2.inner_vid,
         mac: l2.src,
     }
     .pack()
-    .map_err(|_| Verdict::Drop(DropReason::NoRoute))?;
-    let cand = tables.subscribers.candidates(&key);
-    Ok(Pending {
-        l2,
-        class,
-        key,
-        cand,
-    })
+    .ok()
 }
 
 /// Pushes `fec`'s label in front of the IPv4 packet at `l3` and addresses the frame to the
@@ -77,12 +66,36 @@ fn is_group(dst: u32) -> bool {
     dst >> 28 == 0xe || dst == u32::MAX
 }
 
-fn finish<F: Frame>(cx: &mut Cx<'_>, rx_port: u16, f: &mut F, p: &Pending) -> Verdict {
-    let Some(s) = cx.tables.subscribers.get_prepared(&p.key, p.cand).copied() else {
-        return Verdict::Drop(DropReason::UnknownMac);
+/// Pass 2: classifies the frame, then decides with its subscriber entry (`sub`, looked up
+/// in the buckets pass 1 prefetched) and rewrites it.
+#[inline(always)]
+fn decide<F: Frame>(
+    cx: &mut Cx<'_>,
+    rx_port: u16,
+    f: &mut F,
+    sub: Option<&SubscriberSlot>,
+) -> Verdict {
+    let d = f.data();
+    let l2 = match parse_l2(d) {
+        Ok(l2) => l2,
+        Err(r) => return Verdict::Drop(r),
     };
-    let ip = match p.class {
-        AccessClass::Arp => return proxy_arp(cx, rx_port, f, &p.l2, &s),
+    let class = match classify_access(d, &l2) {
+        Ok(c) => c,
+        Err(r) => return Verdict::Drop(r),
+    };
+    if class == AccessClass::Dhcp {
+        return Verdict::Punt;
+    }
+    let Some(&s) = sub else {
+        return Verdict::Drop(if Attachment::new(rx_port, 0, 0).is_none() {
+            DropReason::NoRoute
+        } else {
+            DropReason::UnknownMac
+        });
+    };
+    let ip = match class {
+        AccessClass::Arp => return proxy_arp(cx, rx_port, f, &l2, &s),
         AccessClass::Dhcp => return Verdict::Punt,
         AccessClass::Ipv4(ip) => ip,
     };
@@ -98,13 +111,13 @@ fn finish<F: Frame>(cx: &mut Cx<'_>, rx_port: u16, f: &mut F, p: &Pending) -> Ve
     if ip.dst == u32::from(isp.gateway) && !isp.gateway.is_unspecified() {
         return Verdict::Punt;
     }
-    if is_group(ip.dst) || p.l2.dst.is_multicast() {
+    if is_group(ip.dst) || l2.dst.is_multicast() {
         return Verdict::Drop(DropReason::NotUnicast);
     }
     let Some(fec) = isp.upstream else {
         return Verdict::Drop(DropReason::NoFec);
     };
-    match push_label(cx, f, p.l2.l3, &ip, &fec) {
+    match push_label(cx, f, l2.l3, &ip, &fec) {
         Ok(port) => {
             if let Some(c) = cx.counters.isp_mut(s.isp()) {
                 c.headend_up.count(usize::from(ip.total_len));
@@ -117,16 +130,10 @@ fn finish<F: Frame>(cx: &mut Cx<'_>, rx_port: u16, f: &mut F, p: &Pending) -> Ve
 
 /// Prefetches the subscriber buckets of a burst that will be processed later.
 pub fn prefetch<F: Frame>(tables: &Tables, rx_port: u16, frames: &[F]) {
-    let mut cands = [Candidates::default(); BURST];
-    for fs in frames.chunks(BURST) {
-        let mut m = 0;
-        for f in fs {
-            if let (Ok(p), Some(c)) = (prepare(tables, rx_port, f.data()), cands.get_mut(m)) {
-                *c = p.cand;
-                m += 1;
-            }
+    for f in frames {
+        if let Some(k) = subscriber_key(rx_port, f.data()) {
+            tables.subscribers.prepare(&k);
         }
-        tables.subscribers.prefetch_burst(&cands[..m]);
     }
 }
 
@@ -137,30 +144,30 @@ pub fn upstream<F: Frame>(
     frames: &mut [F],
     verdicts: &mut [Verdict],
 ) {
-    let mut pending: [Option<Pending>; BURST] = [None; BURST];
+    let mut keys = [PackedKey::default(); BURST];
     let mut cands = [Candidates::default(); BURST];
     for (fs, vs) in frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
-        let mut m = 0;
-        for ((f, v), p) in fs.iter().zip(vs.iter_mut()).zip(pending.iter_mut()) {
-            *p = match prepare(cx.tables, rx_port, f.data()) {
-                Ok(ok) => {
-                    if let Some(c) = cands.get_mut(m) {
-                        *c = ok.cand;
-                        m += 1;
-                    }
-                    Some(ok)
-                }
-                Err(verdict) => {
-                    *v = verdict;
-                    None
-                }
-            };
-        }
-        cx.tables.subscribers.prefetch_burst(&cands[..m]);
-        for ((f, v), p) in fs.iter_mut().zip(vs.iter_mut()).zip(pending.iter()) {
-            if let Some(p) = p {
-                *v = finish(cx, rx_port, f, p);
+        // Bit i: frame i has a key, and its buckets are on their way.
+        let mut keyed = 0u64;
+        for (i, ((f, k), c)) in fs.iter().zip(&mut keys).zip(&mut cands).enumerate() {
+            if let Some(key) = subscriber_key(rx_port, f.data()) {
+                *k = key;
+                *c = cx.tables.subscribers.prepare(&key);
+                keyed |= 1 << i;
             }
+        }
+        for (i, ((f, v), (k, c))) in fs
+            .iter_mut()
+            .zip(vs.iter_mut())
+            .zip(keys.iter().zip(&cands))
+            .enumerate()
+        {
+            let sub = if keyed >> i & 1 == 1 {
+                cx.tables.subscribers.get_prepared(k, *c)
+            } else {
+                None
+            };
+            *v = decide(cx, rx_port, f, sub);
         }
     }
 }

@@ -20,7 +20,7 @@ pub struct SubscriberKey {
 }
 
 /// Port and VLANs packed in 32 bits: port 8, outer VID 12, inner VID 12.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Attachment(pub u32);
 
 impl Attachment {
@@ -51,7 +51,7 @@ impl Attachment {
 }
 
 /// The compact form of a [`SubscriberKey`]: 80 bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PackedKey {
     /// MAC address in the low 48 bits.
     pub mac: u64,
