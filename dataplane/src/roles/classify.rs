@@ -35,9 +35,52 @@ fn wire_drop(e: WireError) -> DropReason {
     }
 }
 
+/// The common link layers read at fixed offsets: untagged or one tag, unicast source.
+/// `None` for anything else, which [`parse_l2_general`] then decides. Every frame pays for
+/// a parse, so the usual shapes must cost a few loads, not a walk through views.
+#[inline(always)]
+fn fast_l2(d: &[u8]) -> Option<L2> {
+    let h: &[u8; 18] = d.first_chunk()?;
+    if h[6] & 1 != 0 {
+        return None;
+    }
+    let mac = |o: usize| MacAddr([h[o], h[o + 1], h[o + 2], h[o + 3], h[o + 4], h[o + 5]]);
+    let outer = EtherType(u16::from_be_bytes([h[12], h[13]]));
+    let mut l2 = L2 {
+        dst: mac(0),
+        src: mac(6),
+        outer_vid: 0,
+        inner_vid: 0,
+        pcp: 0,
+        ethertype: outer,
+        l3: 14,
+    };
+    if outer.is_vlan() {
+        let tci = u16::from_be_bytes([h[14], h[15]]);
+        let inner = EtherType(u16::from_be_bytes([h[16], h[17]]));
+        if tci & 0x0fff > crate::wire::vlan::VID_MAX || inner.is_vlan() {
+            return None;
+        }
+        l2.outer_vid = tci & 0x0fff;
+        l2.pcp = (tci >> 13) as u8;
+        l2.ethertype = inner;
+        l2.l3 = 18;
+    }
+    Some(l2)
+}
+
 /// Parses Ethernet and up to two VLAN tags (802.1Q or 802.1ad TPIDs).
 #[inline]
 pub fn parse_l2(d: &[u8]) -> Result<L2, DropReason> {
+    match fast_l2(d) {
+        Some(l2) => Ok(l2),
+        None => parse_l2_general(d),
+    }
+}
+
+/// [`parse_l2`] for every shape, through the header views.
+#[inline(never)]
+pub fn parse_l2_general(d: &[u8]) -> Result<L2, DropReason> {
     let eth = EthernetFrame::new_checked(d).map_err(wire_drop)?;
     let mut l2 = L2 {
         dst: eth.dst_addr(),
@@ -86,9 +129,52 @@ pub struct Ipv4Info {
     pub total_len: u16,
 }
 
+/// A valid IPv4 header without options, read at fixed offsets; `None` for anything else,
+/// which [`parse_ipv4_general`] then decides (including every error).
+#[inline(always)]
+fn fast_ipv4(d: &[u8]) -> Option<(Ipv4Info, bool)> {
+    let h: &[u8; 20] = d.first_chunk()?;
+    let total_len = u16::from_be_bytes([h[2], h[3]]);
+    if h[0] != 0x45 || total_len < 20 || d.len() < usize::from(total_len) {
+        return None;
+    }
+    let mut acc = 0u32;
+    for w in h.chunks_exact(2) {
+        acc += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if crate::wire::checksum::fold(acc) != 0xffff {
+        return None;
+    }
+    let word = |o: usize| u32::from_be_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+    let info = Ipv4Info {
+        src: word(12),
+        dst: word(16),
+        ttl: h[8],
+        total_len,
+    };
+    let first_fragment = u16::from_be_bytes([h[6], h[7]]) & 0x1fff == 0;
+    let dhcp = h[9] == ipv4::protocol::UDP
+        && first_fragment
+        && total_len >= 24
+        && matches!(
+            d.get(22..24),
+            Some(&[hi, lo]) if matches!(u16::from_be_bytes([hi, lo]), DHCP_SERVER_PORT | DHCP_CLIENT_PORT)
+        );
+    Some((info, dhcp))
+}
+
 /// Checks an IPv4 header (length, version, header checksum) and reads its fields.
 #[inline]
 pub fn parse_ipv4(d: &[u8]) -> Result<(Ipv4Info, bool), DropReason> {
+    match fast_ipv4(d) {
+        Some(x) => Ok(x),
+        None => parse_ipv4_general(d),
+    }
+}
+
+/// [`parse_ipv4`] for every header, through the view.
+#[inline(never)]
+pub fn parse_ipv4_general(d: &[u8]) -> Result<(Ipv4Info, bool), DropReason> {
     let ip = Ipv4Packet::new_checked(d).map_err(wire_drop)?;
     if ip.version() != 4 || !ip.verify_checksum() {
         return Err(DropReason::Malformed);
@@ -203,5 +289,62 @@ mod tests {
         assert_eq!(parse_l2(&cut), Err(DropReason::Truncated));
         let group_src = hex("020000000001 030000000002 0800");
         assert_eq!(parse_l2(&group_src), Err(DropReason::Malformed));
+    }
+
+    #[test]
+    fn the_usual_shapes_take_the_fast_paths() {
+        let untagged =
+            hex("020000000001 020000000002 0800 4500 0014 0000 4000 4011 0000 0a000001 0a000002");
+        let mut f = untagged.clone();
+        let c = crate::wire::checksum::internet(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        assert!(fast_l2(&f).is_some());
+        assert_eq!(
+            fast_ipv4(&f[14..]).map(|(i, dhcp)| (i.ttl, dhcp)),
+            Some((0x40, false))
+        );
+        let tagged = hex("020000000001 020000000002 8100 600a 0800 4500");
+        assert_eq!(
+            fast_l2(&tagged).map(|l| (l.outer_vid, l.l3)),
+            Some((10, 18))
+        );
+        let qinq = hex("020000000001 020000000002 88a8 0064 8100 00c8 0800");
+        assert_eq!(fast_l2(&qinq), None, "two tags take the general parse");
+    }
+
+    proptest::proptest! {
+        /// Whatever the fast parsers accept, the general ones read the same way.
+        #[test]
+        fn fast_parsers_agree_with_the_general_ones(
+            mut frame in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+            shape in 0u8..4,
+        ) {
+            // Steer most inputs into the shapes the fast paths take.
+            if frame.len() >= 40 {
+                frame[6] &= 0xfe;
+                match shape {
+                    0 => frame[12..14].copy_from_slice(&[0x08, 0x00]),
+                    1 => frame[12..18].copy_from_slice(&[0x81, 0x00, 0x0f, 0xfe, 0x08, 0x00]),
+                    2 => frame[12..14].copy_from_slice(&[0x88, 0x47]),
+                    _ => {}
+                }
+                let l3 = if shape == 1 { 18 } else { 14 };
+                frame[l3] = 0x45;
+                let len = (frame.len() - l3) as u16;
+                frame[l3 + 2..l3 + 4].copy_from_slice(&len.to_be_bytes());
+                frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+                let c = crate::wire::checksum::internet(&frame[l3..l3 + 20]);
+                frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+            }
+            if let Some(l2) = fast_l2(&frame) {
+                proptest::prop_assert_eq!(Ok(l2), parse_l2_general(&frame));
+            }
+            for l3 in [14usize, 18] {
+                let ip = frame.get(l3..).unwrap_or(&[]);
+                if let Some(x) = fast_ipv4(ip) {
+                    proptest::prop_assert_eq!(Ok(x), parse_ipv4_general(ip));
+                }
+            }
+        }
     }
 }

@@ -5,9 +5,11 @@
 //! a pop sets the IPv4 TTL to min(IPv4 TTL, label TTL − 1) with an incremental checksum
 //! update (RFC 1624), so the hops inside the tunnel count toward the packet's TTL.
 //!
-//! Three passes over a burst: (1) parse, then prefetch the ILM buckets of the whole burst;
-//! (2) resolve labels, finishing swaps and hand-offs, then prefetch the downstream buckets
-//! of the deliveries; (3) finish deliveries.
+//! Three passes over a burst: (1) read the top label and prefetch its ILM buckets; (2) resolve
+//! labels, finishing swaps and hand-offs, and prefetch the downstream buckets of the
+//! deliveries; (3) finish deliveries. Between passes only keys and bucket indices are kept,
+//! in flat arrays: each pass parses the frame again from L1, which costs less than storing
+//! and reloading wide per-frame records.
 
 use super::classify::{classify_core, parse_ipv4, parse_l2, CoreClass, Ipv4Info, LabelInfo, L2};
 use super::link::LinkHeader;
@@ -16,36 +18,79 @@ use crate::counters::DropReason;
 use crate::frame::Frame;
 use crate::pipeline::Verdict;
 use crate::table::cuckoo::Candidates;
+use crate::table::downstream::DownstreamSlot;
 use crate::table::{DownstreamKey, IlmAction, IspId, Tables};
-use crate::wire::{EtherType, Ipv4Packet, MacAddr};
+use crate::wire::{mpls, EtherType, Ipv4Packet, MacAddr};
 
-#[derive(Clone, Copy)]
-enum Pending {
-    Done,
-    Label {
-        l2: L2,
-        top: LabelInfo,
-        cand: Candidates,
-    },
-    Deliver {
-        l2: L2,
-        top: LabelInfo,
-        ip: Ipv4Info,
-        key: DownstreamKey,
-        cand: Candidates,
-    },
+/// The top label stack entry of an untagged labelled frame from a unicast source, the
+/// usual shape on a core link, read at a fixed offset; `None` for anything else.
+#[inline(always)]
+fn fast_lse(d: &[u8]) -> Option<u32> {
+    let h: &[u8; 18] = d.first_chunk()?;
+    if h[12] != 0x88 || h[13] != 0x47 || h[6] & 1 != 0 {
+        return None;
+    }
+    Some(u32::from_be_bytes([h[14], h[15], h[16], h[17]]))
 }
 
-fn prepare(tables: &Tables, d: &[u8]) -> Result<Pending, Verdict> {
+/// A transit swap on the usual shape (see [`fast_lse`]), in place: the header keeps its
+/// length, so only addresses and the label entry are rewritten. `None`: the general path
+/// decides (other shapes, TTL expiry, unknown port).
+#[inline(always)]
+fn fast_swap<F: Frame>(
+    cx: &mut Cx<'_>,
+    f: &mut F,
+    out_label: u32,
+    port: u16,
+    nh: MacAddr,
+) -> Option<Verdict> {
+    let src = cx.port(port)?.mac;
+    let h: &mut [u8; 18] = f.data_mut().first_chunk_mut()?;
+    if h[12] != 0x88 || h[13] != 0x47 || h[6] & 1 != 0 {
+        return None;
+    }
+    let lse = u32::from_be_bytes([h[14], h[15], h[16], h[17]]);
+    let ttl = lse as u8;
+    if ttl <= 1 {
+        return None;
+    }
+    let entry = mpls::encode(out_label, (lse >> 9 & 7) as u8, lse & 0x100 != 0, ttl - 1);
+    h[..6].copy_from_slice(&nh.0);
+    h[6..12].copy_from_slice(&src.0);
+    h[14..].copy_from_slice(&entry.to_be_bytes());
+    let len = f.len();
+    cx.counters.transit.count(len);
+    Some(Verdict::Forward(port))
+}
+
+/// Pass 1: the top label of a labelled frame; `None` for anything else (pass 2 says what).
+#[inline(always)]
+fn top_label(d: &[u8]) -> Option<u32> {
+    if let Some(lse) = fast_lse(d) {
+        return Some(lse >> 12);
+    }
+    let l2 = parse_l2(d).ok()?;
+    match classify_core(d, &l2).ok()? {
+        CoreClass::Mpls(top) => Some(top.label),
+        CoreClass::Arp => None,
+    }
+}
+
+/// The link layer and top label of a frame, or its verdict when it has no label to look up.
+#[inline(always)]
+fn parse_labelled(d: &[u8]) -> Result<(L2, LabelInfo), Verdict> {
     let l2 = parse_l2(d).map_err(Verdict::Drop)?;
     match classify_core(d, &l2).map_err(Verdict::Drop)? {
         CoreClass::Arp => Err(Verdict::Punt),
-        CoreClass::Mpls(top) => Ok(Pending::Label {
-            l2,
-            top,
-            cand: tables.ilm.candidates(&top.label),
-        }),
+        CoreClass::Mpls(top) => Ok((l2, top)),
     }
+}
+
+/// What pass 2 makes of a frame.
+enum Step {
+    Done(Verdict),
+    /// Popped toward a subscriber: look this up in the downstream table.
+    Deliver(DownstreamKey),
 }
 
 /// Checks what a pop needs: bottom of stack, label TTL, an IPv4 packet behind the label.
@@ -146,83 +191,66 @@ fn handoff<F: Frame>(
     }
 }
 
-fn resolve<F: Frame>(cx: &mut Cx<'_>, f: &mut F, p: &Pending) -> (Verdict, Pending) {
-    let Pending::Label { l2, top, cand } = *p else {
-        return (Verdict::Drop(DropReason::UnknownLabel), Pending::Done);
+/// Pass 2: acts on the ILM entry `action` of the frame's top label.
+#[inline(always)]
+fn resolve<F: Frame>(cx: &mut Cx<'_>, f: &mut F, action: Option<IlmAction>) -> Step {
+    let (l2, top) = match parse_labelled(f.data()) {
+        Ok(x) => x,
+        Err(v) => return Step::Done(v),
     };
-    let Some(action) = cx
-        .tables
-        .ilm
-        .get_prepared(&top.label, cand)
-        .map(|s| s.action())
-    else {
-        return (Verdict::Drop(DropReason::UnknownLabel), Pending::Done);
+    let Some(action) = action else {
+        return Step::Done(Verdict::Drop(DropReason::UnknownLabel));
     };
-    match action {
+    Step::Done(match action {
         IlmAction::Swap {
             out_label,
             port,
             next_hop,
-        } => (
-            swap(cx, f, &l2, &top, out_label, port, next_hop),
-            Pending::Done,
-        ),
+        } => swap(cx, f, &l2, &top, out_label, port, next_hop),
         IlmAction::PopHandoff {
             isp,
             port,
             vid,
             router_mac,
-        } => (
-            handoff(cx, f, &l2, &top, isp, port, vid, router_mac),
-            Pending::Done,
-        ),
+        } => handoff(cx, f, &l2, &top, isp, port, vid, router_mac),
         IlmAction::PopDeliver { isp } => match pop_checks(f.data(), &l2, &top) {
-            Err(r) => (Verdict::Drop(r), Pending::Done),
-            Ok(ip) => {
-                let key = DownstreamKey { isp, ipv4: ip.dst };
-                let cand = cx.tables.downstream.candidates(&key);
-                // Provisional: overwritten by the third pass.
-                (
-                    Verdict::Drop(DropReason::UnknownDestination),
-                    Pending::Deliver {
-                        l2,
-                        top,
-                        ip,
-                        key,
-                        cand,
-                    },
-                )
-            }
+            Err(r) => Verdict::Drop(r),
+            Ok(ip) => return Step::Deliver(DownstreamKey { isp, ipv4: ip.dst }),
         },
-    }
+    })
 }
 
-fn deliver<F: Frame>(cx: &mut Cx<'_>, f: &mut F, p: &Pending) -> Option<Verdict> {
-    let Pending::Deliver {
-        l2,
-        top,
-        ip,
-        key,
-        cand,
-    } = *p
-    else {
-        return None;
+/// Pass 3: delivers a popped packet to the subscriber `sub` bound to `key`.
+#[inline(always)]
+fn deliver<F: Frame>(
+    cx: &mut Cx<'_>,
+    f: &mut F,
+    key: &DownstreamKey,
+    sub: Option<&DownstreamSlot>,
+) -> Verdict {
+    let d = f.data();
+    let (l2, top, ip) = match parse_labelled(d) {
+        Ok((l2, top)) => match pop_checks(d, &l2, &top) {
+            Ok(ip) => (l2, top, ip),
+            Err(r) => return Verdict::Drop(r),
+        },
+        Err(v) => return v,
     };
-    let Some(sub) = cx.tables.downstream.get_prepared(&key, cand).copied() else {
-        return Some(Verdict::Drop(DropReason::UnknownDestination));
+    let Some(sub) = sub else {
+        return Verdict::Drop(DropReason::UnknownDestination);
     };
     let at = sub.attachment();
     let port = at.port();
     let Some(out) = cx.port(port) else {
-        return Some(Verdict::Drop(DropReason::NoRoute));
+        return Verdict::Drop(DropReason::NoRoute);
     };
     if ip.total_len > out.mtu {
-        return Some(Verdict::Drop(DropReason::Oversized));
+        return Verdict::Drop(DropReason::Oversized);
     }
     let h = LinkHeader::new(sub.mac(), out.mac)
         .subscriber_tags(at.outer_vid(), at.inner_vid(), top.tc)
         .ethertype(EtherType::IPV4);
-    Some(match pop_to(f, &l2, &top, &ip, &h) {
+    match pop_to(f, &l2, &top, &ip, &h) {
         Ok(()) => {
             if let Some(c) = cx.counters.isp_mut(key.isp) {
                 c.headend_down.count(usize::from(ip.total_len));
@@ -230,64 +258,84 @@ fn deliver<F: Frame>(cx: &mut Cx<'_>, f: &mut F, p: &Pending) -> Option<Verdict>
             Verdict::Forward(port)
         }
         Err(r) => Verdict::Drop(r),
-    })
+    }
 }
 
 /// Prefetches the ILM buckets of a burst that will be processed later.
 pub fn prefetch<F: Frame>(tables: &Tables, frames: &[F]) {
-    let mut cands = [Candidates::default(); BURST];
-    for fs in frames.chunks(BURST) {
-        let mut m = 0;
-        for f in fs {
-            if let (Ok(Pending::Label { cand, .. }), Some(c)) =
-                (prepare(tables, f.data()), cands.get_mut(m))
-            {
-                *c = cand;
-                m += 1;
-            }
+    for f in frames {
+        if let Some(label) = top_label(f.data()) {
+            tables.ilm.prepare(&label);
         }
-        tables.ilm.prefetch_burst(&cands[..m]);
     }
 }
 
 /// Runs the ILM over a burst received on core port `rx_port`.
 pub fn ilm<F: Frame>(cx: &mut Cx<'_>, _rx_port: u16, frames: &mut [F], verdicts: &mut [Verdict]) {
-    let mut pending = [Pending::Done; BURST];
+    let mut labels = [0u32; BURST];
     let mut cands = [Candidates::default(); BURST];
+    let mut keys = [DownstreamKey::default(); BURST];
+    let mut key_cands = [Candidates::default(); BURST];
     for (fs, vs) in frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
-        let mut m = 0;
-        for ((f, v), p) in fs.iter().zip(vs.iter_mut()).zip(pending.iter_mut()) {
-            *p = match prepare(cx.tables, f.data()) {
-                Ok(ok) => {
-                    if let (Pending::Label { cand, .. }, Some(c)) = (&ok, cands.get_mut(m)) {
-                        *c = *cand;
-                        m += 1;
-                    }
-                    ok
-                }
-                Err(verdict) => {
-                    *v = verdict;
-                    Pending::Done
-                }
-            };
+        // Bit i: frame i has a label whose buckets are on their way.
+        let mut labelled = 0u64;
+        for (i, ((f, l), c)) in fs.iter().zip(&mut labels).zip(&mut cands).enumerate() {
+            if let Some(label) = top_label(f.data()) {
+                *l = label;
+                *c = cx.tables.ilm.prepare(&label);
+                labelled |= 1 << i;
+            }
         }
-        cx.tables.ilm.prefetch_burst(&cands[..m]);
-        m = 0;
-        for ((f, v), p) in fs.iter_mut().zip(vs.iter_mut()).zip(pending.iter_mut()) {
-            if matches!(p, Pending::Label { .. }) {
-                let (verdict, next) = resolve(cx, f, p);
-                *v = verdict;
-                *p = next;
-                if let (Pending::Deliver { cand, .. }, Some(c)) = (&*p, cands.get_mut(m)) {
-                    *c = *cand;
-                    m += 1;
+        // Bit i: frame i is popped toward a subscriber, its downstream buckets on their way.
+        let mut delivering = 0u64;
+        for (i, ((f, v), ((l, c), (k, kc)))) in fs
+            .iter_mut()
+            .zip(vs.iter_mut())
+            .zip(
+                labels
+                    .iter()
+                    .zip(&cands)
+                    .zip(keys.iter_mut().zip(&mut key_cands)),
+            )
+            .enumerate()
+        {
+            let action = if labelled >> i & 1 == 1 {
+                cx.tables.ilm.get_prepared(l, *c).map(|s| s.action())
+            } else {
+                None
+            };
+            if let Some(IlmAction::Swap {
+                out_label,
+                port,
+                next_hop,
+            }) = action
+            {
+                if let Some(verdict) = fast_swap(cx, f, out_label, port, next_hop) {
+                    *v = verdict;
+                    continue;
+                }
+            }
+            match resolve(cx, f, action) {
+                Step::Done(verdict) => *v = verdict,
+                Step::Deliver(key) => {
+                    *k = key;
+                    *kc = cx.tables.downstream.prepare(&key);
+                    delivering |= 1 << i;
                 }
             }
         }
-        cx.tables.downstream.prefetch_burst(&cands[..m]);
-        for ((f, v), p) in fs.iter_mut().zip(vs.iter_mut()).zip(pending.iter()) {
-            if let Some(verdict) = deliver(cx, f, p) {
-                *v = verdict;
+        if delivering == 0 {
+            continue;
+        }
+        for (i, ((f, v), (k, kc))) in fs
+            .iter_mut()
+            .zip(vs.iter_mut())
+            .zip(keys.iter().zip(&key_cands))
+            .enumerate()
+        {
+            if delivering >> i & 1 == 1 {
+                let sub = cx.tables.downstream.get_prepared(k, *kc);
+                *v = deliver(cx, f, k, sub);
             }
         }
     }

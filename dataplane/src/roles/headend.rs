@@ -17,7 +17,7 @@ use crate::pipeline::Verdict;
 use crate::table::cuckoo::Candidates;
 use crate::table::subscriber::{Attachment, SubscriberSlot};
 use crate::table::{Fec, PackedKey, SubscriberKey, SubscriberState, Tables};
-use crate::wire::EtherType;
+use crate::wire::{mpls, EtherType};
 
 /// Pass 1: the subscriber key of a frame, from its link header alone; `None` when the link
 /// header is bad or the attachment cannot be keyed (pass 2 says which).
@@ -40,6 +40,7 @@ fn subscriber_key(rx_port: u16, d: &[u8]) -> Option<PackedKey> {
 
 /// Pushes `fec`'s label in front of the IPv4 packet at `l3` and addresses the frame to the
 /// next hop; the IPv4 header itself is not touched.
+#[inline(always)]
 pub(super) fn push_label<F: Frame>(
     cx: &Cx<'_>,
     f: &mut F,
@@ -53,6 +54,21 @@ pub(super) fn push_label<F: Frame>(
     }
     if usize::from(ip.total_len) + 4 > usize::from(out.mtu) {
         return Err(DropReason::Oversized);
+    }
+    let entry = mpls::encode(fec.label, fec.tc, true, ip.ttl - 1);
+    if l3 == 14 {
+        // Untagged, the usual case: 4 bytes more in front, the header written at fixed
+        // offsets.
+        let h: &mut [u8; 18] = f
+            .prepend(4)
+            .ok_or(DropReason::NoHeadroom)?
+            .first_chunk_mut()
+            .ok_or(DropReason::Truncated)?;
+        h[..6].copy_from_slice(&fec.next_hop.0);
+        h[6..12].copy_from_slice(&out.mac.0);
+        h[12..14].copy_from_slice(&EtherType::MPLS_UNICAST.0.to_be_bytes());
+        h[14..].copy_from_slice(&entry.to_be_bytes());
+        return Ok(fec.port);
     }
     LinkHeader::new(fec.next_hop, out.mac)
         .ethertype(EtherType::MPLS_UNICAST)

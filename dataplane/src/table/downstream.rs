@@ -9,7 +9,7 @@ use crate::wire::MacAddr;
 use std::net::Ipv4Addr;
 
 /// An (ISP, address) key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DownstreamKey {
     /// ISP whose address space the address belongs to.
     pub isp: IspId,

@@ -1,0 +1,150 @@
+//! Runs the node pipeline over synthetic bursts without DPDK, for counting its instructions
+//! per frame under callgrind, which is repeatable whatever else the machine is doing:
+//!
+//! `valgrind --tool=callgrind --toggle-collect='*Pipeline*process*' \
+//!     target/release/examples/pipeline_cost headend 1000 100000`
+//!
+//! Roles: `headend` (upstream push), `transit` (swap); a fourth argument `io` runs the same
+//! loop with io forwarding instead, the floor to subtract.
+//! Not a benchmark (see `perf/run`): instruction counts guide the work, time decides.
+
+use anyhow::{bail, Result};
+use ispmux_dataplane::frame::Frame;
+use ispmux_dataplane::pipeline::{Pipeline, Verdict};
+use ispmux_dataplane::roles::{Node, PortConfig, PortRole};
+use ispmux_dataplane::synthetic::{self, Spec};
+use ispmux_dataplane::table::preload::{IlmActionPreload, IlmPreload};
+use ispmux_dataplane::wire::MacAddr;
+
+const BURST: usize = 32;
+
+/// An mbuf-like frame: fixed buffer, headroom, reset by one copy.
+struct Buf {
+    buf: [u8; 256],
+    start: usize,
+    len: usize,
+}
+
+impl Buf {
+    fn load(&mut self, bytes: &[u8]) {
+        self.start = 128;
+        self.len = bytes.len();
+        self.buf[128..128 + bytes.len()].copy_from_slice(bytes);
+    }
+}
+
+impl Frame for Buf {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        if n > self.start {
+            return None;
+        }
+        self.start -= n;
+        self.len += n;
+        Some(self.data_mut())
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        if n > self.len {
+            return false;
+        }
+        self.start += n;
+        self.len -= n;
+        true
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let role = args.get(1).map_or("headend", String::as_str);
+    let n: u32 = args.get(2).map_or(Ok(1000), |s| s.parse())?;
+    let frames_total: usize = args.get(3).map_or(Ok(100_000), |s| s.parse())?;
+    let spec = Spec {
+        subscribers: n,
+        isps: 16,
+        access_port: 0,
+        core_port: 1,
+        qinq: false,
+    };
+    let port_mac = MacAddr([2, 0, 0, 0, 0, 0xa0]);
+    let nh = MacAddr([2, 0, 0, 0, 1, 1]);
+    let mut preload = synthetic::preload(&spec, nh);
+    let (roles, frames): ([PortRole; 2], Vec<Vec<u8>>) = match role {
+        "headend" => (
+            [PortRole::Access, PortRole::Core],
+            synthetic::scattered_order(n)
+                .map(|i| synthetic::upstream_frame(&spec, i, port_mac, 64))
+                .collect(),
+        ),
+        "transit" => {
+            preload.limits.max_labels = n as usize + 16;
+            preload.ilm = (16..16 + n)
+                .map(|l| IlmPreload {
+                    label: l,
+                    action: IlmActionPreload::Swap {
+                        out_label: l + 100_000,
+                        port: 1,
+                        next_hop: nh,
+                    },
+                })
+                .collect();
+            (
+                [PortRole::Core, PortRole::Core],
+                synthetic::scattered_order(n)
+                    .map(|i| {
+                        let f = synthetic::upstream_frame(&spec, i, MacAddr::ZERO, 64);
+                        synthetic::labelled(&f, port_mac, nh, 16 + i)
+                    })
+                    .collect(),
+            )
+        }
+        other => bail!("unknown role {other} (headend, transit)"),
+    };
+    let ports = roles
+        .iter()
+        .map(|&role| PortConfig {
+            role,
+            mac: port_mac,
+            mtu: 1500,
+        })
+        .collect();
+    let mut node = Node::from_preload(ports, &preload)?;
+    // `io` as a last argument: the same loop with testpmd's io forwarding, the floor.
+    let io_only = args.get(4).is_some_and(|a| a == "io");
+    let mut io = ispmux_dataplane::pipeline::IoForward::paired(2);
+    let mut bufs: Vec<Buf> = (0..BURST)
+        .map(|_| Buf {
+            buf: [0; 256],
+            start: 128,
+            len: 0,
+        })
+        .collect();
+    let mut verdicts = [Verdict::Punt; BURST];
+    let mut forwarded = 0usize;
+    let mut next = frames.iter().cycle();
+    for _ in 0..frames_total / BURST {
+        for b in &mut bufs {
+            if let Some(f) = next.next() {
+                b.load(f);
+            }
+        }
+        if io_only {
+            io.process(0, &mut bufs, &mut verdicts);
+        } else {
+            node.process(0, &mut bufs, &mut verdicts);
+        }
+        forwarded += verdicts
+            .iter()
+            .filter(|v| matches!(v, Verdict::Forward(_)))
+            .count();
+    }
+    println!(
+        "{role}: {forwarded} of {} frames forwarded",
+        frames_total / BURST * BURST
+    );
+    Ok(())
+}
