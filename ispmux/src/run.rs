@@ -365,14 +365,13 @@ fn preload(cfg: &Config, path: &Path) -> Result<PreloadTables> {
     Ok(p)
 }
 
-/// One copy of the tables, backed by transparent huge pages where the kernel allows and
-/// prefetching through DPDK.
+/// One copy of the tables, backed by transparent huge pages where the kernel allows (they
+/// prefetch with an inline instruction; see `dataplane::table::cuckoo::PrefetchFn`).
 fn build_tables(p: &PreloadTables) -> Result<Tables> {
     p.build_with(|t| {
         for (ptr, len) in t.memory_regions() {
             ispmux_sys::advise_hugepages(ptr, len);
         }
-        t.set_prefetch(Some(ispmux_sys::prefetch0::<u8>));
     })
     .context("building the fast-path tables from [tables]")
 }

@@ -58,6 +58,20 @@ pub fn prefetch0<T>(p: *const T) {
     unsafe { ffi::ispmux_prefetch0(p as *const c_void) }
 }
 
+/// [`prefetch0`] as one instruction in the caller rather than a call into the shim: the
+/// fast path's tables prefetch a line or two per frame.
+#[inline(always)]
+pub fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint that never faults, whatever the address, and SSE is part
+    // of the x86_64 baseline.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    prefetch0(p)
+}
+
 /// The time stamp counter.
 #[inline]
 pub fn tsc() -> u64 {

@@ -32,7 +32,9 @@ pub use alloc::HugeAlloc;
 pub use eal::{version, Eal};
 pub use error::{Error, Result};
 pub use hash::{heap_allocated_bytes, RteHash};
-pub use lcore::{advise_hugepages, current_lcore, launch, prefetch0, tsc, tsc_hz, wait, LcoreId};
+pub use lcore::{
+    advise_hugepages, current_lcore, launch, prefetch0, prefetch_line, tsc, tsc_hz, wait, LcoreId,
+};
 pub use mbuf::{Burst, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
 pub use port::{EthStats, Link, MacAddr, Port, PortConfig, PortId, RxQueue, TxQueue};

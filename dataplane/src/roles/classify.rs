@@ -132,7 +132,7 @@ pub struct Ipv4Info {
 /// A valid IPv4 header without options, read at fixed offsets; `None` for anything else,
 /// which [`parse_ipv4_general`] then decides (including every error).
 #[inline(always)]
-fn fast_ipv4(d: &[u8]) -> Option<(Ipv4Info, bool)> {
+pub(super) fn fast_ipv4(d: &[u8]) -> Option<(Ipv4Info, bool)> {
     let h: &[u8; 20] = d.first_chunk()?;
     let total_len = u16::from_be_bytes([h[2], h[3]]);
     if h[0] != 0x45 || total_len < 20 || d.len() < usize::from(total_len) {

@@ -63,6 +63,58 @@ fn fast_swap<F: Frame>(
     Some(Verdict::Forward(port))
 }
 
+/// A tailend pop and hand-off on the usual shape (see [`fast_lse`]; bottom of stack, IPv4
+/// without options behind it), rewriting only the front of the frame. `None`: the general
+/// path decides (other shapes and every drop).
+#[inline(always)]
+fn fast_handoff<F: Frame>(
+    cx: &mut Cx<'_>,
+    f: &mut F,
+    isp: IspId,
+    port: u16,
+    vid: u16,
+    router: MacAddr,
+) -> Option<Verdict> {
+    let out = *cx.port(port)?;
+    let d = f.data();
+    let lse = fast_lse(d)?;
+    let (label_ttl, tc) = (lse as u8, (lse >> 9 & 7) as u8);
+    if lse & 0x100 == 0 || label_ttl <= 1 {
+        return None;
+    }
+    let (ip, _) = super::classify::fast_ipv4(d.get(18..)?)?;
+    if ip.ttl == 0 || ip.total_len > out.mtu {
+        return None;
+    }
+    // The new header: 14 bytes (untagged hand-off) or 18 (tagged), in place of 18.
+    let h: &mut [u8] = if vid == 0 {
+        if !f.adj(4) {
+            return None;
+        }
+        f.data_mut()
+    } else {
+        f.data_mut()
+    };
+    let hl = if vid == 0 { 14 } else { 18 };
+    let (eth, rest) = h.split_at_mut_checked(hl)?;
+    eth[..6].copy_from_slice(&router.0);
+    eth[6..12].copy_from_slice(&out.mac.0);
+    if vid != 0 {
+        let tci = (u16::from(tc) << 13) | (vid & 0x0fff);
+        eth[12..14].copy_from_slice(&EtherType::VLAN.0.to_be_bytes());
+        eth[14..16].copy_from_slice(&tci.to_be_bytes());
+    }
+    eth[hl - 2..].copy_from_slice(&EtherType::IPV4.0.to_be_bytes());
+    let ttl = ip.ttl.min(label_ttl - 1);
+    if ttl != ip.ttl {
+        Ipv4Packet::new_unchecked(rest).set_ttl_update_checksum(ttl);
+    }
+    if let Some(c) = cx.counters.isp_mut(isp) {
+        c.tailend_up.count(usize::from(ip.total_len));
+    }
+    Some(Verdict::Forward(port))
+}
+
 /// Pass 1: the top label of a labelled frame; `None` for anything else (pass 2 says what).
 #[inline(always)]
 fn top_label(d: &[u8]) -> Option<u32> {
@@ -304,16 +356,23 @@ pub fn ilm<F: Frame>(cx: &mut Cx<'_>, _rx_port: u16, frames: &mut [F], verdicts:
             } else {
                 None
             };
-            if let Some(IlmAction::Swap {
-                out_label,
-                port,
-                next_hop,
-            }) = action
-            {
-                if let Some(verdict) = fast_swap(cx, f, out_label, port, next_hop) {
-                    *v = verdict;
-                    continue;
-                }
+            let fast = match action {
+                Some(IlmAction::Swap {
+                    out_label,
+                    port,
+                    next_hop,
+                }) => fast_swap(cx, f, out_label, port, next_hop),
+                Some(IlmAction::PopHandoff {
+                    isp,
+                    port,
+                    vid,
+                    router_mac,
+                }) => fast_handoff(cx, f, isp, port, vid, router_mac),
+                _ => None,
+            };
+            if let Some(verdict) = fast {
+                *v = verdict;
+                continue;
             }
             match resolve(cx, f, action) {
                 Step::Done(verdict) => *v = verdict,

@@ -24,10 +24,26 @@ pub const MAX_LOAD_PERCENT: usize = 85;
 /// Longest displacement chain tried before an insert reports the table full.
 const MAX_PATH: usize = 64;
 
-/// A hook that starts loading the cache line at an address. The `sys` crate backs it with
-/// `rte_prefetch0`; without one the table reads the line's first slot through `black_box`,
-/// which the CPU also overlaps across a burst (an unused load does not stall), only less well.
+/// A hook that starts loading the cache line at an address, for tests to watch prefetches.
+/// Without one, the table prefetches with the `sys` crate's inline `PREFETCHT0` (feature
+/// `dpdk`), or else reads the line's first slot through `black_box`, which the CPU also
+/// overlaps across a burst (an unused load does not stall), only less well.
 pub type PrefetchFn = fn(*const u8);
+
+/// Starts loading `bucket` without a hook: an instruction where there is one, else a load
+/// folded into `acc`.
+#[inline(always)]
+fn touch<S: Slot>(bucket: &Bucket<S>, acc: &mut u32) {
+    #[cfg(feature = "dpdk")]
+    {
+        let _ = acc;
+        ispmux_sys::prefetch_line((bucket as *const Bucket<S>).cast());
+    }
+    #[cfg(not(feature = "dpdk"))]
+    {
+        *acc ^= bucket.slots[0].word();
+    }
+}
 
 /// What a table stores in a slot: a compact key plus a value, 16 bytes for the hot tables.
 ///
@@ -189,7 +205,9 @@ impl<S: Slot> CuckooTable<S> {
                 match self.prefetch {
                     Some(f) => f((bucket as *const Bucket<S>).cast()),
                     None => {
-                        black_box(bucket.slots[0].word());
+                        let mut acc = 0;
+                        touch(bucket, &mut acc);
+                        black_box(acc);
                     }
                 }
             }
@@ -219,7 +237,7 @@ impl<S: Slot> CuckooTable<S> {
                 for c in cands {
                     for b in [c.first, c.second] {
                         if let Some(bucket) = self.buckets.get(b as usize) {
-                            acc ^= bucket.slots[0].word();
+                            touch(bucket, &mut acc);
                         }
                     }
                 }
@@ -237,7 +255,7 @@ impl<S: Slot> CuckooTable<S> {
             if let Some(bucket) = self.buckets.get(b as usize) {
                 match self.prefetch {
                     Some(f) => f((bucket as *const Bucket<S>).cast()),
-                    None => acc ^= bucket.slots[0].word(),
+                    None => touch(bucket, &mut acc),
                 }
             }
         }
