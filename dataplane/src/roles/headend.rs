@@ -96,13 +96,13 @@ fn decide<F: Frame>(
         Ok(l2) => l2,
         Err(r) => return Verdict::Drop(r),
     };
-    let class = match classify_access(d, &l2) {
-        Ok(c) => c,
+    // A match rather than an equality test on the class: the fields stay in registers.
+    let ip = match classify_access(d, &l2) {
+        Ok(AccessClass::Ipv4(ip)) => Some(ip),
+        Ok(AccessClass::Arp) => None,
+        Ok(AccessClass::Dhcp) => return Verdict::Punt,
         Err(r) => return Verdict::Drop(r),
     };
-    if class == AccessClass::Dhcp {
-        return Verdict::Punt;
-    }
     let Some(&s) = sub else {
         return Verdict::Drop(if Attachment::new(rx_port, 0, 0).is_none() {
             DropReason::NoRoute
@@ -110,10 +110,8 @@ fn decide<F: Frame>(
             DropReason::UnknownMac
         });
     };
-    let ip = match class {
-        AccessClass::Arp => return proxy_arp(cx, rx_port, f, &l2, &s),
-        AccessClass::Dhcp => return Verdict::Punt,
-        AccessClass::Ipv4(ip) => ip,
+    let Some(ip) = ip else {
+        return proxy_arp(cx, rx_port, f, &l2, &s);
     };
     if s.state() != SubscriberState::Bound {
         return Verdict::Drop(DropReason::NotBound);
