@@ -138,11 +138,16 @@ pub(super) fn fast_ipv4(d: &[u8]) -> Option<(Ipv4Info, bool)> {
     if h[0] != 0x45 || total_len < 20 || d.len() < usize::from(total_len) {
         return None;
     }
-    let mut acc = 0u32;
-    for w in h.chunks_exact(2) {
-        acc += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    // The ones' complement sum does not depend on byte order (RFC 1071, section 2(B)), so
+    // the header is summed as five native 32-bit words and folded; all ones either way.
+    let mut acc = 0u64;
+    for w in h.chunks_exact(4) {
+        acc += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
     }
-    if crate::wire::checksum::fold(acc) != 0xffff {
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    if (acc & 0xffff) + (acc >> 16) != 0xffff {
         return None;
     }
     let word = |o: usize| u32::from_be_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
@@ -335,6 +340,11 @@ mod tests {
                 frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
                 let c = crate::wire::checksum::internet(&frame[l3..l3 + 20]);
                 frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+                // These shapes are valid: the fast paths must take them, not just agree.
+                proptest::prop_assert!(fast_ipv4(&frame[l3..]).is_some());
+                if shape < 3 {
+                    proptest::prop_assert!(fast_l2(&frame).is_some());
+                }
             }
             if let Some(l2) = fast_l2(&frame) {
                 proptest::prop_assert_eq!(Ok(l2), parse_l2_general(&frame));
