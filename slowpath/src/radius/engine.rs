@@ -27,6 +27,7 @@ use super::dedup::{DuplicateCache, RequestKey, Seen};
 use super::ids::IdSpace;
 use super::packet::{self, Code, Packet};
 use super::realm;
+use super::salted;
 use super::usage::{OpenSession, UsageEvent, UsageRecord};
 
 mod disconnect;
@@ -153,6 +154,13 @@ enum Hop {
 }
 
 type PeerKey = (SocketAddr, u16, u8);
+
+/// Whom a reply came from and for which request: what its hidden attributes were hidden with.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    server: usize,
+    auth: [u8; 16],
+}
 
 struct Outstanding {
     key: PeerKey,
