@@ -410,6 +410,14 @@ impl Engine {
             .map(|c| c.load.ports_in_use(now))
     }
 
+    /// Whether client SP `csp` is suspended; `None` when no CSP has that name.
+    pub fn csp_suspended(&self, csp: &str) -> Option<bool> {
+        self.csps
+            .iter()
+            .find(|c| c.name == csp)
+            .map(|c| c.suspended)
+    }
+
     /// Whether each home server is considered alive, in configuration order (master first).
     pub fn servers_alive(&self) -> Vec<(SocketAddr, bool)> {
         self.servers.iter().map(|s| (s.auth, s.alive)).collect()

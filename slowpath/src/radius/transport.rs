@@ -37,11 +37,27 @@ pub enum RadiusError {
     Poll(std::io::Error),
     #[error("radius: the proxy thread stopped")]
     Gone,
+    #[error("radius: no client SP named {0:?}")]
+    UnknownCsp(String),
+}
+
+/// What suspending or resuming a client SP did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Suspension {
+    /// Whether the CSP was suspended before.
+    pub was_suspended: bool,
+    /// Disconnect-Requests sent to the NASes of its sessions (RFC 5176).
+    pub disconnect_requests: u64,
 }
 
 /// Requests to a running proxy.
 pub enum Control {
-    Suspend { csp: String, suspended: bool },
+    /// `None` back when no CSP has that name.
+    Suspend {
+        csp: String,
+        suspended: bool,
+        reply: mpsc::Sender<Option<Suspension>>,
+    },
     Counters(mpsc::Sender<BTreeMap<String, u64>>),
 }
 
@@ -208,11 +224,24 @@ impl Proxy {
         let msgs: Vec<Control> = rx.try_iter().collect();
         for m in msgs {
             match m {
-                Control::Suspend { csp, suspended } => {
-                    self.step(Input::Suspend {
-                        csp: &csp,
-                        suspended,
-                    });
+                Control::Suspend {
+                    csp,
+                    suspended,
+                    reply,
+                } => {
+                    let was = self.engine.csp_suspended(&csp);
+                    let before = self.engine.counter("event", "disconnect_sent");
+                    if was.is_some() {
+                        self.step(Input::Suspend {
+                            csp: &csp,
+                            suspended,
+                        });
+                    }
+                    let after = self.engine.counter("event", "disconnect_sent");
+                    let _ = reply.send(was.map(|was_suspended| Suspension {
+                        was_suspended,
+                        disconnect_requests: after - before,
+                    }));
                 }
                 Control::Counters(reply) => {
                     let c = self
@@ -389,15 +418,21 @@ impl ProxyHandle {
         })
     }
 
-    /// Suspends or resumes a CSP (sessions are disconnected at their NAS on suspension).
-    pub fn suspend(&self, csp: &str, suspended: bool) -> Result<(), RadiusError> {
+    /// Suspends or resumes a CSP (sessions are disconnected at their NAS on suspension);
+    /// returns once the proxy has done it.
+    pub fn suspend(&self, csp: &str, suspended: bool) -> Result<Suspension, RadiusError> {
+        let (tx, rx) = mpsc::channel();
         self.control
             .send(Control::Suspend {
                 csp: csp.to_owned(),
                 suspended,
+                reply: tx,
             })
             .map_err(|_| RadiusError::Gone)?;
-        self.waker.wake().map_err(RadiusError::Poll)
+        self.waker.wake().map_err(RadiusError::Poll)?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| RadiusError::Gone)?
+            .ok_or_else(|| RadiusError::UnknownCsp(csp.to_owned()))
     }
 
     /// The engine's counters, as `group.name` -> count.
