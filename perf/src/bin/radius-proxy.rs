@@ -22,6 +22,7 @@ use ispmux_perf::{median, result_line};
 use ispmux_slowpath::radius::transport::ProxyHandle;
 use ispmux_slowpath::radius::{attr, crypto, packet, Code, Packet};
 use ispmux_slowpath::udp_batch::{RecvBatch, SendBatch};
+use nix::sys::socket::{setsockopt, sockopt};
 use rand::RngCore;
 
 const NAS_SECRET: &[u8] = b"bench-nas";
@@ -33,6 +34,16 @@ fn free_port() -> Result<u16> {
 
 /// Datagrams per recvmmsg/sendmmsg call of the responder and the load generator.
 const BATCH: usize = 64;
+
+/// A loopback socket with a receive buffer of 4 MiB (as the proxies ask for theirs; the
+/// kernel caps it at net.core.rmem_max): with the default ~200 KiB, about 300 datagrams, a
+/// burst of answers after a proxy was kept off the CPU for a few milliseconds overflows it
+/// and is counted as lost.
+fn bench_socket() -> Result<UdpSocket> {
+    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    setsockopt(&sock, sockopt::RcvBuf, &(4 << 20)).context("SO_RCVBUF")?;
+    Ok(sock)
+}
 
 /// The fast home server: accepts every Access-Request, echoing Proxy-State. One thread; a
 /// batch of requests per recvmmsg, their answers per sendmmsg, built in reused buffers
@@ -73,7 +84,7 @@ fn answer_into(req: &[u8], out: &mut Vec<u8>) -> bool {
 
 impl Responder {
     fn start() -> Result<Responder> {
-        let sock = UdpSocket::bind("127.0.0.1:0")?;
+        let sock = bench_socket()?;
         sock.set_read_timeout(Some(Duration::from_millis(100)))?;
         let addr = sock.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -194,7 +205,7 @@ fn settle(
 /// seconds (after a one-second warm-up) and measures completed round trips. One thread,
 /// requests sent and answers read a batch per system call.
 fn load(target: SocketAddr, secret: &[u8], user: &str, inflight: usize, secs: u64) -> Result<Load> {
-    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    let sock = bench_socket()?;
     sock.set_read_timeout(Some(Duration::from_millis(5)))?;
     let mut reqs = Requests::new(user, secret)?;
     let mut rx = RecvBatch::new(256);
@@ -282,7 +293,7 @@ fn load(target: SocketAddr, secret: &[u8], user: &str, inflight: usize, secs: u6
 /// the generator does not hide the proxy's latency), answers read by a second thread. The
 /// latency is from the send to the answer's arrival.
 fn open_loop(target: SocketAddr, secret: &[u8], user: &str, rate: f64, secs: u64) -> Result<Load> {
-    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    let sock = bench_socket()?;
     sock.set_read_timeout(Some(Duration::from_millis(50)))?;
     let reader = sock.try_clone()?;
     let outstanding = Arc::new(Mutex::new(vec![None::<(Instant, [u8; 16])>; 256]));
@@ -659,6 +670,7 @@ fn main() -> Result<()> {
     let mut secs = 3u64;
     let mut rounds = 3usize;
     let mut rate = 5000.0f64;
+    let mut open_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -666,6 +678,8 @@ fn main() -> Result<()> {
             "--seconds" => secs = args.next().context("--seconds S")?.parse()?,
             "--rounds" => rounds = args.next().context("--rounds R")?.parse()?,
             "--rate" => rate = args.next().context("--rate REQ_PER_S")?.parse()?,
+            // Latency at the fixed rate only, no closed loop before it (for studying tails).
+            "--open-only" => open_only = true,
             "--engine-only" => {
                 // For profiling the engine: no sockets, no peers.
                 let home: SocketAddr = ([127, 0, 0, 1], 9).into();
@@ -675,7 +689,7 @@ fn main() -> Result<()> {
             }
             other => bail!(
                 "unknown argument {other} (--inflight N, --seconds S, --rounds R, --rate N, \
-                 --engine-only)"
+                 --open-only, --engine-only)"
             ),
         }
     }
@@ -723,6 +737,15 @@ fn main() -> Result<()> {
     let (mut added, mut added_fr) = (vec![], vec![]);
     let (mut open_added, mut open_added_fr) = (vec![], vec![]);
     for _ in 0..rounds.max(1) {
+        if open_only {
+            let l = open_loop(proxy.auth_addr, NAS_SECRET, "u@msp.example", rate, secs)?;
+            report("ispmux proxy, open loop", &l, Some(&direct_open));
+            let l = open_loop(fr.addr, NAS_SECRET, "u@msp.example", rate, secs)?;
+            report("FreeRADIUS proxy, open loop", &l, Some(&direct_open));
+            let l = open_loop(home, HOME_SECRET.as_bytes(), "u@msp.example", rate, secs)?;
+            report("responder alone, open loop", &l, None);
+            continue;
+        }
         let (a0, t0) = (responder.answered(), Instant::now());
         let (l, c) = load_with_cpu(&ticks, proxy.auth_addr, "u@msp.example", inflight, secs)?;
         report("ispmux proxy, master subscriber", &l, Some(&direct));
@@ -751,6 +774,9 @@ fn main() -> Result<()> {
             Some(&direct_open),
         );
         open_added_fr.push(l.p99_us.saturating_sub(direct_open.p99_us) as f64);
+    }
+    if open_only {
+        return Ok(());
     }
     let (csp, cpu_csp) = load_with_cpu(&ticks, proxy.auth_addr, "u@csp.example", inflight, secs)?;
     report("ispmux proxy, CSP subscriber (2 hops)", &csp, Some(&direct));
