@@ -40,12 +40,13 @@ enum Cmd {
         #[arg(long)]
         duration: Option<f64>,
     },
-    /// Ask a running ispmux for its counters over its control socket.
+    /// Ask a running ispmux (or `ispmux radius-proxy`) over its control socket.
     Ctl {
         /// The control socket (`control.socket` in the configuration).
         #[arg(short, long)]
         socket: PathBuf,
-        /// `stats`, `version` or `revoke MAC` (withdraw a subscriber's binding).
+        /// `stats`, `version`, `revoke MAC` (withdraw a subscriber's binding), `suspend CSP` or
+        /// `resume CSP` (a client SP of the RADIUS proxy; suspension disconnects its sessions).
         #[arg(default_value = "stats", num_args = 1.., trailing_var_arg = true)]
         command: Vec<String>,
     },

@@ -50,6 +50,47 @@ pub fn with_counters(mut stats: serde_json::Value, h: Option<&ProxyHandle>) -> s
     stats
 }
 
+/// `ispmux ctl suspend CSP` and `ispmux ctl resume CSP`: the master SP suspends (or resumes)
+/// business with a client SP at run time; suspension sends Disconnect-Requests (RFC 5176) to
+/// the NASes of the CSP's open sessions, and its next logons are refused (`csp_suspended`).
+pub fn suspend_command(h: Option<&ProxyHandle>, suspend: bool, csp: &str) -> serde_json::Value {
+    let Some(h) = h else {
+        return serde_json::json!({ "error": "no [radius] proxy runs here" });
+    };
+    match h.suspend(csp, suspend) {
+        Ok(s) => {
+            tracing::info!(
+                csp,
+                suspended = suspend,
+                disconnect_requests = s.disconnect_requests,
+                "radius: client SP suspension set by the operator"
+            );
+            serde_json::json!({
+                "csp": csp,
+                "suspended": suspend,
+                "was_suspended": s.was_suspended,
+                "disconnect_requests": s.disconnect_requests,
+            })
+        }
+        // An unknown name, or a proxy that stopped: `ispmux ctl` prints it and fails.
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    }
+}
+
+/// The proxy's own control commands, shared by `ispmux run` and `ispmux radius-proxy`;
+/// `None` for a command that is not one of them.
+pub fn control_command(h: Option<&ProxyHandle>, cmd: &str) -> Option<serde_json::Value> {
+    let words: Vec<&str> = cmd.split_whitespace().collect();
+    match words.as_slice() {
+        ["suspend", csp] => Some(suspend_command(h, true, csp)),
+        ["resume", csp] => Some(suspend_command(h, false, csp)),
+        ["suspend" | "resume", ..] => Some(serde_json::json!({
+            "error": format!("{cmd:?}: give one client SP name")
+        })),
+        _ => None,
+    }
+}
+
 /// Prints the proxy's counters as the exit report's `radius` line and stops it.
 pub fn finish(h: Option<ProxyHandle>) -> Result<()> {
     let Some(h) = h else {
@@ -68,15 +109,39 @@ pub fn standalone(config: &Path, db: Option<&Path>) -> Result<()> {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
     }
     let h = start(&cfg, db)?.context("no [radius] table")?;
+    // `[control] socket`, when given, serves `ispmux ctl` as `ispmux run` does: stats,
+    // version, suspend and resume.
+    let control = match &cfg.control.socket {
+        Some(p) => Some(crate::control::ControlServer::bind(Path::new(p))?),
+        None => None,
+    };
     while !stop.load(Ordering::Relaxed) {
         if !h.is_running() {
             // The thread's own error is returned by stop() below.
             break;
         }
+        if let Some(c) = &control {
+            c.serve_pending(&mut |cmd| standalone_command(&h, cmd));
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    drop(control);
     tracing::info!("radius proxy stopping");
     finish(Some(h))
+}
+
+/// What the standalone proxy's control socket answers.
+fn standalone_command(h: &ProxyHandle, cmd: &str) -> serde_json::Value {
+    if let Some(v) = control_command(Some(h), cmd) {
+        return v;
+    }
+    match cmd.trim() {
+        "stats" => with_counters(serde_json::json!({}), Some(h)),
+        "version" => serde_json::json!({ "ispmux": env!("CARGO_PKG_VERSION") }),
+        _ => serde_json::json!({
+            "error": format!("unknown command {cmd:?}; try stats, version, suspend CSP or resume CSP")
+        }),
+    }
 }
 
 /// `ispmux usage`: the usage records per client SP, as a table or CSV.

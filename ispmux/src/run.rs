@@ -248,6 +248,9 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         }
         if let Some(c) = &control {
             c.serve_pending(&mut |cmd| {
+                if let Some(v) = crate::radius::control_command(radius.as_ref(), cmd) {
+                    return v;
+                }
                 let mut words = cmd.split_whitespace();
                 match (words.next(), words.next()) {
                     (Some("stats"), None) => crate::radius::with_counters(
@@ -267,7 +270,7 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
                         Err(e) => serde_json::json!({ "error": format!("revoke {mac:?}: {e}") }),
                     },
                     _ => serde_json::json!({
-                        "error": format!("unknown command {cmd:?}; try stats, version or revoke MAC")
+                        "error": format!("unknown command {cmd:?}; try stats, version, revoke MAC, suspend CSP or resume CSP")
                     }),
                 }
             });

@@ -5,3 +5,4 @@ pub mod dhcp;
 pub mod radius;
 pub mod registry;
 pub mod store;
+pub mod udp_batch;

@@ -1,6 +1,8 @@
 //! `ispmux radius-proxy` as an operator runs it, between a NAS and real FreeRADIUS servers:
 //! a client-SP logon accepted and a logon rejected through the binary, accounting committed,
-//! a clean stop on SIGTERM, then `ispmux usage` showing the record from the store.
+//! the operator suspending and resuming the client SP over the control socket (`ispmux ctl`,
+//! a Disconnect-Request to the NAS), a clean stop on SIGTERM, then `ispmux usage` showing the
+//! record from the store.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -8,11 +10,23 @@ use std::time::{Duration, Instant};
 
 use ispmux_slowpath::radius::attr;
 use ispmux_slowpath::radius::client::Client;
-use ispmux_slowpath::radius::Code;
+use ispmux_slowpath::radius::{crypto, Code, Packet};
 use ispmux_tests::radius_peers::{free_port, FreeRadius};
 use ispmux_tests::{ispmux_bin, Daemon};
 
 const NAS_SECRET: &str = "nas-secret";
+
+/// `ispmux ctl -s SOCK ARGS...`, which must succeed; its JSON answer.
+fn ctl(sock: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(ispmux_bin())
+        .args(["ctl", "-s"])
+        .arg(sock)
+        .args(args)
+        .output()
+        .expect("ispmux ctl");
+    assert!(out.status.success(), "ctl {args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("ctl answers JSON")
+}
 
 #[test]
 fn radius_proxy_binary_logons_sigterm_and_usage_csv() {
@@ -38,6 +52,11 @@ fn radius_proxy_binary_logons_sigterm_and_usage_csv() {
     let acct: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     // The store's directory does not exist yet: the proxy creates it.
     let db = dir.path().join("state/ispmux.db");
+    let sock = dir.path().join("ctl.sock");
+    // The NAS's Dynamic Authorization Server (RFC 5176), where Disconnect-Requests arrive.
+    let das = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind DAS");
+    das.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let conf = dir.path().join("ispmux.toml");
     std::fs::write(
         &conf,
@@ -45,6 +64,9 @@ fn radius_proxy_binary_logons_sigterm_and_usage_csv() {
             r#"
 [store]
 path = "{db}"
+
+[control]
+socket = "{sock}"
 
 [radius]
 listen_auth = "{auth}"
@@ -55,6 +77,7 @@ timeouts = {{ response_ms = 500, retries = 2 }}
 name = "pop1"
 address = "127.0.0.0/8"
 secret = "{NAS_SECRET}"
+coa_port = {das_port}
 
 [radius.master]
 name = "msp"
@@ -71,6 +94,8 @@ home_servers = [{csp1}]
 capacity = {{ ports = 1 }}
 "#,
             db = db.display(),
+            sock = sock.display(),
+            das_port = das.local_addr().expect("DAS addr").port(),
             master = master.home_server_toml(""),
             csp1 = csp1.home_server_toml(""),
         ),
@@ -126,12 +151,66 @@ capacity = {{ ports = 1 }}
         Code::ACCESS_ACCEPT,
         "virtual subscriber at master, then alice at csp1"
     );
-    for (status, secs) in [(attr::ACCT_START, 0), (attr::ACCT_STOP, 42)] {
-        let r = nas
-            .account("alice@csp1.example", status, "alice-cli-1", secs)
-            .expect("accounting answer");
-        assert_eq!(r.code, Code::ACCOUNTING_RESPONSE);
+    let r = nas
+        .account("alice@csp1.example", attr::ACCT_START, "alice-cli-1", 0)
+        .expect("accounting answer");
+    assert_eq!(r.code, Code::ACCOUNTING_RESPONSE);
+
+    // The operator suspends the CSP: its open session is disconnected at the NAS.
+    let v = ctl(&sock, &["suspend", "csp1"]);
+    assert_eq!(v["suspended"], true, "{v}");
+    assert_eq!(v["was_suspended"], false, "{v}");
+    assert_eq!(v["disconnect_requests"], 1, "{v}");
+    let mut buf = [0u8; 4096];
+    let (n, from) = das.recv_from(&mut buf).expect("a Disconnect-Request");
+    assert!(crypto::check_request_authenticator(
+        &buf[..n],
+        NAS_SECRET.as_bytes()
+    ));
+    let d = Packet::parse(&buf[..n]).expect("parse");
+    assert_eq!(d.code, Code::DISCONNECT_REQUEST);
+    assert_eq!(
+        d.get_string(attr::ACCT_SESSION_ID).as_deref(),
+        Some("alice-cli-1")
+    );
+    let ack = Packet::new(Code::DISCONNECT_ACK, d.identifier, [0; 16]);
+    let b = crypto::encode_response(&ack, NAS_SECRET.as_bytes(), &d.authenticator).expect("ack");
+    das.send_to(&b, from).expect("send the ACK");
+    // Suspended: the next logon is refused by the proxy.
+    let r = nas
+        .authenticate("zoe@csp1.example", "x")
+        .expect("an answer");
+    assert_eq!(
+        r.code,
+        Code::ACCESS_REJECT,
+        "a suspended CSP takes no logon"
+    );
+    // Neither an unknown CSP nor a missing name is taken for one.
+    for bad in [&["suspend", "nosuch"][..], &["resume"][..]] {
+        let out = Command::new(ispmux_bin())
+            .args(["ctl", "-s"])
+            .arg(&sock)
+            .args(bad)
+            .output()
+            .expect("ctl");
+        assert!(!out.status.success(), "{bad:?}: {out:?}");
     }
+    let v = ctl(&sock, &["resume", "csp1"]);
+    assert_eq!(v["suspended"], false, "{v}");
+    assert_eq!(v["was_suspended"], true, "{v}");
+    assert_eq!(v["disconnect_requests"], 0, "{v}");
+
+    let r = nas
+        .account("alice@csp1.example", attr::ACCT_STOP, "alice-cli-1", 42)
+        .expect("accounting answer");
+    assert_eq!(r.code, Code::ACCOUNTING_RESPONSE);
+    // Resumed, and the Stop freed the CSP's one port: logons are taken again.
+    let again = nas
+        .authenticate("alice@csp1.example", "alicepw")
+        .expect("answer");
+    assert_eq!(again.code, Code::ACCESS_ACCEPT, "resumed");
+    let stats = ctl(&sock, &["stats"]);
+    assert_eq!(stats["radius"]["event.disconnect_ack"], 1, "{stats}");
 
     let out = proxy.stop();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -147,7 +226,8 @@ capacity = {{ ports = 1 }}
         .find_map(|l| l.strip_prefix("radius "))
         .unwrap_or_else(|| panic!("no radius line in {stdout}"));
     let counters: serde_json::Value = serde_json::from_str(line).expect("counters are JSON");
-    assert_eq!(counters["event.access_accept"], 1, "{line}");
+    assert_eq!(counters["event.access_accept"], 2, "{line}");
+    assert_eq!(counters["reject.csp_suspended"], 1, "{line}");
 
     let usage = Command::new(ispmux_bin())
         .args(["usage", "--csv", "-c"])
@@ -270,6 +350,18 @@ home_servers = [{{ address = "127.0.0.1", auth_port = {dead}, secret = "m" }}]
         "stats carry the proxy's counters: {v}"
     );
     assert!(v["ports"].is_array(), "and the data plane's: {v}");
+    // The proxy's operator commands are served by `ispmux run` too.
+    let out = Command::new(ispmux_bin())
+        .args(["ctl", "-s"])
+        .arg(&sock)
+        .args(["suspend", "nosuch"])
+        .output()
+        .expect("ctl");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no client SP named \"nosuch\""),
+        "{out:?}"
+    );
 
     let out = run.stop();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -11,7 +11,7 @@ use ispmux_slowpath::radius::attr;
 use ispmux_slowpath::radius::client::Client;
 use ispmux_slowpath::radius::transport::ProxyHandle;
 use ispmux_slowpath::radius::usage::{self, UsageRecord};
-use ispmux_slowpath::radius::Code;
+use ispmux_slowpath::radius::{salted, Code, Packet};
 use ispmux_tests::radius_peers::{radclient, FreeRadius};
 
 const NAS_SECRET: &str = "nas-secret";
@@ -22,10 +22,18 @@ vs-csp2 Cleartext-Password := "vs2-pass"
 vs-csp3 Auth-Type := Reject
 vs-csp4 Cleartext-Password := "vs4-pass"
 bob@msp.example Cleartext-Password := "bobpw"
+tina@msp.example Cleartext-Password := "tinapw"
+	Tunnel-Password = "master-tunnel-pw",
+	MS-MPPE-Send-Key = 0x000102030405060708090a0b0c0d0e0f,
+	MS-MPPE-Recv-Key = 0x101112131415161718191a1b1c1d1e1f
 "#;
 const CSP1_USERS: &str = r#"
 alice Cleartext-Password := "alicepw"
 zed Cleartext-Password := "zedpw"
+tina Cleartext-Password := "tinapw"
+	Tunnel-Password = "csp-tunnel-pw",
+	MS-MPPE-Send-Key = 0x202122232425262728292a2b2c2d2e2f,
+	MS-MPPE-Recv-Key = 0x303132333435363738393a3b3c3d3e3f
 "#;
 const CSP2_USERS: &str = r#"
 carol@csp2.example Cleartext-Password := "carolpw"
@@ -676,4 +684,65 @@ fn interim_then_nas_restart_frees_its_ports() {
     assert_eq!(rec.len(), 1, "{rec:?}");
     assert_eq!(rec[0].connections, 1);
     assert!(rec[0].connection_secs >= 20, "{rec:?}");
+}
+
+/// The NAS's view of a hidden reply value: Tunnel-Password, or Microsoft sub-attribute `ms`.
+fn revealed(reply: &Packet, req: &Packet, ms: Option<u8>) -> Vec<u8> {
+    let salted = match ms {
+        None => reply
+            .get(attr::TUNNEL_PASSWORD)
+            .and_then(|v| v.get(1..))
+            .expect("Tunnel-Password relayed"),
+        Some(t) => reply
+            .attributes
+            .iter()
+            .filter(|a| a.typ == attr::VENDOR_SPECIFIC && a.value.get(4) == Some(&t))
+            .find_map(|a| a.value.get(6..))
+            .expect("MS-MPPE key relayed"),
+    };
+    salted::reveal(salted, NAS_SECRET.as_bytes(), &req.authenticator)
+        .expect("revealed with the NAS's own secret and authenticator")
+}
+
+/// RFC 2868 and RFC 2548: FreeRADIUS hides Tunnel-Password and the MPPE keys for the proxy;
+/// the NAS reveals them with its own secret and gets the values of the users file.
+#[test]
+fn hidden_reply_attributes_reach_the_nas_hidden_for_it() {
+    let w = world();
+    let mut nas = w.nas();
+    for (user, tunnel, send, recv) in [
+        ("tina@msp.example", "master-tunnel-pw", 0x00u8, 0x10u8),
+        ("tina@csp1.example", "csp-tunnel-pw", 0x20, 0x30),
+    ] {
+        let req = nas.access_request(user, "tinapw").expect("request");
+        let r = nas.exchange(&req).expect("an answer");
+        assert_eq!(r.code, Code::ACCESS_ACCEPT, "{user}");
+        assert_eq!(revealed(&r, &req, None), tunnel.as_bytes(), "{user}");
+        let key = |first: u8| (first..first + 16).collect::<Vec<u8>>();
+        assert_eq!(
+            revealed(&r, &req, Some(salted::MS_MPPE_SEND_KEY)),
+            key(send),
+            "{user}"
+        );
+        assert_eq!(
+            revealed(&r, &req, Some(salted::MS_MPPE_RECV_KEY)),
+            key(recv),
+            "{user}"
+        );
+    }
+    // radclient, FreeRADIUS's own NAS code, decodes them with the NAS's secret too.
+    let out = radclient(
+        w.auth(),
+        "auth",
+        NAS_SECRET,
+        "User-Name = \"tina@msp.example\", User-Password = \"tinapw\"\n",
+    );
+    assert!(out.contains("Received Access-Accept"), "{out}");
+    assert!(out.contains("\"master-tunnel-pw\""), "{out}");
+    assert!(
+        out.contains("MS-MPPE-Recv-Key = 0x101112131415161718191a1b1c1d1e1f"),
+        "{out}"
+    );
+    assert_eq!(w.counter("drop.bad_tunnel_password"), 0);
+    assert_eq!(w.counter("drop.bad_mppe_key"), 0);
 }

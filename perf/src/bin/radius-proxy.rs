@@ -6,13 +6,12 @@
 //! Usage: radius-proxy [--inflight N] [--seconds S]
 //! Last line: `radius-proxy ratio=R ispmux=X req/s anchor=Y req/s`.
 
-use std::collections::HashMap;
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,9 @@ use hdrhistogram::Histogram;
 use ispmux_conf::radius::RadiusConfig;
 use ispmux_perf::{median, result_line};
 use ispmux_slowpath::radius::transport::ProxyHandle;
-use ispmux_slowpath::radius::{attr, crypto, Code, Packet};
+use ispmux_slowpath::radius::{attr, crypto, packet, Code, Packet};
+use ispmux_slowpath::udp_batch::{RecvBatch, SendBatch};
+use nix::sys::socket::{setsockopt, sockopt};
 use rand::RngCore;
 
 const NAS_SECRET: &[u8] = b"bench-nas";
@@ -31,54 +32,99 @@ fn free_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// The fast home server: accepts every Access-Request, echoing Proxy-State.
+/// Datagrams per recvmmsg/sendmmsg call of the responder and the load generator.
+const BATCH: usize = 64;
+
+/// A loopback socket with a receive buffer of 4 MiB (as the proxies ask for theirs; the
+/// kernel caps it at net.core.rmem_max): with the default ~200 KiB, about 300 datagrams, a
+/// burst of answers after a proxy was kept off the CPU for a few milliseconds overflows it
+/// and is counted as lost.
+fn bench_socket() -> Result<UdpSocket> {
+    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    setsockopt(&sock, sockopt::RcvBuf, &(4 << 20)).context("SO_RCVBUF")?;
+    Ok(sock)
+}
+
+/// The fast home server: accepts every Access-Request, echoing Proxy-State. One thread; a
+/// batch of requests per recvmmsg, their answers per sendmmsg, built in reused buffers
+/// without decoding, so that it costs each proxy as little CPU as possible per request.
 struct Responder {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<u64>>,
+    answered: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The answer to `req` in `out` (reused): Access-Accept or Accounting-Response with the
+/// request's Proxy-State, signed with the home server's secret. False for anything else.
+fn answer_into(req: &[u8], out: &mut Vec<u8>) -> bool {
+    let Ok(raw) = packet::frame(req) else {
+        return false;
+    };
+    let code = match Code(raw[0]) {
+        Code::ACCESS_REQUEST | Code::STATUS_SERVER => Code::ACCESS_ACCEPT,
+        Code::ACCOUNTING_REQUEST => Code::ACCOUNTING_RESPONSE,
+        _ => return false,
+    };
+    out.clear();
+    out.extend_from_slice(&[code.0, raw[1], 0, 0]);
+    out.extend_from_slice(&raw[4..packet::HEADER_LEN]);
+    for (_, typ, v) in packet::attributes(raw) {
+        if typ == attr::PROXY_STATE {
+            out.push(typ);
+            out.push((v.len() + 2) as u8);
+            out.extend_from_slice(v);
+        }
+    }
+    let len = (out.len() as u16).to_be_bytes();
+    out[2..4].copy_from_slice(&len);
+    crypto::sign_response(out, HOME_SECRET.as_bytes());
+    true
 }
 
 impl Responder {
     fn start() -> Result<Responder> {
-        let sock = UdpSocket::bind("127.0.0.1:0")?;
+        let sock = bench_socket()?;
         sock.set_read_timeout(Some(Duration::from_millis(100)))?;
         let addr = sock.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let s2 = stop.clone();
+        let answered = Arc::new(AtomicU64::new(0));
+        let (s2, a2) = (stop.clone(), answered.clone());
         let thread = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            let mut answered = 0u64;
+            let mut rx = RecvBatch::new(BATCH);
+            let mut tx = SendBatch::new(BATCH);
+            let mut answers: Vec<(Vec<u8>, SocketAddr)> = (0..BATCH)
+                .map(|_| (Vec::with_capacity(256), addr))
+                .collect();
             while !s2.load(Ordering::Relaxed) {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                let Ok(n) = rx.recv(&sock, true) else {
                     continue;
                 };
-                let Ok(req) = Packet::parse(&buf[..n]) else {
-                    continue;
-                };
-                let code = match req.code {
-                    Code::ACCESS_REQUEST | Code::STATUS_SERVER => Code::ACCESS_ACCEPT,
-                    Code::ACCOUNTING_REQUEST => Code::ACCOUNTING_RESPONSE,
-                    _ => continue,
-                };
-                let mut r = Packet::new(code, req.identifier, [0; 16]);
-                for a in req.attributes.iter().filter(|a| a.typ == attr::PROXY_STATE) {
-                    r.attributes.push(a.clone());
-                }
-                if let Ok(b) =
-                    crypto::encode_response(&r, HOME_SECRET.as_bytes(), &req.authenticator)
-                {
-                    if sock.send_to(&b, from).is_ok() {
-                        answered += 1;
+                let mut k = 0;
+                for i in 0..n {
+                    let (Some((data, Some(from))), Some(slot)) = (rx.get(i), answers.get_mut(k))
+                    else {
+                        continue;
+                    };
+                    if answer_into(data, &mut slot.0) {
+                        slot.1 = from;
+                        k += 1;
                     }
                 }
+                let sent = tx.send(&sock, &answers[..k], &mut |_, _| {});
+                a2.fetch_add(sent.sent as u64, Ordering::Relaxed);
             }
-            answered
         });
         Ok(Responder {
             addr,
             stop,
+            answered,
             thread: Some(thread),
         })
+    }
+
+    fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
     }
 }
 
@@ -96,79 +142,143 @@ struct Load {
     p50_us: u64,
     p99_us: u64,
     lost: u64,
+    /// Open loop: sends that were due while all 256 Identifiers were outstanding (the target
+    /// was stalled for 256 intervals); their latency is missing from the histogram.
+    unsent: u64,
 }
 
-/// Keeps `inflight` Access-Requests outstanding toward `target` for `secs` seconds (after a
-/// one-second warm-up) and measures completed round trips.
+/// Access-Requests of one user, made from one encoded template: only the identifier, the
+/// Request Authenticator and the hidden User-Password change.
+struct Requests {
+    template: Vec<u8>,
+    password_at: usize,
+    secret: Vec<u8>,
+    rng: rand::rngs::StdRng,
+}
+
+impl Requests {
+    fn new(user: &str, secret: &[u8]) -> Result<Requests> {
+        let mut p = Packet::new(Code::ACCESS_REQUEST, 0, [0; 16]);
+        p.push(attr::USER_NAME, user.as_bytes().to_vec());
+        p.push(attr::USER_PASSWORD, vec![0; 16]);
+        p.push(attr::NAS_IP_ADDRESS, vec![127, 0, 0, 1]);
+        let template = crypto::encode_request(&p, secret)?;
+        let password_at = packet::HEADER_LEN + 2 + user.len() + 2;
+        Ok(Requests {
+            template,
+            password_at,
+            secret: secret.to_vec(),
+            rng: rand::SeedableRng::from_entropy(),
+        })
+    }
+
+    /// Request `id` into `out` (reused); returns its authenticator.
+    fn make(&mut self, id: u8, out: &mut Vec<u8>) -> Result<[u8; 16]> {
+        let mut auth = [0u8; 16];
+        self.rng.fill_bytes(&mut auth);
+        let hidden =
+            crypto::hide_password(b"benchpw", &self.secret, &auth).map_err(anyhow::Error::msg)?;
+        out.clear();
+        out.extend_from_slice(&self.template);
+        out[1] = id;
+        out[4..20].copy_from_slice(&auth);
+        out[self.password_at..self.password_at + 16].copy_from_slice(&hidden);
+        Ok(auth)
+    }
+}
+
+/// Whether `data` answers the outstanding request of its identifier with an Access-Accept;
+/// an answer to nothing outstanding, or with a wrong authenticator, is ignored (`None`).
+fn settle(
+    data: &[u8],
+    secret: &[u8],
+    outstanding: &mut [Option<(Instant, [u8; 16])>],
+) -> Option<(Instant, bool)> {
+    let id = usize::from(*data.get(1)?);
+    let (sent, auth) = (*outstanding.get(id)?)?;
+    if !crypto::check_response_authenticator(data, secret, &auth) {
+        return None;
+    }
+    outstanding[id] = None;
+    // Only an Access-Accept is a logon proxied through to the home server.
+    Some((sent, data.first() == Some(&Code::ACCESS_ACCEPT.0)))
+}
+
+/// Closed loop: keeps `inflight` Access-Requests outstanding toward `target` for `secs`
+/// seconds (after a one-second warm-up) and measures completed round trips. One thread,
+/// requests sent and answers read a batch per system call.
 fn load(target: SocketAddr, secret: &[u8], user: &str, inflight: usize, secs: u64) -> Result<Load> {
-    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    let sock = bench_socket()?;
     sock.set_read_timeout(Some(Duration::from_millis(5)))?;
-    let mut rng = rand::thread_rng();
-    let mut outstanding: HashMap<u8, (Instant, [u8; 16])> = HashMap::new();
+    let mut reqs = Requests::new(user, secret)?;
+    let mut rx = RecvBatch::new(256);
+    let mut tx = SendBatch::new(BATCH);
+    let mut batch: Vec<(Vec<u8>, SocketAddr)> = (0..256)
+        .map(|_| (Vec::with_capacity(128), target))
+        .collect();
+    let mut fresh: Vec<usize> = Vec::with_capacity(256);
+    let mut outstanding: Vec<Option<(Instant, [u8; 16])>> = vec![None; 256];
+    let mut in_flight = 0usize;
     let mut next_id = 0u8;
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3)?;
     let start = Instant::now();
     let warm = start + Duration::from_secs(1);
     let end = warm + Duration::from_secs(secs);
     let (mut done, mut lost, mut refused) = (0u64, 0u64, 0u64);
-    let mut buf = [0u8; 4096];
     let mut last_sweep = Instant::now();
-    let user_b = user.as_bytes().to_vec();
+    let want = inflight.clamp(1, 255);
     loop {
         let now = Instant::now();
         if now >= end {
             break;
         }
-        while outstanding.len() < inflight.min(255) {
-            while outstanding.contains_key(&next_id) {
+        let mut k = 0;
+        fresh.clear();
+        while in_flight + k < want {
+            while outstanding[usize::from(next_id)].is_some() {
                 next_id = next_id.wrapping_add(1);
             }
-            let mut auth = [0u8; 16];
-            rng.fill_bytes(&mut auth);
-            let mut p = Packet::new(Code::ACCESS_REQUEST, next_id, auth);
-            p.push(attr::USER_NAME, user_b.clone());
-            p.push(
-                attr::USER_PASSWORD,
-                crypto::hide_password(b"benchpw", secret, &auth).map_err(anyhow::Error::msg)?,
-            );
-            p.push(attr::NAS_IP_ADDRESS, vec![127, 0, 0, 1]);
-            let b = crypto::encode_request(&p, secret)?;
-            // Timed from before the send: on loopback the peer may answer within send_to.
-            let t0 = Instant::now();
-            sock.send_to(&b, target)?;
-            outstanding.insert(next_id, (t0, auth));
+            let auth = reqs.make(next_id, &mut batch[k].0)?;
+            outstanding[usize::from(next_id)] = Some((now, auth));
+            fresh.push(usize::from(next_id));
             next_id = next_id.wrapping_add(1);
+            k += 1;
         }
-        if let Ok((n, _)) = sock.recv_from(&mut buf) {
-            let data = &buf[..n];
-            let Some(&id) = data.get(1) else { continue };
-            let Some(&(sent, auth)) = outstanding.get(&id) else {
+        if k > 0 {
+            // Timed from just before the send: on loopback the peer may answer within it.
+            let t0 = Instant::now();
+            for &id in &fresh {
+                if let Some((sent, _)) = outstanding[id].as_mut() {
+                    *sent = t0;
+                }
+            }
+            tx.send(&sock, &batch[..k], &mut |_, _| {});
+            in_flight += k;
+        }
+        let n = rx.recv(&sock, true)?;
+        let t = Instant::now();
+        for i in 0..n {
+            let Some((data, _)) = rx.get(i) else { continue };
+            let Some((sent, accepted)) = settle(data, secret, &mut outstanding) else {
                 continue;
             };
-            if !crypto::check_response_authenticator(data, secret, &auth) {
-                continue;
-            }
-            outstanding.remove(&id);
-            // Only an Access-Accept is a logon proxied through to the home server.
-            if data.first() != Some(&Code::ACCESS_ACCEPT.0) {
+            in_flight -= 1;
+            if !accepted {
                 refused += 1;
-                continue;
-            }
-            let t = Instant::now();
-            if sent >= warm {
+            } else if sent >= warm {
                 done += 1;
                 hist.saturating_record(t.duration_since(sent).as_micros() as u64);
             }
         }
-        if now.duration_since(last_sweep) > Duration::from_millis(200) {
-            last_sweep = now;
-            outstanding.retain(|_, (sent, _)| {
-                let keep = now.duration_since(*sent) < Duration::from_secs(2);
-                if !keep {
+        if t.duration_since(last_sweep) > Duration::from_millis(200) {
+            last_sweep = t;
+            for o in outstanding.iter_mut() {
+                if o.is_some_and(|(sent, _)| t.duration_since(sent) >= Duration::from_secs(2)) {
+                    *o = None;
                     lost += 1;
+                    in_flight -= 1;
                 }
-                keep
-            });
+            }
         }
     }
     if refused > 0 {
@@ -179,6 +289,101 @@ fn load(target: SocketAddr, secret: &[u8], user: &str, inflight: usize, secs: u6
         p50_us: hist.value_at_quantile(0.50),
         p99_us: hist.value_at_quantile(0.99),
         lost,
+        unsent: 0,
+    })
+}
+
+/// Open loop: Access-Requests sent at a fixed `rate` whatever the answers do (so queueing in
+/// the generator does not hide the proxy's latency), answers read by a second thread. The
+/// latency is from the send to the answer's arrival.
+fn open_loop(target: SocketAddr, secret: &[u8], user: &str, rate: f64, secs: u64) -> Result<Load> {
+    let sock = bench_socket()?;
+    sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let reader = sock.try_clone()?;
+    let outstanding = Arc::new(Mutex::new(vec![None::<(Instant, [u8; 16])>; 256]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let warm = start + Duration::from_secs(1);
+    let end = warm + Duration::from_secs(secs);
+    let (o2, s2, secret2) = (outstanding.clone(), stop.clone(), secret.to_vec());
+    let receiver = std::thread::spawn(move || -> Result<(Histogram<u64>, u64, u64)> {
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3)?;
+        let (mut done, mut refused) = (0u64, 0u64);
+        let mut buf = [0u8; 4096];
+        while !s2.load(Ordering::Relaxed) {
+            let Ok((n, _)) = reader.recv_from(&mut buf) else {
+                continue;
+            };
+            let t = Instant::now();
+            let settled = {
+                let mut o = o2.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                settle(&buf[..n], &secret2, &mut o)
+            };
+            match settled {
+                Some((_, false)) => refused += 1,
+                Some((sent, true)) if sent >= warm => {
+                    done += 1;
+                    hist.saturating_record(t.duration_since(sent).as_micros() as u64);
+                }
+                _ => {}
+            }
+        }
+        Ok((hist, done, refused))
+    });
+    let mut reqs = Requests::new(user, secret)?;
+    let mut buf = Vec::with_capacity(128);
+    let mut next_id = 0u8;
+    let mut skipped = 0u64;
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    let mut due = start;
+    while due < end {
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        due += interval;
+        let free = {
+            let o = outstanding
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?;
+            (0..256u16)
+                .map(|i| next_id.wrapping_add(i as u8))
+                .find(|&id| o[usize::from(id)].is_none())
+        };
+        let Some(id) = free else {
+            // 256 outstanding: the target is far behind the offered rate.
+            skipped += 1;
+            continue;
+        };
+        next_id = id.wrapping_add(1);
+        let auth = reqs.make(id, &mut buf)?;
+        let t0 = Instant::now();
+        outstanding
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?[usize::from(id)] = Some((t0, auth));
+        sock.send_to(&buf, target)?;
+    }
+    // Answers still on their way get a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let (hist, done, refused) = receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    if refused > 0 {
+        bail!("{target}: {refused} logons were not accepted: not a proxy of the responder");
+    }
+    let lost = outstanding
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .iter()
+        .filter(|o| o.is_some())
+        .count() as u64;
+    Ok(Load {
+        rate: done as f64 / secs.max(1) as f64,
+        p50_us: hist.value_at_quantile(0.50),
+        p99_us: hist.value_at_quantile(0.99),
+        lost,
+        unsent: skipped,
     })
 }
 
@@ -449,22 +654,41 @@ fn report(name: &str, l: &Load, base: Option<&Load>) {
             l.p99_us.saturating_sub(b.p99_us)
         )
     });
+    let unsent = if l.unsent > 0 {
+        format!(" unsent={}", l.unsent)
+    } else {
+        String::new()
+    };
     println!(
-        "{name:<34} {:>9.0} req/s  p50={} us p99={} us  lost={}{added}",
+        "{name:<40} {:>9.0} req/s  p50={} us p99={} us  lost={}{unsent}{added}",
         l.rate, l.p50_us, l.p99_us, l.lost
     );
+}
+
+/// The responder's own rate over a measurement, shown beside the proxy's.
+fn responder_rate(r: &Responder, before: u64, t0: Instant) -> String {
+    let rate = (r.answered() - before) as f64 / t0.elapsed().as_secs_f64();
+    format!(
+        "{:<40} {rate:>9.0} answers/s (incl. warm-up)",
+        "  responder meanwhile"
+    )
 }
 
 fn main() -> Result<()> {
     let mut inflight = 64usize;
     let mut secs = 3u64;
     let mut rounds = 3usize;
+    let mut rate = 5000.0f64;
+    let mut open_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--inflight" => inflight = args.next().context("--inflight N")?.parse()?,
             "--seconds" => secs = args.next().context("--seconds S")?.parse()?,
             "--rounds" => rounds = args.next().context("--rounds R")?.parse()?,
+            "--rate" => rate = args.next().context("--rate REQ_PER_S")?.parse()?,
+            // Latency at the fixed rate only, no closed loop before it (for studying tails).
+            "--open-only" => open_only = true,
             "--engine-only" => {
                 // For profiling the engine: no sockets, no peers.
                 let home: SocketAddr = ([127, 0, 0, 1], 9).into();
@@ -473,13 +697,14 @@ fn main() -> Result<()> {
                 return Ok(());
             }
             other => bail!(
-                "unknown argument {other} (--inflight N, --seconds S, --rounds R, --engine-only)"
+                "unknown argument {other} (--inflight N, --seconds S, --rounds R, --rate N, \
+                 --open-only, --engine-only)"
             ),
         }
     }
     println!(
-        "radius-proxy: {inflight} Access-Requests in flight, {secs} s per measurement, \
-         {rounds} alternating rounds per proxy (medians)"
+        "radius-proxy: closed loop {inflight} Access-Requests in flight, open loop {rate:.0} \
+         req/s offered; {secs} s per measurement, {rounds} alternating rounds per proxy (medians)"
     );
     let responder = Responder::start()?;
     let home = responder.addr;
@@ -491,9 +716,14 @@ fn main() -> Result<()> {
         secs,
     )?;
     report("responder alone (home server)", &direct, None);
-    // One request at a time: latency without queueing, so the difference is the proxy's own.
-    let direct1 = load(home, HOME_SECRET.as_bytes(), "u@msp.example", 1, 2)?;
-    report("responder alone, 1 in flight", &direct1, None);
+    // A fixed offered rate well below every proxy's saturation: latency without queueing, so
+    // the difference is the proxy's own.
+    let direct_open = open_loop(home, HOME_SECRET.as_bytes(), "u@msp.example", rate, secs)?;
+    report(
+        &format!("responder alone, open loop {rate:.0}/s"),
+        &direct_open,
+        None,
+    );
 
     let dir = tempfile::tempdir()?;
     let cfg = ispmux_config(home)?;
@@ -501,7 +731,7 @@ fn main() -> Result<()> {
     for (name, user) in [("master", "u@msp.example"), ("CSP", "u@csp.example")] {
         let r = engine_alone(&cfg, user, 200_000)?;
         println!(
-            "{:<34} {r:>9.0} req/s  (no sockets, one core)",
+            "{:<40} {r:>9.0} req/s  (no sockets, one core)",
             format!("engine alone, {name} subscriber")
         );
     }
@@ -513,22 +743,52 @@ fn main() -> Result<()> {
 
     // Alternating rounds, so that both proxies see the same share of the machine's load.
     let (mut ours, mut anchor, mut cpu, mut cpu_fr) = (vec![], vec![], vec![], vec![]);
+    let (mut added, mut added_fr) = (vec![], vec![]);
+    let (mut open_added, mut open_added_fr) = (vec![], vec![]);
     for _ in 0..rounds.max(1) {
+        if open_only {
+            let l = open_loop(proxy.auth_addr, NAS_SECRET, "u@msp.example", rate, secs)?;
+            report("ispmux proxy, open loop", &l, Some(&direct_open));
+            let l = open_loop(fr.addr, NAS_SECRET, "u@msp.example", rate, secs)?;
+            report("FreeRADIUS proxy, open loop", &l, Some(&direct_open));
+            let l = open_loop(home, HOME_SECRET.as_bytes(), "u@msp.example", rate, secs)?;
+            report("responder alone, open loop", &l, None);
+            continue;
+        }
+        let (a0, t0) = (responder.answered(), Instant::now());
         let (l, c) = load_with_cpu(&ticks, proxy.auth_addr, "u@msp.example", inflight, secs)?;
         report("ispmux proxy, master subscriber", &l, Some(&direct));
+        println!("{}", responder_rate(&responder, a0, t0));
         ours.push(l.rate);
+        added.push(l.p99_us.saturating_sub(direct.p99_us) as f64);
         cpu.extend(c);
+        let (a0, t0) = (responder.answered(), Instant::now());
         let (l, c) = load_with_cpu(&fticks, fr.addr, "u@msp.example", inflight, secs)?;
         report("FreeRADIUS proxy, master subscriber", &l, Some(&direct));
+        println!("{}", responder_rate(&responder, a0, t0));
         anchor.push(l.rate);
+        added_fr.push(l.p99_us.saturating_sub(direct.p99_us) as f64);
         cpu_fr.extend(c);
+        let l = open_loop(proxy.auth_addr, NAS_SECRET, "u@msp.example", rate, secs)?;
+        report(
+            &format!("ispmux proxy, open loop {rate:.0}/s"),
+            &l,
+            Some(&direct_open),
+        );
+        open_added.push(l.p99_us.saturating_sub(direct_open.p99_us) as f64);
+        let l = open_loop(fr.addr, NAS_SECRET, "u@msp.example", rate, secs)?;
+        report(
+            &format!("FreeRADIUS proxy, open loop {rate:.0}/s"),
+            &l,
+            Some(&direct_open),
+        );
+        open_added_fr.push(l.p99_us.saturating_sub(direct_open.p99_us) as f64);
+    }
+    if open_only {
+        return Ok(());
     }
     let (csp, cpu_csp) = load_with_cpu(&ticks, proxy.auth_addr, "u@csp.example", inflight, secs)?;
     report("ispmux proxy, CSP subscriber (2 hops)", &csp, Some(&direct));
-    let ours1 = load(proxy.auth_addr, NAS_SECRET, "u@msp.example", 1, 2)?;
-    report("ispmux proxy, 1 in flight", &ours1, Some(&direct1));
-    let anchor1 = load(fr.addr, NAS_SECRET, "u@msp.example", 1, 2)?;
-    report("FreeRADIUS proxy, 1 in flight", &anchor1, Some(&direct1));
     drop(fr);
     drop(proxy);
     drop(responder);
@@ -545,6 +805,15 @@ fn main() -> Result<()> {
         us(median(&cpu)),
         us(cpu_csp.unwrap_or(0.0)),
         us(median(&cpu_fr))
+    );
+    println!(
+        "added p99 latency: closed loop {inflight} in flight (median): ispmux {:.0} us, \
+         FreeRADIUS {:.0} us; open loop {rate:.0} req/s (median): ispmux {:.0} us, \
+         FreeRADIUS {:.0} us",
+        median(&added),
+        median(&added_fr),
+        median(&open_added),
+        median(&open_added_fr)
     );
     println!(
         "{}",

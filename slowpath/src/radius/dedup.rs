@@ -25,9 +25,17 @@ pub enum Seen {
     Answered(Vec<u8>, Vec<UsageEvent>),
 }
 
+/// Expired entries removed per lookup. After a pause a whole TTL's worth of answers can be
+/// due at once (hundreds of thousands after a burst), and removing them in one go held the
+/// event loop for tens of milliseconds, long enough for NASes' requests to queue up; a few
+/// per lookup keep up with any request rate. Expiry stays exact: an entry past its time is
+/// ignored whether or not it has been removed yet.
+const PRUNE_STEP: usize = 64;
+
 /// Cache of requests seen recently.
 pub struct DuplicateCache {
-    entries: super::FastMap<RequestKey, (Seen, u64)>,
+    /// State, generation, and (once answered) when it expires.
+    entries: super::FastMap<RequestKey, (Seen, u64, Option<Instant>)>,
     expiry: VecDeque<(Instant, RequestKey, u64)>,
     ttl: Duration,
     generation: u64,
@@ -45,21 +53,27 @@ impl DuplicateCache {
 
     /// The earlier state of `key`, or none (and `key` is now in progress).
     pub fn check(&mut self, now: Instant, key: &RequestKey) -> Option<Seen> {
-        self.prune(now);
-        if let Some((s, _)) = self.entries.get(key) {
-            return Some(s.clone());
+        self.prune(now, PRUNE_STEP);
+        if let Some((s, _, expires)) = self.entries.get(key) {
+            if expires.is_none_or(|e| e > now) {
+                return Some(s.clone());
+            }
         }
-        self.entries.insert(key.clone(), (Seen::InProgress, 0));
+        // New, or expired and not yet pruned (its expiry item no longer matches).
+        self.entries
+            .insert(key.clone(), (Seen::InProgress, 0, None));
         None
     }
 
     /// Records the answer; it is kept for the cache's lifetime from now.
     pub fn answered(&mut self, now: Instant, key: RequestKey, bytes: Vec<u8>, u: Vec<UsageEvent>) {
         self.generation += 1;
-        self.entries
-            .insert(key.clone(), (Seen::Answered(bytes, u), self.generation));
-        self.expiry
-            .push_back((now + self.ttl, key, self.generation));
+        let expires = now + self.ttl;
+        self.entries.insert(
+            key.clone(),
+            (Seen::Answered(bytes, u), self.generation, Some(expires)),
+        );
+        self.expiry.push_back((expires, key, self.generation));
     }
 
     /// Forgets a request given up on, so a retransmission is proxied afresh.
@@ -75,14 +89,18 @@ impl DuplicateCache {
         self.entries.is_empty()
     }
 
-    fn prune(&mut self, now: Instant) {
-        while let Some((t, _, _)) = self.expiry.front() {
+    /// Removes up to `max` expired entries, oldest first.
+    pub fn prune(&mut self, now: Instant, max: usize) {
+        for _ in 0..max {
+            let Some((t, _, _)) = self.expiry.front() else {
+                break;
+            };
             if *t > now {
                 break;
             }
             if let Some((_, k, g)) = self.expiry.pop_front() {
                 // A key answered again later carries a newer generation: keep it.
-                if self.entries.get(&k).is_some_and(|(_, cur)| *cur == g) {
+                if self.entries.get(&k).is_some_and(|(_, cur, _)| *cur == g) {
                     self.entries.remove(&k);
                 }
             }
@@ -113,5 +131,43 @@ mod tests {
         assert!(c.check(t0 + Duration::from_secs(6), &k).is_none());
         c.forget(&k);
         assert!(c.is_empty());
+    }
+
+    fn key(i: u32) -> RequestKey {
+        let mut authenticator = [0; 16];
+        authenticator[..4].copy_from_slice(&i.to_be_bytes());
+        RequestKey {
+            from: "127.0.0.1:5000".parse().expect("addr"),
+            acct: false,
+            id: i as u8,
+            authenticator,
+        }
+    }
+
+    /// After a pause, expired answers go a few per lookup (no stall), yet none of them is
+    /// taken for a duplicate meanwhile.
+    #[test]
+    fn expiry_is_exact_while_pruning_is_spread() {
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(5);
+        let mut c = DuplicateCache::new(ttl);
+        let n = 10 * PRUNE_STEP as u32;
+        for i in 0..n {
+            assert!(c.check(t0, &key(i)).is_none());
+            c.answered(t0, key(i), vec![1], vec![]);
+        }
+        assert_eq!(c.len(), n as usize);
+        let later = t0 + ttl + Duration::from_millis(1);
+        // The last answered, looked up first: expired, so new, though still stored.
+        assert!(c.check(later, &key(n - 1)).is_none());
+        assert_eq!(c.len(), n as usize - PRUNE_STEP);
+        // Answered again now, it outlives its first expiry item.
+        c.answered(later, key(n - 1), vec![2], vec![]);
+        for i in n..2 * n {
+            assert!(c.check(later, &key(i)).is_none());
+            c.forget(&key(i));
+        }
+        assert_eq!(c.len(), 1, "the old answers all pruned in steps");
+        assert!(matches!(c.check(later, &key(n - 1)), Some(Seen::Answered(b, _)) if b == vec![2]));
     }
 }

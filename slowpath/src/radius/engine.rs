@@ -10,6 +10,7 @@
 //! Datagrams and time go in through [`Engine::handle`]; datagrams (each tagged with the socket
 //! to use) and usage records come out. No sockets, no clock, no store inside.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +28,7 @@ use super::dedup::{DuplicateCache, RequestKey, Seen};
 use super::ids::IdSpace;
 use super::packet::{self, Code, Packet};
 use super::realm;
+use super::salted;
 use super::usage::{OpenSession, UsageEvent, UsageRecord};
 
 mod disconnect;
@@ -153,6 +155,13 @@ enum Hop {
 }
 
 type PeerKey = (SocketAddr, u16, u8);
+
+/// Whom a reply came from and for which request: what its hidden attributes were hidden with.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    server: usize,
+    auth: [u8; 16],
+}
 
 struct Outstanding {
     key: PeerKey,
@@ -402,6 +411,14 @@ impl Engine {
             .map(|c| c.load.ports_in_use(now))
     }
 
+    /// Whether client SP `csp` is suspended; `None` when no CSP has that name.
+    pub fn csp_suspended(&self, csp: &str) -> Option<bool> {
+        self.csps
+            .iter()
+            .find(|c| c.name == csp)
+            .map(|c| c.suspended)
+    }
+
     /// Whether each home server is considered alive, in configuration order (master first).
     pub fn servers_alive(&self) -> Vec<(SocketAddr, bool)> {
         self.servers.iter().map(|s| (s.auth, s.alive)).collect()
@@ -615,28 +632,32 @@ impl Engine {
             .map(Route::Csp)
     }
 
-    /// Boxes 500/520 of figure 5: whose subscriber is this?
+    /// Boxes 500/520 of figure 5: whose subscriber is this? Allocates nothing for the usual
+    /// UTF-8, lower-case realm (this runs for every request).
     fn classify(&self, req: &Packet) -> Option<Route> {
-        let name = req.get_string(attr::USER_NAME).unwrap_or_default();
+        let name = String::from_utf8_lossy(req.get(attr::USER_NAME).unwrap_or_default());
         let nai = realm::split(&name);
         if let Some(r) = nai.realm {
-            let r = r.to_ascii_lowercase();
-            if self.master_realms.contains(&r) {
+            let r: Cow<'_, str> = if r.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(r.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(r)
+            };
+            if self.master_realms.contains(r.as_ref()) {
                 return Some(Route::Master);
             }
-            if let Some(&i) = self.realm_to_csp.get(&r) {
+            if let Some(&i) = self.realm_to_csp.get(r.as_ref()) {
                 return Some(Route::Csp(i));
             }
         }
         // A called number or NAS dedicated to one CSP identifies it without a realm.
-        let csi = req.get_string(attr::CALLED_STATION_ID);
-        let nid = req.get_string(attr::NAS_IDENTIFIER);
+        let text = |t| req.get(t).map(String::from_utf8_lossy);
+        let (csi, nid) = (text(attr::CALLED_STATION_ID), text(attr::NAS_IDENTIFIER));
         for (i, c) in self.csps.iter().enumerate() {
-            if csi
-                .as_ref()
-                .is_some_and(|v| c.called_station_id.contains(v))
-                || nid.as_ref().is_some_and(|v| c.nas_identifier.contains(v))
-            {
+            let has = |list: &[String], v: &Option<Cow<'_, str>>| {
+                v.as_ref().is_some_and(|v| list.iter().any(|x| x == v))
+            };
+            if has(&c.called_station_id, &csi) || has(&c.nas_identifier, &nid) {
                 return Some(Route::Csp(i));
             }
         }

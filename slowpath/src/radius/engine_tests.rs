@@ -670,3 +670,81 @@ fn virtual_copy_carries_no_subscriber_credentials_or_conversation() {
         "the NAS's authenticator was the challenge"
     );
 }
+
+/// A reply's Tunnel-Password and MPPE keys, as a home server hides them for `s`.
+fn hidden_reply(s: &Seen, secret: &[u8], tunnel: &[u8], key: &[u8]) -> Vec<u8> {
+    use super::salted::{hide, MS_MPPE_RECV_KEY, VENDOR_MICROSOFT};
+    let mut r = Packet::new(Code::ACCESS_ACCEPT, s.p.identifier, [0; 16]);
+    crypto::add_message_authenticator(&mut r);
+    let mut tp = vec![0];
+    tp.extend(hide(tunnel, secret, &s.p.authenticator, [0x80, 1]).expect("hide"));
+    r.push(attr::TUNNEL_PASSWORD, tp);
+    let hk = hide(key, secret, &s.p.authenticator, [0x80, 2]).expect("hide");
+    let mut vsa = VENDOR_MICROSOFT.to_be_bytes().to_vec();
+    vsa.extend([MS_MPPE_RECV_KEY, (hk.len() + 2) as u8]);
+    vsa.extend(hk);
+    r.push(attr::VENDOR_SPECIFIC, vsa);
+    for ps in s.p.attributes.iter().filter(|a| a.typ == attr::PROXY_STATE) {
+        r.attributes.push(ps.clone());
+    }
+    crypto::encode_response(&r, secret, &s.p.authenticator).expect("encode")
+}
+
+#[test]
+fn hidden_reply_attributes_are_rehidden_for_the_nas() {
+    use super::salted::reveal;
+    let mut h = harness();
+    // A CSP subscriber: the values come from the CSP's server on the second hop.
+    let (req, b) = h.access("alice@csp1.example", "alicepw");
+    let s = H::upstream(&h.nas_sends(Listener::Auth, &b), MASTER, b"msec");
+    let out = h.answer(&s, Code::ACCESS_ACCEPT, b"msec", true);
+    let s = H::upstream(&out, CSP1, b"c1sec");
+    let data = hidden_reply(&s, b"c1sec", b"tunnel-pw", &[0xab; 16]);
+    let out = h.feed(Input::Peer {
+        slot: s.slot,
+        from: s.to,
+        data: &data,
+    });
+    let (p, _) = to_nas(&out, &req);
+    assert_eq!(p.code, Code::ACCESS_ACCEPT);
+    let tp = p.get(attr::TUNNEL_PASSWORD).expect("Tunnel-Password");
+    assert_eq!(
+        reveal(&tp[1..], b"nas", &req.authenticator).expect("reveal"),
+        b"tunnel-pw"
+    );
+    let vsa = p.get(attr::VENDOR_SPECIFIC).expect("MS-MPPE-Recv-Key");
+    assert_eq!(
+        reveal(&vsa[6..], b"nas", &req.authenticator).expect("reveal"),
+        [0xab; 16]
+    );
+    assert_eq!(h.e.counter("drop", "bad_tunnel_password"), 0);
+
+    // A master subscriber whose server hid its values with another secret: dropped, counted,
+    // and the accept still reaches the NAS.
+    let (req, b) = h.access("bob@msp.example", "bobpw");
+    let s = H::upstream(&h.nas_sends(Listener::Auth, &b), MASTER, b"msec");
+    let mut data = hidden_reply(&s, b"msec", b"x", &[1; 16]);
+    // The hidden Tunnel-Password's first block, flipped: its length octet is then garbage.
+    let at = data
+        .windows(3)
+        .position(|w| w == [attr::TUNNEL_PASSWORD, 21, 0])
+        .expect("Tunnel-Password")
+        + 5;
+    data[at] ^= 0xf0;
+    let fixed = Packet::parse(&data).expect("parse");
+    let data = crypto::encode_response(&fixed, b"msec", &s.p.authenticator).expect("encode");
+    let out = h.feed(Input::Peer {
+        slot: s.slot,
+        from: s.to,
+        data: &data,
+    });
+    let (p, _) = to_nas(&out, &req);
+    assert_eq!(p.code, Code::ACCESS_ACCEPT);
+    assert_eq!(p.get(attr::TUNNEL_PASSWORD), None);
+    assert_eq!(h.e.counter("drop", "bad_tunnel_password"), 1);
+    let vsa = p.get(attr::VENDOR_SPECIFIC).expect("MS-MPPE-Recv-Key");
+    assert_eq!(
+        reveal(&vsa[6..], b"nas", &req.authenticator).expect("reveal"),
+        [1; 16]
+    );
+}

@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod packet;
 pub mod realm;
+pub mod salted;
 pub mod transport;
 pub mod usage;
 

@@ -20,6 +20,7 @@ use super::committer::{Batch, Committer};
 use super::engine::{ConfigError, Engine, Input, Listener, Now, Output};
 use super::usage::UsageStore;
 use crate::store::StoreError;
+use crate::udp_batch::{RecvBatch, SendBatch};
 
 /// Why the proxy cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -37,11 +38,27 @@ pub enum RadiusError {
     Poll(std::io::Error),
     #[error("radius: the proxy thread stopped")]
     Gone,
+    #[error("radius: no client SP named {0:?}")]
+    UnknownCsp(String),
+}
+
+/// What suspending or resuming a client SP did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Suspension {
+    /// Whether the CSP was suspended before.
+    pub was_suspended: bool,
+    /// Disconnect-Requests sent to the NASes of its sessions (RFC 5176).
+    pub disconnect_requests: u64,
 }
 
 /// Requests to a running proxy.
 pub enum Control {
-    Suspend { csp: String, suspended: bool },
+    /// `None` back when no CSP has that name.
+    Suspend {
+        csp: String,
+        suspended: bool,
+        reply: mpsc::Sender<Option<Suspension>>,
+    },
     Counters(mpsc::Sender<BTreeMap<String, u64>>),
 }
 
@@ -52,6 +69,19 @@ const SLOT0: usize = 3;
 /// Datagrams read from one socket per poll round, so that timers, control and the usage
 /// commit of a round are not starved by a flood on one socket.
 const ROUND: usize = 256;
+/// Datagrams per recvmmsg and sendmmsg call.
+const BATCH: usize = 64;
+
+/// Datagrams of one poll round, per socket: sent when every readable socket has been read,
+/// so that one sendmmsg carries all of a round's datagrams to a socket.
+#[derive(Default)]
+struct Outbox {
+    auth: Vec<(Vec<u8>, SocketAddr)>,
+    acct: Vec<(Vec<u8>, SocketAddr)>,
+    slots: Vec<Vec<(Vec<u8>, SocketAddr)>>,
+    /// Slots with datagrams waiting, each once.
+    dirty: Vec<u16>,
+}
 
 /// A proxy bound to its sockets, ready to run.
 pub struct Proxy {
@@ -63,7 +93,7 @@ pub struct Proxy {
     engine: Engine,
     committer: Committer,
     control: Option<mpsc::Receiver<Control>>,
-    buf: Vec<u8>,
+    outbox: Outbox,
     out: Vec<Output>,
     /// Answers of this poll round that wait for usage records, handed to the committer at
     /// the end of the round.
@@ -135,7 +165,7 @@ impl Proxy {
             engine,
             committer,
             control: None,
-            buf: vec![0; 4096],
+            outbox: Outbox::default(),
             out: Vec::new(),
             pending: Batch::default(),
             unfinished: Vec::new(),
@@ -150,6 +180,9 @@ impl Proxy {
     /// Runs until `stop` is set.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<(), RadiusError> {
         let mut events = Events::with_capacity(256);
+        // Made here, in the proxy's thread: the kernel's message headers are not Send.
+        let mut rx = RecvBatch::new(BATCH);
+        let mut tx = SendBatch::new(BATCH);
         info!(auth = ?self.auth.local_addr().ok(), acct = ?self.acct.local_addr().ok(), "radius proxy running");
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
@@ -179,10 +212,10 @@ impl Proxy {
             }
             for token in ready {
                 let more = match token {
-                    AUTH => self.drain(Some(Listener::Auth), 0),
-                    ACCT => self.drain(Some(Listener::Acct), 0),
+                    AUTH => self.drain(&mut rx, Some(Listener::Auth), 0),
+                    ACCT => self.drain(&mut rx, Some(Listener::Acct), 0),
                     WAKE => false,
-                    Token(t) => self.drain(None, (t - SLOT0) as u16),
+                    Token(t) => self.drain(&mut rx, None, (t - SLOT0) as u16),
                 };
                 if more {
                     self.unfinished.push(token);
@@ -196,6 +229,7 @@ impl Proxy {
                 self.step(Input::Timer);
             }
             self.serve_control();
+            self.flush_sends(&mut tx);
             self.flush_committed();
         }
         Ok(())
@@ -208,11 +242,24 @@ impl Proxy {
         let msgs: Vec<Control> = rx.try_iter().collect();
         for m in msgs {
             match m {
-                Control::Suspend { csp, suspended } => {
-                    self.step(Input::Suspend {
-                        csp: &csp,
-                        suspended,
-                    });
+                Control::Suspend {
+                    csp,
+                    suspended,
+                    reply,
+                } => {
+                    let was = self.engine.csp_suspended(&csp);
+                    let before = self.engine.counter("event", "disconnect_sent");
+                    if was.is_some() {
+                        self.step(Input::Suspend {
+                            csp: &csp,
+                            suspended,
+                        });
+                    }
+                    let after = self.engine.counter("event", "disconnect_sent");
+                    let _ = reply.send(was.map(|was_suspended| Suspension {
+                        was_suspended,
+                        disconnect_requests: after - before,
+                    }));
                 }
                 Control::Counters(reply) => {
                     let c = self
@@ -227,48 +274,65 @@ impl Proxy {
         }
     }
 
-    /// Reads a socket until it would block.
-    /// Reads up to a round's worth of datagrams; true if the socket may hold more (it is
-    /// then read again next round, as edge-triggered polling will not say so again).
-    fn drain(&mut self, listener: Option<Listener>, slot: u16) -> bool {
-        for _ in 0..ROUND {
+    /// Reads up to a round's worth of datagrams, a batch per system call; true if the socket
+    /// may hold more (it is then read again next round, as edge-triggered polling will not
+    /// say so again).
+    fn drain(&mut self, rx: &mut RecvBatch, listener: Option<Listener>, slot: u16) -> bool {
+        let mut read = 0;
+        let more = loop {
+            if read >= ROUND {
+                break true;
+            }
             let sock = match listener {
                 Some(Listener::Auth) => &self.auth,
                 Some(Listener::Acct) => &self.acct,
                 None => match self.slots.get(usize::from(slot)) {
                     Some(s) => s,
-                    None => return false,
+                    None => break false,
                 },
             };
-            let (n, from) = match sock.recv_from(&mut self.buf) {
-                Ok(x) => x,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // ICMP port unreachable from a dead server shows up here; the timers handle it.
-                Err(_) => continue,
+            let n = match rx.recv(sock, false) {
+                Ok(0) => break false,
+                Ok(n) => n,
+                // ICMP port unreachable from a dead server may show up here; the timers
+                // handle it. Counted as a read so that a stream of errors ends the round.
+                Err(_) => {
+                    read += 1;
+                    continue;
+                }
             };
-            let data = std::mem::take(&mut self.buf);
-            let input = match listener {
-                Some(listener) => Input::Nas {
-                    listener,
-                    from,
-                    data: data.get(..n).unwrap_or_default(),
-                },
-                None => Input::Peer {
-                    slot,
-                    from,
-                    data: data.get(..n).unwrap_or_default(),
-                },
-            };
-            self.step(input);
-            self.buf = data;
-        }
-        true
+            read += n;
+            let now = Now::system();
+            for i in 0..n {
+                let Some((data, Some(from))) = rx.get(i) else {
+                    continue;
+                };
+                let input = match listener {
+                    Some(listener) => Input::Nas {
+                        listener,
+                        from,
+                        data,
+                    },
+                    None => Input::Peer { slot, from, data },
+                };
+                self.step_at(now, input);
+            }
+            // Fewer than a batch: the socket is empty now, and a datagram arriving later is a
+            // new readiness event.
+            if n < BATCH {
+                break false;
+            }
+        };
+        more
     }
 
     fn step(&mut self, input: Input<'_>) {
+        self.step_at(Now::system(), input);
+    }
+
+    fn step_at(&mut self, now: Now, input: Input<'_>) {
         let mut out = std::mem::take(&mut self.out);
-        self.engine.handle(Now::system(), input, &mut out);
+        self.engine.handle(now, input, &mut out);
         for o in out.drain(..) {
             self.carry_out(o);
         }
@@ -288,20 +352,50 @@ impl Proxy {
                     self.pending.answers.push((listener, to, data));
                     return;
                 }
-                let sock = match listener {
-                    Listener::Auth => &self.auth,
-                    Listener::Acct => &self.acct,
-                };
-                if let Err(e) = sock.send_to(&data, to) {
-                    warn!(%to, error = %e, "radius: send to NAS failed");
+                match listener {
+                    Listener::Auth => self.outbox.auth.push((data, to)),
+                    Listener::Acct => self.outbox.acct.push((data, to)),
                 }
             }
             Output::ToPeer { slot, to, data } => {
-                if let Some(sock) = self.slot(slot, to) {
-                    if let Err(e) = sock.send_to(&data, to) {
-                        warn!(%to, error = %e, "radius: send upstream failed");
-                    }
+                // Opened now, so that the answer finds it registered.
+                if self.slot(slot, to).is_none() {
+                    return;
                 }
+                let i = usize::from(slot);
+                if self.outbox.slots.len() <= i {
+                    self.outbox.slots.resize_with(i + 1, Vec::new);
+                }
+                if self.outbox.slots[i].is_empty() {
+                    self.outbox.dirty.push(slot);
+                }
+                self.outbox.slots[i].push((data, to));
+            }
+        }
+    }
+
+    /// Sends the round's datagrams, one sendmmsg per socket and batch.
+    fn flush_sends(&mut self, tx: &mut SendBatch) {
+        let warn_nas = &mut |to: SocketAddr, e: std::io::Error| {
+            warn!(%to, error = %e, "radius: send to NAS failed");
+        };
+        for (sock, q) in [
+            (&self.auth, &mut self.outbox.auth),
+            (&self.acct, &mut self.outbox.acct),
+        ] {
+            if !q.is_empty() {
+                tx.send(sock, q, warn_nas);
+                q.clear();
+            }
+        }
+        let warn_up = &mut |to: SocketAddr, e: std::io::Error| {
+            warn!(%to, error = %e, "radius: send upstream failed");
+        };
+        for slot in self.outbox.dirty.drain(..) {
+            let i = usize::from(slot);
+            if let (Some(sock), Some(q)) = (self.slots.get(i), self.outbox.slots.get_mut(i)) {
+                tx.send(sock, q, warn_up);
+                q.clear();
             }
         }
     }
@@ -389,15 +483,21 @@ impl ProxyHandle {
         })
     }
 
-    /// Suspends or resumes a CSP (sessions are disconnected at their NAS on suspension).
-    pub fn suspend(&self, csp: &str, suspended: bool) -> Result<(), RadiusError> {
+    /// Suspends or resumes a CSP (sessions are disconnected at their NAS on suspension);
+    /// returns once the proxy has done it.
+    pub fn suspend(&self, csp: &str, suspended: bool) -> Result<Suspension, RadiusError> {
+        let (tx, rx) = mpsc::channel();
         self.control
             .send(Control::Suspend {
                 csp: csp.to_owned(),
                 suspended,
+                reply: tx,
             })
             .map_err(|_| RadiusError::Gone)?;
-        self.waker.wake().map_err(RadiusError::Poll)
+        self.waker.wake().map_err(RadiusError::Poll)?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| RadiusError::Gone)?
+            .ok_or_else(|| RadiusError::UnknownCsp(csp.to_owned()))
     }
 
     /// The engine's counters, as `group.name` -> count.

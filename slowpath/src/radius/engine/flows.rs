@@ -44,20 +44,35 @@ impl Engine {
     }
 
     /// Boxes 510-550 of figure 5: a server answered the current hop.
-    pub(super) fn on_reply(&mut self, now: Now, tid: u64, reply: Packet, out: &mut Vec<Output>) {
+    pub(super) fn on_reply(
+        &mut self,
+        now: Now,
+        tid: u64,
+        reply: Packet,
+        origin: Origin,
+        out: &mut Vec<Output>,
+    ) {
         let Some(mut txn) = self.txns.remove(&tid) else {
             return;
         };
         match (txn.listener, txn.route, txn.hop) {
             (Listener::Auth, Route::Master, _) => {
                 let reason = (reply.code == Code::ACCESS_REJECT).then_some("master_reject");
-                self.answer(now, &txn, &reply, Vec::new(), reason, out);
+                self.answer(now, &txn, &reply, origin, Vec::new(), reason, out);
             }
             (Listener::Auth, Route::Csp(i), Hop::Master) => {
                 if reply.code == Code::ACCESS_REJECT {
                     // Figure 7: the master refuses the virtual subscriber (no contract or no
                     // capacity left at the master); the NAS sees the real identity.
-                    return self.answer(now, &txn, &reply, Vec::new(), Some("master_reject"), out);
+                    return self.answer(
+                        now,
+                        &txn,
+                        &reply,
+                        origin,
+                        Vec::new(),
+                        Some("master_reject"),
+                        out,
+                    );
                 }
                 if reply.code != Code::ACCESS_ACCEPT {
                     // A challenge for the virtual subscriber cannot be answered by the NAS.
@@ -95,11 +110,11 @@ impl Engine {
             (Listener::Auth, Route::Csp(_), Hop::Csp) => {
                 if reply.code == Code::ACCESS_ACCEPT {
                     // Figure 9: the reservation holds the port until the Accounting Start.
-                    self.answer(now, &txn, &reply, Vec::new(), None, out);
+                    self.answer(now, &txn, &reply, origin, Vec::new(), None, out);
                 } else {
                     self.release_reservation(txn.route, txn.reservation.take());
                     let reason = (reply.code == Code::ACCESS_REJECT).then_some("csp_reject");
-                    self.answer(now, &txn, &reply, Vec::new(), reason, out);
+                    self.answer(now, &txn, &reply, origin, Vec::new(), reason, out);
                 }
             }
             (Listener::Acct, Route::Master, _) => {
@@ -107,7 +122,7 @@ impl Engine {
                     Some(attr::ACCT_ON | attr::ACCT_OFF) => self.nas_reset(now, txn.from.ip()),
                     _ => Vec::new(),
                 };
-                self.answer(now, &txn, &reply, commit, None, out)
+                self.answer(now, &txn, &reply, origin, commit, None, out)
             }
             (Listener::Acct, Route::Csp(_), Hop::Master) => {
                 if reply.code != Code::ACCOUNTING_RESPONSE {
@@ -125,7 +140,7 @@ impl Engine {
                     return self.give_up(tid, "unexpected_response_code");
                 }
                 let commit = self.account(now, i, &txn).into_iter().collect();
-                self.answer(now, &txn, &reply, commit, None, out);
+                self.answer(now, &txn, &reply, origin, commit, None, out);
             }
         }
     }
@@ -195,11 +210,13 @@ impl Engine {
 
     /// Relays a server's answer to the NAS: real identity back in User-Name, the NAS's
     /// Proxy-State returned, Message-Authenticator first, authenticators for the NAS's secret.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn answer(
         &mut self,
         now: Now,
         txn: &Txn,
         reply: &Packet,
+        origin: Origin,
         commit: Vec<UsageEvent>,
         reject_reason: Option<&'static str>,
         out: &mut Vec<Output>,
@@ -216,6 +233,9 @@ impl Engine {
                 }
                 _ => r.attributes.push(a.clone()),
             }
+        }
+        if salted::has_salted(&r.attributes) {
+            self.rehide_salted(&mut r, txn, origin);
         }
         // Figures 7 and 8: the reject carries the subscriber's own identity, as the proxy's
         // own rejects do, whatever the server put in it.
@@ -242,6 +262,35 @@ impl Engine {
             commit,
             out,
         );
+    }
+
+    /// Tunnel-Password and MPPE keys hidden by the server for the proxy's request, hidden
+    /// again for the NAS's secret and Request Authenticator.
+    fn rehide_salted(&mut self, r: &mut Packet, txn: &Txn, origin: Origin) {
+        let (Some(server), Some(nas)) = (self.servers.get(origin.server), self.nases.get(txn.nas))
+        else {
+            return;
+        };
+        let from = salted::Keying {
+            secret: &server.secret,
+            request_auth: &origin.auth,
+        };
+        let to = salted::Keying {
+            secret: &nas.secret,
+            request_auth: &txn.req.authenticator,
+        };
+        let salt = self.rng.next_u32() as u16;
+        let d = salted::rehide(&mut r.attributes, from, to, salt);
+        for (n, name) in [
+            (d.tunnel_password, "bad_tunnel_password"),
+            (d.mppe_key, "bad_mppe_key"),
+            (d.vendor_specific, "bad_vendor_specific"),
+        ] {
+            if n > 0 {
+                warn!(from = %txn.from, attribute = name, "radius: hidden attribute of a reply dropped");
+                *self.counters.entry(("drop", name)).or_insert(0) += u64::from(n);
+            }
+        }
     }
 
     /// The proxy's own Access-Reject (unknown realm, capacity refusals).

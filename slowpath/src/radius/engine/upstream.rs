@@ -223,7 +223,11 @@ impl Engine {
                     return;
                 };
                 self.revive(o.server);
-                self.on_reply(now, tid, reply, out);
+                let origin = Origin {
+                    server: o.server,
+                    auth: o.auth,
+                };
+                self.on_reply(now, tid, reply, origin, out);
             }
             Waiter::Probe(si) => {
                 if let Some(s) = self.servers.get_mut(si) {
