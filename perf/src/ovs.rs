@@ -31,6 +31,11 @@ const ADD_FLOWS_TIMEOUT_S: u32 = 600;
 /// How long a paused PMD sleeps per idle poll (µs, OVS's maximum): a paused OVS must not
 /// take the forwarding core from the others' runs.
 const PAUSED_PMD_SLEEP_US: u32 = 10_000;
+/// The revalidators' period while paused (ms): no periodic dumps (see [`Ovs::pause`]).
+const PAUSED_REVALIDATOR_MS: u32 = 3_600_000;
+/// Long enough for the revalidators to finish the dump they are in (default period 500 ms,
+/// a dump of 250,000 flows about 300 ms) and the one the pause's changes trigger.
+const PAUSE_SETTLE: Duration = Duration::from_secs(3);
 /// The OpenFlow port numbers the benchmark's rules use.
 pub const IN_PORT: u16 = 1;
 /// See [`IN_PORT`].
@@ -380,9 +385,14 @@ impl Ovs {
         }
     }
 
-    /// Stops forwarding without losing the datapath flows: the input port goes down (its
-    /// receive function then returns at once without polling the PMD) and the PMD sleeps
-    /// between idle polls, leaving the forwarding core to the other runs.
+    /// Stops forwarding without losing the datapath flows, leaving both cores to the other
+    /// runs: the input port goes down (its receive function then returns at once), the PMD
+    /// sleeps between idle polls, and the revalidators stop their periodic dumps.
+    ///
+    /// The last matters most: a dump of a few hundred thousand flows that competes with a
+    /// busy-polling forwarder takes over 2 s, OVS then divides its flow limit, and with more
+    /// flows than the limit it expires every flow idle for 100 ms, i.e. all of them. Waits
+    /// until a dump the changes themselves trigger is over.
     pub fn pause(&self) -> Result<()> {
         self.ofctl(&["mod-port", BRIDGE, &IN_PORT.to_string(), "down"])?;
         self.vsctl(&[
@@ -390,15 +400,26 @@ impl Ovs {
             "Open_vSwitch",
             ".",
             &format!("other_config:pmd-maxsleep={PAUSED_PMD_SLEEP_US}"),
+            &format!("other_config:max-revalidator={PAUSED_REVALIDATOR_MS}"),
         ])?;
+        std::thread::sleep(PAUSE_SETTLE);
         Ok(())
     }
 
-    /// Undoes [`Ovs::pause`]: the PMD busy-polls again (OVS's default) and the input port
-    /// comes up.
+    /// Undoes [`Ovs::pause`]: the input port comes up and the PMD busy-polls again (OVS's
+    /// default); once every flow has seen traffic again, the revalidators go back to their
+    /// default period (a dump now finds no flow idle).
     pub fn resume(&self) -> Result<()> {
         self.vsctl(&["set", "Open_vSwitch", ".", "other_config:pmd-maxsleep=0"])?;
         self.ofctl(&["mod-port", BRIDGE, &IN_PORT.to_string(), "up"])?;
+        std::thread::sleep(Duration::from_secs(1));
+        self.vsctl(&[
+            "remove",
+            "Open_vSwitch",
+            ".",
+            "other_config",
+            "max-revalidator",
+        ])?;
         Ok(())
     }
 

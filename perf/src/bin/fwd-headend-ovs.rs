@@ -198,15 +198,18 @@ fn write_rules(path: &Path, spec: &Spec, same_job: bool) -> Result<()> {
 /// OVS's window of one round: resumed, still warm (re-warmed if the pause cost flows),
 /// measured like ispmux, paused again.
 fn ovs_round(ovs: &Ovs, o: &Options, round: usize) -> Result<Window> {
+    let kept = ovs.datapath_flows()?;
     ovs.resume()?;
     ovs.warm_up(warm(o.subscribers), o.warmup_timeout)?;
     ovs.clear_pmd_stats()?;
     let w = ovs.measure(o.secs)?;
     let stats = ovs.pmd_stats()?;
+    let after = ovs.datapath_flows()?;
     ovs.pause()?;
     println!(
-        "round {round}: OVS {:.3} Mpps (window: in rx {} out tx {} tx drops {}; PMD: {stats})",
-        w.mpps, w.rx, w.tx, w.tx_drop
+        "round {round}: OVS {:.3} Mpps (datapath flows {} after the pause, {} after the window, \
+         limit {}; window: in rx {} out tx {} tx drops {}; PMD: {stats})",
+        w.mpps, kept.current, after.current, after.limit, w.rx, w.tx, w.tx_drop
     );
     // Everything received must leave with its label, give or take what is in flight
     // between the two counters.
