@@ -510,6 +510,18 @@ impl Ovs {
         Ok(rule_packets_per_label(&out))
     }
 
+    /// CPU time (user + system, seconds) vswitchd has used so far, from `/proc`: shows that a
+    /// paused OVS leaves the cores to the other runs.
+    pub fn vswitchd_cpu_seconds(&self) -> Result<f64> {
+        let (_, child) = self
+            .daemons
+            .iter()
+            .find(|(name, _)| *name == "ovs-vswitchd")
+            .context("vswitchd is not running")?;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id()))?;
+        cpu_seconds(&stat).context("unexpected /proc/PID/stat")
+    }
+
     /// Asks both daemons to exit, then kills whatever is left.
     fn stop(&mut self) {
         while let Some((name, mut child)) = self.daemons.pop() {
@@ -555,6 +567,16 @@ pub fn subscriber_rule(
         ),
         _ => format!("in_port={IN_PORT},dl_src={},actions={push}", s.mac),
     }
+}
+
+/// utime + stime of a `/proc/PID/stat` line, in seconds. The fields after the command name
+/// (which may hold spaces, hence the split at its closing parenthesis) start with the
+/// state, field 3; utime and stime are fields 14 and 15, in USER_HZ ticks (100 per second on
+/// Linux whatever the kernel's own tick).
+pub fn cpu_seconds(stat: &str) -> Option<f64> {
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    Some((ticks(14)? + ticks(15)?) as f64 / 100.0)
 }
 
 /// `flows : (current N) (avg A) (max M) (limit L)` and `dump duration : Dms` of
@@ -702,6 +724,13 @@ mod tests {
             })
         );
         assert_eq!(parse_upcall_show("netdev@ovs-netdev:\n"), None);
+    }
+
+    #[test]
+    fn reads_cpu_time_from_proc_stat() {
+        let stat = "4242 (ovs-vswitchd d) S 1 4242 4242 0 -1 4194560 9 0 0 0 1250 75 0 0 20 0 12";
+        assert_eq!(cpu_seconds(stat), Some(13.25));
+        assert_eq!(cpu_seconds("4242 (x) S 1"), None);
     }
 
     #[test]

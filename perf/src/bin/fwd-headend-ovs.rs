@@ -125,8 +125,11 @@ fn main() -> Result<()> {
     }
     let ovs = start_ovs(dir.path(), &spec, &pcap, &o)?;
     let mut windows = Vec::new();
+    let mut paused = Paused::now(&ovs)?;
     let r = bench.run_with_peer(|round| {
+        paused.report(&ovs)?;
         windows.push(ovs_round(&ovs, &o, round)?);
+        paused = Paused::now(&ovs)?;
         Ok(())
     })?;
     verify_ovs(&ovs, &spec)?;
@@ -193,6 +196,31 @@ fn write_rules(path: &Path, spec: &Spec, same_job: bool) -> Result<()> {
     }
     w.flush()?;
     Ok(())
+}
+
+/// When OVS was paused and the CPU time it had used by then.
+struct Paused {
+    at: std::time::Instant,
+    cpu_s: f64,
+}
+
+impl Paused {
+    fn now(ovs: &Ovs) -> Result<Self> {
+        Ok(Paused {
+            at: std::time::Instant::now(),
+            cpu_s: ovs.vswitchd_cpu_seconds()?,
+        })
+    }
+
+    /// Shows what the paused OVS took from the testpmd and ispmux runs.
+    fn report(&self, ovs: &Ovs) -> Result<()> {
+        println!(
+            "  OVS used {:.2} CPU-s while paused for {:.0} s",
+            ovs.vswitchd_cpu_seconds()? - self.cpu_s,
+            self.at.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
 }
 
 /// OVS's window of one round: resumed, still warm (re-warmed if the pause cost flows),
