@@ -33,9 +33,6 @@ const ADD_FLOWS_TIMEOUT_S: u32 = 600;
 const PAUSED_PMD_SLEEP_US: u32 = 10_000;
 /// The revalidators' period while paused (ms): no periodic dumps (see [`Ovs::pause`]).
 const PAUSED_REVALIDATOR_MS: u32 = 3_600_000;
-/// Long enough for the revalidators to finish the dump they are in (default period 500 ms,
-/// a dump of 250,000 flows about 300 ms) and the one the pause's changes trigger.
-const PAUSE_SETTLE: Duration = Duration::from_secs(3);
 /// The OpenFlow port numbers the benchmark's rules use.
 pub const IN_PORT: u16 = 1;
 /// See [`IN_PORT`].
@@ -391,8 +388,7 @@ impl Ovs {
     ///
     /// The last matters most: a dump of a few hundred thousand flows that competes with a
     /// busy-polling forwarder takes over 2 s, OVS then divides its flow limit, and with more
-    /// flows than the limit it expires every flow idle for 100 ms, i.e. all of them. Waits
-    /// until a dump the changes themselves trigger is over.
+    /// flows than the limit it expires every flow idle for 100 ms, i.e. all of them.
     pub fn pause(&self) -> Result<()> {
         self.ofctl(&["mod-port", BRIDGE, &IN_PORT.to_string(), "down"])?;
         self.vsctl(&[
@@ -402,16 +398,19 @@ impl Ovs {
             &format!("other_config:pmd-maxsleep={PAUSED_PMD_SLEEP_US}"),
             &format!("other_config:max-revalidator={PAUSED_REVALIDATOR_MS}"),
         ])?;
-        std::thread::sleep(PAUSE_SETTLE);
+        // The revalidators take the new period after the dump they are in or about to start;
+        // the port change may trigger one more right away.
+        self.appctl(&["revalidator/wait"])?;
+        std::thread::sleep(Duration::from_secs(1));
         Ok(())
     }
 
-    /// Undoes [`Ovs::pause`]: the input port comes up and the PMD busy-polls again (OVS's
-    /// default); once every flow has seen traffic again, the revalidators go back to their
-    /// default period (a dump now finds no flow idle).
+    /// Undoes [`Ovs::pause`] and returns once OVS is back to its default behaviour: the input
+    /// port up, the PMD busy-polling, the revalidators dumping every 500 ms.
     pub fn resume(&self) -> Result<()> {
         self.vsctl(&["set", "Open_vSwitch", ".", "other_config:pmd-maxsleep=0"])?;
         self.ofctl(&["mod-port", BRIDGE, &IN_PORT.to_string(), "up"])?;
+        // Every flow sees traffic again before a dump can find it idle.
         std::thread::sleep(Duration::from_secs(1));
         self.vsctl(&[
             "remove",
@@ -420,6 +419,11 @@ impl Ovs {
             "other_config",
             "max-revalidator",
         ])?;
+        // The revalidators sleep out the long period they began while paused; any change to
+        // the flow tables wakes them: a rule in a table no packet reaches.
+        self.ofctl(&["add-flow", BRIDGE, "table=1,priority=0,actions=drop"])?;
+        // The revalidation that triggers ends before anything is measured.
+        self.appctl(&["revalidator/wait"])?;
         Ok(())
     }
 
