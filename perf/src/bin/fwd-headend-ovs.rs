@@ -7,8 +7,12 @@
 //! send to `net_null no-rx=1`, one forwarding lcore each on core 1. OVS is started once and
 //! warmed up first (its datapath flow limit ramps about 2,000 flows/s, so minutes for
 //! 250,000 flows); each round then runs testpmd io, ispmux and an OVS window of the same
-//! length, OVS paused (input port down, PMD sleeping) outside its window. Result: the median
-//! ispmux rate over the median OVS rate (target >= 5); testpmd io is printed as a reference.
+//! length, OVS paused outside its window (input port down, PMD sleeping, no periodic
+//! revalidation: see `Ovs::pause`), with its datapath flows checked before each window and
+//! re-warmed if OVS dropped some. Result: the median ispmux rate over the median OVS rate
+//! (target >= 5); testpmd io is printed as a reference. The run ends by showing that OVS's
+//! datapath flows push the ISPs' labels and its rules count what it sent, and that ispmux's
+//! per-ISP counters add up to what its worker sent.
 //!
 //! Needs root, hugepages (about 3 GB) and `apt-get install -y openvswitch-switch-dpdk` (not a
 //! test dependency). OVS 3.1 refuses a capture with more frames than its 262,144-mbuf pool,
