@@ -13,6 +13,7 @@ use std::process::Command;
 
 use anyhow::{bail, Result};
 use ispmux_dataplane::synthetic::{self, Spec};
+use ispmux_dataplane::table::IspId;
 use ispmux_dataplane::wire::MacAddr;
 
 use crate::{ensure_hugepages, ispmux_bin, median, run_then_interrupt, run_to_end};
@@ -89,6 +90,13 @@ impl FwdBench<'_> {
 
     /// Runs both `rounds` times, interleaved, printing each round.
     pub fn run(&self) -> Result<FwdResult> {
+        self.run_with_peer(|_| Ok(()))
+    }
+
+    /// Like [`FwdBench::run`], calling `peer(round)` after each round's testpmd and ispmux
+    /// runs, so a third forwarder measures in the same interleaving (it must leave the
+    /// forwarding lcore idle outside its call).
+    pub fn run_with_peer(&self, mut peer: impl FnMut(usize) -> Result<()>) -> Result<FwdResult> {
         let mb = self.hugepage_mb();
         if !ensure_hugepages(mb + 256) {
             bail!(
@@ -139,6 +147,7 @@ impl FwdBench<'_> {
             );
             anchor.push(t);
             ours.push(i);
+            peer(round)?;
             last_report = out
                 .lines()
                 .filter(|l| !l.starts_with("port "))
@@ -235,6 +244,11 @@ pub fn write_labelled_pcap(path: &Path, frames: u32, label: impl Fn(u32) -> u32)
     Ok(())
 }
 
+/// The upstream label of ISP `id` in the headend benchmarks' tables.
+pub fn isp_label(id: IspId) -> u32 {
+    1000 + u32::from(id)
+}
+
 /// What a headend benchmark feeds ispmux and its anchor.
 pub struct HeadendInputs {
     /// Upstream frames, one per subscriber, in scattered order.
@@ -274,7 +288,7 @@ pub fn headend_inputs(
         tables += &format!(
             "[[tables.isps]]\nid = {id}\nname = \"isp{id}\"\n\
              upstream = {{ label = {}, port = 1, next_hop = \"{next_hop}\" }}\n\n",
-            1000 + u32::from(id)
+            isp_label(id)
         );
     }
     Ok(HeadendInputs { pcap, csv, tables })

@@ -2,6 +2,7 @@
 //! medians, and the one result line every benchmark ends with.
 
 pub mod fwd;
+pub mod ovs;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
