@@ -18,6 +18,7 @@ use ispmux_conf::dhcp::DhcpConfig;
 use super::codec::{code, Message, MessageType, OP_BOOTREPLY, OP_BOOTREQUEST};
 use super::ratelimit::RateLimiter;
 use super::relay_info::{self, RelayAgentInfo};
+use super::timers::{Timer, Timers};
 use super::{credential, MacAddr};
 use crate::registry::{password, Binding, Refusal, Registry, RegistryError, Status, Subscriber};
 
@@ -36,6 +37,8 @@ const REFUSALS_PER_SECOND: f64 = 100.0;
 const REFUSAL_BURST: u32 = 1000;
 /// A lease without option 51 (RFC 2131 requires it in an ACK) is held this long.
 const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
+/// How often remembered offers and rate-limit buckets are pruned (each a full scan).
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// Where subscribers are looked up.
 pub trait Directory {
@@ -320,6 +323,10 @@ pub struct Engine<D> {
     bindings: HashMap<MacAddr, Binding>,
     limiter: RateLimiter<MacAddr>,
     refusal_budget: RateLimiter<()>,
+    /// Transaction timeouts and lease ends.
+    timers: Timers,
+    /// When offers and rate-limit buckets are next pruned.
+    housekeeping: Option<SystemTime>,
     counters: Counters,
 }
 
@@ -357,6 +364,8 @@ impl<D: Directory> Engine<D> {
                 cfg.rate_limit.max_tracked,
             ),
             refusal_budget: RateLimiter::new(REFUSALS_PER_SECOND, REFUSAL_BURST, 1),
+            timers: Timers::default(),
+            housekeeping: None,
             counters: Counters::default(),
         }
     }
@@ -377,10 +386,34 @@ impl<D: Directory> Engine<D> {
     }
 
     /// When the engine next needs a [`Input::Tick`], if anything is waiting.
+    /// May be early (a deadline since moved): the tick then finds nothing due.
     pub fn next_deadline(&self) -> Option<SystemTime> {
-        let p = self.pending.values().map(|p| p.deadline);
-        let b = self.bindings.values().map(|b| b.expires);
-        p.chain(b).min()
+        match (self.timers.next(), self.housekeeping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A binding in force from now on (new, renewed or restored), with its expiry timer.
+    fn keep_binding(&mut self, b: Binding) {
+        self.timers.push(b.expires, Timer::Lease(b.mac));
+        self.bindings.insert(b.mac, b);
+    }
+
+    /// A transaction waiting for its server, with its timeout (pushed only when the
+    /// deadline is new: a retransmission keeps the one it had).
+    fn keep_pending(&mut self, key: (MacAddr, u32), p: Pending) {
+        let deadline = p.deadline;
+        if self.pending.insert(key, p).map(|old| old.deadline) != Some(deadline) {
+            self.timers.push(deadline, Timer::Transaction(key.0, key.1));
+        }
+    }
+
+    /// Offers and rate-limit buckets need pruning from `now` on.
+    fn schedule_housekeeping(&mut self, now: SystemTime) {
+        if self.housekeeping.is_none() {
+            self.housekeeping = Some(now + HOUSEKEEPING);
+        }
     }
 
     /// Reinstalls bindings read from the store at start; expired ones are deleted instead.
@@ -388,7 +421,7 @@ impl<D: Directory> Engine<D> {
         let mut out = Vec::new();
         for b in bindings {
             if b.expires > now {
-                self.bindings.insert(b.mac, b.clone());
+                self.keep_binding(b.clone());
                 self.counters.installs += 1;
                 out.push(Output::Binding(BindingChange::Install(b)));
             } else {
@@ -503,6 +536,7 @@ impl<D: Directory> Engine<D> {
         if msg.hops >= MAX_HOPS {
             return Err(DropReason::TooManyHops);
         }
+        self.schedule_housekeeping(now);
         if !self.limiter.allow(&mac, now) {
             return Err(DropReason::RateLimited);
         }
@@ -629,7 +663,7 @@ impl<D: Directory> Engine<D> {
             return Err(DropReason::Overloaded);
         }
         let target = candidates.get(tried).copied().unwrap_or(first);
-        self.pending.insert(
+        self.keep_pending(
             key,
             Pending {
                 port,
@@ -716,6 +750,7 @@ impl<D: Directory> Engine<D> {
         let isp_server_id = msg.ipv4_option(code::SERVER_ID).unwrap_or(server);
         match kind {
             MessageType::Offer => {
+                self.schedule_housekeeping(now);
                 self.offers.insert(
                     mac,
                     Offer {
@@ -747,7 +782,7 @@ impl<D: Directory> Engine<D> {
                     }
                 }
                 self.offers.remove(&mac);
-                self.bindings.insert(mac, b.clone());
+                self.keep_binding(b.clone());
                 self.counters.installs += 1;
                 out.push(Output::Store(StoreWrite::UpsertBinding(b.clone())));
                 out.push(Output::Binding(BindingChange::Install(b)));
@@ -817,43 +852,73 @@ impl<D: Directory> Engine<D> {
     }
 
     fn tick(&mut self, now: SystemTime, out: &mut Vec<Output>) {
-        let due: Vec<(MacAddr, u32)> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in due {
-            let Some(mut p) = self.pending.remove(&key) else {
-                continue;
-            };
-            p.tried += 1;
-            if let Some(next) = p.candidates.get(p.tried).copied() {
-                // Failover: the next server gets the same extended request, and becomes
-                // the ISP's preferred one if it answers.
-                tracing::warn!(isp = %p.isp, %next, "dhcp: server timeout, failing over");
-                self.counters.failovers += 1;
-                p.deadline = now + self.timeout;
-                let payload = p.relayed.clone();
-                self.pending.insert(key, p);
-                self.send(next, payload, out);
-            } else if p.kind != MessageType::Inform {
-                self.refuse(now, key.0, Some(&p.isp), RefusalReason::NoAnswer, out);
+        while let Some((at, timer)) = self.timers.pop_due(now) {
+            match timer {
+                Timer::Transaction(mac, xid) => self.transaction_timeout(now, at, (mac, xid), out),
+                Timer::Lease(mac) => {
+                    // Stale if the lease was renewed (or ended) since this entry was pushed.
+                    if self.bindings.get(&mac).is_some_and(|b| b.expires == at) {
+                        tracing::info!(%mac, "dhcp: lease expired");
+                        self.unbind(mac, out);
+                    }
+                }
             }
         }
-        let expired: Vec<MacAddr> = self
-            .bindings
-            .values()
-            .filter(|b| b.expires <= now)
-            .map(|b| b.mac)
-            .collect();
-        for mac in expired {
-            tracing::info!(%mac, "dhcp: lease expired");
-            self.unbind(mac, out);
+        if self
+            .timers
+            .needs_rebuild(self.pending.len() + self.bindings.len())
+        {
+            let live = self
+                .pending
+                .iter()
+                .map(|(k, p)| (p.deadline, Timer::Transaction(k.0, k.1)));
+            let leases = self
+                .bindings
+                .values()
+                .map(|b| (b.expires, Timer::Lease(b.mac)));
+            let all: Vec<_> = live.chain(leases).collect();
+            self.timers.rebuild(all);
         }
-        self.offers
-            .retain(|_, o| now.duration_since(o.at).unwrap_or(Duration::ZERO) < OFFER_MEMORY);
-        self.limiter.prune(now);
+        if self.housekeeping.is_some_and(|h| h <= now) {
+            self.offers
+                .retain(|_, o| now.duration_since(o.at).unwrap_or(Duration::ZERO) < OFFER_MEMORY);
+            self.limiter.prune(now);
+            self.housekeeping = None;
+            if !self.offers.is_empty() || !self.limiter.is_empty() {
+                self.schedule_housekeeping(now);
+            }
+        }
+    }
+
+    /// A relayed request's deadline `at` passed: fail over to the ISP's next server, or
+    /// record that none answered.
+    fn transaction_timeout(
+        &mut self,
+        now: SystemTime,
+        at: SystemTime,
+        key: (MacAddr, u32),
+        out: &mut Vec<Output>,
+    ) {
+        // Stale if answered, or if a failover moved the deadline, since it was pushed.
+        if self.pending.get(&key).is_none_or(|p| p.deadline != at) {
+            return;
+        }
+        let Some(mut p) = self.pending.remove(&key) else {
+            return;
+        };
+        p.tried += 1;
+        if let Some(next) = p.candidates.get(p.tried).copied() {
+            // Failover: the next server gets the same extended request, and becomes
+            // the ISP's preferred one if it answers.
+            tracing::warn!(isp = %p.isp, %next, "dhcp: server timeout, failing over");
+            self.counters.failovers += 1;
+            p.deadline = now + self.timeout;
+            let payload = p.relayed.clone();
+            self.keep_pending(key, p);
+            self.send(next, payload, out);
+        } else if p.kind != MessageType::Inform {
+            self.refuse(now, key.0, Some(&p.isp), RefusalReason::NoAnswer, out);
+        }
     }
 }
 

@@ -39,6 +39,7 @@ mod mac;
 pub mod ratelimit;
 pub mod relay_info;
 pub mod service;
+pub mod timers;
 pub mod transport;
 pub mod writer;
 

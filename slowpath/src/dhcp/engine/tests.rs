@@ -450,6 +450,32 @@ fn lease_expiry_removes_on_tick() {
 }
 
 #[test]
+fn a_renewed_lease_outlives_its_first_expiry() {
+    let mut e = bound();
+    let mut renew = client(MessageType::Request, 11);
+    renew.flags = 0;
+    renew.ciaddr = LEASED;
+    let (_, relayed) = to_server(&e.handle(t(300), sub_in(&from_alice(&renew))));
+    e.handle(
+        t(300),
+        srv_in(S1, &server_reply(&relayed, MessageType::Ack, S1)),
+    );
+    // The first lease's timer comes due and is found stale: nothing happens.
+    assert!(e.next_deadline().is_some_and(|d| d <= t(600)));
+    assert!(e.handle(t(600), Input::Tick).is_empty());
+    assert_eq!(e.bindings().count(), 1);
+    assert!(e.handle(t(899), Input::Tick).is_empty());
+    assert_eq!(
+        e.handle(t(900), Input::Tick),
+        vec![
+            Output::Store(StoreWrite::RemoveBinding(ALICE)),
+            Output::Binding(BindingChange::Remove(binding(t(900)))),
+        ]
+    );
+    assert_eq!(e.next_deadline(), None, "nothing left to wait for");
+}
+
+#[test]
 fn restore_reinstalls_live_bindings_only() {
     let mut e = engine();
     let live = binding(t(100));
