@@ -201,8 +201,15 @@ pub fn run<P: Pipeline>(
         rounds = rounds.wrapping_add(1);
         if rounds.is_multiple_of(64) || got == 0 {
             if let Some(r) = &inject {
-                send_injected(r, &mut rx, &mut tx, &mut dropped, &mut c);
-                flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
+                // Drain the ring, not one burst of it: a busy worker comes here every 64
+                // rounds, and the slow path releases a whole group commit's replies at once;
+                // one burst per visit let the ring overflow under a logon storm.
+                for _ in 0..INJECT_BURSTS_PER_VISIT {
+                    if send_injected(r, &mut rx, &mut tx, &mut dropped, &mut c) == 0 {
+                        break;
+                    }
+                    flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
+                }
             }
             c.publish(stats);
             maintain(pipeline);
@@ -225,10 +232,22 @@ pub fn run<P: Pipeline>(
     maintain(pipeline);
 }
 
-/// Moves frames from the inject ring to the transmit bursts of their ports.
-fn send_injected(r: &Ring, buf: &mut Burst, tx: &mut [Burst], dropped: &mut Burst, c: &mut Local) {
-    if r.dequeue_burst(buf, MAX_BURST) == 0 {
-        return;
+/// Inject bursts sent per visit at most (a 1024-slot inject ring in full bursts), so a slow path
+/// producing without pause cannot hold the worker off its receive queues.
+const INJECT_BURSTS_PER_VISIT: usize = 4;
+
+/// Moves one burst from the inject ring to the transmit bursts of their ports; returns how
+/// many frames it took.
+fn send_injected(
+    r: &Ring,
+    buf: &mut Burst,
+    tx: &mut [Burst],
+    dropped: &mut Burst,
+    c: &mut Local,
+) -> usize {
+    let n = r.dequeue_burst(buf, MAX_BURST);
+    if n == 0 {
+        return 0;
     }
     c.injected += buf.len() as u64;
     for m in buf.drain() {
@@ -245,6 +264,7 @@ fn send_injected(r: &Ring, buf: &mut Burst, tx: &mut [Burst], dropped: &mut Burs
         }
     }
     dropped.clear();
+    n
 }
 
 #[inline]
