@@ -738,6 +738,18 @@ impl<D: Directory> Engine<D> {
         ) {
             return Err(DropReason::UnexpectedType);
         }
+        // The reply must answer the request pending under this xid (RFC 2131 §3.1: OFFER
+        // answers DISCOVER; ACK or NAK answer REQUEST; ACK answers INFORM). A client keeps
+        // its xid from DISCOVER to REQUEST, so a late OFFER to a retransmitted DISCOVER
+        // would otherwise take the REQUEST's transaction and its ACK would find none.
+        let answers = match kind {
+            MessageType::Offer => p.kind == MessageType::Discover,
+            MessageType::Nak => p.kind == MessageType::Request,
+            _ => matches!(p.kind, MessageType::Request | MessageType::Inform),
+        };
+        if !answers {
+            return Err(DropReason::NoTransaction);
+        }
         let Some(p) = self.pending.remove(&key) else {
             return Err(DropReason::NoTransaction);
         };

@@ -450,6 +450,46 @@ fn lease_expiry_removes_on_tick() {
 }
 
 #[test]
+fn a_late_offer_does_not_take_the_requests_transaction() {
+    let mut e = engine();
+    let d = from_alice(&client(MessageType::Discover, 21));
+    let (_, first) = to_server(&e.handle(t(0), sub_in(&d)));
+    // The OFFER is slow: the client retransmits its DISCOVER (same xid), relayed again.
+    let (_, second) = to_server(&e.handle(t(1), sub_in(&d)));
+    let out = e.handle(
+        t(1),
+        srv_in(S1, &server_reply(&first, MessageType::Offer, S1)),
+    );
+    assert!(matches!(&out[..], [Output::ToSubscriber(_)]), "{out:?}");
+    let mut req = client(MessageType::Request, 21);
+    req.set_option(code::SERVER_ID, GW_ID.octets().to_vec());
+    req.set_option(code::REQUESTED_IP, LEASED.octets().to_vec());
+    let (_, relayed) = to_server(&e.handle(t(1), sub_in(&from_alice(&req))));
+    // The server's OFFER to the retransmitted DISCOVER arrives now: it answers nothing.
+    let late = e.handle(
+        t(1),
+        srv_in(S1, &server_reply(&second, MessageType::Offer, S1)),
+    );
+    assert!(late.is_empty(), "{late:?}");
+    assert_eq!(e.counters().dropped(DropReason::NoTransaction), 1);
+    let out = e.handle(
+        t(1),
+        srv_in(S1, &server_reply(&relayed, MessageType::Ack, S1)),
+    );
+    assert!(
+        matches!(
+            &out[..],
+            [
+                Output::Store(StoreWrite::UpsertBinding(_)),
+                Output::Binding(_),
+                Output::ToSubscriber(_)
+            ]
+        ),
+        "the ACK still finds its transaction: {out:?}"
+    );
+}
+
+#[test]
 fn a_renewed_lease_outlives_its_first_expiry() {
     let mut e = bound();
     let mut renew = client(MessageType::Request, 11);
