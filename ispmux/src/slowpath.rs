@@ -45,6 +45,12 @@ pub struct SlowPathStats {
     pub update_errors: u64,
 }
 
+/// Punted frames taken per turn at most.
+const PUNT_BURST: usize = 64;
+/// How long the slow path waits between turns once the punt ring is drained: a DHCP
+/// message waits at most this long at each hop through the slow path.
+const IDLE_WAIT: Duration = Duration::from_micros(200);
+
 /// Slots of the inject ring (run.rs creates it with this size).
 pub const INJECT_RING_SLOTS: u32 = 1024;
 
@@ -101,7 +107,7 @@ impl SlowPath {
         let mut b = Burst::new();
         while !stop.load(Ordering::Relaxed) {
             let now = SystemTime::now();
-            let n = self.punt.dequeue_burst(&mut b, 64);
+            let n = self.punt.dequeue_burst(&mut b, PUNT_BURST);
             let mut arp_replies = Vec::new();
             for m in b.drain() {
                 st.punted += 1;
@@ -155,9 +161,13 @@ impl SlowPath {
                 self.drain_backlog(&mut st);
             }
             self.publish(&st);
-            if n == 0 {
-                // Nothing punted: the slow path may wait; the workers never do.
-                std::thread::sleep(Duration::from_micros(200));
+            if n < PUNT_BURST {
+                // The punt ring is drained: wait, the workers never do. Waiting also after a
+                // partial burst, not only an empty one, lets punts and server replies gather
+                // between turns: under a logon storm each turn then carries many messages
+                // instead of one, and the per-turn costs (socket polls that find nothing,
+                // the commit hand-off, publishing counters) stop dominating (dhcp-logon).
+                std::thread::sleep(IDLE_WAIT);
             }
         }
         if let Some(svc) = self.dhcp.as_mut() {
