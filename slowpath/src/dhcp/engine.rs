@@ -16,11 +16,12 @@ use std::time::{Duration, SystemTime};
 use ispmux_conf::dhcp::DhcpConfig;
 
 use super::codec::{code, Message, MessageType, OP_BOOTREPLY, OP_BOOTREQUEST};
+use super::credential_cache::{self, CredentialCache};
 use super::ratelimit::RateLimiter;
 use super::relay_info::{self, RelayAgentInfo};
 use super::timers::{Timer, Timers};
 use super::{credential, MacAddr};
-use crate::registry::{password, Binding, Refusal, Registry, RegistryError, Status, Subscriber};
+use crate::registry::{Binding, Refusal, Registry, RegistryError, Status, Subscriber};
 
 /// The DHCP server port (RFC 2131 §4.1); relays and servers both use it.
 pub const SERVER_PORT: u16 = 67;
@@ -261,6 +262,10 @@ pub struct Counters {
     pub refusals: u64,
     /// Refusals over the logging budget: counted, not written to the store or the log.
     pub refusals_unlogged: u64,
+    /// Passwords checked by a full Argon2 verification.
+    pub credential_verifications: u64,
+    /// Passwords accepted from the credential cache (the same credential verified before).
+    pub credential_cache_hits: u64,
     /// Drops by reason.
     pub drops: HashMap<DropReason, u64>,
 }
@@ -327,6 +332,8 @@ pub struct Engine<D> {
     timers: Timers,
     /// When offers and rate-limit buckets are next pruned.
     housekeeping: Option<SystemTime>,
+    /// Credentials that verified, so the same one again skips Argon2.
+    credentials: CredentialCache,
     counters: Counters,
 }
 
@@ -366,6 +373,7 @@ impl<D: Directory> Engine<D> {
             refusal_budget: RateLimiter::new(REFUSALS_PER_SECOND, REFUSAL_BURST, 1),
             timers: Timers::default(),
             housekeeping: None,
+            credentials: CredentialCache::new(credential_cache::DEFAULT_CAPACITY),
             counters: Counters::default(),
         }
     }
@@ -455,6 +463,7 @@ impl<D: Directory> Engine<D> {
                 Ok(())
             }
             Input::Revoke { mac } => {
+                self.credentials.forget(mac);
                 self.pending.retain(|(m, _), _| *m != mac);
                 self.offers.remove(&mac);
                 self.unbind(mac, &mut out);
@@ -684,11 +693,12 @@ impl<D: Directory> Engine<D> {
 
     /// The registry checks of a logon; `None` when it may proceed.
     fn check(
-        &self,
+        &mut self,
         sub: &Subscriber,
         presented: Option<&credential::Credential>,
     ) -> Option<RefusalReason> {
         if sub.status == Status::Suspended {
+            self.credentials.forget(sub.mac);
             return Some(RefusalReason::Suspended);
         }
         match presented {
@@ -697,9 +707,11 @@ impl<D: Directory> Engine<D> {
             Some(c) => {
                 let id_ok = c.customer_id == sub.customer_id;
                 let pw_ok = match &sub.password_hash {
-                    Some(h) => password::verify(h, &c.password),
+                    Some(h) => self.credentials.verify(sub.mac, h, &c.password),
                     None => c.password.is_empty(),
                 };
+                self.counters.credential_verifications = self.credentials.verifications();
+                self.counters.credential_cache_hits = self.credentials.hits();
                 (!(id_ok && pw_ok)).then_some(RefusalReason::BadCredential)
             }
         }

@@ -31,6 +31,7 @@
 
 pub mod codec;
 pub mod credential;
+pub mod credential_cache;
 pub mod engine;
 pub mod frame;
 #[doc(hidden)]
