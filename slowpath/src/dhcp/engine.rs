@@ -442,6 +442,12 @@ impl<D: Directory> Engine<D> {
     /// Handles one input.
     pub fn handle(&mut self, now: SystemTime, input: Input<'_>) -> Vec<Output> {
         let mut out = Vec::new();
+        self.handle_into(now, input, &mut out);
+        out
+    }
+
+    /// Handles one input, appending its outputs to `out` (no vector per message).
+    pub fn handle_into(&mut self, now: SystemTime, input: Input<'_>, out: &mut Vec<Output>) {
         let r = match input {
             Input::FromSubscriber {
                 port,
@@ -452,21 +458,21 @@ impl<D: Directory> Engine<D> {
             } => {
                 self.counters.from_subscribers += 1;
                 let at = (port, vlan, inner_vlan);
-                self.on_subscriber(now, at, src_mac, payload, &mut out)
+                self.on_subscriber(now, at, src_mac, payload, out)
             }
             Input::FromServer { src, payload } => {
                 self.counters.from_servers += 1;
-                self.on_server(now, src, payload, &mut out)
+                self.on_server(now, src, payload, out)
             }
             Input::Tick => {
-                self.tick(now, &mut out);
+                self.tick(now, out);
                 Ok(())
             }
             Input::Revoke { mac } => {
                 self.credentials.forget(mac);
                 self.pending.retain(|(m, _), _| *m != mac);
                 self.offers.remove(&mac);
-                self.unbind(mac, &mut out);
+                self.unbind(mac, out);
                 Ok(())
             }
         };
@@ -474,7 +480,6 @@ impl<D: Directory> Engine<D> {
             *self.counters.drops.entry(reason).or_insert(0) += 1;
             tracing::debug!(?reason, "dhcp: dropped");
         }
-        out
     }
 
     fn refuse(

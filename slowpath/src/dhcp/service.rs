@@ -170,7 +170,7 @@ impl LogonService {
             self.counters.bad_frames += 1;
             return;
         };
-        let outs = self.engine.handle(
+        self.engine.handle_into(
             now,
             Input::FromSubscriber {
                 port,
@@ -179,22 +179,16 @@ impl LogonService {
                 src_mac: p.src_mac,
                 payload: p.payload,
             },
+            &mut self.staged,
         );
-        self.staged.extend(outs);
     }
 
     /// Drains the ISP-side socket (call when it is readable).
     pub fn poll_isp(&mut self, now: SystemTime) -> io::Result<()> {
         while let Some((src, payload)) = self.sock.recv()? {
-            let payload = payload.to_vec();
-            let outs = self.engine.handle(
-                now,
-                Input::FromServer {
-                    src,
-                    payload: &payload,
-                },
-            );
-            self.staged.extend(outs);
+            // Straight from the socket's buffer: no copy per datagram.
+            self.engine
+                .handle_into(now, Input::FromServer { src, payload }, &mut self.staged);
         }
         Ok(())
     }
