@@ -196,14 +196,32 @@ pub fn run<P: Pipeline>(
             dropped.clear();
             flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
         }
-        // Publishing every round would cost more stores than io forwarding does per burst;
-        // every 64th round (and before sleeping) keeps readers within microseconds.
         rounds = rounds.wrapping_add(1);
-        if rounds.is_multiple_of(64) || got == 0 {
-            if let Some(r) = &inject {
-                send_injected(r, &mut rx, &mut tx, &mut dropped, &mut c);
+        let idle = got == 0;
+        if let Some(r) = inject
+            .as_deref()
+            .filter(|_| idle || rounds.is_multiple_of(64))
+        {
+            // Drain the ring, not one burst of it: a busy worker comes here every 64
+            // rounds, and the slow path releases a whole group commit's replies at once;
+            // one burst per visit let the ring overflow under a logon storm.
+            for _ in 0..INJECT_BURSTS_PER_VISIT {
+                if send_injected(r, &mut rx, &mut tx, &mut dropped, &mut c) == 0 {
+                    break;
+                }
                 flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
             }
+        }
+        // Publishing every round would cost more stores than io forwarding does per burst;
+        // every 64th round keeps readers within microseconds. Idle, a busy-polling worker
+        // does it every round (its core is its own); one that sleeps does it on its first
+        // idle round and just before sleeping, not on each of the empty polls between: that
+        // ran the counters and the update queue 64 times per wake-up, most of the worker's
+        // time under a trickle of punted DHCP (dhcp-logon).
+        let sleeps_next = cfg.idle_sleep.is_some() && empty_rounds + 1 >= cfg.idle_polls;
+        if rounds.is_multiple_of(64)
+            || (idle && (cfg.idle_sleep.is_none() || empty_rounds == 0 || sleeps_next))
+        {
             c.publish(stats);
             maintain(pipeline);
         }
@@ -225,10 +243,22 @@ pub fn run<P: Pipeline>(
     maintain(pipeline);
 }
 
-/// Moves frames from the inject ring to the transmit bursts of their ports.
-fn send_injected(r: &Ring, buf: &mut Burst, tx: &mut [Burst], dropped: &mut Burst, c: &mut Local) {
-    if r.dequeue_burst(buf, MAX_BURST) == 0 {
-        return;
+/// Inject bursts sent per visit at most (a 1024-slot inject ring in full bursts), so a slow path
+/// producing without pause cannot hold the worker off its receive queues.
+const INJECT_BURSTS_PER_VISIT: usize = 4;
+
+/// Moves one burst from the inject ring to the transmit bursts of their ports; returns how
+/// many frames it took.
+fn send_injected(
+    r: &Ring,
+    buf: &mut Burst,
+    tx: &mut [Burst],
+    dropped: &mut Burst,
+    c: &mut Local,
+) -> usize {
+    let n = r.dequeue_burst(buf, MAX_BURST);
+    if n == 0 {
+        return 0;
     }
     c.injected += buf.len() as u64;
     for m in buf.drain() {
@@ -245,6 +275,7 @@ fn send_injected(r: &Ring, buf: &mut Burst, tx: &mut [Burst], dropped: &mut Burs
         }
     }
     dropped.clear();
+    n
 }
 
 #[inline]

@@ -74,7 +74,7 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
     let inject = Arc::new(
         Ring::new(
             "ispmux_inject",
-            1024,
+            crate::slowpath::INJECT_RING_SLOTS,
             RingMode::SingleProducerSingleConsumer,
         )
         .context("creating the inject ring")?,
@@ -189,6 +189,7 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             .collect(),
         stats: slow_stats.clone(),
         revoke: revoke_rx,
+        backlog: std::collections::VecDeque::new(),
         arp: ArpResponder {
             ports: cfg
                 .ports

@@ -5,7 +5,7 @@
 //! It may block and allocate (it is not a worker); it sleeps briefly when there is nothing
 //! to do. Its counters sit behind a mutex that the control socket reads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -33,8 +33,10 @@ pub struct SlowPathStats {
     pub other: u64,
     /// Frames handed to the inject ring.
     pub injected: u64,
-    /// Frames to inject that found no mbuf or no room in the ring.
+    /// Frames to inject dropped: the backlog in front of the inject ring was full.
     pub inject_drops: u64,
+    /// Frames waiting for room in the inject ring (now).
+    pub inject_backlog: u64,
     /// Bindings installed in the fast path (logons, renewals, restored at start).
     pub bindings_installed: u64,
     /// Bindings removed (release, decline, expiry, revocation).
@@ -42,6 +44,20 @@ pub struct SlowPathStats {
     /// Table updates the tables refused (full, unknown ISP): logged.
     pub update_errors: u64,
 }
+
+/// Punted frames taken per turn at most.
+const PUNT_BURST: usize = 64;
+/// How long the slow path waits between turns once the punt ring is drained: a DHCP
+/// message waits at most this long at each hop through the slow path.
+const IDLE_WAIT: Duration = Duration::from_micros(200);
+
+/// Slots of the inject ring (run.rs creates it with this size).
+pub const INJECT_RING_SLOTS: u32 = 1024;
+
+/// Frames held for the inject ring at most. A group commit releases all its replies at
+/// once, and after a slow fsync that is more than the ring holds: they wait here (as bytes,
+/// not mbufs, so the receive side never runs short of buffers) instead of being dropped.
+const INJECT_BACKLOG_MAX: usize = 65_536;
 
 /// The slow path's own resources.
 pub struct SlowPath {
@@ -66,6 +82,8 @@ pub struct SlowPath {
     pub arp: crate::arp_responder::ArpResponder,
     /// Subscribers removed or suspended by the operator: their bindings are withdrawn.
     pub revoke: std::sync::mpsc::Receiver<ispmux_slowpath::dhcp::MacAddr>,
+    /// Frames waiting for room in the inject ring, oldest first.
+    pub backlog: VecDeque<Inject>,
 }
 
 impl SlowPath {
@@ -89,7 +107,7 @@ impl SlowPath {
         let mut b = Burst::new();
         while !stop.load(Ordering::Relaxed) {
             let now = SystemTime::now();
-            let n = self.punt.dequeue_burst(&mut b, 64);
+            let n = self.punt.dequeue_burst(&mut b, PUNT_BURST);
             let mut arp_replies = Vec::new();
             for m in b.drain() {
                 st.punted += 1;
@@ -139,10 +157,17 @@ impl SlowPath {
                 let fx = svc.flush();
                 self.apply(fx, &mut st);
             }
+            if !self.backlog.is_empty() {
+                self.drain_backlog(&mut st);
+            }
             self.publish(&st);
-            if n == 0 {
-                // Nothing punted: the slow path may wait; the workers never do.
-                std::thread::sleep(Duration::from_micros(200));
+            if n < PUNT_BURST {
+                // The punt ring is drained: wait, the workers never do. Waiting also after a
+                // partial burst, not only an empty one, lets punts and server replies gather
+                // between turns: under a logon storm each turn then carries many messages
+                // instead of one, and the per-turn costs (socket polls that find nothing,
+                // the commit hand-off, publishing counters) stop dominating (dhcp-logon).
+                std::thread::sleep(IDLE_WAIT);
             }
         }
         if let Some(svc) = self.dhcp.as_mut() {
@@ -159,23 +184,44 @@ impl SlowPath {
         }
     }
 
+    /// Moves what the inject ring has room for from the backlog into it, in order.
+    fn drain_backlog(&mut self, st: &mut SlowPathStats) {
+        // The slow path is the ring's only producer: its room can only grow meanwhile.
+        let mut room = (INJECT_RING_SLOTS - 1).saturating_sub(self.inject.count()) as usize;
+        let mut out = Burst::new();
+        while room > 0 && !self.backlog.is_empty() {
+            while room > 0 && !out.is_full() {
+                let Some(inj) = self.backlog.front() else {
+                    break;
+                };
+                // No mbuf free now: leave the rest for the next turn.
+                let Some(mut m) = self.pool.alloc_from(&inj.frame) else {
+                    room = 0;
+                    break;
+                };
+                m.set_port(inj.port);
+                if out.push(m).is_err() {
+                    break;
+                }
+                self.backlog.pop_front();
+                room -= 1;
+            }
+            st.injected += self.inject.enqueue_burst(&mut out) as u64;
+            st.inject_drops += out.clear() as u64;
+        }
+        st.inject_backlog = self.backlog.len() as u64;
+    }
+
     /// Frames to the inject ring, bindings to table updates, in the engine's order.
     fn apply(&mut self, fx: Effects, st: &mut SlowPathStats) {
-        let mut out = Burst::new();
         for inj in fx.inject {
-            match self.pool.alloc_from(&inj.frame) {
-                Some(mut m) => {
-                    m.set_port(inj.port);
-                    if let Err(m) = out.push(m) {
-                        drop(m);
-                        st.inject_drops += 1;
-                    }
-                }
-                None => st.inject_drops += 1,
+            if self.backlog.len() >= INJECT_BACKLOG_MAX {
+                st.inject_drops += 1;
+            } else {
+                self.backlog.push_back(inj);
             }
         }
-        st.injected += self.inject.enqueue_burst(&mut out) as u64;
-        st.inject_drops += out.clear() as u64;
+        self.drain_backlog(st);
 
         for change in fx.bindings {
             let (b, install) = match change {
@@ -211,10 +257,12 @@ impl SlowPath {
             }
             if install {
                 st.bindings_installed += 1;
-                tracing::info!(mac = %key.mac, isp = %b.isp, ipv4 = %b.ipv4, port = b.port, vlan = b.vlan, "binding installed");
+                // Debug, not info: one line per logon is thousands of writes a second in a
+                // logon storm; the counters and `ispmux subscriber list` show bindings.
+                tracing::debug!(mac = %key.mac, isp = %b.isp, ipv4 = %b.ipv4, port = b.port, vlan = b.vlan, "binding installed");
             } else {
                 st.bindings_removed += 1;
-                tracing::info!(mac = %key.mac, isp = %b.isp, ipv4 = %b.ipv4, "binding removed");
+                tracing::debug!(mac = %key.mac, isp = %b.isp, ipv4 = %b.ipv4, "binding removed");
             }
         }
         if let Some(tx) = self.updates.as_mut() {

@@ -1,50 +1,50 @@
-//! `perf/run dhcp-logon [--rate N] [--seconds S] [--clients C]`: DHCP logons (DORA) per
-//! second that perfdhcp completes through ispmux's logon service, against the anchor ISC
-//! `dhcrelay` (`-a`, option 82), both relaying to the same Kea configuration in this run.
+//! `perf/run dhcp-logon [--rate N] [--seconds S] [--clients C] [--rounds R]`: DHCP logons
+//! (DORA) per second that perfdhcp completes through the `ispmux run` daemon, against the
+//! anchor ISC `dhcrelay` (`-a`, option 82) in the same topology, relaying to the same Kea.
 //!
-//! Three namespaces: perfdhcp's (the subscribers, broadcast on `cli0`), the gateway's
-//! (`acc0` towards the subscribers, `up0` towards the ISP) and the ISP's (Kea on
-//! 198.18.0.2). ispmux runs its `LogonService` with a durable file registry (commits in its
-//! writer thread, installs and replies released after them); its subscriber
-//! side is an AF_PACKET socket on `acc0` standing in for DPDK's punt/inject rings (the
-//! frames and the engine are the same). Kea is restarted between the runs so both start
-//! from an empty lease database. Needs root, `perfdhcp` (kea-admin), `dhcrelay`
-//! (isc-dhcp-relay), `kea-dhcp4` (kea-dhcp4-server).
+//! Three namespaces: perfdhcp's (the subscribers, on `cli0`), the gateway's (`acc0` towards
+//! the subscribers, `up0` the control link towards the ISP) and the ISP's (Kea on
+//! 198.18.0.2). ispmux runs as the headend: `acc0` is its access port on `net_af_packet`,
+//! so logons take the DPDK punt ring to the slow path and the replies the inject ring back;
+//! the ISP side is its kernel UDP socket on `up0`; the subscribers are registered by
+//! `ispmux subscriber import` (CSV) into a durable registry on disk, and every ACK is
+//! committed (group commit) before it is answered and installed in the fast path. The
+//! anchor is dhcrelay on the same two interfaces with kernel forwarding. perfdhcp is itself
+//! a relay agent (it sets giaddr), so `acc0` is a trusted relay port for ispmux, and Kea's
+//! answers reach perfdhcp through dhcrelay's namespace by kernel routing.
+//!
+//! Kea is restarted before every measurement (empty lease database) and ispmux starts from
+//! a fresh registry. Each round measures both, back to back, alternating which goes first,
+//! so drift in the machine's load hits both alike; the result line is the median round by
+//! ratio (its ratio and its two rates; rounds defaults to 5, an odd count). The default
+//! rate is above what Kea completes here, so Kea is saturated on both sides. Needs root,
+//! `perfdhcp` (kea-admin), `dhcrelay` (isc-dhcp-relay), `kea-dhcp4` (kea-dhcp4-server).
 //!
 //! Last line: `dhcp-logon ratio=R ispmux=X logons/s anchor=Y logons/s`.
 
-use std::fs::File;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use ispmux_conf::dhcp::{DhcpConfig, IspDhcpConfig, RateLimitConfig};
-use ispmux_slowpath::dhcp::service::LogonService;
-use ispmux_slowpath::dhcp::MacAddr;
-use ispmux_slowpath::registry::{import, Isp, Registry};
-use pnet_datalink::Channel;
+use ispmux_perf::{ispmux_bin, median, result_line};
 
-const RELAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const KEA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-/// The gateway's address on the access side: dhcrelay's giaddr, ispmux's server identifier.
-const ACCESS: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+const KEA: &str = "198.18.0.2";
 const BASE_MAC: [u8; 4] = [0x02, 0x00, 0x5e, 0x00];
 
 struct Args {
     rate: u32,
     seconds: u32,
     clients: u32,
+    rounds: u32,
 }
 
 fn args() -> Result<Args> {
     let mut a = Args {
-        rate: 2000,
+        rate: 8000,
         seconds: 10,
         clients: 20_000,
+        rounds: 5,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -56,22 +56,35 @@ fn args() -> Result<Args> {
         match k.as_str() {
             "--rate" => a.rate = v,
             "--seconds" => a.seconds = v,
-            "--clients" => a.clients = v.min(65_536),
-            _ => bail!("usage: dhcp-logon [--rate N] [--seconds S] [--clients C]"),
+            "--clients" => a.clients = v.clamp(1, 65_536),
+            "--rounds" => a.rounds = v.max(1),
+            _ => bail!("usage: dhcp-logon [--rate N] [--seconds S] [--clients C] [--rounds R]"),
         }
     }
     Ok(a)
 }
 
 fn sh(args: &[&str]) -> Result<()> {
-    let st = Command::new(args[0])
+    let out = Command::new(args[0])
         .args(&args[1..])
-        .status()
+        .output()
         .with_context(|| format!("{args:?}"))?;
-    if !st.success() {
-        bail!("{args:?}: {st}");
+    if !out.status.success() {
+        bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
+}
+
+fn stop(mut c: Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &c.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 struct Lab {
@@ -83,7 +96,7 @@ struct Lab {
 }
 
 impl Lab {
-    fn new() -> Result<Lab> {
+    fn new(clients: u32) -> Result<Lab> {
         let id = std::process::id();
         let lab = Lab {
             cli: format!("ispmux-pc-{id}"),
@@ -97,90 +110,62 @@ impl Lab {
             sh(&["ip", "netns", "add", ns])?;
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
         }
-        let link = |a: &str, ans: &str, an: &str, b: &str, bns: &str, bn: &str| -> Result<()> {
-            sh(&["ip", "link", "add", a, "type", "veth", "peer", "name", b])?;
-            sh(&["ip", "link", "set", a, "netns", ans])?;
-            sh(&["ip", "link", "set", b, "netns", bns])?;
-            sh(&["ip", "-n", ans, "link", "set", a, "name", an])?;
-            sh(&["ip", "-n", bns, "link", "set", b, "name", bn])?;
-            sh(&["ip", "-n", ans, "link", "set", an, "up"])?;
-            sh(&["ip", "-n", bns, "link", "set", bn, "up"])
-        };
-        link(
-            &format!("pc{id}"),
-            &lab.cli,
-            "cli0",
-            &format!("pa{id}"),
-            &lab.gw,
-            "acc0",
-        )?;
-        link(
-            &format!("pu{id}"),
-            &lab.gw,
-            "up0",
-            &format!("pk{id}"),
-            &lab.isp,
-            "isp0",
-        )?;
-        sh(&[
-            "ip",
-            "-n",
-            &lab.gw,
-            "addr",
-            "add",
-            "198.19.0.1/16",
-            "dev",
-            "acc0",
-        ])?;
+        lab.link(&format!("pc{id}"), &lab.cli, "cli0", &lab.gw, "acc0")?;
+        lab.link(&format!("pu{id}"), &lab.gw, "up0", &lab.isp, "isp0")?;
         // perfdhcp binds its socket to an address of the interface it sends from.
-        sh(&[
-            "ip",
-            "-n",
-            &lab.cli,
-            "addr",
-            "add",
-            "198.19.0.2/16",
-            "dev",
-            "cli0",
-        ])?;
-        sh(&[
-            "ip",
-            "-n",
-            &lab.gw,
-            "addr",
-            "add",
-            "198.18.0.1/24",
-            "dev",
-            "up0",
-        ])?;
-        sh(&[
-            "ip",
-            "-n",
+        lab.ip(&lab.cli, &["addr", "add", "198.19.0.2/16", "dev", "cli0"])?;
+        lab.ip(&lab.gw, &["addr", "add", "198.18.0.1/24", "dev", "up0"])?;
+        lab.ip(&lab.isp, &["addr", "add", "198.18.0.2/24", "dev", "isp0"])?;
+        // Kea answers the relay address perfdhcp put in giaddr: through the gateway.
+        lab.ip(
             &lab.isp,
-            "addr",
-            "add",
-            "198.18.0.2/24",
-            "dev",
-            "isp0",
-        ])?;
-        sh(&[
-            "ip",
-            "-n",
-            &lab.isp,
-            "route",
-            "add",
-            "198.19.0.0/16",
-            "via",
-            "198.18.0.1",
-        ])?;
+            &["route", "add", "198.19.0.0/16", "via", "198.18.0.1"],
+        )?;
+        let mut csv = String::from("mac,isp,customer_id\n");
+        for i in 0..clients {
+            let [_, _, hi, lo] = i.to_be_bytes();
+            let [a, b, c, d] = BASE_MAC;
+            csv.push_str(&format!(
+                "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{hi:02x}:{lo:02x},isp-a,C{i}\n"
+            ));
+        }
+        std::fs::write(lab.dir.join("subscribers.csv"), csv)?;
         Ok(lab)
     }
 
-    fn start_kea(&mut self) -> Result<()> {
-        if let Some(mut k) = self.kea.take() {
-            k.kill().ok();
-            k.wait().ok();
+    fn ip(&self, ns: &str, args: &[&str]) -> Result<()> {
+        let mut v = vec!["ip", "-n", ns];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+
+    /// A veth pair from `a_ns`/`a` to `b_ns`/`b`, up, offloads off (af_packet then sees
+    /// frames with real checksums, as on a wire).
+    fn link(&self, tmp: &str, a_ns: &str, a: &str, b_ns: &str, b: &str) -> Result<()> {
+        let (ta, tb) = (format!("{tmp}a"), format!("{tmp}b"));
+        sh(&[
+            "ip", "link", "add", &ta, "type", "veth", "peer", "name", &tb,
+        ])?;
+        for (t, ns, n) in [(&ta, a_ns, a), (&tb, b_ns, b)] {
+            sh(&["ip", "link", "set", t, "netns", ns])?;
+            self.ip(ns, &["link", "set", t, "name", n])?;
+            self.ip(ns, &["link", "set", n, "up"])?;
+            let _ = Command::new("ip")
+                .args(["netns", "exec", ns, "ethtool", "-K", n])
+                .args(["tx", "off", "rx", "off", "tso", "off", "gso", "off"])
+                .output();
         }
+        Ok(())
+    }
+
+    fn exec(&self, ns: &str, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, program]);
+        c
+    }
+
+    fn start_kea(&mut self) -> Result<()> {
+        self.stop_kea();
         let cfg = serde_json::json!({ "Dhcp4": {
             "interfaces-config": { "interfaces": [format!("isp0/{KEA}")],
                                    "dhcp-socket-type": "udp" },
@@ -193,22 +178,42 @@ impl Lab {
         }});
         let path = self.dir.join("kea.json");
         std::fs::write(&path, cfg.to_string())?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.isp, "kea-dhcp4", "-c"])
+        let child = self
+            .exec(&self.isp, "kea-dhcp4")
+            .arg("-c")
             .arg(&path)
             .env("KEA_LOCKFILE_DIR", &self.dir)
             .env("KEA_PIDFILE_DIR", &self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("kea-dhcp4")?;
+            .context("kea-dhcp4 (apt-get install kea-dhcp4-server)")?;
         self.kea = Some(child);
-        wait_bound(&self.isp, &format!("{KEA}:67"))
+        self.wait_bound(&self.isp, &format!("{KEA}:67"))
+    }
+
+    fn stop_kea(&mut self) {
+        if let Some(k) = self.kea.take() {
+            stop(k);
+        }
+    }
+
+    fn wait_bound(&self, ns: &str, addr: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let ss = self.exec(ns, "ss").arg("-Hlun").output()?;
+            if String::from_utf8_lossy(&ss.stdout).contains(addr) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("nothing bound {addr} in {ns}")
     }
 
     fn perfdhcp(&self, a: &Args) -> Result<f64> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.cli, "perfdhcp", "-4", "-l", "cli0"])
+        let out = self
+            .exec(&self.cli, "perfdhcp")
+            .args(["-4", "-l", "cli0"])
             .args(["-r", &a.rate.to_string(), "-p", &a.seconds.to_string()])
             .args(["-R", &a.clients.to_string()])
             .args(["-b", "mac=02:00:5e:00:00:00", "-W", "500000", "all"])
@@ -229,161 +234,185 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if let Some(mut k) = self.kea.take() {
-            k.kill().ok();
-            k.wait().ok();
-        }
+        self.stop_kea();
         for ns in [&self.cli, &self.gw, &self.isp] {
-            Command::new("ip").args(["netns", "del", ns]).status().ok();
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
-        std::fs::remove_dir_all(&self.dir).ok();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn wait_bound(ns: &str, addr: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let ss = Command::new("ip")
-            .args(["netns", "exec", ns, "ss", "-Hlun"])
-            .output()?;
-        if String::from_utf8_lossy(&ss.stdout).contains(addr) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bail!("nothing bound {addr} in {ns}")
 }
 
 fn anchor(lab: &mut Lab, a: &Args) -> Result<f64> {
     lab.start_kea()?;
-    // perfdhcp is itself a relay (giaddr = its address), so Kea answers it directly and
-    // dhcrelay, a second relay, only carries requests; the gateway namespace routes the
-    // answers. That makes the anchor's path lighter than ispmux's, which answers as server.
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &lab.gw,
-        "sysctl",
-        "-qw",
-        "net.ipv4.ip_forward=1",
-    ])?;
-    let mut relay = Command::new("ip")
-        .args(["netns", "exec", &lab.gw, "dhcrelay", "-4", "-d", "-q", "-a"])
-        .args(["-id", "acc0", "-iu", "up0", &KEA.to_string()])
+    lab.ip(&lab.gw, &["addr", "add", "198.19.0.1/16", "dev", "acc0"])?;
+    let forwarding = |on: &str| {
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &lab.gw,
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.ip_forward={on}"),
+        ])
+    };
+    forwarding("1")?;
+    let relay = lab
+        .exec(&lab.gw, "dhcrelay")
+        .args(["-4", "-d", "-q", "-a", "-id", "acc0", "-iu", "up0", KEA])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .context("dhcrelay (apt-get install isc-dhcp-relay)")?;
-    std::thread::sleep(Duration::from_millis(500));
-    let rate = lab.perfdhcp(a);
-    relay.kill().ok();
-    relay.wait().ok();
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &lab.gw,
-        "sysctl",
-        "-qw",
-        "net.ipv4.ip_forward=0",
-    ])?;
+    let rate = lab
+        .wait_bound(&lab.gw, "0.0.0.0:67")
+        .and_then(|()| lab.perfdhcp(a));
+    stop(relay);
+    forwarding("0")?;
+    lab.ip(&lab.gw, &["addr", "del", "198.19.0.1/16", "dev", "acc0"])?;
     rate
 }
 
-fn registry(db: &Path, clients: u32) -> Result<Registry> {
-    let mut reg = Registry::open(db)?;
-    reg.upsert_isp(&Isp {
-        name: "isp-a".into(),
-        label: None,
-        dhcp_servers: vec![KEA],
-    })?;
-    let mut csv = String::from("mac,isp,customer_id\n");
-    for i in 0..clients.max(1) {
-        let [_, _, hi, lo] = i.to_be_bytes();
-        let m = MacAddr([BASE_MAC[0], BASE_MAC[1], BASE_MAC[2], BASE_MAC[3], hi, lo]);
-        csv.push_str(&format!("{m},isp-a,C{i}\n"));
-    }
-    import::import_csv(&mut reg, csv.as_bytes())?;
-    Ok(reg)
+fn gateway_config(dir: &Path, round: u32) -> String {
+    format!(
+        r#"[eal]
+lcores = [0, 1]
+memory_mb = 256
+hugepages = "off"
+file_prefix = "ispmux-dhcp-logon-{pid}-{round}"
+
+[[port]]
+name = "acc0"
+device = "net_af_packet0,iface=acc0"
+role = "access"
+
+[dataplane]
+pipeline = "node"
+idle_sleep = "on"
+
+[control]
+socket = "{dir}/gw.sock"
+
+[store]
+path = "{dir}/registry-{round}.db"
+
+[dhcp]
+relay_address = "198.18.0.1"
+server_identifier = "198.19.0.1"
+trusted_relay_ports = [0]   # perfdhcp is a relay agent
+
+[[dhcp.isps]]
+name = "isp-a"
+servers = ["{KEA}"]
+link_selection = "198.19.0.0"
+
+[tables.limits]
+max_subscribers = 65536
+max_isps = 4
+
+[[tables.isps]]
+id = 1
+name = "isp-a"
+"#,
+        pid = std::process::id(),
+        dir = dir.display()
+    )
 }
 
-fn ispmux(lab: &mut Lab, a: &Args) -> Result<f64> {
+/// What the daemon printed at exit that tells whether the run was clean.
+fn slowpath_line(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("slowpath "))
+        .unwrap_or("(no slowpath line)")
+        .to_owned()
+}
+
+fn ispmux(lab: &mut Lab, a: &Args, round: u32) -> Result<f64> {
     lab.start_kea()?;
-    let db = lab.dir.join("registry.db");
-    drop(registry(&db, a.clients)?);
-    let cfg = DhcpConfig {
-        relay_address: RELAY,
-        server_identifier: ACCESS,
-        require_credential: false,
-        trusted_relay_ports: vec![1], // perfdhcp is a relay agent
-        server_timeout_ms: 1000,
-        rate_limit: RateLimitConfig::default(),
-        isps: vec![IspDhcpConfig {
-            name: "isp-a".into(),
-            servers: vec![KEA],
-            link_selection: Some(Ipv4Addr::new(198, 19, 0, 0)),
-        }],
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let gw_ns = lab.gw.clone();
-    let flag = stop.clone();
-    let gateway = std::thread::spawn(move || -> Result<u64> {
-        let f = File::open(format!("/var/run/netns/{gw_ns}"))?;
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)?;
-        let iface = pnet_datalink::interfaces()
-            .into_iter()
-            .find(|i| i.name == "acc0")
-            .ok_or_else(|| anyhow!("no acc0"))?;
-        let mac = MacAddr(iface.mac.map(|m| m.octets()).unwrap_or([2, 0, 0, 0, 0, 1]));
-        let pcfg = pnet_datalink::Config {
-            read_timeout: Some(Duration::from_millis(1)),
-            read_buffer_size: 1 << 16,
-            ..Default::default()
-        };
-        let Ok(Channel::Ethernet(mut tx, mut rx)) = pnet_datalink::channel(&iface, pcfg) else {
-            bail!("AF_PACKET on acc0");
-        };
-        let (mut svc, _) = LogonService::start_with_writer(&cfg, &db, mac, SystemTime::now())?;
-        while !flag.load(Ordering::Relaxed) {
-            for _ in 0..64 {
-                let Ok(frame) = rx.next() else { break };
-                let frame = frame.to_vec();
-                svc.punt(SystemTime::now(), 1, &frame);
+    let bin = ispmux_bin()?;
+    let conf = lab.dir.join(format!("gw-{round}.toml"));
+    std::fs::write(&conf, gateway_config(&lab.dir, round))?;
+    let import = Command::new(&bin)
+        .args(["subscriber", "-c"])
+        .arg(&conf)
+        .arg("import")
+        .arg(lab.dir.join("subscribers.csv"))
+        .output()?;
+    if !import.status.success() {
+        bail!("import: {}", String::from_utf8_lossy(&import.stderr));
+    }
+    let out = std::fs::File::create(lab.dir.join("gw.out"))?;
+    let err = std::fs::File::create(lab.dir.join("gw.err"))?;
+    let daemon = lab
+        .exec(&lab.gw, bin.to_str().context("path")?)
+        .args(["run", "-c"])
+        .arg(&conf)
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .context("ispmux run")?;
+    let sock = lab.dir.join("gw.sock");
+    let ready = (|| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let ok = Command::new(&bin)
+                .args(["ctl", "-s"])
+                .arg(&sock)
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                return Ok(());
             }
-            svc.poll_isp(SystemTime::now())?;
-            let now = SystemTime::now();
-            if svc.next_deadline().is_some_and(|d| d <= now) {
-                svc.tick(now);
-            }
-            for f in svc.flush().inject {
-                if let Some(Err(e)) = tx.send_to(&f.frame, None) {
-                    return Err(e.into());
-                }
-            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(svc.engine().counters().installs)
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let rate = lab.perfdhcp(a);
-    stop.store(true, Ordering::Relaxed);
-    let installs = gateway
-        .join()
-        .map_err(|_| anyhow!("gateway thread panicked"))??;
-    eprintln!("dhcp-logon: ispmux installed {installs} bindings");
+        let log = std::fs::read_to_string(lab.dir.join("gw.err")).unwrap_or_default();
+        bail!("ispmux did not come up:\n{log}")
+    })();
+    let rate = ready.and_then(|()| lab.perfdhcp(a));
+    stop(daemon);
+    let stdout = std::fs::read_to_string(lab.dir.join("gw.out")).unwrap_or_default();
+    eprintln!(
+        "dhcp-logon: round {round}: ispmux {}",
+        slowpath_line(&stdout)
+    );
     rate
 }
 
 fn main() -> Result<()> {
     let a = args()?;
-    let mut lab = Lab::new()?;
-    let anchor = anchor(&mut lab, &a)?;
-    eprintln!("dhcp-logon: dhcrelay {anchor:.0} logons/s");
-    let ours = ispmux(&mut lab, &a)?;
-    eprintln!("dhcp-logon: ispmux {ours:.0} logons/s");
-    println!(
-        "dhcp-logon ratio={:.2} ispmux={ours:.0} logons/s anchor={anchor:.0} logons/s",
-        if anchor > 0.0 { ours / anchor } else { 0.0 }
+    let mut lab = Lab::new(a.clients)?;
+    eprintln!(
+        "dhcp-logon: {} rounds, perfdhcp -r {} for {} s over {} clients",
+        a.rounds, a.rate, a.seconds, a.clients
     );
+    let mut rounds = Vec::new();
+    for round in 1..=a.rounds {
+        // Alternate the order so a change in the machine's load hits both alike.
+        let (o, y) = if round % 2 == 1 {
+            let y = anchor(&mut lab, &a)?;
+            (ispmux(&mut lab, &a, round)?, y)
+        } else {
+            let o = ispmux(&mut lab, &a, round)?;
+            (o, anchor(&mut lab, &a)?)
+        };
+        eprintln!(
+            "dhcp-logon: round {round}: ispmux {o:.0} logons/s, dhcrelay {y:.0} logons/s, ratio {:.3}",
+            if y > 0.0 { o / y } else { 0.0 }
+        );
+        rounds.push((if y > 0.0 { o / y } else { 0.0 }, o, y));
+    }
+    lab.stop_kea();
+    let ours: Vec<f64> = rounds.iter().map(|r| r.1).collect();
+    let anchors: Vec<f64> = rounds.iter().map(|r| r.2).collect();
+    eprintln!(
+        "dhcp-logon: medians: ispmux {:.0} logons/s, dhcrelay {:.0} logons/s",
+        median(&ours),
+        median(&anchors)
+    );
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (_, o, y) = rounds[(rounds.len() - 1) / 2];
+    println!("{}", result_line("dhcp-logon", o, y, "logons/s"));
     Ok(())
 }

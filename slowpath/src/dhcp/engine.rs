@@ -16,10 +16,12 @@ use std::time::{Duration, SystemTime};
 use ispmux_conf::dhcp::DhcpConfig;
 
 use super::codec::{code, Message, MessageType, OP_BOOTREPLY, OP_BOOTREQUEST};
+use super::credential_cache::{self, CredentialCache};
 use super::ratelimit::RateLimiter;
 use super::relay_info::{self, RelayAgentInfo};
+use super::timers::{Timer, Timers};
 use super::{credential, MacAddr};
-use crate::registry::{password, Binding, Refusal, Registry, RegistryError, Status, Subscriber};
+use crate::registry::{Binding, Refusal, Registry, RegistryError, Status, Subscriber};
 
 /// The DHCP server port (RFC 2131 §4.1); relays and servers both use it.
 pub const SERVER_PORT: u16 = 67;
@@ -36,6 +38,8 @@ const REFUSALS_PER_SECOND: f64 = 100.0;
 const REFUSAL_BURST: u32 = 1000;
 /// A lease without option 51 (RFC 2131 requires it in an ACK) is held this long.
 const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
+/// How often remembered offers and rate-limit buckets are pruned (each a full scan).
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// Where subscribers are looked up.
 pub trait Directory {
@@ -258,6 +262,10 @@ pub struct Counters {
     pub refusals: u64,
     /// Refusals over the logging budget: counted, not written to the store or the log.
     pub refusals_unlogged: u64,
+    /// Passwords checked by a full Argon2 verification.
+    pub credential_verifications: u64,
+    /// Passwords accepted from the credential cache (the same credential verified before).
+    pub credential_cache_hits: u64,
     /// Drops by reason.
     pub drops: HashMap<DropReason, u64>,
 }
@@ -320,6 +328,12 @@ pub struct Engine<D> {
     bindings: HashMap<MacAddr, Binding>,
     limiter: RateLimiter<MacAddr>,
     refusal_budget: RateLimiter<()>,
+    /// Transaction timeouts and lease ends.
+    timers: Timers,
+    /// When offers and rate-limit buckets are next pruned.
+    housekeeping: Option<SystemTime>,
+    /// Credentials that verified, so the same one again skips Argon2.
+    credentials: CredentialCache,
     counters: Counters,
 }
 
@@ -357,6 +371,9 @@ impl<D: Directory> Engine<D> {
                 cfg.rate_limit.max_tracked,
             ),
             refusal_budget: RateLimiter::new(REFUSALS_PER_SECOND, REFUSAL_BURST, 1),
+            timers: Timers::default(),
+            housekeeping: None,
+            credentials: CredentialCache::new(credential_cache::DEFAULT_CAPACITY),
             counters: Counters::default(),
         }
     }
@@ -377,10 +394,34 @@ impl<D: Directory> Engine<D> {
     }
 
     /// When the engine next needs a [`Input::Tick`], if anything is waiting.
+    /// May be early (a deadline since moved): the tick then finds nothing due.
     pub fn next_deadline(&self) -> Option<SystemTime> {
-        let p = self.pending.values().map(|p| p.deadline);
-        let b = self.bindings.values().map(|b| b.expires);
-        p.chain(b).min()
+        match (self.timers.next(), self.housekeeping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A binding in force from now on (new, renewed or restored), with its expiry timer.
+    fn keep_binding(&mut self, b: Binding) {
+        self.timers.push(b.expires, Timer::Lease(b.mac));
+        self.bindings.insert(b.mac, b);
+    }
+
+    /// A transaction waiting for its server, with its timeout (pushed only when the
+    /// deadline is new: a retransmission keeps the one it had).
+    fn keep_pending(&mut self, key: (MacAddr, u32), p: Pending) {
+        let deadline = p.deadline;
+        if self.pending.insert(key, p).map(|old| old.deadline) != Some(deadline) {
+            self.timers.push(deadline, Timer::Transaction(key.0, key.1));
+        }
+    }
+
+    /// Offers and rate-limit buckets need pruning from `now` on.
+    fn schedule_housekeeping(&mut self, now: SystemTime) {
+        if self.housekeeping.is_none() {
+            self.housekeeping = Some(now + HOUSEKEEPING);
+        }
     }
 
     /// Reinstalls bindings read from the store at start; expired ones are deleted instead.
@@ -388,7 +429,7 @@ impl<D: Directory> Engine<D> {
         let mut out = Vec::new();
         for b in bindings {
             if b.expires > now {
-                self.bindings.insert(b.mac, b.clone());
+                self.keep_binding(b.clone());
                 self.counters.installs += 1;
                 out.push(Output::Binding(BindingChange::Install(b)));
             } else {
@@ -401,6 +442,12 @@ impl<D: Directory> Engine<D> {
     /// Handles one input.
     pub fn handle(&mut self, now: SystemTime, input: Input<'_>) -> Vec<Output> {
         let mut out = Vec::new();
+        self.handle_into(now, input, &mut out);
+        out
+    }
+
+    /// Handles one input, appending its outputs to `out` (no vector per message).
+    pub fn handle_into(&mut self, now: SystemTime, input: Input<'_>, out: &mut Vec<Output>) {
         let r = match input {
             Input::FromSubscriber {
                 port,
@@ -411,20 +458,21 @@ impl<D: Directory> Engine<D> {
             } => {
                 self.counters.from_subscribers += 1;
                 let at = (port, vlan, inner_vlan);
-                self.on_subscriber(now, at, src_mac, payload, &mut out)
+                self.on_subscriber(now, at, src_mac, payload, out)
             }
             Input::FromServer { src, payload } => {
                 self.counters.from_servers += 1;
-                self.on_server(now, src, payload, &mut out)
+                self.on_server(now, src, payload, out)
             }
             Input::Tick => {
-                self.tick(now, &mut out);
+                self.tick(now, out);
                 Ok(())
             }
             Input::Revoke { mac } => {
+                self.credentials.forget(mac);
                 self.pending.retain(|(m, _), _| *m != mac);
                 self.offers.remove(&mac);
-                self.unbind(mac, &mut out);
+                self.unbind(mac, out);
                 Ok(())
             }
         };
@@ -432,7 +480,6 @@ impl<D: Directory> Engine<D> {
             *self.counters.drops.entry(reason).or_insert(0) += 1;
             tracing::debug!(?reason, "dhcp: dropped");
         }
-        out
     }
 
     fn refuse(
@@ -503,6 +550,7 @@ impl<D: Directory> Engine<D> {
         if msg.hops >= MAX_HOPS {
             return Err(DropReason::TooManyHops);
         }
+        self.schedule_housekeeping(now);
         if !self.limiter.allow(&mac, now) {
             return Err(DropReason::RateLimited);
         }
@@ -629,7 +677,7 @@ impl<D: Directory> Engine<D> {
             return Err(DropReason::Overloaded);
         }
         let target = candidates.get(tried).copied().unwrap_or(first);
-        self.pending.insert(
+        self.keep_pending(
             key,
             Pending {
                 port,
@@ -650,11 +698,12 @@ impl<D: Directory> Engine<D> {
 
     /// The registry checks of a logon; `None` when it may proceed.
     fn check(
-        &self,
+        &mut self,
         sub: &Subscriber,
         presented: Option<&credential::Credential>,
     ) -> Option<RefusalReason> {
         if sub.status == Status::Suspended {
+            self.credentials.forget(sub.mac);
             return Some(RefusalReason::Suspended);
         }
         match presented {
@@ -663,9 +712,11 @@ impl<D: Directory> Engine<D> {
             Some(c) => {
                 let id_ok = c.customer_id == sub.customer_id;
                 let pw_ok = match &sub.password_hash {
-                    Some(h) => password::verify(h, &c.password),
+                    Some(h) => self.credentials.verify(sub.mac, h, &c.password),
                     None => c.password.is_empty(),
                 };
+                self.counters.credential_verifications = self.credentials.verifications();
+                self.counters.credential_cache_hits = self.credentials.hits();
                 (!(id_ok && pw_ok)).then_some(RefusalReason::BadCredential)
             }
         }
@@ -704,6 +755,18 @@ impl<D: Directory> Engine<D> {
         ) {
             return Err(DropReason::UnexpectedType);
         }
+        // The reply must answer the request pending under this xid (RFC 2131 §3.1: OFFER
+        // answers DISCOVER; ACK or NAK answer REQUEST; ACK answers INFORM). A client keeps
+        // its xid from DISCOVER to REQUEST, so a late OFFER to a retransmitted DISCOVER
+        // would otherwise take the REQUEST's transaction and its ACK would find none.
+        let answers = match kind {
+            MessageType::Offer => p.kind == MessageType::Discover,
+            MessageType::Nak => p.kind == MessageType::Request,
+            _ => matches!(p.kind, MessageType::Request | MessageType::Inform),
+        };
+        if !answers {
+            return Err(DropReason::NoTransaction);
+        }
         let Some(p) = self.pending.remove(&key) else {
             return Err(DropReason::NoTransaction);
         };
@@ -716,6 +779,7 @@ impl<D: Directory> Engine<D> {
         let isp_server_id = msg.ipv4_option(code::SERVER_ID).unwrap_or(server);
         match kind {
             MessageType::Offer => {
+                self.schedule_housekeeping(now);
                 self.offers.insert(
                     mac,
                     Offer {
@@ -747,7 +811,7 @@ impl<D: Directory> Engine<D> {
                     }
                 }
                 self.offers.remove(&mac);
-                self.bindings.insert(mac, b.clone());
+                self.keep_binding(b.clone());
                 self.counters.installs += 1;
                 out.push(Output::Store(StoreWrite::UpsertBinding(b.clone())));
                 out.push(Output::Binding(BindingChange::Install(b)));
@@ -817,43 +881,73 @@ impl<D: Directory> Engine<D> {
     }
 
     fn tick(&mut self, now: SystemTime, out: &mut Vec<Output>) {
-        let due: Vec<(MacAddr, u32)> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in due {
-            let Some(mut p) = self.pending.remove(&key) else {
-                continue;
-            };
-            p.tried += 1;
-            if let Some(next) = p.candidates.get(p.tried).copied() {
-                // Failover: the next server gets the same extended request, and becomes
-                // the ISP's preferred one if it answers.
-                tracing::warn!(isp = %p.isp, %next, "dhcp: server timeout, failing over");
-                self.counters.failovers += 1;
-                p.deadline = now + self.timeout;
-                let payload = p.relayed.clone();
-                self.pending.insert(key, p);
-                self.send(next, payload, out);
-            } else if p.kind != MessageType::Inform {
-                self.refuse(now, key.0, Some(&p.isp), RefusalReason::NoAnswer, out);
+        while let Some((at, timer)) = self.timers.pop_due(now) {
+            match timer {
+                Timer::Transaction(mac, xid) => self.transaction_timeout(now, at, (mac, xid), out),
+                Timer::Lease(mac) => {
+                    // Stale if the lease was renewed (or ended) since this entry was pushed.
+                    if self.bindings.get(&mac).is_some_and(|b| b.expires == at) {
+                        tracing::info!(%mac, "dhcp: lease expired");
+                        self.unbind(mac, out);
+                    }
+                }
             }
         }
-        let expired: Vec<MacAddr> = self
-            .bindings
-            .values()
-            .filter(|b| b.expires <= now)
-            .map(|b| b.mac)
-            .collect();
-        for mac in expired {
-            tracing::info!(%mac, "dhcp: lease expired");
-            self.unbind(mac, out);
+        if self
+            .timers
+            .needs_rebuild(self.pending.len() + self.bindings.len())
+        {
+            let live = self
+                .pending
+                .iter()
+                .map(|(k, p)| (p.deadline, Timer::Transaction(k.0, k.1)));
+            let leases = self
+                .bindings
+                .values()
+                .map(|b| (b.expires, Timer::Lease(b.mac)));
+            let all: Vec<_> = live.chain(leases).collect();
+            self.timers.rebuild(all);
         }
-        self.offers
-            .retain(|_, o| now.duration_since(o.at).unwrap_or(Duration::ZERO) < OFFER_MEMORY);
-        self.limiter.prune(now);
+        if self.housekeeping.is_some_and(|h| h <= now) {
+            self.offers
+                .retain(|_, o| now.duration_since(o.at).unwrap_or(Duration::ZERO) < OFFER_MEMORY);
+            self.limiter.prune(now);
+            self.housekeeping = None;
+            if !self.offers.is_empty() || !self.limiter.is_empty() {
+                self.schedule_housekeeping(now);
+            }
+        }
+    }
+
+    /// A relayed request's deadline `at` passed: fail over to the ISP's next server, or
+    /// record that none answered.
+    fn transaction_timeout(
+        &mut self,
+        now: SystemTime,
+        at: SystemTime,
+        key: (MacAddr, u32),
+        out: &mut Vec<Output>,
+    ) {
+        // Stale if answered, or if a failover moved the deadline, since it was pushed.
+        if self.pending.get(&key).is_none_or(|p| p.deadline != at) {
+            return;
+        }
+        let Some(mut p) = self.pending.remove(&key) else {
+            return;
+        };
+        p.tried += 1;
+        if let Some(next) = p.candidates.get(p.tried).copied() {
+            // Failover: the next server gets the same extended request, and becomes
+            // the ISP's preferred one if it answers.
+            tracing::warn!(isp = %p.isp, %next, "dhcp: server timeout, failing over");
+            self.counters.failovers += 1;
+            p.deadline = now + self.timeout;
+            let payload = p.relayed.clone();
+            self.keep_pending(key, p);
+            self.send(next, payload, out);
+        } else if p.kind != MessageType::Inform {
+            self.refuse(now, key.0, Some(&p.isp), RefusalReason::NoAnswer, out);
+        }
     }
 }
 

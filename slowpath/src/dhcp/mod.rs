@@ -31,6 +31,7 @@
 
 pub mod codec;
 pub mod credential;
+pub mod credential_cache;
 pub mod engine;
 pub mod frame;
 #[doc(hidden)]
@@ -39,6 +40,7 @@ mod mac;
 pub mod ratelimit;
 pub mod relay_info;
 pub mod service;
+pub mod timers;
 pub mod transport;
 pub mod writer;
 

@@ -6,7 +6,9 @@
 //! and [`LogonService::revoke`] only stage the engine's outputs; [`LogonService::flush`]
 //! writes every staged store write in one transaction (one fsync per burst rather than per
 //! logon, which at ~1k fsync/s would cap logons below what one Kea server does), and only
-//! then hands out binding changes and replies. A failed commit drops the batch's installs and
+//! then hands out the binding changes and replies of the messages that wrote the store (an
+//! ACK's binding, a release); with the writer thread, the replies of messages that wrote
+//! nothing (OFFERs) go out at once. A failed commit drops the batch's installs and
 //! replies: nothing reaches the fast path or the subscriber that the store does not have.
 //! Datagrams to ISP servers acknowledge nothing and are sent either way.
 
@@ -63,6 +65,9 @@ pub struct LogonService {
     sock: IspSocket,
     gateway_mac: MacAddr,
     staged: Vec<Output>,
+    /// Where each engine call's outputs end in `staged` (what follows the last end is one
+    /// more group): a call's replies wait for a commit only if that call wrote the store.
+    group_ends: Vec<usize>,
     /// With a writer thread: batches waiting for their commit, in order, by the batch id
     /// they wait for and whether that commit holds their own writes (a batch without writes
     /// only keeps its place behind it).
@@ -115,6 +120,7 @@ impl LogonService {
             sock,
             gateway_mac,
             staged,
+            group_ends: Vec::new(),
             writer: None,
             waiting: VecDeque::new(),
             done_through: 0,
@@ -170,7 +176,7 @@ impl LogonService {
             self.counters.bad_frames += 1;
             return;
         };
-        let outs = self.engine.handle(
+        self.engine.handle_into(
             now,
             Input::FromSubscriber {
                 port,
@@ -179,36 +185,33 @@ impl LogonService {
                 src_mac: p.src_mac,
                 payload: p.payload,
             },
+            &mut self.staged,
         );
-        self.staged.extend(outs);
+        self.group_ends.push(self.staged.len());
     }
 
     /// Drains the ISP-side socket (call when it is readable).
     pub fn poll_isp(&mut self, now: SystemTime) -> io::Result<()> {
         while let Some((src, payload)) = self.sock.recv()? {
-            let payload = payload.to_vec();
-            let outs = self.engine.handle(
-                now,
-                Input::FromServer {
-                    src,
-                    payload: &payload,
-                },
-            );
-            self.staged.extend(outs);
+            // Straight from the socket's buffer: no copy per datagram.
+            self.engine
+                .handle_into(now, Input::FromServer { src, payload }, &mut self.staged);
+            self.group_ends.push(self.staged.len());
         }
         Ok(())
     }
 
     /// Timer: call at or after [`LogonService::next_deadline`].
     pub fn tick(&mut self, now: SystemTime) {
-        let outs = self.engine.handle(now, Input::Tick);
-        self.staged.extend(outs);
+        self.engine.handle_into(now, Input::Tick, &mut self.staged);
+        self.group_ends.push(self.staged.len());
     }
 
     /// The control side removed or suspended a subscriber.
     pub fn revoke(&mut self, now: SystemTime, mac: MacAddr) {
-        let outs = self.engine.handle(now, Input::Revoke { mac });
-        self.staged.extend(outs);
+        self.engine
+            .handle_into(now, Input::Revoke { mac }, &mut self.staged);
+        self.group_ends.push(self.staged.len());
     }
 
     /// When [`LogonService::tick`] is next needed.
@@ -250,6 +253,7 @@ impl LogonService {
         if self.writer.is_some() {
             return self.flush_via_writer();
         }
+        self.group_ends.clear();
         let staged = std::mem::take(&mut self.staged);
         let mut writes = staged
             .iter()
@@ -291,40 +295,63 @@ impl LogonService {
 
     fn flush_via_writer(&mut self) -> Effects {
         let staged = std::mem::take(&mut self.staged);
+        let mut ends = std::mem::take(&mut self.group_ends);
+        ends.push(staged.len());
+        // Per engine call: did it write the store? Only then do its replies and binding
+        // changes wait for the commit. An OFFER (no write) goes out at once instead of
+        // waiting behind other subscribers' commits: under a slow disk that wait made
+        // OFFERs late enough for clients to give up on them (dhcp-logon).
+        let mut writes_in_group = Vec::with_capacity(ends.len());
+        let mut start = 0;
+        for &end in &ends {
+            let end = end.clamp(start, staged.len());
+            let group = staged.get(start..end).unwrap_or_default();
+            writes_in_group.push((end, group.iter().any(|o| matches!(o, Output::Store(_)))));
+            start = end;
+        }
         let mut writes = Vec::new();
         let mut held = Vec::new();
-        for o in staged {
+        let mut fx = Effects::default();
+        let mut groups = writes_in_group.into_iter();
+        let mut current = groups.next();
+        for (i, o) in staged.into_iter().enumerate() {
+            while current.is_some_and(|(end, _)| i >= end) {
+                current = groups.next();
+            }
+            let wrote = current.is_some_and(|(_, w)| w);
             match o {
                 Output::Store(w) => writes.push(w),
                 // Sends acknowledge nothing: no need to wait for the commit.
                 Output::ToServer { dst, payload } => self.send(dst, &payload),
-                other => held.push(other),
+                other if wrote => held.push(other),
+                Output::Binding(c) => fx.bindings.push(c),
+                Output::ToSubscriber(r) => fx.inject.push(Inject {
+                    port: r.port,
+                    frame: frame::build_reply(self.gateway_mac, &r),
+                }),
             }
         }
-        let writer = self.writer.as_mut();
-        let own_writes = !writes.is_empty();
-        let wait_for = if writes.is_empty() {
-            // Keep order behind batches still being committed.
-            writer.map(|w| w.next_id() - 1).unwrap_or(0)
-        } else {
-            match writer.and_then(|w| w.submit(writes)) {
-                Some(id) => id,
+        if !writes.is_empty() {
+            match self.writer.as_mut().and_then(|w| w.submit(writes)) {
+                Some(id) => {
+                    if !held.is_empty() {
+                        self.waiting.push_back((id, true, held));
+                    }
+                }
                 None => {
                     self.counters.store_errors += 1;
                     tracing::error!("dhcp: store writer gone; batch dropped");
-                    held.clear();
-                    0
                 }
             }
-        };
-        if !held.is_empty() {
-            self.waiting.push_back((wait_for, own_writes, held));
         }
         let done = self.writer.as_mut().map(StoreWriter::completed);
         for (id, ok) in done.into_iter().flatten() {
             self.record(id, ok);
         }
-        self.release()
+        let released = self.release();
+        fx.inject.extend(released.inject);
+        fx.bindings.extend(released.bindings);
+        fx
     }
 
     fn record(&mut self, id: u64, ok: bool) {
@@ -562,7 +589,8 @@ mod writer_tests {
         svc.use_writer(&path).expect("writer");
 
         // Batch 1 commits; batch 2 fails (binding 9 has no subscriber); batch 3 has no
-        // writes and is released after both, in order.
+        // writes: its reply goes out with the very flush that staged it, without waiting for
+        // the commits in flight.
         let (b1, b9) = (binding(1), binding(9));
         svc.staged = ack(&b1);
         let mut fx = svc.flush();
@@ -571,20 +599,24 @@ mod writer_tests {
         fx.inject.extend(more.inject);
         fx.bindings.extend(more.bindings);
         svc.staged = vec![Output::ToSubscriber(reply(&binding(3)))];
+        let now = svc.flush();
+        assert!(
+            now.inject.iter().any(|i| i.frame.last() == Some(&3)),
+            "a reply without store writes is not held behind commits"
+        );
+        fx.inject.extend(now.inject);
+        fx.bindings.extend(now.bindings);
         let more = svc.drain();
         fx.inject.extend(more.inject);
         fx.bindings.extend(more.bindings);
         assert_eq!(fx.bindings, vec![BindingChange::Install(b1.clone())]);
-        let last_octets: Vec<u8> = fx
+        let mut last_octets: Vec<u8> = fx
             .inject
             .iter()
             .map(|i| i.frame[i.frame.len() - 1])
             .collect();
-        assert_eq!(
-            last_octets,
-            vec![1, 3],
-            "batch 2's reply dropped, order kept"
-        );
+        last_octets.sort_unstable();
+        assert_eq!(last_octets, vec![1, 3], "batch 2's reply dropped");
         assert_eq!(svc.counters().store_errors, 1);
         assert_eq!(
             svc.registry().bindings().expect("read"),
@@ -593,6 +625,115 @@ mod writer_tests {
         );
         drop(svc);
         std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+#[cfg(test)]
+mod no_write_tests {
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use ispmux_conf::dhcp::RateLimitConfig;
+
+    use super::*;
+    use crate::dhcp::engine::{Reply, StoreWrite};
+    use crate::registry::{Binding, Isp, NewSubscriber, PasswordCost, Status};
+
+    #[test]
+    fn a_reply_without_store_writes_is_not_held_behind_a_commit() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("r.db");
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let mut reg = Registry::open(&path)
+            .expect("open")
+            .with_password_cost(PasswordCost::TEST);
+        reg.upsert_isp(&Isp {
+            name: "isp-a".into(),
+            label: None,
+            dhcp_servers: vec![],
+        })
+        .expect("isp");
+        reg.add_subscriber(&NewSubscriber {
+            mac,
+            isp: "isp-a".into(),
+            customer_id: "C1".into(),
+            password: None,
+            status: Status::Active,
+        })
+        .expect("sub");
+        let cfg = DhcpConfig {
+            relay_address: Ipv4Addr::LOCALHOST,
+            server_identifier: Ipv4Addr::new(198, 18, 64, 1),
+            require_credential: false,
+            trusted_relay_ports: vec![],
+            server_timeout_ms: 100,
+            rate_limit: RateLimitConfig::default(),
+            isps: vec![],
+        };
+        let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
+        let (mut svc, _) =
+            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, UNIX_EPOCH)
+                .expect("start");
+        svc.use_writer(&path).expect("writer");
+        // Another connection holds the write lock: the writer's commit waits for it.
+        let mut lock = Registry::open(&path).expect("second connection");
+        lock.conn_mut()
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("lock");
+        let b = Binding {
+            mac,
+            isp: "isp-a".into(),
+            ipv4: Ipv4Addr::new(198, 18, 100, 1),
+            expires: UNIX_EPOCH + Duration::from_secs(600),
+            server: Ipv4Addr::new(127, 0, 0, 2),
+            port: 1,
+            vlan: 0,
+            inner_vlan: 0,
+        };
+        let reply = |n: u8| Reply {
+            port: 1,
+            vlan: 0,
+            inner_vlan: 0,
+            dst_mac: mac,
+            dst_ip: b.ipv4,
+            dst_port: 68,
+            src_ip: Ipv4Addr::new(198, 18, 64, 1),
+            broadcast: false,
+            payload: vec![n; 300],
+        };
+        svc.staged = vec![
+            Output::Store(StoreWrite::UpsertBinding(b.clone())),
+            Output::Binding(BindingChange::Install(b.clone())),
+            Output::ToSubscriber(reply(1)),
+        ];
+        assert_eq!(
+            svc.flush(),
+            Effects::default(),
+            "the ACK waits for its commit"
+        );
+        svc.staged = vec![Output::ToSubscriber(reply(2))];
+        let fx = svc.flush();
+        let last: Vec<u8> = fx
+            .inject
+            .iter()
+            .filter_map(|i| i.frame.last().copied())
+            .collect();
+        assert_eq!(
+            last,
+            vec![2],
+            "the OFFER goes out while the commit is blocked"
+        );
+        lock.conn_mut().execute_batch("COMMIT").expect("unlock");
+        let fx = svc.drain();
+        let last: Vec<u8> = fx
+            .inject
+            .iter()
+            .filter_map(|i| i.frame.last().copied())
+            .collect();
+        assert_eq!(
+            (last, fx.bindings),
+            (vec![1], vec![BindingChange::Install(b)])
+        );
     }
 }
 

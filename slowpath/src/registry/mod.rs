@@ -369,16 +369,18 @@ impl Registry {
         })
     }
 
-    /// One subscriber.
+    /// One subscriber. The statements of the logon path are prepared once per connection
+    /// (`prepare_cached`): parsing SQL on every logon showed in profiles under load.
     pub fn subscriber(&self, mac: MacAddr) -> Result<Option<Subscriber>, RegistryError> {
         let row = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT mac, isp, customer_id, password_hash, status FROM subscriber
                  WHERE mac = ?1",
-                [mac.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
+            )?
+            .query_row([mac.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
             .optional()?;
         row.map(Self::row_to_subscriber).transpose()
     }
@@ -412,15 +414,17 @@ impl Registry {
 
     /// Writes a binding (ACK, renewal).
     pub fn upsert_binding(&mut self, b: &Binding) -> Result<(), RegistryError> {
-        self.conn.execute(
-            "INSERT INTO binding
+        self.conn
+            .prepare_cached(
+                "INSERT INTO binding
                (mac, isp, ipv4, expires, server, port, vlan, inner_vlan, updated)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT(mac) DO UPDATE SET isp = excluded.isp, ipv4 = excluded.ipv4,
                expires = excluded.expires, server = excluded.server, port = excluded.port,
                vlan = excluded.vlan, inner_vlan = excluded.inner_vlan,
                updated = excluded.updated",
-            params![
+            )?
+            .execute(params![
                 b.mac.to_string(),
                 b.isp,
                 b.ipv4.to_string(),
@@ -430,8 +434,7 @@ impl Registry {
                 b.vlan,
                 b.inner_vlan,
                 unix_secs(SystemTime::now())
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -439,7 +442,8 @@ impl Registry {
     pub fn remove_binding(&mut self, mac: MacAddr) -> Result<bool, RegistryError> {
         Ok(self
             .conn
-            .execute("DELETE FROM binding WHERE mac = ?1", [mac.to_string()])?
+            .prepare_cached("DELETE FROM binding WHERE mac = ?1")?
+            .execute([mac.to_string()])?
             > 0)
     }
 
@@ -498,10 +502,9 @@ impl Registry {
 
     /// Appends to the refusal log (claim 17).
     pub fn record_refusal(&mut self, f: &Refusal) -> Result<(), RegistryError> {
-        self.conn.execute(
-            "INSERT INTO refusal (at, mac, isp, reason) VALUES (?1, ?2, ?3, ?4)",
-            params![unix_secs(f.at), f.mac.to_string(), f.isp, f.reason],
-        )?;
+        self.conn
+            .prepare_cached("INSERT INTO refusal (at, mac, isp, reason) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![unix_secs(f.at), f.mac.to_string(), f.isp, f.reason])?;
         Ok(())
     }
 

@@ -235,6 +235,71 @@ fn wrong_password_or_customer_id_is_refused() {
     }
 }
 
+/// A DISCOVER of ALICE's carrying `pw` with her customer id.
+fn credentialed(xid: u32, pw: &str) -> Vec<u8> {
+    let mut d = client(MessageType::Discover, xid);
+    d.set_option(code::LOGON_CUSTOMER_ID, b"C1001".to_vec());
+    d.set_option(code::LOGON_PASSWORD, pw.as_bytes().to_vec());
+    from_alice(&d)
+}
+
+fn relays(out: &[Output]) -> bool {
+    matches!(out, [Output::ToServer { .. }])
+}
+
+#[test]
+fn the_same_credential_again_skips_argon2_until_the_subscriber_changes() {
+    let mut e = engine();
+    assert!(relays(&e.handle(t(1), sub_in(&credentialed(1, "s3cret")))));
+    assert!(relays(&e.handle(t(2), sub_in(&credentialed(2, "s3cret")))));
+    assert!(relays(&e.handle(t(3), sub_in(&credentialed(3, "s3cret")))));
+    let c = e.counters();
+    assert_eq!(
+        (c.credential_verifications, c.credential_cache_hits),
+        (1, 2)
+    );
+    // A wrong password is verified in full, refused, and does not evict the good entry.
+    assert!(!relays(&e.handle(t(4), sub_in(&credentialed(4, "guess")))));
+    assert_eq!(e.counters().credential_verifications, 2);
+
+    // The ISP issues a new password: the remembered one no longer logs on.
+    let reg = e.directory_mut();
+    reg.remove_subscriber(ALICE).expect("remove");
+    reg.add_subscriber(&NewSubscriber {
+        mac: ALICE,
+        isp: "isp-a".into(),
+        customer_id: "C1001".into(),
+        password: Some("n3w".into()),
+        status: Status::Active,
+    })
+    .expect("add");
+    assert!(!relays(&e.handle(t(5), sub_in(&credentialed(5, "s3cret")))));
+    assert!(relays(&e.handle(t(6), sub_in(&credentialed(6, "n3w")))));
+    assert_eq!(e.counters().credential_verifications, 4);
+
+    // Suspended: refused though the credential is cached; revoked: forgotten.
+    e.directory_mut()
+        .set_status(ALICE, Status::Suspended)
+        .expect("suspend");
+    let out = e.handle(t(7), sub_in(&credentialed(7, "n3w")));
+    assert!(
+        matches!(&out[..], [Output::Store(StoreWrite::Refusal(r))] if r.reason == "subscriber suspended"),
+        "{out:?}"
+    );
+    e.directory_mut()
+        .set_status(ALICE, Status::Active)
+        .expect("resume");
+    assert!(relays(&e.handle(t(8), sub_in(&credentialed(8, "n3w")))));
+    assert_eq!(
+        e.counters().credential_verifications,
+        5,
+        "suspension dropped the entry"
+    );
+    e.handle(t(9), Input::Revoke { mac: ALICE });
+    assert!(relays(&e.handle(t(10), sub_in(&credentialed(10, "n3w")))));
+    assert_eq!(e.counters().credential_verifications, 6);
+}
+
 #[test]
 fn missing_credential_refused_only_when_required() {
     let mut c = cfg();
@@ -447,6 +512,72 @@ fn lease_expiry_removes_on_tick() {
             Output::Binding(BindingChange::Remove(binding(t(600)))),
         ]
     );
+}
+
+#[test]
+fn a_late_offer_does_not_take_the_requests_transaction() {
+    let mut e = engine();
+    let d = from_alice(&client(MessageType::Discover, 21));
+    let (_, first) = to_server(&e.handle(t(0), sub_in(&d)));
+    // The OFFER is slow: the client retransmits its DISCOVER (same xid), relayed again.
+    let (_, second) = to_server(&e.handle(t(1), sub_in(&d)));
+    let out = e.handle(
+        t(1),
+        srv_in(S1, &server_reply(&first, MessageType::Offer, S1)),
+    );
+    assert!(matches!(&out[..], [Output::ToSubscriber(_)]), "{out:?}");
+    let mut req = client(MessageType::Request, 21);
+    req.set_option(code::SERVER_ID, GW_ID.octets().to_vec());
+    req.set_option(code::REQUESTED_IP, LEASED.octets().to_vec());
+    let (_, relayed) = to_server(&e.handle(t(1), sub_in(&from_alice(&req))));
+    // The server's OFFER to the retransmitted DISCOVER arrives now: it answers nothing.
+    let late = e.handle(
+        t(1),
+        srv_in(S1, &server_reply(&second, MessageType::Offer, S1)),
+    );
+    assert!(late.is_empty(), "{late:?}");
+    assert_eq!(e.counters().dropped(DropReason::NoTransaction), 1);
+    let out = e.handle(
+        t(1),
+        srv_in(S1, &server_reply(&relayed, MessageType::Ack, S1)),
+    );
+    assert!(
+        matches!(
+            &out[..],
+            [
+                Output::Store(StoreWrite::UpsertBinding(_)),
+                Output::Binding(_),
+                Output::ToSubscriber(_)
+            ]
+        ),
+        "the ACK still finds its transaction: {out:?}"
+    );
+}
+
+#[test]
+fn a_renewed_lease_outlives_its_first_expiry() {
+    let mut e = bound();
+    let mut renew = client(MessageType::Request, 11);
+    renew.flags = 0;
+    renew.ciaddr = LEASED;
+    let (_, relayed) = to_server(&e.handle(t(300), sub_in(&from_alice(&renew))));
+    e.handle(
+        t(300),
+        srv_in(S1, &server_reply(&relayed, MessageType::Ack, S1)),
+    );
+    // The first lease's timer comes due and is found stale: nothing happens.
+    assert!(e.next_deadline().is_some_and(|d| d <= t(600)));
+    assert!(e.handle(t(600), Input::Tick).is_empty());
+    assert_eq!(e.bindings().count(), 1);
+    assert!(e.handle(t(899), Input::Tick).is_empty());
+    assert_eq!(
+        e.handle(t(900), Input::Tick),
+        vec![
+            Output::Store(StoreWrite::RemoveBinding(ALICE)),
+            Output::Binding(BindingChange::Remove(binding(t(900)))),
+        ]
+    );
+    assert_eq!(e.next_deadline(), None, "nothing left to wait for");
 }
 
 #[test]
