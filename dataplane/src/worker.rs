@@ -127,6 +127,13 @@ pub fn run<P: Pipeline>(
         inject,
     } = io;
     let burst = cfg.burst.clamp(1, MAX_BURST);
+    // Two receive bursts: one just received, one held since the previous poll. A burst is
+    // processed one poll after it arrives, its table lines prefetched on arrival
+    // (`Pipeline::prefetch`): the next receive's copying and descriptor work then covers
+    // the memory latency that a burst's own first pass is too short to hide.
+    let mut bursts = [Burst::new(), Burst::new()];
+    let mut fresh = 0usize;
+    let mut held_port: Option<u16> = None;
     let mut rx = Burst::new();
     let mut punt = Burst::new();
     let mut dropped = Burst::new();
@@ -139,62 +146,44 @@ pub fn run<P: Pipeline>(
     while !stop.load(Ordering::Relaxed) {
         let mut got = 0;
         for (port, q) in rxqs.iter_mut() {
-            let n = q.rx_burst(&mut rx, burst);
-            if n == 0 {
-                continue;
-            }
+            let (a, b) = bursts.split_at_mut(1);
+            let (new, held) = if fresh == 0 {
+                (&mut a[0], &mut b[0])
+            } else {
+                (&mut b[0], &mut a[0])
+            };
+            let n = q.rx_burst(new, burst);
             got += n;
             c.rx += n as u64;
-            if let Some(Verdict::Forward(p)) = pipeline.burst_verdict(*port) {
-                if let (Some(q), true) = (
-                    txqs.get_mut(usize::from(p)),
-                    tx.get(usize::from(p)).is_some_and(Burst::is_empty),
-                ) {
-                    c.tx += q.tx_burst(&mut rx) as u64;
-                    c.drops[DropReason::TxFull as usize] += rx.clear() as u64;
-                    continue;
-                }
-            }
-            pipeline.process(*port, rx.as_mut_slice(), &mut verdicts[..n]);
-            // A burst bound for one port as a whole (the common case: upstream to the core,
-            // io forwarding) goes out as it came in, without sorting frame by frame.
-            if let Verdict::Forward(p) = verdicts[0] {
-                let p = usize::from(p);
-                if p < txqs.len()
-                    && tx[p].is_empty()
-                    && verdicts[1..n].iter().all(|v| *v == verdicts[0])
-                {
-                    c.tx += txqs[p].tx_burst(&mut rx) as u64;
-                    c.drops[DropReason::TxFull as usize] += rx.clear() as u64;
-                    continue;
-                }
-            }
-            for (m, v) in rx.drain().zip(verdicts.iter()) {
-                let out = match *v {
-                    Verdict::Forward(p) => tx.get_mut(usize::from(p)),
-                    Verdict::Punt => Some(&mut punt),
-                    Verdict::Drop(r) => {
-                        c.drops[r as usize] += 1;
-                        None
-                    }
+            let hold = n > 0 && pipeline.burst_verdict(*port).is_none();
+            if hold {
+                pipeline.prefetch(*port, new.as_slice());
+            } else if n > 0 {
+                let mut out = Out {
+                    txqs: &mut txqs,
+                    tx: &mut tx,
+                    punt_ring: punt_ring.as_deref(),
+                    punt: &mut punt,
+                    dropped: &mut dropped,
+                    c: &mut c,
                 };
-                let m = match out {
-                    Some(b) => match b.push(m) {
-                        Ok(()) => continue,
-                        Err(m) => m,
-                    },
-                    None if matches!(v, Verdict::Drop(_)) => m,
-                    None => {
-                        c.drops[DropReason::NoRoute as usize] += 1;
-                        m
-                    }
-                };
-                if let Err(m) = dropped.push(m) {
-                    drop(m);
-                }
+                handle(pipeline, *port, new, &mut verdicts, &mut out);
             }
-            dropped.clear();
-            flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
+            if let Some(p) = held_port.take() {
+                let mut out = Out {
+                    txqs: &mut txqs,
+                    tx: &mut tx,
+                    punt_ring: punt_ring.as_deref(),
+                    punt: &mut punt,
+                    dropped: &mut dropped,
+                    c: &mut c,
+                };
+                handle(pipeline, p, held, &mut verdicts, &mut out);
+            }
+            if hold {
+                held_port = Some(*port);
+                fresh ^= 1;
+            }
         }
         rounds = rounds.wrapping_add(1);
         let idle = got == 0;
@@ -238,9 +227,95 @@ pub fn run<P: Pipeline>(
             empty_rounds = 0;
         }
     }
+    if let Some(p) = held_port {
+        let mut out = Out {
+            txqs: &mut txqs,
+            tx: &mut tx,
+            punt_ring: punt_ring.as_deref(),
+            punt: &mut punt,
+            dropped: &mut dropped,
+            c: &mut c,
+        };
+        handle(pipeline, p, &mut bursts[fresh ^ 1], &mut verdicts, &mut out);
+    }
     flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
     c.publish(stats);
     maintain(pipeline);
+}
+
+/// Where a handled burst's frames go.
+struct Out<'a> {
+    txqs: &'a mut [TxQueue],
+    tx: &'a mut [Burst],
+    punt_ring: Option<&'a Ring>,
+    punt: &'a mut Burst,
+    dropped: &'a mut Burst,
+    c: &'a mut Local,
+}
+
+/// Decides every frame of `rx` (received on `port`) and sends, punts or frees it.
+#[inline(always)]
+fn handle<P: Pipeline>(
+    pipeline: &mut P,
+    port: u16,
+    rx: &mut Burst,
+    verdicts: &mut [Verdict],
+    o: &mut Out<'_>,
+) {
+    let n = rx.len();
+    if n == 0 {
+        return;
+    }
+    let c = &mut *o.c;
+    if let Some(Verdict::Forward(p)) = pipeline.burst_verdict(port) {
+        if let (Some(q), true) = (
+            o.txqs.get_mut(usize::from(p)),
+            o.tx.get(usize::from(p)).is_some_and(Burst::is_empty),
+        ) {
+            c.tx += q.tx_burst(rx) as u64;
+            c.drops[DropReason::TxFull as usize] += rx.clear() as u64;
+            return;
+        }
+    }
+    let verdicts = &mut verdicts[..n];
+    pipeline.process(port, rx.as_mut_slice(), verdicts);
+    // A burst bound for one port as a whole (the common case: upstream to the core, io
+    // forwarding) goes out as it came in, without sorting frame by frame.
+    if let Verdict::Forward(p) = verdicts[0] {
+        let p = usize::from(p);
+        if p < o.txqs.len() && o.tx[p].is_empty() && verdicts[1..].iter().all(|v| *v == verdicts[0])
+        {
+            c.tx += o.txqs[p].tx_burst(rx) as u64;
+            c.drops[DropReason::TxFull as usize] += rx.clear() as u64;
+            return;
+        }
+    }
+    for (m, v) in rx.drain().zip(verdicts.iter()) {
+        let out = match *v {
+            Verdict::Forward(p) => o.tx.get_mut(usize::from(p)),
+            Verdict::Punt => Some(&mut *o.punt),
+            Verdict::Drop(r) => {
+                c.drops[r as usize] += 1;
+                None
+            }
+        };
+        let m = match out {
+            Some(b) => match b.push(m) {
+                Ok(()) => continue,
+                Err(m) => m,
+            },
+            None if matches!(v, Verdict::Drop(_)) => m,
+            None => {
+                c.drops[DropReason::NoRoute as usize] += 1;
+                m
+            }
+        };
+        if let Err(m) = o.dropped.push(m) {
+            drop(m);
+        }
+    }
+    o.dropped.clear();
+    flush(o.txqs, o.tx, o.punt_ring, o.punt, c);
 }
 
 /// Inject bursts sent per visit at most (a 1024-slot inject ring in full bursts), so a slow path
