@@ -145,6 +145,14 @@ pub fn run<P: Pipeline>(
 
     while !stop.load(Ordering::Relaxed) {
         let mut got = 0;
+        let mut out = Out {
+            txqs: &mut txqs,
+            tx: &mut tx,
+            punt_ring: punt_ring.as_deref(),
+            punt: &mut punt,
+            dropped: &mut dropped,
+            c: &mut c,
+        };
         for (port, q) in rxqs.iter_mut() {
             let (a, b) = bursts.split_at_mut(1);
             let (new, held) = if fresh == 0 {
@@ -154,30 +162,14 @@ pub fn run<P: Pipeline>(
             };
             let n = q.rx_burst(new, burst);
             got += n;
-            c.rx += n as u64;
+            out.c.rx += n as u64;
             let hold = n > 0 && pipeline.burst_verdict(*port).is_none();
             if hold {
                 pipeline.prefetch(*port, new.as_slice());
-            } else if n > 0 {
-                let mut out = Out {
-                    txqs: &mut txqs,
-                    tx: &mut tx,
-                    punt_ring: punt_ring.as_deref(),
-                    punt: &mut punt,
-                    dropped: &mut dropped,
-                    c: &mut c,
-                };
+            } else {
                 handle(pipeline, *port, new, &mut verdicts, &mut out);
             }
             if let Some(p) = held_port.take() {
-                let mut out = Out {
-                    txqs: &mut txqs,
-                    tx: &mut tx,
-                    punt_ring: punt_ring.as_deref(),
-                    punt: &mut punt,
-                    dropped: &mut dropped,
-                    c: &mut c,
-                };
                 handle(pipeline, p, held, &mut verdicts, &mut out);
             }
             if hold {

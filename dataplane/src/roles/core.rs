@@ -45,11 +45,8 @@ fn fast_swap<F: Frame>(
     nh: MacAddr,
 ) -> Option<Verdict> {
     let src = cx.port(port)?.mac;
+    let lse = fast_lse(f.data())?;
     let h: &mut [u8; 18] = f.data_mut().first_chunk_mut()?;
-    if h[12] != 0x88 || h[13] != 0x47 || h[6] & 1 != 0 {
-        return None;
-    }
-    let lse = u32::from_be_bytes([h[14], h[15], h[16], h[17]]);
     let ttl = lse as u8;
     if ttl <= 1 {
         return None;

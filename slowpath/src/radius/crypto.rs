@@ -22,7 +22,8 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn md5(parts: &[&[u8]]) -> [u8; 16] {
+/// MD5 over the concatenation of `parts`: the chain step of every RADIUS hiding scheme.
+pub(super) fn md5(parts: &[&[u8]]) -> [u8; 16] {
     let mut h = Md5::new();
     for p in parts {
         h.update(p);

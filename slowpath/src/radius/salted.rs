@@ -8,7 +8,7 @@
 //! came and hides it again for the NAS, with a fresh salt; relayed untouched, the NAS would
 //! derive garbage tunnel passwords and session keys.
 
-use md5::{Digest, Md5};
+use super::crypto::md5;
 
 use super::attr;
 use super::packet::Attribute;
@@ -33,14 +33,6 @@ pub enum SaltError {
     BadDataLength { len: usize, room: usize },
     #[error("{0} octets are too long to hide")]
     TooLong(usize),
-}
-
-fn md5(parts: &[&[u8]]) -> [u8; 16] {
-    let mut h = Md5::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().into()
 }
 
 /// Hides `data` (RFC 2868 section 3.5): `salt` followed by the encrypted Data-Length, data
