@@ -4,7 +4,7 @@
 //! `valgrind --tool=callgrind --toggle-collect='*Pipeline*process*' \
 //!     target/release/examples/pipeline_cost headend 1000 100000`
 //!
-//! Roles: `headend` (upstream push), `transit` (swap); a fourth argument `io` runs the same
+//! Roles: `headend` (upstream push), `transit` (swap), `tailend` (pop and hand-off); a fourth argument `io` runs the same
 //! loop with io forwarding instead, the floor to subtract.
 //! Not a benchmark (see `perf/run`): instruction counts guide the work, time decides.
 
@@ -102,7 +102,30 @@ fn main() -> Result<()> {
                     .collect(),
             )
         }
-        other => bail!("unknown role {other} (headend, transit)"),
+        "tailend" => {
+            // As fwd-tailend: 16 ISPs' labels popped and handed off untagged.
+            preload.ilm = (1..=16u16)
+                .map(|isp| IlmPreload {
+                    label: 2000 + u32::from(isp),
+                    action: IlmActionPreload::PopHandoff {
+                        isp,
+                        port: 1,
+                        vlan: 0,
+                        router_mac: MacAddr([2, 0, 0, 0x0a, 0, isp as u8]),
+                    },
+                })
+                .collect();
+            (
+                [PortRole::Core, PortRole::Handoff],
+                synthetic::scattered_order(n)
+                    .map(|i| {
+                        let f = synthetic::upstream_frame(&spec, i, MacAddr::ZERO, 64);
+                        synthetic::labelled(&f, port_mac, nh, 2001 + i % 16)
+                    })
+                    .collect(),
+            )
+        }
+        other => bail!("unknown role {other} (headend, transit, tailend)"),
     };
     let ports = roles
         .iter()

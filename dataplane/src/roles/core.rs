@@ -13,103 +13,85 @@
 
 use super::classify::{classify_core, parse_ipv4, parse_l2, CoreClass, Ipv4Info, LabelInfo, L2};
 use super::link::LinkHeader;
-use super::{Cx, BURST};
+use super::{Cx, PortConfig, BURST};
 use crate::counters::DropReason;
 use crate::frame::Frame;
 use crate::pipeline::Verdict;
 use crate::table::cuckoo::Candidates;
 use crate::table::downstream::DownstreamSlot;
 use crate::table::{DownstreamKey, IlmAction, IspId, Tables};
-use crate::wire::{mpls, EtherType, Ipv4Packet, MacAddr};
+use crate::wire::{EtherType, Ipv4Packet, MacAddr};
 
 /// The top label stack entry of an untagged labelled frame from a unicast source, the
 /// usual shape on a core link, read at a fixed offset; `None` for anything else.
 #[inline(always)]
 fn fast_lse(d: &[u8]) -> Option<u32> {
     let h: &[u8; 18] = d.first_chunk()?;
-    if h[12] != 0x88 || h[13] != 0x47 || h[6] & 1 != 0 {
+    if u16::from_be_bytes([h[12], h[13]]) != EtherType::MPLS_UNICAST.0 || h[6] & 1 != 0 {
         return None;
     }
     Some(u32::from_be_bytes([h[14], h[15], h[16], h[17]]))
 }
 
-/// A transit swap on the usual shape (see [`fast_lse`]), in place: the header keeps its
-/// length, so only addresses and the label entry are rewritten. `None`: the general path
-/// decides (other shapes, TTL expiry, unknown port).
+/// A transit swap on the usual shape (`lse`, read by [`fast_lse`] from `d`), in place: the
+/// header keeps its length, so only addresses and the label entry are rewritten. `false`:
+/// the general path decides (TTL expiry).
 #[inline(always)]
-fn fast_swap<F: Frame>(
-    cx: &mut Cx<'_>,
-    f: &mut F,
-    out_label: u32,
-    port: u16,
-    nh: MacAddr,
-) -> Option<Verdict> {
-    let src = cx.port(port)?.mac;
-    let lse = fast_lse(f.data())?;
-    let h: &mut [u8; 18] = f.data_mut().first_chunk_mut()?;
-    let ttl = lse as u8;
-    if ttl <= 1 {
-        return None;
+fn fast_swap(d: &mut [u8], lse: u32, out_label: u32, src: MacAddr, nh: MacAddr) -> bool {
+    let Some(h) = d.first_chunk_mut::<18>() else {
+        return false;
+    };
+    if lse as u8 <= 1 {
+        return false;
     }
-    let entry = mpls::encode(out_label, (lse >> 9 & 7) as u8, lse & 0x100 != 0, ttl - 1);
+    // The new label over the old one's TC and S bits, TTL one less (it is above 1, so the
+    // subtraction stays in its byte).
+    let entry = (out_label << 12) | ((lse & 0xfff) - 1);
     h[..6].copy_from_slice(&nh.0);
     h[6..12].copy_from_slice(&src.0);
     h[14..].copy_from_slice(&entry.to_be_bytes());
-    let len = f.len();
-    cx.counters.transit.count(len);
-    Some(Verdict::Forward(port))
+    true
 }
 
-/// A tailend pop and hand-off on the usual shape (see [`fast_lse`]; bottom of stack, IPv4
-/// without options behind it), rewriting only the front of the frame. `None`: the general
-/// path decides (other shapes and every drop).
+/// A tailend pop and hand-off on the usual shape (`lse` read by [`fast_lse`] from `d`; bottom
+/// of stack, IPv4 without options behind it): the new link header is written over the end
+/// of the old one, untagged (14 bytes: the caller then trims the 4 in front) or tagged (18).
+/// Returns the IPv4 total length; `None`: the general path decides (other shapes and every
+/// drop), and nothing has been written.
 #[inline(always)]
-fn fast_handoff<F: Frame>(
-    cx: &mut Cx<'_>,
-    f: &mut F,
-    isp: IspId,
-    port: u16,
+fn fast_handoff(
+    d: &mut [u8],
+    lse: u32,
+    out: &PortConfig,
     vid: u16,
     router: MacAddr,
-) -> Option<Verdict> {
-    let out = *cx.port(port)?;
-    let d = f.data();
-    let lse = fast_lse(d)?;
+) -> Option<u16> {
     let (label_ttl, tc) = (lse as u8, (lse >> 9 & 7) as u8);
     if lse & 0x100 == 0 || label_ttl <= 1 {
         return None;
     }
-    let (ip, _) = super::classify::fast_ipv4(d.get(18..)?)?;
+    let (eth, ip_hdr) = d.split_at_mut_checked(18)?;
+    let (ip, _) = super::classify::fast_ipv4(ip_hdr)?;
     if ip.ttl == 0 || ip.total_len > out.mtu {
         return None;
     }
-    // The new header: 14 bytes (untagged hand-off) or 18 (tagged), in place of 18.
-    let h: &mut [u8] = if vid == 0 {
-        if !f.adj(4) {
-            return None;
-        }
-        f.data_mut()
+    let ttl = ip.ttl.min(label_ttl - 1);
+    if ttl != ip.ttl {
+        Ipv4Packet::new_unchecked(ip_hdr).set_ttl_update_checksum(ttl);
+    }
+    let eth: &mut [u8; 18] = eth.try_into().ok()?;
+    if vid == 0 {
+        eth[4..10].copy_from_slice(&router.0);
+        eth[10..16].copy_from_slice(&out.mac.0);
     } else {
-        f.data_mut()
-    };
-    let hl = if vid == 0 { 14 } else { 18 };
-    let (eth, rest) = h.split_at_mut_checked(hl)?;
-    eth[..6].copy_from_slice(&router.0);
-    eth[6..12].copy_from_slice(&out.mac.0);
-    if vid != 0 {
         let tci = (u16::from(tc) << 13) | (vid & 0x0fff);
+        eth[..6].copy_from_slice(&router.0);
+        eth[6..12].copy_from_slice(&out.mac.0);
         eth[12..14].copy_from_slice(&EtherType::VLAN.0.to_be_bytes());
         eth[14..16].copy_from_slice(&tci.to_be_bytes());
     }
-    eth[hl - 2..].copy_from_slice(&EtherType::IPV4.0.to_be_bytes());
-    let ttl = ip.ttl.min(label_ttl - 1);
-    if ttl != ip.ttl {
-        Ipv4Packet::new_unchecked(rest).set_ttl_update_checksum(ttl);
-    }
-    if let Some(c) = cx.counters.isp_mut(isp) {
-        c.tailend_up.count(usize::from(ip.total_len));
-    }
-    Some(Verdict::Forward(port))
+    eth[16..].copy_from_slice(&EtherType::IPV4.0.to_be_bytes());
+    Some(ip.total_len)
 }
 
 /// Pass 1: the top label of a labelled frame; `None` for anything else (pass 2 says what).
@@ -310,73 +292,101 @@ fn deliver<F: Frame>(
     }
 }
 
-/// Prefetches the ILM buckets of a burst that will be processed later.
+/// Starts loading what a later [`ilm`] of these frames reads from memory: the downstream
+/// buckets of frames popped toward subscribers (the ILM itself stays in cache).
 pub fn prefetch<F: Frame>(tables: &Tables, frames: &[F]) {
     for f in frames {
-        if let Some(label) = top_label(f.data()) {
-            tables.ilm.prepare(&label);
+        let d = f.data();
+        let Some(lse) = fast_lse(d) else { continue };
+        if let Some(IlmAction::PopDeliver { isp }) =
+            tables.ilm.lookup(lse >> 12).map(|e| e.action())
+        {
+            if let Some((ip, _)) = d.get(18..).and_then(super::classify::fast_ipv4) {
+                tables
+                    .downstream
+                    .prepare(&DownstreamKey { isp, ipv4: ip.dst });
+            }
         }
     }
 }
 
-/// Runs the ILM over a burst received on core port `rx_port`.
-pub fn ilm<F: Frame>(cx: &mut Cx<'_>, _rx_port: u16, frames: &mut [F], verdicts: &mut [Verdict]) {
-    let mut labels = [0u32; BURST];
-    let mut cands = [Candidates::default(); BURST];
+/// Runs the ILM over a burst received on core port `rx_port`. Returns `true` when every
+/// verdict is a forward already counted, so the caller need not count verdicts.
+///
+/// One pass decides swaps and hand-offs of the usual shape on the spot (the ILM is in
+/// cache) and sends every other frame through the general path; deliveries toward
+/// subscribers are collected with their downstream buckets on their way, and finished in a
+/// second pass.
+pub fn ilm<F: Frame>(
+    cx: &mut Cx<'_>,
+    _rx_port: u16,
+    frames: &mut [F],
+    verdicts: &mut [Verdict],
+) -> bool {
     let mut keys = [DownstreamKey::default(); BURST];
     let mut key_cands = [Candidates::default(); BURST];
+    let (mut transit_packets, mut transit_bytes) = (0u64, 0u64);
+    let mut all_counted = true;
     for (fs, vs) in frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
-        // Bit i: frame i has a label whose buckets are on their way.
-        let mut labelled = 0u64;
-        for (i, ((f, l), c)) in fs.iter().zip(&mut labels).zip(&mut cands).enumerate() {
-            if let Some(label) = top_label(f.data()) {
-                *l = label;
-                *c = cx.tables.ilm.prepare(&label);
-                labelled |= 1 << i;
-            }
-        }
         // Bit i: frame i is popped toward a subscriber, its downstream buckets on their way.
         let mut delivering = 0u64;
-        for (i, ((f, v), ((l, c), (k, kc)))) in fs
-            .iter_mut()
-            .zip(vs.iter_mut())
-            .zip(
-                labels
-                    .iter()
-                    .zip(&cands)
-                    .zip(keys.iter_mut().zip(&mut key_cands)),
-            )
-            .enumerate()
-        {
-            let action = if labelled >> i & 1 == 1 {
-                cx.tables.ilm.get_prepared(l, *c).map(|s| s.action())
-            } else {
-                None
+        for (i, (f, v)) in fs.iter_mut().zip(vs.iter_mut()).enumerate() {
+            let d = f.data_mut();
+            let lse = fast_lse(d);
+            let entry = match lse {
+                Some(lse) => cx.tables.ilm.lookup(lse >> 12),
+                None => top_label(d).and_then(|l| cx.tables.ilm.get(&l)),
             };
-            let fast = match action {
-                Some(IlmAction::Swap {
-                    out_label,
-                    port,
-                    next_hop,
-                }) => fast_swap(cx, f, out_label, port, next_hop),
+            if let (Some(lse), Some(e)) = (lse, entry) {
+                if let Some((out_label, port, next_hop)) = e.swap() {
+                    if let Some(out) = cx.port(port) {
+                        let len = d.len();
+                        if fast_swap(d, lse, out_label, out.mac, next_hop) {
+                            transit_packets += 1;
+                            transit_bytes += len as u64;
+                            *v = Verdict::Forward(port);
+                            continue;
+                        }
+                    }
+                }
+            }
+            let action = entry.map(|e| e.action());
+            if let (
+                Some(lse),
                 Some(IlmAction::PopHandoff {
                     isp,
                     port,
                     vid,
                     router_mac,
-                }) => fast_handoff(cx, f, isp, port, vid, router_mac),
-                _ => None,
-            };
-            if let Some(verdict) = fast {
-                *v = verdict;
-                continue;
+                }),
+            ) = (lse, action)
+            {
+                if let Some(out) = cx.port(port) {
+                    if let Some(total_len) = fast_handoff(d, lse, out, vid, router_mac) {
+                        // Untagged, the new header starts 4 bytes in; the frame holds a
+                        // whole IPv4 header after them, so trimming cannot fail.
+                        if vid != 0 || f.adj(4) {
+                            if let Some(c) = cx.counters.isp_mut(isp) {
+                                c.tailend_up.count(usize::from(total_len));
+                            }
+                            *v = Verdict::Forward(port);
+                        } else {
+                            *v = Verdict::Drop(DropReason::Truncated);
+                            all_counted = false;
+                        }
+                        continue;
+                    }
+                }
             }
+            all_counted = false;
             match resolve(cx, f, action) {
                 Step::Done(verdict) => *v = verdict,
                 Step::Deliver(key) => {
-                    *k = key;
-                    *kc = cx.tables.downstream.prepare(&key);
-                    delivering |= 1 << i;
+                    if let (Some(k), Some(kc)) = (keys.get_mut(i), key_cands.get_mut(i)) {
+                        *k = key;
+                        *kc = cx.tables.downstream.prepare(&key);
+                        delivering |= 1 << i;
+                    }
                 }
             }
         }
@@ -395,4 +405,7 @@ pub fn ilm<F: Frame>(cx: &mut Cx<'_>, _rx_port: u16, frames: &mut [F], verdicts:
             }
         }
     }
+    cx.counters.transit.packets += transit_packets;
+    cx.counters.transit.bytes += transit_bytes;
+    all_counted
 }

@@ -152,12 +152,15 @@ pub fn prefetch<F: Frame>(tables: &Tables, rx_port: u16, frames: &[F]) {
 }
 
 /// Runs the headend upstream pipeline over a burst received on access port `rx_port`.
+/// Returns `true` when every verdict is a forward (already counted), so the caller need not
+/// count verdicts.
 pub fn upstream<F: Frame>(
     cx: &mut Cx<'_>,
     rx_port: u16,
     frames: &mut [F],
     verdicts: &mut [Verdict],
-) {
+) -> bool {
+    let mut all_forwarded = true;
     let mut keys = [PackedKey::default(); BURST];
     let mut cands = [Candidates::default(); BURST];
     for (fs, vs) in frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
@@ -182,6 +185,8 @@ pub fn upstream<F: Frame>(
                 None
             };
             *v = decide(cx, rx_port, f, sub);
+            all_forwarded &= matches!(*v, Verdict::Forward(_));
         }
     }
+    all_forwarded
 }

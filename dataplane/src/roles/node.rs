@@ -85,11 +85,21 @@ impl Pipeline for Node {
             ports: &self.ports,
             counters: &mut self.counters,
         };
-        match role {
+        // `true`: the pipeline forwarded every frame and counted them itself.
+        let counted = match role {
             PortRole::Access => headend::upstream(&mut cx, rx_port, frames, verdicts),
             PortRole::Core => core::ilm(&mut cx, rx_port, frames, verdicts),
-            PortRole::Handoff => tailend::downstream(&mut cx, rx_port, frames, verdicts),
-            PortRole::Unused => verdicts.fill(Verdict::Drop(DropReason::NoRoute)),
+            PortRole::Handoff => {
+                tailend::downstream(&mut cx, rx_port, frames, verdicts);
+                false
+            }
+            PortRole::Unused => {
+                verdicts.fill(Verdict::Drop(DropReason::NoRoute));
+                false
+            }
+        };
+        if counted {
+            return;
         }
         for v in verdicts.iter() {
             match *v {

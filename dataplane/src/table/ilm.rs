@@ -1,8 +1,16 @@
 //! The incoming label map (RFC 3031 section 3.11): top label → what to do with the packet.
+//!
+//! Indexed directly by label rather than hashed: this node assigns its incoming labels
+//! itself, the label space is only 2^20, and the entries in use (a few per ISP) stay in
+//! cache, so a lookup is one load with no hash, no key compare and no bounds check. The
+//! 16 MiB array is allocated zeroed and its untouched pages are never backed (clones copy
+//! only the entries in use).
 
-use super::cuckoo::{mix64, CuckooTable, Slot};
+use super::cuckoo::{mix64, PrefetchFn, Slot, SlotWrite, TableFull, SLOTS};
 use super::IspId;
+use crate::wire::mpls::LABEL_MAX;
 use crate::wire::MacAddr;
+use zerocopy::FromZeros;
 
 /// The action for an incoming label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +94,13 @@ impl IlmSlot {
         self.label_kind & 0xf_ffff
     }
 
+    /// (out label, port, next hop) of a swap entry, read without building the action: the
+    /// transit fast path.
+    #[inline(always)]
+    pub fn swap(&self) -> Option<(u32, u16, MacAddr)> {
+        (self.label_kind >> 24 == KIND_SWAP).then_some((self.arg, self.port, MacAddr(self.mac)))
+    }
+
     /// The action.
     #[inline(always)]
     pub fn action(&self) -> IlmAction {
@@ -142,8 +157,194 @@ impl Slot for IlmSlot {
     }
 }
 
-/// The ILM table.
-pub type IlmTable = CuckooTable<IlmSlot>;
+/// Entries in the label space.
+const LABELS: usize = LABEL_MAX as usize + 1;
+
+/// Every label's slot, on cache-line boundaries like the hashed tables' buckets.
+#[derive(zerocopy::FromZeros)]
+#[repr(C, align(64))]
+struct Entries([IlmSlot; LABELS]);
+
+/// The ILM table: one slot per label.
+pub struct IlmTable {
+    entries: Box<Entries>,
+    len: usize,
+    capacity: usize,
+    prefetch: Option<PrefetchFn>,
+    /// Slot writes recorded for replay on replicas (the slow path's master copy only).
+    journal: Option<Vec<SlotWrite<IlmSlot>>>,
+}
+
+impl Clone for IlmTable {
+    /// Copies only the labels in use, so a clone leaves the rest of its array untouched.
+    fn clone(&self) -> Self {
+        let mut t = Self::with_capacity(self.capacity);
+        for s in self.iter() {
+            t.entries.0[t.index(s.label())] = *s;
+        }
+        t.len = self.len;
+        t.prefetch = self.prefetch;
+        t.journal.clone_from(&self.journal);
+        t
+    }
+}
+
+impl IlmTable {
+    /// A map holding up to `capacity` labels; all memory is allocated here.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            entries: FromZeros::new_box_zeroed()
+                .unwrap_or_else(|_| panic!("cannot allocate the incoming label map")),
+            len: 0,
+            capacity,
+            prefetch: None,
+            journal: None,
+        }
+    }
+
+    #[inline(always)]
+    fn index(&self, label: u32) -> usize {
+        (label & LABEL_MAX) as usize
+    }
+
+    /// Uses `f` to prefetch entries (see [`PrefetchFn`]).
+    pub fn set_prefetch(&mut self, f: Option<PrefetchFn>) {
+        self.prefetch = f;
+    }
+
+    /// Labels mapped.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no label is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The most labels the map accepts.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Address and length of the entry array (see [`super::Tables::memory_regions`]).
+    pub fn memory_region(&self) -> (*const u8, usize) {
+        (
+            self.entries.0.as_ptr().cast(),
+            core::mem::size_of_val(&*self.entries),
+        )
+    }
+
+    /// Bytes this table reserves: the whole array, though only touched pages are backed.
+    pub fn memory_bytes(&self) -> usize {
+        core::mem::size_of_val(&*self.entries) + core::mem::size_of::<Self>()
+    }
+
+    /// Starts loading the entry of `label` (20 bits; higher bits are ignored).
+    #[inline(always)]
+    pub fn prefetch(&self, label: u32) {
+        let p = (&self.entries.0[self.index(label)] as *const IlmSlot).cast();
+        match self.prefetch {
+            Some(f) => f(p),
+            #[cfg(feature = "dpdk")]
+            None => ispmux_sys::prefetch_line(p),
+            // Without an instruction the entries in use are in cache anyway.
+            #[cfg(not(feature = "dpdk"))]
+            None => {}
+        }
+    }
+
+    /// The entry of `label` (20 bits; higher bits are ignored), if mapped.
+    #[inline(always)]
+    pub fn lookup(&self, label: u32) -> Option<&IlmSlot> {
+        let s = &self.entries.0[self.index(label)];
+        (!s.is_empty()).then_some(s)
+    }
+
+    /// The entry of `label`, if mapped (labels beyond 20 bits are never mapped).
+    pub fn get(&self, label: &u32) -> Option<&IlmSlot> {
+        if *label > LABEL_MAX {
+            return None;
+        }
+        self.lookup(*label)
+    }
+
+    /// Maps `slot`'s label, replacing (and returning) its previous entry.
+    pub fn insert(&mut self, slot: IlmSlot) -> Result<Option<IlmSlot>, TableFull> {
+        let label = slot.label();
+        let old = self.get(&label).copied();
+        if old.is_none() && self.len >= self.capacity {
+            return Err(TableFull);
+        }
+        self.write(label, slot, i8::from(old.is_none()));
+        Ok(old)
+    }
+
+    /// Unmaps `label`, returning its entry.
+    pub fn remove(&mut self, label: &u32) -> Option<IlmSlot> {
+        let old = self.get(label).copied()?;
+        self.write(*label, IlmSlot::EMPTY, -1);
+        Some(old)
+    }
+
+    /// Every mapped entry, in label order.
+    pub fn iter(&self) -> impl Iterator<Item = &IlmSlot> {
+        self.entries.0.iter().filter(|s| !s.is_empty())
+    }
+
+    fn write(&mut self, label: u32, value: IlmSlot, len_delta: i8) {
+        let i = self.index(label);
+        self.entries.0[i] = value;
+        self.len = self.len.wrapping_add_signed(isize::from(len_delta));
+        if let Some(j) = &mut self.journal {
+            // The journal's (bucket, slot) positions, four labels to a "bucket", so the
+            // ILM's writes travel in the same operations as the hashed tables'.
+            j.push(SlotWrite {
+                bucket: (i / SLOTS) as u32,
+                slot: (i % SLOTS) as u8,
+                len_delta,
+                value,
+            });
+        }
+    }
+
+    /// Starts recording slot writes (slow path master copy; the journal allocates).
+    pub fn enable_journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// Moves the recorded writes into `out`, oldest first.
+    pub fn drain_journal(&mut self, mut out: impl FnMut(SlotWrite<IlmSlot>)) {
+        if let Some(j) = &mut self.journal {
+            for w in j.drain(..) {
+                out(w);
+            }
+        }
+    }
+
+    /// Replays one recorded write on a replica; `false` for a position outside the label
+    /// space (a corrupt write).
+    #[inline]
+    pub fn replay(&mut self, w: &SlotWrite<IlmSlot>) -> bool {
+        let i = w.bucket as usize * SLOTS + usize::from(w.slot);
+        let Some(e) = self
+            .entries
+            .0
+            .get_mut(i)
+            .filter(|_| usize::from(w.slot) < SLOTS)
+        else {
+            return false;
+        };
+        *e = w.value;
+        self.len = self.len.wrapping_add_signed(isize::from(w.len_delta));
+        true
+    }
+
+    /// True when `other` maps the same labels to the same entries.
+    pub fn same_layout(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -169,7 +370,79 @@ mod tests {
         ] {
             let s = IlmSlot::new(1000, a);
             assert_eq!((s.label(), s.action()), (1000, a));
+            let swap = match a {
+                IlmAction::Swap {
+                    out_label,
+                    port,
+                    next_hop,
+                } => Some((out_label, port, next_hop)),
+                _ => None,
+            };
+            assert_eq!(s.swap(), swap);
             assert!(s.matches(&1000) && !s.matches(&1001));
         }
+    }
+
+    fn swap(label: u32, out_label: u32) -> IlmSlot {
+        IlmSlot::new(
+            label,
+            IlmAction::Swap {
+                out_label,
+                port: 1,
+                next_hop: MacAddr([2, 0, 0, 0, 0, 1]),
+            },
+        )
+    }
+
+    #[test]
+    fn maps_labels_up_to_its_capacity() {
+        let mut t = IlmTable::with_capacity(2);
+        assert_eq!(t.insert(swap(16, 100)), Ok(None));
+        assert_eq!(t.insert(swap(LABEL_MAX, 101)), Ok(None));
+        assert_eq!(t.insert(swap(17, 102)), Err(TableFull), "third label");
+        assert_eq!(
+            t.insert(swap(16, 103)),
+            Ok(Some(swap(16, 100))),
+            "replacing"
+        );
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get(&16), Some(&swap(16, 103)));
+        assert_eq!(t.get(&17), None);
+        assert_eq!(t.get(&(LABEL_MAX + 1)), None, "not a label");
+        assert_eq!(t.lookup(LABEL_MAX + 1 + 16), Some(&swap(16, 103)), "masked");
+        assert_eq!(t.remove(&16), Some(swap(16, 103)));
+        assert_eq!(t.remove(&16), None);
+        assert_eq!((t.len(), t.get(&16)), (1, None));
+        assert_eq!(t.insert(swap(17, 102)), Ok(None), "room again");
+        let labels: Vec<u32> = t.iter().map(IlmSlot::label).collect();
+        assert_eq!(labels, [17, LABEL_MAX]);
+    }
+
+    #[test]
+    fn replicas_replay_the_journal_and_clones_keep_entries() {
+        let mut master = IlmTable::with_capacity(8);
+        master.enable_journal();
+        let mut replica = IlmTable::with_capacity(8);
+        master.insert(swap(16, 100)).expect("insert");
+        master.insert(swap(4000, 101)).expect("insert");
+        master.insert(swap(16, 102)).expect("replace");
+        master.remove(&4000);
+        let mut writes = Vec::new();
+        master.drain_journal(|w| writes.push(w));
+        assert_eq!(writes.len(), 4);
+        for w in &writes {
+            assert!(replica.replay(w));
+        }
+        assert!(replica.same_layout(&master) && master.same_layout(&replica));
+        assert_eq!((replica.len(), replica.get(&16)), (1, Some(&swap(16, 102))));
+        let bad = SlotWrite {
+            bucket: (LABELS / SLOTS) as u32,
+            ..writes[0]
+        };
+        assert!(!replica.replay(&bad), "outside the label space");
+        let c = replica.clone();
+        assert!(c.same_layout(&replica) && c.get(&16).is_some());
+        replica.remove(&16);
+        assert!(!c.same_layout(&replica));
     }
 }

@@ -198,6 +198,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
     /// Sets the TTL and updates the checksum incrementally (RFC 1624), so forwarding need not
     /// sum the header again.
+    #[inline]
     pub fn set_ttl_update_checksum(&mut self, ttl: u8) {
         let b = self.buffer.as_ref();
         let old = get_u16(b, field::TTL);
