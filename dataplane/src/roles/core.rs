@@ -19,7 +19,7 @@ use crate::frame::Frame;
 use crate::pipeline::Verdict;
 use crate::table::cuckoo::Candidates;
 use crate::table::downstream::DownstreamSlot;
-use crate::table::{DownstreamKey, IlmAction, IspId, Tables};
+use crate::table::{DownstreamKey, IlmAction, IlmSlot, IspId, Tables};
 use crate::wire::{EtherType, Ipv4Packet, MacAddr};
 
 /// The top label stack entry of an untagged labelled frame from a unicast source, the
@@ -295,6 +295,9 @@ fn deliver<F: Frame>(
 /// Starts loading what a later [`ilm`] of these frames reads from memory: the downstream
 /// buckets of frames popped toward subscribers (the ILM itself stays in cache).
 pub fn prefetch<F: Frame>(tables: &Tables, frames: &[F]) {
+    if !tables.ilm.delivers() {
+        return;
+    }
     for f in frames {
         let d = f.data();
         let Some(lse) = fast_lse(d) else { continue };
@@ -350,16 +353,8 @@ pub fn ilm<F: Frame>(
                     }
                 }
             }
-            let action = entry.map(|e| e.action());
-            if let (
-                Some(lse),
-                Some(IlmAction::PopHandoff {
-                    isp,
-                    port,
-                    vid,
-                    router_mac,
-                }),
-            ) = (lse, action)
+            if let (Some(lse), Some((isp, port, vid, router_mac))) =
+                (lse, entry.and_then(IlmSlot::handoff))
             {
                 if let Some(out) = cx.port(port) {
                     if let Some(total_len) = fast_handoff(d, lse, out, vid, router_mac) {
@@ -378,6 +373,7 @@ pub fn ilm<F: Frame>(
                     }
                 }
             }
+            let action = entry.map(|e| e.action());
             all_counted = false;
             match resolve(cx, f, action) {
                 Step::Done(verdict) => *v = verdict,

@@ -101,6 +101,18 @@ impl IlmSlot {
         (self.label_kind >> 24 == KIND_SWAP).then_some((self.arg, self.port, MacAddr(self.mac)))
     }
 
+    /// (ISP, port, VLAN, router MAC) of a hand-off entry, read without building the action:
+    /// the tailend fast path.
+    #[inline(always)]
+    pub fn handoff(&self) -> Option<(IspId, u16, u16, MacAddr)> {
+        (self.label_kind >> 24 == KIND_HANDOFF).then_some((
+            (self.arg >> 16) as u16,
+            self.port,
+            self.arg as u16,
+            MacAddr(self.mac),
+        ))
+    }
+
     /// The action.
     #[inline(always)]
     pub fn action(&self) -> IlmAction {
@@ -169,6 +181,8 @@ struct Entries([IlmSlot; LABELS]);
 pub struct IlmTable {
     entries: Box<Entries>,
     len: usize,
+    /// Entries popping toward subscribers: without any, the look-ahead has nothing to load.
+    delivering: usize,
     capacity: usize,
     prefetch: Option<PrefetchFn>,
     /// Slot writes recorded for replay on replicas (the slow path's master copy only).
@@ -183,6 +197,7 @@ impl Clone for IlmTable {
             t.entries.0[t.index(s.label())] = *s;
         }
         t.len = self.len;
+        t.delivering = self.delivering;
         t.prefetch = self.prefetch;
         t.journal.clone_from(&self.journal);
         t
@@ -196,6 +211,7 @@ impl IlmTable {
             entries: FromZeros::new_box_zeroed()
                 .unwrap_or_else(|_| panic!("cannot allocate the incoming label map")),
             len: 0,
+            delivering: 0,
             capacity,
             prefetch: None,
             journal: None,
@@ -292,9 +308,25 @@ impl IlmTable {
         self.entries.0.iter().filter(|s| !s.is_empty())
     }
 
+    /// True when some entry pops toward subscribers.
+    #[inline(always)]
+    pub fn delivers(&self) -> bool {
+        self.delivering != 0
+    }
+
+    /// Stores `value` at index `i`, keeping the count of delivering entries.
+    #[inline(always)]
+    fn store(&mut self, i: usize, value: IlmSlot) {
+        let e = &mut self.entries.0[i];
+        let was = e.label_kind >> 24 == KIND_DELIVER;
+        let is = value.label_kind >> 24 == KIND_DELIVER;
+        *e = value;
+        self.delivering = (self.delivering + usize::from(is)).saturating_sub(usize::from(was));
+    }
+
     fn write(&mut self, label: u32, value: IlmSlot, len_delta: i8) {
         let i = self.index(label);
-        self.entries.0[i] = value;
+        self.store(i, value);
         self.len = self.len.wrapping_add_signed(isize::from(len_delta));
         if let Some(j) = &mut self.journal {
             // The journal's (bucket, slot) positions, four labels to a "bucket", so the
@@ -327,15 +359,10 @@ impl IlmTable {
     #[inline]
     pub fn replay(&mut self, w: &SlotWrite<IlmSlot>) -> bool {
         let i = w.bucket as usize * SLOTS + usize::from(w.slot);
-        let Some(e) = self
-            .entries
-            .0
-            .get_mut(i)
-            .filter(|_| usize::from(w.slot) < SLOTS)
-        else {
+        if i >= LABELS || usize::from(w.slot) >= SLOTS {
             return false;
-        };
-        *e = w.value;
+        }
+        self.store(i, w.value);
         self.len = self.len.wrapping_add_signed(isize::from(w.len_delta));
         true
     }
@@ -379,6 +406,16 @@ mod tests {
                 _ => None,
             };
             assert_eq!(s.swap(), swap);
+            let handoff = match a {
+                IlmAction::PopHandoff {
+                    isp,
+                    port,
+                    vid,
+                    router_mac,
+                } => Some((isp, port, vid, router_mac)),
+                _ => None,
+            };
+            assert_eq!(s.handoff(), handoff);
             assert!(s.matches(&1000) && !s.matches(&1001));
         }
     }
@@ -414,6 +451,16 @@ mod tests {
         assert_eq!(t.remove(&16), None);
         assert_eq!((t.len(), t.get(&16)), (1, None));
         assert_eq!(t.insert(swap(17, 102)), Ok(None), "room again");
+        assert!(!t.delivers());
+        t.insert(IlmSlot::new(18, IlmAction::PopDeliver { isp: 1 }))
+            .expect_err("full");
+        t.remove(&17);
+        t.insert(IlmSlot::new(17, IlmAction::PopDeliver { isp: 1 }))
+            .expect("room");
+        assert!(t.delivers());
+        let c = t.clone();
+        t.insert(swap(17, 102)).expect("replace");
+        assert!(!t.delivers() && c.delivers());
         let labels: Vec<u32> = t.iter().map(IlmSlot::label).collect();
         assert_eq!(labels, [17, LABEL_MAX]);
     }
@@ -427,12 +474,19 @@ mod tests {
         master.insert(swap(4000, 101)).expect("insert");
         master.insert(swap(16, 102)).expect("replace");
         master.remove(&4000);
+        master
+            .insert(IlmSlot::new(20, IlmAction::PopDeliver { isp: 2 }))
+            .expect("insert");
         let mut writes = Vec::new();
         master.drain_journal(|w| writes.push(w));
-        assert_eq!(writes.len(), 4);
+        assert_eq!(writes.len(), 5);
         for w in &writes {
             assert!(replica.replay(w));
         }
+        assert!(replica.delivers());
+        master.remove(&20);
+        master.drain_journal(|w| assert!(replica.replay(&w)));
+        assert!(!replica.delivers());
         assert!(replica.same_layout(&master) && master.same_layout(&replica));
         assert_eq!((replica.len(), replica.get(&16)), (1, Some(&swap(16, 102))));
         let bad = SlotWrite {
