@@ -138,16 +138,15 @@ pub(super) fn fast_ipv4(d: &[u8]) -> Option<(Ipv4Info, bool)> {
     if h[0] != 0x45 || total_len < 20 || d.len() < usize::from(total_len) {
         return None;
     }
-    // The ones' complement sum does not depend on byte order (RFC 1071, section 2(B)), so
-    // the header is summed as five native 32-bit words and folded; all ones either way.
+    // An intact header's 16-bit words sum to all ones in ones' complement, that is to a
+    // multiple of 0xffff (a nonzero header never sums to zero). Since 2^16 ≡ 1 (mod 0xffff),
+    // the header may be summed as five native 32-bit words in any byte order (RFC 1071,
+    // section 2(B)) and tested with one remainder, which compiles to a multiply: no folds.
     let mut acc = 0u64;
     for w in h.chunks_exact(4) {
         acc += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
     }
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    if (acc & 0xffff) + (acc >> 16) != 0xffff {
+    if acc % 0xffff != 0 {
         return None;
     }
     let word = |o: usize| u32::from_be_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
