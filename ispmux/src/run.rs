@@ -144,8 +144,10 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             }
         };
         let (st, sh, stop2) = (stats[i].clone(), shared[i].clone(), stop.clone());
+        let lcore = w.lcore;
         let job = move || {
             pipeline.run(io, wc, &st, &sh, &stop2);
+            print_core_share(lcore);
             0
         };
         match ispmux_sys::launch(w.lcore, job) {
@@ -510,6 +512,26 @@ fn snapshot(
             .collect(),
         pipeline: pipeline.report(&names),
         slowpath,
+    }
+}
+
+/// Prints how long the calling worker thread ran on its core and how long it waited for it
+/// (`/proc/thread-self/schedstat`), once, after its loop. Why: on a machine shared with
+/// other work, a busy-polling worker's rate follows the share of its core it got, and
+/// anything busy on the other cores (a slow path applying updates, say) pushes other
+/// processes onto the worker's core; benchmarks compare runs with this share beside the
+/// rate (`perf/run table-updates`).
+fn print_core_share(lcore: u32) {
+    let Ok(s) = std::fs::read_to_string("/proc/thread-self/schedstat") else {
+        return;
+    };
+    let mut ns = s.split_whitespace().map(|v| v.parse::<u64>().ok());
+    if let (Some(Some(on)), Some(Some(waited))) = (ns.next(), ns.next()) {
+        println!(
+            "worker lcore {lcore} on-cpu {:.3} s waited {:.3} s",
+            on as f64 / 1e9,
+            waited as f64 / 1e9
+        );
     }
 }
 

@@ -64,7 +64,7 @@ fn main() -> Result<()> {
     };
     let (mut without, mut with, mut applied) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let (a, _) = bench.run_ispmux("-quiet", "")?;
+        let (a, quiet) = bench.run_ispmux("-quiet", "")?;
         let (b, out) = bench.run_ispmux("-updates", &format!("bench_updates_per_s = {rate}\n"))?;
         let gen_line = out.lines().find(|l| l.starts_with("update-generator"));
         if let Some(l) = gen_line {
@@ -77,9 +77,16 @@ fn main() -> Result<()> {
         if a == 0.0 || b == 0.0 {
             bail!("round {round}: no rate measured (without {a}, with {b})");
         }
+        // The share of its core the worker got in each run: on a machine shared with other
+        // work, the generator's thread on the other core pushes that work onto the worker's.
+        let share =
+            |out: &str| core_share(out).map_or("?".to_owned(), |s| format!("{:.1} %", 100.0 * s));
         println!(
-            "round {round}: without updates {a:.3} Mpps, with {u:.0} updates/s {b:.3} Mpps, ratio {:.3}",
-            b / a
+            "round {round}: without updates {a:.3} Mpps, with {u:.0} updates/s {b:.3} Mpps, ratio {:.3} \
+             (worker on its core {} / {})",
+            b / a,
+            share(&quiet),
+            share(&out)
         );
         without.push(a);
         with.push(b);
@@ -89,4 +96,30 @@ fn main() -> Result<()> {
     let r = if y > 0.0 { b / y } else { 0.0 };
     println!("table-updates ratio={r:.3} ispmux={x:.0} updates/s anchor={y:.3} Mpps");
     Ok(())
+}
+
+/// The share of its core the forwarding worker ran for, from ispmux's line
+/// `worker lcore L on-cpu X s waited Y s`.
+fn core_share(out: &str) -> Option<f64> {
+    let w: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("worker lcore "))?
+        .split_whitespace()
+        .collect();
+    let on: f64 = w.get(4)?.parse().ok()?;
+    let waited: f64 = w.get(7)?.parse().ok()?;
+    (on + waited > 0.0).then(|| on / (on + waited))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::core_share;
+
+    #[test]
+    fn reads_the_workers_core_share() {
+        let out =
+            "port out rx 0 Mpps\nworker lcore 1 on-cpu 4.500 s waited 0.500 s\nispmux ran 5 s\n";
+        assert_eq!(core_share(out), Some(0.9));
+        assert_eq!(core_share("ispmux ran 5 s\n"), None);
+    }
 }
