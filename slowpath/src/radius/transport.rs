@@ -17,6 +17,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{error, info, warn};
 
 use super::committer::{Batch, Committer};
+use super::dedup::Retired;
 use super::engine::{ConfigError, Engine, Input, Listener, Now, Output};
 use super::usage::UsageStore;
 use crate::store::StoreError;
@@ -100,6 +101,26 @@ pub struct Proxy {
     pending: Batch,
     /// Sockets left with datagrams at the end of the last round.
     unfinished: Vec<Token>,
+    /// To the thread that drops expired duplicate-cache answers (`None`: none could be
+    /// started; they are then dropped in the loop).
+    reaper: Option<mpsc::Sender<Retired>>,
+}
+
+/// A thread that drops what it is sent: freeing a generation of cached answers after a burst
+/// (hundreds of thousands of them) takes milliseconds that the event loop would otherwise
+/// spend with requests waiting.
+fn start_reaper() -> Option<mpsc::Sender<Retired>> {
+    let (tx, rx) = mpsc::channel::<Retired>();
+    let spawned = std::thread::Builder::new()
+        .name("radius-reaper".into())
+        .spawn(move || rx.into_iter().for_each(drop));
+    match spawned {
+        Ok(_) => Some(tx),
+        Err(e) => {
+            warn!(error = %e, "radius: no reaper thread; expired answers freed in the loop");
+            None
+        }
+    }
 }
 
 /// Socket buffers asked for (the kernel caps them at net.core.[rw]mem_max): a burst of
@@ -169,6 +190,7 @@ impl Proxy {
             out: Vec::new(),
             pending: Batch::default(),
             unfinished: Vec::new(),
+            reaper: start_reaper(),
         })
     }
 
@@ -231,6 +253,7 @@ impl Proxy {
             self.serve_control();
             self.flush_sends(&mut tx);
             self.flush_committed();
+            self.reap();
         }
         Ok(())
     }
@@ -397,6 +420,17 @@ impl Proxy {
                 tx.send(sock, q, warn_up);
                 q.clear();
             }
+        }
+    }
+
+    /// Hands expired duplicate-cache answers to the reaper, after the round's sends.
+    fn reap(&mut self) {
+        let Some(retired) = self.engine.take_retired() else {
+            return;
+        };
+        if let Some(reaper) = &self.reaper {
+            // A reaper that stopped hands the generation back, and it is dropped here.
+            let _ = reaper.send(retired);
         }
     }
 
