@@ -3,8 +3,15 @@
 //! equivalent proxy (realm -> home server pool). The home server is a fast responder written
 //! here; its own rate is measured too, to show it is not the bottleneck.
 //!
-//! Usage: radius-proxy [--inflight N] [--seconds S]
+//! Usage: radius-proxy [--inflight N] [--seconds S] [--rounds R] [--rate N] [--no-pin]
 //! Last line: `radius-proxy ratio=R ispmux=X req/s anchor=Y req/s`.
+//!
+//! CPU placement: with two CPUs or more, the proxy under test (ispmux's proxy thread,
+//! FreeRADIUS's whole process) gets a CPU of its own and the load generator and the responder
+//! share another, as a proxy deployed between NASes and home servers on other machines would.
+//! Unpinned, on a two-CPU machine the four busy threads take turns on both CPUs, and every
+//! time the proxy is put off its CPU for another thread's time slice, the requests it holds
+//! wait that long: that measures the scheduler, not the proxy. `--no-pin` runs unpinned.
 
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
@@ -22,11 +29,43 @@ use ispmux_perf::{median, result_line};
 use ispmux_slowpath::radius::transport::ProxyHandle;
 use ispmux_slowpath::radius::{attr, crypto, packet, Code, Packet};
 use ispmux_slowpath::udp_batch::{RecvBatch, SendBatch};
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::sys::socket::{setsockopt, sockopt};
+use nix::unistd::Pid;
 use rand::RngCore;
 
 const NAS_SECRET: &[u8] = b"bench-nas";
 const HOME_SECRET: &str = "bench-home";
+
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> Result<Vec<usize>> {
+    let set = sched_getaffinity(Pid::from_raw(0)).context("sched_getaffinity")?;
+    Ok((0..CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
+        .collect())
+}
+
+/// Moves the calling thread to `cpu` alone; threads and processes it starts afterwards
+/// inherit that.
+fn run_on(cpu: usize) -> Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu).context("CPU number")?;
+    sched_setaffinity(Pid::from_raw(0), &set).context("sched_setaffinity")
+}
+
+/// Moves this process's threads named `name` to `cpu`.
+fn move_threads(name: &str, cpu: usize) -> Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu).context("CPU number")?;
+    for t in fs::read_dir("/proc/self/task")?.flatten() {
+        if fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name) {
+            if let Some(tid) = t.file_name().to_str().and_then(|s| s.parse().ok()) {
+                sched_setaffinity(Pid::from_raw(tid), &set).context("sched_setaffinity")?;
+            }
+        }
+    }
+    Ok(())
+}
 
 fn free_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -680,6 +719,7 @@ fn main() -> Result<()> {
     let mut rounds = 3usize;
     let mut rate = 5000.0f64;
     let mut open_only = false;
+    let mut pin = true;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -689,6 +729,7 @@ fn main() -> Result<()> {
             "--rate" => rate = args.next().context("--rate REQ_PER_S")?.parse()?,
             // Latency at the fixed rate only, no closed loop before it (for studying tails).
             "--open-only" => open_only = true,
+            "--no-pin" => pin = false,
             "--engine-only" => {
                 // For profiling the engine: no sockets, no peers.
                 let home: SocketAddr = ([127, 0, 0, 1], 9).into();
@@ -698,7 +739,7 @@ fn main() -> Result<()> {
             }
             other => bail!(
                 "unknown argument {other} (--inflight N, --seconds S, --rounds R, --rate N, \
-                 --open-only, --engine-only)"
+                 --open-only, --no-pin, --engine-only)"
             ),
         }
     }
@@ -706,6 +747,26 @@ fn main() -> Result<()> {
         "radius-proxy: closed loop {inflight} Access-Requests in flight, open loop {rate:.0} \
          req/s offered; {secs} s per measurement, {rounds} alternating rounds per proxy (medians)"
     );
+    // (proxy CPU, load CPU) when pinned.
+    let cpus = allowed_cpus()?;
+    let placement = match cpus.as_slice() {
+        [proxy, load, ..] if pin => Some((*proxy, *load)),
+        _ => None,
+    };
+    match placement {
+        Some((p, l)) => {
+            println!(
+                "CPU placement: proxy under test on CPU {p} alone (ispmux's proxy thread, \
+                 FreeRADIUS's process); load generator and responder on CPU {l}"
+            );
+            run_on(l)?;
+        }
+        None => println!(
+            "CPU placement: none ({} CPUs allowed{}): proxy, generator and responder share them",
+            cpus.len(),
+            if pin { "" } else { ", --no-pin" }
+        ),
+    }
     let responder = Responder::start()?;
     let home = responder.addr;
     let direct = load(
@@ -735,9 +796,24 @@ fn main() -> Result<()> {
             format!("engine alone, {name} subscriber")
         );
     }
+    // Both proxies start on the proxy CPU (their threads inherit it), then this thread, the
+    // load generator, goes back to the load CPU.
+    if let Some((p, _)) = placement {
+        run_on(p)?;
+    }
     let proxy = ProxyHandle::spawn(&cfg, Some(&dir.path().join("usage.db")))?;
     let ticks = || thread_ticks("radius-proxy");
     let fr = FreeRadiusProxy::start(dir.path(), home)?;
+    if let Some((_, l)) = placement {
+        run_on(l)?;
+        // ispmux's two helper threads are not on the Access-Request path (usage commits are
+        // for accounting; the reaper frees expired cached answers, every 5 s at most), so
+        // they go with the load rather than preempt the proxy thread. Every FreeRADIUS
+        // thread handles requests, so its whole process stays on the proxy CPU.
+        for helper in ["radius-usage", "radius-reaper"] {
+            move_threads(helper, l)?;
+        }
+    }
     let pid = fr.child.id();
     let fticks = || stat_ticks(&format!("/proc/{pid}/stat"));
 
