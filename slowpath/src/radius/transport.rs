@@ -104,6 +104,10 @@ pub struct Proxy {
     /// To the thread that drops expired duplicate-cache answers (`None`: none could be
     /// started; they are then dropped in the loop).
     reaper: Option<mpsc::Sender<Retired>>,
+    /// See `busy_poll_us` of the configuration.
+    busy_poll: Duration,
+    /// Datagrams read in the current poll round.
+    round_read: usize,
 }
 
 /// A thread that drops what it is sent: freeing a generation of cached answers after a burst
@@ -191,6 +195,8 @@ impl Proxy {
             pending: Batch::default(),
             unfinished: Vec::new(),
             reaper: start_reaper(),
+            busy_poll: Duration::from_micros(cfg.timeouts.busy_poll_us),
+            round_read: 0,
         })
     }
 
@@ -206,6 +212,8 @@ impl Proxy {
         let mut rx = RecvBatch::new(BATCH);
         let mut tx = SendBatch::new(BATCH);
         info!(auth = ?self.auth.local_addr().ok(), acct = ?self.acct.local_addr().ok(), "radius proxy running");
+        // Until when the sockets are polled without sleeping (busy poll).
+        let mut spin_until: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             let wait = self
@@ -215,7 +223,8 @@ impl Proxy {
                     t.saturating_duration_since(now)
                 })
                 .min(Duration::from_millis(100));
-            let wait = if self.unfinished.is_empty() {
+            let spinning = spin_until.is_some_and(|t| now < t);
+            let wait = if self.unfinished.is_empty() && !spinning {
                 wait
             } else {
                 Duration::ZERO
@@ -226,6 +235,7 @@ impl Proxy {
                 }
                 return Err(RadiusError::Poll(e));
             }
+            self.round_read = 0;
             let mut ready: Vec<Token> = std::mem::take(&mut self.unfinished);
             for ev in events.iter() {
                 if !ready.contains(&ev.token()) {
@@ -254,6 +264,11 @@ impl Proxy {
             self.flush_sends(&mut tx);
             self.flush_committed();
             self.reap();
+            if self.round_read > 0 && !self.busy_poll.is_zero() {
+                // Requests went to home servers: their answers are due within tens of
+                // microseconds; with none in flight the next datagram is a NAS's, whenever.
+                spin_until = (self.engine.in_flight() > 0).then(|| Instant::now() + self.busy_poll);
+            }
         }
         Ok(())
     }
@@ -325,6 +340,7 @@ impl Proxy {
                 }
             };
             read += n;
+            self.round_read += n;
             let now = Now::system();
             for i in 0..n {
                 let Some((data, Some(from))) = rx.get(i) else {
