@@ -3,8 +3,16 @@
 //! equivalent proxy (realm -> home server pool). The home server is a fast responder written
 //! here; its own rate is measured too, to show it is not the bottleneck.
 //!
-//! Usage: radius-proxy [--inflight N] [--seconds S]
+//! Usage: radius-proxy [--inflight N] [--seconds S] [--rounds R] [--rate N] [--pin]
+//!   [--busy-poll-us N]
 //! Last line: `radius-proxy ratio=R ispmux=X req/s anchor=Y req/s`.
+//!
+//! CPU placement (`--pin`, off by default): with two CPUs or more, the proxy under test
+//! (ispmux's proxy thread, FreeRADIUS's whole process) gets a CPU of its own and the load
+//! generator and the responder share another. Measured on the 2-vCPU development VM, pinning
+//! keeps the load's threads from preempting the proxy, but every request then crosses CPUs
+//! four times, each time waking a halted vCPU: the open loop's added p50 rose from ~35 to
+//! ~100-160 us and its p99 did not improve, so by default the scheduler places the threads.
 
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
@@ -22,11 +30,43 @@ use ispmux_perf::{median, result_line};
 use ispmux_slowpath::radius::transport::ProxyHandle;
 use ispmux_slowpath::radius::{attr, crypto, packet, Code, Packet};
 use ispmux_slowpath::udp_batch::{RecvBatch, SendBatch};
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::sys::socket::{setsockopt, sockopt};
+use nix::unistd::Pid;
 use rand::RngCore;
 
 const NAS_SECRET: &[u8] = b"bench-nas";
 const HOME_SECRET: &str = "bench-home";
+
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> Result<Vec<usize>> {
+    let set = sched_getaffinity(Pid::from_raw(0)).context("sched_getaffinity")?;
+    Ok((0..CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
+        .collect())
+}
+
+/// Moves the calling thread to `cpu` alone; threads and processes it starts afterwards
+/// inherit that.
+fn run_on(cpu: usize) -> Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu).context("CPU number")?;
+    sched_setaffinity(Pid::from_raw(0), &set).context("sched_setaffinity")
+}
+
+/// Moves this process's threads named `name` to `cpu`.
+fn move_threads(name: &str, cpu: usize) -> Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu).context("CPU number")?;
+    for t in fs::read_dir("/proc/self/task")?.flatten() {
+        if fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name) {
+            if let Some(tid) = t.file_name().to_str().and_then(|s| s.parse().ok()) {
+                sched_setaffinity(Pid::from_raw(tid), &set).context("sched_setaffinity")?;
+            }
+        }
+    }
+    Ok(())
+}
 
 fn free_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -514,12 +554,13 @@ impl Drop for FreeRadiusProxy {
     }
 }
 
-fn ispmux_config(home: SocketAddr) -> Result<RadiusConfig> {
+fn ispmux_config(home: SocketAddr, busy_poll_us: u64) -> Result<RadiusConfig> {
     let text = format!(
         r#"
 [radius]
 listen_auth = "127.0.0.1:0"
 listen_acct = "127.0.0.1:0"
+timeouts = {{ busy_poll_us = {busy_poll_us} }}
 [[radius.nas]]
 name = "bench"
 address = "127.0.0.0/8"
@@ -680,6 +721,8 @@ fn main() -> Result<()> {
     let mut rounds = 3usize;
     let mut rate = 5000.0f64;
     let mut open_only = false;
+    let mut pin = false;
+    let mut busy_poll_us = 0u64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -689,23 +732,46 @@ fn main() -> Result<()> {
             "--rate" => rate = args.next().context("--rate REQ_PER_S")?.parse()?,
             // Latency at the fixed rate only, no closed loop before it (for studying tails).
             "--open-only" => open_only = true,
+            "--pin" => pin = true,
+            "--busy-poll-us" => busy_poll_us = args.next().context("--busy-poll-us N")?.parse()?,
             "--engine-only" => {
                 // For profiling the engine: no sockets, no peers.
                 let home: SocketAddr = ([127, 0, 0, 1], 9).into();
-                let r = engine_alone(&ispmux_config(home)?, "u@msp.example", 1_000_000)?;
+                let r = engine_alone(&ispmux_config(home, 0)?, "u@msp.example", 1_000_000)?;
                 println!("engine alone, master subscriber {r:.0} req/s");
                 return Ok(());
             }
             other => bail!(
                 "unknown argument {other} (--inflight N, --seconds S, --rounds R, --rate N, \
-                 --open-only, --engine-only)"
+                 --open-only, --pin, --busy-poll-us N, --engine-only)"
             ),
         }
     }
     println!(
         "radius-proxy: closed loop {inflight} Access-Requests in flight, open loop {rate:.0} \
-         req/s offered; {secs} s per measurement, {rounds} alternating rounds per proxy (medians)"
+         req/s offered; {secs} s per measurement, {rounds} alternating rounds per proxy \
+         (medians); ispmux busy_poll_us = {busy_poll_us}"
     );
+    // (proxy CPU, load CPU) when pinned.
+    let cpus = allowed_cpus()?;
+    let placement = match cpus.as_slice() {
+        [proxy, load, ..] if pin => Some((*proxy, *load)),
+        _ => None,
+    };
+    match placement {
+        Some((p, l)) => {
+            println!(
+                "CPU placement: proxy under test on CPU {p} alone (ispmux's proxy thread, \
+                 FreeRADIUS's process); load generator and responder on CPU {l}"
+            );
+            run_on(l)?;
+        }
+        None => println!(
+            "CPU placement: none ({} CPUs allowed{}): proxy, generator and responder share them",
+            cpus.len(),
+            if pin { "" } else { "; --pin to pin" }
+        ),
+    }
     let responder = Responder::start()?;
     let home = responder.addr;
     let direct = load(
@@ -726,7 +792,7 @@ fn main() -> Result<()> {
     );
 
     let dir = tempfile::tempdir()?;
-    let cfg = ispmux_config(home)?;
+    let cfg = ispmux_config(home, busy_poll_us)?;
     // Each logon through the engine includes crafting the home server's answer here.
     for (name, user) in [("master", "u@msp.example"), ("CSP", "u@csp.example")] {
         let r = engine_alone(&cfg, user, 200_000)?;
@@ -735,9 +801,24 @@ fn main() -> Result<()> {
             format!("engine alone, {name} subscriber")
         );
     }
+    // Both proxies start on the proxy CPU (their threads inherit it), then this thread, the
+    // load generator, goes back to the load CPU.
+    if let Some((p, _)) = placement {
+        run_on(p)?;
+    }
     let proxy = ProxyHandle::spawn(&cfg, Some(&dir.path().join("usage.db")))?;
     let ticks = || thread_ticks("radius-proxy");
     let fr = FreeRadiusProxy::start(dir.path(), home)?;
+    if let Some((_, l)) = placement {
+        run_on(l)?;
+        // ispmux's two helper threads are not on the Access-Request path (usage commits are
+        // for accounting; the reaper frees expired cached answers, every 5 s at most), so
+        // they go with the load rather than preempt the proxy thread. Every FreeRADIUS
+        // thread handles requests, so its whole process stays on the proxy CPU.
+        for helper in ["radius-usage", "radius-reaper"] {
+            move_threads(helper, l)?;
+        }
+    }
     let pid = fr.child.id();
     let fticks = || stat_ticks(&format!("/proc/{pid}/stat"));
 
@@ -769,12 +850,21 @@ fn main() -> Result<()> {
         anchor.push(l.rate);
         added_fr.push(l.p99_us.saturating_sub(direct.p99_us) as f64);
         cpu_fr.extend(c);
+        let (c0, t0) = (ticks(), Instant::now());
         let l = open_loop(proxy.auth_addr, NAS_SECRET, "u@msp.example", rate, secs)?;
         report(
             &format!("ispmux proxy, open loop {rate:.0}/s"),
             &l,
             Some(&direct_open),
         );
+        // What the fixed rate (and any busy poll) costs: the proxy thread's share of a CPU.
+        if let (Some(a), Some(b)) = (c0, ticks()) {
+            let share = (b - a) as f64 / 100.0 / t0.elapsed().as_secs_f64() * 100.0;
+            println!(
+                "{:<40} {share:>8.0} % of a CPU",
+                "  ispmux proxy thread meanwhile"
+            );
+        }
         open_added.push(l.p99_us.saturating_sub(direct_open.p99_us) as f64);
         let l = open_loop(fr.addr, NAS_SECRET, "u@msp.example", rate, secs)?;
         report(
@@ -806,14 +896,40 @@ fn main() -> Result<()> {
         us(cpu_csp.unwrap_or(0.0)),
         us(median(&cpu_fr))
     );
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join("/")
+    };
     println!(
-        "added p99 latency: closed loop {inflight} in flight (median): ispmux {:.0} us, \
-         FreeRADIUS {:.0} us; open loop {rate:.0} req/s (median): ispmux {:.0} us, \
-         FreeRADIUS {:.0} us",
+        "added p99 latency, closed loop {inflight} in flight (median; rounds): ispmux {:.0} us \
+         ({}), FreeRADIUS {:.0} us ({})",
         median(&added),
+        list(&added),
         median(&added_fr),
-        median(&open_added),
-        median(&open_added_fr)
+        list(&added_fr)
+    );
+    // Little's law: at `inflight` requests in flight, a proxy doing X req/s in front of a
+    // responder doing D req/s adds inflight/X - inflight/D on average however fast each
+    // request is handled, so the closed loop measures queueing at saturation.
+    let queueing = inflight as f64 * (1.0 / median(&ours) - 1.0 / direct.rate) * 1e6;
+    println!(
+        "  (queueing alone at {inflight} in flight adds {queueing:.0} us on average at ispmux's \
+         median rate: the closed loop measures saturation, not the added latency of a request)"
+    );
+    let p99 = median(&open_added);
+    println!(
+        "added p99 latency, open loop {rate:.0} req/s (median; rounds): ispmux {p99:.0} us ({}), \
+         FreeRADIUS {:.0} us ({})",
+        list(&open_added),
+        median(&open_added_fr),
+        list(&open_added_fr)
+    );
+    println!(
+        "target p99 added < 200 us, checked on the open loop at {rate:.0} req/s (median of \
+         rounds): {}",
+        if p99 < 200.0 { "met" } else { "NOT met" }
     );
     println!(
         "{}",

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use super::attr;
 use super::capacity::{period_key, CspLoad, Session};
 use super::crypto::{self, MessageAuth};
-use super::dedup::{DuplicateCache, RequestKey, Seen};
+use super::dedup::{DuplicateCache, RequestKey, Retired, Seen};
 use super::ids::IdSpace;
 use super::packet::{self, Code, Packet};
 use super::realm;
@@ -356,7 +356,7 @@ impl Engine {
             timers: BinaryHeap::new(),
             disconnects: HashMap::new(),
             ids: IdSpace::default(),
-            dedup: DuplicateCache::new(Duration::from_millis(t.duplicate_cache_ms)),
+            dedup: DuplicateCache::starting(Duration::from_millis(t.duplicate_cache_ms), now),
             counters: BTreeMap::new(),
             rng: StdRng::from_entropy(),
         })
@@ -433,10 +433,13 @@ impl Engine {
             .filter(|s| !s.alive)
             .map(|s| s.next_probe)
             .min();
-        match (t, p) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [t, p, self.dedup.next_tick()].into_iter().flatten().min()
+    }
+
+    /// Duplicate-cache answers that have expired, retired whole: the caller drops them, off
+    /// its event loop if it can (freeing a burst's worth of answers takes milliseconds).
+    pub fn take_retired(&mut self) -> Option<Retired> {
+        self.dedup.take_retired()
     }
 
     fn count(&mut self, group: &'static str, name: &'static str) {

@@ -17,6 +17,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{error, info, warn};
 
 use super::committer::{Batch, Committer};
+use super::dedup::Retired;
 use super::engine::{ConfigError, Engine, Input, Listener, Now, Output};
 use super::usage::UsageStore;
 use crate::store::StoreError;
@@ -100,6 +101,30 @@ pub struct Proxy {
     pending: Batch,
     /// Sockets left with datagrams at the end of the last round.
     unfinished: Vec<Token>,
+    /// To the thread that drops expired duplicate-cache answers (`None`: none could be
+    /// started; they are then dropped in the loop).
+    reaper: Option<mpsc::Sender<Retired>>,
+    /// See `busy_poll_us` of the configuration.
+    busy_poll: Duration,
+    /// Datagrams read in the current poll round.
+    round_read: usize,
+}
+
+/// A thread that drops what it is sent: freeing a generation of cached answers after a burst
+/// (hundreds of thousands of them) takes milliseconds that the event loop would otherwise
+/// spend with requests waiting.
+fn start_reaper() -> Option<mpsc::Sender<Retired>> {
+    let (tx, rx) = mpsc::channel::<Retired>();
+    let spawned = std::thread::Builder::new()
+        .name("radius-reaper".into())
+        .spawn(move || rx.into_iter().for_each(drop));
+    match spawned {
+        Ok(_) => Some(tx),
+        Err(e) => {
+            warn!(error = %e, "radius: no reaper thread; expired answers freed in the loop");
+            None
+        }
+    }
 }
 
 /// Socket buffers asked for (the kernel caps them at net.core.[rw]mem_max): a burst of
@@ -169,6 +194,9 @@ impl Proxy {
             out: Vec::new(),
             pending: Batch::default(),
             unfinished: Vec::new(),
+            reaper: start_reaper(),
+            busy_poll: Duration::from_micros(cfg.timeouts.busy_poll_us),
+            round_read: 0,
         })
     }
 
@@ -184,6 +212,8 @@ impl Proxy {
         let mut rx = RecvBatch::new(BATCH);
         let mut tx = SendBatch::new(BATCH);
         info!(auth = ?self.auth.local_addr().ok(), acct = ?self.acct.local_addr().ok(), "radius proxy running");
+        // Until when the sockets are polled without sleeping (busy poll).
+        let mut spin_until: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             let wait = self
@@ -193,7 +223,8 @@ impl Proxy {
                     t.saturating_duration_since(now)
                 })
                 .min(Duration::from_millis(100));
-            let wait = if self.unfinished.is_empty() {
+            let spinning = spin_until.is_some_and(|t| now < t);
+            let wait = if self.unfinished.is_empty() && !spinning {
                 wait
             } else {
                 Duration::ZERO
@@ -204,6 +235,7 @@ impl Proxy {
                 }
                 return Err(RadiusError::Poll(e));
             }
+            self.round_read = 0;
             let mut ready: Vec<Token> = std::mem::take(&mut self.unfinished);
             for ev in events.iter() {
                 if !ready.contains(&ev.token()) {
@@ -231,6 +263,12 @@ impl Proxy {
             self.serve_control();
             self.flush_sends(&mut tx);
             self.flush_committed();
+            self.reap();
+            if self.round_read > 0 && !self.busy_poll.is_zero() {
+                // Requests went to home servers: their answers are due within tens of
+                // microseconds; with none in flight the next datagram is a NAS's, whenever.
+                spin_until = (self.engine.in_flight() > 0).then(|| Instant::now() + self.busy_poll);
+            }
         }
         Ok(())
     }
@@ -302,6 +340,7 @@ impl Proxy {
                 }
             };
             read += n;
+            self.round_read += n;
             let now = Now::system();
             for i in 0..n {
                 let Some((data, Some(from))) = rx.get(i) else {
@@ -397,6 +436,17 @@ impl Proxy {
                 tx.send(sock, q, warn_up);
                 q.clear();
             }
+        }
+    }
+
+    /// Hands expired duplicate-cache answers to the reaper, after the round's sends.
+    fn reap(&mut self) {
+        let Some(retired) = self.engine.take_retired() else {
+            return;
+        };
+        if let Some(reaper) = &self.reaper {
+            // A reaper that stopped hands the generation back, and it is dropped here.
+            let _ = reaper.send(retired);
         }
     }
 

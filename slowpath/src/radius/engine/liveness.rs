@@ -5,9 +5,9 @@ use super::*;
 
 impl Engine {
     pub(super) fn on_timer(&mut self, now: Now, out: &mut Vec<Output>) {
-        // Expired duplicate-cache entries go a step at a time here too, so that their memory is
+        // Expired duplicate-cache answers are retired here too, so that their memory is
         // returned when requests stop coming.
-        self.dedup.prune(now.mono, 1024);
+        self.dedup.tick(now.mono);
         while let Some(&Reverse((t, of))) = self.timers.peek() {
             if t > now.mono {
                 break;
