@@ -146,7 +146,7 @@ pub(super) fn fast_ipv4(d: &[u8]) -> Option<(Ipv4Info, bool)> {
     for w in h.chunks_exact(4) {
         acc += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
     }
-    if acc % 0xffff != 0 {
+    if !acc.is_multiple_of(0xffff) {
         return None;
     }
     let word = |o: usize| u32::from_be_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
