@@ -110,6 +110,10 @@ pub struct Proxy {
     round_read: usize,
 }
 
+/// Answers the reaper frees between pauses, and the pause.
+const REAP_CHUNK: usize = 512;
+const REAP_PAUSE: Duration = Duration::from_micros(500);
+
 /// A thread that drops what it is sent: freeing a generation of cached answers after a burst
 /// (hundreds of thousands of them) takes milliseconds that the event loop would otherwise
 /// spend with requests waiting.
@@ -117,7 +121,11 @@ fn start_reaper() -> Option<mpsc::Sender<Retired>> {
     let (tx, rx) = mpsc::channel::<Retired>();
     let spawned = std::thread::Builder::new()
         .name("radius-reaper".into())
-        .spawn(move || rx.into_iter().for_each(drop));
+        .spawn(move || {
+            for retired in rx {
+                retired.free_gently(REAP_CHUNK, REAP_PAUSE);
+            }
+        });
     match spawned {
         Ok(_) => Some(tx),
         Err(e) => {
