@@ -70,7 +70,7 @@ fn fast_handoff(
     if lse & 0x100 == 0 || label_ttl <= 1 {
         return None;
     }
-    let (eth, ip_hdr) = d.split_at_mut_checked(18)?;
+    let (eth, ip_hdr) = d.split_first_chunk_mut::<18>()?;
     let (ip, _) = super::classify::fast_ipv4(ip_hdr)?;
     if ip.ttl == 0 || ip.total_len > out.mtu {
         return None;
@@ -79,7 +79,6 @@ fn fast_handoff(
     if ttl != ip.ttl {
         Ipv4Packet::new_unchecked(ip_hdr).set_ttl_update_checksum(ttl);
     }
-    let eth: &mut [u8; 18] = eth.try_into().ok()?;
     if vid == 0 {
         eth[4..10].copy_from_slice(&router.0);
         eth[10..16].copy_from_slice(&out.mac.0);

@@ -95,7 +95,7 @@ pub struct CuckooTable<S: Slot> {
     rng: u64,
     prefetch: Option<PrefetchFn>,
     /// Slot writes recorded for replay on replicas (the slow path's master copy only).
-    journal: Option<Vec<SlotWrite<S>>>,
+    journal: Journal<S>,
 }
 
 /// One physical slot write: replaying the writes of a table, in order, onto a replica with
@@ -113,6 +113,50 @@ pub struct SlotWrite<S> {
     pub len_delta: i8,
     /// The new content.
     pub value: S,
+}
+
+/// Change of a table's length when a slot goes from `old` to `new`: +1 fills a free slot,
+/// −1 frees one.
+pub fn len_delta<S: Slot>(old: &S, new: &S) -> i8 {
+    match (old.is_empty(), new.is_empty()) {
+        (true, false) => 1,
+        (false, true) => -1,
+        _ => 0,
+    }
+}
+
+/// The slot writes a master copy records for its replicas; off (and never allocating) on the
+/// replicas themselves.
+#[derive(Clone, Debug)]
+pub struct Journal<S>(Option<Vec<SlotWrite<S>>>);
+
+impl<S> Default for Journal<S> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<S> Journal<S> {
+    /// Starts recording (slow path master copy; the journal allocates).
+    pub fn enable(&mut self) {
+        self.0.get_or_insert_with(Vec::new);
+    }
+
+    /// Records `w` when recording.
+    pub fn record(&mut self, w: SlotWrite<S>) {
+        if let Some(j) = &mut self.0 {
+            j.push(w);
+        }
+    }
+
+    /// Moves the recorded writes into `out`, oldest first.
+    pub fn drain(&mut self, mut out: impl FnMut(SlotWrite<S>)) {
+        if let Some(j) = &mut self.0 {
+            for w in j.drain(..) {
+                out(w);
+            }
+        }
+    }
 }
 
 /// Murmur3's 64-bit finalizer: cheap, and every input bit affects every output bit.
@@ -146,7 +190,7 @@ impl<S: Slot> CuckooTable<S> {
             capacity,
             rng: 0x9e37_79b9_7f4a_7c15,
             prefetch: None,
-            journal: None,
+            journal: Journal::default(),
         }
     }
 
@@ -319,35 +363,25 @@ impl<S: Slot> CuckooTable<S> {
         let Some(slot) = self.buckets.get_mut(b).and_then(|x| x.slots.get_mut(i)) else {
             return;
         };
-        let len_delta = match (slot.is_empty(), value.is_empty()) {
-            (true, false) => 1,
-            (false, true) => -1,
-            _ => 0,
-        };
+        let len_delta = len_delta(slot, &value);
         *slot = value;
         self.len = self.len.wrapping_add_signed(isize::from(len_delta));
-        if let Some(j) = &mut self.journal {
-            j.push(SlotWrite {
-                bucket: b as u32,
-                slot: i as u8,
-                len_delta,
-                value,
-            });
-        }
+        self.journal.record(SlotWrite {
+            bucket: b as u32,
+            slot: i as u8,
+            len_delta,
+            value,
+        });
     }
 
     /// Starts recording slot writes (slow path master copy; the journal allocates).
     pub fn enable_journal(&mut self) {
-        self.journal.get_or_insert_with(Vec::new);
+        self.journal.enable();
     }
 
     /// Moves the recorded writes into `out`, oldest first.
-    pub fn drain_journal(&mut self, mut out: impl FnMut(SlotWrite<S>)) {
-        if let Some(j) = &mut self.journal {
-            for w in j.drain(..) {
-                out(w);
-            }
-        }
+    pub fn drain_journal(&mut self, out: impl FnMut(SlotWrite<S>)) {
+        self.journal.drain(out);
     }
 
     /// Replays one recorded write on a replica: a store, without reading the slot (a load

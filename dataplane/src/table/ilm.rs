@@ -6,7 +6,7 @@
 //! 16 MiB array is allocated zeroed and its untouched pages are never backed (clones copy
 //! only the entries in use).
 
-use super::cuckoo::{mix64, PrefetchFn, Slot, SlotWrite, TableFull, SLOTS};
+use super::cuckoo::{len_delta, mix64, Journal, PrefetchFn, Slot, SlotWrite, TableFull, SLOTS};
 use super::IspId;
 use crate::wire::mpls::LABEL_MAX;
 use crate::wire::MacAddr;
@@ -186,7 +186,7 @@ pub struct IlmTable {
     capacity: usize,
     prefetch: Option<PrefetchFn>,
     /// Slot writes recorded for replay on replicas (the slow path's master copy only).
-    journal: Option<Vec<SlotWrite<IlmSlot>>>,
+    journal: Journal<IlmSlot>,
 }
 
 impl Clone for IlmTable {
@@ -214,7 +214,7 @@ impl IlmTable {
             delivering: 0,
             capacity,
             prefetch: None,
-            journal: None,
+            journal: Journal::default(),
         }
     }
 
@@ -292,14 +292,14 @@ impl IlmTable {
         if old.is_none() && self.len >= self.capacity {
             return Err(TableFull);
         }
-        self.write(label, slot, i8::from(old.is_none()));
+        self.write(label, slot);
         Ok(old)
     }
 
     /// Unmaps `label`, returning its entry.
     pub fn remove(&mut self, label: &u32) -> Option<IlmSlot> {
         let old = self.get(label).copied()?;
-        self.write(*label, IlmSlot::EMPTY, -1);
+        self.write(*label, IlmSlot::EMPTY);
         Some(old)
     }
 
@@ -324,34 +324,30 @@ impl IlmTable {
         self.delivering = (self.delivering + usize::from(is)).saturating_sub(usize::from(was));
     }
 
-    fn write(&mut self, label: u32, value: IlmSlot, len_delta: i8) {
+    /// The only place entries change on the master: keeps `len` and the journal.
+    fn write(&mut self, label: u32, value: IlmSlot) {
         let i = self.index(label);
+        let len_delta = len_delta(&self.entries.0[i], &value);
         self.store(i, value);
         self.len = self.len.wrapping_add_signed(isize::from(len_delta));
-        if let Some(j) = &mut self.journal {
-            // The journal's (bucket, slot) positions, four labels to a "bucket", so the
-            // ILM's writes travel in the same operations as the hashed tables'.
-            j.push(SlotWrite {
-                bucket: (i / SLOTS) as u32,
-                slot: (i % SLOTS) as u8,
-                len_delta,
-                value,
-            });
-        }
+        // The journal's (bucket, slot) positions, four labels to a "bucket", so the ILM's
+        // writes travel in the same operations as the hashed tables'.
+        self.journal.record(SlotWrite {
+            bucket: (i / SLOTS) as u32,
+            slot: (i % SLOTS) as u8,
+            len_delta,
+            value,
+        });
     }
 
     /// Starts recording slot writes (slow path master copy; the journal allocates).
     pub fn enable_journal(&mut self) {
-        self.journal.get_or_insert_with(Vec::new);
+        self.journal.enable();
     }
 
     /// Moves the recorded writes into `out`, oldest first.
-    pub fn drain_journal(&mut self, mut out: impl FnMut(SlotWrite<IlmSlot>)) {
-        if let Some(j) = &mut self.journal {
-            for w in j.drain(..) {
-                out(w);
-            }
-        }
+    pub fn drain_journal(&mut self, out: impl FnMut(SlotWrite<IlmSlot>)) {
+        self.journal.drain(out);
     }
 
     /// Replays one recorded write on a replica; `false` for a position outside the label

@@ -59,13 +59,14 @@ impl Retired {
     /// long: freeing a burst's generation at once stalled the proxy thread for milliseconds
     /// on two CPUs. Returns how many answers were freed.
     pub fn free_gently(self, chunk: usize, pause: std::time::Duration) -> usize {
+        let chunk = chunk.max(1);
         let mut freed = 0;
         for mut generation in self.0 {
             let mut drain = generation.drain();
             loop {
-                let n = drain.by_ref().take(chunk.max(1)).count();
+                let n = drain.by_ref().take(chunk).count();
                 freed += n;
-                if n < chunk.max(1) {
+                if n < chunk {
                     break;
                 }
                 std::thread::sleep(pause);
@@ -279,16 +280,22 @@ mod tests {
         assert!(matches!(c.check(t1, &key(1)), Some(Seen::Answered(b, _)) if b == vec![2]));
     }
 
-    /// With no requests for two TTLs, a tick retires everything answered.
-    #[test]
-    fn idle_ticks_retire_both_generations() {
-        let t0 = Instant::now();
-        let ttl = Duration::from_secs(5);
+    /// A cache holding answers to keys 0 to 9, all given at `t0`.
+    fn answered_ten(ttl: Duration, t0: Instant) -> DuplicateCache {
         let mut c = DuplicateCache::starting(ttl, t0);
         for i in 0..10 {
             assert!(c.check(t0, &key(i)).is_none());
             c.answered(t0, key(i), vec![1], vec![]);
         }
+        c
+    }
+
+    /// With no requests for two TTLs, a tick retires everything answered.
+    #[test]
+    fn idle_ticks_retire_both_generations() {
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(5);
+        let mut c = answered_ten(ttl, t0);
         assert_eq!(c.next_tick(), Some(t0 + ttl));
         c.tick(t0 + 3 * ttl);
         assert!(c.is_empty());
@@ -301,11 +308,7 @@ mod tests {
     fn retired_answers_are_all_freed_in_chunks() {
         let t0 = Instant::now();
         let ttl = Duration::from_secs(5);
-        let mut c = DuplicateCache::starting(ttl, t0);
-        for i in 0..10 {
-            assert!(c.check(t0, &key(i)).is_none());
-            c.answered(t0, key(i), vec![1], vec![]);
-        }
+        let mut c = answered_ten(ttl, t0);
         c.tick(t0 + 3 * ttl);
         let r = c.take_retired().expect("retired");
         assert_eq!(r.free_gently(3, Duration::ZERO), 10);
