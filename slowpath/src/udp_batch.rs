@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
-use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+use nix::sys::socket::{
+    getsockopt, recvmmsg, sendmmsg, setsockopt, sockopt, MsgFlags, MultiHeaders, SockaddrStorage,
+};
 
 /// Largest datagram kept: RADIUS packets are at most 4096 octets (RFC 2865 section 3); a
 /// longer datagram is cut to this, and the codec then finds its length field wrong or ignores
@@ -25,6 +27,21 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
 
 fn io_error(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
+}
+
+/// Asks for receive and send buffers of `bytes` each, best effort: with CAP_NET_ADMIN (ispmux
+/// runs as root for DPDK) past net.core.[rw]mem_max, which defaults to ~200 KiB, about 256
+/// small datagrams on loopback, so that a burst that arrives while the reader is off the CPU
+/// for a few milliseconds is not dropped; without it, up to that cap. Returns the receive
+/// buffer the kernel granted (it reports twice what was asked, for its own bookkeeping).
+pub fn enlarge_buffers(sock: &impl std::os::fd::AsFd, bytes: usize) -> usize {
+    if setsockopt(sock, sockopt::RcvBufForce, &bytes).is_err() {
+        let _ = setsockopt(sock, sockopt::RcvBuf, &bytes);
+    }
+    if setsockopt(sock, sockopt::SndBufForce, &bytes).is_err() {
+        let _ = setsockopt(sock, sockopt::SndBuf, &bytes);
+    }
+    getsockopt(sock, sockopt::RcvBuf).unwrap_or(0)
 }
 
 /// Buffers for receiving up to `capacity` datagrams per call, kept between calls.
@@ -213,5 +230,15 @@ mod tests {
         b.set_nonblocking(true).expect("nonblocking");
         assert_eq!(rx.recv(&b, false).expect("empty"), 0);
         assert!(rx.is_empty());
+    }
+
+    #[test]
+    fn buffers_grow_past_the_default() {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let before = getsockopt(&s, sockopt::RcvBuf).expect("SO_RCVBUF");
+        let got = enlarge_buffers(&s, 4 << 20);
+        // Without privilege the cap (net.core.rmem_max) may be the default itself; the
+        // kernel still doubles what it grants.
+        assert!(got > before, "{got} <= {before}");
     }
 }

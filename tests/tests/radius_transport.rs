@@ -9,12 +9,16 @@ use std::time::Duration;
 use ispmux_conf::radius::RadiusConfig;
 use ispmux_slowpath::radius::transport::ProxyHandle;
 use ispmux_slowpath::radius::{attr, crypto, Code, Packet};
+use ispmux_slowpath::udp_batch::enlarge_buffers;
 
 #[test]
 fn more_than_256_outstanding_to_one_home_server() {
     // The home server holds every answer until it has 300 requests: all are outstanding at
     // once, so the proxy needs more than one Identifier space toward it.
     let home = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    // The proxy sends all 300 in one round: a default buffer (about 256 datagrams) overflows
+    // whenever the collector is kept off the CPU for that long.
+    enlarge_buffers(&home, 4 << 20);
     home.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let home_addr = home.local_addr().expect("addr");
@@ -37,7 +41,7 @@ home_servers = [{{ address = "127.0.0.1", auth_port = {}, secret = "home" }}]
     .expect("config");
     let proxy = ProxyHandle::spawn(&cfg, None).expect("proxy");
 
-    // The home server reads in its own thread, so its socket buffer never overflows.
+    // The home server reads in its own thread.
     let collector = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         let mut held = Vec::new();
@@ -61,6 +65,7 @@ home_servers = [{{ address = "127.0.0.1", auth_port = {}, secret = "home" }}]
     let nases: Vec<UdpSocket> = (0..2)
         .map(|_| {
             let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            enlarge_buffers(&s, 4 << 20);
             s.set_read_timeout(Some(Duration::from_secs(10)))
                 .expect("timeout");
             s

@@ -31,7 +31,6 @@ use ispmux_slowpath::radius::transport::ProxyHandle;
 use ispmux_slowpath::radius::{attr, crypto, packet, Code, Packet};
 use ispmux_slowpath::udp_batch::{RecvBatch, SendBatch};
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
-use nix::sys::socket::{setsockopt, sockopt};
 use nix::unistd::Pid;
 use rand::RngCore;
 
@@ -75,13 +74,13 @@ fn free_port() -> Result<u16> {
 /// Datagrams per recvmmsg/sendmmsg call of the responder and the load generator.
 const BATCH: usize = 64;
 
-/// A loopback socket with a receive buffer of 4 MiB (as the proxies ask for theirs; the
-/// kernel caps it at net.core.rmem_max): with the default ~200 KiB, about 300 datagrams, a
+/// A loopback socket with buffers of 4 MiB, as the proxies ask for theirs: with the default
+/// ~200 KiB, about 300 datagrams, a
 /// burst of answers after a proxy was kept off the CPU for a few milliseconds overflows it
 /// and is counted as lost.
 fn bench_socket() -> Result<UdpSocket> {
     let sock = UdpSocket::bind("127.0.0.1:0")?;
-    setsockopt(&sock, sockopt::RcvBuf, &(4 << 20)).context("SO_RCVBUF")?;
+    ispmux_slowpath::udp_batch::enlarge_buffers(&sock, 4 << 20);
     Ok(sock)
 }
 

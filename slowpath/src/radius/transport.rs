@@ -135,8 +135,8 @@ fn start_reaper() -> Option<mpsc::Sender<Retired>> {
     }
 }
 
-/// Socket buffers asked for (the kernel caps them at net.core.[rw]mem_max): a burst of
-/// logons after an outage must not overflow the default ~200 KiB, about 256 datagrams.
+/// Socket buffers asked for: a burst of logons after an outage must not overflow the default
+/// ~200 KiB, about 256 datagrams.
 const SOCKET_BUFFER: usize = 4 << 20;
 
 fn bind(addr: SocketAddr) -> Result<UdpSocket, RadiusError> {
@@ -152,8 +152,7 @@ fn bind_socket(addr: SocketAddr) -> Result<socket2::Socket, RadiusError> {
     )
     .map_err(err)?;
     // Best effort: a smaller buffer still works.
-    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    crate::udp_batch::enlarge_buffers(&s, SOCKET_BUFFER);
     s.set_nonblocking(true).map_err(err)?;
     s.bind(&addr.into()).map_err(err)?;
     Ok(s)
