@@ -356,7 +356,7 @@ impl Engine {
             timers: BinaryHeap::new(),
             disconnects: HashMap::new(),
             ids: IdSpace::default(),
-            dedup: DuplicateCache::starting(Duration::from_millis(t.duplicate_cache_ms), now),
+            dedup: DuplicateCache::new(Duration::from_millis(t.duplicate_cache_ms)),
             counters: BTreeMap::new(),
             rng: StdRng::from_entropy(),
         })

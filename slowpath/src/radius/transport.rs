@@ -110,20 +110,19 @@ pub struct Proxy {
     round_read: usize,
 }
 
-/// Answers the reaper frees between pauses, and the pause.
-const REAP_CHUNK: usize = 512;
+/// The reaper's pause between the generations it drops.
 const REAP_PAUSE: Duration = Duration::from_micros(500);
 
-/// A thread that drops what it is sent: freeing a generation of cached answers after a burst
-/// (hundreds of thousands of them) takes milliseconds that the event loop would otherwise
-/// spend with requests waiting.
+/// A thread that drops what it is sent: unmapping a generation of cached answers after a
+/// burst (tens of megabytes) takes milliseconds that the event loop would otherwise spend
+/// with requests waiting.
 fn start_reaper() -> Option<mpsc::Sender<Retired>> {
     let (tx, rx) = mpsc::channel::<Retired>();
     let spawned = std::thread::Builder::new()
         .name("radius-reaper".into())
         .spawn(move || {
             for retired in rx {
-                retired.free_gently(REAP_CHUNK, REAP_PAUSE);
+                retired.free_gently(REAP_PAUSE);
             }
         });
     match spawned {

@@ -338,8 +338,7 @@ impl Engine {
             return self.drop_with("encode_error", key.from);
         };
         let to = key.from;
-        self.dedup
-            .answered(now.mono, key, data.clone(), commit.clone());
+        self.dedup.answered(now.mono, key, &data, &commit);
         out.push(Output::ToNas {
             listener,
             to,
