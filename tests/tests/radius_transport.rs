@@ -122,3 +122,47 @@ home_servers = [{{ address = "127.0.0.1", auth_port = {}, secret = "home" }}]
         None
     );
 }
+
+/// An operator's `suspend` outlives a restart of the proxy on the same store, and overrides
+/// the configuration's flag until `resume`, which outlives a restart in turn.
+#[test]
+fn a_suspension_outlives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("usage.db");
+    let cfg = RadiusConfig::from_toml_file_text(
+        r#"
+[radius]
+listen_auth = "127.0.0.1:0"
+listen_acct = "127.0.0.1:0"
+[[radius.nas]]
+name = "n"
+address = "127.0.0.1"
+secret = "nas"
+[radius.master]
+name = "m"
+home_servers = [{ address = "127.0.0.1", auth_port = 9, secret = "home" }]
+[[radius.client_sp]]
+name = "csp1"
+realms = ["csp1.example"]
+virtual_user = "vs"
+virtual_password = "vp"
+home_servers = [{ address = "127.0.0.1", auth_port = 9, secret = "csp" }]
+capacity = { ports = 1 }
+"#,
+    )
+    .expect("config");
+    let proxy = ProxyHandle::spawn(&cfg, Some(&db)).expect("proxy");
+    let s = proxy.suspend("csp1", true).expect("suspend");
+    assert!(!s.was_suspended);
+    proxy.stop().expect("stop");
+
+    let proxy = ProxyHandle::spawn(&cfg, Some(&db)).expect("proxy");
+    let s = proxy.suspend("csp1", false).expect("resume");
+    assert!(s.was_suspended, "suspended again after the restart");
+    proxy.stop().expect("stop");
+
+    let proxy = ProxyHandle::spawn(&cfg, Some(&db)).expect("proxy");
+    let s = proxy.suspend("csp1", false).expect("resume");
+    assert!(!s.was_suspended, "the resumption outlived the restart too");
+    proxy.stop().expect("stop");
+}

@@ -390,6 +390,16 @@ impl Engine {
         }
     }
 
+    /// Applies the operator's suspensions and resumptions kept in the store (they override
+    /// the configuration's flags); no Disconnect-Request is sent for them.
+    pub fn restore_suspensions(&mut self, states: &[(String, bool)]) {
+        for (csp, suspended) in states {
+            if let Some(c) = self.csps.iter_mut().find(|c| &c.name == csp) {
+                c.suspended = *suspended;
+            }
+        }
+    }
+
     /// Counters: (group, name) -> count; groups are `drop`, `reject`, `event`.
     pub fn counters(&self) -> &BTreeMap<(&'static str, &'static str), u64> {
         &self.counters

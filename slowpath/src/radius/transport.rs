@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 use super::committer::{Batch, Committer};
 use super::dedup::Retired;
 use super::engine::{ConfigError, Engine, Input, Listener, Now, Output};
-use super::usage::UsageStore;
+use super::usage::{UsageEvent, UsageStore};
 use crate::store::StoreError;
 use crate::udp_batch::{RecvBatch, SendBatch};
 
@@ -176,6 +176,7 @@ impl Proxy {
             None => UsageStore::in_memory()?,
         };
         engine.restore(&store.open_sessions()?, &store.records()?, now.unix);
+        engine.restore_suspensions(&store.suspensions()?);
         let poll = Poll::new().map_err(RadiusError::Poll)?;
         let (mut auth, auth_clone) = bind_listener(cfg.listen_auth)?;
         let (mut acct, acct_clone) = bind_listener(cfg.listen_acct)?;
@@ -297,6 +298,12 @@ impl Proxy {
                         self.step(Input::Suspend {
                             csp: &csp,
                             suspended,
+                        });
+                        // Committed with the round's usage records: it outlives a restart.
+                        self.pending.events.push(UsageEvent::Suspension {
+                            csp: csp.clone(),
+                            suspended,
+                            at: Now::system().unix,
                         });
                     }
                     let after = self.engine.counter("event", "disconnect_sent");

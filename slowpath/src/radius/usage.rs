@@ -10,7 +10,8 @@ use rusqlite::{params, Connection};
 
 use crate::store::{self, StoreError};
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE radius_usage (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE radius_usage (
         csp TEXT NOT NULL,
         period TEXT NOT NULL,
         connections INTEGER NOT NULL DEFAULT 0,
@@ -33,7 +34,15 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE radius_usage (
         acct_session_id TEXT NOT NULL,
         at INTEGER NOT NULL,
         PRIMARY KEY (nas, acct_session_id)
-    );"];
+    );",
+    // Suspensions and resumptions by the operator (`ispmux ctl suspend|resume`), which
+    // outlive a restart and override the configuration's `suspended` flag.
+    "CREATE TABLE radius_csp_state (
+        csp TEXT PRIMARY KEY,
+        suspended INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );",
+];
 
 /// What an accounting exchange changes in the usage records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +68,12 @@ pub enum UsageEvent {
         session_secs: u64,
         input_octets: u64,
         output_octets: u64,
+        at: u64,
+    },
+    /// The operator suspended or resumed a client SP.
+    Suspension {
+        csp: String,
+        suspended: bool,
         at: u64,
     },
 }
@@ -123,6 +138,17 @@ impl UsageStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The client SPs the operator suspended (true) or resumed (false), by name.
+    pub fn suspensions(&self) -> Result<Vec<(String, bool)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT csp, suspended FROM radius_csp_state ORDER BY csp")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Sessions still open (to restore port accounting after a restart).
@@ -211,6 +237,13 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, e: &UsageEvent) -> Result<(), Store
                 params![nas, session_id],
             )?;
         }
+        UsageEvent::Suspension { csp, suspended, at } => {
+            tx.execute(
+                "INSERT INTO radius_csp_state (csp, suspended, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(csp) DO UPDATE SET suspended = excluded.suspended, at = excluded.at",
+                params![csp, *suspended, i(*at)],
+            )?;
+        }
     }
     Ok(())
 }
@@ -280,6 +313,31 @@ pub fn to_csv(records: &[UsageRecord]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_latest_suspension_of_each_csp_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("u.db");
+        let mut st = UsageStore::open(&path).expect("open");
+        let set = |csp: &str, suspended, at| UsageEvent::Suspension {
+            csp: csp.into(),
+            suspended,
+            at,
+        };
+        st.apply_all(&[set("csp1", true, 1), set("csp2", true, 2)])
+            .expect("apply");
+        st.apply(&set("csp1", false, 3)).expect("apply");
+        drop(st);
+        let st = UsageStore::open(&path).expect("reopen");
+        assert_eq!(
+            st.suspensions().expect("read"),
+            [("csp1".to_owned(), false), ("csp2".to_owned(), true)]
+        );
+        assert!(
+            st.records().expect("records").is_empty(),
+            "no usage from it"
+        );
+    }
 
     fn start(sid: &str) -> UsageEvent {
         UsageEvent::Start {
