@@ -75,9 +75,8 @@ fn free_port() -> Result<u16> {
 const BATCH: usize = 64;
 
 /// A loopback socket with buffers of 4 MiB, as the proxies ask for theirs: with the default
-/// ~200 KiB, about 300 datagrams, a
-/// burst of answers after a proxy was kept off the CPU for a few milliseconds overflows it
-/// and is counted as lost.
+/// ~200 KiB, about 300 datagrams, a burst of answers after a proxy was kept off the CPU for a
+/// few milliseconds overflows it and is counted as lost.
 fn bench_socket() -> Result<UdpSocket> {
     let sock = UdpSocket::bind("127.0.0.1:0")?;
     ispmux_slowpath::udp_batch::enlarge_buffers(&sock, 4 << 20);

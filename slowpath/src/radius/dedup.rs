@@ -384,7 +384,7 @@ mod tests {
 
     /// With no requests for two TTLs, a tick retires everything answered.
     #[test]
-    fn idle_ticks_retire_both_generations() {
+    fn idle_ticks_retire_every_generation() {
         let t0 = Instant::now();
         let ttl = Duration::from_secs(5);
         let mut c = answered_ten(ttl, t0);
@@ -462,9 +462,9 @@ mod tests {
         assert!(c.check(t0, &key(500)).is_none(), "not cached");
     }
 
-    /// Gentle freeing frees every answer, across chunk boundaries.
+    /// Gentle freeing drops every retired answer.
     #[test]
-    fn retired_answers_are_all_freed_in_chunks() {
+    fn retired_generations_free_every_answer() {
         let t0 = Instant::now();
         let ttl = Duration::from_secs(5);
         let mut c = answered_ten(ttl, t0);
