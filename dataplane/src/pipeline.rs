@@ -30,7 +30,7 @@ pub trait Pipeline: Send {
     /// burst N calls this on N+1 so its cache misses overlap the work on N. Optional, and
     /// worth it only with a real prefetch instruction behind the tables' hook (without one,
     /// the fallback loads would wait here instead of in `process`).
-    fn prefetch<F: Frame>(&self, _rx_port: u16, _frames: &[F]) {}
+    fn prefetch<F: Frame>(&mut self, _rx_port: u16, _frames: &[F]) {}
 
     /// The verdict of every frame received on `rx_port`, when the pipeline decides without
     /// looking at frames (a plain forwarder): the worker then skips `process` and sends the

@@ -158,6 +158,8 @@ fn main() -> Result<()> {
         if io_only {
             io.process(0, &mut bufs, &mut verdicts);
         } else {
+            // As the worker: the burst's buckets prefetched (and its keys kept) first.
+            node.prefetch(0, &bufs);
             node.process(0, &mut bufs, &mut verdicts);
         }
         forwarded += verdicts
@@ -169,5 +171,8 @@ fn main() -> Result<()> {
         "{role}: {forwarded} of {} frames forwarded",
         frames_total / BURST * BURST
     );
+    for (r, n) in node.counters().drops_by_reason().filter(|(_, n)| *n > 0) {
+        println!("  dropped {n} as {}", r.name());
+    }
     Ok(())
 }

@@ -17,7 +17,8 @@ use crate::pipeline::Verdict;
 use crate::table::cuckoo::Candidates;
 use crate::table::subscriber::{Attachment, SubscriberSlot};
 use crate::table::{Fec, PackedKey, SubscriberKey, SubscriberState, Tables};
-use crate::wire::{mpls, EtherType};
+use crate::wire::udp::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT};
+use crate::wire::{ipv4, mpls, EtherType};
 
 /// Pass 1: the subscriber key of a frame, from its link header alone; `None` when the link
 /// header is bad or the attachment cannot be keyed (pass 2 says which).
@@ -26,7 +27,7 @@ use crate::wire::{mpls, EtherType};
 /// two flat arrays): pass 2 parses the frame again from L1 rather than reading back a wide
 /// per-frame record, whose small stores would stall the wide loads that read it back.
 #[inline(always)]
-fn subscriber_key(rx_port: u16, d: &[u8]) -> Option<PackedKey> {
+pub(super) fn subscriber_key(rx_port: u16, d: &[u8]) -> Option<PackedKey> {
     let l2 = parse_l2(d).ok()?;
     SubscriberKey {
         port: rx_port,
@@ -85,7 +86,7 @@ fn is_group(dst: u32) -> bool {
 /// Pass 2: classifies the frame, then decides with its subscriber entry (`sub`, looked up
 /// in the buckets pass 1 prefetched) and rewrites it.
 #[inline(always)]
-fn decide<F: Frame>(
+pub(super) fn decide<F: Frame>(
     cx: &mut Cx<'_>,
     rx_port: u16,
     f: &mut F,
@@ -142,11 +143,171 @@ fn decide<F: Frame>(
     }
 }
 
-/// Prefetches the subscriber buckets of a burst that will be processed later.
-pub fn prefetch<F: Frame>(tables: &Tables, rx_port: u16, frames: &[F]) {
-    for f in frames {
-        if let Some(k) = subscriber_key(rx_port, f.data()) {
-            tables.subscribers.prepare(&k);
+/// The usual upstream frame, decided and rewritten in one pass over fixed offsets: untagged
+/// between unicast addresses, IPv4 without options and with a good header checksum, not
+/// DHCP, from a bound subscriber at its bound address, to a unicast address other than its
+/// ISP's gateway, fitting the core port's MTU with the label. `None` for anything else, with
+/// the frame untouched: [`decide`] then reads it again through the general parsers, which
+/// give every drop its reason. Returns the core port the frame leaves on, counted.
+#[inline(always)]
+pub(super) fn fast_push<F: Frame>(cx: &mut Cx<'_>, f: &mut F, s: &SubscriberSlot) -> Option<u16> {
+    let d = f.data();
+    // Ethernet 14, IPv4 20, and the UDP ports behind them: any frame of the minimum
+    // Ethernet size has them.
+    let h: &[u8; 38] = d.first_chunk()?;
+    if (h[0] | h[6]) & 1 != 0 || h[12..15] != [0x08, 0x00, 0x45] {
+        return None;
+    }
+    let total_len = u16::from_be_bytes([h[16], h[17]]);
+    if total_len < 20 || usize::from(total_len) + 14 > d.len() {
+        return None;
+    }
+    // The header checksum as in `classify::fast_ipv4`: one remainder of the 32-bit word sum.
+    let word = |o: usize| u64::from(u32::from_ne_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]));
+    if !(word(14) + word(18) + word(22) + word(26) + word(30)).is_multiple_of(0xffff) {
+        return None;
+    }
+    let (ttl, protocol) = (h[22], h[23]);
+    let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
+    let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
+    let dhcp_port = matches!(
+        u16::from_be_bytes([h[36], h[37]]),
+        DHCP_SERVER_PORT | DHCP_CLIENT_PORT
+    );
+    if protocol == ipv4::protocol::UDP && dhcp_port {
+        // Possibly DHCP (the general path also looks at fragments and the length).
+        return None;
+    }
+    if ttl <= 1 || src != s.ipv4_bits() || s.state() != SubscriberState::Bound {
+        return None;
+    }
+    let isp_id = s.isp();
+    let isp = cx.tables.isps.get(isp_id)?;
+    if dst == u32::from(isp.gateway) || is_group(dst) {
+        return None;
+    }
+    let fec = isp.upstream.as_ref()?;
+    let out = cx.port(fec.port)?;
+    if usize::from(total_len) + 4 > usize::from(out.mtu) {
+        return None;
+    }
+    let (next_hop, port_mac, port) = (fec.next_hop.0, out.mac.0, fec.port);
+    let entry = mpls::encode(fec.label, fec.tc, true, ttl - 1).to_be_bytes();
+    // A frame of at least 38 bytes grown by 4 has its first 18: the chunk always exists
+    // once `prepend` succeeded, and `prepend` changes nothing when it fails.
+    let hdr: &mut [u8; 18] = f.prepend(4)?.first_chunk_mut()?;
+    hdr[..6].copy_from_slice(&next_hop);
+    hdr[6..12].copy_from_slice(&port_mac);
+    hdr[12..14].copy_from_slice(&EtherType::MPLS_UNICAST.0.to_be_bytes());
+    hdr[14..].copy_from_slice(&entry);
+    if let Some(c) = cx.counters.isp_mut(isp_id) {
+        c.headend_up.count(usize::from(total_len));
+    }
+    Some(port)
+}
+
+/// The bytes a subscriber key is read from (source MAC and up to two VLAN tags), as one
+/// value; `None` for a frame too short to hold them, which is keyed afresh.
+#[inline(always)]
+fn key_bytes(d: &[u8]) -> Option<u128> {
+    d.get(6..22)
+        .and_then(|b| b.try_into().ok())
+        .map(u128::from_ne_bytes)
+}
+
+/// The subscriber keys and candidate buckets of a burst, computed once when the burst's
+/// buckets are prefetched and read back when it is processed (one poll later in the
+/// worker), so a frame's key is hashed once.
+///
+/// A key is a function of the receive port and the bytes [`key_bytes`] reads, and each
+/// entry keeps those bytes: an entry is used only for a frame that still has them, whatever
+/// buffer it is in (mbufs are recycled), so a burst processed without a look-ahead, in
+/// another order or rewritten since, is keyed afresh rather than wrongly.
+pub struct Prepared {
+    port: u16,
+    len: usize,
+    /// Bit i: frame i has a key (its link header could be keyed).
+    keyed: u64,
+    bytes: [Option<u128>; BURST],
+    keys: [PackedKey; BURST],
+    cands: [Candidates; BURST],
+}
+
+impl Default for Prepared {
+    fn default() -> Self {
+        Self {
+            port: u16::MAX,
+            len: 0,
+            keyed: 0,
+            bytes: [None; BURST],
+            keys: [PackedKey::default(); BURST],
+            cands: [Candidates::default(); BURST],
+        }
+    }
+}
+
+impl Prepared {
+    /// Keys the first [`BURST`] frames received on `rx_port` and prefetches their buckets.
+    #[inline(always)]
+    fn fill<F: Frame>(&mut self, tables: &Tables, rx_port: u16, frames: &[F]) {
+        self.port = rx_port;
+        self.len = frames.len().min(BURST);
+        self.keyed = 0;
+        for (i, f) in frames.iter().take(BURST).enumerate() {
+            let d = f.data();
+            self.bytes[i] = key_bytes(d);
+            if let Some(key) = subscriber_key(rx_port, d) {
+                self.keys[i] = key;
+                self.cands[i] = tables.subscribers.prepare(&key);
+                self.keyed |= 1 << i;
+            }
+        }
+    }
+
+    /// True when this may hold the keys of `frames`, received on `rx_port` (judged by the
+    /// first frame; [`Prepared::entry`] checks each).
+    #[inline(always)]
+    fn holds<F: Frame>(&self, rx_port: u16, frames: &[F]) -> bool {
+        self.port == rx_port
+            && self.len > 0
+            && frames
+                .first()
+                .is_some_and(|f| key_bytes(f.data()) == self.bytes[0])
+    }
+
+    /// The key and candidates of frame `i`, whose link bytes are `bytes`: `None` when it
+    /// could not be keyed, `Some(None)` when this does not know it.
+    #[inline(always)]
+    fn entry(&self, i: usize, bytes: Option<u128>) -> Option<Option<(PackedKey, Candidates)>> {
+        if i >= self.len || bytes.is_none() || self.bytes[i] != bytes {
+            return Some(None);
+        }
+        (self.keyed >> i & 1 == 1).then(|| Some((self.keys[i], self.cands[i])))
+    }
+}
+
+/// The look-ahead state of the headend: the keys of the burst whose buckets were prefetched
+/// last and of the one before it (the worker holds one burst while receiving the next),
+/// plus scratch for bursts processed without a look-ahead.
+#[derive(Default)]
+pub struct LookAhead {
+    prepared: [Prepared; 2],
+    next: usize,
+    scratch: Prepared,
+}
+
+impl LookAhead {
+    /// Prefetches the subscriber buckets of a burst that will be processed later, keeping
+    /// its keys.
+    pub fn prefetch<F: Frame>(&mut self, tables: &Tables, rx_port: u16, frames: &[F]) {
+        self.prepared[self.next].fill(tables, rx_port, frames);
+        self.next ^= 1;
+        // Frames past the first BURST are keyed again when processed; their buckets are
+        // still worth loading now.
+        for f in frames.iter().skip(BURST) {
+            if let Some(k) = subscriber_key(rx_port, f.data()) {
+                tables.subscribers.prepare(&k);
+            }
         }
     }
 }
@@ -156,37 +317,77 @@ pub fn prefetch<F: Frame>(tables: &Tables, rx_port: u16, frames: &[F]) {
 /// count verdicts.
 pub fn upstream<F: Frame>(
     cx: &mut Cx<'_>,
+    ahead: &mut LookAhead,
     rx_port: u16,
     frames: &mut [F],
     verdicts: &mut [Verdict],
 ) -> bool {
     let mut all_forwarded = true;
-    let mut keys = [PackedKey::default(); BURST];
-    let mut cands = [Candidates::default(); BURST];
-    for (fs, vs) in frames.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
-        // Bit i: frame i has a key, and its buckets are on their way.
-        let mut keyed = 0u64;
-        for (i, ((f, k), c)) in fs.iter().zip(&mut keys).zip(&mut cands).enumerate() {
-            if let Some(key) = subscriber_key(rx_port, f.data()) {
-                *k = key;
-                *c = cx.tables.subscribers.prepare(&key);
-                keyed |= 1 << i;
+    for (chunk, (fs, vs)) in frames
+        .chunks_mut(BURST)
+        .zip(verdicts.chunks_mut(BURST))
+        .enumerate()
+    {
+        let found = if chunk == 0 {
+            ahead.prepared.iter().position(|p| p.holds(rx_port, fs))
+        } else {
+            None
+        };
+        let p = match found {
+            Some(i) => &mut ahead.prepared[i],
+            None => {
+                ahead.scratch.fill(cx.tables, rx_port, fs);
+                &mut ahead.scratch
             }
-        }
-        for (i, ((f, v), (k, c))) in fs
-            .iter_mut()
-            .zip(vs.iter_mut())
-            .zip(keys.iter().zip(&cands))
-            .enumerate()
-        {
-            let sub = if keyed >> i & 1 == 1 {
-                cx.tables.subscribers.get_prepared(k, *c)
-            } else {
-                None
+        };
+        // Keys found at home are decided on the spot; the few that are not wait for their
+        // second bucket, loaded meanwhile, so those misses overlap instead of stalling
+        // one after another.
+        let mut second = 0u64;
+        for (i, (f, v)) in fs.iter_mut().zip(vs.iter_mut()).enumerate() {
+            let kc = match p.entry(i, key_bytes(f.data())) {
+                Some(Some(kc)) => Some(kc),
+                None => None,
+                Some(None) => subscriber_key(rx_port, f.data())
+                    .map(|k| (k, cx.tables.subscribers.candidates(&k))),
             };
-            *v = decide(cx, rx_port, f, sub);
+            let sub = match kc {
+                Some((k, c)) => match cx.tables.subscribers.get_first(&k, c) {
+                    Some(s) => Some(s),
+                    None => {
+                        cx.tables.subscribers.prefetch_second(c);
+                        second |= 1 << i;
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            *v = match sub.and_then(|s| fast_push(cx, f, s)) {
+                Some(port) => Verdict::Forward(port),
+                None => decide(cx, rx_port, f, sub),
+            };
             all_forwarded &= matches!(*v, Verdict::Forward(_));
         }
+        while second != 0 {
+            let i = second.trailing_zeros() as usize;
+            second &= second - 1;
+            let (Some(f), Some(v)) = (fs.get_mut(i), vs.get_mut(i)) else {
+                continue;
+            };
+            let kc = match p.entry(i, key_bytes(f.data())) {
+                Some(Some(kc)) => Some(kc),
+                _ => subscriber_key(rx_port, f.data())
+                    .map(|k| (k, cx.tables.subscribers.candidates(&k))),
+            };
+            let sub = kc.and_then(|(k, c)| cx.tables.subscribers.get_prepared(&k, c));
+            *v = match sub.and_then(|s| fast_push(cx, f, s)) {
+                Some(port) => Verdict::Forward(port),
+                None => decide(cx, rx_port, f, sub),
+            };
+            all_forwarded &= matches!(*v, Verdict::Forward(_));
+        }
+        // Used: a later burst in recycled buffers must not pick it first.
+        p.len = 0;
     }
     all_forwarded
 }

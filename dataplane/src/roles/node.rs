@@ -17,6 +17,8 @@ pub struct Node {
     ports: Box<[PortConfig]>,
     tables: Tables,
     counters: Counters,
+    /// The headend's keys of prefetched bursts.
+    ahead: Box<headend::LookAhead>,
 }
 
 impl Node {
@@ -27,6 +29,7 @@ impl Node {
             ports: ports.into_boxed_slice(),
             tables,
             counters,
+            ahead: Box::default(),
         }
     }
 
@@ -87,7 +90,9 @@ impl Pipeline for Node {
         };
         // `true`: the pipeline forwarded every frame and counted them itself.
         let counted = match role {
-            PortRole::Access => headend::upstream(&mut cx, rx_port, frames, verdicts),
+            PortRole::Access => {
+                headend::upstream(&mut cx, &mut self.ahead, rx_port, frames, verdicts)
+            }
             PortRole::Core => core::ilm(&mut cx, rx_port, frames, verdicts),
             PortRole::Handoff => {
                 tailend::downstream(&mut cx, rx_port, frames, verdicts);
@@ -110,9 +115,9 @@ impl Pipeline for Node {
         }
     }
 
-    fn prefetch<F: Frame>(&self, rx_port: u16, frames: &[F]) {
+    fn prefetch<F: Frame>(&mut self, rx_port: u16, frames: &[F]) {
         match self.ports.get(usize::from(rx_port)).map(|p| p.role) {
-            Some(PortRole::Access) => headend::prefetch(&self.tables, rx_port, frames),
+            Some(PortRole::Access) => self.ahead.prefetch(&self.tables, rx_port, frames),
             Some(PortRole::Core) => core::prefetch(&self.tables, frames),
             _ => {}
         }

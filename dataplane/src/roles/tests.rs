@@ -846,8 +846,10 @@ fn counting_hook(_: *const u8) {
     HOOK_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// The prefetch hook sees both candidate buckets of every lookup, in `process` and in the
-/// look-ahead `prefetch`, and prefetching changes no verdict.
+/// The prefetch hook sees every bucket a lookup reads ahead: the home bucket of each keyed
+/// subscriber frame when its burst is looked ahead (once: processing it later reuses the
+/// keys), the second bucket of a key not at home when processed, both buckets of each
+/// downstream key; and prefetching changes no verdict.
 #[test]
 fn prefetch_hook_covers_every_keyed_lookup() {
     let calls = || HOOK_CALLS.load(std::sync::atomic::Ordering::Relaxed);
@@ -859,19 +861,23 @@ fn prefetch_hook_covers_every_keyed_lookup() {
         .collect();
     let start = calls();
     n.prefetch(0, &up);
-    assert_eq!(calls() - start, 6);
+    assert_eq!(calls() - start, 3, "home buckets");
     let mut frames = up.clone();
     let mut v = vec![Verdict::Punt; 3];
     n.process(0, &mut frames, &mut v);
-    assert_eq!(calls() - start, 12);
-    assert_eq!(
-        v,
-        [
-            Verdict::Forward(1),
-            Verdict::Drop(DropReason::NotBound),
-            Verdict::Drop(DropReason::UnknownMac)
-        ]
-    );
+    // The unknown MAC is not at home: its second bucket.
+    assert_eq!(calls() - start, 4);
+    let want = [
+        Verdict::Forward(1),
+        Verdict::Drop(DropReason::NotBound),
+        Verdict::Drop(DropReason::UnknownMac),
+    ];
+    assert_eq!(v, want);
+    // Processed without a look-ahead: keyed and prefetched then.
+    let mut frames = up.clone();
+    n.process(0, &mut frames, &mut v);
+    assert_eq!(calls() - start, 4 + 4);
+    assert_eq!(v, want);
     let mut down = [VecFrame::new(&hex(&f(&[
         MAC_CORE,
         MAC_CORE_PEER,
@@ -885,7 +891,49 @@ fn prefetch_hook_covers_every_keyed_lookup() {
     assert_eq!(v[0], Verdict::Forward(0));
     // Downstream buckets twice (look-ahead and process); the ILM, indexed directly and in
     // cache, is not prefetched.
-    assert_eq!(calls() - start, 12 + 2 + 2);
+    assert_eq!(calls() - start, 8 + 2 + 2);
+}
+
+/// Keys kept from a look-ahead are used only for frames that still carry the bytes they
+/// were read from: bursts in recycled buffers, rewritten frames and frames in another
+/// order are keyed afresh, so each gets its own subscriber's verdict.
+#[test]
+fn look_ahead_keys_follow_the_frames_not_the_buffers() {
+    let mut n = node();
+    let frame = |mac: &str, ip: &str| VecFrame::new(&hex(&f(&[MAC_PORT0, mac, "0800", ip])));
+    let a = [frame(MAC_A, IP_A), frame(MAC_D, IP_A)];
+    let b = [frame(MAC_D, IP_A), frame(MAC_A, IP_A)];
+    let mut v = [Verdict::Punt; 2];
+    // Looked ahead as `a`, then the same buffers hold `b`'s frames when processed.
+    let mut bufs = a.clone();
+    n.prefetch(0, &bufs);
+    bufs.clone_from_slice(&b);
+    n.process(0, &mut bufs, &mut v);
+    assert_eq!(
+        v,
+        [Verdict::Drop(DropReason::NotBound), Verdict::Forward(1)]
+    );
+    // The first frames agree, the second does not.
+    let mut bufs = a.clone();
+    n.prefetch(0, &bufs);
+    bufs[1] = frame(MAC_A, IP_A);
+    n.process(0, &mut bufs, &mut v);
+    assert_eq!(v, [Verdict::Forward(1), Verdict::Forward(1)]);
+    // Two bursts looked ahead, processed in the other order.
+    let (mut x, mut y) = (a.clone(), b.clone());
+    n.prefetch(0, &x);
+    n.prefetch(0, &y);
+    n.process(0, &mut y, &mut v);
+    assert_eq!(
+        v,
+        [Verdict::Drop(DropReason::NotBound), Verdict::Forward(1)]
+    );
+    n.process(0, &mut x, &mut v);
+    assert_eq!(
+        v,
+        [Verdict::Forward(1), Verdict::Drop(DropReason::NotBound)]
+    );
+    assert_eq!(n.counters().isp(1).headend_up.packets, 5);
 }
 
 /// A node whose access and hand-off ports have a 1400-byte MTU.
@@ -970,4 +1018,54 @@ fn an_isp_without_a_fec_drops_as_no_fec() {
         run(&mut n, 0, &f(&[MAC_PORT0, MAC_B, "8100 000a 0800", IP_B])).0,
         Verdict::Forward(1)
     );
+}
+
+proptest::proptest! {
+    /// Whatever the headend's fast push decides, the general path decides the same way, with
+    /// the same bytes out and the same counts; what it leaves to the general path, it leaves
+    /// untouched. Inputs are the known frames with a few bytes changed and cut short.
+    #[test]
+    fn fast_push_agrees_with_the_general_path(
+        base in 0usize..8,
+        changes in proptest::collection::vec((0usize..64, proptest::prelude::any::<u8>()), 0..3),
+        cut in 0usize..80,
+    ) {
+        use super::headend::{decide, fast_push, subscriber_key};
+        use super::Cx;
+        use crate::counters::Counters;
+        let frames = [
+            (MAC_A, IP_A), (MAC_A, IP_SPOOF), (MAC_A, IP_TTL1), (MAC_A, IP_GW),
+            (MAC_A, IP_MCAST), (MAC_A, IP_DHCP), (MAC_D, IP_A), (MAC_A, IP_BIG_HDR),
+        ];
+        let (mac, ip) = frames[base];
+        let mut bytes = hex(&f(&[MAC_PORT0, mac, "0800", ip]));
+        for (i, b) in changes {
+            if let Some(x) = bytes.get_mut(i) {
+                *x = b;
+            }
+        }
+        bytes.truncate(bytes.len().min(cut.max(14)));
+        let tables = preload().build().expect("tables");
+        let ports = node().ports().to_vec();
+        let isps = tables.limits().max_isps;
+        let (mut fast_counters, mut general_counters) = (Counters::new(isps), Counters::new(isps));
+        let sub = subscriber_key(0, &bytes).and_then(|k| tables.subscribers.get(&k)).copied();
+        let (mut fast_frame, mut general_frame) = (VecFrame::new(&bytes), VecFrame::new(&bytes));
+        let fast = sub.and_then(|s| {
+            let mut cx = Cx { tables: &tables, ports: &ports, counters: &mut fast_counters };
+            fast_push(&mut cx, &mut fast_frame, &s)
+        });
+        let mut cx = Cx { tables: &tables, ports: &ports, counters: &mut general_counters };
+        let general = decide(&mut cx, 0, &mut general_frame, sub.as_ref());
+        match fast {
+            Some(port) => {
+                proptest::prop_assert_eq!(general, Verdict::Forward(port));
+                proptest::prop_assert_eq!(fast_frame.data(), general_frame.data());
+                for isp in 0..isps as u16 {
+                    proptest::prop_assert_eq!(fast_counters.isp(isp), general_counters.isp(isp));
+                }
+            }
+            None => proptest::prop_assert_eq!(fast_frame.data(), &bytes[..]),
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //! 64-byte line of four 16-byte slots holding the full compact key and the value, so a hit
 //! needs no second memory access. Two candidate buckets of four slots let the table fill to
 //! [`MAX_LOAD_PERCENT`] without failed inserts (two-choice, four-way cuckoo hashing holds
-//! about 95 %), which is what keeps a subscriber under 20 bytes per table copy.
+//! about 95 %), about 19 bytes a 16-byte entry. A table may be sized sparser and look its
+//! keys up home first ([`Slot::HOME_FIRST`]): one line a lookup, most of the time.
 //!
 //! The bucket count is not a power of two: indices come from Lemire's multiply-shift range
 //! reduction, so memory follows the configured capacity instead of doubling.
@@ -64,6 +65,13 @@ pub trait Slot: Copy + FromZeros {
     fn hash(key: &Self::Key) -> u64;
     /// Any 32 bits of the slot: read by [`CuckooTable::prefetch_burst`] to pull the line in.
     fn word(&self) -> u32;
+    /// Share of the slots the configured capacity fills at most.
+    const MAX_LOAD_PERCENT: usize = MAX_LOAD_PERCENT;
+    /// Home-first lookups: only a key's first candidate bucket (its home) is prefetched, and
+    /// the second is read only for a key not found at home. Worth it for a table sized
+    /// sparse enough that nearly every key is at home (inserts try the home first): one
+    /// cache line per lookup instead of two. See the subscriber table.
+    const HOME_FIRST: bool = false;
 }
 
 /// One cache line of slots.
@@ -180,7 +188,7 @@ impl<S: Slot> CuckooTable<S> {
     /// first insert touches them; see [`CuckooTable::memory_region`].
     pub fn with_capacity(capacity: usize) -> Self {
         assert!(S::new_zeroed().is_empty(), "a zeroed slot must be empty");
-        let slots = capacity.max(1) * 100 / MAX_LOAD_PERCENT + 1;
+        let slots = capacity.max(1) * 100 / S::MAX_LOAD_PERCENT + 1;
         let n = slots.div_ceil(SLOTS).clamp(2, u32::MAX as usize);
         let buckets = <[Bucket<S>]>::new_box_zeroed_with_elems(n)
             .unwrap_or_else(|_| panic!("cannot allocate {n} table buckets"));
@@ -241,10 +249,19 @@ impl<S: Slot> CuckooTable<S> {
         Candidates { first, second }
     }
 
-    /// Starts loading both candidate buckets of a key.
+    /// The buckets a lookup loads ahead: both candidates, or the home alone for
+    /// [`Slot::HOME_FIRST`] tables.
+    #[inline(always)]
+    fn prefetched(c: Candidates) -> impl Iterator<Item = u32> {
+        [c.first, c.second]
+            .into_iter()
+            .take(if S::HOME_FIRST { 1 } else { 2 })
+    }
+
+    /// Starts loading the candidate buckets of a key (see [`Self::prefetched`]).
     #[inline(always)]
     pub fn prefetch(&self, c: Candidates) {
-        for b in [c.first, c.second] {
+        for b in Self::prefetched(c) {
             if let Some(bucket) = self.buckets.get(b as usize) {
                 match self.prefetch {
                     Some(f) => f((bucket as *const Bucket<S>).cast()),
@@ -271,7 +288,7 @@ impl<S: Slot> CuckooTable<S> {
         match self.prefetch {
             Some(f) => {
                 for c in cands {
-                    for b in [c.first, c.second] {
+                    for b in Self::prefetched(*c) {
                         if let Some(bucket) = self.buckets.get(b as usize) {
                             f((bucket as *const Bucket<S>).cast());
                         }
@@ -281,7 +298,7 @@ impl<S: Slot> CuckooTable<S> {
             None => {
                 let mut acc = 0u32;
                 for c in cands {
-                    for b in [c.first, c.second] {
+                    for b in Self::prefetched(*c) {
                         if let Some(bucket) = self.buckets.get(b as usize) {
                             touch(bucket, &mut acc);
                         }
@@ -327,6 +344,32 @@ impl<S: Slot> CuckooTable<S> {
             }
         }
         None
+    }
+
+    /// Looks a key up in its first candidate bucket only; `None` when it is not there and
+    /// the second must be read (see [`CuckooTable::prefetch_second`]).
+    #[inline(always)]
+    pub fn get_first(&self, key: &S::Key, c: Candidates) -> Option<&S> {
+        self.buckets
+            .get(c.first as usize)
+            .and_then(|b| b.slots.iter().find(|s| s.matches(key)))
+    }
+
+    /// Starts loading the second candidate bucket of a key not found in its first.
+    #[inline(always)]
+    pub fn prefetch_second(&self, c: Candidates) {
+        if let Some(bucket) = self.buckets.get(c.second as usize) {
+            match self.prefetch {
+                Some(f) => f((bucket as *const Bucket<S>).cast()),
+                None => {
+                    let mut acc = 0;
+                    touch(bucket, &mut acc);
+                    if cfg!(not(feature = "dpdk")) {
+                        black_box(acc);
+                    }
+                }
+            }
+        }
     }
 
     /// Looks a key up.
@@ -482,9 +525,9 @@ impl<S: Slot> CuckooTable<S> {
                 return Ok(());
             }
         }
+        let mut path = [(0usize, 0usize); MAX_PATH];
         // Random walk: record the chain of victims without moving anything, then move them
         // back to front once a free slot is found, so a failure changes nothing.
-        let mut path = [(0usize, 0usize); MAX_PATH];
         let mut depth = 0;
         let r = self.next_rand();
         let mut cur = if r & 1 == 0 { c.first } else { c.second } as usize;

@@ -197,6 +197,14 @@ impl Slot for SubscriberSlot {
     fn word(&self) -> u32 {
         self.mac_lo
     }
+
+    // Half the slots, so a key's home bucket has room nearly always (about 96 % of keys at
+    // home when full, see the tests) and a lookup loads one line: the headend looks up every
+    // frame in a table far larger than the caches, and the profile of `perf/run fwd-headend`
+    // showed the worker waiting for miss buffers, not for instructions. 32 bytes a
+    // subscriber instead of 19.
+    const MAX_LOAD_PERCENT: usize = 50;
+    const HOME_FIRST: bool = true;
 }
 
 /// The subscriber table.
@@ -256,9 +264,9 @@ mod tests {
     }
 
     /// Memory per subscriber by the table's own accounting, at full capacity. The issue's
-    /// bound is 64 bytes per subscriber per table copy.
+    /// bound is 64 bytes per subscriber per table copy, for all tables together.
     #[test]
-    fn memory_per_subscriber_is_under_20_bytes() {
+    fn memory_per_subscriber_is_under_33_bytes() {
         let n = 200_000;
         let mut t = SubscriberTable::with_capacity(n);
         for i in 0..n as u32 {
@@ -272,10 +280,38 @@ mod tests {
             .expect("fits");
         }
         let per = t.memory_bytes() as f64 / n as f64;
-        assert!(per <= 20.0, "{per} bytes per subscriber");
+        assert!(per <= 33.0, "{per} bytes per subscriber");
         for i in (0..n as u32).step_by(97) {
             let k = key(i).pack().expect("range");
             assert_eq!(t.get(&k).map(|s| s.isp()), Some((i % 7) as u16));
         }
+    }
+
+    /// Full to capacity, nearly every key is in its home bucket, the one line a lookup
+    /// prefetches; the rest are found in their second bucket.
+    #[test]
+    fn nearly_every_subscriber_is_at_home() {
+        let n = 200_000u32;
+        let mut t = SubscriberTable::with_capacity(n as usize);
+        let keys: Vec<PackedKey> = (0..n).map(|i| key(i).pack().expect("range")).collect();
+        for (i, k) in keys.iter().enumerate() {
+            t.insert(SubscriberSlot::new(
+                *k,
+                (i % 7) as u16,
+                SubscriberState::Known,
+                Ipv4Addr::UNSPECIFIED,
+            ))
+            .expect("fits");
+        }
+        let mut home = 0;
+        for k in &keys {
+            let c = t.candidates(k);
+            match t.get_first(k, c) {
+                Some(_) => home += 1,
+                None => assert!(t.get_prepared(k, c).is_some(), "{k:?} lost"),
+            }
+        }
+        let share = f64::from(home) / f64::from(n);
+        assert!(share >= 0.95, "{share} of the keys at home");
     }
 }
