@@ -215,11 +215,26 @@ fn key_bytes(d: &[u8]) -> Option<u128> {
         .map(u128::from_ne_bytes)
 }
 
+/// The verdict of a frame whose subscriber entry is `sub`: the fast push when it takes the
+/// frame, else the general path.
+#[inline(always)]
+fn verdict<F: Frame>(
+    cx: &mut Cx<'_>,
+    rx_port: u16,
+    f: &mut F,
+    sub: Option<&SubscriberSlot>,
+) -> Verdict {
+    match sub.and_then(|s| fast_push(cx, f, s)) {
+        Some(port) => Verdict::Forward(port),
+        None => decide(cx, rx_port, f, sub),
+    }
+}
+
 /// The subscriber keys and candidate buckets of a burst, computed once when the burst's
 /// buckets are prefetched and read back when it is processed (one poll later in the
 /// worker), so a frame's key is hashed once.
 ///
-/// A key is a function of the receive port and the bytes [`key_bytes`] reads, and each
+/// A key is a function of the receive port and the bytes `key_bytes` reads, and each
 /// entry keeps those bytes: an entry is used only for a frame that still has them, whatever
 /// buffer it is in (mbufs are recycled), so a burst processed without a look-ahead, in
 /// another order or rewritten since, is keyed afresh rather than wrongly.
@@ -265,7 +280,7 @@ impl Prepared {
     }
 
     /// True when this may hold the keys of `frames`, received on `rx_port` (judged by the
-    /// first frame; [`Prepared::entry`] checks each).
+    /// first frame; [`Prepared::key_of`] checks each).
     #[inline(always)]
     fn holds<F: Frame>(&self, rx_port: u16, frames: &[F]) -> bool {
         self.port == rx_port
@@ -275,14 +290,21 @@ impl Prepared {
                 .is_some_and(|f| key_bytes(f.data()) == self.bytes[0])
     }
 
-    /// The key and candidates of frame `i`, whose link bytes are `bytes`: `None` when it
-    /// could not be keyed, `Some(None)` when this does not know it.
+    /// The key and candidates of frame `i` (bytes `d`, received on `rx_port`): kept when
+    /// this saw the frame, else computed; `None` when it cannot be keyed.
     #[inline(always)]
-    fn entry(&self, i: usize, bytes: Option<u128>) -> Option<Option<(PackedKey, Candidates)>> {
-        if i >= self.len || bytes.is_none() || self.bytes[i] != bytes {
-            return Some(None);
+    fn key_of(
+        &self,
+        i: usize,
+        tables: &Tables,
+        rx_port: u16,
+        d: &[u8],
+    ) -> Option<(PackedKey, Candidates)> {
+        let bytes = key_bytes(d);
+        if i < self.len && bytes.is_some() && self.bytes[i] == bytes {
+            return (self.keyed >> i & 1 == 1).then(|| (self.keys[i], self.cands[i]));
         }
-        (self.keyed >> i & 1 == 1).then(|| Some((self.keys[i], self.cands[i])))
+        subscriber_key(rx_port, d).map(|k| (k, tables.subscribers.candidates(&k)))
     }
 }
 
@@ -345,13 +367,7 @@ pub fn upstream<F: Frame>(
         // one after another.
         let mut second = 0u64;
         for (i, (f, v)) in fs.iter_mut().zip(vs.iter_mut()).enumerate() {
-            let kc = match p.entry(i, key_bytes(f.data())) {
-                Some(Some(kc)) => Some(kc),
-                None => None,
-                Some(None) => subscriber_key(rx_port, f.data())
-                    .map(|k| (k, cx.tables.subscribers.candidates(&k))),
-            };
-            let sub = match kc {
+            let sub = match p.key_of(i, cx.tables, rx_port, f.data()) {
                 Some((k, c)) => match cx.tables.subscribers.get_first(&k, c) {
                     Some(s) => Some(s),
                     None => {
@@ -362,10 +378,7 @@ pub fn upstream<F: Frame>(
                 },
                 None => None,
             };
-            *v = match sub.and_then(|s| fast_push(cx, f, s)) {
-                Some(port) => Verdict::Forward(port),
-                None => decide(cx, rx_port, f, sub),
-            };
+            *v = verdict(cx, rx_port, f, sub);
             all_forwarded &= matches!(*v, Verdict::Forward(_));
         }
         while second != 0 {
@@ -374,16 +387,10 @@ pub fn upstream<F: Frame>(
             let (Some(f), Some(v)) = (fs.get_mut(i), vs.get_mut(i)) else {
                 continue;
             };
-            let kc = match p.entry(i, key_bytes(f.data())) {
-                Some(Some(kc)) => Some(kc),
-                _ => subscriber_key(rx_port, f.data())
-                    .map(|k| (k, cx.tables.subscribers.candidates(&k))),
-            };
-            let sub = kc.and_then(|(k, c)| cx.tables.subscribers.get_prepared(&k, c));
-            *v = match sub.and_then(|s| fast_push(cx, f, s)) {
-                Some(port) => Verdict::Forward(port),
-                None => decide(cx, rx_port, f, sub),
-            };
+            let sub = p
+                .key_of(i, cx.tables, rx_port, f.data())
+                .and_then(|(k, c)| cx.tables.subscribers.get_prepared(&k, c));
+            *v = verdict(cx, rx_port, f, sub);
             all_forwarded &= matches!(*v, Verdict::Forward(_));
         }
         // Used: a later burst in recycled buffers must not pick it first.

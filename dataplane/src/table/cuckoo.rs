@@ -258,7 +258,7 @@ impl<S: Slot> CuckooTable<S> {
             .take(if S::HOME_FIRST { 1 } else { 2 })
     }
 
-    /// Starts loading the candidate buckets of a key (see [`Self::prefetched`]).
+    /// Starts loading the candidate buckets of a key (see `prefetched`).
     #[inline(always)]
     pub fn prefetch(&self, c: Candidates) {
         for b in Self::prefetched(c) {
