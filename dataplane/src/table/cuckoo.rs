@@ -262,15 +262,21 @@ impl<S: Slot> CuckooTable<S> {
     #[inline(always)]
     pub fn prefetch(&self, c: Candidates) {
         for b in Self::prefetched(c) {
-            if let Some(bucket) = self.buckets.get(b as usize) {
-                match self.prefetch {
-                    Some(f) => f((bucket as *const Bucket<S>).cast()),
-                    None => {
-                        let mut acc = 0;
-                        touch(bucket, &mut acc);
-                        if cfg!(not(feature = "dpdk")) {
-                            black_box(acc);
-                        }
+            self.prefetch_bucket(b);
+        }
+    }
+
+    /// Starts loading bucket `b`, through the hook when there is one.
+    #[inline(always)]
+    fn prefetch_bucket(&self, b: u32) {
+        if let Some(bucket) = self.buckets.get(b as usize) {
+            match self.prefetch {
+                Some(f) => f((bucket as *const Bucket<S>).cast()),
+                None => {
+                    let mut acc = 0;
+                    touch(bucket, &mut acc);
+                    if cfg!(not(feature = "dpdk")) {
+                        black_box(acc);
                     }
                 }
             }
@@ -358,18 +364,7 @@ impl<S: Slot> CuckooTable<S> {
     /// Starts loading the second candidate bucket of a key not found in its first.
     #[inline(always)]
     pub fn prefetch_second(&self, c: Candidates) {
-        if let Some(bucket) = self.buckets.get(c.second as usize) {
-            match self.prefetch {
-                Some(f) => f((bucket as *const Bucket<S>).cast()),
-                None => {
-                    let mut acc = 0;
-                    touch(bucket, &mut acc);
-                    if cfg!(not(feature = "dpdk")) {
-                        black_box(acc);
-                    }
-                }
-            }
-        }
+        self.prefetch_bucket(c.second);
     }
 
     /// Looks a key up.
