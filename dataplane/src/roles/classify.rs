@@ -129,6 +129,21 @@ pub struct Ipv4Info {
     pub total_len: u16,
 }
 
+/// True when an option-less IPv4 header's checksum verifies.
+///
+/// An intact header's 16-bit words sum to all ones in ones' complement, that is to a
+/// multiple of 0xffff (a nonzero header never sums to zero). Since 2^16 ≡ 1 (mod 0xffff),
+/// the header may be summed as five native 32-bit words in any byte order (RFC 1071,
+/// section 2(B)) and tested with one remainder, which compiles to a multiply: no folds.
+#[inline(always)]
+pub(super) fn header_checksum_ok(h: &[u8; 20]) -> bool {
+    let mut acc = 0u64;
+    for w in h.chunks_exact(4) {
+        acc += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    acc.is_multiple_of(0xffff)
+}
+
 /// A valid IPv4 header without options, read at fixed offsets; `None` for anything else,
 /// which [`parse_ipv4_general`] then decides (including every error).
 #[inline(always)]
@@ -138,15 +153,7 @@ pub(super) fn fast_ipv4(d: &[u8]) -> Option<(Ipv4Info, bool)> {
     if h[0] != 0x45 || total_len < 20 || d.len() < usize::from(total_len) {
         return None;
     }
-    // An intact header's 16-bit words sum to all ones in ones' complement, that is to a
-    // multiple of 0xffff (a nonzero header never sums to zero). Since 2^16 ≡ 1 (mod 0xffff),
-    // the header may be summed as five native 32-bit words in any byte order (RFC 1071,
-    // section 2(B)) and tested with one remainder, which compiles to a multiply: no folds.
-    let mut acc = 0u64;
-    for w in h.chunks_exact(4) {
-        acc += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    if !acc.is_multiple_of(0xffff) {
+    if !header_checksum_ok(h) {
         return None;
     }
     let word = |o: usize| u32::from_be_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);

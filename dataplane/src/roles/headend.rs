@@ -8,7 +8,7 @@
 //! on the FEC's core port.
 
 use super::arp::proxy_arp;
-use super::classify::{classify_access, parse_l2, AccessClass, Ipv4Info};
+use super::classify::{classify_access, header_checksum_ok, parse_l2, AccessClass, Ipv4Info};
 use super::link::LinkHeader;
 use super::{Cx, BURST};
 use crate::counters::DropReason;
@@ -20,12 +20,13 @@ use crate::table::{Fec, PackedKey, SubscriberKey, SubscriberState, Tables};
 use crate::wire::udp::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT};
 use crate::wire::{ipv4, mpls, EtherType};
 
-/// Pass 1: the subscriber key of a frame, from its link header alone; `None` when the link
-/// header is bad or the attachment cannot be keyed (pass 2 says which).
+/// The subscriber key of a frame, from its link header alone; `None` when the link header
+/// is bad or the attachment cannot be keyed (`decide` says which).
 ///
-/// Only the key and its candidate buckets cross from pass 1 to pass 2 (24 bytes a frame, in
-/// two flat arrays): pass 2 parses the frame again from L1 rather than reading back a wide
-/// per-frame record, whose small stores would stall the wide loads that read it back.
+/// Only the key, its candidate buckets and the bytes it was read from are kept between the
+/// look-ahead and the decision (see [`Prepared`]), in flat arrays: the decision parses the
+/// frame again from L1 rather than reading back a wide per-frame record, whose small stores
+/// would stall the wide loads that read it back.
 #[inline(always)]
 pub(super) fn subscriber_key(rx_port: u16, d: &[u8]) -> Option<PackedKey> {
     let l2 = parse_l2(d).ok()?;
@@ -162,9 +163,7 @@ pub(super) fn fast_push<F: Frame>(cx: &mut Cx<'_>, f: &mut F, s: &SubscriberSlot
     if total_len < 20 || usize::from(total_len) + 14 > d.len() {
         return None;
     }
-    // The header checksum as in `classify::fast_ipv4`: one remainder of the 32-bit word sum.
-    let word = |o: usize| u64::from(u32::from_ne_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]));
-    if !(word(14) + word(18) + word(22) + word(26) + word(30)).is_multiple_of(0xffff) {
+    if !header_checksum_ok(h[14..].first_chunk()?) {
         return None;
     }
     let (ttl, protocol) = (h[22], h[23]);
@@ -393,7 +392,8 @@ pub fn upstream<F: Frame>(
             *v = verdict(cx, rx_port, f, sub);
             all_forwarded &= matches!(*v, Verdict::Forward(_));
         }
-        // Used: a later burst in recycled buffers must not pick it first.
+        // Used up: a later burst in recycled buffers then does not look it up first (a stale
+        // entry could only cost a key computed afresh: each is checked against its frame).
         p.len = 0;
     }
     all_forwarded
