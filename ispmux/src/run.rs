@@ -347,12 +347,27 @@ impl WorkerPipeline {
             WorkerPipeline::Io(mut p) => worker::run(&mut p, io, wc, st, stop, &mut |_| {}),
             WorkerPipeline::MacSwap(mut p) => worker::run(&mut p, io, wc, st, stop, &mut |_| {}),
             WorkerPipeline::Node(mut node, rx) => {
+                // Time spent replaying table writes, for the exit report: what updates cost
+                // the worker, apart from what the updating slow path costs the machine.
+                let (mut cycles, mut writes) = (0u64, 0u64);
                 worker::run(&mut *node, io, wc, st, stop, &mut |n: &mut Node| {
                     if let Some(rx) = &rx {
-                        n.apply_updates(rx, UPDATE_QUEUE_DEPTH);
+                        let t0 = ispmux_sys::tsc();
+                        let d = n.apply_updates(rx, UPDATE_QUEUE_DEPTH);
+                        if d.applied > 0 {
+                            cycles += ispmux_sys::tsc().wrapping_sub(t0);
+                            writes += d.applied;
+                        }
                     }
                     shared.store(n.counters());
-                })
+                });
+                if writes > 0 {
+                    let ms = cycles as f64 * 1e3 / ispmux_sys::tsc_hz().max(1) as f64;
+                    println!(
+                        "worker replayed {writes} table writes in {ms:.1} ms ({:.1} ns a write)",
+                        ms * 1e6 / writes as f64
+                    );
+                }
             }
         }
     }

@@ -331,6 +331,13 @@ impl<S: Slot> CuckooTable<S> {
         black_box(acc);
     }
 
+    /// Starts loading both candidate buckets of `key`, whatever [`Slot::HOME_FIRST`] says:
+    /// what an insert or removal reads.
+    pub fn prefetch_for_update(&self, key: &S::Key) {
+        let c = self.candidates(key);
+        self.prefetch_buckets([c.first, c.second].into_iter());
+    }
+
     /// Computes the candidates of a key and prefetches them: the first pass over a burst.
     #[inline(always)]
     pub fn prepare(&self, key: &S::Key) -> Candidates {

@@ -300,6 +300,21 @@ impl Tables {
         }
     }
 
+    /// Starts loading the subscriber buckets applying `u` reads: a slow path holding a batch
+    /// of updates calls this for all of them, then applies them, so their cache misses
+    /// overlap instead of each stalling its update.
+    pub fn prefetch_update(&self, u: &TableUpdate) {
+        if let TableUpdate::AddSubscriber { key, .. }
+        | TableUpdate::RemoveSubscriber { key }
+        | TableUpdate::Bind { key, .. }
+        | TableUpdate::Unbind { key } = u
+        {
+            if let Ok(k) = key.pack() {
+                self.subscribers.prefetch_for_update(&k);
+            }
+        }
+    }
+
     /// Prefetches the lines a batch of writes will store to, before storing: the loads
     /// overlap, while stores to missing lines would each wait at commit.
     pub fn prefetch_ops(&self, ops: &[TableOp]) {

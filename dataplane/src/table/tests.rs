@@ -534,3 +534,37 @@ fn ends_can_move_to_their_threads() {
         core::mem::size_of::<TableUpdate>()
     );
 }
+
+static UPDATE_PREFETCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_update_prefetch(_: *const u8) {
+    UPDATE_PREFETCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// An update keyed by subscriber prefetches both of its candidate buckets in the master
+/// copy (an insert or removal reads both, though lookups go home first); others nothing.
+#[test]
+fn updates_prefetch_both_subscriber_buckets() {
+    let calls = || UPDATE_PREFETCHES.load(std::sync::atomic::Ordering::Relaxed);
+    let mut t = Tables::new(Limits {
+        max_subscribers: 64,
+        max_isps: 4,
+        max_labels: 16,
+        max_handoffs: 4,
+    });
+    t.set_prefetch(Some(count_update_prefetch));
+    let key = SubscriberKey {
+        port: 0,
+        outer_vid: 0,
+        inner_vid: 0,
+        mac: MacAddr::from_u64(0x0200_0000_0001),
+    };
+    t.prefetch_update(&TableUpdate::AddSubscriber { key, isp: 1 });
+    t.prefetch_update(&TableUpdate::RemoveSubscriber { key });
+    assert_eq!(calls(), 4);
+    t.prefetch_update(&TableUpdate::SetGateway {
+        isp: 1,
+        addr: Ipv4Addr::new(100, 64, 0, 1),
+    });
+    assert_eq!(calls(), 4);
+}

@@ -103,6 +103,12 @@ impl UpdateSender {
         Ok(())
     }
 
+    /// Starts loading what applying `u` to the master copy will read (see
+    /// [`Tables::prefetch_update`]); for a batch, call it for every update before sending.
+    pub fn prefetch(&self, u: &TableUpdate) {
+        self.master.prefetch_update(u);
+    }
+
     /// Pushes backlogged writes into the queues, as far as every queue has room; returns
     /// the writes still waiting.
     pub fn flush(&mut self) -> usize {
