@@ -25,9 +25,13 @@
 //! storing, so about 2 % of the worker. Tried and measured worse or no better: prefetching
 //! the ring's lines a batch ahead (no change: the hardware prefetcher already streams it),
 //! and a lookahead drain that stores one drain later what it decoded and prefetched
-//! (23-26 ns: the lines do not survive the 64 bursts between drains). The rest of the
-//! benchmark's loss on a shared 2-core machine is not replay: the generator's third of the
-//! other core pushes other processes onto the worker's (see its `worker on its core` figures).
+//! (23-26 ns: the lines do not survive the 64 bursts between drains). `ispmux run` prints
+//! the worker's replay time at exit (18.5 ns a write in the same configuration, measured
+//! with the TSC around each drain). The rest of the benchmark's loss on the 2-vCPU machine
+//! is not replay, and not preemption either (the worker kept 99.5-100 % of its core): work
+//! on the other vCPU slows the worker (a busy loop there cost it 10-30 % in alternating
+//! runs), so the slow path's own cost of applying updates to the master shows up in the
+//! worker's rate; the benchmark's generator therefore applies in prefetched batches.
 
 use super::cuckoo::SlotWrite;
 use super::isp::{Fec, IspEntry};
