@@ -315,21 +315,6 @@ impl Tables {
         }
     }
 
-    /// Prefetches the lines a batch of writes will store to, before storing: the loads
-    /// overlap, while stores to missing lines would each wait at commit.
-    pub fn prefetch_ops(&self, ops: &[TableOp]) {
-        self.subscribers
-            .prefetch_buckets(ops.iter().filter_map(|op| match op {
-                TableOp::Subscriber(w) => Some(w.bucket),
-                _ => None,
-            }));
-        self.downstream
-            .prefetch_buckets(ops.iter().filter_map(|op| match op {
-                TableOp::Downstream(w) => Some(w.bucket),
-                _ => None,
-            }));
-    }
-
     /// True when `other` has the same entries in the same slots: a replica must, to replay
     /// this copy's writes. Compares every bucket (tens of milliseconds at millions of
     /// subscribers): a start-up check.

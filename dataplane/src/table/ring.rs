@@ -101,7 +101,16 @@ impl Ring {
     }
 
     /// Reads up to `max` messages, oldest first, handing each to `f`. Consumer only.
-    pub fn pop_batch(&self, max: usize, mut f: impl FnMut(&Message)) -> usize {
+    pub fn pop_batch(&self, max: usize, f: impl FnMut(&Message)) -> usize {
+        let h = self.head.load(Ordering::Relaxed);
+        let n = self.peek_batch(max, f);
+        self.head.store(h.wrapping_add(n), Ordering::Release);
+        n
+    }
+
+    /// Reads up to `max` messages, oldest first, handing each to `f`, and leaves them in
+    /// the ring: a [`Ring::pop_batch`] of as many then reads the same ones. Consumer only.
+    pub fn peek_batch(&self, max: usize, mut f: impl FnMut(&Message)) -> usize {
         let h = self.head.load(Ordering::Relaxed);
         let n = self.tail.load(Ordering::Acquire).wrapping_sub(h).min(max);
         for i in 0..n {
@@ -115,7 +124,6 @@ impl Ring {
                 f(&m);
             }
         }
-        self.head.store(h.wrapping_add(n), Ordering::Release);
         n
     }
 }
@@ -135,6 +143,9 @@ mod tests {
         assert!(!r.push(&[9; 4]));
         assert_eq!(r.room(), 0);
         let mut got = Vec::new();
+        assert_eq!(r.peek_batch(2, |m| got.push(m[0])), 2);
+        assert_eq!(got, [0, 1]);
+        got.clear();
         assert_eq!(r.pop_batch(3, |m| got.push(m[0])), 3);
         assert_eq!(got, [0, 1, 2]);
         for i in 10..13u64 {
