@@ -15,6 +15,7 @@ use crate::counters::DropReason;
 use crate::frame::Frame;
 use crate::pipeline::Verdict;
 use crate::table::cuckoo::Candidates;
+use crate::table::isp::IspEntry;
 use crate::table::subscriber::{Attachment, SubscriberSlot};
 use crate::table::{Fec, PackedKey, SubscriberKey, SubscriberState, Tables};
 use crate::wire::udp::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT};
@@ -144,6 +145,61 @@ pub(super) fn decide<F: Frame>(
     }
 }
 
+/// What the fast push needs of one ISP, worked out once from its entry, its upstream FEC
+/// and the core port that FEC leaves on, rather than for every frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PushPlan {
+    /// The frame's first 16 bytes: next hop, port MAC, EtherType 0x8847 and the label
+    /// stack entry's first two bytes (the label's high 16 bits).
+    head: [u8; 16],
+    /// The entry's third byte: the label's low 4 bits, the TC and S = 1.
+    lse2: u8,
+    /// The largest IPv4 total length that fits the port's MTU behind the label; 0 when the
+    /// ISP has no upstream FEC or its port is not configured, so no frame fits.
+    max_total_len: u16,
+    /// The core port.
+    port: u16,
+    /// The ISP's gateway address (packets to it are punted).
+    gateway: u32,
+}
+
+impl PushPlan {
+    /// The plan of an ISP with this entry; `ports` are the node's.
+    pub fn new(isp: &IspEntry, ports: &[super::PortConfig]) -> Self {
+        let gateway = u32::from(isp.gateway);
+        let Some((fec, out)) = isp
+            .upstream
+            .and_then(|fec| ports.get(usize::from(fec.port)).map(|p| (fec, p)))
+        else {
+            return Self {
+                gateway,
+                ..Self::default()
+            };
+        };
+        let lse = mpls::encode(fec.label, fec.tc, true, 0).to_be_bytes();
+        let mut head = [0u8; 16];
+        head[..6].copy_from_slice(&fec.next_hop.0);
+        head[6..12].copy_from_slice(&out.mac.0);
+        head[12..14].copy_from_slice(&EtherType::MPLS_UNICAST.0.to_be_bytes());
+        head[14..].copy_from_slice(&lse[..2]);
+        Self {
+            head,
+            lse2: lse[2],
+            max_total_len: out.mtu.saturating_sub(4),
+            port: fec.port,
+            gateway,
+        }
+    }
+}
+
+/// Works out the push plan of every ISP in `tables` into `out` (one per ISP id; ids beyond
+/// `out` get none and take the general path).
+pub fn plan_pushes(tables: &Tables, ports: &[super::PortConfig], out: &mut [PushPlan]) {
+    for (plan, isp) in out.iter_mut().zip(tables.isps.entries()) {
+        *plan = PushPlan::new(isp, ports);
+    }
+}
+
 /// The usual upstream frame, decided and rewritten in one pass over fixed offsets: untagged
 /// between unicast addresses, IPv4 without options and with a good header checksum, not
 /// DHCP, from a bound subscriber at its bound address, to a unicast address other than its
@@ -181,28 +237,20 @@ pub(super) fn fast_push<F: Frame>(cx: &mut Cx<'_>, f: &mut F, s: &SubscriberSlot
         return None;
     }
     let isp_id = s.isp();
-    let isp = cx.tables.isps.get(isp_id)?;
-    if dst == u32::from(isp.gateway) || is_group(dst) {
+    let plan = *cx.pushes.get(usize::from(isp_id))?;
+    if total_len > plan.max_total_len || dst == plan.gateway || is_group(dst) {
         return None;
     }
-    let fec = isp.upstream.as_ref()?;
-    let out = cx.port(fec.port)?;
-    if usize::from(total_len) + 4 > usize::from(out.mtu) {
-        return None;
-    }
-    let (next_hop, port_mac, port) = (fec.next_hop.0, out.mac.0, fec.port);
-    let entry = mpls::encode(fec.label, fec.tc, true, ttl - 1).to_be_bytes();
     // A frame of at least 38 bytes grown by 4 has its first 18: the chunk always exists
     // once `prepend` succeeded, and `prepend` changes nothing when it fails.
     let hdr: &mut [u8; 18] = f.prepend(4)?.first_chunk_mut()?;
-    hdr[..6].copy_from_slice(&next_hop);
-    hdr[6..12].copy_from_slice(&port_mac);
-    hdr[12..14].copy_from_slice(&EtherType::MPLS_UNICAST.0.to_be_bytes());
-    hdr[14..].copy_from_slice(&entry);
+    hdr[..16].copy_from_slice(&plan.head);
+    hdr[16] = plan.lse2;
+    hdr[17] = ttl - 1;
     if let Some(c) = cx.counters.isp_mut(isp_id) {
         c.headend_up.count(usize::from(total_len));
     }
-    Some(port)
+    Some(plan.port)
 }
 
 /// The bytes a subscriber key is read from (source MAC and up to two VLAN tags), as one
@@ -242,7 +290,7 @@ pub struct Prepared {
     len: usize,
     /// Bit i: frame i has a key (its link header could be keyed).
     keyed: u64,
-    bytes: [Option<u128>; BURST],
+    bytes: [u128; BURST],
     keys: [PackedKey; BURST],
     cands: [Candidates; BURST],
 }
@@ -253,7 +301,7 @@ impl Default for Prepared {
             port: u16::MAX,
             len: 0,
             keyed: 0,
-            bytes: [None; BURST],
+            bytes: [0; BURST],
             keys: [PackedKey::default(); BURST],
             cands: [Candidates::default(); BURST],
         }
@@ -269,8 +317,8 @@ impl Prepared {
         self.keyed = 0;
         for (i, f) in frames.iter().take(BURST).enumerate() {
             let d = f.data();
-            self.bytes[i] = key_bytes(d);
-            if let Some(key) = subscriber_key(rx_port, d) {
+            if let (Some(bytes), Some(key)) = (key_bytes(d), subscriber_key(rx_port, d)) {
+                self.bytes[i] = bytes;
                 self.keys[i] = key;
                 self.cands[i] = tables.subscribers.prepare(&key);
                 self.keyed |= 1 << i;
@@ -286,11 +334,21 @@ impl Prepared {
             && self.len > 0
             && frames
                 .first()
-                .is_some_and(|f| key_bytes(f.data()) == self.bytes[0])
+                .is_some_and(|f| self.kept(0, f.data()).is_some())
+    }
+
+    /// The kept key and candidates of frame `i` (bytes `d`), when this keyed the frame.
+    #[inline(always)]
+    fn kept(&self, i: usize, d: &[u8]) -> Option<(PackedKey, Candidates)> {
+        if i >= self.len || self.keyed >> i & 1 == 0 {
+            return None;
+        }
+        let bytes = key_bytes(d)?;
+        (self.bytes.get(i) == Some(&bytes)).then(|| (self.keys[i], self.cands[i]))
     }
 
     /// The key and candidates of frame `i` (bytes `d`, received on `rx_port`): kept when
-    /// this saw the frame, else computed; `None` when it cannot be keyed.
+    /// this keyed the frame, else computed; `None` when it cannot be keyed.
     #[inline(always)]
     fn key_of(
         &self,
@@ -299,9 +357,8 @@ impl Prepared {
         rx_port: u16,
         d: &[u8],
     ) -> Option<(PackedKey, Candidates)> {
-        let bytes = key_bytes(d);
-        if i < self.len && bytes.is_some() && self.bytes[i] == bytes {
-            return (self.keyed >> i & 1 == 1).then(|| (self.keys[i], self.cands[i]));
+        if let Some(kc) = self.kept(i, d) {
+            return Some(kc);
         }
         subscriber_key(rx_port, d).map(|k| (k, tables.subscribers.candidates(&k)))
     }
@@ -361,40 +418,68 @@ pub fn upstream<F: Frame>(
                 &mut ahead.scratch
             }
         };
-        // Keys found at home are decided on the spot; the few that are not wait for their
-        // second bucket, loaded meanwhile, so those misses overlap instead of stalling
-        // one after another.
-        let mut second = 0u64;
+        // The usual frame, kept key found at home and taken by the fast push, is decided
+        // here; every other goes to `finish`, out of line, so this loop stays small enough
+        // for its state to live in registers. Keys not at home wait there for their second
+        // bucket, loaded meanwhile, so those misses overlap instead of stalling one after
+        // another.
+        let (mut second, mut general) = (0u64, 0u64);
         for (i, (f, v)) in fs.iter_mut().zip(vs.iter_mut()).enumerate() {
-            let sub = match p.key_of(i, cx.tables, rx_port, f.data()) {
-                Some((k, c)) => match cx.tables.subscribers.get_first(&k, c) {
-                    Some(s) => Some(s),
-                    None => {
-                        cx.tables.subscribers.prefetch_second(c);
-                        second |= 1 << i;
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            *v = verdict(cx, rx_port, f, sub);
-            all_forwarded &= matches!(*v, Verdict::Forward(_));
-        }
-        while second != 0 {
-            let i = second.trailing_zeros() as usize;
-            second &= second - 1;
-            let (Some(f), Some(v)) = (fs.get_mut(i), vs.get_mut(i)) else {
+            let Some((k, c)) = p.kept(i, f.data()) else {
+                general |= 1 << i;
                 continue;
             };
-            let sub = p
-                .key_of(i, cx.tables, rx_port, f.data())
-                .and_then(|(k, c)| cx.tables.subscribers.get_prepared(&k, c));
-            *v = verdict(cx, rx_port, f, sub);
-            all_forwarded &= matches!(*v, Verdict::Forward(_));
+            let Some(s) = cx.tables.subscribers.get_first(&k, c) else {
+                cx.tables.subscribers.prefetch_second(c);
+                second |= 1 << i;
+                continue;
+            };
+            match fast_push(cx, f, s) {
+                Some(port) => *v = Verdict::Forward(port),
+                None => general |= 1 << i,
+            }
+        }
+        if second | general != 0 {
+            all_forwarded &= finish(cx, p, rx_port, fs, vs, second, general);
         }
         // Used up: a later burst in recycled buffers then does not look it up first (a stale
         // entry could only cost a key computed afresh: each is checked against its frame).
         p.len = 0;
+    }
+    all_forwarded
+}
+
+/// Decides the frames `upstream` left: those in `second` (kept key, not in its home bucket)
+/// by both buckets and the fast push or the general path, those in `general` (no kept key,
+/// or declined by the fast push, which left them untouched) by the general path. Returns
+/// `true` when all of them are forwarded.
+#[inline(never)]
+fn finish<F: Frame>(
+    cx: &mut Cx<'_>,
+    p: &Prepared,
+    rx_port: u16,
+    fs: &mut [F],
+    vs: &mut [Verdict],
+    second: u64,
+    general: u64,
+) -> bool {
+    let mut all_forwarded = true;
+    let mut todo = second | general;
+    while todo != 0 {
+        let i = todo.trailing_zeros() as usize;
+        todo &= todo - 1;
+        let (Some(f), Some(v)) = (fs.get_mut(i), vs.get_mut(i)) else {
+            continue;
+        };
+        let sub = p
+            .key_of(i, cx.tables, rx_port, f.data())
+            .and_then(|(k, c)| cx.tables.subscribers.get_prepared(&k, c));
+        *v = if second >> i & 1 == 1 {
+            verdict(cx, rx_port, f, sub)
+        } else {
+            decide(cx, rx_port, f, sub)
+        };
+        all_forwarded &= matches!(*v, Verdict::Forward(_));
     }
     all_forwarded
 }

@@ -69,6 +69,9 @@ pub struct Cx<'a> {
     pub tables: &'a Tables,
     /// The node's ports.
     pub ports: &'a [PortConfig],
+    /// The headend's push plans by ISP id, worked out from `tables` and `ports`
+    /// ([`headend::PushPlan`]).
+    pub pushes: &'a [headend::PushPlan],
     /// The worker's counters.
     pub counters: &'a mut Counters,
 }

@@ -19,6 +19,10 @@ pub struct Node {
     counters: Counters,
     /// The headend's keys of prefetched bursts.
     ahead: Box<headend::LookAhead>,
+    /// The headend's push plans by ISP id, and the ISP table generation they were worked
+    /// out from.
+    pushes: Box<[headend::PushPlan]>,
+    pushes_of: Option<u64>,
 }
 
 impl Node {
@@ -27,9 +31,11 @@ impl Node {
         let counters = Counters::new(tables.limits().max_isps);
         Self {
             ports: ports.into_boxed_slice(),
-            tables,
             counters,
             ahead: Box::default(),
+            pushes: vec![headend::PushPlan::default(); tables.isps.len()].into_boxed_slice(),
+            pushes_of: None,
+            tables,
         }
     }
 
@@ -83,9 +89,17 @@ impl Pipeline for Node {
             .ports
             .get(usize::from(rx_port))
             .map_or(PortRole::Unused, |p| p.role);
+        let generation = self.tables.isps.generation();
+        if self.pushes_of != Some(generation) {
+            // ISP entries change rarely (a label learned, an ISP added): work the plans out
+            // again in place, without allocating.
+            headend::plan_pushes(&self.tables, &self.ports, &mut self.pushes);
+            self.pushes_of = Some(generation);
+        }
         let mut cx = Cx {
             tables: &self.tables,
             ports: &self.ports,
+            pushes: &self.pushes,
             counters: &mut self.counters,
         };
         // `true`: the pipeline forwarded every frame and counted them itself.

@@ -1020,6 +1020,40 @@ fn an_isp_without_a_fec_drops_as_no_fec() {
     );
 }
 
+#[test]
+fn a_new_upstream_fec_is_pushed_from_the_next_burst() {
+    let mut n = node();
+    let frame = f(&[MAC_PORT0, MAC_A, "0800", IP_A]);
+    assert_eq!(
+        run(&mut n, 0, &frame),
+        (
+            Verdict::Forward(1),
+            hex(&f(&["020000000101", MAC_CORE, "8847", "003e913f", IP_A]))
+        )
+    );
+    let (mut tx, rx) = crate::table::updates::channel(preload().build().expect("master"), 1, 16);
+    tx.send(TableUpdate::SetFec {
+        isp: 1,
+        direction: crate::table::Direction::Upstream,
+        fec: Some(crate::table::Fec {
+            label: 1003,
+            tc: 6,
+            port: 1,
+            next_hop: crate::wire::MacAddr([2, 0, 0, 0, 1, 7]),
+        }),
+    })
+    .expect("accepted");
+    n.apply_updates(&rx[0], 64);
+    // Label 1003, TC 6, S 1, TTL 63; the new next hop.
+    assert_eq!(
+        run(&mut n, 0, &frame),
+        (
+            Verdict::Forward(1),
+            hex(&f(&["020000000107", MAC_CORE, "8847", "003ebd3f", IP_A]))
+        )
+    );
+}
+
 proptest::proptest! {
     /// Whatever the headend's fast push decides, the general path decides the same way, with
     /// the same bytes out and the same counts; what it leaves to the general path, it leaves
@@ -1030,7 +1064,7 @@ proptest::proptest! {
         changes in proptest::collection::vec((0usize..64, proptest::prelude::any::<u8>()), 0..3),
         cut in 0usize..80,
     ) {
-        use super::headend::{decide, fast_push, subscriber_key};
+        use super::headend::{decide, fast_push, plan_pushes, subscriber_key, PushPlan};
         use super::Cx;
         use crate::counters::Counters;
         let frames = [
@@ -1048,14 +1082,16 @@ proptest::proptest! {
         let tables = preload().build().expect("tables");
         let ports = node().ports().to_vec();
         let isps = tables.limits().max_isps;
+        let mut pushes = vec![PushPlan::default(); isps];
+        plan_pushes(&tables, &ports, &mut pushes);
         let (mut fast_counters, mut general_counters) = (Counters::new(isps), Counters::new(isps));
         let sub = subscriber_key(0, &bytes).and_then(|k| tables.subscribers.get(&k)).copied();
         let (mut fast_frame, mut general_frame) = (VecFrame::new(&bytes), VecFrame::new(&bytes));
         let fast = sub.and_then(|s| {
-            let mut cx = Cx { tables: &tables, ports: &ports, counters: &mut fast_counters };
+            let mut cx = Cx { tables: &tables, ports: &ports, pushes: &pushes, counters: &mut fast_counters };
             fast_push(&mut cx, &mut fast_frame, &s)
         });
-        let mut cx = Cx { tables: &tables, ports: &ports, counters: &mut general_counters };
+        let mut cx = Cx { tables: &tables, ports: &ports, pushes: &pushes, counters: &mut general_counters };
         let general = decide(&mut cx, 0, &mut general_frame, sub.as_ref());
         match fast {
             Some(port) => {

@@ -55,6 +55,9 @@ pub struct IspTable {
     entries: Box<[IspEntry]>,
     /// Writes recorded for replicas (master copy only), like the cuckoo tables' journal.
     journal: Option<Vec<(IspId, IspEntry)>>,
+    /// Bumped by every write, so that what is worked out from the entries (the headend's
+    /// push plans) knows when to work it out again.
+    generation: u64,
 }
 
 impl IspTable {
@@ -63,6 +66,7 @@ impl IspTable {
         Self {
             entries: vec![IspEntry::default(); max_isps].into_boxed_slice(),
             journal: None,
+            generation: 0,
         }
     }
 
@@ -78,6 +82,7 @@ impl IspTable {
             return false;
         };
         *e = entry;
+        self.generation = self.generation.wrapping_add(1);
         if let Some(j) = &mut self.journal {
             j.push((isp, entry));
         }
@@ -101,6 +106,17 @@ impl IspTable {
     /// True when both tables hold the same entries.
     pub fn same_entries(&self, other: &Self) -> bool {
         self.entries == other.entries
+    }
+
+    /// Changes whenever an entry is written.
+    #[inline(always)]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Every entry, by id.
+    pub fn entries(&self) -> &[IspEntry] {
+        &self.entries
     }
 
     /// Number of ids the table holds.
