@@ -256,10 +256,24 @@ pub(super) fn fast_push<F: Frame>(cx: &mut Cx<'_>, f: &mut F, s: &SubscriberSlot
 /// The bytes a subscriber key is read from (source MAC and up to two VLAN tags), as one
 /// value; `None` for a frame too short to hold them, which is keyed afresh.
 #[inline(always)]
-fn key_bytes(d: &[u8]) -> Option<u128> {
+pub(super) fn key_bytes(d: &[u8]) -> Option<u128> {
     d.get(6..22)
         .and_then(|b| b.try_into().ok())
         .map(u128::from_ne_bytes)
+}
+
+/// The key of an untagged frame from a unicast source, read from its key bytes alone
+/// (what [`subscriber_key`] gives such a frame, without parsing it); `None` for any other.
+#[inline(always)]
+pub(super) fn untagged_key(attach: Attachment, bytes: u128) -> Option<PackedKey> {
+    let b = bytes.to_ne_bytes();
+    if b[0] & 1 != 0 || EtherType(u16::from_be_bytes([b[6], b[7]])).is_vlan() {
+        return None;
+    }
+    Some(PackedKey {
+        mac: u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]]),
+        attach,
+    })
 }
 
 /// The verdict of a frame whose subscriber entry is `sub`: the fast push when it takes the
@@ -315,9 +329,16 @@ impl Prepared {
         self.port = rx_port;
         self.len = frames.len().min(BURST);
         self.keyed = 0;
+        let untagged = Attachment::new(rx_port, 0, 0);
         for (i, f) in frames.iter().take(BURST).enumerate() {
             let d = f.data();
-            if let (Some(bytes), Some(key)) = (key_bytes(d), subscriber_key(rx_port, d)) {
+            let Some(bytes) = key_bytes(d) else {
+                continue;
+            };
+            let key = untagged
+                .and_then(|a| untagged_key(a, bytes))
+                .or_else(|| subscriber_key(rx_port, d));
+            if let Some(key) = key {
                 self.bytes[i] = bytes;
                 self.keys[i] = key;
                 self.cands[i] = tables.subscribers.prepare(&key);

@@ -1104,4 +1104,29 @@ proptest::proptest! {
             None => proptest::prop_assert_eq!(fast_frame.data(), &bytes[..]),
         }
     }
+
+    /// The look-ahead's untagged key is the key the general parser gives the same frame,
+    /// and it declines every frame the parser would key otherwise (tagged, multicast source).
+    #[test]
+    fn the_untagged_key_is_the_parsed_key(
+        port in 0u16..300,
+        tpid in proptest::sample::select(vec![0x0800u16, 0x0806, 0x8100, 0x88a8, 0x8847]),
+        src_first in proptest::num::u8::ANY,
+        rest in proptest::collection::vec(proptest::num::u8::ANY, 22..40),
+    ) {
+        use super::headend::{key_bytes, subscriber_key, untagged_key};
+        let mut d = rest;
+        d[6] = src_first;
+        d[12..14].copy_from_slice(&tpid.to_be_bytes());
+        let untagged = crate::table::subscriber::Attachment::new(port, 0, 0)
+            .zip(key_bytes(&d))
+            .and_then(|(a, b)| untagged_key(a, b));
+        let parsed = subscriber_key(port, &d);
+        match untagged {
+            Some(k) => proptest::prop_assert_eq!(Some(k), parsed),
+            None => proptest::prop_assert!(
+                port > 0xff || src_first & 1 == 1 || tpid == 0x8100 || tpid == 0x88a8
+            ),
+        }
+    }
 }
