@@ -167,24 +167,28 @@ impl PushPlan {
     /// The plan of an ISP with this entry; `ports` are the node's.
     pub fn new(isp: &IspEntry, ports: &[super::PortConfig]) -> Self {
         let gateway = u32::from(isp.gateway);
+        // Without a FEC and its port no frame fits, and the general path says why.
+        let none = Self {
+            gateway,
+            ..Self::default()
+        };
         let Some((fec, out)) = isp
             .upstream
             .and_then(|fec| ports.get(usize::from(fec.port)).map(|p| (fec, p)))
         else {
-            return Self {
-                gateway,
-                ..Self::default()
-            };
+            return none;
         };
-        let lse = mpls::encode(fec.label, fec.tc, true, 0).to_be_bytes();
-        let mut head = [0u8; 16];
-        head[..6].copy_from_slice(&fec.next_hop.0);
-        head[6..12].copy_from_slice(&out.mac.0);
-        head[12..14].copy_from_slice(&EtherType::MPLS_UNICAST.0.to_be_bytes());
-        head[14..].copy_from_slice(&lse[..2]);
+        // The header the general path writes (`push_label`), its TTL byte left for the frame.
+        let link = LinkHeader::new(fec.next_hop, out.mac)
+            .ethertype(EtherType::MPLS_UNICAST)
+            .label(fec.label, fec.tc, true, 0);
+        let (head, lse2) = match link.bytes().split_first_chunk::<16>() {
+            Some((head, [lse2, _ttl])) => (*head, *lse2),
+            _ => return none,
+        };
         Self {
             head,
-            lse2: lse[2],
+            lse2,
             max_total_len: out.mtu.saturating_sub(4),
             port: fec.port,
             gateway,
