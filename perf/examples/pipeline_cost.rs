@@ -4,6 +4,9 @@
 //! `valgrind --tool=callgrind --toggle-collect='*pipeline_cost::decide*' \
 //!     target/release/examples/pipeline_cost headend 1000 100000`
 //!
+//! counts the decision pass; `'*pipeline_cost::look_ahead*'` counts the look-ahead (keys and
+//! prefetches) the worker runs one poll earlier. Divide "Collected" by the frame count.
+//!
 //! Roles: `headend` (upstream push), `transit` (swap), `tailend` (pop and hand-off); a fourth argument `io` runs the same
 //! loop with io forwarding instead, the floor to subtract.
 //! Not a benchmark (see `perf/run`): instruction counts guide the work, time decides.
