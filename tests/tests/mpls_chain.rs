@@ -319,13 +319,14 @@ fn two_isps_ride_their_labels_through_headend_transit_tailend() {
         ])
         .spawn()
         .expect("server");
-    std::thread::sleep(Duration::from_millis(300));
+    // The client retries while the server is still starting (python in a namespace can take
+    // longer than any fixed pause on a loaded machine): refused, not lost, is what it waits out.
     let client = t
         .sub_a
         .command("python3")
         .args([
             "-c",
-            "import socket\ns=socket.create_connection(('198.18.1.2',5001),timeout=10)\nb=b''\n\
+            "import socket,time\nfor n in range(100):\n try:\n  s=socket.create_connection(('198.18.1.2',5001),timeout=10)\n  break\n except ConnectionRefusedError:\n  if n==99: raise\n  time.sleep(0.1)\nb=b''\n\
              while True:\n d=s.recv(65536)\n if not d: break\n b+=d\n\
              assert b==bytes(i%251 for i in range(1<<20)), len(b)\nprint('ok',len(b))",
         ])

@@ -20,6 +20,7 @@ use crate::pipeline::Verdict;
 use crate::table::cuckoo::Candidates;
 use crate::table::downstream::DownstreamSlot;
 use crate::table::{DownstreamKey, IlmAction, IlmSlot, IspId, Tables};
+use crate::wire::ipv4::set_ttl_update_checksum;
 use crate::wire::{EtherType, Ipv4Packet, MacAddr};
 
 /// The top label stack entry of an untagged labelled frame from a unicast source, the
@@ -77,7 +78,7 @@ fn fast_handoff(
     }
     let ttl = ip.ttl.min(label_ttl - 1);
     if ttl != ip.ttl {
-        Ipv4Packet::new_unchecked(ip_hdr).set_ttl_update_checksum(ttl);
+        set_ttl_update_checksum(ip_hdr.first_chunk_mut()?, ttl);
     }
     if vid == 0 {
         eth[4..10].copy_from_slice(&router.0);

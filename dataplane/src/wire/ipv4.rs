@@ -14,6 +14,31 @@ pub mod protocol {
     pub const UDP: u8 = 17;
 }
 
+/// Sets the TTL of the header starting `h` and updates its checksum incrementally.
+///
+/// RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), is HC + (m - m') in one's complement arithmetic,
+/// and only the TTL byte of the word m changes: m - m' is the byte pair [old - new, 0] when
+/// the TTL falls (every forwarding hop), its complement when it rises. One add and one carry
+/// fold then do, without the three-term sum. Eqn. 3 never yields 0xffff (a sum of terms not
+/// all zero never folds to zero), so neither does this. The words are used as they lie in
+/// memory, without byte swaps: a one's complement sum is the same in either byte order
+/// (RFC 1071 section 2(B)).
+#[inline(always)]
+pub fn set_ttl_update_checksum(h: &mut [u8; 12], ttl: u8) {
+    let old = h[field::TTL];
+    let delta = if ttl <= old {
+        u16::from_ne_bytes([old - ttl, 0])
+    } else {
+        !u16::from_ne_bytes([ttl - old, 0])
+    };
+    let check = u16::from_ne_bytes([h[field::CHECKSUM], h[field::CHECKSUM + 1]]);
+    let s = u32::from(check) + u32::from(delta);
+    let s = ((s & 0xffff) + (s >> 16)) as u16;
+    let c = if s == 0xffff { 0 } else { s };
+    h[field::TTL] = ttl;
+    h[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&c.to_ne_bytes());
+}
+
 /// A view of an IPv4 packet.
 #[derive(Debug, Clone)]
 pub struct Ipv4Packet<T: AsRef<[u8]>> {
@@ -200,12 +225,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// sum the header again.
     #[inline]
     pub fn set_ttl_update_checksum(&mut self, ttl: u8) {
-        let b = self.buffer.as_ref();
-        let old = get_u16(b, field::TTL);
-        let new = (u16::from(ttl) << 8) | u16::from(b[field::PROTOCOL]);
-        let c = checksum::update(self.checksum(), old, new);
-        self.set_ttl(ttl);
-        self.set_checksum(c);
+        if let Some(h) = self.buffer.as_mut().first_chunk_mut() {
+            set_ttl_update_checksum(h, ttl);
+        }
     }
 
     /// Sets the protocol.
@@ -438,6 +460,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn ttl_update_is_the_recomputed_checksum(mut h in any::<[u8; 20]>(), ttl in any::<u8>()) {
+            h[10..12].fill(0);
+            let c = checksum::internet(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            let mut p = Ipv4Packet::new_unchecked(&mut h[..]);
+            p.set_ttl_update_checksum(ttl);
+            let stored = p.checksum();
+            h[10..12].fill(0);
+            prop_assert_eq!(h[8], ttl);
+            prop_assert_eq!(stored, checksum::internet(&h));
+        }
+
         #[test]
         fn repr_round_trip(r in arb_repr()) {
             let mut b = vec![0u8; 20 + usize::from(r.payload_len)];

@@ -2,7 +2,8 @@
 //! IPv4 packet to the ISP's router on the hand-off port, per-ISP counters; 16 ISPs, frames of
 //! 250,000 subscribers in scattered order, one forwarding lcore, against dpdk-testpmd io on
 //! the same input (see `ispmux_perf::fwd`). Needs root (hugepages, about 1.2 GB). Options:
-//! `--frames N` (default 250,000), `--secs N` (default 8), `--rounds N` (default 3).
+//! `--frames N` (default 250,000), `--secs N` (default 8), `--rounds N` (default 3),
+//! `--keep` (keep the capture and config, and print where).
 
 use anyhow::Result;
 use ispmux_perf::fwd::{write_labelled_pcap, FwdBench, CORE_IN_MAC};
@@ -46,6 +47,10 @@ fn main() -> Result<()> {
         dir: dir.path(),
     };
     let r = bench.run()?;
+    if std::env::args().any(|a| a == "--keep") {
+        // For profiling `ispmux run` by hand on the same input afterwards.
+        println!("kept {}", dir.keep().display());
+    }
     println!("{}", r.last_report);
     println!("{}", result_line("fwd-tailend", r.ispmux, r.anchor, "Mpps"));
     Ok(())

@@ -3,7 +3,7 @@
 //! scattered order on one forwarding lcore, against dpdk-testpmd io on the same input (see
 //! `ispmux_perf::fwd`). Needs root (hugepages, about 1.2 GB). Options: `--frames N`
 //! (default 250,000), `--labels N` (default 1,000), `--secs N` (default 8), `--rounds N`
-//! (default 3).
+//! (default 3), `--keep` (keep the capture and config, and print where).
 
 use anyhow::Result;
 use ispmux_perf::fwd::{write_labelled_pcap, FwdBench, CORE_IN_MAC};
@@ -47,6 +47,10 @@ fn main() -> Result<()> {
         dir: dir.path(),
     };
     let r = bench.run()?;
+    if std::env::args().any(|a| a == "--keep") {
+        // For profiling `ispmux run` by hand on the same input afterwards.
+        println!("kept {}", dir.keep().display());
+    }
     println!("{}", r.last_report);
     println!("{}", result_line("fwd-transit", r.ispmux, r.anchor, "Mpps"));
     Ok(())
