@@ -9,7 +9,11 @@
 //!
 //! Roles: `headend` (upstream push), `transit` (swap), `tailend` (pop and hand-off); a fourth argument `io` runs the same
 //! loop with io forwarding instead, the floor to subtract.
-//! Not a benchmark (see `perf/run`): instruction counts guide the work, time decides.
+//! Run natively it also prints the time a frame in the two passes with every frame in L1 and
+//! no NIC: compare two builds by the minimum of alternating runs under `chrt -f 10` (the
+//! median wanders by a few percent from run to run, the minimum by about one).
+//! Not a benchmark (see `perf/run`): instruction counts and these times guide the work, the
+//! benchmarks decide.
 
 use anyhow::{bail, Result};
 use ispmux_dataplane::frame::Frame;
@@ -163,6 +167,7 @@ fn main() -> Result<()> {
         .collect();
     let mut verdicts = [Verdict::Punt; BURST];
     let mut forwarded = 0usize;
+    let mut busy = std::time::Duration::ZERO;
     let mut next = frames.iter().cycle();
     for _ in 0..frames_total / BURST {
         for b in &mut bufs {
@@ -170,6 +175,7 @@ fn main() -> Result<()> {
                 b.load(f);
             }
         }
+        let t0 = std::time::Instant::now();
         if io_only {
             io.process(0, &mut bufs, &mut verdicts);
         } else {
@@ -177,14 +183,17 @@ fn main() -> Result<()> {
             look_ahead(&mut node, &bufs);
             decide(&mut node, &mut bufs, &mut verdicts);
         }
+        busy += t0.elapsed();
         forwarded += verdicts
             .iter()
             .filter(|v| matches!(v, Verdict::Forward(_)))
             .count();
     }
     println!(
-        "{role}: {forwarded} of {} frames forwarded",
-        frames_total / BURST * BURST
+        "{role}: {forwarded} of {} frames forwarded, {:.2} ns a frame in the passes (a guide \
+         only: frames in L1, no NIC)",
+        frames_total / BURST * BURST,
+        busy.as_secs_f64() * 1e9 / (frames_total / BURST * BURST) as f64
     );
     for (r, n) in node.counters().drops_by_reason().filter(|(_, n)| *n > 0) {
         println!("  dropped {n} as {}", r.name());
