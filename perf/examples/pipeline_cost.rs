@@ -7,10 +7,14 @@
 //! counts the decision pass; `'*pipeline_cost::look_ahead*'` counts the look-ahead (keys and
 //! prefetches) the worker runs one poll earlier. Divide "Collected" by the frame count.
 //!
-//! Roles: `headend` (upstream push), `transit` (swap), `tailend` (pop and hand-off); a fourth argument `io` runs the same
-//! loop with io forwarding instead, the floor to subtract.
-//! Run natively it also prints the time a frame in the two passes with every frame in L1 and
-//! no NIC: compare two builds by the minimum of alternating runs under `chrt -f 10` (the
+//! Arguments: role (`headend`: upstream push, `transit`: swap, `tailend`: pop and
+//! hand-off), subscribers (or labels), frames, and modes, comma-separated: `io` (the same
+//! loop with io forwarding instead, the floor to subtract), `ahead` (each burst's look-ahead
+//! one burst before its decisions, as the worker means it to run), `noprefetch` (table
+//! lines not prefetched, to see what the look-ahead saves).
+//!
+//! Run natively it also prints the time a frame in the two passes, with every frame in L1
+//! and no NIC: compare two builds by the minimum of alternating runs under `chrt -f 10` (the
 //! median wanders by a few percent from run to run, the minimum by about one).
 //! Not a benchmark (see `perf/run`): instruction counts and these times guide the work, the
 //! benchmarks decide.
@@ -155,39 +159,65 @@ fn main() -> Result<()> {
         })
         .collect();
     let mut node = Node::from_preload(ports, &preload)?;
-    // `io` as a last argument: the same loop with testpmd's io forwarding, the floor.
-    let io_only = args.get(4).is_some_and(|a| a == "io");
+    // Modes, as a comma-separated fourth argument: `io` (testpmd's io forwarding instead,
+    // the floor), `ahead` (each burst's look-ahead one burst before its decisions, as the
+    // worker means it to run), `noprefetch` (table lines are not prefetched: what the
+    // look-ahead saves).
+    let modes: Vec<&str> = args.get(4).map_or(vec![], |a| a.split(',').collect());
+    if modes.contains(&"noprefetch") {
+        fn no_prefetch(_: *const u8) {}
+        node.set_prefetch(Some(no_prefetch));
+    }
+    let io_only = modes.contains(&"io");
     let mut io = ispmux_dataplane::pipeline::IoForward::paired(2);
-    let mut bufs: Vec<Buf> = (0..BURST)
-        .map(|_| Buf {
-            buf: [0; 256],
-            start: 128,
-            len: 0,
-        })
-        .collect();
+    let one_ahead = modes.contains(&"ahead");
+    let new_burst = || -> Vec<Buf> {
+        (0..BURST)
+            .map(|_| Buf {
+                buf: [0; 256],
+                start: 128,
+                len: 0,
+            })
+            .collect()
+    };
+    let (mut bufs, mut held) = (new_burst(), new_burst());
     let mut verdicts = [Verdict::Punt; BURST];
     let mut forwarded = 0usize;
     let mut busy = std::time::Duration::ZERO;
     let mut next = frames.iter().cycle();
-    for _ in 0..frames_total / BURST {
-        for b in &mut bufs {
-            if let Some(f) = next.next() {
-                b.load(f);
+    let bursts = frames_total / BURST;
+    for burst in 0..=bursts {
+        if burst < bursts {
+            for b in &mut bufs {
+                if let Some(f) = next.next() {
+                    b.load(f);
+                }
             }
         }
         let t0 = std::time::Instant::now();
         if io_only {
             io.process(0, &mut bufs, &mut verdicts);
-        } else {
+        } else if one_ahead {
+            if burst < bursts {
+                look_ahead(&mut node, &bufs);
+            }
+            if burst > 0 {
+                decide(&mut node, &mut held, &mut verdicts);
+            }
+            std::mem::swap(&mut bufs, &mut held);
+        } else if burst < bursts {
             // As the worker: the burst's buckets prefetched (and its keys kept) first.
             look_ahead(&mut node, &bufs);
             decide(&mut node, &mut bufs, &mut verdicts);
         }
         busy += t0.elapsed();
-        forwarded += verdicts
-            .iter()
-            .filter(|v| matches!(v, Verdict::Forward(_)))
-            .count();
+        let decided = if one_ahead { burst > 0 } else { burst < bursts };
+        if decided {
+            forwarded += verdicts
+                .iter()
+                .filter(|v| matches!(v, Verdict::Forward(_)))
+                .count();
+        }
     }
     println!(
         "{role}: {forwarded} of {} frames forwarded, {:.2} ns a frame in the passes (a guide \
