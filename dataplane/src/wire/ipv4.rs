@@ -222,7 +222,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 
     /// Sets the TTL and updates the checksum incrementally (RFC 1624), so forwarding need not
-    /// sum the header again.
+    /// sum the header again (see [`set_ttl_update_checksum`]). A buffer too short for the
+    /// checksum field, which a checked view never is, is left alone.
     #[inline]
     pub fn set_ttl_update_checksum(&mut self, ttl: u8) {
         if let Some(h) = self.buffer.as_mut().first_chunk_mut() {
@@ -407,6 +408,23 @@ mod tests {
         b[0] = 0x65;
         let p = Ipv4Packet::new_checked(&b[..]).expect("len");
         assert_eq!(Ipv4Repr::parse(&p), Err(WireError::Malformed));
+    }
+
+    #[test]
+    fn ttl_update_known_answers() {
+        // A common worked example of the IPv4 header checksum (0xb861), TTL 64 -> 63.
+        let mut h = crate::wire::hex("4500 0073 0000 4000 4011 b861 c0a8 0001 c0a8 00c7");
+        // The header alone: its total length covers a payload not given here.
+        let mut p = Ipv4Packet::new_unchecked(&mut h[..]);
+        p.set_ttl_update_checksum(63);
+        assert_eq!((p.ttl(), p.checksum()), (63, 0xb961));
+        // The one's complement add lands on 0xffff (-0), where RFC 1624 eqn. 3 and a full
+        // recompute give 0x0000.
+        let mut h = crate::wire::hex("4500 0073 b961 4000 4011 feff c0a8 0001 c0a8 00c7");
+        let mut p = Ipv4Packet::new_unchecked(&mut h[..]);
+        p.set_ttl_update_checksum(63);
+        assert_eq!(p.checksum(), 0x0000);
+        assert!(p.verify_checksum());
     }
 
     #[test]
