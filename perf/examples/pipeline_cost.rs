@@ -196,7 +196,9 @@ fn main() -> Result<()> {
         }
         let t0 = std::time::Instant::now();
         if io_only {
-            io.process(0, &mut bufs, &mut verdicts);
+            if burst < bursts {
+                io.process(0, &mut bufs, &mut verdicts);
+            }
         } else if one_ahead {
             if burst < bursts {
                 look_ahead(&mut node, &bufs);
@@ -211,7 +213,11 @@ fn main() -> Result<()> {
             decide(&mut node, &mut bufs, &mut verdicts);
         }
         busy += t0.elapsed();
-        let decided = if one_ahead { burst > 0 } else { burst < bursts };
+        let decided = if one_ahead && !io_only {
+            burst > 0
+        } else {
+            burst < bursts
+        };
         if decided {
             forwarded += verdicts
                 .iter()
