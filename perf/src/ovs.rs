@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use ispmux_dataplane::table::preload::SubscriberPreload;
 use ispmux_dataplane::wire::MacAddr;
 
-use crate::{median, run_to_end};
+use crate::{measured, median, run_to_end};
 
 /// The DPDK build of vswitchd in Debian's `openvswitch-switch-dpdk`.
 pub const VSWITCHD_DPDK: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
@@ -220,10 +220,13 @@ impl Ovs {
         c
     }
 
-    /// A daemon: its messages go to its log file, not the benchmark's output.
+    /// A daemon: its messages go to its log file, not the benchmark's output; [`measured`],
+    /// like testpmd and ispmux.
     fn daemon(&self, program: &str, name: &str) -> Command {
         let mut c = self.command(program);
-        c.args(self.daemon_args(name))
+        c.args(self.daemon_args(name));
+        let mut c = measured(&c);
+        c.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         c
