@@ -73,30 +73,31 @@ pub fn ensure_hugepages(mb: u64) -> bool {
 /// finished at once. Only the measured processes need the real-time class. Stdio settings
 /// are not carried over: the callers set theirs on the command returned.
 pub fn measured(cmd: &Command) -> Command {
-    if std::env::var_os("ISPMUX_PERF_RT").is_none_or(|v| v != "1") {
-        return copy_command(cmd, cmd.get_program(), &[]);
+    let realtime = std::env::var_os("ISPMUX_PERF_RT").is_some_and(|v| v == "1");
+    if realtime {
+        static ORDINARY: std::sync::Once = std::sync::Once::new();
+        ORDINARY.call_once(|| {
+            // Every thread of this process; its later threads and children inherit the class.
+            let _ = Command::new("chrt")
+                .args(["-o", "-a", "-p", "0", &std::process::id().to_string()])
+                .stdout(Stdio::null())
+                .status();
+        });
     }
-    static ORDINARY: std::sync::Once = std::sync::Once::new();
-    ORDINARY.call_once(|| {
-        // Every thread of this process; its later threads and children inherit the class.
-        let _ = Command::new("chrt")
-            .args(["-o", "-a", "-p", "0", &std::process::id().to_string()])
-            .stdout(Stdio::null())
-            .status();
-    });
-    let prefix = [
-        std::ffi::OsStr::new("-f"),
-        std::ffi::OsStr::new("10"),
-        cmd.get_program(),
-    ];
-    copy_command(cmd, std::ffi::OsStr::new("chrt"), &prefix)
+    rebuilt(cmd, realtime)
 }
 
-/// A command running `program` with `prefix` and then `cmd`'s arguments, and `cmd`'s
-/// environment changes and directory.
-fn copy_command(cmd: &Command, program: &std::ffi::OsStr, prefix: &[&std::ffi::OsStr]) -> Command {
-    let mut c = Command::new(program);
-    c.args(prefix).args(cmd.get_args());
+/// `cmd`'s program, arguments, environment changes and directory in a new command, run
+/// through `chrt -f 10` when `realtime`.
+fn rebuilt(cmd: &Command, realtime: bool) -> Command {
+    let mut c = if realtime {
+        let mut c = Command::new("chrt");
+        c.args(["-f", "10"]).arg(cmd.get_program());
+        c
+    } else {
+        Command::new(cmd.get_program())
+    };
+    c.args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => c.env(k, v),
@@ -189,6 +190,31 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn a_measured_command_keeps_its_program_arguments_environment_and_directory() {
+        let mut cmd = Command::new("dpdk-testpmd");
+        cmd.args(["-l", "0,1"])
+            .env("ISPMUX_LOG", "warn")
+            .env_remove("HOME")
+            .current_dir("/tmp");
+        let args = |c: &Command| c.get_args().map(|a| a.to_owned()).collect::<Vec<_>>();
+        let envs = |c: &Command| {
+            c.get_envs()
+                .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+                .collect::<Vec<_>>()
+        };
+        let plain = rebuilt(&cmd, false);
+        assert_eq!(plain.get_program(), "dpdk-testpmd");
+        assert_eq!(args(&plain), args(&cmd));
+        let rt = rebuilt(&cmd, true);
+        assert_eq!(rt.get_program(), "chrt");
+        assert_eq!(args(&rt), ["-f", "10", "dpdk-testpmd", "-l", "0,1"]);
+        for c in [&plain, &rt] {
+            assert_eq!(envs(c), envs(&cmd));
+            assert_eq!(c.get_current_dir(), Some(std::path::Path::new("/tmp")));
+        }
     }
 
     #[test]
