@@ -34,17 +34,23 @@ const LINE: usize = 64;
 const PAGE: usize = 4096;
 const STEPS: usize = 20_000_000;
 
+/// Where the chased lines lie in the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// Side by side.
+    Packed,
+    /// One in each 4 KiB page.
+    Spread,
+}
+
 /// Byte offsets of the `k` lines in `layout`.
-fn offsets(k: usize, spread: bool) -> Vec<usize> {
+fn offsets(k: usize, layout: Layout) -> Vec<usize> {
     (0..k)
-        .map(|i| {
-            if spread {
-                // Page i, line (i / 16) mod 64: with 16 pages per 64 KiB, this walks every
-                // set of a cache indexed by address bits 6..16.
-                i * PAGE + (i / 16 % (PAGE / LINE)) * LINE
-            } else {
-                i * LINE
-            }
+        .map(|i| match layout {
+            // Page i, line (i / 16) mod 64: with 16 pages per 64 KiB, this walks every set
+            // of a cache indexed by address bits 6..16.
+            Layout::Spread => i * PAGE + (i / 16 % (PAGE / LINE)) * LINE,
+            Layout::Packed => i * LINE,
         })
         .collect()
 }
@@ -90,8 +96,11 @@ fn main() -> Result<()> {
         .map(str::parse)
         .collect::<Result<_, _>>()
         .context("K list")?;
-    let bytes = mib << 20;
-    if let Some(&k) = ks.iter().find(|&&k| k == 0 || k * PAGE > bytes) {
+    let bytes = mib.checked_mul(1 << 20).context("MiB too large")?;
+    if let Some(&k) = ks
+        .iter()
+        .find(|&&k| k == 0 || k.checked_mul(PAGE).is_none_or(|b| b > bytes))
+    {
         bail!(
             "K={k}: spread needs 1..={} lines in {mib} MiB",
             bytes / PAGE
@@ -112,8 +121,8 @@ fn main() -> Result<()> {
     );
     let mut rng = StdRng::seed_from_u64(1);
     for &k in &ks {
-        let packed = chase(&mut buf, &offsets(k, false), &mut rng);
-        let spread = chase(&mut buf, &offsets(k, true), &mut rng);
+        let packed = chase(&mut buf, &offsets(k, Layout::Packed), &mut rng);
+        let spread = chase(&mut buf, &offsets(k, Layout::Spread), &mut rng);
         println!(
             "{k:>7} {:>8}K {packed:>12.2} {spread:>12.2} {:>9}M",
             (k * LINE) >> 10,
@@ -121,8 +130,8 @@ fn main() -> Result<()> {
         );
     }
     println!(
-        "spread − packed is what translating one load costs at that span: near 0 where 2 MiB \
-         pages are translated whole"
+        "spread − packed is what translating one load costs at that span (expected near 0 \
+         where 2 MiB pages are translated whole)"
     );
     Ok(())
 }
@@ -133,14 +142,14 @@ mod tests {
 
     #[test]
     fn layouts_hold_distinct_lines_and_spread_uses_one_page_each() {
-        for spread in [false, true] {
-            let o = offsets(4096, spread);
+        for layout in [Layout::Packed, Layout::Spread] {
+            let o = offsets(4096, layout);
             let mut lines: Vec<usize> = o.iter().map(|x| x / LINE).collect();
             lines.sort_unstable();
             lines.dedup();
             assert_eq!(lines.len(), o.len());
             assert!(o.iter().all(|x| x % LINE == 0));
-            if spread {
+            if layout == Layout::Spread {
                 assert!(o.iter().enumerate().all(|(i, x)| x / PAGE == i));
                 // Every one of the 1,024 sets of a 64 KiB-indexed cache gets 4 lines.
                 let mut sets = [0u32; 1024];
@@ -155,7 +164,7 @@ mod tests {
     #[test]
     fn the_chase_visits_every_line() {
         let mut buf = vec![0u64; 64 * PAGE / 8];
-        let offs = offsets(64, true);
+        let offs = offsets(64, Layout::Spread);
         chase(&mut buf, &offs, &mut StdRng::seed_from_u64(7));
         let mut w = offs[0] / 8;
         let mut seen = std::collections::HashSet::new();
