@@ -1,13 +1,9 @@
 //! `ispmux`: the gateway daemon and its operator commands.
 
-mod arp_responder;
-mod control;
-mod logon;
-mod radius;
+mod ctl;
+mod print;
 mod registry_cli;
 mod run;
-mod slowpath;
-mod update_gen;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +41,9 @@ enum Cmd {
         /// The control socket (`control.socket` in the configuration).
         #[arg(short, long)]
         socket: PathBuf,
+        /// Print the daemon's JSON answer instead of tables.
+        #[arg(long)]
+        json: bool,
         /// `stats`, `version`, `revoke MAC` (withdraw a subscriber's binding), `suspend CSP` or
         /// `resume CSP` (a client SP of the RADIUS proxy; suspension disconnects its sessions).
         #[arg(default_value = "stats", num_args = 1.., trailing_var_arg = true)]
@@ -115,11 +114,13 @@ fn main() -> ExitCode {
         Cmd::Refusals { config, limit } => ispmux_conf::load(&config)
             .map_err(anyhow::Error::from)
             .and_then(|c| registry_cli::refusals(&c, limit)),
-        Cmd::Ctl { socket, command } => control::ctl(&socket, &command.join(" ")),
-        Cmd::RadiusProxy { config, db } => radius::standalone(&config, db.as_deref()),
-        Cmd::Usage { config, db, csv } => {
-            radius::print_usage(config.as_deref(), db.as_deref(), csv)
-        }
+        Cmd::Ctl {
+            socket,
+            json,
+            command,
+        } => ctl::ctl(&socket, &command.join(" "), json),
+        Cmd::RadiusProxy { config, db } => run::radius_proxy(&config, db.as_deref()),
+        Cmd::Usage { config, db, csv } => print::usage(config.as_deref(), db.as_deref(), csv),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use ispmux_conf::Config;
 use ispmux_slowpath::dhcp::MacAddr;
-use ispmux_slowpath::registry::{import, Isp, NewSubscriber, Registry, Status};
+use ispmux_slowpath::registry::{import, NewSubscriber, Registry, Status};
 
 /// Registry commands.
 #[derive(Subcommand)]
@@ -54,29 +54,7 @@ pub enum SubscriberCmd {
 
 /// Opens the configured store and records the configured ISPs in it.
 pub fn open(cfg: &Config) -> Result<Registry> {
-    let path = Path::new(&cfg.store.path);
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut reg =
-        Registry::open(path).with_context(|| format!("opening the store {}", path.display()))?;
-    if let Some(d) = &cfg.dhcp {
-        for isp in &d.isps {
-            let label = cfg
-                .tables
-                .isps
-                .iter()
-                .find(|t| t.name == isp.name)
-                .and_then(|t| t.upstream.map(|f| f.label));
-            reg.upsert_isp(&Isp {
-                name: isp.name.clone(),
-                label,
-                dhcp_servers: isp.servers.clone(),
-            })
-            .with_context(|| format!("recording ISP {:?} in the registry", isp.name))?;
-        }
-    }
-    Ok(reg)
+    Ok(ispmux_gateway::open_registry(cfg)?)
 }
 
 fn mac(s: &str) -> Result<MacAddr> {
@@ -141,8 +119,8 @@ pub fn subscriber(cfg: &Config, cmd: SubscriberCmd) -> Result<()> {
             if let Some(b) = binding {
                 // Withdraw the binding from the running daemon's fast path at once.
                 match &cfg.control.socket {
-                    Some(sock) => match crate::control::request(Path::new(sock), &format!("revoke {mac}")) {
-                        Ok(_) => println!("binding {} withdrawn from the running gateway", b.ipv4),
+                    Some(sock) => match crate::ctl::revoke(Path::new(sock), mac) {
+                        Ok(()) => println!("binding {} withdrawn from the running gateway", b.ipv4),
                         Err(e) => println!(
                             "binding {} not withdrawn now ({e:#}); it goes at the next start",
                             b.ipv4

@@ -153,7 +153,7 @@ fn ctl_reads_counters_from_a_running_daemon() {
     std::thread::sleep(Duration::from_millis(300));
     let ask = |cmd: &str| {
         Command::new(ispmux_bin())
-            .args(["ctl", "-s"])
+            .args(["ctl", "--json", "-s"])
             .arg(&sock)
             .arg(cmd)
             .output()
@@ -174,6 +174,17 @@ fn ctl_reads_counters_from_a_running_daemon() {
     std::thread::sleep(Duration::from_millis(300));
     let second = String::from_utf8_lossy(&ask("stats").stdout).to_string();
     assert!(rx_of(&second) > rx_of(&text), "counters move while running");
+    let table = Command::new(ispmux_bin())
+        .args(["ctl", "-s"])
+        .arg(&sock)
+        .arg("stats")
+        .output()
+        .expect("ctl");
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(
+        table.contains("PORT") && table.lines().any(|l| l.starts_with("p0 ")),
+        "without --json, a table: {table}"
+    );
     let bad = ask("frobnicate");
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown command \"frobnicate\""));

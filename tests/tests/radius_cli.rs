@@ -19,7 +19,7 @@ const NAS_SECRET: &str = "nas-secret";
 /// `ispmux ctl -s SOCK ARGS...`, which must succeed; its JSON answer.
 fn ctl(sock: &std::path::Path, args: &[&str]) -> serde_json::Value {
     let out = Command::new(ispmux_bin())
-        .args(["ctl", "-s"])
+        .args(["ctl", "--json", "-s"])
         .arg(sock)
         .args(args)
         .output()
@@ -188,7 +188,7 @@ capacity = {{ ports = 1 }}
     // Neither an unknown CSP nor a missing name is taken for one.
     for bad in [&["suspend", "nosuch"][..], &["resume"][..]] {
         let out = Command::new(ispmux_bin())
-            .args(["ctl", "-s"])
+            .args(["ctl", "--json", "-s"])
             .arg(&sock)
             .args(bad)
             .output()
@@ -338,7 +338,7 @@ home_servers = [{{ address = "127.0.0.1", auth_port = {dead}, secret = "m" }}]
         "the proxy holds its auth port while ispmux runs"
     );
     let stats = Command::new(ispmux_bin())
-        .args(["ctl", "-s"])
+        .args(["ctl", "--json", "-s"])
         .arg(&sock)
         .arg("stats")
         .output()
@@ -352,7 +352,7 @@ home_servers = [{{ address = "127.0.0.1", auth_port = {dead}, secret = "m" }}]
     assert!(v["ports"].is_array(), "and the data plane's: {v}");
     // The proxy's operator commands are served by `ispmux run` too.
     let out = Command::new(ispmux_bin())
-        .args(["ctl", "-s"])
+        .args(["ctl", "--json", "-s"])
         .arg(&sock)
         .args(["suspend", "nosuch"])
         .output()

@@ -40,6 +40,7 @@ use super::{TableError, TableOp, TableUpdate, Tables};
 use crate::wire::MacAddr;
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -55,11 +56,17 @@ pub struct UpdateSender {
     room: usize,
     /// Writes applied to the master but not yet in every queue.
     backlog: VecDeque<TableOp>,
+    /// Writes made to the master since the channel opened: the position of the next.
+    produced: u64,
+    /// Per worker, the writes it has taken from its queue (see [`UpdateSender::applied`]).
+    consumed: Vec<Arc<AtomicU64>>,
 }
 
 /// One worker's end.
 pub struct UpdateReceiver {
     queue: Arc<Ring>,
+    /// Writes taken from the queue so far; only this worker stores it.
+    consumed: Arc<AtomicU64>,
 }
 
 /// Queues for `workers` workers, each holding up to `depth` pending writes, fed from
@@ -71,10 +78,13 @@ pub fn channel(
 ) -> (UpdateSender, Vec<UpdateReceiver>) {
     master.enable_journal();
     let queues: Vec<_> = (0..workers).map(|_| Arc::new(Ring::new(depth))).collect();
+    let consumed: Vec<_> = (0..workers).map(|_| Arc::new(AtomicU64::new(0))).collect();
     let rx = queues
         .iter()
-        .map(|q| UpdateReceiver {
+        .zip(&consumed)
+        .map(|(q, c)| UpdateReceiver {
             queue: Arc::clone(q),
+            consumed: Arc::clone(c),
         })
         .collect();
     let tx = UpdateSender {
@@ -82,6 +92,8 @@ pub fn channel(
         queues,
         room: 0,
         backlog: VecDeque::new(),
+        produced: 0,
+        consumed,
     };
     (tx, rx)
 }
@@ -101,10 +113,31 @@ impl UpdateSender {
     /// [`UpdateSender::backlog`] to slow down when workers fall behind.
     pub fn send(&mut self, u: TableUpdate) -> Result<(), TableError> {
         self.master.apply(&u)?;
-        let backlog = &mut self.backlog;
-        self.master.drain_ops(|op| backlog.push_back(op));
+        let (backlog, produced) = (&mut self.backlog, &mut self.produced);
+        self.master.drain_ops(|op| {
+            backlog.push_back(op);
+            *produced += 1;
+        });
         self.flush();
         Ok(())
+    }
+
+    /// The position after every write sent so far. Once [`UpdateSender::applied`] reaches
+    /// it, every worker forwards by the tables as they are now: what a DHCP ACK waits for,
+    /// so a subscriber's first frame after it never meets a table without its binding.
+    pub fn position(&self) -> u64 {
+        self.produced
+    }
+
+    /// The position every worker has reached: the least of the writes each has taken from
+    /// its queue and applied (refused writes included: they are done with). Without
+    /// workers, every write is applied.
+    pub fn applied(&self) -> u64 {
+        self.consumed
+            .iter()
+            .map(|c| c.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(self.produced)
     }
 
     /// Starts loading what applying `u` to the master copy will read (see
@@ -189,6 +222,10 @@ impl UpdateReceiver {
                 }
             });
             left -= n;
+            // One writer: a plain store, no locked instruction. Release: the sender that
+            // sees the count also sees the tables it describes as written.
+            let done = self.consumed.load(Ordering::Relaxed) + n as u64;
+            self.consumed.store(done, Ordering::Release);
         }
         d
     }
@@ -414,5 +451,43 @@ mod tests {
         }
         assert_eq!(TableOp::decode(&[0, 1, 2, 3]), None);
         assert_eq!(TableOp::decode(&[99, 1, 2, 3]), None);
+    }
+
+    /// The fence a DHCP ACK waits on: reached only once every worker has taken every write
+    /// of the binding, however far apart the workers drain.
+    #[test]
+    fn applied_reaches_the_position_only_when_every_worker_drained() {
+        let limits = crate::table::Limits {
+            max_subscribers: 64,
+            max_isps: 4,
+            max_labels: 4,
+            max_handoffs: 4,
+        };
+        let (mut tx, rx) = channel(Tables::new(limits), 2, 64);
+        let mut copies = [Tables::new(limits), Tables::new(limits)];
+        assert_eq!((tx.position(), tx.applied()), (0, 0));
+        let key = SubscriberKey {
+            port: 0,
+            outer_vid: 0,
+            inner_vid: 0,
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        };
+        tx.send(TableUpdate::AddSubscriber { key, isp: 1 })
+            .expect("add");
+        tx.send(TableUpdate::Bind {
+            key,
+            addr: Ipv4Addr::new(198, 18, 1, 10),
+        })
+        .expect("bind");
+        let fence = tx.position();
+        assert!(fence >= 2, "each update writes at least one slot");
+        assert_eq!(tx.applied(), 0);
+        rx[0].apply_pending(&mut copies[0], 1);
+        rx[1].apply_pending(&mut copies[1], usize::MAX);
+        assert_eq!(tx.applied(), 1, "the slower worker holds the fence");
+        rx[0].apply_pending(&mut copies[0], usize::MAX);
+        assert_eq!(tx.applied(), fence);
+        let (_, none) = channel(Tables::new(limits), 0, 64);
+        assert!(none.is_empty());
     }
 }

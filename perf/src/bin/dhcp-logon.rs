@@ -357,7 +357,7 @@ fn ispmux(lab: &mut Lab, a: &Args, round: u32) -> Result<f64> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             let ok = Command::new(&bin)
-                .args(["ctl", "-s"])
+                .args(["ctl", "--json", "-s"])
                 .arg(&sock)
                 .arg("version")
                 .output()

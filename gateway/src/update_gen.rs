@@ -1,6 +1,6 @@
 //! A load generator for the update channel (`[dataplane] bench_updates_per_s`, used by
 //! `perf/run table-updates`): adds, binds and removes subscribers that no traffic uses,
-//! at a fixed rate, while the workers forward; prints what it achieved when stopped.
+//! at a fixed rate, while the workers forward; reports what it achieved when stopped.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use ispmux_dataplane::table::updates::UpdateSender;
 use ispmux_dataplane::table::{SubscriberKey, TableUpdate};
 use ispmux_dataplane::wire::MacAddr;
+
+use crate::report::UpdateGenReport;
 
 /// Distinct subscribers the generator cycles through; their MACs (06:…, locally
 /// administered) never collide with synthetic subscribers (02:…). The table needs this much
@@ -28,7 +30,7 @@ pub fn spawn(
     per_s: u32,
     isp: u16,
     stop: Arc<AtomicBool>,
-) -> std::io::Result<JoinHandle<()>> {
+) -> std::io::Result<JoinHandle<UpdateGenReport>> {
     std::thread::Builder::new()
         .name("ispmux-updategen".into())
         .spawn(move || {
@@ -86,11 +88,11 @@ pub fn spawn(
                     std::thread::sleep(d.max(MIN_SLEEP));
                 }
             }
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "update-generator sent {sent} refused {refused} backlog {} in {secs:.3} s: {:.0} updates/s",
-                tx.backlog(),
-                sent as f64 / secs.max(1e-9)
-            );
+            UpdateGenReport {
+                sent,
+                refused,
+                backlog: tx.backlog(),
+                seconds: started.elapsed().as_secs_f64(),
+            }
         })
 }

@@ -1,11 +1,13 @@
 //! ARP answered by the slow path on hand-off (and core) ports: for the port's own address and
 //! for the prefixes it proxies (an ISP's subscriber pool), so an ISP router on the hand-off
 //! link reaches its subscribers through the tailend with no static neighbour entries.
-//! Subscribers' ARP is answered in the fast path (`dataplane::roles::arp`).
+//! Subscribers' ARP is answered in the fast path (`dataplane::roles::arp`): access ports
+//! answer nothing here.
 
 use std::net::Ipv4Addr;
 
-use ispmux_dataplane::wire::{ArpOperation, ArpPacket, ArpRepr, MacAddr};
+use ispmux_dataplane::roles::classify::parse_l2_general;
+use ispmux_dataplane::wire::{ArpOperation, ArpPacket, ArpRepr, EtherType, MacAddr};
 
 /// What one port answers for.
 #[derive(Clone, Debug, Default)]
@@ -37,14 +39,12 @@ impl ArpResponder {
     /// VLAN tags are kept, so the answer goes back on the request's VLAN.
     pub fn answer(&self, port: u16, frame: &[u8]) -> Option<Vec<u8>> {
         let p = self.ports.get(usize::from(port))?;
-        let mut off = 12;
-        while matches!(frame.get(off..off + 2)?, [0x81, 0x00] | [0x88, 0xa8]) {
-            off += 4;
-        }
-        if frame.get(off..off + 2)? != [0x08, 0x06] {
+        let l2 = parse_l2_general(frame).ok()?;
+        if l2.ethertype != EtherType::ARP {
             return None;
         }
-        let req = ArpRepr::parse(&ArpPacket::new_checked(frame.get(off + 2..)?).ok()?).ok()?;
+        let off = l2.l3;
+        let req = ArpRepr::parse(&ArpPacket::new_checked(frame.get(off..)?).ok()?).ok()?;
         let ask = req.target_protocol_addr;
         if req.operation != ArpOperation::Request
             || ask == req.source_protocol_addr
@@ -56,7 +56,7 @@ impl ArpResponder {
         let mut out = frame.to_vec();
         out[..6].copy_from_slice(&req.source_hardware_addr.0);
         out[6..12].copy_from_slice(&p.mac.0);
-        let mut arp = ArpPacket::new_checked(&mut out[off + 2..]).ok()?;
+        let mut arp = ArpPacket::new_checked(&mut out[off..]).ok()?;
         arp.set_ethernet_ipv4(ArpOperation::Reply);
         arp.set_sender(p.mac, ask);
         arp.set_target(req.source_hardware_addr, req.source_protocol_addr);

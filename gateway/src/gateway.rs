@@ -1,0 +1,784 @@
+//! The gateway object: [`Gateway::start`] brings up EAL, the ports, the rings, the workers,
+//! the slow path, the RADIUS proxy and the control socket; [`Gateway::run_until`] serves
+//! the control socket until told to stop; [`Gateway::shutdown`] stops everything in order
+//! and returns the [`Report`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ispmux_conf::{Config, PipelineKind, Plan};
+use ispmux_dataplane::shared::SharedCounters;
+use ispmux_dataplane::table::updates::{self, UpdateReceiver, UpdateSender};
+use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo, WorkerStats};
+use ispmux_dataplane::{
+    Counters, DropReason, IoForward, MacSwap, Node, PortRole, PreloadTables, TableUpdate, Tables,
+};
+use ispmux_slowpath::dhcp::MacAddr;
+use ispmux_slowpath::punt::{self, ArpResponder, PortArp};
+use ispmux_slowpath::radius::transport::ProxyHandle;
+use ispmux_sys::{Eal, EthStats, Mempool, Port, PortConfig, Ring, RingMode};
+
+use crate::command::{ControlAnswer, ControlCommand, Revoked, Versions};
+use crate::control::ControlServer;
+use crate::error::{GatewayError, Step};
+use crate::report::{
+    IspStats, PacketBytes, PipelineStats, PortStats, Report, Stats, UpdateGenReport, WorkerExit,
+};
+use crate::slowpath::{SlowPath, SlowPathStats, INJECT_RING_SLOTS};
+
+/// Room per mbuf: 2 KiB of data plus DPDK's default 128 bytes of headroom.
+const MBUF_DATA_ROOM: u16 = 2048 + 128;
+/// Pending table writes per worker queue.
+const UPDATE_QUEUE_DEPTH: usize = 65_536;
+/// How often the control side looks at its socket and the clock.
+const CONTROL_TICK: Duration = Duration::from_millis(20);
+
+/// One port's rates over the last interval (`[control] stats_interval_s`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortRate {
+    /// Configured name.
+    pub name: String,
+    /// Receive rate.
+    pub rx_mpps: f64,
+    /// Send rate.
+    pub tx_mpps: f64,
+}
+
+/// What [`Gateway::run_until`] tells its caller as it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The ports' rates over the last `[control] stats_interval_s`.
+    Rates(Vec<PortRate>),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    cfg: Config,
+    started: Instant,
+    control: Option<ControlServer>,
+    radius: Option<ProxyHandle>,
+    fwd: Option<Forwarding>,
+}
+
+/// The fast path and the slow path: what `ispmux run` adds to the RADIUS proxy.
+struct Forwarding {
+    /// Stops the workers, the slow path and the update generator.
+    stop: Arc<AtomicBool>,
+    launched: Vec<u32>,
+    stats: Vec<Arc<WorkerStats>>,
+    shared: Vec<Arc<SharedCounters>>,
+    exits: Vec<Arc<Mutex<WorkerExit>>>,
+    slow: Option<JoinHandle<()>>,
+    slow_stats: Arc<Mutex<SlowPathStats>>,
+    revoke: Option<mpsc::Sender<MacAddr>>,
+    update_gen: Option<JoinHandle<UpdateGenReport>>,
+    names: Vec<(u16, String)>,
+    before: Vec<EthStats>,
+    last: (Vec<EthStats>, Instant),
+    punt: Arc<Ring>,
+    inject: Arc<Ring>,
+    ports: Vec<Port>,
+    pool: Arc<Mempool>,
+    /// Last: EAL goes after everything that uses it.
+    _eal: Eal,
+}
+
+impl Gateway {
+    /// Starts the gateway of `cfg`, its fast-path tables loaded from `preload`.
+    ///
+    /// Bindings restored from the store are in every worker's tables before the first
+    /// frame is polled: a subscriber's traffic after a restart never meets a table that
+    /// does not know it yet.
+    pub fn start(cfg: Config, preload: PreloadTables) -> Result<Gateway, GatewayError> {
+        // Before EAL, so a bad [radius] or a busy port stops the start cleanly.
+        let radius = crate::radius::start(&cfg, None)?;
+        let control = bind_control(&cfg)?;
+        let fwd = Forwarding::start(&cfg, preload)?;
+        tracing::info!(workers = fwd.launched.len(), pipeline = ?cfg.dataplane.pipeline, "forwarding");
+        Ok(Gateway {
+            cfg,
+            started: Instant::now(),
+            control,
+            radius,
+            fwd: Some(fwd),
+        })
+    }
+
+    /// Starts the RADIUS proxy of `cfg` alone, its store at `db` (default `[store] path`):
+    /// no EAL, no ports.
+    pub fn start_radius_proxy(cfg: Config, db: Option<&Path>) -> Result<Gateway, GatewayError> {
+        let radius = crate::radius::start(&cfg, db)?;
+        if radius.is_none() {
+            return Err(GatewayError::Other("no [radius] table".into()));
+        }
+        let control = bind_control(&cfg)?;
+        Ok(Gateway {
+            cfg,
+            started: Instant::now(),
+            control,
+            radius,
+            fwd: None,
+        })
+    }
+
+    /// Serves the control socket until `stop` is set, `deadline` passes, or a part that
+    /// must run (the RADIUS proxy) stops; tells `observe` the ports' rates every
+    /// `[control] stats_interval_s`.
+    pub fn run_until(
+        &mut self,
+        stop: &AtomicBool,
+        deadline: Option<Instant>,
+        observe: &mut dyn FnMut(Event),
+    ) {
+        let interval = (self.cfg.control.stats_interval_s > 0)
+            .then(|| Duration::from_secs(u64::from(self.cfg.control.stats_interval_s)));
+        let mut next_rates = interval.map(|i| Instant::now() + i);
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(CONTROL_TICK);
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            if self.radius.as_ref().is_some_and(|h| !h.is_running()) {
+                // Its own error is reported by shutdown.
+                break;
+            }
+            if let Some(c) = self.control.take() {
+                c.serve_pending(&mut |cmd| self.command(cmd));
+                self.control = Some(c);
+            }
+            if let (Some(at), Some(i), Some(f)) = (next_rates, interval, self.fwd.as_mut()) {
+                if now >= at {
+                    observe(Event::Rates(f.rates(&self.cfg, now)));
+                    next_rates = Some(at + i);
+                }
+            }
+        }
+    }
+
+    /// Answers one control command: the one dispatcher of the socket and of tests.
+    pub fn command(&mut self, cmd: ControlCommand) -> ControlAnswer {
+        match cmd {
+            ControlCommand::Stats => ControlAnswer::Stats(Box::new(self.stats())),
+            ControlCommand::Version => ControlAnswer::Version(Versions {
+                ispmux: env!("CARGO_PKG_VERSION").into(),
+                dpdk: self.fwd.as_ref().map(|_| ispmux_sys::version()),
+            }),
+            ControlCommand::Revoke(mac) => {
+                match self.fwd.as_ref().and_then(|f| f.revoke.as_ref()) {
+                    Some(tx) => ControlAnswer::Revoked(Revoked {
+                        revoked: mac.to_string(),
+                        queued: tx.send(mac).is_ok(),
+                    }),
+                    None => ControlAnswer::refused("no [dhcp] logon proxy runs here"),
+                }
+            }
+            ControlCommand::Suspend(csp) => {
+                crate::radius::suspend(self.radius.as_ref(), &csp, true)
+            }
+            ControlCommand::Resume(csp) => {
+                crate::radius::suspend(self.radius.as_ref(), &csp, false)
+            }
+        }
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> Stats {
+        let mut s = match &self.fwd {
+            Some(f) => f.stats(&self.cfg, self.started.elapsed()),
+            None => Stats {
+                seconds: self.started.elapsed().as_secs_f64(),
+                ..Stats::default()
+            },
+        };
+        s.radius = self.radius.as_ref().map(crate::radius::counters);
+        s
+    }
+
+    /// Stops the workers, the slow path (committing what it holds), the RADIUS proxy and
+    /// the control socket, in that order, and reports the run.
+    pub fn shutdown(mut self) -> Report {
+        let mut report = Report::default();
+        if let Some(mut f) = self.fwd.take() {
+            f.stop_threads(&mut report);
+            report.stats = f.stats(&self.cfg, self.started.elapsed());
+            f.release();
+        } else {
+            report.stats.seconds = self.started.elapsed().as_secs_f64();
+        }
+        if let Some(h) = self.radius.take() {
+            report.stats.radius = Some(crate::radius::counters(&h));
+            if let Err(e) = h.stop() {
+                report.failures.push(format!("radius proxy: {e}"));
+            }
+        }
+        drop(self.control.take());
+        report
+    }
+}
+
+fn bind_control(cfg: &Config) -> Result<Option<ControlServer>, GatewayError> {
+    cfg.control
+        .socket
+        .as_ref()
+        .map(|p| ControlServer::bind(Path::new(p)))
+        .transpose()
+        .step(|| "the control socket".into())
+}
+
+impl Forwarding {
+    fn start(cfg: &Config, preload: PreloadTables) -> Result<Forwarding, GatewayError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let plan = cfg.plan(cores);
+        let eal_plan = cfg
+            .eal_plan(free_hugepage_mb())
+            .map_err(GatewayError::Other)?;
+        tracing::info!(args = ?eal_plan.args, hugepages = eal_plan.hugepages, "starting EAL");
+        let eal = Eal::init(&eal_plan.args).step(|| "EAL initialisation".into())?;
+        tracing::info!(version = %ispmux_sys::version(), "EAL up");
+
+        let pool = Arc::new(
+            Mempool::pktmbuf("ispmux_mbufs", plan.mbufs, 256, MBUF_DATA_ROOM, 0)
+                .step(|| "creating the mbuf pool (raise eal.memory_mb?)".into())?,
+        );
+        let ports = start_ports(cfg, &plan, &pool)?;
+        let node_ports = node_ports(cfg, &ports)?;
+        let punt = Arc::new(
+            Ring::new(
+                "ispmux_punt",
+                cfg.dataplane.punt_ring,
+                RingMode::MultiProducerSingleConsumer,
+            )
+            .step(|| "creating the punt ring".into())?,
+        );
+        // The first worker sends what the slow path injects: it owns a transmit queue on
+        // every port, so the slow path needs none (PMDs such as af_packet have few).
+        let inject = Arc::new(
+            Ring::new(
+                "ispmux_inject",
+                INJECT_RING_SLOTS,
+                RingMode::SingleProducerSingleConsumer,
+            )
+            .step(|| "creating the inject ring".into())?,
+        );
+        let isp_ids: HashMap<String, u16> = preload
+            .isps
+            .iter()
+            .map(|i| (i.name.clone(), i.id))
+            .collect();
+
+        // The logon proxy first: the bindings it restores go into every table copy.
+        let (dhcp, restored) = match &cfg.dhcp {
+            Some(d) => {
+                let gateway_mac = node_ports
+                    .iter()
+                    .find(|p| p.role == PortRole::Access)
+                    .map_or(MacAddr::ZERO, |p| p.mac);
+                let (svc, fx) = crate::logon::start(cfg, d, gateway_mac)?;
+                (Some(svc), fx)
+            }
+            None => Default::default(),
+        };
+        let mut restore = Vec::new();
+        for change in &restored.bindings {
+            if let Err(e) = punt::binding_updates(change, &isp_ids, &mut restore) {
+                tracing::warn!(error = %e, "dhcp: restored binding not installed");
+            }
+        }
+        let tables = || build_tables(&preload, &restore);
+        let node_mode = cfg.dataplane.pipeline == PipelineKind::Node;
+        let (sender, mut receivers) = if node_mode {
+            let master = tables()?;
+            tracing::info!(
+                subscribers = preload.subscribers.len(),
+                restored = restored.bindings.len(),
+                bytes_per_copy = master.memory_bytes(),
+                "tables built"
+            );
+            let (s, r) = updates::channel(master, plan.workers.len(), UPDATE_QUEUE_DEPTH);
+            (Some(s), r.into_iter().map(Some).collect())
+        } else {
+            (None, Vec::new())
+        };
+
+        let max_isps = preload.limits.max_isps;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut f = Forwarding {
+            stop: stop.clone(),
+            launched: Vec::new(),
+            stats: plan.workers.iter().map(|_| Arc::default()).collect(),
+            shared: plan
+                .workers
+                .iter()
+                .map(|_| Arc::new(SharedCounters::new(max_isps)))
+                .collect(),
+            exits: plan.workers.iter().map(|_| Arc::default()).collect(),
+            slow: None,
+            slow_stats: Arc::default(),
+            revoke: None,
+            update_gen: None,
+            names: preload
+                .isp_names()
+                .into_iter()
+                .map(|(id, n)| (id, n.to_owned()))
+                .collect(),
+            before: Vec::new(),
+            last: (Vec::new(), Instant::now()),
+            punt,
+            inject,
+            ports,
+            pool,
+            _eal: eal,
+        };
+        f.before = f.port_stats();
+        f.last = (f.before.clone(), Instant::now());
+        for i in 0..plan.workers.len() {
+            let pipeline = match cfg.dataplane.pipeline {
+                PipelineKind::Io => WorkerPipeline::Io(IoForward::paired(cfg.ports.len() as u16)),
+                PipelineKind::Macswap => {
+                    WorkerPipeline::MacSwap(MacSwap::paired(cfg.ports.len() as u16))
+                }
+                PipelineKind::Node => {
+                    let node = Node::new(node_ports.clone(), tables()?);
+                    if let Some(s) = &sender {
+                        if !node.tables().same_layout(s.tables()) {
+                            f.abort();
+                            return Err(GatewayError::Other(format!(
+                                "worker {i}: tables differ in layout from the slow path's copy"
+                            )));
+                        }
+                    }
+                    let rx = receivers.get_mut(i).and_then(Option::take);
+                    WorkerPipeline::Node(Box::new(node), rx)
+                }
+            };
+            if let Err(e) = f.launch(cfg, &plan, i, pipeline) {
+                f.abort();
+                return Err(e);
+            }
+        }
+        let sender = match sender {
+            Some(s) if cfg.dataplane.bench_updates_per_s > 0 => {
+                let isp = preload.isps.first().map_or(1, |i| i.id);
+                let g = crate::update_gen::spawn(
+                    s,
+                    cfg.dataplane.bench_updates_per_s,
+                    isp,
+                    stop.clone(),
+                );
+                match g {
+                    Ok(g) => f.update_gen = Some(g),
+                    Err(e) => {
+                        f.abort();
+                        return Err(e).step(|| "starting the update generator".into());
+                    }
+                }
+                None
+            }
+            s => s,
+        };
+        if let Err(e) = f.start_slow_path(cfg, &node_ports, sender, isp_ids, dhcp, &restored) {
+            f.abort();
+            return Err(e);
+        }
+        Ok(f)
+    }
+
+    fn launch(
+        &mut self,
+        cfg: &Config,
+        plan: &Plan,
+        i: usize,
+        pipeline: WorkerPipeline,
+    ) -> Result<(), GatewayError> {
+        let w = &plan.workers[i];
+        let io = WorkerIo {
+            rx: w
+                .rx
+                .iter()
+                .map(|&(pi, q)| Ok((pi as u16, self.ports[pi].rx_queue(q)?)))
+                .collect::<Result<_, ispmux_sys::Error>>()
+                .step(|| format!("worker {i}: receive queues"))?,
+            tx: self
+                .ports
+                .iter()
+                .map(|p| p.tx_queue(w.tx_queue))
+                .collect::<Result<_, _>>()
+                .step(|| format!("worker {i}: transmit queues"))?,
+            punt: Some(self.punt.clone()),
+            inject: (i == 0).then(|| self.inject.clone()),
+        };
+        let wc = WorkerConfig {
+            burst: usize::from(cfg.dataplane.burst),
+            idle_sleep: plan
+                .idle_sleep
+                .then(|| Duration::from_micros(u64::from(cfg.dataplane.idle_sleep_us))),
+            idle_polls: cfg.dataplane.idle_polls,
+        };
+        let (st, sh, ex, stop) = (
+            self.stats[i].clone(),
+            self.shared[i].clone(),
+            self.exits[i].clone(),
+            self.stop.clone(),
+        );
+        let lcore = w.lcore;
+        let job = move || {
+            let mut exit = pipeline.run(io, wc, &st, &sh, &stop);
+            exit.lcore = lcore;
+            (exit.on_cpu_s, exit.waited_s) = core_share().unzip();
+            if let Ok(mut e) = ex.lock() {
+                *e = exit;
+            }
+            0
+        };
+        ispmux_sys::launch(lcore, job).step(|| format!("launching worker on lcore {lcore}"))?;
+        self.launched.push(lcore);
+        Ok(())
+    }
+
+    fn start_slow_path(
+        &mut self,
+        cfg: &Config,
+        node_ports: &[ispmux_dataplane::PortConfig],
+        updates: Option<UpdateSender>,
+        isp_ids: HashMap<String, u16>,
+        dhcp: Option<ispmux_slowpath::dhcp::service::LogonService>,
+        restored: &ispmux_slowpath::dhcp::service::Effects,
+    ) -> Result<(), GatewayError> {
+        let (revoke_tx, revoke_rx) = mpsc::channel();
+        if dhcp.is_some() {
+            self.revoke = Some(revoke_tx);
+        }
+        let arp = ArpResponder {
+            ports: cfg
+                .ports
+                .iter()
+                .zip(node_ports)
+                .map(|(c, n)| PortArp {
+                    mac: n.mac,
+                    address: c.address,
+                    prefixes: c
+                        .proxy_arp
+                        .iter()
+                        .filter_map(|p| punt::arp::parse_prefix(p))
+                        .collect(),
+                })
+                .collect(),
+        };
+        let slow = SlowPath {
+            punt: self.punt.clone(),
+            inject: self.inject.clone(),
+            pool: self.pool.clone(),
+            updates,
+            dhcp,
+            isp_ids,
+            port_index: self
+                .ports
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.id(), i as u16))
+                .collect(),
+            stats: self.slow_stats.clone(),
+            arp,
+            revoke: revoke_rx,
+        };
+        // Restored bindings are in the tables already; they count as installed.
+        let h = slow
+            .spawn(restored.bindings.len() as u64, self.stop.clone())
+            .step(|| "starting the slow-path thread".into())?;
+        self.slow = Some(h);
+        Ok(())
+    }
+
+    fn port_stats(&self) -> Vec<EthStats> {
+        self.ports
+            .iter()
+            .map(|p| p.stats().unwrap_or_default())
+            .collect()
+    }
+
+    fn rates(&mut self, cfg: &Config, now: Instant) -> Vec<PortRate> {
+        let cur = self.port_stats();
+        let d = now - self.last.1;
+        let rates = cfg
+            .ports
+            .iter()
+            .zip(&self.last.0)
+            .zip(&cur)
+            .map(|((c, x), y)| PortRate {
+                name: c.name.clone(),
+                rx_mpps: mpps(y.ipackets - x.ipackets, d),
+                tx_mpps: mpps(y.opackets - x.opackets, d),
+            })
+            .collect();
+        self.last = (cur, now);
+        rates
+    }
+
+    fn stats(&self, cfg: &Config, d: Duration) -> Stats {
+        let cur = self.port_stats();
+        let sum = |f: &dyn Fn(&WorkerStats) -> u64| self.stats.iter().map(|s| f(s)).sum::<u64>();
+        let pipeline: Vec<Counters> = self.shared.iter().map(|s| s.load()).collect();
+        let pipeline = Counters::sum(&pipeline);
+        let names: Vec<(u16, &str)> = self.names.iter().map(|(i, n)| (*i, n.as_str())).collect();
+        Stats {
+            seconds: d.as_secs_f64(),
+            ports: cfg
+                .ports
+                .iter()
+                .zip(&self.before)
+                .zip(&cur)
+                .map(|((c, x), y)| PortStats {
+                    name: c.name.clone(),
+                    device: c.device.clone(),
+                    rx_packets: y.ipackets - x.ipackets,
+                    tx_packets: y.opackets - x.opackets,
+                    rx_bytes: y.ibytes - x.ibytes,
+                    tx_bytes: y.obytes - x.obytes,
+                    rx_mpps: mpps(y.ipackets - x.ipackets, d),
+                    tx_mpps: mpps(y.opackets - x.opackets, d),
+                    rx_missed: y.imissed - x.imissed,
+                    rx_nombuf: y.rx_nombuf - x.rx_nombuf,
+                    tx_errors: y.oerrors - x.oerrors,
+                })
+                .collect(),
+            rx: sum(&|s| s.rx.get()),
+            tx: sum(&|s| s.tx.get()),
+            punted: sum(&|s| s.punted.get()),
+            idle_sleeps: sum(&|s| s.idle_sleeps.get()),
+            // The loop's own drops (full queues and rings) plus the pipeline's.
+            drops: DropReason::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        r.name().to_owned(),
+                        sum(&|s| s.drops(*r)) + pipeline.drops(*r),
+                    )
+                })
+                .collect(),
+            pipeline: pipeline_stats(&pipeline.report(&names)),
+            slowpath: self.slow_stats.lock().map(|s| *s).unwrap_or_default(),
+            radius: None,
+        }
+    }
+
+    /// Stops and joins every thread this started; what failed goes into `report`.
+    fn stop_threads(&mut self, report: &mut Report) {
+        self.stop.store(true, Ordering::SeqCst);
+        for l in std::mem::take(&mut self.launched) {
+            if ispmux_sys::wait(l) != 0 {
+                report.failures.push(format!("worker on lcore {l} failed"));
+            }
+        }
+        report.workers = self
+            .exits
+            .iter()
+            .map(|e| e.lock().map(|e| e.clone()).unwrap_or_default())
+            .filter(|e| e.on_cpu_s.is_some() || e.replayed_writes > 0)
+            .collect();
+        if let Some(h) = self.slow.take() {
+            if h.join().is_err() {
+                report.failures.push("the slow-path thread panicked".into());
+            }
+        }
+        if let Some(g) = self.update_gen.take() {
+            report.update_generator = g.join().ok();
+        }
+    }
+
+    /// A start that failed half-way: stop what runs.
+    fn abort(&mut self) {
+        let mut r = Report::default();
+        self.stop_threads(&mut r);
+    }
+
+    /// Frees the rings, ports and pool before EAL, saying if mbufs leaked.
+    fn release(self) {
+        let Forwarding {
+            punt,
+            inject,
+            ports,
+            pool,
+            _eal,
+            ..
+        } = self;
+        drop((punt, inject, ports));
+        let in_use = pool.in_use();
+        if in_use != 0 {
+            tracing::warn!(in_use, "mbufs still in use at exit");
+        }
+        drop(pool);
+        drop(_eal);
+    }
+}
+
+/// What a worker runs, chosen once at start so the loop is monomorphic.
+enum WorkerPipeline {
+    Io(IoForward),
+    MacSwap(MacSwap),
+    Node(Box<Node>, Option<UpdateReceiver>),
+}
+
+impl WorkerPipeline {
+    fn run(
+        self,
+        io: WorkerIo,
+        wc: WorkerConfig,
+        st: &WorkerStats,
+        shared: &SharedCounters,
+        stop: &AtomicBool,
+    ) -> WorkerExit {
+        let mut exit = WorkerExit::default();
+        match self {
+            WorkerPipeline::Io(mut p) => worker::run(&mut p, io, wc, st, stop, &mut |_| {}),
+            WorkerPipeline::MacSwap(mut p) => worker::run(&mut p, io, wc, st, stop, &mut |_| {}),
+            WorkerPipeline::Node(mut node, rx) => {
+                // Time spent replaying table writes, for the exit report: what updates cost
+                // the worker, apart from what the updating slow path costs the machine.
+                let (mut cycles, mut writes) = (0u64, 0u64);
+                worker::run(&mut *node, io, wc, st, stop, &mut |n: &mut Node| {
+                    if let Some(rx) = &rx {
+                        let t0 = ispmux_sys::tsc();
+                        let d = n.apply_updates(rx, UPDATE_QUEUE_DEPTH);
+                        if d.applied > 0 {
+                            cycles += ispmux_sys::tsc().wrapping_sub(t0);
+                            writes += d.applied;
+                        }
+                    }
+                    shared.store(n.counters());
+                });
+                exit.replayed_writes = writes;
+                exit.replay_ms = cycles as f64 * 1e3 / ispmux_sys::tsc_hz().max(1) as f64;
+            }
+        }
+        exit
+    }
+}
+
+/// One copy of the tables: the preload plus the restored bindings' updates, backed by
+/// transparent huge pages where the kernel allows (they prefetch with an inline
+/// instruction; see `dataplane::table::cuckoo::PrefetchFn`). Deterministic, so every copy
+/// has the same layout.
+fn build_tables(p: &PreloadTables, restore: &[TableUpdate]) -> Result<Tables, GatewayError> {
+    let mut t = p
+        .build_with(|t| {
+            for (ptr, len) in t.memory_regions() {
+                ispmux_sys::advise_hugepages(ptr, len);
+            }
+        })
+        .step(|| "building the fast-path tables from [tables]".into())?;
+    for u in restore {
+        if let Err(e) = t.apply(u) {
+            tracing::warn!(update = ?u, error = %e, "restored binding refused by the tables");
+        }
+    }
+    Ok(t)
+}
+
+fn start_ports(cfg: &Config, plan: &Plan, pool: &Arc<Mempool>) -> Result<Vec<Port>, GatewayError> {
+    let mut ports = Vec::with_capacity(cfg.ports.len());
+    for (c, pp) in cfg.ports.iter().zip(&plan.ports) {
+        let id = Port::id_by_name(&c.dpdk_name())
+            .step(|| format!("port {:?} ({})", c.name, c.device))?;
+        let pc = PortConfig {
+            rx_queues: pp.rx_queues,
+            tx_queues: pp.tx_queues,
+            rx_desc: c.rx_desc,
+            tx_desc: c.tx_desc,
+            promiscuous: c.promiscuous,
+            rss: true,
+        };
+        let port = Port::start(id, &pc, pool.clone())
+            .step(|| format!("starting port {:?} ({})", c.name, c.device))?;
+        if let Some(mtu) = c.mtu {
+            if let Err(e) = port.set_mtu(mtu) {
+                tracing::warn!(port = %c.name, mtu, error = %e, "the device keeps its MTU; the pipeline still sends up to this MTU");
+            }
+        }
+        ports.push(port);
+    }
+    Ok(ports)
+}
+
+/// The pipeline's view of each port: role, MAC (configured, else the device's), MTU.
+fn node_ports(
+    cfg: &Config,
+    ports: &[Port],
+) -> Result<Vec<ispmux_dataplane::PortConfig>, GatewayError> {
+    let mut out = Vec::with_capacity(ports.len());
+    for (p, c) in ports.iter().zip(&cfg.ports) {
+        let link = p.link().step(|| format!("port {:?}: link", c.name))?;
+        let mac = match c.mac {
+            Some(m) => m,
+            None => MacAddr(p.mac_addr().step(|| format!("port {:?}: MAC", c.name))?.0),
+        };
+        tracing::info!(port = %c.name, device = %c.device, %mac, role = ?c.role, up = link.up, speed_mbps = link.speed_mbps, "port started");
+        out.push(ispmux_dataplane::PortConfig {
+            role: c.role.unwrap_or(PortRole::Unused),
+            mac,
+            mtu: c.mtu.unwrap_or(1500),
+        });
+    }
+    Ok(out)
+}
+
+fn pipeline_stats(r: &ispmux_dataplane::CountersReport) -> PipelineStats {
+    let pb = |p: ispmux_dataplane::counters::PacketBytes| PacketBytes {
+        packets: p.packets,
+        bytes: p.bytes,
+    };
+    PipelineStats {
+        isps: r
+            .isps
+            .iter()
+            .map(|i| IspStats {
+                id: i.id,
+                name: i.name.clone(),
+                headend_up: pb(i.headend_up),
+                headend_down: pb(i.headend_down),
+                tailend_up: pb(i.tailend_up),
+                tailend_down: pb(i.tailend_down),
+            })
+            .collect(),
+        punts: r.punts,
+        arp_replies: r.arp_replies,
+        transit: pb(r.transit),
+        updates_applied: r.updates_applied,
+        updates_refused: r.updates_refused,
+    }
+}
+
+fn free_hugepage_mb() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let free = field("HugePages_Free:")?;
+    let size_kb = field("Hugepagesize:")?;
+    (free > 0).then_some(free * size_kb / 1024)
+}
+
+fn mpps(pkts: u64, d: Duration) -> f64 {
+    pkts as f64 / d.as_secs_f64().max(1e-9) / 1e6
+}
+
+/// How long the calling thread ran on its core and how long it waited for it, in seconds
+/// (`/proc/thread-self/schedstat`). Why: on a machine shared with other work, a
+/// busy-polling worker's rate follows the share of its core it got, and anything busy on
+/// the other cores pushes other processes onto the worker's core; benchmarks compare runs
+/// with this share beside the rate (`perf/run table-updates`).
+fn core_share() -> Option<(f64, f64)> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let mut ns = s.split_whitespace().map(|v| v.parse::<u64>().ok());
+    match (ns.next(), ns.next()) {
+        (Some(Some(on)), Some(Some(waited))) => Some((on as f64 / 1e9, waited as f64 / 1e9)),
+        _ => None,
+    }
+}

@@ -1,0 +1,27 @@
+//! The ispmux gateway as a library object: [`Gateway::start`] brings up EAL, the ports,
+//! the rings, the pinned workers, the slow path (punt dispatch, the DHCP logon proxy), the
+//! RADIUS proxy and the control socket; [`Gateway::run_until`] serves the control socket;
+//! [`Gateway::shutdown`] stops it all in order and returns the [`Report`]. The `ispmux`
+//! binary parses arguments, calls these and prints.
+//!
+//! Control is one typed command set ([`ControlCommand`]) answered by one dispatcher
+//! ([`Gateway::command`]) with typed answers ([`ControlAnswer`]).
+
+pub mod command;
+pub mod control;
+mod error;
+mod gateway;
+mod logon;
+mod radius;
+pub mod report;
+mod slowpath;
+mod update_gen;
+
+pub use command::{CommandError, ControlAnswer, ControlCommand};
+pub use control::{request, ControlError, ControlServer};
+pub use error::GatewayError;
+pub use gateway::{Event, Gateway, PortRate};
+pub use logon::open_registry;
+pub use report::{Report, Stats};
+pub use slowpath::SlowPathStats;
+pub use update_gen::KEYS as UPDATE_GEN_KEYS;

@@ -1,0 +1,148 @@
+//! What the gateway reports: [`Stats`] (the answer to `stats`, also the exit report's
+//! counters) and the exit [`Report`]. Plain data with serde, so the control socket carries
+//! it as JSON and `ispmux ctl` reads it back typed; printing is the binary's.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::slowpath::SlowPathStats;
+
+/// One port's counters since the gateway started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PortStats {
+    /// Configured name.
+    pub name: String,
+    /// Configured device.
+    pub device: String,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Mean receive rate since start.
+    pub rx_mpps: f64,
+    /// Mean send rate since start.
+    pub tx_mpps: f64,
+    /// Frames the NIC dropped for want of descriptors.
+    pub rx_missed: u64,
+    /// Receives that found no mbuf.
+    pub rx_nombuf: u64,
+    /// Frames the NIC failed to send.
+    pub tx_errors: u64,
+}
+
+/// A packet and byte count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacketBytes {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes (IPv4 total length for per-ISP counters, frame length for transit).
+    pub bytes: u64,
+}
+
+/// One ISP's traffic through this node (seed 003, claims 16-17).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IspStats {
+    /// ISP id in the tables.
+    pub id: u16,
+    /// Its configured name (may be empty).
+    pub name: String,
+    /// Headend, subscriber to ISP (label pushed).
+    pub headend_up: PacketBytes,
+    /// Headend, ISP to subscriber (delivered).
+    pub headend_down: PacketBytes,
+    /// Tailend, handed to the ISP.
+    pub tailend_up: PacketBytes,
+    /// Tailend, from the ISP (label pushed).
+    pub tailend_down: PacketBytes,
+}
+
+/// The pipelines' counters summed over the workers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineStats {
+    /// ISPs that are named or saw traffic, by id.
+    pub isps: Vec<IspStats>,
+    /// Frames handed to the slow path.
+    pub punts: u64,
+    /// ARP requests answered in the fast path.
+    pub arp_replies: u64,
+    /// Labels swapped (transit).
+    pub transit: PacketBytes,
+    /// Table writes replayed from the slow path's master copy.
+    pub updates_applied: u64,
+    /// Table writes that did not fit a worker's layout (configuration error).
+    pub updates_refused: u64,
+}
+
+/// The gateway's counters at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Seconds since start.
+    pub seconds: f64,
+    /// Per port.
+    pub ports: Vec<PortStats>,
+    /// Frames the workers received.
+    pub rx: u64,
+    /// Frames the workers sent.
+    pub tx: u64,
+    /// Frames the workers handed to the slow path.
+    pub punted: u64,
+    /// Times an idle worker slept.
+    pub idle_sleeps: u64,
+    /// Every drop reason by name, zeros included: each dropped frame counted once.
+    pub drops: BTreeMap<String, u64>,
+    /// The pipelines' counters summed over the workers (per ISP, transit, table writes).
+    pub pipeline: PipelineStats,
+    /// The slow path's.
+    pub slowpath: SlowPathStats,
+    /// The RADIUS proxy's, when one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radius: Option<BTreeMap<String, u64>>,
+}
+
+/// How one worker lcore ran, for the exit report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerExit {
+    /// Its lcore.
+    pub lcore: u32,
+    /// Seconds on its core and seconds waiting for it (`/proc/thread-self/schedstat`):
+    /// a busy-polling worker's rate follows the share of its core it got.
+    pub on_cpu_s: Option<f64>,
+    /// See `on_cpu_s`.
+    pub waited_s: Option<f64>,
+    /// Table writes it replayed from the slow path, and the time that took.
+    pub replayed_writes: u64,
+    /// See `replayed_writes`.
+    pub replay_ms: f64,
+}
+
+/// What the benchmark's update generator achieved (`[dataplane] bench_updates_per_s`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateGenReport {
+    /// Updates the tables took.
+    pub sent: u64,
+    /// Updates the tables refused.
+    pub refused: u64,
+    /// Writes still waiting for room in the workers' queues.
+    pub backlog: usize,
+    /// How long it ran.
+    pub seconds: f64,
+}
+
+/// What the gateway did, from start to shutdown.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Counters over the whole run.
+    pub stats: Stats,
+    /// Per worker lcore.
+    pub workers: Vec<WorkerExit>,
+    /// The update generator's, when it ran.
+    pub update_generator: Option<UpdateGenReport>,
+    /// What failed on the way (a worker's exit status, the RADIUS proxy's error): the run
+    /// is a failure when this is not empty.
+    pub failures: Vec<String>,
+}

@@ -1,0 +1,255 @@
+//! What the binary prints: the exit report, the periodic rates, `ispmux ctl`'s answers as
+//! tables, and `ispmux usage`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ispmux_conf::Purpose;
+use ispmux_dataplane::DropReason;
+use ispmux_gateway::command::{ControlAnswer, Revoked, Suspended, Versions};
+use ispmux_gateway::report::{IspStats, Stats};
+use ispmux_gateway::{PortRate, Report};
+use ispmux_slowpath::radius::usage::{self, UsageStore};
+
+/// The ports' rates over the last interval, one line each.
+pub fn rates(r: &[PortRate]) {
+    for p in r {
+        println!(
+            "port {:<12} rx {:>8.3} Mpps  tx {:>8.3} Mpps",
+            p.name, p.rx_mpps, p.tx_mpps
+        );
+    }
+}
+
+/// The exit report, in lines that benchmarks and tests read (`ispmux ran`, `workers rx`,
+/// `drops`, one JSON line per ISP, `slowpath`, `radius`, `worker lcore`).
+pub fn report(r: &Report) {
+    for w in &r.workers {
+        if let (Some(on), Some(waited)) = (w.on_cpu_s, w.waited_s) {
+            println!(
+                "worker lcore {} on-cpu {on:.3} s waited {waited:.3} s",
+                w.lcore
+            );
+        }
+        if w.replayed_writes > 0 {
+            println!(
+                "worker replayed {} table writes in {:.1} ms ({:.1} ns a write)",
+                w.replayed_writes,
+                w.replay_ms,
+                w.replay_ms * 1e6 / w.replayed_writes as f64
+            );
+        }
+    }
+    if let Some(g) = &r.update_generator {
+        println!(
+            "update-generator sent {} refused {} backlog {} in {:.3} s: {:.0} updates/s",
+            g.sent,
+            g.refused,
+            g.backlog,
+            g.seconds,
+            g.sent as f64 / g.seconds.max(1e-9)
+        );
+    }
+    let s = &r.stats;
+    println!("ispmux ran {:.3} s", s.seconds);
+    for p in &s.ports {
+        println!(
+            "port {:<12} rx {:>14} pkts {:>8.3} Mpps  tx {:>14} pkts {:>8.3} Mpps  missed {} rx_nombuf {} oerrors {}",
+            p.name, p.rx_packets, p.rx_mpps, p.tx_packets, p.tx_mpps, p.rx_missed, p.rx_nombuf, p.tx_errors,
+        );
+    }
+    if !s.ports.is_empty() {
+        println!(
+            "workers rx {} tx {} punted {} idle_sleeps {}",
+            s.rx, s.tx, s.punted, s.idle_sleeps
+        );
+        // In the pipeline's order of reasons, as benchmarks read it.
+        let drops: Vec<String> = DropReason::ALL
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.name(),
+                    s.drops.get(r.name()).copied().unwrap_or(0)
+                )
+            })
+            .collect();
+        println!("drops {}", drops.join(" "));
+        for isp in &s.pipeline.isps {
+            println!("{}", serde_json::to_string(isp).unwrap_or_default());
+        }
+        let sp = &s.slowpath;
+        println!(
+            "slowpath punted {} arp {} arp_replies {} dhcp {} other {} injected {} inject_drops {} bindings_installed {} bindings_removed {} update_errors {}",
+            sp.punted, sp.arp, sp.arp_replies, sp.dhcp, sp.other, sp.injected, sp.inject_drops, sp.bindings_installed, sp.bindings_removed, sp.update_errors
+        );
+    }
+    if let Some(radius) = &s.radius {
+        println!(
+            "radius {}",
+            serde_json::to_string(radius).unwrap_or_default()
+        );
+    }
+}
+
+/// An answer of `ispmux ctl`, as an operator reads it.
+pub fn answer(a: &ControlAnswer) -> String {
+    match a {
+        ControlAnswer::Stats(s) => stats(s),
+        ControlAnswer::Version(Versions { ispmux, dpdk }) => match dpdk {
+            Some(d) => format!("ispmux {ispmux}, {d}\n"),
+            None => format!("ispmux {ispmux}\n"),
+        },
+        ControlAnswer::Revoked(Revoked { revoked, queued }) => {
+            if *queued {
+                format!("{revoked}: binding withdrawn\n")
+            } else {
+                format!("{revoked}: not withdrawn (the logon proxy has stopped)\n")
+            }
+        }
+        ControlAnswer::Suspended(Suspended {
+            csp,
+            suspended,
+            was_suspended,
+            disconnect_requests,
+        }) => format!(
+            "{csp}: {} (was {}), {disconnect_requests} Disconnect-Request(s) sent\n",
+            if *suspended { "suspended" } else { "active" },
+            if *was_suspended {
+                "suspended"
+            } else {
+                "active"
+            },
+        ),
+        ControlAnswer::Refused(r) => format!("error: {}\n", r.error),
+    }
+}
+
+/// `stats` as tables: ports, workers, drops that happened, ISPs, slow path, RADIUS.
+fn stats(s: &Stats) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "up {:.1} s", s.seconds);
+    if !s.ports.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n{:<12} {:<24} {:>14} {:>9} {:>14} {:>9} {:>8} {:>8} {:>8}",
+            "PORT",
+            "DEVICE",
+            "RX PKTS",
+            "RX MPPS",
+            "TX PKTS",
+            "TX MPPS",
+            "MISSED",
+            "NOMBUF",
+            "TX ERR"
+        );
+        for p in &s.ports {
+            let _ = writeln!(
+                o,
+                "{:<12} {:<24} {:>14} {:>9.3} {:>14} {:>9.3} {:>8} {:>8} {:>8}",
+                p.name,
+                p.device,
+                p.rx_packets,
+                p.rx_mpps,
+                p.tx_packets,
+                p.tx_mpps,
+                p.rx_missed,
+                p.rx_nombuf,
+                p.tx_errors
+            );
+        }
+        let _ = writeln!(
+            o,
+            "\nworkers: rx {}  tx {}  punted {}  idle sleeps {}",
+            s.rx, s.tx, s.punted, s.idle_sleeps
+        );
+        let drops: Vec<String> = s
+            .drops
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "drops: {}",
+            if drops.is_empty() {
+                "none".to_owned()
+            } else {
+                drops.join(", ")
+            }
+        );
+        if !s.pipeline.isps.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n{:>4} {:<16} {:>24} {:>24} {:>24} {:>24}",
+                "ISP",
+                "NAME",
+                "HEADEND UP pkts/bytes",
+                "HEADEND DOWN",
+                "TAILEND UP",
+                "TAILEND DOWN"
+            );
+            for i in &s.pipeline.isps {
+                isp_row(&mut o, i);
+            }
+        }
+        let t = &s.pipeline;
+        let _ = writeln!(
+            o,
+            "\ntransit: {} pkts {} bytes; fast-path ARP replies {}; table writes {} applied, {} refused",
+            t.transit.packets, t.transit.bytes, t.arp_replies, t.updates_applied, t.updates_refused
+        );
+        let sp = &s.slowpath;
+        let _ = writeln!(
+            o,
+            "slow path: punted {} (arp {}, dhcp {}, other {}), arp replies {}, injected {} (dropped {}, waiting {}), bindings +{} -{}, update errors {}",
+            sp.punted, sp.arp, sp.dhcp, sp.other, sp.arp_replies, sp.injected, sp.inject_drops, sp.inject_backlog, sp.bindings_installed, sp.bindings_removed, sp.update_errors
+        );
+    }
+    if let Some(r) = &s.radius {
+        let _ = writeln!(o, "\nradius:");
+        for (k, v) in r {
+            let _ = writeln!(o, "  {k:<32} {v:>12}");
+        }
+    }
+    o
+}
+
+fn isp_row(o: &mut String, i: &IspStats) {
+    let pb = |p: &ispmux_gateway::report::PacketBytes| format!("{}/{}", p.packets, p.bytes);
+    let _ = writeln!(
+        o,
+        "{:>4} {:<16} {:>24} {:>24} {:>24} {:>24}",
+        i.id,
+        i.name,
+        pb(&i.headend_up),
+        pb(&i.headend_down),
+        pb(&i.tailend_up),
+        pb(&i.tailend_down)
+    );
+}
+
+/// `ispmux usage`: the usage records per client SP, as a table or CSV.
+pub fn usage(config: Option<&Path>, db: Option<&Path>, csv: bool) -> Result<()> {
+    let path = match (config, db) {
+        (_, Some(db)) => db.to_owned(),
+        (Some(c), None) => {
+            PathBuf::from(ispmux_conf::load_for(c, Purpose::RadiusProxy)?.store.path)
+        }
+        (None, None) => bail!("give -c FILE or --db PATH"),
+    };
+    // Opening would create an empty database: a wrong path must say so instead.
+    if !path.exists() {
+        bail!("{}: no such store", path.display());
+    }
+    let store =
+        UsageStore::open(&path).with_context(|| format!("opening the store {}", path.display()))?;
+    let records = store.records()?;
+    if csv {
+        print!("{}", usage::to_csv(&records));
+    } else {
+        print!("{}", usage::to_table(&records));
+    }
+    Ok(())
+}
