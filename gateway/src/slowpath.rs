@@ -71,6 +71,99 @@ struct Held {
     inject: Inject,
 }
 
+/// Frames waiting for the inject ring, oldest first, each behind the table writes it
+/// follows. Fences only grow along the queue, so releasing in order is releasing every
+/// frame whose fence is reached.
+#[derive(Default)]
+struct Backlog {
+    held: VecDeque<Held>,
+}
+
+impl Backlog {
+    /// Queues `inject` behind `fence`; false (and dropped) when the backlog is full.
+    fn push(&mut self, fence: u64, inject: Inject) -> bool {
+        if self.held.len() >= INJECT_BACKLOG_MAX {
+            return false;
+        }
+        self.held.push_back(Held { fence, inject });
+        true
+    }
+
+    /// The oldest frame, if the workers have reached its fence.
+    fn ready(&self, applied: u64) -> Option<&Inject> {
+        self.held
+            .front()
+            .filter(|h| h.fence <= applied)
+            .map(|h| &h.inject)
+    }
+
+    fn pop(&mut self) {
+        self.held.pop_front();
+    }
+
+    fn len(&self) -> usize {
+        self.held.len()
+    }
+}
+
+/// Carries out an effects batch's table side: its binding changes become table updates
+/// sent to every worker, then its frames join the backlog behind them (behind nothing
+/// when the batch changed no binding: an OFFER or an ARP reply waits for no table).
+fn stage(
+    fx: Effects,
+    updates: Option<&mut UpdateSender>,
+    isp_ids: &HashMap<String, IspId>,
+    backlog: &mut Backlog,
+    st: &mut SlowPathStats,
+) {
+    let mut buf = Vec::new();
+    let mut updates = updates;
+    for change in &fx.bindings {
+        buf.clear();
+        if let Err(e) = punt::binding_updates(change, isp_ids, &mut buf) {
+            tracing::warn!(error = %e, "dhcp: binding not installed");
+            st.update_errors += 1;
+            continue;
+        }
+        if let Some(tx) = updates.as_deref_mut() {
+            for u in &buf {
+                if let Err(e) = tx.send(*u) {
+                    tracing::warn!(update = ?u, error = %e, "table update refused");
+                    st.update_errors += 1;
+                }
+            }
+        }
+        // Debug, not info: one line per logon is thousands of writes a second in a logon
+        // storm; the counters and `ispmux subscriber list` show bindings.
+        match change {
+            BindingChange::Install(b) => {
+                st.bindings_installed += 1;
+                tracing::debug!(mac = %b.mac, isp = %b.isp, ipv4 = %b.ipv4, port = b.port, vlan = b.vlan, "binding installed");
+            }
+            BindingChange::Remove(b) => {
+                st.bindings_removed += 1;
+                tracing::debug!(mac = %b.mac, isp = %b.isp, ipv4 = %b.ipv4, "binding removed");
+            }
+        }
+    }
+    let fence = match updates {
+        Some(tx) => {
+            tx.flush();
+            if fx.bindings.is_empty() {
+                0
+            } else {
+                tx.position()
+            }
+        }
+        None => 0,
+    };
+    for inject in fx.inject {
+        if !backlog.push(fence, inject) {
+            st.inject_drops += 1;
+        }
+    }
+}
+
 /// The slow path's own resources.
 pub struct SlowPath {
     /// Punted frames from every worker.
@@ -99,8 +192,7 @@ pub struct SlowPath {
 /// The slow path once built: the backlog in front of the inject ring is its own.
 struct Running {
     sp: SlowPath,
-    backlog: VecDeque<Held>,
-    updates_buf: Vec<ispmux_dataplane::TableUpdate>,
+    backlog: Backlog,
 }
 
 impl SlowPath {
@@ -109,8 +201,7 @@ impl SlowPath {
     pub fn spawn(self, restored: u64, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
         let r = Running {
             sp: self,
-            backlog: VecDeque::new(),
-            updates_buf: Vec::new(),
+            backlog: Backlog::default(),
         };
         let st = SlowPathStats {
             bindings_installed: restored,
@@ -176,7 +267,7 @@ impl Running {
                 let fx = svc.flush();
                 self.apply(fx, &mut st);
             }
-            if !self.backlog.is_empty() {
+            if self.backlog.len() > 0 {
                 self.drain_backlog(&mut st);
             }
             self.publish(&st);
@@ -210,22 +301,22 @@ impl Running {
         // The slow path is the ring's only producer: its room can only grow meanwhile.
         let mut room = (INJECT_RING_SLOTS - 1).saturating_sub(self.sp.inject.count()) as usize;
         let mut out = Burst::new();
-        while room > 0 && !self.backlog.is_empty() {
+        while room > 0 && self.backlog.len() > 0 {
             while room > 0 && !out.is_full() {
-                let Some(h) = self.backlog.front().filter(|h| h.fence <= applied) else {
+                let Some(inj) = self.backlog.ready(applied) else {
                     room = 0;
                     break;
                 };
                 // No mbuf free now: leave the rest for the next turn.
-                let Some(mut m) = self.sp.pool.alloc_from(&h.inject.frame) else {
+                let Some(mut m) = self.sp.pool.alloc_from(&inj.frame) else {
                     room = 0;
                     break;
                 };
-                m.set_port(h.inject.port);
+                m.set_port(inj.port);
                 if out.push(m).is_err() {
                     break;
                 }
-                self.backlog.pop_front();
+                self.backlog.pop();
                 room -= 1;
             }
             st.injected += self.sp.inject.enqueue_burst(&mut out) as u64;
@@ -234,55 +325,96 @@ impl Running {
         st.inject_backlog = self.backlog.len() as u64;
     }
 
-    /// Bindings to table updates, then frames to the inject ring behind them: the frames of
-    /// an effects batch that changed bindings wait for the workers to apply the changes.
+    /// Bindings to table updates, then frames to the inject ring behind them.
     fn apply(&mut self, fx: Effects, st: &mut SlowPathStats) {
-        for change in &fx.bindings {
-            self.apply_binding(change, st);
-        }
-        if let Some(tx) = self.sp.updates.as_mut() {
-            tx.flush();
-        }
-        let fence = match &self.sp.updates {
-            Some(u) if !fx.bindings.is_empty() => u.position(),
-            _ => 0,
-        };
-        for inject in fx.inject {
-            if self.backlog.len() >= INJECT_BACKLOG_MAX {
-                st.inject_drops += 1;
-            } else {
-                self.backlog.push_back(Held { fence, inject });
-            }
-        }
+        stage(
+            fx,
+            self.sp.updates.as_mut(),
+            &self.sp.isp_ids,
+            &mut self.backlog,
+            st,
+        );
         self.drain_backlog(st);
     }
+}
 
-    fn apply_binding(&mut self, change: &BindingChange, st: &mut SlowPathStats) {
-        self.updates_buf.clear();
-        if let Err(e) = punt::binding_updates(change, &self.sp.isp_ids, &mut self.updates_buf) {
-            tracing::warn!(error = %e, "dhcp: binding not installed");
-            st.update_errors += 1;
-            return;
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::SystemTime;
+
+    use ispmux_dataplane::table::{updates, Limits, Tables};
+    use ispmux_slowpath::registry::Binding;
+
+    use super::*;
+
+    fn ack_batch() -> Effects {
+        Effects {
+            inject: vec![Inject {
+                port: 0,
+                frame: b"DHCPACK".to_vec(),
+            }],
+            bindings: vec![BindingChange::Install(Binding {
+                mac: MacAddr([2, 0, 0, 0, 0, 1]),
+                isp: "isp-a".into(),
+                ipv4: Ipv4Addr::new(198, 18, 1, 10),
+                expires: SystemTime::UNIX_EPOCH,
+                server: Ipv4Addr::new(198, 18, 100, 2),
+                port: 0,
+                vlan: 0,
+                inner_vlan: 0,
+            })],
         }
-        if let Some(tx) = self.sp.updates.as_mut() {
-            for u in &self.updates_buf {
-                if let Err(e) = tx.send(*u) {
-                    tracing::warn!(update = ?u, error = %e, "table update refused");
-                    st.update_errors += 1;
-                }
-            }
-        }
-        // Debug, not info: one line per logon is thousands of writes a second in a logon
-        // storm; the counters and `ispmux subscriber list` show bindings.
-        match change {
-            BindingChange::Install(b) => {
-                st.bindings_installed += 1;
-                tracing::debug!(mac = %b.mac, isp = %b.isp, ipv4 = %b.ipv4, port = b.port, vlan = b.vlan, "binding installed");
-            }
-            BindingChange::Remove(b) => {
-                st.bindings_removed += 1;
-                tracing::debug!(mac = %b.mac, isp = %b.isp, ipv4 = %b.ipv4, "binding removed");
-            }
-        }
+    }
+
+    /// Defect 2 of issue 15: the ACK may leave only once every worker has applied the
+    /// binding it announces; a reply that changed no binding leaves at once.
+    #[test]
+    fn an_ack_waits_for_every_worker_to_apply_its_binding() {
+        let limits = Limits {
+            max_subscribers: 64,
+            max_isps: 4,
+            max_labels: 4,
+            max_handoffs: 4,
+        };
+        let (mut tx, rx) = updates::channel(Tables::new(limits), 2, 64);
+        let mut copies = [Tables::new(limits), Tables::new(limits)];
+        let ids = HashMap::from([("isp-a".to_owned(), 1)]);
+        let (mut backlog, mut st) = (Backlog::default(), SlowPathStats::default());
+        stage(ack_batch(), Some(&mut tx), &ids, &mut backlog, &mut st);
+        assert_eq!(st.bindings_installed, 1);
+        assert!(
+            backlog.ready(tx.applied()).is_none(),
+            "no worker applied it"
+        );
+        rx[0].apply_pending(&mut copies[0], usize::MAX);
+        assert!(backlog.ready(tx.applied()).is_none(), "one worker has not");
+        rx[1].apply_pending(&mut copies[1], usize::MAX);
+        assert_eq!(
+            backlog.ready(tx.applied()).map(|i| i.frame.as_slice()),
+            Some(&b"DHCPACK"[..])
+        );
+        backlog.pop();
+
+        let offer = Effects {
+            inject: vec![Inject {
+                port: 0,
+                frame: b"DHCPOFFER".to_vec(),
+            }],
+            bindings: Vec::new(),
+        };
+        stage(offer, Some(&mut tx), &ids, &mut backlog, &mut st);
+        assert!(
+            backlog.ready(tx.applied()).is_some(),
+            "an OFFER waits for nothing"
+        );
+    }
+
+    /// Without a fast path to update (io pipelines), nothing is held.
+    #[test]
+    fn without_tables_nothing_waits() {
+        let (mut backlog, mut st) = (Backlog::default(), SlowPathStats::default());
+        stage(ack_batch(), None, &HashMap::new(), &mut backlog, &mut st);
+        assert!(backlog.ready(0).is_some());
     }
 }
