@@ -782,3 +782,80 @@ fn core_share() -> Option<(f64, f64)> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use ispmux_dataplane::synthetic::{self, Spec};
+    use ispmux_dataplane::{Pipeline, PortConfig as NodePort, VecFrame, Verdict};
+    use ispmux_slowpath::dhcp::BindingChange;
+    use ispmux_slowpath::registry::Binding;
+
+    use super::*;
+
+    const ACCESS_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa0]);
+
+    /// Defect 2 of issue 15, after a restart: a worker's tables hold the bindings restored
+    /// from the store before it polls its first frame, so that frame is forwarded, not
+    /// dropped as `unknown_mac`.
+    #[test]
+    fn a_workers_first_frame_meets_the_restored_bindings() {
+        let spec = Spec {
+            subscribers: 4,
+            isps: 2,
+            access_port: 0,
+            core_port: 1,
+            qinq: false,
+        };
+        let mut preload = synthetic::preload(&spec, MacAddr([2, 0, 0, 0, 1, 1]));
+        // Subscriber 0 is known only to the store (a DHCP binding), not to the file.
+        let sub = preload.subscribers.remove(0);
+        let isp_ids: HashMap<String, u16> = preload
+            .isps
+            .iter()
+            .map(|i| (i.name.clone(), i.id))
+            .collect();
+        let restored = BindingChange::Install(Binding {
+            mac: sub.mac,
+            isp: format!("isp{}", sub.isp),
+            ipv4: sub.ipv4.expect("synthetic subscribers are bound"),
+            expires: SystemTime::UNIX_EPOCH,
+            server: std::net::Ipv4Addr::new(198, 18, 100, 2),
+            port: 0,
+            vlan: 0,
+            inner_vlan: 0,
+        });
+        let mut restore = Vec::new();
+        punt::binding_updates(&restored, &isp_ids, &mut restore).expect("known ISP");
+        let ports = vec![
+            NodePort {
+                role: PortRole::Access,
+                mac: ACCESS_MAC,
+                mtu: 1500,
+            },
+            NodePort {
+                role: PortRole::Core,
+                mac: MacAddr([2, 0, 0, 0, 0, 0xc1]),
+                mtu: 1600,
+            },
+        ];
+        let first = |restore: &[TableUpdate]| {
+            let mut node = Node::new(
+                ports.clone(),
+                build_tables(&preload, restore).expect("tables"),
+            );
+            let frame = synthetic::upstream_frame(&spec, 0, ACCESS_MAC, 64);
+            let mut frames = [VecFrame::new(&frame)];
+            let mut verdicts = [Verdict::Punt];
+            node.process(0, &mut frames, &mut verdicts);
+            verdicts[0]
+        };
+        assert_eq!(first(&restore), Verdict::Forward(1));
+        assert_eq!(
+            first(&[]),
+            Verdict::Drop(DropReason::UnknownMac),
+            "without the restore the frame is dropped: the test sees the difference"
+        );
+    }
+}
