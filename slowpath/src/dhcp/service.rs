@@ -21,7 +21,7 @@ use ispmux_conf::dhcp::DhcpConfig;
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 
-use super::engine::{BindingChange, Engine, Input, Output};
+use super::engine::{BindingChange, Engine, Input, Output, Reply};
 use super::frame;
 use super::transport::IspSocket;
 use super::writer::StoreWriter;
@@ -57,6 +57,8 @@ pub struct ServiceCounters {
     pub send_errors: u64,
     /// Store commits made.
     pub commits: u64,
+    /// Replies that could not be framed (dropped).
+    pub unframed_replies: u64,
 }
 
 /// The logon service.
@@ -239,6 +241,21 @@ impl LogonService {
         &self.counters
     }
 
+    /// The reply as a frame for its access port; `None` (counted) when it cannot be framed.
+    fn frame_reply(&mut self, r: &Reply) -> Option<Inject> {
+        match frame::build_reply(self.gateway_mac, r) {
+            Ok(frame) => Some(Inject {
+                port: r.port,
+                frame,
+            }),
+            Err(e) => {
+                self.counters.unframed_replies += 1;
+                tracing::warn!(port = r.port, vlan = r.vlan, error = %e, "dhcp: reply not framed");
+                None
+            }
+        }
+    }
+
     fn send(&mut self, dst: SocketAddrV4, payload: &[u8]) {
         if let Err(e) = self.sock.send(dst, payload) {
             self.counters.send_errors += 1;
@@ -283,10 +300,7 @@ impl LogonService {
                 Output::Store(_) => {}
                 Output::ToServer { dst, payload } => self.send(dst, &payload),
                 Output::Binding(c) if durable => fx.bindings.push(c),
-                Output::ToSubscriber(r) if durable => fx.inject.push(Inject {
-                    port: r.port,
-                    frame: frame::build_reply(self.gateway_mac, &r),
-                }),
+                Output::ToSubscriber(r) if durable => fx.inject.extend(self.frame_reply(&r)),
                 Output::Binding(_) | Output::ToSubscriber(_) => {}
             }
         }
@@ -325,10 +339,7 @@ impl LogonService {
                 Output::ToServer { dst, payload } => self.send(dst, &payload),
                 other if wrote => held.push(other),
                 Output::Binding(c) => fx.bindings.push(c),
-                Output::ToSubscriber(r) => fx.inject.push(Inject {
-                    port: r.port,
-                    frame: frame::build_reply(self.gateway_mac, &r),
-                }),
+                Output::ToSubscriber(r) => fx.inject.extend(self.frame_reply(&r)),
             }
         }
         if !writes.is_empty() {
@@ -381,10 +392,7 @@ impl LogonService {
             for o in held {
                 match o {
                     Output::Binding(c) if ok => fx.bindings.push(c),
-                    Output::ToSubscriber(r) if ok => fx.inject.push(Inject {
-                        port: r.port,
-                        frame: frame::build_reply(self.gateway_mac, &r),
-                    }),
+                    Output::ToSubscriber(r) if ok => fx.inject.extend(self.frame_reply(&r)),
                     _ => {}
                 }
             }
@@ -444,7 +452,8 @@ mod tests {
             68,
             67,
             &m.encode(),
-        );
+        )
+        .expect("frame");
         s.punt(UNIX_EPOCH, 4, &f);
         assert_eq!(s.flush(), Effects::default());
         let r = s.registry().refusals(5).expect("refusals");
