@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ispmux_dataplane::table::updates::UpdateSender;
 use ispmux_dataplane::table::{IspId, SubscriberKey};
@@ -106,7 +106,7 @@ impl SlowPath {
         let mut st = self.stats.lock().map(|s| *s).unwrap_or_default();
         let mut b = Burst::new();
         while !stop.load(Ordering::Relaxed) {
-            let now = SystemTime::now();
+            let now = ispmux_slowpath::time::Now::system();
             let n = self.punt.dequeue_burst(&mut b, PUNT_BURST);
             let mut arp_replies = Vec::new();
             for m in b.drain() {
@@ -151,7 +151,7 @@ impl SlowPath {
                 if let Err(e) = svc.poll_isp(now) {
                     tracing::warn!(error = %e, "dhcp: ISP-side socket");
                 }
-                if svc.next_deadline().is_some_and(|d| d <= now) {
+                if svc.next_deadline().is_some_and(|d| d <= now.mono) {
                     svc.tick(now);
                 }
                 let fx = svc.flush();

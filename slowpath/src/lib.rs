@@ -5,4 +5,5 @@ pub mod dhcp;
 pub mod radius;
 pub mod registry;
 pub mod store;
+pub mod time;
 pub mod udp_batch;

@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use ispmux_conf::dhcp::{DhcpConfig, IspDhcpConfig, RateLimitConfig};
 use ispmux_slowpath::dhcp::codec::{code, FLAG_BROADCAST};
@@ -26,6 +26,7 @@ use ispmux_slowpath::dhcp::{
     BindingChange, Engine, Input, MacAddr, Message, MessageType, Output, Reply,
 };
 use ispmux_slowpath::registry::{Isp, NewSubscriber, PasswordCost, Registry, Status};
+use ispmux_slowpath::time::Now;
 
 const RELAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const KEA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -278,7 +279,7 @@ impl Gw {
     fn subscriber_sends(&mut self, mac: MacAddr, m: &Message) {
         let payload = m.encode();
         let out = self.engine.handle(
-            SystemTime::now(),
+            Now::system(),
             Input::FromSubscriber {
                 port: PORT,
                 vlan: VLAN,
@@ -306,7 +307,7 @@ impl Gw {
         while let Some((src, p)) = self.sock.recv().expect("recv") {
             let payload = p.to_vec();
             let out = self.engine.handle(
-                SystemTime::now(),
+                Now::system(),
                 Input::FromServer {
                     src,
                     payload: &payload,
@@ -314,8 +315,8 @@ impl Gw {
             );
             self.apply(out);
         }
-        let now = SystemTime::now();
-        if self.engine.next_deadline().is_some_and(|d| d <= now) {
+        let now = Now::system();
+        if self.engine.next_deadline().is_some_and(|d| d <= now.mono) {
             let out = self.engine.handle(now, Input::Tick);
             self.apply(out);
         }
@@ -571,7 +572,7 @@ fn serve_client(
     })
     .expect("subscriber");
     let (mut svc, fx) =
-        LogonService::start(&client_cfg(), reg, GW_MAC, SystemTime::now()).expect("start");
+        LogonService::start(&client_cfg(), reg, GW_MAC, Now::system()).expect("start");
     let mut changes = inject(&mut tx, fx);
     let deadline = Instant::now() + limit;
     let status = loop {
@@ -590,11 +591,11 @@ fn serve_client(
         }
         if let Ok(frame) = rx.next() {
             let frame = frame.to_vec();
-            svc.punt(SystemTime::now(), PORT, &frame);
+            svc.punt(Now::system(), PORT, &frame);
         }
-        svc.poll_isp(SystemTime::now()).expect("isp socket");
-        let now = SystemTime::now();
-        if svc.next_deadline().is_some_and(|d| d <= now) {
+        svc.poll_isp(Now::system()).expect("isp socket");
+        let now = Now::system();
+        if svc.next_deadline().is_some_and(|d| d <= now.mono) {
             svc.tick(now);
         }
         let fx = svc.flush();

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use ispmux_conf::dhcp::DhcpConfig;
 
@@ -22,6 +22,7 @@ use super::relay_info::{self, RelayAgentInfo};
 use super::timers::{Timer, Timers};
 use super::{credential, MacAddr};
 use crate::registry::{Binding, Refusal, Registry, RegistryError, Status, Subscriber};
+use crate::time::Now;
 
 /// The DHCP server port (RFC 2131 §4.1); relays and servers both use it.
 pub const SERVER_PORT: u16 = 67;
@@ -304,14 +305,22 @@ struct Pending {
     relayed: Vec<u8>,
     candidates: Vec<Ipv4Addr>,
     tried: usize,
-    deadline: SystemTime,
+    deadline: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Offer {
     server: Ipv4Addr,
     server_id: Ipv4Addr,
-    at: SystemTime,
+    at: Instant,
+}
+
+/// A binding in force and when its lease ends on the monotonic clock (its `expires`, on the
+/// wall clock, is what the store records).
+#[derive(Debug, Clone)]
+struct Bound {
+    binding: Binding,
+    until: Instant,
 }
 
 /// The logon engine.
@@ -325,13 +334,13 @@ pub struct Engine<D> {
     dir: D,
     pending: HashMap<(MacAddr, u32), Pending>,
     offers: HashMap<MacAddr, Offer>,
-    bindings: HashMap<MacAddr, Binding>,
+    bindings: HashMap<MacAddr, Bound>,
     limiter: RateLimiter<MacAddr>,
     refusal_budget: RateLimiter<()>,
     /// Transaction timeouts and lease ends.
     timers: Timers,
     /// When offers and rate-limit buckets are next pruned.
-    housekeeping: Option<SystemTime>,
+    housekeeping: Option<Instant>,
     /// Credentials that verified, so the same one again skips Argon2.
     credentials: CredentialCache,
     counters: Counters,
@@ -390,12 +399,12 @@ impl<D: Directory> Engine<D> {
 
     /// Bindings in force.
     pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
-        self.bindings.values()
+        self.bindings.values().map(|b| &b.binding)
     }
 
     /// When the engine next needs a [`Input::Tick`], if anything is waiting.
     /// May be early (a deadline since moved): the tick then finds nothing due.
-    pub fn next_deadline(&self) -> Option<SystemTime> {
+    pub fn next_deadline(&self) -> Option<Instant> {
         match (self.timers.next(), self.housekeeping) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -403,9 +412,9 @@ impl<D: Directory> Engine<D> {
     }
 
     /// A binding in force from now on (new, renewed or restored), with its expiry timer.
-    fn keep_binding(&mut self, b: Binding) {
-        self.timers.push(b.expires, Timer::Lease(b.mac));
-        self.bindings.insert(b.mac, b);
+    fn keep_binding(&mut self, binding: Binding, until: Instant) {
+        self.timers.push(until, Timer::Lease(binding.mac));
+        self.bindings.insert(binding.mac, Bound { binding, until });
     }
 
     /// A transaction waiting for its server, with its timeout (pushed only when the
@@ -418,18 +427,25 @@ impl<D: Directory> Engine<D> {
     }
 
     /// Offers and rate-limit buckets need pruning from `now` on.
-    fn schedule_housekeeping(&mut self, now: SystemTime) {
+    fn schedule_housekeeping(&mut self, now: Now) {
         if self.housekeeping.is_none() {
-            self.housekeeping = Some(now + HOUSEKEEPING);
+            self.housekeeping = Some(now.mono + HOUSEKEEPING);
         }
     }
 
     /// Reinstalls bindings read from the store at start; expired ones are deleted instead.
-    pub fn restore(&mut self, now: SystemTime, bindings: Vec<Binding>) -> Vec<Output> {
+    /// The time left of each lease is read on the wall clock (all the store has) and its end
+    /// then kept on the monotonic one.
+    pub fn restore(&mut self, now: Now, bindings: Vec<Binding>) -> Vec<Output> {
         let mut out = Vec::new();
+        let wall = now.wall();
         for b in bindings {
-            if b.expires > now {
-                self.keep_binding(b.clone());
+            if let Some(left) = b.expires.duration_since(wall).ok().filter(|d| !d.is_zero()) {
+                let until = now
+                    .mono
+                    .checked_add(left)
+                    .unwrap_or(now.mono + DEFAULT_LEASE);
+                self.keep_binding(b.clone(), until);
                 self.counters.installs += 1;
                 out.push(Output::Binding(BindingChange::Install(b)));
             } else {
@@ -440,14 +456,14 @@ impl<D: Directory> Engine<D> {
     }
 
     /// Handles one input.
-    pub fn handle(&mut self, now: SystemTime, input: Input<'_>) -> Vec<Output> {
+    pub fn handle(&mut self, now: Now, input: Input<'_>) -> Vec<Output> {
         let mut out = Vec::new();
         self.handle_into(now, input, &mut out);
         out
     }
 
     /// Handles one input, appending its outputs to `out` (no vector per message).
-    pub fn handle_into(&mut self, now: SystemTime, input: Input<'_>, out: &mut Vec<Output>) {
+    pub fn handle_into(&mut self, now: Now, input: Input<'_>, out: &mut Vec<Output>) {
         let r = match input {
             Input::FromSubscriber {
                 port,
@@ -484,7 +500,7 @@ impl<D: Directory> Engine<D> {
 
     fn refuse(
         &mut self,
-        now: SystemTime,
+        now: Now,
         mac: MacAddr,
         isp: Option<&str>,
         reason: RefusalReason,
@@ -493,13 +509,13 @@ impl<D: Directory> Engine<D> {
         self.counters.refusals += 1;
         // A flood from ever-new MACs passes the per-MAC limit; it must not turn into a
         // flood of store writes and log lines. Past this budget refusals are only counted.
-        if !self.refusal_budget.allow(&(), now) {
+        if !self.refusal_budget.allow(&(), now.mono) {
             self.counters.refusals_unlogged += 1;
             return;
         }
         tracing::warn!(%mac, isp = isp.unwrap_or("-"), %reason, "dhcp: logon refused");
         out.push(Output::Store(StoreWrite::Refusal(Refusal {
-            at: now,
+            at: now.wall(),
             mac,
             isp: isp.map(str::to_owned),
             reason: reason.to_string(),
@@ -507,7 +523,7 @@ impl<D: Directory> Engine<D> {
     }
 
     fn unbind(&mut self, mac: MacAddr, out: &mut Vec<Output>) {
-        if let Some(b) = self.bindings.remove(&mac) {
+        if let Some(Bound { binding: b, .. }) = self.bindings.remove(&mac) {
             self.counters.removals += 1;
             out.push(Output::Store(StoreWrite::RemoveBinding(mac)));
             out.push(Output::Binding(BindingChange::Remove(b)));
@@ -516,7 +532,7 @@ impl<D: Directory> Engine<D> {
 
     fn on_subscriber(
         &mut self,
-        now: SystemTime,
+        now: Now,
         (port, vlan, inner_vlan): (u16, u16, u16),
         src_mac: MacAddr,
         payload: &[u8],
@@ -551,7 +567,7 @@ impl<D: Directory> Engine<D> {
             return Err(DropReason::TooManyHops);
         }
         self.schedule_housekeeping(now);
-        if !self.limiter.allow(&mac, now) {
+        if !self.limiter.allow(&mac, now.mono) {
             return Err(DropReason::RateLimited);
         }
         let kind = msg.message_type().ok_or(DropReason::NoMessageType)?;
@@ -600,7 +616,7 @@ impl<D: Directory> Engine<D> {
             .copied()
             .collect();
         let server_id = msg.ipv4_option(code::SERVER_ID);
-        let binding = self.bindings.get(&mac).cloned();
+        let binding = self.bindings.get(&mac).map(|b| b.binding.clone());
         // Which server(s) this message is for, and the server identifier it must carry.
         let (candidates, rewrite_id) = match kind {
             MessageType::Discover | MessageType::Inform => (rotated, None),
@@ -615,7 +631,7 @@ impl<D: Directory> Engine<D> {
                         binding.as_ref().map(|b| Offer {
                             server: b.server,
                             server_id: b.server,
-                            at: now,
+                            at: now.mono,
                         })
                     })
                     .ok_or(DropReason::NoBinding)?;
@@ -671,7 +687,7 @@ impl<D: Directory> Engine<D> {
             // deadline, or a client retransmitting faster than the timeout would pin the
             // transaction to a dead server forever.
             Some(p) if p.candidates == candidates => (p.tried, p.deadline),
-            _ => (0, now + self.timeout),
+            _ => (0, now.mono + self.timeout),
         };
         if !self.pending.contains_key(&key) && self.pending.len() >= MAX_PENDING {
             return Err(DropReason::Overloaded);
@@ -732,7 +748,7 @@ impl<D: Directory> Engine<D> {
 
     fn on_server(
         &mut self,
-        now: SystemTime,
+        now: Now,
         src: SocketAddrV4,
         payload: &[u8],
         out: &mut Vec<Output>,
@@ -785,7 +801,7 @@ impl<D: Directory> Engine<D> {
                     Offer {
                         server,
                         server_id: isp_server_id,
-                        at: now,
+                        at: now.mono,
                     },
                 );
             }
@@ -798,20 +814,27 @@ impl<D: Directory> Engine<D> {
                     mac,
                     isp: p.isp.clone(),
                     ipv4: msg.yiaddr,
-                    expires: now.checked_add(lease).unwrap_or(now + DEFAULT_LEASE),
+                    expires: now
+                        .wall()
+                        .checked_add(lease)
+                        .unwrap_or(now.wall() + DEFAULT_LEASE),
                     server,
                     port: p.port,
                     vlan: p.vlan,
                     inner_vlan: p.inner_vlan,
                 };
-                if let Some(old) = self.bindings.get(&mac) {
+                if let Some(Bound { binding: old, .. }) = self.bindings.get(&mac) {
                     if (old.ipv4, old.port, old.vlan, &old.isp) != (b.ipv4, b.port, b.vlan, &b.isp)
                     {
                         self.unbind(mac, out);
                     }
                 }
                 self.offers.remove(&mac);
-                self.keep_binding(b.clone());
+                let until = now
+                    .mono
+                    .checked_add(lease)
+                    .unwrap_or(now.mono + DEFAULT_LEASE);
+                self.keep_binding(b.clone(), until);
                 self.counters.installs += 1;
                 out.push(Output::Store(StoreWrite::UpsertBinding(b.clone())));
                 out.push(Output::Binding(BindingChange::Install(b)));
@@ -880,13 +903,13 @@ impl<D: Directory> Engine<D> {
         }
     }
 
-    fn tick(&mut self, now: SystemTime, out: &mut Vec<Output>) {
-        while let Some((at, timer)) = self.timers.pop_due(now) {
+    fn tick(&mut self, now: Now, out: &mut Vec<Output>) {
+        while let Some((at, timer)) = self.timers.pop_due(now.mono) {
             match timer {
                 Timer::Transaction(mac, xid) => self.transaction_timeout(now, at, (mac, xid), out),
                 Timer::Lease(mac) => {
                     // Stale if the lease was renewed (or ended) since this entry was pushed.
-                    if self.bindings.get(&mac).is_some_and(|b| b.expires == at) {
+                    if self.bindings.get(&mac).is_some_and(|b| b.until == at) {
                         tracing::info!(%mac, "dhcp: lease expired");
                         self.unbind(mac, out);
                     }
@@ -904,14 +927,14 @@ impl<D: Directory> Engine<D> {
             let leases = self
                 .bindings
                 .values()
-                .map(|b| (b.expires, Timer::Lease(b.mac)));
+                .map(|b| (b.until, Timer::Lease(b.binding.mac)));
             let all: Vec<_> = live.chain(leases).collect();
             self.timers.rebuild(all);
         }
-        if self.housekeeping.is_some_and(|h| h <= now) {
+        if self.housekeeping.is_some_and(|h| h <= now.mono) {
             self.offers
-                .retain(|_, o| now.duration_since(o.at).unwrap_or(Duration::ZERO) < OFFER_MEMORY);
-            self.limiter.prune(now);
+                .retain(|_, o| now.mono.saturating_duration_since(o.at) < OFFER_MEMORY);
+            self.limiter.prune(now.mono);
             self.housekeeping = None;
             if !self.offers.is_empty() || !self.limiter.is_empty() {
                 self.schedule_housekeeping(now);
@@ -923,8 +946,8 @@ impl<D: Directory> Engine<D> {
     /// record that none answered.
     fn transaction_timeout(
         &mut self,
-        now: SystemTime,
-        at: SystemTime,
+        now: Now,
+        at: Instant,
         key: (MacAddr, u32),
         out: &mut Vec<Output>,
     ) {
@@ -941,7 +964,7 @@ impl<D: Directory> Engine<D> {
             // the ISP's preferred one if it answers.
             tracing::warn!(isp = %p.isp, %next, "dhcp: server timeout, failing over");
             self.counters.failovers += 1;
-            p.deadline = now + self.timeout;
+            p.deadline = now.mono + self.timeout;
             let payload = p.relayed.clone();
             self.keep_pending(key, p);
             self.send(next, payload, out);

@@ -14,7 +14,6 @@
 
 use std::io;
 use std::net::SocketAddrV4;
-use std::time::SystemTime;
 
 use ispmux_conf::dhcp::DhcpConfig;
 
@@ -27,6 +26,7 @@ use super::transport::IspSocket;
 use super::writer::StoreWriter;
 use super::MacAddr;
 use crate::registry::{Registry, RegistryError};
+use crate::time::Now;
 
 /// A frame for the inject path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +100,7 @@ impl LogonService {
         cfg: &DhcpConfig,
         registry: Registry,
         gateway_mac: MacAddr,
-        now: SystemTime,
+        now: Now,
     ) -> Result<(LogonService, Effects), StartError> {
         let sock = IspSocket::bind(cfg.relay_address)?;
         Self::with_socket(cfg, registry, gateway_mac, sock, now)
@@ -112,7 +112,7 @@ impl LogonService {
         registry: Registry,
         gateway_mac: MacAddr,
         sock: IspSocket,
-        now: SystemTime,
+        now: Now,
     ) -> Result<(LogonService, Effects), StartError> {
         let stored = registry.bindings()?;
         let mut engine = Engine::new(cfg, registry);
@@ -140,7 +140,7 @@ impl LogonService {
         cfg: &DhcpConfig,
         path: &Path,
         gateway_mac: MacAddr,
-        now: SystemTime,
+        now: Now,
     ) -> Result<(LogonService, Effects), StartError> {
         let (mut svc, mut fx) = Self::start(cfg, Registry::open(path)?, gateway_mac, now)?;
         let more = svc.use_writer(path)?;
@@ -173,7 +173,7 @@ impl LogonService {
     }
 
     /// Stages a frame from the punt ring that arrived on access `port`.
-    pub fn punt(&mut self, now: SystemTime, port: u16, frame: &[u8]) {
+    pub fn punt(&mut self, now: Now, port: u16, frame: &[u8]) {
         let Ok(p) = frame::parse_punt(frame) else {
             self.counters.bad_frames += 1;
             return;
@@ -193,7 +193,7 @@ impl LogonService {
     }
 
     /// Drains the ISP-side socket (call when it is readable).
-    pub fn poll_isp(&mut self, now: SystemTime) -> io::Result<()> {
+    pub fn poll_isp(&mut self, now: Now) -> io::Result<()> {
         while let Some((src, payload)) = self.sock.recv()? {
             // Straight from the socket's buffer: no copy per datagram.
             self.engine
@@ -204,20 +204,20 @@ impl LogonService {
     }
 
     /// Timer: call at or after [`LogonService::next_deadline`].
-    pub fn tick(&mut self, now: SystemTime) {
+    pub fn tick(&mut self, now: Now) {
         self.engine.handle_into(now, Input::Tick, &mut self.staged);
         self.group_ends.push(self.staged.len());
     }
 
     /// The control side removed or suspended a subscriber.
-    pub fn revoke(&mut self, now: SystemTime, mac: MacAddr) {
+    pub fn revoke(&mut self, now: Now, mac: MacAddr) {
         self.engine
             .handle_into(now, Input::Revoke { mac }, &mut self.staged);
         self.group_ends.push(self.staged.len());
     }
 
     /// When [`LogonService::tick`] is next needed.
-    pub fn next_deadline(&self) -> Option<SystemTime> {
+    pub fn next_deadline(&self) -> Option<std::time::Instant> {
         self.engine.next_deadline()
     }
 
@@ -431,9 +431,14 @@ mod tests {
         };
         let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
         let reg = Registry::open_in_memory().expect("registry");
-        let (s, fx) =
-            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, UNIX_EPOCH)
-                .expect("start");
+        let (s, fx) = LogonService::with_socket(
+            &cfg,
+            reg,
+            MacAddr([2, 0, 0, 0, 0, 0xfe]),
+            sock,
+            Now::system(),
+        )
+        .expect("start");
         assert_eq!(fx, Effects::default());
         s
     }
@@ -454,11 +459,11 @@ mod tests {
             &m.encode(),
         )
         .expect("frame");
-        s.punt(UNIX_EPOCH, 4, &f);
+        s.punt(Now::system(), 4, &f);
         assert_eq!(s.flush(), Effects::default());
         let r = s.registry().refusals(5).expect("refusals");
         assert_eq!((r.len(), r[0].mac), (1, mac));
-        s.punt(UNIX_EPOCH, 4, &f[..20]);
+        s.punt(Now::system(), 4, &f[..20]);
         assert_eq!(s.flush(), Effects::default());
         assert_eq!(s.counters().bad_frames, 1);
     }
@@ -592,9 +597,14 @@ mod writer_tests {
             isps: vec![],
         };
         let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
-        let (mut svc, _) =
-            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, UNIX_EPOCH)
-                .expect("start");
+        let (mut svc, _) = LogonService::with_socket(
+            &cfg,
+            reg,
+            MacAddr([2, 0, 0, 0, 0, 0xfe]),
+            sock,
+            Now::system(),
+        )
+        .expect("start");
         svc.use_writer(&path).expect("writer");
 
         // Batch 1 commits; batch 2 fails (binding 9 has no subscriber); batch 3 has no
@@ -680,9 +690,14 @@ mod no_write_tests {
             isps: vec![],
         };
         let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
-        let (mut svc, _) =
-            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, UNIX_EPOCH)
-                .expect("start");
+        let (mut svc, _) = LogonService::with_socket(
+            &cfg,
+            reg,
+            MacAddr([2, 0, 0, 0, 0, 0xfe]),
+            sock,
+            Now::system(),
+        )
+        .expect("start");
         svc.use_writer(&path).expect("writer");
         // Another connection holds the write lock: the writer's commit waits for it.
         let mut lock = Registry::open(&path).expect("second connection");
@@ -807,10 +822,14 @@ mod restart_tests {
             LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, now)
                 .expect("start")
         };
-        let (_, fx) = start(UNIX_EPOCH + Duration::from_secs(10));
+        let at = |unix| Now {
+            mono: std::time::Instant::now(),
+            unix,
+        };
+        let (_, fx) = start(at(10));
         assert_eq!(fx.bindings, vec![BindingChange::Install(b)]);
         // Started after the lease ended: nothing installed, the stale row deleted.
-        let (mut svc, fx) = start(UNIX_EPOCH + Duration::from_secs(2000));
+        let (mut svc, fx) = start(at(2000));
         assert!(fx.bindings.is_empty());
         assert!(svc.registry().bindings().expect("bindings").is_empty());
         std::fs::remove_dir_all(&dir).ok();

@@ -1,6 +1,7 @@
 //! The engine fed recorded inputs; outputs checked exactly.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ispmux_conf::dhcp::{DhcpConfig, IspDhcpConfig, RateLimitConfig};
@@ -18,7 +19,17 @@ const LEASED: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 10);
 const ALICE: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x01]);
 const MALLORY: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x66]);
 
-fn t(secs: u64) -> SystemTime {
+/// Both clocks `secs` into a test (the same start for every test of the process).
+fn t(secs: u64) -> Now {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    Now {
+        mono: *START.get_or_init(std::time::Instant::now) + Duration::from_secs(secs),
+        unix: 1_700_000_000 + secs,
+    }
+}
+
+/// The wall clock `secs` into a test, as the store records it.
+fn w(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
 }
 
@@ -176,7 +187,7 @@ fn unknown_mac_is_refused_and_not_relayed() {
     assert_eq!(
         out,
         vec![Output::Store(StoreWrite::Refusal(Refusal {
-            at: t(5),
+            at: w(5),
             mac: MALLORY,
             isp: None,
             reason: "unknown subscriber".into(),
@@ -226,7 +237,7 @@ fn wrong_password_or_customer_id_is_refused() {
         assert_eq!(
             out,
             vec![Output::Store(StoreWrite::Refusal(Refusal {
-                at: t(1),
+                at: w(1),
                 mac: ALICE,
                 isp: Some("isp-a".into()),
                 reason: "bad credential".into(),
@@ -359,7 +370,7 @@ fn dora_installs_the_binding_and_emulates_the_server() {
         t(2),
         srv_in(S1, &server_reply(&relayed, MessageType::Ack, S1)),
     );
-    let b = binding(t(2) + Duration::from_secs(600));
+    let b = binding(w(2) + Duration::from_secs(600));
     let [Output::Store(StoreWrite::UpsertBinding(sb)), Output::Binding(BindingChange::Install(ib)), Output::ToSubscriber(ack)] =
         &out[..]
     else {
@@ -394,14 +405,14 @@ fn nak_is_refused_with_the_reason_and_broadcast() {
         t(10),
         srv_in(S1, &server_reply(&relayed, MessageType::Nak, S1)),
     );
-    let old = binding(t(600));
+    let old = binding(w(600));
     assert_eq!(
         out[..3],
         [
             Output::Store(StoreWrite::RemoveBinding(ALICE)),
             Output::Binding(BindingChange::Remove(old)),
             Output::Store(StoreWrite::Refusal(Refusal {
-                at: t(10),
+                at: w(10),
                 mac: ALICE,
                 isp: Some("isp-a".into()),
                 reason: "ISP sent DHCPNAK: address not available".into(),
@@ -420,7 +431,10 @@ fn timeout_fails_over_then_refuses() {
     let d = from_alice(&client(MessageType::Discover, 3));
     let (dst, first) = to_server(&e.handle(t(0), sub_in(&d)));
     assert_eq!(dst.ip(), &S1);
-    assert_eq!(e.next_deadline(), Some(t(0) + Duration::from_millis(500)));
+    assert_eq!(
+        e.next_deadline(),
+        Some((t(0) + Duration::from_millis(500)).mono)
+    );
     assert!(e
         .handle(t(0) + Duration::from_millis(499), Input::Tick)
         .is_empty());
@@ -463,7 +477,7 @@ fn renewal_refreshes_the_binding_and_replies_unicast() {
         t(300),
         srv_in(S1, &server_reply(&relayed, MessageType::Ack, S1)),
     );
-    let b = binding(t(900));
+    let b = binding(w(900));
     assert_eq!(
         out[..2],
         [
@@ -493,7 +507,7 @@ fn release_removes_at_once() {
     else {
         panic!("{out:?}");
     };
-    assert_eq!((m, b), (&ALICE, &binding(t(600))));
+    assert_eq!((m, b), (&ALICE, &binding(w(600))));
     assert_eq!(dst.ip(), &S1);
     let fwd = Message::decode(payload).expect("decodes");
     assert_eq!(fwd.ipv4_option(code::SERVER_ID), Some(S1));
@@ -509,7 +523,7 @@ fn lease_expiry_removes_on_tick() {
         out,
         vec![
             Output::Store(StoreWrite::RemoveBinding(ALICE)),
-            Output::Binding(BindingChange::Remove(binding(t(600)))),
+            Output::Binding(BindingChange::Remove(binding(w(600)))),
         ]
     );
 }
@@ -566,7 +580,7 @@ fn a_renewed_lease_outlives_its_first_expiry() {
         srv_in(S1, &server_reply(&relayed, MessageType::Ack, S1)),
     );
     // The first lease's timer comes due and is found stale: nothing happens.
-    assert!(e.next_deadline().is_some_and(|d| d <= t(600)));
+    assert!(e.next_deadline().is_some_and(|d| d <= t(600).mono));
     assert!(e.handle(t(600), Input::Tick).is_empty());
     assert_eq!(e.bindings().count(), 1);
     assert!(e.handle(t(899), Input::Tick).is_empty());
@@ -574,17 +588,54 @@ fn a_renewed_lease_outlives_its_first_expiry() {
         e.handle(t(900), Input::Tick),
         vec![
             Output::Store(StoreWrite::RemoveBinding(ALICE)),
-            Output::Binding(BindingChange::Remove(binding(t(900)))),
+            Output::Binding(BindingChange::Remove(binding(w(900)))),
         ]
     );
     assert_eq!(e.next_deadline(), None, "nothing left to wait for");
 }
 
 #[test]
+fn a_wall_clock_step_neither_expires_nor_stalls_a_lease() {
+    let mut e = bound();
+    // NTP (or an operator) steps the wall clock a day ahead ten seconds after the ACK:
+    // the 600 s lease is not over.
+    let stepped = |secs| Now {
+        unix: t(secs).unix + 86_400,
+        ..t(secs)
+    };
+    assert!(e.handle(stepped(10), Input::Tick).is_empty());
+    assert_eq!(e.bindings().count(), 1, "the lease outlives the step");
+    // Stepped back a day instead: the lease still ends 600 s after the ACK.
+    let back = |secs| Now {
+        unix: t(secs).unix - 86_400,
+        ..t(secs)
+    };
+    assert!(e.handle(back(599), Input::Tick).is_empty());
+    let out = e.handle(back(600), Input::Tick);
+    assert_eq!(
+        out,
+        vec![
+            Output::Store(StoreWrite::RemoveBinding(ALICE)),
+            Output::Binding(BindingChange::Remove(binding(w(600)))),
+        ],
+        "the store keeps the wall-clock end the ACK gave"
+    );
+}
+
+#[test]
+fn restore_measures_what_is_left_on_the_wall_clock() {
+    let mut e = engine();
+    // Stored at wall time 100; restarted at wall time 40: 60 s left, kept monotonic.
+    let out = e.restore(t(40), vec![binding(w(100))]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(e.next_deadline(), Some(t(100).mono));
+}
+
+#[test]
 fn restore_reinstalls_live_bindings_only() {
     let mut e = engine();
-    let live = binding(t(100));
-    let mut dead = binding(t(5));
+    let live = binding(w(100));
+    let mut dead = binding(w(5));
     dead.mac = MALLORY;
     let out = e.restore(t(10), vec![live.clone(), dead]);
     assert_eq!(
@@ -646,7 +697,7 @@ fn revoke_removes_the_binding() {
         out,
         vec![
             Output::Store(StoreWrite::RemoveBinding(ALICE)),
-            Output::Binding(BindingChange::Remove(binding(t(600)))),
+            Output::Binding(BindingChange::Remove(binding(w(600)))),
         ]
     );
 }
