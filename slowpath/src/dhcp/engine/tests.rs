@@ -9,7 +9,7 @@ use ispmux_conf::dhcp::{DhcpConfig, IspDhcpConfig, RateLimitConfig};
 use super::*;
 use crate::dhcp::codec::{DhcpOption, FLAG_BROADCAST};
 use crate::dhcp::relay_info::sub;
-use crate::registry::{Isp, NewSubscriber, PasswordCost};
+use crate::registry::{Isp, MemoryDirectory, NewSubscriber, PasswordCost};
 
 const RELAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const GW_ID: Ipv4Addr = Ipv4Addr::new(198, 18, 64, 1);
@@ -53,7 +53,25 @@ fn cfg() -> DhcpConfig {
     }
 }
 
-fn engine() -> Engine<Registry> {
+/// The engine over an in-memory directory: the engine's logic needs no store.
+fn engine() -> Engine<MemoryDirectory> {
+    let mut d = MemoryDirectory::new(PasswordCost::TEST);
+    d.add(&alice()).expect("subscriber");
+    Engine::new(&cfg(), d)
+}
+
+fn alice() -> NewSubscriber {
+    NewSubscriber {
+        mac: ALICE,
+        isp: "isp-a".into(),
+        customer_id: "C1001".into(),
+        password: Some("s3cret".into()),
+        status: Status::Active,
+    }
+}
+
+/// A registry holding what [`engine`]'s directory holds, for the tests of store writes.
+fn registry() -> Registry {
     let mut r = Registry::open_in_memory()
         .expect("registry")
         .with_password_cost(PasswordCost::TEST);
@@ -63,15 +81,8 @@ fn engine() -> Engine<Registry> {
         dhcp_servers: vec![S1, S2],
     })
     .expect("isp");
-    r.add_subscriber(&NewSubscriber {
-        mac: ALICE,
-        isp: "isp-a".into(),
-        customer_id: "C1001".into(),
-        password: Some("s3cret".into()),
-        status: Status::Active,
-    })
-    .expect("subscriber");
-    Engine::new(&cfg(), r)
+    r.add_subscriber(&alice()).expect("subscriber");
+    r
 }
 
 fn client(t: MessageType, xid: u32) -> Message {
@@ -150,7 +161,7 @@ fn binding(expires: SystemTime) -> Binding {
 }
 
 /// Runs DISCOVER/OFFER/REQUEST/ACK at t(0) and returns the engine.
-fn bound() -> Engine<Registry> {
+fn bound() -> Engine<MemoryDirectory> {
     let mut e = engine();
     let (_, relayed) =
         to_server(&e.handle(t(0), sub_in(&from_alice(&client(MessageType::Discover, 1)))));
@@ -275,8 +286,8 @@ fn the_same_credential_again_skips_argon2_until_the_subscriber_changes() {
 
     // The ISP issues a new password: the remembered one no longer logs on.
     let reg = e.directory_mut();
-    reg.remove_subscriber(ALICE).expect("remove");
-    reg.add_subscriber(&NewSubscriber {
+    reg.remove(ALICE).expect("remove");
+    reg.add(&NewSubscriber {
         mac: ALICE,
         isp: "isp-a".into(),
         customer_id: "C1001".into(),
@@ -383,10 +394,10 @@ fn dora_installs_the_binding_and_emulates_the_server() {
         "unicast when the client did not ask for broadcast"
     );
     assert_eq!(e.counters().installs, 1);
-    e.directory_mut()
-        .apply(&StoreWrite::UpsertBinding(sb.clone()))
+    let mut reg = registry();
+    reg.apply(&StoreWrite::UpsertBinding(sb.clone()))
         .expect("store write applies");
-    assert_eq!(e.directory_mut().bindings().expect("read"), vec![b]);
+    assert_eq!(reg.bindings().expect("read"), vec![b]);
 }
 
 #[test]
@@ -807,19 +818,9 @@ fn each_subscriber_goes_to_its_own_isp() {
         servers: vec![S_B],
         link_selection: None,
     });
-    let mut r = Registry::open_in_memory()
-        .expect("registry")
-        .with_password_cost(PasswordCost::TEST);
-    for (isp, server) in [("isp-a", S1), ("isp-b", S_B)] {
-        r.upsert_isp(&Isp {
-            name: isp.into(),
-            label: None,
-            dhcp_servers: vec![server],
-        })
-        .expect("isp");
-    }
+    let mut r = MemoryDirectory::new(PasswordCost::TEST);
     for (mac, isp) in [(ALICE, "isp-a"), (BOB, "isp-b")] {
-        r.add_subscriber(&NewSubscriber {
+        r.add(&NewSubscriber {
             mac,
             isp: isp.into(),
             customer_id: format!("C-{isp}"),
