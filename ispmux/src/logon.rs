@@ -15,13 +15,13 @@ use ispmux_slowpath::time::Now;
 pub fn start(
     cfg: &Config,
     d: &DhcpConfig,
-    gateway_mac: MacAddr,
+    port_macs: Vec<MacAddr>,
 ) -> Result<(LogonService, Effects)> {
     let path = Path::new(&cfg.store.path);
     // Records the [dhcp] ISPs so subscribers can be registered against them.
     let reg = crate::registry_cli::open(cfg)?;
     drop(reg);
-    let (svc, restored) = LogonService::start_with_writer(d, path, gateway_mac, Now::system())
+    let (svc, restored) = LogonService::start_with_writer(d, path, port_macs, Now::system())
         .with_context(|| format!("starting the DHCP logon proxy on {}:67", d.relay_address))?;
     tracing::info!(relay = %d.relay_address, server_id = %d.server_identifier, restored = restored.bindings.len(), "DHCP logon proxy up");
     Ok((svc, restored))

@@ -206,11 +206,9 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         },
     };
     if let Some(d) = &cfg.dhcp {
-        let gateway_mac = node_ports
-            .iter()
-            .find(|p| p.role == PortRole::Access)
-            .map_or(ispmux_dataplane::wire::MacAddr::ZERO, |p| p.mac);
-        let (svc, restored) = crate::logon::start(&cfg, d, gateway_mac)?;
+        // Each reply leaves from the MAC of its own access port (by port index).
+        let port_macs = node_ports.iter().map(|p| p.mac).collect();
+        let (svc, restored) = crate::logon::start(&cfg, d, port_macs)?;
         slow.dhcp = Some(svc);
         slow.apply_now(restored);
     }

@@ -571,8 +571,13 @@ fn serve_client(
         status: Status::Active,
     })
     .expect("subscriber");
-    let (mut svc, fx) =
-        LogonService::start(&client_cfg(), reg, GW_MAC, Now::system()).expect("start");
+    let (mut svc, fx) = LogonService::start(
+        &client_cfg(),
+        reg,
+        vec![GW_MAC; usize::from(PORT) + 1],
+        Now::system(),
+    )
+    .expect("start");
     let mut changes = inject(&mut tx, fx);
     let deadline = Instant::now() + limit;
     let status = loop {

@@ -57,7 +57,8 @@ pub struct ServiceCounters {
     pub send_errors: u64,
     /// Store commits made.
     pub commits: u64,
-    /// Replies that could not be framed (dropped).
+    /// Replies that could not be framed (dropped): no MAC known for their port, or a VID
+    /// out of range.
     pub unframed_replies: u64,
 }
 
@@ -65,7 +66,9 @@ pub struct ServiceCounters {
 pub struct LogonService {
     engine: Engine<Registry>,
     sock: IspSocket,
-    gateway_mac: MacAddr,
+    /// The MAC of each port by configuration port index: a reply leaves from the MAC of
+    /// the access port it is sent on.
+    port_macs: Vec<MacAddr>,
     staged: Vec<Output>,
     /// Where each engine call's outputs end in `staged` (what follows the last end is one
     /// more group): a call's replies wait for a commit only if that call wrote the store.
@@ -95,22 +98,23 @@ pub enum StartError {
 
 impl LogonService {
     /// Binds `relay_address`:67, reloads the bindings in the registry and returns the
-    /// installs for the fast path (bindings survive a restart).
+    /// installs for the fast path (bindings survive a restart). `port_macs` holds the MAC
+    /// of every port by configuration port index (the `port` of [`LogonService::punt`]).
     pub fn start(
         cfg: &DhcpConfig,
         registry: Registry,
-        gateway_mac: MacAddr,
+        port_macs: Vec<MacAddr>,
         now: Now,
     ) -> Result<(LogonService, Effects), StartError> {
         let sock = IspSocket::bind(cfg.relay_address)?;
-        Self::with_socket(cfg, registry, gateway_mac, sock, now)
+        Self::with_socket(cfg, registry, port_macs, sock, now)
     }
 
     /// As [`LogonService::start`] with a socket already bound.
     pub fn with_socket(
         cfg: &DhcpConfig,
         registry: Registry,
-        gateway_mac: MacAddr,
+        port_macs: Vec<MacAddr>,
         sock: IspSocket,
         now: Now,
     ) -> Result<(LogonService, Effects), StartError> {
@@ -120,7 +124,7 @@ impl LogonService {
         let mut svc = LogonService {
             engine,
             sock,
-            gateway_mac,
+            port_macs,
             staged,
             group_ends: Vec::new(),
             writer: None,
@@ -139,10 +143,10 @@ impl LogonService {
     pub fn start_with_writer(
         cfg: &DhcpConfig,
         path: &Path,
-        gateway_mac: MacAddr,
+        port_macs: Vec<MacAddr>,
         now: Now,
     ) -> Result<(LogonService, Effects), StartError> {
-        let (mut svc, mut fx) = Self::start(cfg, Registry::open(path)?, gateway_mac, now)?;
+        let (mut svc, mut fx) = Self::start(cfg, Registry::open(path)?, port_macs, now)?;
         let more = svc.use_writer(path)?;
         fx.inject.extend(more.inject);
         fx.bindings.extend(more.bindings);
@@ -241,9 +245,15 @@ impl LogonService {
         &self.counters
     }
 
-    /// The reply as a frame for its access port; `None` (counted) when it cannot be framed.
+    /// The reply as a frame for its access port, from that port's MAC; `None` (counted)
+    /// when it cannot be framed.
     fn frame_reply(&mut self, r: &Reply) -> Option<Inject> {
-        match frame::build_reply(self.gateway_mac, r) {
+        let Some(&src) = self.port_macs.get(usize::from(r.port)) else {
+            self.counters.unframed_replies += 1;
+            tracing::warn!(port = r.port, "dhcp: reply for a port with no known MAC");
+            return None;
+        };
+        match frame::build_reply(src, r) {
             Ok(frame) => Some(Inject {
                 port: r.port,
                 frame,
@@ -434,13 +444,47 @@ mod tests {
         let (s, fx) = LogonService::with_socket(
             &cfg,
             reg,
-            MacAddr([2, 0, 0, 0, 0, 0xfe]),
+            vec![MacAddr([2, 0, 0, 0, 0, 0xfe]); 8],
             sock,
             Now::system(),
         )
         .expect("start");
         assert_eq!(fx, Effects::default());
         s
+    }
+
+    #[test]
+    fn each_reply_leaves_from_its_own_ports_mac() {
+        let mut s = svc();
+        let macs = [
+            MacAddr([2, 0, 0, 0, 0xa0, 0]),
+            MacAddr([2, 0, 0, 0, 0xa1, 0]),
+            MacAddr([2, 0, 0, 0, 0xa2, 0]),
+        ];
+        s.port_macs = macs.to_vec();
+        let reply = |port| Reply {
+            port,
+            vlan: 0,
+            inner_vlan: 0,
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_ip: Ipv4Addr::BROADCAST,
+            dst_port: 68,
+            src_ip: Ipv4Addr::new(198, 18, 64, 1),
+            broadcast: true,
+            payload: vec![port as u8],
+        };
+        s.staged = [1, 2, 7]
+            .into_iter()
+            .map(|p| Output::ToSubscriber(reply(p)))
+            .collect();
+        let fx = s.flush();
+        let sent: Vec<(u16, MacAddr)> = fx
+            .inject
+            .iter()
+            .map(|i| (i.port, MacAddr::from_bytes(&i.frame[6..]).expect("src")))
+            .collect();
+        assert_eq!(sent, vec![(1, macs[1]), (2, macs[2])]);
+        assert_eq!(s.counters().unframed_replies, 1, "port 7 has no MAC");
     }
 
     #[test]
@@ -600,7 +644,7 @@ mod writer_tests {
         let (mut svc, _) = LogonService::with_socket(
             &cfg,
             reg,
-            MacAddr([2, 0, 0, 0, 0, 0xfe]),
+            vec![MacAddr([2, 0, 0, 0, 0, 0xfe]); 8],
             sock,
             Now::system(),
         )
@@ -693,7 +737,7 @@ mod no_write_tests {
         let (mut svc, _) = LogonService::with_socket(
             &cfg,
             reg,
-            MacAddr([2, 0, 0, 0, 0, 0xfe]),
+            vec![MacAddr([2, 0, 0, 0, 0, 0xfe]); 8],
             sock,
             Now::system(),
         )
@@ -819,8 +863,14 @@ mod restart_tests {
         let start = |now| {
             let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
             let reg = Registry::open(&path).expect("reopen");
-            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, now)
-                .expect("start")
+            LogonService::with_socket(
+                &cfg,
+                reg,
+                vec![MacAddr([2, 0, 0, 0, 0, 0xfe]); 8],
+                sock,
+                now,
+            )
+            .expect("start")
         };
         let at = |unix| Now {
             mono: std::time::Instant::now(),
