@@ -41,6 +41,10 @@ const REFUSAL_BURST: u32 = 1000;
 const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
 /// How often remembered offers and rate-limit buckets are pruned (each a full scan).
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// Option 82 or giaddr from an untrusted client is logged once per source MAC this often.
+const RELAY_INFO_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Source MACs whose last such log line is remembered; beyond, new ones are only counted.
+const RELAY_INFO_LOG_KEYS: usize = 65_536;
 
 /// Where subscribers are looked up.
 pub trait Directory {
@@ -263,6 +267,9 @@ pub struct Counters {
     pub refusals: u64,
     /// Refusals over the logging budget: counted, not written to the store or the log.
     pub refusals_unlogged: u64,
+    /// Option 82 or giaddr from an untrusted client logged (at most once per source MAC a
+    /// minute; every such message is counted in `drops`).
+    pub relay_info_logged: u64,
     /// Passwords checked by a full Argon2 verification.
     pub credential_verifications: u64,
     /// Passwords accepted from the credential cache (the same credential verified before).
@@ -337,6 +344,8 @@ pub struct Engine<D> {
     bindings: HashMap<MacAddr, Bound>,
     limiter: RateLimiter<MacAddr>,
     refusal_budget: RateLimiter<()>,
+    /// Who was last logged for option 82 or giaddr from an untrusted client, and when.
+    relay_info_log: RateLimiter<MacAddr>,
     /// Transaction timeouts and lease ends.
     timers: Timers,
     /// When offers and rate-limit buckets are next pruned.
@@ -380,6 +389,11 @@ impl<D: Directory> Engine<D> {
                 cfg.rate_limit.max_tracked,
             ),
             refusal_budget: RateLimiter::new(REFUSALS_PER_SECOND, REFUSAL_BURST, 1),
+            relay_info_log: RateLimiter::new(
+                1.0 / RELAY_INFO_LOG_EVERY.as_secs_f64(),
+                1,
+                RELAY_INFO_LOG_KEYS,
+            ),
             timers: Timers::default(),
             housekeeping: None,
             credentials: CredentialCache::new(credential_cache::DEFAULT_CAPACITY),
@@ -522,6 +536,25 @@ impl<D: Directory> Engine<D> {
         })));
     }
 
+    /// A client on an untrusted port sent option 82 or giaddr (RFC 3046 §2.1: a forgery, or
+    /// a relay on a port not configured as trusted). Dropped and counted; logged once per
+    /// source MAC a minute, so the operator sees a misconfigured relay without a flood of
+    /// lines from a forger.
+    fn relay_info_from_client(
+        &mut self,
+        now: Now,
+        port: u16,
+        src_mac: MacAddr,
+        giaddr: Ipv4Addr,
+    ) -> DropReason {
+        self.schedule_housekeeping(now);
+        if self.relay_info_log.allow(&src_mac, now.mono) {
+            self.counters.relay_info_logged += 1;
+            tracing::warn!(%src_mac, port, %giaddr, "dhcp: option 82 or giaddr from an untrusted client dropped (is the port a trusted relay port?)");
+        }
+        DropReason::RelayInfoFromClient
+    }
+
     fn unbind(&mut self, mac: MacAddr, out: &mut Vec<Output>) {
         if let Some(Bound { binding: b, .. }) = self.bindings.remove(&mac) {
             self.counters.removals += 1;
@@ -551,7 +584,7 @@ impl<D: Directory> Engine<D> {
                 return Err(DropReason::ChaddrMismatch);
             }
             if msg.option(code::RELAY_AGENT_INFO).is_some() {
-                return Err(DropReason::RelayInfoFromClient);
+                return Err(self.relay_info_from_client(now, port, src_mac, msg.giaddr));
             }
             None
         } else if self.trusted_relay_ports.contains(&port) {
@@ -561,7 +594,7 @@ impl<D: Directory> Engine<D> {
                 relay_info: msg.remove_option(code::RELAY_AGENT_INFO),
             })
         } else {
-            return Err(DropReason::RelayInfoFromClient);
+            return Err(self.relay_info_from_client(now, port, src_mac, msg.giaddr));
         };
         if msg.hops >= MAX_HOPS {
             return Err(DropReason::TooManyHops);
@@ -935,8 +968,12 @@ impl<D: Directory> Engine<D> {
             self.offers
                 .retain(|_, o| now.mono.saturating_duration_since(o.at) < OFFER_MEMORY);
             self.limiter.prune(now.mono);
+            self.relay_info_log.prune(now.mono);
             self.housekeeping = None;
-            if !self.offers.is_empty() || !self.limiter.is_empty() {
+            if !self.offers.is_empty()
+                || !self.limiter.is_empty()
+                || !self.relay_info_log.is_empty()
+            {
                 self.schedule_housekeeping(now);
             }
         }

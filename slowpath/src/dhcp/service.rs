@@ -20,7 +20,7 @@ use ispmux_conf::dhcp::DhcpConfig;
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 
-use super::engine::{BindingChange, Engine, Input, Output, Reply};
+use super::engine::{BindingChange, DropReason, Engine, Input, Output, Reply};
 use super::frame;
 use super::transport::IspSocket;
 use super::writer::StoreWriter;
@@ -51,6 +51,9 @@ pub struct Effects {
 pub struct ServiceCounters {
     /// Punted frames that were not DHCP to port 67.
     pub bad_frames: u64,
+    /// Messages from subscribers carrying option 82 or giaddr on a port that is not a
+    /// trusted relay port (dropped; logged once per source MAC a minute).
+    pub relay_info_from_client: u64,
     /// Store commits that failed (their batch's installs and replies were dropped).
     pub store_errors: u64,
     /// Datagrams the socket refused to send.
@@ -194,6 +197,10 @@ impl LogonService {
             &mut self.staged,
         );
         self.group_ends.push(self.staged.len());
+        self.counters.relay_info_from_client = self
+            .engine
+            .counters()
+            .dropped(DropReason::RelayInfoFromClient);
     }
 
     /// Drains the ISP-side socket (call when it is readable).
@@ -485,6 +492,30 @@ mod tests {
             .collect();
         assert_eq!(sent, vec![(1, macs[1]), (2, macs[2])]);
         assert_eq!(s.counters().unframed_replies, 1, "port 7 has no MAC");
+    }
+
+    #[test]
+    fn relay_info_from_a_client_is_a_service_counter() {
+        let mut s = svc();
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        let mut m = Message::new_request(mac, 1, MessageType::Discover);
+        m.giaddr = Ipv4Addr::new(10, 0, 0, 1);
+        let f = frame::build_udp(
+            MacAddr::BROADCAST,
+            mac,
+            (0, 0),
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::BROADCAST,
+            67,
+            67,
+            &m.encode(),
+        )
+        .expect("frame");
+        s.punt(Now::system(), 4, &f);
+        s.punt(Now::system(), 4, &f);
+        assert_eq!(s.flush(), Effects::default());
+        assert_eq!(s.counters().relay_info_from_client, 2);
+        assert_eq!(s.engine().counters().relay_info_logged, 1);
     }
 
     #[test]

@@ -701,6 +701,44 @@ fn spoofed_and_untrusted_inputs_are_dropped() {
 }
 
 #[test]
+fn relay_info_from_a_client_is_counted_and_logged_once_a_minute_per_mac() {
+    let mut e = engine();
+    let mut with82 = client(MessageType::Discover, 1);
+    with82.set_option(82, vec![1, 1, b'x']);
+    let with82 = from_alice(&with82);
+    let mut with_giaddr = client(MessageType::Discover, 2);
+    with_giaddr.giaddr = Ipv4Addr::new(10, 9, 9, 9);
+    let with_giaddr = from_alice(&with_giaddr);
+    for (at, p) in [(0, &with82), (1, &with_giaddr), (59, &with82)] {
+        assert!(e.handle(t(at), sub_in(p)).is_empty());
+    }
+    let c = e.counters();
+    assert_eq!(c.dropped(DropReason::RelayInfoFromClient), 3);
+    assert_eq!(c.relay_info_logged, 1, "one line in the first minute");
+    // Another source MAC has its own minute.
+    let mut other = Message::new_request(MALLORY, 3, MessageType::Discover);
+    other.set_option(82, vec![1, 1, b'y']);
+    e.handle(
+        t(2),
+        Input::FromSubscriber {
+            port: 3,
+            vlan: 100,
+            inner_vlan: 0,
+            src_mac: MALLORY,
+            payload: &other.encode(),
+        },
+    );
+    assert_eq!(e.counters().relay_info_logged, 2);
+    // A minute after its last line, the first MAC is logged again.
+    e.handle(t(60), sub_in(&with82));
+    assert_eq!(e.counters().relay_info_logged, 3);
+    assert_eq!(e.counters().dropped(DropReason::RelayInfoFromClient), 5);
+    // Housekeeping forgets MACs that have been quiet for a minute.
+    e.handle(t(200), Input::Tick);
+    assert!(e.relay_info_log.is_empty());
+}
+
+#[test]
 fn revoke_removes_the_binding() {
     let mut e = bound();
     let out = e.handle(t(30), Input::Revoke { mac: ALICE });
