@@ -313,6 +313,9 @@ struct Pending {
     candidates: Vec<Ipv4Addr>,
     tried: usize,
     deadline: Instant,
+    /// A DHCPINFORM's own ciaddr and flags, cleared in what was relayed (see
+    /// [`Engine::relay_inform`]) and put back in the answer.
+    inform: Option<(Ipv4Addr, u16)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -622,8 +625,16 @@ impl<D: Directory> Engine<D> {
             }
             return Ok(());
         };
+        // A bound subscriber asking for configuration from its bound address logged on
+        // already: its INFORM needs no credential (clients that send INFORM, Windows' and
+        // dhcping's, do not carry the logon options). Status is still checked.
+        let bound_inform = kind == MessageType::Inform
+            && self
+                .bindings
+                .get(&mac)
+                .is_some_and(|b| !msg.ciaddr.is_unspecified() && b.binding.ipv4 == msg.ciaddr);
         if logon {
-            if let Some(reason) = self.check(&sub, presented.as_ref()) {
+            if let Some(reason) = self.check(&sub, presented.as_ref(), bound_inform) {
                 self.refuse(now, mac, Some(&sub.isp), reason, out);
                 return Ok(());
             }
@@ -693,6 +704,7 @@ impl<D: Directory> Engine<D> {
         if let (Some(id), Some(_)) = (rewrite_id, server_id) {
             msg.set_option(code::SERVER_ID, id.octets().to_vec());
         }
+        let inform = (kind == MessageType::Inform).then(|| Self::relay_inform(&mut msg));
         msg.giaddr = self.relay_address;
         msg.hops = msg.hops.saturating_add(1);
         let mut info = RelayAgentInfo::default()
@@ -739,21 +751,45 @@ impl<D: Directory> Engine<D> {
                 candidates,
                 tried,
                 deadline,
+                inform,
             },
         );
         self.send(target, relayed, out);
         Ok(())
     }
 
-    /// The registry checks of a logon; `None` when it may proceed.
+    /// Prepares a DHCPINFORM for the ISP's server so that its answer comes back through the
+    /// gateway; returns the client's ciaddr and flags, to be put back in the answer.
+    ///
+    /// RFC 2131 §4.3.5 has the server unicast the DHCPACK to ciaddr, and Kea does so even
+    /// when giaddr is set; from the ISP's network ciaddr need not lead back to the
+    /// subscriber (its traffic goes over the label path, not back through the relay
+    /// address), so the answer was lost. The gateway is the client's server here (its
+    /// server identifier stands in for the ISP's) and the ISP server's client: it asks with
+    /// ciaddr 0, so the server answers the relay at giaddr (§4.1, which Kea follows for an
+    /// INFORM without ciaddr), and it then answers the client itself as §4.3.5 requires of
+    /// a server: unicast to ciaddr (see [`Engine::emulate`]). The ISP still knows the
+    /// address: it leased it, and option 82 names the subscriber.
+    fn relay_inform(msg: &mut Message) -> (Ipv4Addr, u16) {
+        let client = (msg.ciaddr, msg.flags);
+        msg.ciaddr = Ipv4Addr::UNSPECIFIED;
+        client
+    }
+
+    /// The registry checks of a logon; `None` when it may proceed. `bound_inform`: a
+    /// DHCPINFORM from the subscriber's bound address, which needs no credential.
     fn check(
         &mut self,
         sub: &Subscriber,
         presented: Option<&credential::Credential>,
+        bound_inform: bool,
     ) -> Option<RefusalReason> {
         if sub.status == Status::Suspended {
             self.credentials.forget(sub.mac);
             return Some(RefusalReason::Suspended);
+        }
+        if bound_inform && presented.is_none() {
+            return None;
         }
         match presented {
             None if self.require_credential => Some(RefusalReason::MissingCredential),
@@ -838,6 +874,13 @@ impl<D: Directory> Engine<D> {
                     },
                 );
             }
+            MessageType::Ack if p.kind == MessageType::Inform => {
+                // Configuration only, no lease (RFC 2131 §3.4), whatever yiaddr says.
+                if let Some((ciaddr, flags)) = p.inform {
+                    msg.ciaddr = ciaddr;
+                    msg.flags = flags;
+                }
+            }
             MessageType::Ack if !msg.yiaddr.is_unspecified() => {
                 let lease = msg
                     .u32_option(code::LEASE_TIME)
@@ -872,7 +915,7 @@ impl<D: Directory> Engine<D> {
                 out.push(Output::Store(StoreWrite::UpsertBinding(b.clone())));
                 out.push(Output::Binding(BindingChange::Install(b)));
             }
-            MessageType::Ack => {} // DHCPINFORM answer: configuration only, no lease.
+            MessageType::Ack => {} // An ACK without an address: nothing to install.
             _ => {
                 let text = msg
                     .option(code::MESSAGE)

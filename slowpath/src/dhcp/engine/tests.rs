@@ -934,6 +934,66 @@ fn inform_is_answered_without_a_binding() {
 }
 
 #[test]
+fn inform_is_relayed_so_that_the_answer_comes_back_through_the_gateway() {
+    let mut e = engine();
+    let mut inf = client(MessageType::Inform, 15);
+    inf.flags = 0;
+    inf.ciaddr = Ipv4Addr::new(198, 18, 100, 77);
+    let (_, relayed) = to_server(&e.handle(t(0), sub_in(&from_alice(&inf))));
+    let m = Message::decode(&relayed).expect("decodes");
+    // ciaddr 0 and giaddr set: the server answers the relay (RFC 2131 §4.1), not ciaddr.
+    assert_eq!((m.ciaddr, m.giaddr), (Ipv4Addr::UNSPECIFIED, RELAY));
+    // Kea answers such an INFORM with the broadcast bit set; a server may even fill yiaddr.
+    let mut ack = Message::decode(&server_reply(&relayed, MessageType::Ack, S1)).expect("ack");
+    ack.flags = FLAG_BROADCAST;
+    let out = e.handle(t(0), srv_in(S1, &ack.encode()));
+    let [Output::ToSubscriber(r)] = &out[..] else {
+        panic!("want only the reply, no binding: {out:?}");
+    };
+    assert_eq!(
+        (r.dst_ip, r.dst_mac, r.broadcast),
+        (inf.ciaddr, ALICE, false),
+        "unicast to ciaddr, RFC 2131 §4.3.5"
+    );
+    let back = Message::decode(&r.payload).expect("reply decodes");
+    assert_eq!(
+        (back.ciaddr, back.flags),
+        (inf.ciaddr, 0),
+        "the client's own fields"
+    );
+    assert_eq!(e.bindings().count(), 0);
+}
+
+#[test]
+fn a_bound_subscribers_inform_needs_no_credential() {
+    let mut e = bound();
+    e.require_credential = true;
+    let mut inf = client(MessageType::Inform, 16);
+    inf.ciaddr = LEASED;
+    let out = e.handle(t(1), sub_in(&from_alice(&inf)));
+    assert!(matches!(&out[..], [Output::ToServer { .. }]), "{out:?}");
+    // From another address than the bound one it is a logon like any other.
+    inf.ciaddr = Ipv4Addr::new(198, 18, 100, 99);
+    inf.xid = 17;
+    let out = e.handle(t(2), sub_in(&from_alice(&inf)));
+    assert!(
+        matches!(&out[..], [Output::Store(StoreWrite::Refusal(r))] if r.reason == "no credential"),
+        "{out:?}"
+    );
+    // Suspended: refused though bound.
+    e.directory_mut()
+        .set_status(ALICE, Status::Suspended)
+        .expect("suspend");
+    inf.ciaddr = LEASED;
+    inf.xid = 18;
+    let out = e.handle(t(3), sub_in(&from_alice(&inf)));
+    assert!(
+        matches!(&out[..], [Output::Store(StoreWrite::Refusal(r))] if r.reason == "subscriber suspended"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn qinq_subscribers_keep_both_vlans() {
     let mut e = engine();
     let d = from_alice(&client(MessageType::Discover, 21));
