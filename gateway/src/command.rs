@@ -195,6 +195,15 @@ impl ControlAnswer {
     }
 }
 
+/// Whether `line`, if it is a command, reads back from that command's own line form: the
+/// property the fuzz target and the proptest check on any input.
+pub fn round_trips(line: &str) -> bool {
+    match line.parse::<ControlCommand>() {
+        Ok(c) => c.to_string().parse::<ControlCommand>().as_ref() == Ok(&c),
+        Err(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +263,19 @@ mod tests {
         let r = ControlAnswer::refused("no [radius] proxy runs here");
         assert_eq!(r.to_json()["error"], "no [radius] proxy runs here");
         assert_eq!(ControlAnswer::from_json(&cmd, r.to_json()).ok(), Some(r));
+    }
+
+    proptest::proptest! {
+        /// Any line: a command that round-trips, or a refusal; never a panic.
+        #[test]
+        fn any_line_parses_or_is_refused(
+            words in proptest::collection::vec(
+                proptest::string::string_regex("(stats|version|revoke|suspend|resume|[ -~]{0,20})")
+                    .expect("regex"),
+                0..4,
+            )
+        ) {
+            proptest::prop_assert!(round_trips(&words.join(" ")));
+        }
     }
 }

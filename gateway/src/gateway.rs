@@ -274,11 +274,9 @@ impl Forwarding {
         // The logon proxy first: the bindings it restores go into every table copy.
         let (dhcp, restored) = match &cfg.dhcp {
             Some(d) => {
-                let gateway_mac = node_ports
-                    .iter()
-                    .find(|p| p.role == PortRole::Access)
-                    .map_or(MacAddr::ZERO, |p| p.mac);
-                let (svc, fx) = crate::logon::start(cfg, d, gateway_mac)?;
+                // Each reply leaves from the MAC of its own access port (by port index).
+                let port_macs = node_ports.iter().map(|p| p.mac).collect();
+                let (svc, fx) = crate::logon::start(cfg, d, port_macs)?;
                 (Some(svc), fx)
             }
             None => Default::default(),

@@ -3,13 +3,13 @@
 //! store.
 
 use std::path::Path;
-use std::time::SystemTime;
 
 use ispmux_conf::dhcp::DhcpConfig;
 use ispmux_conf::Config;
 use ispmux_slowpath::dhcp::service::{Effects, LogonService};
 use ispmux_slowpath::dhcp::MacAddr;
 use ispmux_slowpath::registry::{Isp, Registry};
+use ispmux_slowpath::time::Now;
 
 use crate::error::{GatewayError, Step};
 
@@ -41,15 +41,16 @@ pub fn open_registry(cfg: &Config) -> Result<Registry, GatewayError> {
     Ok(reg)
 }
 
-/// Starts the logon proxy; its effects are the bindings restored from the store.
+/// Starts the logon proxy, its replies sent from `port_macs` (by port index); its effects
+/// are the bindings restored from the store.
 pub fn start(
     cfg: &Config,
     d: &DhcpConfig,
-    gateway_mac: MacAddr,
+    port_macs: Vec<MacAddr>,
 ) -> Result<(LogonService, Effects), GatewayError> {
     drop(open_registry(cfg)?);
     let path = Path::new(&cfg.store.path);
-    let (svc, restored) = LogonService::start_with_writer(d, path, gateway_mac, SystemTime::now())
+    let (svc, restored) = LogonService::start_with_writer(d, path, port_macs, Now::system())
         .step(|| format!("starting the DHCP logon proxy on {}:67", d.relay_address))?;
     tracing::info!(relay = %d.relay_address, server_id = %d.server_identifier, restored = restored.bindings.len(), "DHCP logon proxy up");
     Ok((svc, restored))

@@ -13,13 +13,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ispmux_dataplane::table::updates::UpdateSender;
 use ispmux_dataplane::table::IspId;
 use ispmux_slowpath::dhcp::service::{Effects, Inject, LogonService};
 use ispmux_slowpath::dhcp::{BindingChange, MacAddr};
 use ispmux_slowpath::punt::{self, ArpResponder, Punted};
+use ispmux_slowpath::time::Now;
 use ispmux_sys::{Burst, Mempool, Ring};
 use serde::{Deserialize, Serialize};
 
@@ -218,7 +219,7 @@ impl Running {
     fn run(mut self, stop: &AtomicBool, mut st: SlowPathStats) {
         let mut b = Burst::new();
         while !stop.load(Ordering::Relaxed) {
-            let now = SystemTime::now();
+            let now = Now::system();
             let n = self.sp.punt.dequeue_burst(&mut b, PUNT_BURST);
             let mut arp_replies = Vec::new();
             for m in b.drain() {
@@ -261,7 +262,7 @@ impl Running {
                 if let Err(e) = svc.poll_isp(now) {
                     tracing::warn!(error = %e, "dhcp: ISP-side socket");
                 }
-                if svc.next_deadline().is_some_and(|d| d <= now) {
+                if svc.next_deadline().is_some_and(|d| d <= now.mono) {
                     svc.tick(now);
                 }
                 let fx = svc.flush();

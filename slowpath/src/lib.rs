@@ -6,4 +6,5 @@ pub mod punt;
 pub mod radius;
 pub mod registry;
 pub mod store;
+pub mod time;
 pub mod udp_batch;

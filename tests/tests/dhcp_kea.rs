@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use ispmux_conf::dhcp::{DhcpConfig, IspDhcpConfig, RateLimitConfig};
 use ispmux_slowpath::dhcp::codec::{code, FLAG_BROADCAST};
@@ -26,6 +26,7 @@ use ispmux_slowpath::dhcp::{
     BindingChange, Engine, Input, MacAddr, Message, MessageType, Output, Reply,
 };
 use ispmux_slowpath::registry::{Isp, NewSubscriber, PasswordCost, Registry, Status};
+use ispmux_slowpath::time::Now;
 
 const RELAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const KEA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -278,7 +279,7 @@ impl Gw {
     fn subscriber_sends(&mut self, mac: MacAddr, m: &Message) {
         let payload = m.encode();
         let out = self.engine.handle(
-            SystemTime::now(),
+            Now::system(),
             Input::FromSubscriber {
                 port: PORT,
                 vlan: VLAN,
@@ -306,7 +307,7 @@ impl Gw {
         while let Some((src, p)) = self.sock.recv().expect("recv") {
             let payload = p.to_vec();
             let out = self.engine.handle(
-                SystemTime::now(),
+                Now::system(),
                 Input::FromServer {
                     src,
                     payload: &payload,
@@ -314,8 +315,8 @@ impl Gw {
             );
             self.apply(out);
         }
-        let now = SystemTime::now();
-        if self.engine.next_deadline().is_some_and(|d| d <= now) {
+        let now = Now::system();
+        if self.engine.next_deadline().is_some_and(|d| d <= now.mono) {
             let out = self.engine.handle(now, Input::Tick);
             self.apply(out);
         }
@@ -531,10 +532,103 @@ fn inject(tx: &mut Box<dyn DataLinkSender>, fx: Effects) -> Vec<BindingChange> {
     fx.bindings
 }
 
+/// The gateway's side of the access link: the service and an AF_PACKET channel on `acc0`.
+struct AccessGw {
+    svc: LogonService,
+    tx: Box<dyn DataLinkSender>,
+    rx: Box<dyn pnet_datalink::DataLinkReceiver>,
+    changes: Vec<BindingChange>,
+}
+
+impl AccessGw {
+    fn start() -> AccessGw {
+        let iface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == "acc0")
+            .expect("acc0 in the gateway namespace");
+        let config = pnet_datalink::Config {
+            read_timeout: Some(Duration::from_millis(5)),
+            ..Default::default()
+        };
+        let Ok(Channel::Ethernet(mut tx, rx)) = pnet_datalink::channel(&iface, config) else {
+            panic!("AF_PACKET channel on acc0");
+        };
+        let mut reg = Registry::open_in_memory()
+            .expect("registry")
+            .with_password_cost(PasswordCost::TEST);
+        reg.upsert_isp(&Isp {
+            name: "isp-a".into(),
+            label: Some(1001),
+            dhcp_servers: vec![KEA],
+        })
+        .expect("isp");
+        reg.add_subscriber(&NewSubscriber {
+            mac: ALICE,
+            isp: "isp-a".into(),
+            customer_id: "C1001".into(),
+            password: Some("s3cret".into()),
+            status: Status::Active,
+        })
+        .expect("subscriber");
+        let (svc, fx) = LogonService::start(
+            &client_cfg(),
+            reg,
+            vec![GW_MAC; usize::from(PORT) + 1],
+            Now::system(),
+        )
+        .expect("start");
+        let changes = inject(&mut tx, fx);
+        AccessGw {
+            svc,
+            tx,
+            rx,
+            changes,
+        }
+    }
+
+    /// Runs the gateway until `client` exits (or `limit`); returns its exit status.
+    fn serve(
+        &mut self,
+        mut client: Child,
+        limit: Duration,
+        stop_on_install: bool,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(st)) = client.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > deadline
+                || (stop_on_install
+                    && self
+                        .changes
+                        .iter()
+                        .any(|c| matches!(c, BindingChange::Install(_))))
+            {
+                client.kill().ok();
+                client.wait().ok();
+                return None;
+            }
+            if let Ok(frame) = self.rx.next() {
+                let frame = frame.to_vec();
+                self.svc.punt(Now::system(), PORT, &frame);
+            }
+            self.svc.poll_isp(Now::system()).expect("isp socket");
+            let now = Now::system();
+            if self.svc.next_deadline().is_some_and(|d| d <= now.mono) {
+                self.svc.tick(now);
+            }
+            let fx = self.svc.flush();
+            let more = inject(&mut self.tx, fx);
+            self.changes.extend(more);
+        }
+    }
+}
+
 /// Runs the gateway until `client` exits (or `limit`), returns its exit status, the binding
 /// changes seen, and the service.
 fn serve_client(
-    mut client: Child,
+    client: Child,
     limit: Duration,
     stop_on_install: bool,
 ) -> (
@@ -542,65 +636,9 @@ fn serve_client(
     Vec<BindingChange>,
     LogonService,
 ) {
-    let iface = pnet_datalink::interfaces()
-        .into_iter()
-        .find(|i| i.name == "acc0")
-        .expect("acc0 in the gateway namespace");
-    let config = pnet_datalink::Config {
-        read_timeout: Some(Duration::from_millis(5)),
-        ..Default::default()
-    };
-    let Ok(Channel::Ethernet(mut tx, mut rx)) = pnet_datalink::channel(&iface, config) else {
-        panic!("AF_PACKET channel on acc0");
-    };
-    let mut reg = Registry::open_in_memory()
-        .expect("registry")
-        .with_password_cost(PasswordCost::TEST);
-    reg.upsert_isp(&Isp {
-        name: "isp-a".into(),
-        label: Some(1001),
-        dhcp_servers: vec![KEA],
-    })
-    .expect("isp");
-    reg.add_subscriber(&NewSubscriber {
-        mac: ALICE,
-        isp: "isp-a".into(),
-        customer_id: "C1001".into(),
-        password: Some("s3cret".into()),
-        status: Status::Active,
-    })
-    .expect("subscriber");
-    let (mut svc, fx) =
-        LogonService::start(&client_cfg(), reg, GW_MAC, SystemTime::now()).expect("start");
-    let mut changes = inject(&mut tx, fx);
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Ok(Some(st)) = client.try_wait() {
-            break Some(st);
-        }
-        if Instant::now() > deadline
-            || (stop_on_install
-                && changes
-                    .iter()
-                    .any(|c| matches!(c, BindingChange::Install(_))))
-        {
-            client.kill().ok();
-            client.wait().ok();
-            break None;
-        }
-        if let Ok(frame) = rx.next() {
-            let frame = frame.to_vec();
-            svc.punt(SystemTime::now(), PORT, &frame);
-        }
-        svc.poll_isp(SystemTime::now()).expect("isp socket");
-        let now = SystemTime::now();
-        if svc.next_deadline().is_some_and(|d| d <= now) {
-            svc.tick(now);
-        }
-        let fx = svc.flush();
-        changes.extend(inject(&mut tx, fx));
-    };
-    (status, changes, svc)
+    let mut gw = AccessGw::start();
+    let status = gw.serve(client, limit, stop_on_install);
+    (status, gw.changes, gw.svc)
 }
 
 /// udhcpc through the shipped logon script.
@@ -707,4 +745,51 @@ fn dhclient_with_the_shipped_logon_script_logs_on() {
     let (_, changes, mut svc) = serve_client(client, Duration::from_secs(15), true);
     assert_eq!(installed(&changes), vec![RESERVED_UNTAGGED]);
     assert!(svc.registry().refusals(10).expect("refusals").is_empty());
+}
+
+/// RFC 2131 §4.3.5: a client that has an address asks for configuration only with
+/// DHCPINFORM, ciaddr set, and the server unicasts its DHCPACK to ciaddr. Kea does so even
+/// for a relayed INFORM, and from the ISP's network ciaddr does not lead back to the
+/// subscriber (here: no route at all). The gateway must still get the subscriber its
+/// answer. The client is dhcping's INFORM mode (Debian `dhcping`), after a real logon by
+/// udhcpc.
+#[test]
+fn inform_from_a_bound_client_is_answered_through_the_gateway() {
+    let mut net = Net::new();
+    let sub = net.add_subscriber();
+    net.start_kea();
+    net.enter_gw();
+    let mut gw = AccessGw::start();
+    let logon = gw.serve(udhcpc(&sub, "s3cret"), Duration::from_secs(10), false);
+    assert!(logon.is_some_and(|s| s.success()), "udhcpc: {logon:?}");
+    assert_eq!(installed(&gw.changes), vec![RESERVED_UNTAGGED]);
+    // What udhcpc's script would do with the lease (the test's script does nothing), and
+    // the gateway's address on the link (the ARP responder answers for it in `ispmux run`).
+    let addr = format!("{RESERVED_UNTAGGED}/24");
+    sh(&["ip", "-n", &sub, "addr", "add", &addr, "dev", "sub0"]);
+    let gw_id = GW_ID.to_string();
+    sh(&["ip", "-n", &sub, "route", "add", &gw_id, "dev", "sub0"]);
+    let gw_mac = GW_MAC.to_string();
+    sh(&[
+        "ip", "-n", &sub, "neigh", "replace", &gw_id, "lladdr", &gw_mac, "dev", "sub0",
+    ]);
+    let relayed_before = gw.svc.engine().counters().relayed;
+    let inform = Command::new("ip")
+        .args(["netns", "exec", &sub, "dhcping", "-i", "-t", "3"])
+        .args(["-c", &RESERVED_UNTAGGED.to_string(), "-s", &gw_id])
+        .args(["-h", &ALICE.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dhcping (apt-get install dhcping)");
+    let status = gw.serve(inform, Duration::from_secs(6), false);
+    assert!(
+        gw.svc.engine().counters().relayed > relayed_before,
+        "the INFORM reached Kea"
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "dhcping got Kea's answer through the gateway: {status:?}"
+    );
+    assert!(gw.svc.registry().refusals(10).expect("refusals").is_empty());
 }

@@ -18,7 +18,7 @@ pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, MacAddr};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use mpls::{MplsPacket, MplsRepr};
 pub use udp::{UdpPacket, UdpRepr};
-pub use vlan::{VlanPacket, VlanRepr};
+pub use vlan::{skip_tags, Tags, VlanPacket, VlanRepr};
 
 /// Why a header could not be viewed or parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! The view starts after the TPID, i.e. at the Ethernet payload of a frame whose EtherType is
 //! 0x8100 or 0x88a8: tag control information (PCP, DEI, VID) then the inner EtherType.
 
-use super::{get_u16, put_u16, EtherType, Result, WireError};
+use super::{get_u16, put_u16, EtherType, EthernetFrame, Result, WireError};
 
 /// A view of a VLAN tag and what follows it.
 #[derive(Debug, Clone)]
@@ -123,6 +123,59 @@ impl VlanRepr {
     }
 }
 
+/// What [`skip_tags`] found in front of a frame's payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tags {
+    /// Outer (or only) VLAN id; 0 when untagged (or priority-tagged only).
+    pub outer_vid: u16,
+    /// Inner VLAN id of QinQ; 0 with at most one tag.
+    pub inner_vid: u16,
+    /// Tags read, 0 to [`MAX_TAGS`].
+    pub count: u8,
+    /// EtherType after the tags.
+    pub ethertype: EtherType,
+    /// Where the payload after the tags starts, from the start of the frame.
+    pub payload_offset: usize,
+}
+
+/// Tags a frame may carry: an 802.1ad S-tag over an 802.1Q C-tag (QinQ), as access
+/// networks stack them.
+pub const MAX_TAGS: u8 = 2;
+
+/// Reads an Ethernet header and up to [`MAX_TAGS`] VLAN tags of either TPID (0x8100 or
+/// 0x88a8 in either position: older switches stack 0x8100 twice), as the fast path's
+/// classifier does. `Truncated` when the frame ends inside them; `Malformed` for a third
+/// tag or the reserved VID 4095, which the classifier drops too, so the slow path never
+/// accepts a frame the fast path would not.
+pub fn skip_tags(frame: &[u8]) -> Result<Tags> {
+    let eth = EthernetFrame::new_checked(frame)?;
+    let mut t = Tags {
+        outer_vid: 0,
+        inner_vid: 0,
+        count: 0,
+        ethertype: eth.ethertype(),
+        payload_offset: EthernetFrame::<&[u8]>::HEADER_LEN,
+    };
+    while t.ethertype.is_vlan() {
+        if t.count == MAX_TAGS {
+            return Err(WireError::Malformed);
+        }
+        let tag = VlanPacket::new_checked(frame.get(t.payload_offset..).unwrap_or_default())?;
+        if tag.vid() > VID_MAX {
+            return Err(WireError::Malformed);
+        }
+        if t.count == 0 {
+            t.outer_vid = tag.vid();
+        } else {
+            t.inner_vid = tag.vid();
+        }
+        t.ethertype = tag.ethertype();
+        t.payload_offset += VlanPacket::<&[u8]>::HEADER_LEN;
+        t.count += 1;
+    }
+    Ok(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +224,50 @@ mod tests {
             VlanPacket::new_checked(&[0u8; 3][..]).err(),
             Some(WireError::Truncated)
         );
+    }
+
+    #[test]
+    fn skip_tags_known_answers() {
+        // The QinQ head above, then untagged and single-tagged heads of the same frame.
+        let qinq = hex(QINQ);
+        assert_eq!(
+            skip_tags(&qinq),
+            Ok(Tags {
+                outer_vid: 100,
+                inner_vid: 200,
+                count: 2,
+                ethertype: EtherType::IPV4,
+                payload_offset: 22
+            })
+        );
+        let untagged = hex("001122334455 66778899aabb 0806");
+        assert_eq!(
+            skip_tags(&untagged),
+            Ok(Tags {
+                outer_vid: 0,
+                inner_vid: 0,
+                count: 0,
+                ethertype: EtherType::ARP,
+                payload_offset: 14
+            })
+        );
+        // 802.1Q twice, as older switches stack it.
+        let q_in_q = hex("001122334455 66778899aabb 8100 0007 8100 0fa0 0800 45");
+        let t = skip_tags(&q_in_q).expect("parses");
+        assert_eq!((t.outer_vid, t.inner_vid, t.payload_offset), (7, 4000, 22));
+        assert_eq!(q_in_q[t.payload_offset], 0x45);
+    }
+
+    #[test]
+    fn skip_tags_rejects_what_the_classifier_drops() {
+        let three = hex("001122334455 66778899aabb 88a8 0001 8100 0002 8100 0003 0800");
+        assert_eq!(skip_tags(&three), Err(WireError::Malformed));
+        let reserved = hex("001122334455 66778899aabb 8100 0fff 0800");
+        assert_eq!(skip_tags(&reserved), Err(WireError::Malformed));
+        let b = hex(QINQ);
+        for len in 0..b.len() {
+            assert_eq!(skip_tags(&b[..len]), Err(WireError::Truncated), "{len}");
+        }
     }
 
     proptest! {

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use ispmux_conf::dhcp::DhcpConfig;
 
@@ -22,6 +22,7 @@ use super::relay_info::{self, RelayAgentInfo};
 use super::timers::{Timer, Timers};
 use super::{credential, MacAddr};
 use crate::registry::{Binding, Refusal, Registry, RegistryError, Status, Subscriber};
+use crate::time::Now;
 
 /// The DHCP server port (RFC 2131 §4.1); relays and servers both use it.
 pub const SERVER_PORT: u16 = 67;
@@ -40,6 +41,10 @@ const REFUSAL_BURST: u32 = 1000;
 const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
 /// How often remembered offers and rate-limit buckets are pruned (each a full scan).
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// Option 82 or giaddr from an untrusted client is logged once per source MAC this often.
+const RELAY_INFO_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Source MACs whose last such log line is remembered; beyond, new ones are only counted.
+const RELAY_INFO_LOG_KEYS: usize = 65_536;
 
 /// Where subscribers are looked up.
 pub trait Directory {
@@ -262,6 +267,9 @@ pub struct Counters {
     pub refusals: u64,
     /// Refusals over the logging budget: counted, not written to the store or the log.
     pub refusals_unlogged: u64,
+    /// Option 82 or giaddr from an untrusted client logged (at most once per source MAC a
+    /// minute; every such message is counted in `drops`).
+    pub relay_info_logged: u64,
     /// Passwords checked by a full Argon2 verification.
     pub credential_verifications: u64,
     /// Passwords accepted from the credential cache (the same credential verified before).
@@ -304,14 +312,25 @@ struct Pending {
     relayed: Vec<u8>,
     candidates: Vec<Ipv4Addr>,
     tried: usize,
-    deadline: SystemTime,
+    deadline: Instant,
+    /// A DHCPINFORM's own ciaddr and flags, cleared in what was relayed (see
+    /// [`Engine::relay_inform`]) and put back in the answer.
+    inform: Option<(Ipv4Addr, u16)>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Offer {
     server: Ipv4Addr,
     server_id: Ipv4Addr,
-    at: SystemTime,
+    at: Instant,
+}
+
+/// A binding in force and when its lease ends on the monotonic clock (its `expires`, on the
+/// wall clock, is what the store records).
+#[derive(Debug, Clone)]
+struct Bound {
+    binding: Binding,
+    until: Instant,
 }
 
 /// The logon engine.
@@ -325,13 +344,15 @@ pub struct Engine<D> {
     dir: D,
     pending: HashMap<(MacAddr, u32), Pending>,
     offers: HashMap<MacAddr, Offer>,
-    bindings: HashMap<MacAddr, Binding>,
+    bindings: HashMap<MacAddr, Bound>,
     limiter: RateLimiter<MacAddr>,
     refusal_budget: RateLimiter<()>,
+    /// Who was last logged for option 82 or giaddr from an untrusted client, and when.
+    relay_info_log: RateLimiter<MacAddr>,
     /// Transaction timeouts and lease ends.
     timers: Timers,
     /// When offers and rate-limit buckets are next pruned.
-    housekeeping: Option<SystemTime>,
+    housekeeping: Option<Instant>,
     /// Credentials that verified, so the same one again skips Argon2.
     credentials: CredentialCache,
     counters: Counters,
@@ -371,6 +392,11 @@ impl<D: Directory> Engine<D> {
                 cfg.rate_limit.max_tracked,
             ),
             refusal_budget: RateLimiter::new(REFUSALS_PER_SECOND, REFUSAL_BURST, 1),
+            relay_info_log: RateLimiter::new(
+                1.0 / RELAY_INFO_LOG_EVERY.as_secs_f64(),
+                1,
+                RELAY_INFO_LOG_KEYS,
+            ),
             timers: Timers::default(),
             housekeeping: None,
             credentials: CredentialCache::new(credential_cache::DEFAULT_CAPACITY),
@@ -390,12 +416,12 @@ impl<D: Directory> Engine<D> {
 
     /// Bindings in force.
     pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
-        self.bindings.values()
+        self.bindings.values().map(|b| &b.binding)
     }
 
     /// When the engine next needs a [`Input::Tick`], if anything is waiting.
     /// May be early (a deadline since moved): the tick then finds nothing due.
-    pub fn next_deadline(&self) -> Option<SystemTime> {
+    pub fn next_deadline(&self) -> Option<Instant> {
         match (self.timers.next(), self.housekeeping) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -403,9 +429,9 @@ impl<D: Directory> Engine<D> {
     }
 
     /// A binding in force from now on (new, renewed or restored), with its expiry timer.
-    fn keep_binding(&mut self, b: Binding) {
-        self.timers.push(b.expires, Timer::Lease(b.mac));
-        self.bindings.insert(b.mac, b);
+    fn keep_binding(&mut self, binding: Binding, until: Instant) {
+        self.timers.push(until, Timer::Lease(binding.mac));
+        self.bindings.insert(binding.mac, Bound { binding, until });
     }
 
     /// A transaction waiting for its server, with its timeout (pushed only when the
@@ -418,18 +444,25 @@ impl<D: Directory> Engine<D> {
     }
 
     /// Offers and rate-limit buckets need pruning from `now` on.
-    fn schedule_housekeeping(&mut self, now: SystemTime) {
+    fn schedule_housekeeping(&mut self, now: Now) {
         if self.housekeeping.is_none() {
-            self.housekeeping = Some(now + HOUSEKEEPING);
+            self.housekeeping = Some(now.mono + HOUSEKEEPING);
         }
     }
 
     /// Reinstalls bindings read from the store at start; expired ones are deleted instead.
-    pub fn restore(&mut self, now: SystemTime, bindings: Vec<Binding>) -> Vec<Output> {
+    /// The time left of each lease is read on the wall clock (all the store has) and its end
+    /// then kept on the monotonic one.
+    pub fn restore(&mut self, now: Now, bindings: Vec<Binding>) -> Vec<Output> {
         let mut out = Vec::new();
+        let wall = now.wall();
         for b in bindings {
-            if b.expires > now {
-                self.keep_binding(b.clone());
+            if let Some(left) = b.expires.duration_since(wall).ok().filter(|d| !d.is_zero()) {
+                let until = now
+                    .mono
+                    .checked_add(left)
+                    .unwrap_or(now.mono + DEFAULT_LEASE);
+                self.keep_binding(b.clone(), until);
                 self.counters.installs += 1;
                 out.push(Output::Binding(BindingChange::Install(b)));
             } else {
@@ -440,14 +473,14 @@ impl<D: Directory> Engine<D> {
     }
 
     /// Handles one input.
-    pub fn handle(&mut self, now: SystemTime, input: Input<'_>) -> Vec<Output> {
+    pub fn handle(&mut self, now: Now, input: Input<'_>) -> Vec<Output> {
         let mut out = Vec::new();
         self.handle_into(now, input, &mut out);
         out
     }
 
     /// Handles one input, appending its outputs to `out` (no vector per message).
-    pub fn handle_into(&mut self, now: SystemTime, input: Input<'_>, out: &mut Vec<Output>) {
+    pub fn handle_into(&mut self, now: Now, input: Input<'_>, out: &mut Vec<Output>) {
         let r = match input {
             Input::FromSubscriber {
                 port,
@@ -484,7 +517,7 @@ impl<D: Directory> Engine<D> {
 
     fn refuse(
         &mut self,
-        now: SystemTime,
+        now: Now,
         mac: MacAddr,
         isp: Option<&str>,
         reason: RefusalReason,
@@ -493,21 +526,40 @@ impl<D: Directory> Engine<D> {
         self.counters.refusals += 1;
         // A flood from ever-new MACs passes the per-MAC limit; it must not turn into a
         // flood of store writes and log lines. Past this budget refusals are only counted.
-        if !self.refusal_budget.allow(&(), now) {
+        if !self.refusal_budget.allow(&(), now.mono) {
             self.counters.refusals_unlogged += 1;
             return;
         }
         tracing::warn!(%mac, isp = isp.unwrap_or("-"), %reason, "dhcp: logon refused");
         out.push(Output::Store(StoreWrite::Refusal(Refusal {
-            at: now,
+            at: now.wall(),
             mac,
             isp: isp.map(str::to_owned),
             reason: reason.to_string(),
         })));
     }
 
+    /// A client on an untrusted port sent option 82 or giaddr (RFC 3046 §2.1: a forgery, or
+    /// a relay on a port not configured as trusted). Dropped and counted; logged once per
+    /// source MAC a minute, so the operator sees a misconfigured relay without a flood of
+    /// lines from a forger.
+    fn relay_info_from_client(
+        &mut self,
+        now: Now,
+        port: u16,
+        src_mac: MacAddr,
+        giaddr: Ipv4Addr,
+    ) -> DropReason {
+        self.schedule_housekeeping(now);
+        if self.relay_info_log.allow(&src_mac, now.mono) {
+            self.counters.relay_info_logged += 1;
+            tracing::warn!(%src_mac, port, %giaddr, "dhcp: option 82 or giaddr from an untrusted client dropped (is the port a trusted relay port?)");
+        }
+        DropReason::RelayInfoFromClient
+    }
+
     fn unbind(&mut self, mac: MacAddr, out: &mut Vec<Output>) {
-        if let Some(b) = self.bindings.remove(&mac) {
+        if let Some(Bound { binding: b, .. }) = self.bindings.remove(&mac) {
             self.counters.removals += 1;
             out.push(Output::Store(StoreWrite::RemoveBinding(mac)));
             out.push(Output::Binding(BindingChange::Remove(b)));
@@ -516,7 +568,7 @@ impl<D: Directory> Engine<D> {
 
     fn on_subscriber(
         &mut self,
-        now: SystemTime,
+        now: Now,
         (port, vlan, inner_vlan): (u16, u16, u16),
         src_mac: MacAddr,
         payload: &[u8],
@@ -535,7 +587,7 @@ impl<D: Directory> Engine<D> {
                 return Err(DropReason::ChaddrMismatch);
             }
             if msg.option(code::RELAY_AGENT_INFO).is_some() {
-                return Err(DropReason::RelayInfoFromClient);
+                return Err(self.relay_info_from_client(now, port, src_mac, msg.giaddr));
             }
             None
         } else if self.trusted_relay_ports.contains(&port) {
@@ -545,13 +597,13 @@ impl<D: Directory> Engine<D> {
                 relay_info: msg.remove_option(code::RELAY_AGENT_INFO),
             })
         } else {
-            return Err(DropReason::RelayInfoFromClient);
+            return Err(self.relay_info_from_client(now, port, src_mac, msg.giaddr));
         };
         if msg.hops >= MAX_HOPS {
             return Err(DropReason::TooManyHops);
         }
         self.schedule_housekeeping(now);
-        if !self.limiter.allow(&mac, now) {
+        if !self.limiter.allow(&mac, now.mono) {
             return Err(DropReason::RateLimited);
         }
         let kind = msg.message_type().ok_or(DropReason::NoMessageType)?;
@@ -573,8 +625,16 @@ impl<D: Directory> Engine<D> {
             }
             return Ok(());
         };
+        // A bound subscriber asking for configuration from its bound address logged on
+        // already: its INFORM needs no credential (clients that send INFORM, Windows' and
+        // dhcping's, do not carry the logon options). Status is still checked.
+        let bound_inform = kind == MessageType::Inform
+            && self
+                .bindings
+                .get(&mac)
+                .is_some_and(|b| !msg.ciaddr.is_unspecified() && b.binding.ipv4 == msg.ciaddr);
         if logon {
-            if let Some(reason) = self.check(&sub, presented.as_ref()) {
+            if let Some(reason) = self.check(&sub, presented.as_ref(), bound_inform) {
                 self.refuse(now, mac, Some(&sub.isp), reason, out);
                 return Ok(());
             }
@@ -600,7 +660,7 @@ impl<D: Directory> Engine<D> {
             .copied()
             .collect();
         let server_id = msg.ipv4_option(code::SERVER_ID);
-        let binding = self.bindings.get(&mac).cloned();
+        let binding = self.bindings.get(&mac).map(|b| b.binding.clone());
         // Which server(s) this message is for, and the server identifier it must carry.
         let (candidates, rewrite_id) = match kind {
             MessageType::Discover | MessageType::Inform => (rotated, None),
@@ -615,7 +675,7 @@ impl<D: Directory> Engine<D> {
                         binding.as_ref().map(|b| Offer {
                             server: b.server,
                             server_id: b.server,
-                            at: now,
+                            at: now.mono,
                         })
                     })
                     .ok_or(DropReason::NoBinding)?;
@@ -644,6 +704,7 @@ impl<D: Directory> Engine<D> {
         if let (Some(id), Some(_)) = (rewrite_id, server_id) {
             msg.set_option(code::SERVER_ID, id.octets().to_vec());
         }
+        let inform = (kind == MessageType::Inform).then(|| Self::relay_inform(&mut msg));
         msg.giaddr = self.relay_address;
         msg.hops = msg.hops.saturating_add(1);
         let mut info = RelayAgentInfo::default()
@@ -671,7 +732,7 @@ impl<D: Directory> Engine<D> {
             // deadline, or a client retransmitting faster than the timeout would pin the
             // transaction to a dead server forever.
             Some(p) if p.candidates == candidates => (p.tried, p.deadline),
-            _ => (0, now + self.timeout),
+            _ => (0, now.mono + self.timeout),
         };
         if !self.pending.contains_key(&key) && self.pending.len() >= MAX_PENDING {
             return Err(DropReason::Overloaded);
@@ -690,21 +751,45 @@ impl<D: Directory> Engine<D> {
                 candidates,
                 tried,
                 deadline,
+                inform,
             },
         );
         self.send(target, relayed, out);
         Ok(())
     }
 
-    /// The registry checks of a logon; `None` when it may proceed.
+    /// Prepares a DHCPINFORM for the ISP's server so that its answer comes back through the
+    /// gateway; returns the client's ciaddr and flags, to be put back in the answer.
+    ///
+    /// RFC 2131 §4.3.5 has the server unicast the DHCPACK to ciaddr, and Kea does so even
+    /// when giaddr is set; from the ISP's network ciaddr need not lead back to the
+    /// subscriber (its traffic goes over the label path, not back through the relay
+    /// address), so the answer was lost. The gateway is the client's server here (its
+    /// server identifier stands in for the ISP's) and the ISP server's client: it asks with
+    /// ciaddr 0, so the server answers the relay at giaddr (§4.1, which Kea follows for an
+    /// INFORM without ciaddr), and it then answers the client itself as §4.3.5 requires of
+    /// a server: unicast to ciaddr (see [`Engine::emulate`]). The ISP still knows the
+    /// address: it leased it, and option 82 names the subscriber.
+    fn relay_inform(msg: &mut Message) -> (Ipv4Addr, u16) {
+        let client = (msg.ciaddr, msg.flags);
+        msg.ciaddr = Ipv4Addr::UNSPECIFIED;
+        client
+    }
+
+    /// The registry checks of a logon; `None` when it may proceed. `bound_inform`: a
+    /// DHCPINFORM from the subscriber's bound address, which needs no credential.
     fn check(
         &mut self,
         sub: &Subscriber,
         presented: Option<&credential::Credential>,
+        bound_inform: bool,
     ) -> Option<RefusalReason> {
         if sub.status == Status::Suspended {
             self.credentials.forget(sub.mac);
             return Some(RefusalReason::Suspended);
+        }
+        if bound_inform && presented.is_none() {
+            return None;
         }
         match presented {
             None if self.require_credential => Some(RefusalReason::MissingCredential),
@@ -732,7 +817,7 @@ impl<D: Directory> Engine<D> {
 
     fn on_server(
         &mut self,
-        now: SystemTime,
+        now: Now,
         src: SocketAddrV4,
         payload: &[u8],
         out: &mut Vec<Output>,
@@ -785,9 +870,16 @@ impl<D: Directory> Engine<D> {
                     Offer {
                         server,
                         server_id: isp_server_id,
-                        at: now,
+                        at: now.mono,
                     },
                 );
+            }
+            MessageType::Ack if p.kind == MessageType::Inform => {
+                // Configuration only, no lease (RFC 2131 §3.4), whatever yiaddr says.
+                if let Some((ciaddr, flags)) = p.inform {
+                    msg.ciaddr = ciaddr;
+                    msg.flags = flags;
+                }
             }
             MessageType::Ack if !msg.yiaddr.is_unspecified() => {
                 let lease = msg
@@ -798,25 +890,32 @@ impl<D: Directory> Engine<D> {
                     mac,
                     isp: p.isp.clone(),
                     ipv4: msg.yiaddr,
-                    expires: now.checked_add(lease).unwrap_or(now + DEFAULT_LEASE),
+                    expires: now
+                        .wall()
+                        .checked_add(lease)
+                        .unwrap_or(now.wall() + DEFAULT_LEASE),
                     server,
                     port: p.port,
                     vlan: p.vlan,
                     inner_vlan: p.inner_vlan,
                 };
-                if let Some(old) = self.bindings.get(&mac) {
+                if let Some(Bound { binding: old, .. }) = self.bindings.get(&mac) {
                     if (old.ipv4, old.port, old.vlan, &old.isp) != (b.ipv4, b.port, b.vlan, &b.isp)
                     {
                         self.unbind(mac, out);
                     }
                 }
                 self.offers.remove(&mac);
-                self.keep_binding(b.clone());
+                let until = now
+                    .mono
+                    .checked_add(lease)
+                    .unwrap_or(now.mono + DEFAULT_LEASE);
+                self.keep_binding(b.clone(), until);
                 self.counters.installs += 1;
                 out.push(Output::Store(StoreWrite::UpsertBinding(b.clone())));
                 out.push(Output::Binding(BindingChange::Install(b)));
             }
-            MessageType::Ack => {} // DHCPINFORM answer: configuration only, no lease.
+            MessageType::Ack => {} // An ACK without an address: nothing to install.
             _ => {
                 let text = msg
                     .option(code::MESSAGE)
@@ -880,13 +979,13 @@ impl<D: Directory> Engine<D> {
         }
     }
 
-    fn tick(&mut self, now: SystemTime, out: &mut Vec<Output>) {
-        while let Some((at, timer)) = self.timers.pop_due(now) {
+    fn tick(&mut self, now: Now, out: &mut Vec<Output>) {
+        while let Some((at, timer)) = self.timers.pop_due(now.mono) {
             match timer {
                 Timer::Transaction(mac, xid) => self.transaction_timeout(now, at, (mac, xid), out),
                 Timer::Lease(mac) => {
                     // Stale if the lease was renewed (or ended) since this entry was pushed.
-                    if self.bindings.get(&mac).is_some_and(|b| b.expires == at) {
+                    if self.bindings.get(&mac).is_some_and(|b| b.until == at) {
                         tracing::info!(%mac, "dhcp: lease expired");
                         self.unbind(mac, out);
                     }
@@ -904,16 +1003,20 @@ impl<D: Directory> Engine<D> {
             let leases = self
                 .bindings
                 .values()
-                .map(|b| (b.expires, Timer::Lease(b.mac)));
+                .map(|b| (b.until, Timer::Lease(b.binding.mac)));
             let all: Vec<_> = live.chain(leases).collect();
             self.timers.rebuild(all);
         }
-        if self.housekeeping.is_some_and(|h| h <= now) {
+        if self.housekeeping.is_some_and(|h| h <= now.mono) {
             self.offers
-                .retain(|_, o| now.duration_since(o.at).unwrap_or(Duration::ZERO) < OFFER_MEMORY);
-            self.limiter.prune(now);
+                .retain(|_, o| now.mono.saturating_duration_since(o.at) < OFFER_MEMORY);
+            self.limiter.prune(now.mono);
+            self.relay_info_log.prune(now.mono);
             self.housekeeping = None;
-            if !self.offers.is_empty() || !self.limiter.is_empty() {
+            if !self.offers.is_empty()
+                || !self.limiter.is_empty()
+                || !self.relay_info_log.is_empty()
+            {
                 self.schedule_housekeeping(now);
             }
         }
@@ -923,8 +1026,8 @@ impl<D: Directory> Engine<D> {
     /// record that none answered.
     fn transaction_timeout(
         &mut self,
-        now: SystemTime,
-        at: SystemTime,
+        now: Now,
+        at: Instant,
         key: (MacAddr, u32),
         out: &mut Vec<Output>,
     ) {
@@ -941,7 +1044,7 @@ impl<D: Directory> Engine<D> {
             // the ISP's preferred one if it answers.
             tracing::warn!(isp = %p.isp, %next, "dhcp: server timeout, failing over");
             self.counters.failovers += 1;
-            p.deadline = now + self.timeout;
+            p.deadline = now.mono + self.timeout;
             let payload = p.relayed.clone();
             self.keep_pending(key, p);
             self.send(next, payload, out);

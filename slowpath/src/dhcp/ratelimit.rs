@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::time::{Duration, SystemTime};
+use std::time::Instant;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
-    last: SystemTime,
+    last: Instant,
 }
 
 /// Token buckets keyed by `K`, with a cap on how many keys are tracked.
@@ -34,7 +34,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     }
 
     /// Takes one token for `key`; false means drop.
-    pub fn allow(&mut self, key: &K, now: SystemTime) -> bool {
+    pub fn allow(&mut self, key: &K, now: Instant) -> bool {
         let (per_second, burst) = (self.per_second, self.burst);
         if !self.buckets.contains_key(key) && self.buckets.len() >= self.max_keys {
             return false;
@@ -43,7 +43,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             tokens: burst,
             last: now,
         });
-        let dt = now.duration_since(b.last).unwrap_or(Duration::ZERO);
+        let dt = now.saturating_duration_since(b.last);
         b.tokens = (b.tokens + dt.as_secs_f64() * per_second).min(burst);
         b.last = now.max(b.last);
         if b.tokens >= 1.0 {
@@ -55,10 +55,10 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     }
 
     /// Forgets keys whose buckets have refilled: they behave as new keys anyway.
-    pub fn prune(&mut self, now: SystemTime) {
+    pub fn prune(&mut self, now: Instant) {
         let (per_second, burst) = (self.per_second, self.burst);
         self.buckets.retain(|_, b| {
-            let dt = now.duration_since(b.last).unwrap_or(Duration::ZERO);
+            let dt = now.saturating_duration_since(b.last);
             b.tokens + dt.as_secs_f64() * per_second < burst
         });
     }
@@ -76,11 +76,13 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn burst_then_sustained_rate() {
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let t0 = Instant::now();
         let mut rl = RateLimiter::new(2.0, 3, 10);
         assert!((0..3).all(|_| rl.allow(&1, t0)));
         assert!(!rl.allow(&1, t0));
@@ -93,7 +95,7 @@ mod tests {
 
     #[test]
     fn key_table_is_capped() {
-        let t0 = SystemTime::UNIX_EPOCH;
+        let t0 = Instant::now();
         let mut rl = RateLimiter::new(1.0, 1, 2);
         assert!(rl.allow(&1, t0) && rl.allow(&2, t0));
         assert!(!rl.allow(&3, t0));

@@ -14,19 +14,19 @@
 
 use std::io;
 use std::net::SocketAddrV4;
-use std::time::SystemTime;
 
 use ispmux_conf::dhcp::DhcpConfig;
 
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 
-use super::engine::{BindingChange, Engine, Input, Output};
+use super::engine::{BindingChange, DropReason, Engine, Input, Output, Reply};
 use super::frame;
 use super::transport::IspSocket;
 use super::writer::StoreWriter;
 use super::MacAddr;
 use crate::registry::{Registry, RegistryError};
+use crate::time::Now;
 
 /// A frame for the inject path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,19 +51,27 @@ pub struct Effects {
 pub struct ServiceCounters {
     /// Punted frames that were not DHCP to port 67.
     pub bad_frames: u64,
+    /// Messages from subscribers carrying option 82 or giaddr on a port that is not a
+    /// trusted relay port (dropped; logged once per source MAC a minute).
+    pub relay_info_from_client: u64,
     /// Store commits that failed (their batch's installs and replies were dropped).
     pub store_errors: u64,
     /// Datagrams the socket refused to send.
     pub send_errors: u64,
     /// Store commits made.
     pub commits: u64,
+    /// Replies that could not be framed (dropped): no MAC known for their port, or a VID
+    /// out of range.
+    pub unframed_replies: u64,
 }
 
 /// The logon service.
 pub struct LogonService {
     engine: Engine<Registry>,
     sock: IspSocket,
-    gateway_mac: MacAddr,
+    /// The MAC of each port by configuration port index: a reply leaves from the MAC of
+    /// the access port it is sent on.
+    port_macs: Vec<MacAddr>,
     staged: Vec<Output>,
     /// Where each engine call's outputs end in `staged` (what follows the last end is one
     /// more group): a call's replies wait for a commit only if that call wrote the store.
@@ -93,24 +101,25 @@ pub enum StartError {
 
 impl LogonService {
     /// Binds `relay_address`:67, reloads the bindings in the registry and returns the
-    /// installs for the fast path (bindings survive a restart).
+    /// installs for the fast path (bindings survive a restart). `port_macs` holds the MAC
+    /// of every port by configuration port index (the `port` of [`LogonService::punt`]).
     pub fn start(
         cfg: &DhcpConfig,
         registry: Registry,
-        gateway_mac: MacAddr,
-        now: SystemTime,
+        port_macs: Vec<MacAddr>,
+        now: Now,
     ) -> Result<(LogonService, Effects), StartError> {
         let sock = IspSocket::bind(cfg.relay_address)?;
-        Self::with_socket(cfg, registry, gateway_mac, sock, now)
+        Self::with_socket(cfg, registry, port_macs, sock, now)
     }
 
     /// As [`LogonService::start`] with a socket already bound.
     pub fn with_socket(
         cfg: &DhcpConfig,
         registry: Registry,
-        gateway_mac: MacAddr,
+        port_macs: Vec<MacAddr>,
         sock: IspSocket,
-        now: SystemTime,
+        now: Now,
     ) -> Result<(LogonService, Effects), StartError> {
         let stored = registry.bindings()?;
         let mut engine = Engine::new(cfg, registry);
@@ -118,7 +127,7 @@ impl LogonService {
         let mut svc = LogonService {
             engine,
             sock,
-            gateway_mac,
+            port_macs,
             staged,
             group_ends: Vec::new(),
             writer: None,
@@ -137,10 +146,10 @@ impl LogonService {
     pub fn start_with_writer(
         cfg: &DhcpConfig,
         path: &Path,
-        gateway_mac: MacAddr,
-        now: SystemTime,
+        port_macs: Vec<MacAddr>,
+        now: Now,
     ) -> Result<(LogonService, Effects), StartError> {
-        let (mut svc, mut fx) = Self::start(cfg, Registry::open(path)?, gateway_mac, now)?;
+        let (mut svc, mut fx) = Self::start(cfg, Registry::open(path)?, port_macs, now)?;
         let more = svc.use_writer(path)?;
         fx.inject.extend(more.inject);
         fx.bindings.extend(more.bindings);
@@ -171,7 +180,7 @@ impl LogonService {
     }
 
     /// Stages a frame from the punt ring that arrived on access `port`.
-    pub fn punt(&mut self, now: SystemTime, port: u16, frame: &[u8]) {
+    pub fn punt(&mut self, now: Now, port: u16, frame: &[u8]) {
         let Ok(p) = frame::parse_punt(frame) else {
             self.counters.bad_frames += 1;
             return;
@@ -188,10 +197,14 @@ impl LogonService {
             &mut self.staged,
         );
         self.group_ends.push(self.staged.len());
+        self.counters.relay_info_from_client = self
+            .engine
+            .counters()
+            .dropped(DropReason::RelayInfoFromClient);
     }
 
     /// Drains the ISP-side socket (call when it is readable).
-    pub fn poll_isp(&mut self, now: SystemTime) -> io::Result<()> {
+    pub fn poll_isp(&mut self, now: Now) -> io::Result<()> {
         while let Some((src, payload)) = self.sock.recv()? {
             // Straight from the socket's buffer: no copy per datagram.
             self.engine
@@ -202,20 +215,20 @@ impl LogonService {
     }
 
     /// Timer: call at or after [`LogonService::next_deadline`].
-    pub fn tick(&mut self, now: SystemTime) {
+    pub fn tick(&mut self, now: Now) {
         self.engine.handle_into(now, Input::Tick, &mut self.staged);
         self.group_ends.push(self.staged.len());
     }
 
     /// The control side removed or suspended a subscriber.
-    pub fn revoke(&mut self, now: SystemTime, mac: MacAddr) {
+    pub fn revoke(&mut self, now: Now, mac: MacAddr) {
         self.engine
             .handle_into(now, Input::Revoke { mac }, &mut self.staged);
         self.group_ends.push(self.staged.len());
     }
 
     /// When [`LogonService::tick`] is next needed.
-    pub fn next_deadline(&self) -> Option<SystemTime> {
+    pub fn next_deadline(&self) -> Option<std::time::Instant> {
         self.engine.next_deadline()
     }
 
@@ -237,6 +250,27 @@ impl LogonService {
     /// Failures around the engine.
     pub fn counters(&self) -> &ServiceCounters {
         &self.counters
+    }
+
+    /// The reply as a frame for its access port, from that port's MAC; `None` (counted)
+    /// when it cannot be framed.
+    fn frame_reply(&mut self, r: &Reply) -> Option<Inject> {
+        let Some(&src) = self.port_macs.get(usize::from(r.port)) else {
+            self.counters.unframed_replies += 1;
+            tracing::warn!(port = r.port, "dhcp: reply for a port with no known MAC");
+            return None;
+        };
+        match frame::build_reply(src, r) {
+            Ok(frame) => Some(Inject {
+                port: r.port,
+                frame,
+            }),
+            Err(e) => {
+                self.counters.unframed_replies += 1;
+                tracing::warn!(port = r.port, vlan = r.vlan, error = %e, "dhcp: reply not framed");
+                None
+            }
+        }
     }
 
     fn send(&mut self, dst: SocketAddrV4, payload: &[u8]) {
@@ -283,10 +317,7 @@ impl LogonService {
                 Output::Store(_) => {}
                 Output::ToServer { dst, payload } => self.send(dst, &payload),
                 Output::Binding(c) if durable => fx.bindings.push(c),
-                Output::ToSubscriber(r) if durable => fx.inject.push(Inject {
-                    port: r.port,
-                    frame: frame::build_reply(self.gateway_mac, &r),
-                }),
+                Output::ToSubscriber(r) if durable => fx.inject.extend(self.frame_reply(&r)),
                 Output::Binding(_) | Output::ToSubscriber(_) => {}
             }
         }
@@ -325,10 +356,7 @@ impl LogonService {
                 Output::ToServer { dst, payload } => self.send(dst, &payload),
                 other if wrote => held.push(other),
                 Output::Binding(c) => fx.bindings.push(c),
-                Output::ToSubscriber(r) => fx.inject.push(Inject {
-                    port: r.port,
-                    frame: frame::build_reply(self.gateway_mac, &r),
-                }),
+                Output::ToSubscriber(r) => fx.inject.extend(self.frame_reply(&r)),
             }
         }
         if !writes.is_empty() {
@@ -381,10 +409,7 @@ impl LogonService {
             for o in held {
                 match o {
                     Output::Binding(c) if ok => fx.bindings.push(c),
-                    Output::ToSubscriber(r) if ok => fx.inject.push(Inject {
-                        port: r.port,
-                        frame: frame::build_reply(self.gateway_mac, &r),
-                    }),
+                    Output::ToSubscriber(r) if ok => fx.inject.extend(self.frame_reply(&r)),
                     _ => {}
                 }
             }
@@ -423,11 +448,74 @@ mod tests {
         };
         let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
         let reg = Registry::open_in_memory().expect("registry");
-        let (s, fx) =
-            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, UNIX_EPOCH)
-                .expect("start");
+        let (s, fx) = LogonService::with_socket(
+            &cfg,
+            reg,
+            vec![MacAddr([2, 0, 0, 0, 0, 0xfe]); 8],
+            sock,
+            Now::system(),
+        )
+        .expect("start");
         assert_eq!(fx, Effects::default());
         s
+    }
+
+    #[test]
+    fn each_reply_leaves_from_its_own_ports_mac() {
+        let mut s = svc();
+        let macs = [
+            MacAddr([2, 0, 0, 0, 0xa0, 0]),
+            MacAddr([2, 0, 0, 0, 0xa1, 0]),
+            MacAddr([2, 0, 0, 0, 0xa2, 0]),
+        ];
+        s.port_macs = macs.to_vec();
+        let reply = |port| Reply {
+            port,
+            vlan: 0,
+            inner_vlan: 0,
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_ip: Ipv4Addr::BROADCAST,
+            dst_port: 68,
+            src_ip: Ipv4Addr::new(198, 18, 64, 1),
+            broadcast: true,
+            payload: vec![port as u8],
+        };
+        s.staged = [1, 2, 7]
+            .into_iter()
+            .map(|p| Output::ToSubscriber(reply(p)))
+            .collect();
+        let fx = s.flush();
+        let sent: Vec<(u16, MacAddr)> = fx
+            .inject
+            .iter()
+            .map(|i| (i.port, MacAddr::from_bytes(&i.frame[6..]).expect("src")))
+            .collect();
+        assert_eq!(sent, vec![(1, macs[1]), (2, macs[2])]);
+        assert_eq!(s.counters().unframed_replies, 1, "port 7 has no MAC");
+    }
+
+    #[test]
+    fn relay_info_from_a_client_is_a_service_counter() {
+        let mut s = svc();
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        let mut m = Message::new_request(mac, 1, MessageType::Discover);
+        m.giaddr = Ipv4Addr::new(10, 0, 0, 1);
+        let f = frame::build_udp(
+            MacAddr::BROADCAST,
+            mac,
+            (0, 0),
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::BROADCAST,
+            67,
+            67,
+            &m.encode(),
+        )
+        .expect("frame");
+        s.punt(Now::system(), 4, &f);
+        s.punt(Now::system(), 4, &f);
+        assert_eq!(s.flush(), Effects::default());
+        assert_eq!(s.counters().relay_info_from_client, 2);
+        assert_eq!(s.engine().counters().relay_info_logged, 1);
     }
 
     #[test]
@@ -444,12 +532,13 @@ mod tests {
             68,
             67,
             &m.encode(),
-        );
-        s.punt(UNIX_EPOCH, 4, &f);
+        )
+        .expect("frame");
+        s.punt(Now::system(), 4, &f);
         assert_eq!(s.flush(), Effects::default());
         let r = s.registry().refusals(5).expect("refusals");
         assert_eq!((r.len(), r[0].mac), (1, mac));
-        s.punt(UNIX_EPOCH, 4, &f[..20]);
+        s.punt(Now::system(), 4, &f[..20]);
         assert_eq!(s.flush(), Effects::default());
         assert_eq!(s.counters().bad_frames, 1);
     }
@@ -583,9 +672,14 @@ mod writer_tests {
             isps: vec![],
         };
         let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
-        let (mut svc, _) =
-            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, UNIX_EPOCH)
-                .expect("start");
+        let (mut svc, _) = LogonService::with_socket(
+            &cfg,
+            reg,
+            vec![MacAddr([2, 0, 0, 0, 0, 0xfe]); 8],
+            sock,
+            Now::system(),
+        )
+        .expect("start");
         svc.use_writer(&path).expect("writer");
 
         // Batch 1 commits; batch 2 fails (binding 9 has no subscriber); batch 3 has no
@@ -671,9 +765,14 @@ mod no_write_tests {
             isps: vec![],
         };
         let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
-        let (mut svc, _) =
-            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, UNIX_EPOCH)
-                .expect("start");
+        let (mut svc, _) = LogonService::with_socket(
+            &cfg,
+            reg,
+            vec![MacAddr([2, 0, 0, 0, 0, 0xfe]); 8],
+            sock,
+            Now::system(),
+        )
+        .expect("start");
         svc.use_writer(&path).expect("writer");
         // Another connection holds the write lock: the writer's commit waits for it.
         let mut lock = Registry::open(&path).expect("second connection");
@@ -795,13 +894,23 @@ mod restart_tests {
         let start = |now| {
             let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
             let reg = Registry::open(&path).expect("reopen");
-            LogonService::with_socket(&cfg, reg, MacAddr([2, 0, 0, 0, 0, 0xfe]), sock, now)
-                .expect("start")
+            LogonService::with_socket(
+                &cfg,
+                reg,
+                vec![MacAddr([2, 0, 0, 0, 0, 0xfe]); 8],
+                sock,
+                now,
+            )
+            .expect("start")
         };
-        let (_, fx) = start(UNIX_EPOCH + Duration::from_secs(10));
+        let at = |unix| Now {
+            mono: std::time::Instant::now(),
+            unix,
+        };
+        let (_, fx) = start(at(10));
         assert_eq!(fx.bindings, vec![BindingChange::Install(b)]);
         // Started after the lease ended: nothing installed, the stale row deleted.
-        let (mut svc, fx) = start(UNIX_EPOCH + Duration::from_secs(2000));
+        let (mut svc, fx) = start(at(2000));
         assert!(fx.bindings.is_empty());
         assert!(svc.registry().bindings().expect("bindings").is_empty());
         std::fs::remove_dir_all(&dir).ok();

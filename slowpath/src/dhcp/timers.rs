@@ -9,7 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::SystemTime;
+use std::time::Instant;
 
 use super::MacAddr;
 
@@ -25,7 +25,7 @@ pub enum Timer {
 /// Deadlines, earliest first; may hold stale entries (see the module doc).
 #[derive(Debug, Default)]
 pub struct Timers {
-    heap: BinaryHeap<Reverse<(SystemTime, Timer)>>,
+    heap: BinaryHeap<Reverse<(Instant, Timer)>>,
 }
 
 /// Stale entries tolerated per live one before a rebuild (plus a floor for small tables).
@@ -34,17 +34,17 @@ const FLOOR: usize = 1024;
 
 impl Timers {
     /// Adds a deadline.
-    pub fn push(&mut self, at: SystemTime, t: Timer) {
+    pub fn push(&mut self, at: Instant, t: Timer) {
         self.heap.push(Reverse((at, t)));
     }
 
     /// The earliest deadline, possibly stale (then the tick it causes finds nothing due).
-    pub fn next(&self) -> Option<SystemTime> {
+    pub fn next(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Removes and returns the earliest entry if it is due at `now`.
-    pub fn pop_due(&mut self, now: SystemTime) -> Option<(SystemTime, Timer)> {
+    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, Timer)> {
         match self.heap.peek() {
             Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
             _ => None,
@@ -68,19 +68,21 @@ impl Timers {
     }
 
     /// Replaces every entry with `live` (the deadlines in force).
-    pub fn rebuild(&mut self, live: impl IntoIterator<Item = (SystemTime, Timer)>) {
+    pub fn rebuild(&mut self, live: impl IntoIterator<Item = (Instant, Timer)>) {
         self.heap = live.into_iter().map(Reverse).collect();
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::sync::OnceLock;
+    use std::time::Duration;
 
     use super::*;
 
-    fn t(s: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(s)
+    fn t(s: u64) -> Instant {
+        static BASE: OnceLock<Instant> = OnceLock::new();
+        *BASE.get_or_init(Instant::now) + Duration::from_secs(s)
     }
 
     #[test]

@@ -6,8 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use ispmux_dataplane::roles::classify::parse_l2_general;
-use ispmux_dataplane::wire::{ArpOperation, ArpPacket, ArpRepr, EtherType, MacAddr};
+use ispmux_dataplane::wire::{skip_tags, ArpOperation, ArpPacket, ArpRepr, EtherType, MacAddr};
 
 /// What one port answers for.
 #[derive(Clone, Debug, Default)]
@@ -39,11 +38,11 @@ impl ArpResponder {
     /// VLAN tags are kept, so the answer goes back on the request's VLAN.
     pub fn answer(&self, port: u16, frame: &[u8]) -> Option<Vec<u8>> {
         let p = self.ports.get(usize::from(port))?;
-        let l2 = parse_l2_general(frame).ok()?;
-        if l2.ethertype != EtherType::ARP {
+        let tags = skip_tags(frame).ok()?;
+        if tags.ethertype != EtherType::ARP {
             return None;
         }
-        let off = l2.l3;
+        let off = tags.payload_offset;
         let req = ArpRepr::parse(&ArpPacket::new_checked(frame.get(off..)?).ok()?).ok()?;
         let ask = req.target_protocol_addr;
         if req.operation != ArpOperation::Request
@@ -151,5 +150,24 @@ mod tests {
         assert_eq!(parse_prefix("0.0.0.0/0"), Some((0, 0)));
         assert_eq!(parse_prefix("10.0.0.0/33"), None);
         assert_eq!(parse_prefix("10.0.0.0"), None);
+    }
+
+    proptest::proptest! {
+        /// Any frame: no panic; an answer keeps the request's length (tags included).
+        #[test]
+        fn any_frame_is_answered_in_kind_or_not_at_all(
+            f in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+            target in proptest::num::u8::ANY,
+        ) {
+            let r = responder();
+            let mut req = request([198, 18, 1, target], None);
+            let n = f.len().min(req.len());
+            req[..n].copy_from_slice(&f[..n]);
+            for frame in [&f[..], &req[..]] {
+                if let Some(reply) = r.answer(1, frame) {
+                    proptest::prop_assert_eq!(reply.len(), frame.len());
+                }
+            }
+        }
     }
 }

@@ -8,9 +8,8 @@
 pub mod arp;
 pub mod bindings;
 
-use ispmux_dataplane::roles::classify::parse_l2_general;
 use ispmux_dataplane::wire::udp::DHCP_SERVER_PORT;
-use ispmux_dataplane::wire::{EtherType, Ipv4Packet, UdpPacket};
+use ispmux_dataplane::wire::{skip_tags, EtherType, Ipv4Packet, UdpPacket};
 
 pub use arp::{ArpResponder, PortArp};
 pub use bindings::{binding_updates, BindingError};
@@ -26,15 +25,15 @@ pub enum Punted {
     Other,
 }
 
-/// Sorts a punted frame by what it carries, under up to two VLAN tags. A frame the link
-/// parser refuses (truncated, three tags) is `Other`: workers punt only frames they parsed,
+/// Sorts a punted frame by what it carries, under up to two VLAN tags. A frame whose tags
+/// do not parse (truncated, three tags) is `Other`: workers punt only frames they parsed,
 /// so that is a counted oddity, not a case to serve.
 pub fn classify(frame: &[u8]) -> Punted {
-    let Ok(l2) = parse_l2_general(frame) else {
+    let Ok(tags) = skip_tags(frame) else {
         return Punted::Other;
     };
-    let l3 = frame.get(l2.l3..).unwrap_or(&[]);
-    match l2.ethertype {
+    let l3 = frame.get(tags.payload_offset..).unwrap_or(&[]);
+    match tags.ethertype {
         EtherType::ARP => Punted::Arp,
         EtherType::IPV4 => {
             let dhcp = Ipv4Packet::new_checked(l3)

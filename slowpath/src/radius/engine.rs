@@ -37,24 +37,7 @@ mod liveness;
 mod upstream;
 
 /// The time, as the engine needs it: monotonic for timers, wall clock for billing periods.
-#[derive(Debug, Clone, Copy)]
-pub struct Now {
-    pub mono: Instant,
-    pub unix: u64,
-}
-
-impl Now {
-    /// The current time from the system clocks.
-    pub fn system() -> Now {
-        Now {
-            mono: Instant::now(),
-            unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-        }
-    }
-}
+pub use crate::time::Now;
 
 /// Which NAS-facing socket a datagram came in on or goes out of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,6 +4,7 @@
 //! through these functions.
 
 pub mod import;
+mod memory;
 pub mod password;
 mod schema;
 
@@ -16,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::dhcp::MacAddr;
 use crate::store::{self, StoreError};
+pub use memory::MemoryDirectory;
 pub use password::PasswordCost;
 
 /// A registry error.

@@ -1,6 +1,7 @@
 //! The engine fed recorded inputs; outputs checked exactly.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ispmux_conf::dhcp::{DhcpConfig, IspDhcpConfig, RateLimitConfig};
@@ -8,7 +9,7 @@ use ispmux_conf::dhcp::{DhcpConfig, IspDhcpConfig, RateLimitConfig};
 use super::*;
 use crate::dhcp::codec::{DhcpOption, FLAG_BROADCAST};
 use crate::dhcp::relay_info::sub;
-use crate::registry::{Isp, NewSubscriber, PasswordCost};
+use crate::registry::{Isp, MemoryDirectory, NewSubscriber, PasswordCost};
 
 const RELAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const GW_ID: Ipv4Addr = Ipv4Addr::new(198, 18, 64, 1);
@@ -18,7 +19,17 @@ const LEASED: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 10);
 const ALICE: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x01]);
 const MALLORY: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x66]);
 
-fn t(secs: u64) -> SystemTime {
+/// Both clocks `secs` into a test (the same start for every test of the process).
+fn t(secs: u64) -> Now {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    Now {
+        mono: *START.get_or_init(std::time::Instant::now) + Duration::from_secs(secs),
+        unix: 1_700_000_000 + secs,
+    }
+}
+
+/// The wall clock `secs` into a test, as the store records it.
+fn w(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
 }
 
@@ -42,7 +53,25 @@ fn cfg() -> DhcpConfig {
     }
 }
 
-fn engine() -> Engine<Registry> {
+/// The engine over an in-memory directory: the engine's logic needs no store.
+fn engine() -> Engine<MemoryDirectory> {
+    let mut d = MemoryDirectory::new(PasswordCost::TEST);
+    d.add(&alice()).expect("subscriber");
+    Engine::new(&cfg(), d)
+}
+
+fn alice() -> NewSubscriber {
+    NewSubscriber {
+        mac: ALICE,
+        isp: "isp-a".into(),
+        customer_id: "C1001".into(),
+        password: Some("s3cret".into()),
+        status: Status::Active,
+    }
+}
+
+/// A registry holding what [`engine`]'s directory holds, for the tests of store writes.
+fn registry() -> Registry {
     let mut r = Registry::open_in_memory()
         .expect("registry")
         .with_password_cost(PasswordCost::TEST);
@@ -52,15 +81,8 @@ fn engine() -> Engine<Registry> {
         dhcp_servers: vec![S1, S2],
     })
     .expect("isp");
-    r.add_subscriber(&NewSubscriber {
-        mac: ALICE,
-        isp: "isp-a".into(),
-        customer_id: "C1001".into(),
-        password: Some("s3cret".into()),
-        status: Status::Active,
-    })
-    .expect("subscriber");
-    Engine::new(&cfg(), r)
+    r.add_subscriber(&alice()).expect("subscriber");
+    r
 }
 
 fn client(t: MessageType, xid: u32) -> Message {
@@ -139,7 +161,7 @@ fn binding(expires: SystemTime) -> Binding {
 }
 
 /// Runs DISCOVER/OFFER/REQUEST/ACK at t(0) and returns the engine.
-fn bound() -> Engine<Registry> {
+fn bound() -> Engine<MemoryDirectory> {
     let mut e = engine();
     let (_, relayed) =
         to_server(&e.handle(t(0), sub_in(&from_alice(&client(MessageType::Discover, 1)))));
@@ -176,7 +198,7 @@ fn unknown_mac_is_refused_and_not_relayed() {
     assert_eq!(
         out,
         vec![Output::Store(StoreWrite::Refusal(Refusal {
-            at: t(5),
+            at: w(5),
             mac: MALLORY,
             isp: None,
             reason: "unknown subscriber".into(),
@@ -226,7 +248,7 @@ fn wrong_password_or_customer_id_is_refused() {
         assert_eq!(
             out,
             vec![Output::Store(StoreWrite::Refusal(Refusal {
-                at: t(1),
+                at: w(1),
                 mac: ALICE,
                 isp: Some("isp-a".into()),
                 reason: "bad credential".into(),
@@ -264,8 +286,8 @@ fn the_same_credential_again_skips_argon2_until_the_subscriber_changes() {
 
     // The ISP issues a new password: the remembered one no longer logs on.
     let reg = e.directory_mut();
-    reg.remove_subscriber(ALICE).expect("remove");
-    reg.add_subscriber(&NewSubscriber {
+    reg.remove(ALICE).expect("remove");
+    reg.add(&NewSubscriber {
         mac: ALICE,
         isp: "isp-a".into(),
         customer_id: "C1001".into(),
@@ -359,7 +381,7 @@ fn dora_installs_the_binding_and_emulates_the_server() {
         t(2),
         srv_in(S1, &server_reply(&relayed, MessageType::Ack, S1)),
     );
-    let b = binding(t(2) + Duration::from_secs(600));
+    let b = binding(w(2) + Duration::from_secs(600));
     let [Output::Store(StoreWrite::UpsertBinding(sb)), Output::Binding(BindingChange::Install(ib)), Output::ToSubscriber(ack)] =
         &out[..]
     else {
@@ -372,10 +394,10 @@ fn dora_installs_the_binding_and_emulates_the_server() {
         "unicast when the client did not ask for broadcast"
     );
     assert_eq!(e.counters().installs, 1);
-    e.directory_mut()
-        .apply(&StoreWrite::UpsertBinding(sb.clone()))
+    let mut reg = registry();
+    reg.apply(&StoreWrite::UpsertBinding(sb.clone()))
         .expect("store write applies");
-    assert_eq!(e.directory_mut().bindings().expect("read"), vec![b]);
+    assert_eq!(reg.bindings().expect("read"), vec![b]);
 }
 
 #[test]
@@ -394,14 +416,14 @@ fn nak_is_refused_with_the_reason_and_broadcast() {
         t(10),
         srv_in(S1, &server_reply(&relayed, MessageType::Nak, S1)),
     );
-    let old = binding(t(600));
+    let old = binding(w(600));
     assert_eq!(
         out[..3],
         [
             Output::Store(StoreWrite::RemoveBinding(ALICE)),
             Output::Binding(BindingChange::Remove(old)),
             Output::Store(StoreWrite::Refusal(Refusal {
-                at: t(10),
+                at: w(10),
                 mac: ALICE,
                 isp: Some("isp-a".into()),
                 reason: "ISP sent DHCPNAK: address not available".into(),
@@ -420,7 +442,10 @@ fn timeout_fails_over_then_refuses() {
     let d = from_alice(&client(MessageType::Discover, 3));
     let (dst, first) = to_server(&e.handle(t(0), sub_in(&d)));
     assert_eq!(dst.ip(), &S1);
-    assert_eq!(e.next_deadline(), Some(t(0) + Duration::from_millis(500)));
+    assert_eq!(
+        e.next_deadline(),
+        Some((t(0) + Duration::from_millis(500)).mono)
+    );
     assert!(e
         .handle(t(0) + Duration::from_millis(499), Input::Tick)
         .is_empty());
@@ -463,7 +488,7 @@ fn renewal_refreshes_the_binding_and_replies_unicast() {
         t(300),
         srv_in(S1, &server_reply(&relayed, MessageType::Ack, S1)),
     );
-    let b = binding(t(900));
+    let b = binding(w(900));
     assert_eq!(
         out[..2],
         [
@@ -493,7 +518,7 @@ fn release_removes_at_once() {
     else {
         panic!("{out:?}");
     };
-    assert_eq!((m, b), (&ALICE, &binding(t(600))));
+    assert_eq!((m, b), (&ALICE, &binding(w(600))));
     assert_eq!(dst.ip(), &S1);
     let fwd = Message::decode(payload).expect("decodes");
     assert_eq!(fwd.ipv4_option(code::SERVER_ID), Some(S1));
@@ -509,7 +534,7 @@ fn lease_expiry_removes_on_tick() {
         out,
         vec![
             Output::Store(StoreWrite::RemoveBinding(ALICE)),
-            Output::Binding(BindingChange::Remove(binding(t(600)))),
+            Output::Binding(BindingChange::Remove(binding(w(600)))),
         ]
     );
 }
@@ -566,7 +591,7 @@ fn a_renewed_lease_outlives_its_first_expiry() {
         srv_in(S1, &server_reply(&relayed, MessageType::Ack, S1)),
     );
     // The first lease's timer comes due and is found stale: nothing happens.
-    assert!(e.next_deadline().is_some_and(|d| d <= t(600)));
+    assert!(e.next_deadline().is_some_and(|d| d <= t(600).mono));
     assert!(e.handle(t(600), Input::Tick).is_empty());
     assert_eq!(e.bindings().count(), 1);
     assert!(e.handle(t(899), Input::Tick).is_empty());
@@ -574,17 +599,54 @@ fn a_renewed_lease_outlives_its_first_expiry() {
         e.handle(t(900), Input::Tick),
         vec![
             Output::Store(StoreWrite::RemoveBinding(ALICE)),
-            Output::Binding(BindingChange::Remove(binding(t(900)))),
+            Output::Binding(BindingChange::Remove(binding(w(900)))),
         ]
     );
     assert_eq!(e.next_deadline(), None, "nothing left to wait for");
 }
 
 #[test]
+fn a_wall_clock_step_neither_expires_nor_stalls_a_lease() {
+    let mut e = bound();
+    // NTP (or an operator) steps the wall clock a day ahead ten seconds after the ACK:
+    // the 600 s lease is not over.
+    let stepped = |secs| Now {
+        unix: t(secs).unix + 86_400,
+        ..t(secs)
+    };
+    assert!(e.handle(stepped(10), Input::Tick).is_empty());
+    assert_eq!(e.bindings().count(), 1, "the lease outlives the step");
+    // Stepped back a day instead: the lease still ends 600 s after the ACK.
+    let back = |secs| Now {
+        unix: t(secs).unix - 86_400,
+        ..t(secs)
+    };
+    assert!(e.handle(back(599), Input::Tick).is_empty());
+    let out = e.handle(back(600), Input::Tick);
+    assert_eq!(
+        out,
+        vec![
+            Output::Store(StoreWrite::RemoveBinding(ALICE)),
+            Output::Binding(BindingChange::Remove(binding(w(600)))),
+        ],
+        "the store keeps the wall-clock end the ACK gave"
+    );
+}
+
+#[test]
+fn restore_measures_what_is_left_on_the_wall_clock() {
+    let mut e = engine();
+    // Stored at wall time 100; restarted at wall time 40: 60 s left, kept monotonic.
+    let out = e.restore(t(40), vec![binding(w(100))]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(e.next_deadline(), Some(t(100).mono));
+}
+
+#[test]
 fn restore_reinstalls_live_bindings_only() {
     let mut e = engine();
-    let live = binding(t(100));
-    let mut dead = binding(t(5));
+    let live = binding(w(100));
+    let mut dead = binding(w(5));
     dead.mac = MALLORY;
     let out = e.restore(t(10), vec![live.clone(), dead]);
     assert_eq!(
@@ -639,6 +701,44 @@ fn spoofed_and_untrusted_inputs_are_dropped() {
 }
 
 #[test]
+fn relay_info_from_a_client_is_counted_and_logged_once_a_minute_per_mac() {
+    let mut e = engine();
+    let mut with82 = client(MessageType::Discover, 1);
+    with82.set_option(82, vec![1, 1, b'x']);
+    let with82 = from_alice(&with82);
+    let mut with_giaddr = client(MessageType::Discover, 2);
+    with_giaddr.giaddr = Ipv4Addr::new(10, 9, 9, 9);
+    let with_giaddr = from_alice(&with_giaddr);
+    for (at, p) in [(0, &with82), (1, &with_giaddr), (59, &with82)] {
+        assert!(e.handle(t(at), sub_in(p)).is_empty());
+    }
+    let c = e.counters();
+    assert_eq!(c.dropped(DropReason::RelayInfoFromClient), 3);
+    assert_eq!(c.relay_info_logged, 1, "one line in the first minute");
+    // Another source MAC has its own minute.
+    let mut other = Message::new_request(MALLORY, 3, MessageType::Discover);
+    other.set_option(82, vec![1, 1, b'y']);
+    e.handle(
+        t(2),
+        Input::FromSubscriber {
+            port: 3,
+            vlan: 100,
+            inner_vlan: 0,
+            src_mac: MALLORY,
+            payload: &other.encode(),
+        },
+    );
+    assert_eq!(e.counters().relay_info_logged, 2);
+    // A minute after its last line, the first MAC is logged again.
+    e.handle(t(60), sub_in(&with82));
+    assert_eq!(e.counters().relay_info_logged, 3);
+    assert_eq!(e.counters().dropped(DropReason::RelayInfoFromClient), 5);
+    // Housekeeping forgets MACs that have been quiet for a minute.
+    e.handle(t(200), Input::Tick);
+    assert!(e.relay_info_log.is_empty());
+}
+
+#[test]
 fn revoke_removes_the_binding() {
     let mut e = bound();
     let out = e.handle(t(30), Input::Revoke { mac: ALICE });
@@ -646,7 +746,7 @@ fn revoke_removes_the_binding() {
         out,
         vec![
             Output::Store(StoreWrite::RemoveBinding(ALICE)),
-            Output::Binding(BindingChange::Remove(binding(t(600)))),
+            Output::Binding(BindingChange::Remove(binding(w(600)))),
         ]
     );
 }
@@ -756,19 +856,9 @@ fn each_subscriber_goes_to_its_own_isp() {
         servers: vec![S_B],
         link_selection: None,
     });
-    let mut r = Registry::open_in_memory()
-        .expect("registry")
-        .with_password_cost(PasswordCost::TEST);
-    for (isp, server) in [("isp-a", S1), ("isp-b", S_B)] {
-        r.upsert_isp(&Isp {
-            name: isp.into(),
-            label: None,
-            dhcp_servers: vec![server],
-        })
-        .expect("isp");
-    }
+    let mut r = MemoryDirectory::new(PasswordCost::TEST);
     for (mac, isp) in [(ALICE, "isp-a"), (BOB, "isp-b")] {
-        r.add_subscriber(&NewSubscriber {
+        r.add(&NewSubscriber {
             mac,
             isp: isp.into(),
             customer_id: format!("C-{isp}"),
@@ -841,6 +931,66 @@ fn inform_is_answered_without_a_binding() {
     };
     assert_eq!((r.dst_ip, r.dst_mac), (inf.ciaddr, ALICE), "to ciaddr");
     assert_eq!(e.bindings().count(), 0);
+}
+
+#[test]
+fn inform_is_relayed_so_that_the_answer_comes_back_through_the_gateway() {
+    let mut e = engine();
+    let mut inf = client(MessageType::Inform, 15);
+    inf.flags = 0;
+    inf.ciaddr = Ipv4Addr::new(198, 18, 100, 77);
+    let (_, relayed) = to_server(&e.handle(t(0), sub_in(&from_alice(&inf))));
+    let m = Message::decode(&relayed).expect("decodes");
+    // ciaddr 0 and giaddr set: the server answers the relay (RFC 2131 §4.1), not ciaddr.
+    assert_eq!((m.ciaddr, m.giaddr), (Ipv4Addr::UNSPECIFIED, RELAY));
+    // Kea answers such an INFORM with the broadcast bit set; a server may even fill yiaddr.
+    let mut ack = Message::decode(&server_reply(&relayed, MessageType::Ack, S1)).expect("ack");
+    ack.flags = FLAG_BROADCAST;
+    let out = e.handle(t(0), srv_in(S1, &ack.encode()));
+    let [Output::ToSubscriber(r)] = &out[..] else {
+        panic!("want only the reply, no binding: {out:?}");
+    };
+    assert_eq!(
+        (r.dst_ip, r.dst_mac, r.broadcast),
+        (inf.ciaddr, ALICE, false),
+        "unicast to ciaddr, RFC 2131 §4.3.5"
+    );
+    let back = Message::decode(&r.payload).expect("reply decodes");
+    assert_eq!(
+        (back.ciaddr, back.flags),
+        (inf.ciaddr, 0),
+        "the client's own fields"
+    );
+    assert_eq!(e.bindings().count(), 0);
+}
+
+#[test]
+fn a_bound_subscribers_inform_needs_no_credential() {
+    let mut e = bound();
+    e.require_credential = true;
+    let mut inf = client(MessageType::Inform, 16);
+    inf.ciaddr = LEASED;
+    let out = e.handle(t(1), sub_in(&from_alice(&inf)));
+    assert!(matches!(&out[..], [Output::ToServer { .. }]), "{out:?}");
+    // From another address than the bound one it is a logon like any other.
+    inf.ciaddr = Ipv4Addr::new(198, 18, 100, 99);
+    inf.xid = 17;
+    let out = e.handle(t(2), sub_in(&from_alice(&inf)));
+    assert!(
+        matches!(&out[..], [Output::Store(StoreWrite::Refusal(r))] if r.reason == "no credential"),
+        "{out:?}"
+    );
+    // Suspended: refused though bound.
+    e.directory_mut()
+        .set_status(ALICE, Status::Suspended)
+        .expect("suspend");
+    inf.ciaddr = LEASED;
+    inf.xid = 18;
+    let out = e.handle(t(3), sub_in(&from_alice(&inf)));
+    assert!(
+        matches!(&out[..], [Output::Store(StoreWrite::Refusal(r))] if r.reason == "subscriber suspended"),
+        "{out:?}"
+    );
 }
 
 #[test]
