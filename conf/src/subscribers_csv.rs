@@ -21,6 +21,7 @@ pub fn load_subscribers_csv(path: &Path) -> Result<Vec<SubscriberPreload>, ConfE
 /// Parses subscriber CSV text (see [`load_subscribers_csv`]).
 pub fn parse_subscribers_csv(text: &str) -> Result<Vec<SubscriberPreload>, Problem> {
     let mut out = Vec::new();
+    let mut seen = crate::validate::Subscribers::default();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || (n == 0 && line.starts_with("port")) {
@@ -43,7 +44,7 @@ pub fn parse_subscribers_csv(text: &str) -> Result<Vec<SubscriberPreload>, Probl
         if !(4..=5).contains(&fields.len()) {
             return Err(bad(0, "expected port,vlan,mac,isp[,ipv4]"));
         }
-        out.push(SubscriberPreload {
+        let s = SubscriberPreload {
             port: fields[0]
                 .parse()
                 .map_err(|_| bad(0, "port is not a number"))?,
@@ -61,7 +62,10 @@ pub fn parse_subscribers_csv(text: &str) -> Result<Vec<SubscriberPreload>, Probl
                 }
                 _ => None,
             },
-        });
+        };
+        seen.add(&s, &format!("line {}", n + 1))
+            .map_err(|(field, msg)| bad(if field == "mac" { 2 } else { 4 }, &msg))?;
+        out.push(s);
     }
     Ok(out)
 }
@@ -82,5 +86,14 @@ mod tests {
         let e =
             parse_subscribers_csv("0,0,02:00:00:00:00:01,1\n0,0,zz:00,1\n").expect_err("bad mac");
         assert_eq!((e.line, e.column, e.key.as_str()), (2, 5, "mac"));
+    }
+
+    #[test]
+    fn a_subscriber_twice_is_refused_at_its_second_line() {
+        let text = "port,vlan,mac,isp\n0,7,02:00:00:00:00:01,1\n0,8,02:00:00:00:00:01,1\n\
+                    0,7,02:00:00:00:00:01,2\n";
+        let e = parse_subscribers_csv(text).expect_err("duplicate");
+        assert_eq!((e.line, e.column, e.key.as_str()), (4, 5, "mac"), "{e:?}");
+        assert!(e.message.contains("already line 2"), "{e:?}");
     }
 }

@@ -438,11 +438,175 @@ fn tables(cfg: &Config, out: &mut Vec<Issue>) {
             PortRole::Access,
         );
     }
-    // The tables' own checks (ids within limits, labels in range, capacity); cheap enough at
-    // configuration sizes (large subscriber sets come from subscribers_csv).
-    if t.subscribers.len() <= 100_000 {
-        if let Err(e) = t.build() {
-            issue(out, "tables", e.to_string());
+    entries(t, out);
+}
+
+/// What the tables would refuse or silently overwrite, at the entry's own key: ids and
+/// labels in range, no id, label or subscriber given twice (a later entry would replace an
+/// earlier one without a word), room for every entry.
+fn entries(t: &ispmux_dataplane::PreloadTables, out: &mut Vec<Issue>) {
+    use ispmux_dataplane::table::preload::IlmActionPreload as A;
+    use ispmux_dataplane::table::MAX_ISPS;
+    use ispmux_dataplane::wire::mpls::{LABEL_MAX, LABEL_RESERVED_MAX};
+    let max_isps = t.limits.max_isps.min(MAX_ISPS);
+    let isp = |out: &mut Vec<Issue>, key: String, id: u16| {
+        if usize::from(id) >= max_isps {
+            issue(
+                out,
+                key,
+                format!("ISP id {id} is not below tables.limits.max_isps ({max_isps})"),
+            );
         }
+    };
+    let label = |out: &mut Vec<Issue>, key: String, l: u32| {
+        if l <= LABEL_RESERVED_MAX || l > LABEL_MAX {
+            issue(
+                out,
+                key,
+                format!(
+                    "label {l} is out of range {}..={LABEL_MAX}",
+                    LABEL_RESERVED_MAX + 1
+                ),
+            );
+        }
+    };
+    let vlan = |out: &mut Vec<Issue>, key: String, v: u16| {
+        if v > 4095 {
+            issue(out, key, format!("VLAN ID {v} is out of range 0..=4095"));
+        }
+    };
+    let mut ids = HashMap::new();
+    let mut pushed: [HashMap<u32, usize>; 2] = Default::default();
+    let mut handoffs = HashMap::new();
+    for (i, e) in t.isps.iter().enumerate() {
+        isp(out, format!("tables.isps[{i}].id"), e.id);
+        if let Some(j) = ids.insert(e.id, i) {
+            issue(
+                out,
+                format!("tables.isps[{i}].id"),
+                format!("ISP id {} is already used by tables.isps[{j}]", e.id),
+            );
+        }
+        for (d, (dir, fec)) in [("upstream", e.upstream), ("downstream", e.downstream)]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(f) = fec else { continue };
+            let key = format!("tables.isps[{i}].{dir}.label");
+            label(out, key.clone(), f.label);
+            // The far end tells ISPs apart by this label alone.
+            if let Some(j) = pushed[d].insert(f.label, i) {
+                issue(
+                    out,
+                    key,
+                    format!(
+                        "label {} is already pushed {dir} by tables.isps[{j}]",
+                        f.label
+                    ),
+                );
+            }
+        }
+        for (j, h) in e.handoff.iter().enumerate() {
+            let key = format!("tables.isps[{i}].handoff[{j}]");
+            vlan(out, format!("{key}.vlan"), h.vlan);
+            if let Some((k, l)) = handoffs.insert((h.port, h.vlan), (i, j)) {
+                issue(
+                    out,
+                    key,
+                    format!(
+                        "port {} VLAN {} is already the hand-off of tables.isps[{k}].handoff[{l}]",
+                        h.port, h.vlan
+                    ),
+                );
+            }
+        }
+    }
+    let mut labels = HashMap::new();
+    for (i, e) in t.ilm.iter().enumerate() {
+        let key = format!("tables.ilm[{i}]");
+        label(out, format!("{key}.label"), e.label);
+        if let Some(j) = labels.insert(e.label, i) {
+            issue(
+                out,
+                format!("{key}.label"),
+                format!("label {} is already in tables.ilm[{j}]", e.label),
+            );
+        }
+        match e.action {
+            A::Swap { out_label, .. } => label(out, format!("{key}.action.out_label"), out_label),
+            A::PopHandoff {
+                isp: id, vlan: v, ..
+            } => {
+                isp(out, format!("{key}.action.isp"), id);
+                vlan(out, format!("{key}.action.vlan"), v);
+            }
+            A::PopDeliver { isp: id } => isp(out, format!("{key}.action.isp"), id),
+        }
+    }
+    let mut subs = Subscribers::default();
+    for (i, s) in t.subscribers.iter().enumerate() {
+        let key = format!("tables.subscribers[{i}]");
+        isp(out, format!("{key}.isp"), s.isp);
+        vlan(out, format!("{key}.vlan"), s.vlan);
+        vlan(out, format!("{key}.inner_vlan"), s.inner_vlan);
+        if let Err((field, msg)) = subs.add(s, &key) {
+            issue(out, format!("{key}.{field}"), msg);
+        }
+    }
+    for (key, n, max) in [
+        (
+            "tables.limits.max_subscribers",
+            t.subscribers.len(),
+            t.limits.max_subscribers,
+        ),
+        ("tables.limits.max_labels", t.ilm.len(), t.limits.max_labels),
+        (
+            "tables.limits.max_handoffs",
+            handoffs.len(),
+            t.limits.max_handoffs,
+        ),
+    ] {
+        if n > max {
+            issue(out, key, format!("{n} entries do not fit in {max}"));
+        }
+    }
+}
+
+/// Subscribers seen so far, to refuse a second entry for the same subscriber key (port,
+/// VLANs, MAC) or a second holder of an address within an ISP.
+#[derive(Default)]
+pub(crate) struct Subscribers {
+    keys: HashMap<(u16, u16, u16, ispmux_dataplane::wire::MacAddr), String>,
+    addrs: HashMap<(u16, std::net::Ipv4Addr), String>,
+}
+
+impl Subscribers {
+    /// Records `s`, found at `place`; on a clash, the field at fault and why.
+    pub(crate) fn add(
+        &mut self,
+        s: &ispmux_dataplane::table::preload::SubscriberPreload,
+        place: &str,
+    ) -> Result<(), (&'static str, String)> {
+        let key = (s.port, s.vlan, s.inner_vlan, s.mac);
+        if let Some(first) = self.keys.get(&key) {
+            return Err((
+                "mac",
+                format!(
+                    "MAC {} on port {} VLAN {}/{} is already {first}",
+                    s.mac, s.port, s.vlan, s.inner_vlan
+                ),
+            ));
+        }
+        if let Some(a) = s.ipv4 {
+            if let Some(first) = self.addrs.get(&(s.isp, a)) {
+                return Err((
+                    "ipv4",
+                    format!("address {a} of ISP {} is already bound to {first}", s.isp),
+                ));
+            }
+            self.addrs.insert((s.isp, a), place.to_owned());
+        }
+        self.keys.insert(key, place.to_owned());
+        Ok(())
     }
 }
