@@ -3,6 +3,7 @@
 
 pub mod dhcp;
 mod error;
+mod load;
 mod model;
 mod plan;
 mod subscribers_csv;
@@ -13,9 +14,9 @@ pub mod radius;
 use std::path::Path;
 
 pub use error::{ConfError, Problem};
+pub use load::{check, load_gateway, Checked, Loaded};
 pub use model::*;
 pub use plan::{EalPlan, Plan, PortPlan, WorkerPlan};
-pub use subscribers_csv::{load_subscribers_csv, parse_subscribers_csv};
 pub use validate::{Issue, MAX_BURST};
 
 /// Reads, parses and validates a configuration file for the gateway.

@@ -431,20 +431,14 @@ fn tables(cfg: &Config, out: &mut Vec<Issue>) {
             A::PopDeliver { .. } => {}
         }
     }
-    for (i, s) in t.subscribers.iter().enumerate() {
-        port(
-            format!("tables.subscribers[{i}].port"),
-            s.port,
-            PortRole::Access,
-        );
-    }
-    entries(t, out);
+    entries(cfg, out);
 }
 
 /// What the tables would refuse or silently overwrite, at the entry's own key: ids and
 /// labels in range, no id, label or subscriber given twice (a later entry would replace an
 /// earlier one without a word), room for every entry.
-fn entries(t: &ispmux_dataplane::PreloadTables, out: &mut Vec<Issue>) {
+fn entries(cfg: &Config, out: &mut Vec<Issue>) {
+    let t = &cfg.tables;
     use ispmux_dataplane::table::preload::IlmActionPreload as A;
     use ispmux_dataplane::table::MAX_ISPS;
     use ispmux_dataplane::wire::mpls::{LABEL_MAX, LABEL_RESERVED_MAX};
@@ -543,22 +537,19 @@ fn entries(t: &ispmux_dataplane::PreloadTables, out: &mut Vec<Issue>) {
             A::PopDeliver { isp: id } => isp(out, format!("{key}.action.isp"), id),
         }
     }
-    let mut subs = Subscribers::default();
+    let mut subs = SubscriberCheck::new(cfg);
     for (i, s) in t.subscribers.iter().enumerate() {
         let key = format!("tables.subscribers[{i}]");
-        isp(out, format!("{key}.isp"), s.isp);
-        vlan(out, format!("{key}.vlan"), s.vlan);
-        vlan(out, format!("{key}.inner_vlan"), s.inner_vlan);
-        if let Err((field, msg)) = subs.add(s, &key) {
-            issue(out, format!("{key}.{field}"), msg);
+        for (field, msg) in subs.check(s, &key) {
+            let at = if field.is_empty() {
+                key.clone()
+            } else {
+                format!("{key}.{field}")
+            };
+            issue(out, at, msg);
         }
     }
     for (key, n, max) in [
-        (
-            "tables.limits.max_subscribers",
-            t.subscribers.len(),
-            t.limits.max_subscribers,
-        ),
         ("tables.limits.max_labels", t.ilm.len(), t.limits.max_labels),
         (
             "tables.limits.max_handoffs",
@@ -572,24 +563,73 @@ fn entries(t: &ispmux_dataplane::PreloadTables, out: &mut Vec<Issue>) {
     }
 }
 
-/// Subscribers seen so far, to refuse a second entry for the same subscriber key (port,
-/// VLANs, MAC) or a second holder of an address within an ISP.
-#[derive(Default)]
-pub(crate) struct Subscribers {
+/// The checks of one subscriber entry, from `[tables]` or `subscribers_csv`, against the
+/// configuration and the entries before it: a configured access port, ids and VLANs in
+/// range, no second entry for a subscriber key (port, VLANs, MAC) or a second holder of an
+/// address within an ISP (the tables would replace the first silently), room in the table.
+pub(crate) struct SubscriberCheck<'a> {
+    cfg: &'a Config,
     keys: HashMap<(u16, u16, u16, ispmux_dataplane::wire::MacAddr), String>,
     addrs: HashMap<(u16, std::net::Ipv4Addr), String>,
 }
 
-impl Subscribers {
-    /// Records `s`, found at `place`; on a clash, the field at fault and why.
-    pub(crate) fn add(
+impl<'a> SubscriberCheck<'a> {
+    pub(crate) fn new(cfg: &'a Config) -> Self {
+        SubscriberCheck {
+            cfg,
+            keys: HashMap::new(),
+            addrs: HashMap::new(),
+        }
+    }
+
+    /// Problems of `s`, found at `place`, as (field at fault, or "" for the entry; message);
+    /// records `s` when there are none.
+    pub(crate) fn check(
         &mut self,
         s: &ispmux_dataplane::table::preload::SubscriberPreload,
         place: &str,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Vec<(&'static str, String)> {
+        use ispmux_dataplane::PortRole;
+        let mut out = Vec::new();
+        let cfg = self.cfg;
+        let node = cfg.dataplane.pipeline == crate::PipelineKind::Node;
+        match cfg.ports.get(usize::from(s.port)) {
+            None => out.push((
+                "port",
+                format!(
+                    "port {} does not exist: there are {} [[port]] tables",
+                    s.port,
+                    cfg.ports.len()
+                ),
+            )),
+            Some(c) if node && c.role.is_some_and(|r| r != PortRole::Access) => out.push((
+                "port",
+                format!("port {} ({:?}) is not an access port", s.port, c.name),
+            )),
+            _ => {}
+        }
+        let max_isps = cfg
+            .tables
+            .limits
+            .max_isps
+            .min(ispmux_dataplane::table::MAX_ISPS);
+        if usize::from(s.isp) >= max_isps {
+            out.push((
+                "isp",
+                format!(
+                    "ISP id {} is not below tables.limits.max_isps ({max_isps})",
+                    s.isp
+                ),
+            ));
+        }
+        for (field, v) in [("vlan", s.vlan), ("inner_vlan", s.inner_vlan)] {
+            if v > 4095 {
+                out.push((field, format!("VLAN ID {v} is out of range 0..=4095")));
+            }
+        }
         let key = (s.port, s.vlan, s.inner_vlan, s.mac);
         if let Some(first) = self.keys.get(&key) {
-            return Err((
+            out.push((
                 "mac",
                 format!(
                     "MAC {} on port {} VLAN {}/{} is already {first}",
@@ -597,16 +637,29 @@ impl Subscribers {
                 ),
             ));
         }
-        if let Some(a) = s.ipv4 {
-            if let Some(first) = self.addrs.get(&(s.isp, a)) {
-                return Err((
-                    "ipv4",
-                    format!("address {a} of ISP {} is already bound to {first}", s.isp),
-                ));
-            }
-            self.addrs.insert((s.isp, a), place.to_owned());
+        if let Some(first) = s.ipv4.and_then(|a| self.addrs.get(&(s.isp, a))) {
+            out.push((
+                "ipv4",
+                format!(
+                    "address {} of ISP {} is already bound to {first}",
+                    s.ipv4.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                    s.isp
+                ),
+            ));
         }
-        self.keys.insert(key, place.to_owned());
-        Ok(())
+        let max = cfg.tables.limits.max_subscribers;
+        if self.keys.len() >= max {
+            out.push((
+                "",
+                format!("no room: tables.limits.max_subscribers is {max}"),
+            ));
+        }
+        if out.is_empty() {
+            self.keys.insert(key, place.to_owned());
+            if let Some(a) = s.ipv4 {
+                self.addrs.insert((s.isp, a), place.to_owned());
+            }
+        }
+        out
     }
 }

@@ -1,6 +1,6 @@
 //! `ispmux run`: EAL, ports, pinned workers, the slow path, signals, counters.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,8 +24,10 @@ const MBUF_DATA_ROOM: u16 = 2048 + 128;
 const UPDATE_QUEUE_DEPTH: usize = 65_536;
 
 pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
-    let cfg = ispmux_conf::load(path)?;
-    let preload = preload(&cfg, path)?;
+    let ispmux_conf::Loaded {
+        config: cfg,
+        preload,
+    } = ispmux_conf::load_gateway(path)?;
     // Before EAL, so a bad [radius] or a busy port stops the start cleanly.
     let radius = crate::radius::start(&cfg, None)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -371,19 +373,6 @@ impl WorkerPipeline {
             }
         }
     }
-}
-
-/// The configured tables plus the subscribers CSV (a path relative to the config file).
-fn preload(cfg: &Config, path: &Path) -> Result<PreloadTables> {
-    let mut p = cfg.tables.clone();
-    if let Some(csv) = &cfg.dataplane.subscribers_csv {
-        let csv = path
-            .parent()
-            .map_or_else(|| PathBuf::from(csv), |d| d.join(csv));
-        p.subscribers
-            .extend(ispmux_conf::load_subscribers_csv(&csv)?);
-    }
-    Ok(p)
 }
 
 /// One copy of the tables, backed by transparent huge pages where the kernel allows (they
