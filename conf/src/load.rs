@@ -7,7 +7,7 @@ use ispmux_dataplane::PreloadTables;
 
 use crate::error::ConfError;
 use crate::model::{Config, Purpose};
-use crate::validate::SubscriberCheck;
+use crate::tables::{Place, SubscriberCheck};
 
 /// What `ispmux run` reads: the file and the tables the fast path starts with.
 #[derive(Clone, Debug)]
@@ -24,18 +24,18 @@ pub struct Loaded {
 /// configuration or the CSV), line, column and key.
 pub fn load_gateway(path: &Path) -> Result<Loaded, ConfError> {
     let config = crate::load(path)?;
-    let mut preload = config.tables.clone();
+    let mut preload = config.preload_tables();
     if let Some(csv) = &config.dataplane.subscribers_csv {
         let mut check = SubscriberCheck::new(&config);
         // Seeded with the [tables] subscribers (already checked) so a CSV line repeating
         // one of them is refused too.
         for (i, s) in preload.subscribers.iter().enumerate() {
-            check.check(s, &format!("tables.subscribers[{i}] of {}", path.display()));
+            check.check(s, Place::Table(i));
         }
         let csv = relative_to(path, csv);
         preload
             .subscribers
-            .extend(crate::subscribers_csv::load(&csv, &mut check)?);
+            .extend(crate::subscribers_csv::load(&csv, &config, &mut check)?);
     }
     Ok(Loaded { config, preload })
 }
@@ -77,7 +77,7 @@ mod tests {
     use super::*;
 
     const CONFIG: &str = "[[port]]\nname = \"a\"\ndevice = \"net_null0\"\n\n\
-                          [[tables.subscribers]]\nport = 0\nmac = \"02:00:00:00:00:01\"\nisp = 1\n\n\
+                          [[tables.subscribers]]\nport = \"a\"\nmac = \"02:00:00:00:00:01\"\nisp = 1\n\n\
                           [dataplane]\nsubscribers_csv = \"subs.csv\"\n";
 
     fn dir_with(csv: &str) -> (tempfile::TempDir, PathBuf) {
@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn loads_the_csv_beside_the_file() {
-        let (_d, f) = dir_with("port,vlan,mac,isp\n0,0,02:00:00:00:00:02,1\n");
+        let (_d, f) = dir_with("port,vlan,mac,isp\na,0,02:00:00:00:00:02,1\n");
         let l = load_gateway(&f).expect("valid");
         assert_eq!(l.preload.subscribers.len(), 2);
         assert!(matches!(check(&f), Ok(Checked::Gateway(_))));
@@ -100,7 +100,7 @@ mod tests {
     #[test]
     fn check_refuses_a_bad_csv_naming_its_line() {
         let (d, f) =
-            dir_with("port,vlan,mac,isp\n0,0,02:00:00:00:00:02,1\n0,0,02:00:00:00:00:zz,1\n");
+            dir_with("port,vlan,mac,isp\na,0,02:00:00:00:00:02,1\na,0,02:00:00:00:00:zz,1\n");
         let e = check(&f).expect_err("bad MAC in the CSV");
         let s = e.to_string();
         let want = format!(
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn a_csv_line_repeating_a_tables_subscriber_is_refused() {
-        let (_d, f) = dir_with("0,0,02:00:00:00:00:01,2\n");
+        let (_d, f) = dir_with("a,0,02:00:00:00:00:01,2\n");
         let e = load_gateway(&f).expect_err("duplicate");
         let p = &e.problems()[0];
         assert_eq!((p.line, p.key.as_str()), (1, "mac"), "{p:?}");

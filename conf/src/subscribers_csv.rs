@@ -1,4 +1,5 @@
-//! Bulk subscriber preload: `port,vlan,mac,isp[,ipv4]` per line, checked like
+//! Bulk subscriber preload: `port,vlan,mac,isp[,ipv4]` per line, the port by `[[port]]`
+//! name, checked like
 //! `[[tables.subscribers]]` entries against the configuration and the entries before them.
 
 use std::path::Path;
@@ -6,7 +7,8 @@ use std::path::Path;
 use ispmux_dataplane::table::preload::SubscriberPreload;
 
 use crate::error::{ConfError, Problem};
-use crate::validate::SubscriberCheck;
+use crate::tables::{Place, SubscriberCheck};
+use crate::Config;
 
 /// Columns, in order; a problem's key is the column at fault.
 const COLUMNS: [&str; 5] = ["port", "vlan", "mac", "isp", "ipv4"];
@@ -18,13 +20,14 @@ const MAX_PROBLEMS: usize = 20;
 /// column and column name.
 pub(crate) fn load(
     path: &Path,
+    cfg: &Config,
     check: &mut SubscriberCheck<'_>,
 ) -> Result<Vec<SubscriberPreload>, ConfError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfError::Io {
         path: path.to_owned(),
         source,
     })?;
-    parse(&text, check).map_err(|problems| ConfError::Invalid {
+    parse(&text, cfg, check).map_err(|problems| ConfError::Invalid {
         path: path.to_owned(),
         problems,
     })
@@ -33,6 +36,7 @@ pub(crate) fn load(
 /// Parses subscriber CSV text (see [`load`]).
 pub(crate) fn parse(
     text: &str,
+    cfg: &Config,
     check: &mut SubscriberCheck<'_>,
 ) -> Result<Vec<SubscriberPreload>, Vec<Problem>> {
     let mut out = Vec::new();
@@ -55,10 +59,10 @@ pub(crate) fn parse(
                 message: what,
             }
         };
-        match row(&fields) {
-            Err((column, what)) => problems.push(bad(column, what.to_owned())),
+        match row(&fields, cfg) {
+            Err((column, what)) => problems.push(bad(column, what)),
             Ok(s) => {
-                let found = check.check(&s, &format!("line {}", n + 1));
+                let found = check.check(&s, Place::Line(n + 1));
                 if found.is_empty() {
                     out.push(s);
                 }
@@ -74,27 +78,33 @@ pub(crate) fn parse(
 }
 
 /// One line's fields as a subscriber; else the column at fault and why.
-fn row(fields: &[&str]) -> Result<SubscriberPreload, (&'static str, &'static str)> {
+fn row(fields: &[&str], cfg: &Config) -> Result<SubscriberPreload, (&'static str, String)> {
+    let e = |column, what: &str| (column, what.to_owned());
     if !(4..=5).contains(&fields.len()) {
-        return Err(("", "expected port,vlan,mac,isp[,ipv4]"));
+        return Err(e("", "expected port,vlan,mac,isp[,ipv4]"));
     }
+    let port = match cfg.ports.iter().position(|p| p.name == fields[0]) {
+        Some(i) => u16::try_from(i).map_err(|_| e("port", "too many ports"))?,
+        None if fields[0].parse::<u64>().is_ok() => {
+            return Err(("port", crate::de::numbered(fields[0])))
+        }
+        None => return Err(("port", format!("no port named {:?}", fields[0]))),
+    };
     Ok(SubscriberPreload {
-        port: fields[0]
-            .parse()
-            .map_err(|_| ("port", "port is not a number"))?,
+        port,
         vlan: fields[1]
             .parse()
-            .map_err(|_| ("vlan", "vlan is not a number"))?,
+            .map_err(|_| e("vlan", "vlan is not a number"))?,
         inner_vlan: 0,
         mac: fields[2]
             .parse()
-            .map_err(|_| ("mac", "not a MAC address"))?,
+            .map_err(|_| e("mac", "not a MAC address"))?,
         isp: fields[3]
             .parse()
-            .map_err(|_| ("isp", "isp is not a number"))?,
+            .map_err(|_| e("isp", "isp is not a number"))?,
         ipv4: match fields.get(4) {
             Some(a) if !a.is_empty() => {
-                Some(a.parse().map_err(|_| ("ipv4", "not an IPv4 address"))?)
+                Some(a.parse().map_err(|_| e("ipv4", "not an IPv4 address"))?)
             }
             _ => None,
         },
@@ -104,7 +114,6 @@ fn row(fields: &[&str]) -> Result<SubscriberPreload, (&'static str, &'static str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Config;
 
     fn config() -> Config {
         crate::parse(
@@ -118,7 +127,8 @@ mod tests {
     fn parses_lines_and_names_the_bad_one() {
         let cfg = config();
         let ok = parse(
-            "port,vlan,mac,isp,ipv4\n0,0,02:00:00:00:00:01,1,198.18.1.10\n0,12,02:00:00:00:00:02,2,\n",
+            "port,vlan,mac,isp,ipv4\na,0,02:00:00:00:00:01,1,198.18.1.10\na,12,02:00:00:00:00:02,2,\n",
+            &cfg,
             &mut SubscriberCheck::new(&cfg),
         )
         .expect("valid");
@@ -126,7 +136,8 @@ mod tests {
         assert_eq!(ok[0].ipv4, Some("198.18.1.10".parse().expect("ip")));
         assert_eq!((ok[1].vlan, ok[1].isp, ok[1].ipv4), (12, 2, None));
         let e = parse(
-            "0,0,02:00:00:00:00:01,1\n0,0,zz:00,1\n",
+            "a,0,02:00:00:00:00:01,1\na,0,zz:00,1\n",
+            &cfg,
             &mut SubscriberCheck::new(&cfg),
         )
         .expect_err("bad mac");
@@ -136,14 +147,31 @@ mod tests {
     #[test]
     fn a_subscriber_twice_is_refused_at_its_second_line() {
         let cfg = config();
-        let text = "port,vlan,mac,isp\n0,7,02:00:00:00:00:01,1\n0,8,02:00:00:00:00:01,1\n\
-                    0,7,02:00:00:00:00:01,2\n";
-        let e = parse(text, &mut SubscriberCheck::new(&cfg)).expect_err("duplicate");
+        let text = "port,vlan,mac,isp\na,7,02:00:00:00:00:01,1\na,8,02:00:00:00:00:01,1\n\
+                    a,7,02:00:00:00:00:01,2\n";
+        let e = parse(text, &cfg, &mut SubscriberCheck::new(&cfg)).expect_err("duplicate");
         assert_eq!(
             (e[0].line, e[0].column, e[0].key.as_str()),
             (4, 5, "mac"),
             "{e:?}"
         );
         assert!(e[0].message.contains("already line 2"), "{e:?}");
+    }
+
+    #[test]
+    fn ports_are_named_not_numbered() {
+        let cfg = config();
+        let e = parse(
+            "0,0,02:00:00:00:00:01,1\nb,0,02:00:00:00:00:02,1\n",
+            &cfg,
+            &mut SubscriberCheck::new(&cfg),
+        )
+        .expect_err("numbered and unknown ports");
+        assert_eq!((e[0].line, e[0].column, e[0].key.as_str()), (1, 1, "port"));
+        assert!(e[0].message.contains("not the number 0"), "{e:?}");
+        assert_eq!(
+            (e[1].line, e[1].message.as_str()),
+            (2, "no port named \"b\"")
+        );
     }
 }

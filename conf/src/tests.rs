@@ -369,11 +369,11 @@ role = "handoff"
 
 [[tables.isps]]
 id = 1
-upstream = { label = 1001, port = 1, next_hop = "02:00:00:00:00:01" }
+upstream = { label = 1001, port = "core", next_hop = "02:00:00:00:00:01" }
 
 [[tables.isps]]
 id = 2
-upstream = { label = 1002, port = 1, next_hop = "02:00:00:00:00:01" }
+upstream = { label = 1002, port = "core", next_hop = "02:00:00:00:00:01" }
 
 [[tables.ilm]]
 label = 3001
@@ -384,12 +384,12 @@ label = 3002
 action = { kind = "pop_deliver", isp = 2 }
 
 [[tables.subscribers]]
-port = 0
+port = "access"
 mac = "02:00:00:aa:00:01"
 isp = 1
 
 [[tables.subscribers]]
-port = 0
+port = "access"
 mac = "02:00:00:aa:00:02"
 isp = 2
 "#;
@@ -476,4 +476,99 @@ fn a_nas_name_twice_is_located() {
         .unwrap_or_else(|| panic!("{ps:#?}"));
     assert_eq!((p.line, p.column), (GOOD.lines().count() + 12, 8), "{p:?}");
     assert!(p.message.contains("already used by radius.nas[0]"), "{p:?}");
+}
+
+/// `[tables]` names ports as `[[worker]]` does; the plan turns names into indexes.
+#[test]
+fn tables_name_ports_and_plan_to_indexes() {
+    let text = format!(
+        "{NODE}\n[[tables.isps]]\nid = 3\nname = \"c\"\nhandoff = [{{ port = \"isp\", vlan = 7 }}]\n\
+         \n[tables.limits]\nmax_subscribers = 100\n"
+    );
+    let c = parse(&text, Path::new("t.toml")).expect("valid");
+    let p = c.preload_tables();
+    assert_eq!(p.limits.max_subscribers, 100);
+    assert_eq!(
+        p.limits.max_labels,
+        ispmux_dataplane::table::Limits::default().max_labels
+    );
+    assert_eq!(
+        p.isps[0].upstream.map(|f| (f.label, f.port)),
+        Some((1001, 1))
+    );
+    assert_eq!(
+        p.isps[2].handoff,
+        [ispmux_dataplane::table::preload::HandoffPreload { port: 2, vlan: 7 }]
+    );
+    assert_eq!(p.subscribers[1].port, 0);
+    assert_eq!(p.isp_names()[2], (3, "c"));
+    p.build().expect("the tables take it");
+}
+
+#[test]
+fn table_ports_that_are_numbers_unknown_or_of_another_role_are_located() {
+    let table: &[(&str, String, &str, usize, usize, &str)] = &[
+        (
+            "a number where a name is expected",
+            NODE.replace(
+                "port = \"core\", next_hop = \"02:00:00:00:00:01\" }\n\n[[tables.isps]]\nid = 2",
+                "port = 1, next_hop = \"02:00:00:00:00:01\" }\n\n[[tables.isps]]\nid = 2",
+            ),
+            "tables.isps[0].upstream.port",
+            24,
+            35,
+            "write the [[port]] name (port = \"core\"), not the number 1",
+        ),
+        (
+            "no such port",
+            NODE.replacen("port = \"access\"", "port = \"acess\"", 1),
+            "tables.subscribers[0].port",
+            39,
+            8,
+            "no port named \"acess\"",
+        ),
+        (
+            "a port of another role",
+            NODE.replacen(
+                "label = 1001, port = \"core\"",
+                "label = 1001, port = \"isp\"",
+                1,
+            ),
+            "tables.isps[0].upstream.port",
+            24,
+            35,
+            "port \"isp\" is not a core port",
+        ),
+        (
+            "a typo in the limits",
+            format!("{NODE}\n[tables.limits]\nmax_subscriber = 3\n"),
+            "tables.limits.max_subscriber",
+            49,
+            1,
+            "unknown field `max_subscriber`",
+        ),
+        (
+            "a proxy ARP prefix with host bits",
+            NODE.replace(
+                "role = \"handoff\"",
+                "role = \"handoff\"\nproxy_arp = [\"198.18.1.1/24\"]",
+            ),
+            "port[2].proxy_arp",
+            21,
+            14,
+            "198.18.1.1/24 has host bits set; the network is 198.18.1.0/24",
+        ),
+    ];
+    for (what, text, key, line, column, msg) in table {
+        let ps = problems(text);
+        let p = ps
+            .iter()
+            .find(|p| p.message.contains(msg))
+            .unwrap_or_else(|| panic!("{what}: no problem containing {msg:?} in {ps:#?}"));
+        assert_eq!(
+            (p.key.as_str(), p.line, p.column),
+            (*key, *line, *column),
+            "{what}: {p:?}"
+        );
+    }
 }

@@ -202,7 +202,11 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
                 .map(|(c, n)| PortArp {
                     mac: n.mac,
                     address: c.address,
-                    prefixes: c.proxy_arp.iter().filter_map(|p| parse_prefix(p)).collect(),
+                    prefixes: c
+                        .proxy_arp
+                        .iter()
+                        .filter_map(|p| parse_prefix(&p.to_string()))
+                        .collect(),
                 })
                 .collect(),
         },

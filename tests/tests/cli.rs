@@ -54,7 +54,7 @@ fn check_refuses_a_subscribers_csv_that_run_would_refuse() {
     .expect("write");
     std::fs::write(
         d.join("subs.csv"),
-        "port,vlan,mac,isp\n0,0,02:00:00:00:00:01,1\n0,0,02:00:00:00:00:0g,1\n",
+        "port,vlan,mac,isp\np0,0,02:00:00:00:00:01,1\np0,0,02:00:00:00:00:0g,1\n",
     )
     .expect("write csv");
     let out = Command::new(ispmux_bin())
@@ -65,7 +65,7 @@ fn check_refuses_a_subscribers_csv_that_run_would_refuse() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     let want = format!(
-        "{}:3:5: `mac`: not a MAC address",
+        "{}:3:6: `mac`: not a MAC address",
         d.join("subs.csv").display()
     );
     assert!(err.contains(&want), "{err}");
