@@ -1,21 +1,31 @@
 //! The ispmux configuration: TOML as serde types, validation whose errors name the file,
 //! line, column and key, and the derived plan (EAL arguments, which worker polls what).
 
+mod de;
 pub mod dhcp;
 mod error;
+mod ipv4_net;
+mod load;
 mod model;
 mod plan;
 mod subscribers_csv;
+mod tables;
 mod validate;
 
 pub mod radius;
 
 use std::path::Path;
 
+pub use de::PortName;
 pub use error::{ConfError, Problem};
+pub use ipv4_net::{Ipv4Net, Ipv4NetError};
+pub use load::{check, load_gateway, Checked, Loaded};
 pub use model::*;
 pub use plan::{EalPlan, Plan, PortPlan, WorkerPlan};
-pub use subscribers_csv::{load_subscribers_csv, parse_subscribers_csv};
+pub use tables::{
+    FecConfig, HandoffConfig, IlmActionConfig, IlmConfig, IspConfig, LimitsConfig,
+    SubscriberConfig, TablesConfig,
+};
 pub use validate::{Issue, MAX_BURST};
 
 /// Reads, parses and validates a configuration file for the gateway.

@@ -1,9 +1,9 @@
 //! The configuration file as serde types. Unknown keys are errors everywhere.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// A whole ispmux configuration file.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// DPDK Environment Abstraction Layer.
@@ -21,10 +21,10 @@ pub struct Config {
     /// Control socket and operator-facing settings.
     #[serde(default)]
     pub control: Control,
-    /// What the fast-path tables start with (ISPs, labels, ILM, subscribers); the slow path
-    /// changes them later. Port numbers in it are indexes into `[[port]]`.
+    /// What the fast-path tables start with (ISPs, labels, ILM, subscribers), ports by
+    /// name; the slow path changes them later.
     #[serde(default)]
-    pub tables: ispmux_dataplane::PreloadTables,
+    pub tables: crate::tables::TablesConfig,
     /// The DHCP logon proxy (seeds 000/001); off when absent.
     pub dhcp: Option<crate::dhcp::DhcpConfig>,
     /// The durable store shared by the slow-path components (RADIUS usage records, the DHCP
@@ -37,7 +37,7 @@ pub struct Config {
 }
 
 /// Where the slow path keeps what must survive a restart.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Store {
     /// The SQLite database; its directory is created when missing.
@@ -66,7 +66,7 @@ pub enum Purpose {
 }
 
 /// Whether to use hugepages.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Hugepages {
     /// Use them when enough are free, else run without (`--no-huge`).
@@ -79,7 +79,7 @@ pub enum Hugepages {
 }
 
 /// EAL options.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Eal {
     /// Lcores EAL runs on (`-l`); the first is the main lcore unless `main_lcore` says.
@@ -113,7 +113,7 @@ impl Default for Eal {
 }
 
 /// One Ethernet port.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Port {
     /// ispmux's name for the port (used by workers, roles and tables).
@@ -135,16 +135,18 @@ pub struct Port {
     /// MTU to set on the device.
     pub mtu: Option<u16>,
     /// What the port faces, for `pipeline = "node"`: access, core or handoff.
+    #[serde(default, deserialize_with = "crate::de::opt_port_role")]
     pub role: Option<ispmux_dataplane::PortRole>,
     /// The port's MAC address as the pipelines use it; default: the device's own.
+    #[serde(default, deserialize_with = "crate::de::opt_mac")]
     pub mac: Option<ispmux_dataplane::wire::MacAddr>,
     /// The port's own IPv4 address, answered to ARP by the slow path (e.g. the tailend's
     /// address on an ISP hand-off link, the next hop of the ISP's route to its subscribers).
     pub address: Option<std::net::Ipv4Addr>,
     /// Prefixes whose addresses this port answers ARP for (`"198.18.1.0/24"`): an ISP's
     /// subscriber pool on its hand-off port, so the ISP router needs no static neighbours.
-    #[serde(default)]
-    pub proxy_arp: Vec<String>,
+    #[serde(default, deserialize_with = "crate::de::ipv4_nets")]
+    pub proxy_arp: Vec<crate::Ipv4Net>,
 }
 
 fn default_desc() -> u16 {
@@ -156,7 +158,7 @@ fn yes() -> bool {
 }
 
 /// What the fast path does with frames.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum PipelineKind {
     /// Forward unchanged between paired ports (0↔1, 2↔3, ...), as testpmd's io mode.
@@ -169,7 +171,7 @@ pub enum PipelineKind {
 }
 
 /// Idle sleeping of workers that find no traffic.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum IdleSleep {
     /// On when the machine has fewer cores than the lcores configured.
@@ -182,7 +184,7 @@ pub enum IdleSleep {
 }
 
 /// Fast-path settings.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Dataplane {
     /// The forwarding pipeline.
@@ -197,8 +199,9 @@ pub struct Dataplane {
     pub idle_polls: u32,
     /// How long an idle worker sleeps, in microseconds.
     pub idle_sleep_us: u32,
-    /// A CSV file of subscribers to preload besides `[tables]`: one line each,
-    /// `port,vlan,mac,isp[,ipv4]` (a header line starting with `port` is skipped).
+    /// A CSV file of subscribers to preload besides `[tables]`, relative to the
+    /// configuration file: one line each, `port,vlan,mac,isp[,ipv4]` with the port by name
+    /// (a header line starting with `port` is skipped).
     pub subscribers_csv: Option<String>,
     /// Slots of the punt ring from the workers to the slow path (a power of two).
     pub punt_ring: u32,
@@ -225,7 +228,7 @@ impl Default for Dataplane {
 }
 
 /// One worker lcore and the receive queues it polls.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Worker {
     /// EAL lcore id.
@@ -235,7 +238,7 @@ pub struct Worker {
 }
 
 /// A (port, queue) pair polled by a worker.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RxAssign {
     /// Port name.
@@ -246,7 +249,7 @@ pub struct RxAssign {
 }
 
 /// Operator-facing settings.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Control {
     /// Path of the control socket (`ispmux ctl`); none when absent.

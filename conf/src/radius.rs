@@ -1,7 +1,7 @@
 //! The `[radius]` table: the capacity-sharing RADIUS proxy (NAS clients, the master SP and its
 //! home servers, client SPs with their realms, virtual subscriber and capacity policy).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
@@ -245,7 +245,15 @@ impl RadiusConfig {
         if self.nas.is_empty() {
             err("radius.nas".into(), "at least one NAS client is needed");
         }
+        // The name is how logs and operators tell NASes apart: two of one name are one too many.
+        let mut nas_names: HashMap<&str, usize> = HashMap::new();
         for (i, n) in self.nas.iter().enumerate() {
+            if let Some(j) = nas_names.insert(n.name.as_str(), i) {
+                err(
+                    format!("radius.nas[{i}].name"),
+                    &format!("NAS name {:?} is already used by radius.nas[{j}]", n.name),
+                );
+            }
             if parse_prefix(&n.address).is_none() {
                 err(
                     format!("radius.nas[{i}].address"),
@@ -407,6 +415,21 @@ capacity = { ports = 2, connection_time_s = 3600, period = "day" }
         let keys: Vec<&str> = errs.iter().map(|(k, _)| k.as_str()).collect();
         assert!(keys.contains(&"radius.client_sp[0].realms[0]"), "{errs:?}");
         assert!(keys.contains(&"radius.nas[0].address"), "{errs:?}");
+    }
+
+    #[test]
+    fn duplicate_nas_names_are_refused() {
+        let mut c = RadiusConfig::from_toml_file_text(SAMPLE).expect("parses");
+        let mut twin = c.nas[0].clone();
+        twin.address = "192.0.2.1".into();
+        c.nas.push(twin);
+        let errs = c.validate();
+        assert!(
+            errs.iter()
+                .any(|(k, m)| k == "radius.nas[1].name"
+                    && m.contains("already used by radius.nas[0]")),
+            "{errs:?}"
+        );
     }
 
     #[test]

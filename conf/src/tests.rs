@@ -343,3 +343,232 @@ fn radius_example_is_a_standalone_proxy_file() {
     let c = load_for(path, Purpose::RadiusProxy).expect("the example loads for the proxy");
     assert!(c.radius.is_some_and(|r| !r.client_sp.is_empty()));
 }
+
+/// A node with one port of each role and one entry of each table; line numbers below count
+/// from its first line.
+const NODE: &str = r#"[eal]
+lcores = [0, 1]
+
+[dataplane]
+pipeline = "node"
+
+[[port]]
+name = "access"
+device = "net_null0"
+role = "access"
+
+[[port]]
+name = "core"
+device = "net_null1"
+role = "core"
+
+[[port]]
+name = "isp"
+device = "net_null2"
+role = "handoff"
+
+[[tables.isps]]
+id = 1
+upstream = { label = 1001, port = "core", next_hop = "02:00:00:00:00:01" }
+
+[[tables.isps]]
+id = 2
+upstream = { label = 1002, port = "core", next_hop = "02:00:00:00:00:01" }
+
+[[tables.ilm]]
+label = 3001
+action = { kind = "pop_deliver", isp = 1 }
+
+[[tables.ilm]]
+label = 3002
+action = { kind = "pop_deliver", isp = 2 }
+
+[[tables.subscribers]]
+port = "access"
+mac = "02:00:00:aa:00:01"
+isp = 1
+
+[[tables.subscribers]]
+port = "access"
+mac = "02:00:00:aa:00:02"
+isp = 2
+"#;
+
+/// Overlaps the tables would accept silently (a later entry replacing an earlier one) are
+/// located errors at the entry's own key.
+#[test]
+fn overlapping_table_entries_name_the_second_entry() {
+    parse(NODE, Path::new("t.toml")).expect("the base is valid");
+    let table: &[(&str, String, &str, usize, usize, &str)] = &[
+        (
+            "two ISPs with one id",
+            NODE.replace("id = 2", "id = 1"),
+            "tables.isps[1].id",
+            27,
+            6,
+            "ISP id 1 is already used by tables.isps[0]",
+        ),
+        (
+            "two ISPs pushing one label",
+            NODE.replace("label = 1002", "label = 1001"),
+            "tables.isps[1].upstream.label",
+            28,
+            22,
+            "label 1001 is already pushed upstream by tables.isps[0]",
+        ),
+        (
+            "an incoming label twice",
+            NODE.replace("label = 3002", "label = 3001"),
+            "tables.ilm[1].label",
+            35,
+            9,
+            "label 3001 is already in tables.ilm[0]",
+        ),
+        (
+            "a subscriber twice",
+            NODE.replace("02:00:00:aa:00:02", "02:00:00:aa:00:01"),
+            "tables.subscribers[1].mac",
+            45,
+            7,
+            "is already tables.subscribers[0]",
+        ),
+        (
+            "an ISP id beyond the limits: at the entry, not at [tables]",
+            NODE.replace("isp = 2 }", "isp = 200 }"),
+            "tables.ilm[1].action.isp",
+            36,
+            40,
+            "ISP id 200 is not below tables.limits.max_isps (64)",
+        ),
+        (
+            "a reserved label",
+            NODE.replace("label = 3002", "label = 3"),
+            "tables.ilm[1].label",
+            35,
+            9,
+            "label 3 is out of range 16..=1048575",
+        ),
+    ];
+    for (what, text, key, line, column, msg) in table {
+        let ps = problems(text);
+        let p = ps
+            .iter()
+            .find(|p| p.message.contains(msg))
+            .unwrap_or_else(|| panic!("{what}: no problem containing {msg:?} in {ps:#?}"));
+        assert_eq!(
+            (p.key.as_str(), p.line, p.column),
+            (*key, *line, *column),
+            "{what}: {p:?}"
+        );
+    }
+}
+
+#[test]
+fn a_nas_name_twice_is_located() {
+    let twice = RADIUS.replace(
+        "secret = \"s\"\n",
+        "secret = \"s\"\n\n[[radius.nas]]\nname = \"pop1\"\naddress = \"192.0.2.1\"\nsecret = \"t\"\n",
+    );
+    let ps = problems(&format!("{GOOD}{twice}"));
+    let p = ps
+        .iter()
+        .find(|p| p.key == "radius.nas[1].name")
+        .unwrap_or_else(|| panic!("{ps:#?}"));
+    assert_eq!((p.line, p.column), (GOOD.lines().count() + 12, 8), "{p:?}");
+    assert!(p.message.contains("already used by radius.nas[0]"), "{p:?}");
+}
+
+/// `[tables]` names ports as `[[worker]]` does; the plan turns names into indexes.
+#[test]
+fn tables_name_ports_and_plan_to_indexes() {
+    let text = format!(
+        "{NODE}\n[[tables.isps]]\nid = 3\nname = \"c\"\nhandoff = [{{ port = \"isp\", vlan = 7 }}]\n\
+         \n[tables.limits]\nmax_subscribers = 100\n"
+    );
+    let c = parse(&text, Path::new("t.toml")).expect("valid");
+    let p = c.preload_tables();
+    assert_eq!(p.limits.max_subscribers, 100);
+    assert_eq!(
+        p.limits.max_labels,
+        ispmux_dataplane::table::Limits::default().max_labels
+    );
+    assert_eq!(
+        p.isps[0].upstream.map(|f| (f.label, f.port)),
+        Some((1001, 1))
+    );
+    assert_eq!(
+        p.isps[2].handoff,
+        [ispmux_dataplane::table::preload::HandoffPreload { port: 2, vlan: 7 }]
+    );
+    assert_eq!(p.subscribers[1].port, 0);
+    assert_eq!(p.isp_names()[2], (3, "c"));
+    p.build().expect("the tables take it");
+}
+
+#[test]
+fn table_ports_that_are_numbers_unknown_or_of_another_role_are_located() {
+    let table: &[(&str, String, &str, usize, usize, &str)] = &[
+        (
+            "a number where a name is expected",
+            NODE.replace(
+                "port = \"core\", next_hop = \"02:00:00:00:00:01\" }\n\n[[tables.isps]]\nid = 2",
+                "port = 1, next_hop = \"02:00:00:00:00:01\" }\n\n[[tables.isps]]\nid = 2",
+            ),
+            "tables.isps[0].upstream.port",
+            24,
+            35,
+            "write the [[port]] name (port = \"core\"), not the number 1",
+        ),
+        (
+            "no such port",
+            NODE.replacen("port = \"access\"", "port = \"acess\"", 1),
+            "tables.subscribers[0].port",
+            39,
+            8,
+            "no port named \"acess\"",
+        ),
+        (
+            "a port of another role",
+            NODE.replacen(
+                "label = 1001, port = \"core\"",
+                "label = 1001, port = \"isp\"",
+                1,
+            ),
+            "tables.isps[0].upstream.port",
+            24,
+            35,
+            "port \"isp\" is not a core port",
+        ),
+        (
+            "a typo in the limits",
+            format!("{NODE}\n[tables.limits]\nmax_subscriber = 3\n"),
+            "tables.limits.max_subscriber",
+            49,
+            1,
+            "unknown field `max_subscriber`",
+        ),
+        (
+            "a proxy ARP prefix with host bits",
+            NODE.replace(
+                "role = \"handoff\"",
+                "role = \"handoff\"\nproxy_arp = [\"198.18.1.1/24\"]",
+            ),
+            "port[2].proxy_arp",
+            21,
+            14,
+            "198.18.1.1/24 has host bits set; the network is 198.18.1.0/24",
+        ),
+    ];
+    for (what, text, key, line, column, msg) in table {
+        let ps = problems(text);
+        let p = ps
+            .iter()
+            .find(|p| p.message.contains(msg))
+            .unwrap_or_else(|| panic!("{what}: no problem containing {msg:?} in {ps:#?}"));
+        assert_eq!(
+            (p.key.as_str(), p.line, p.column),
+            (*key, *line, *column),
+            "{what}: {p:?}"
+        );
+    }
+}

@@ -196,18 +196,6 @@ fn ports(cfg: &Config, out: &mut Vec<Issue>) {
                 );
             }
         }
-        for (j, pfx) in p.proxy_arp.iter().enumerate() {
-            let ok = pfx.split_once('/').is_some_and(|(a, l)| {
-                a.parse::<std::net::Ipv4Addr>().is_ok() && l.parse::<u8>().is_ok_and(|l| l <= 32)
-            });
-            if !ok {
-                issue(
-                    out,
-                    format!("port[{i}].proxy_arp[{j}]"),
-                    format!("{pfx:?} is not an IPv4 prefix like \"198.18.1.0/24\""),
-                );
-            }
-        }
         if p.rx_queues == Some(0) {
             issue(
                 out,
@@ -361,8 +349,6 @@ pub(crate) fn port_rx_queues(cfg: &Config, p: &Port) -> u16 {
 }
 
 fn tables(cfg: &Config, out: &mut Vec<Issue>) {
-    use ispmux_dataplane::table::preload::IlmActionPreload as A;
-    use ispmux_dataplane::PortRole;
     let node = cfg.dataplane.pipeline == crate::PipelineKind::Node;
     if node {
         for (i, p) in cfg.ports.iter().enumerate() {
@@ -382,67 +368,5 @@ fn tables(cfg: &Config, out: &mut Vec<Issue>) {
             "the punt ring needs a power of two of at least 64 slots",
         );
     }
-    // A table entry must name a configured port of the role it is used in.
-    let mut port = |key: String, p: u16, want: PortRole| match cfg.ports.get(usize::from(p)) {
-        None => issue(
-            out,
-            key,
-            format!(
-                "port {p} does not exist: there are {} [[port]] tables",
-                cfg.ports.len()
-            ),
-        ),
-        Some(c) if node && c.role.is_some_and(|r| r != want) => issue(
-            out,
-            key,
-            format!("port {p} ({:?}) is not a {want:?} port", c.name),
-        ),
-        _ => {}
-    };
-    let t = &cfg.tables;
-    for (i, isp) in t.isps.iter().enumerate() {
-        if let Some(f) = &isp.upstream {
-            port(
-                format!("tables.isps[{i}].upstream.port"),
-                f.port,
-                PortRole::Core,
-            );
-        }
-        if let Some(f) = &isp.downstream {
-            port(
-                format!("tables.isps[{i}].downstream.port"),
-                f.port,
-                PortRole::Core,
-            );
-        }
-        for (j, h) in isp.handoff.iter().enumerate() {
-            port(
-                format!("tables.isps[{i}].handoff[{j}].port"),
-                h.port,
-                PortRole::Handoff,
-            );
-        }
-    }
-    for (i, e) in t.ilm.iter().enumerate() {
-        let key = format!("tables.ilm[{i}].action.port");
-        match e.action {
-            A::Swap { port: p, .. } => port(key, p, PortRole::Core),
-            A::PopHandoff { port: p, .. } => port(key, p, PortRole::Handoff),
-            A::PopDeliver { .. } => {}
-        }
-    }
-    for (i, s) in t.subscribers.iter().enumerate() {
-        port(
-            format!("tables.subscribers[{i}].port"),
-            s.port,
-            PortRole::Access,
-        );
-    }
-    // The tables' own checks (ids within limits, labels in range, capacity); cheap enough at
-    // configuration sizes (large subscriber sets come from subscribers_csv).
-    if t.subscribers.len() <= 100_000 {
-        if let Err(e) = t.build() {
-            issue(out, "tables", e.to_string());
-        }
-    }
+    out.extend(crate::tables::plan(cfg).1);
 }

@@ -137,13 +137,19 @@ pub fn labelled(frame: &[u8], dst: MacAddr, src: MacAddr, label: u32) -> Vec<u8>
 
 /// Writes the population as a subscribers CSV (`port,vlan,mac,isp,ipv4`, the format of
 /// `[dataplane] subscribers_csv`), so `ispmux run` preloads exactly [`preload`]'s
-/// subscribers. Untagged populations only: the CSV has no inner VLAN column.
-pub fn write_subscribers_csv<W: Write>(w: &mut W, spec: &Spec) -> io::Result<()> {
+/// subscribers. `access_port` is the configuration's name of port `spec.access_port` (the
+/// CSV names ports, as the configuration does). Untagged populations only: the CSV has no
+/// inner VLAN column.
+pub fn write_subscribers_csv<W: Write>(
+    w: &mut W,
+    spec: &Spec,
+    access_port: &str,
+) -> io::Result<()> {
     writeln!(w, "port,vlan,mac,isp,ipv4")?;
     for i in 0..spec.subscribers {
         let s = subscriber(spec, i);
         let ip = s.ipv4.map(|a| a.to_string()).unwrap_or_default();
-        writeln!(w, "{},{},{},{},{ip}", s.port, s.vlan, s.mac, s.isp)?;
+        writeln!(w, "{access_port},{},{},{},{ip}", s.vlan, s.mac, s.isp)?;
     }
     Ok(())
 }

@@ -459,11 +459,7 @@ impl Forwarding {
                 .map(|(c, n)| PortArp {
                     mac: n.mac,
                     address: c.address,
-                    prefixes: c
-                        .proxy_arp
-                        .iter()
-                        .filter_map(|p| punt::arp::parse_prefix(p))
-                        .collect(),
+                    prefixes: c.proxy_arp.clone(),
                 })
                 .collect(),
         };

@@ -29,7 +29,7 @@ pub fn open_registry(cfg: &Config) -> Result<Registry, GatewayError> {
                 .isps
                 .iter()
                 .find(|t| t.name == isp.name)
-                .and_then(|t| t.upstream.map(|f| f.label));
+                .and_then(|t| t.upstream.as_ref().map(|f| f.label));
             reg.upsert_isp(&Isp {
                 name: isp.name.clone(),
                 label,

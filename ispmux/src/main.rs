@@ -132,16 +132,26 @@ fn main() -> ExitCode {
 }
 
 fn check(path: &std::path::Path) -> anyhow::Result<()> {
-    let cfg = ispmux_conf::load(path)?;
-    println!(
-        "{}: ok ({} port(s), {} worker lcore(s){})",
-        path.display(),
-        cfg.ports.len(),
-        cfg.worker_lcores().len(),
-        cfg.radius.as_ref().map_or(String::new(), |r| format!(
-            ", radius proxy with {} client SP(s)",
-            r.client_sp.len()
-        ))
-    );
+    match ispmux_conf::check(path)? {
+        ispmux_conf::Checked::Gateway(l) => {
+            let cfg = &l.config;
+            println!(
+                "{}: ok, gateway ({} port(s), {} worker lcore(s), {} subscriber(s) preloaded{})",
+                path.display(),
+                cfg.ports.len(),
+                cfg.worker_lcores().len(),
+                l.preload.subscribers.len(),
+                cfg.radius.as_ref().map_or(String::new(), |r| format!(
+                    ", radius proxy with {} client SP(s)",
+                    r.client_sp.len()
+                ))
+            );
+        }
+        ispmux_conf::Checked::RadiusProxy(cfg) => println!(
+            "{}: ok, radius proxy alone (no [[port]]: for `ispmux radius-proxy`; {} client SP(s))",
+            path.display(),
+            cfg.radius.as_ref().map_or(0, |r| r.client_sp.len())
+        ),
+    }
     Ok(())
 }

@@ -1,20 +1,21 @@
 //! `ispmux run` and `ispmux radius-proxy`: the gateway started from a file, run until
 //! SIGINT/SIGTERM (or `--duration`), its report printed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ispmux_conf::{Config, Purpose};
-use ispmux_dataplane::PreloadTables;
+use ispmux_conf::Purpose;
 use ispmux_gateway::{Event, Gateway, Report};
 
 /// `ispmux run -c FILE [--duration S]`.
 pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
-    let cfg = ispmux_conf::load(path)?;
-    let preload = preload(&cfg, path)?;
+    let ispmux_conf::Loaded {
+        config: cfg,
+        preload,
+    } = ispmux_conf::load_gateway(path)?;
     let stop = stop_on_signals()?;
     let mut gw = Gateway::start(cfg, preload)?;
     let deadline = duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
@@ -48,17 +49,4 @@ fn finish(report: Report) -> Result<()> {
         bail!("{}", report.failures.join("; "));
     }
     Ok(())
-}
-
-/// The configured tables plus the subscribers CSV (a path relative to the config file).
-fn preload(cfg: &Config, path: &Path) -> Result<PreloadTables> {
-    let mut p = cfg.tables.clone();
-    if let Some(csv) = &cfg.dataplane.subscribers_csv {
-        let csv = path
-            .parent()
-            .map_or_else(|| PathBuf::from(csv), |d| d.join(csv));
-        p.subscribers
-            .extend(ispmux_conf::load_subscribers_csv(&csv)?);
-    }
-    Ok(p)
 }

@@ -30,7 +30,7 @@ pub struct FwdBench<'a> {
     pub pcap: PathBuf,
     /// Frames in it (sizes the mbuf pools: `infinite_rx` keeps every frame in an mbuf).
     pub frames: u64,
-    /// The `[tables]` part of the ispmux config.
+    /// The `[tables]` part of the ispmux config; the ports are named "in" and "out".
     pub tables: String,
     /// Subscribers to preload from a CSV file (absolute path).
     pub subscribers_csv: Option<PathBuf>,
@@ -255,7 +255,7 @@ pub struct HeadendInputs {
     pub pcap: PathBuf,
     /// The subscribers, for `[dataplane] subscribers_csv`.
     pub csv: PathBuf,
-    /// `[tables]`: one upstream FEC per ISP toward `next_hop` on port 1.
+    /// `[tables]`: one upstream FEC per ISP toward `next_hop` on port "out".
     pub tables: String,
 }
 
@@ -278,7 +278,8 @@ pub fn headend_inputs(
     w.flush()?;
     let csv = dir.join("subscribers.csv");
     let mut w = BufWriter::new(std::fs::File::create(&csv)?);
-    synthetic::write_subscribers_csv(&mut w, spec)?;
+    // The access port is the config's port 0, "in" (see `FwdBench::write_config`).
+    synthetic::write_subscribers_csv(&mut w, spec, "in")?;
     w.flush()?;
     let mut tables = format!(
         "[tables.limits]\nmax_subscribers = {max_subscribers}\nmax_isps = {}\n\n",
@@ -287,7 +288,7 @@ pub fn headend_inputs(
     for id in 1..=spec.isps {
         tables += &format!(
             "[[tables.isps]]\nid = {id}\nname = \"isp{id}\"\n\
-             upstream = {{ label = {}, port = 1, next_hop = \"{next_hop}\" }}\n\n",
+             upstream = {{ label = {}, port = \"out\", next_hop = \"{next_hop}\" }}\n\n",
             isp_label(id)
         );
     }

@@ -34,7 +34,58 @@ fn check_accepts_a_good_file() {
         .output()
         .expect("run");
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 port(s), 1 worker lcore(s))"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok, gateway (2 port(s), 1 worker lcore(s)")
+    );
+}
+
+/// `check` validated the file alone, so a subscribers CSV that `run` refuses passed.
+#[test]
+fn check_refuses_a_subscribers_csv_that_run_would_refuse() {
+    let d = TempDir::new("check-csv");
+    let f = d.join("csv.toml");
+    std::fs::write(
+        &f,
+        NULL_PAIR.replace(
+            "idle_sleep = \"on\"",
+            "idle_sleep = \"on\"\nsubscribers_csv = \"subs.csv\"",
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        d.join("subs.csv"),
+        "port,vlan,mac,isp\np0,0,02:00:00:00:00:01,1\np0,0,02:00:00:00:00:0g,1\n",
+    )
+    .expect("write csv");
+    let out = Command::new(ispmux_bin())
+        .args(["check", "-c"])
+        .arg(&f)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "{}:3:6: `mac`: not a MAC address",
+        d.join("subs.csv").display()
+    );
+    assert!(err.contains(&want), "{err}");
+}
+
+/// The README's standalone RADIUS proxy files have only `[radius]` (and `[store]`).
+#[test]
+fn check_validates_a_radius_only_file_as_the_proxy_s() {
+    let f =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/examples/radius-proxy.toml");
+    let out = Command::new(ispmux_bin())
+        .args(["check", "-c"])
+        .arg(&f)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok, radius proxy alone"),
+        "{out:?}"
+    );
 }
 
 #[test]

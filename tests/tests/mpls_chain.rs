@@ -36,13 +36,13 @@ max_isps = 4
 id = 1
 name = "isp-a"
 gateway = "198.18.1.1"
-upstream = { label = 1001, port = 2, next_hop = "02:00:00:02:00:01" }
+upstream = { label = 1001, port = "core0", next_hop = "02:00:00:02:00:01" }
 
 [[tables.isps]]
 id = 2
 name = "isp-b"
 gateway = "198.18.2.1"
-upstream = { label = 1002, port = 2, next_hop = "02:00:00:02:00:01" }
+upstream = { label = 1002, port = "core0", next_hop = "02:00:00:02:00:01" }
 
 [[tables.ilm]]
 label = 4001
@@ -53,13 +53,13 @@ label = 4002
 action = { kind = "pop_deliver", isp = 2 }
 
 [[tables.subscribers]]
-port = 0
+port = "acc0"
 mac = "02:00:00:aa:00:01"
 isp = 1
 ipv4 = "198.18.1.10"
 
 [[tables.subscribers]]
-port = 1
+port = "acc1"
 mac = "02:00:00:bb:00:01"
 isp = 2
 ipv4 = "198.18.2.10"
@@ -68,19 +68,19 @@ ipv4 = "198.18.2.10"
 const TRANSIT_TABLES: &str = r#"
 [[tables.ilm]]
 label = 1001
-action = { kind = "swap", out_label = 2001, port = 1, next_hop = "02:00:00:03:00:01" }
+action = { kind = "swap", out_label = 2001, port = "c1", next_hop = "02:00:00:03:00:01" }
 
 [[tables.ilm]]
 label = 1002
-action = { kind = "swap", out_label = 2002, port = 1, next_hop = "02:00:00:03:00:01" }
+action = { kind = "swap", out_label = 2002, port = "c1", next_hop = "02:00:00:03:00:01" }
 
 [[tables.ilm]]
 label = 3001
-action = { kind = "swap", out_label = 4001, port = 0, next_hop = "02:00:00:01:00:03" }
+action = { kind = "swap", out_label = 4001, port = "c0", next_hop = "02:00:00:01:00:03" }
 
 [[tables.ilm]]
 label = 3002
-action = { kind = "swap", out_label = 4002, port = 0, next_hop = "02:00:00:01:00:03" }
+action = { kind = "swap", out_label = 4002, port = "c0", next_hop = "02:00:00:01:00:03" }
 "#;
 
 const TAILEND_TABLES: &str = r#"
@@ -90,22 +90,22 @@ max_isps = 4
 [[tables.isps]]
 id = 1
 name = "isp-a"
-downstream = { label = 3001, port = 0, next_hop = "02:00:00:02:00:02" }
-handoff = [{ port = 1 }]
+downstream = { label = 3001, port = "core0", next_hop = "02:00:00:02:00:02" }
+handoff = [{ port = "h0" }]
 
 [[tables.isps]]
 id = 2
 name = "isp-b"
-downstream = { label = 3002, port = 0, next_hop = "02:00:00:02:00:02" }
-handoff = [{ port = 2 }]
+downstream = { label = 3002, port = "core0", next_hop = "02:00:00:02:00:02" }
+handoff = [{ port = "h1" }]
 
 [[tables.ilm]]
 label = 2001
-action = { kind = "pop_handoff", isp = 1, port = 1, router_mac = "02:00:00:0a:00:01" }
+action = { kind = "pop_handoff", isp = 1, port = "h0", router_mac = "02:00:00:0a:00:01" }
 
 [[tables.ilm]]
 label = 2002
-action = { kind = "pop_handoff", isp = 2, port = 2, router_mac = "02:00:00:0b:00:01" }
+action = { kind = "pop_handoff", isp = 2, port = "h1", router_mac = "02:00:00:0b:00:01" }
 "#;
 
 struct Topology {
@@ -534,7 +534,7 @@ fn dhcp_logon_through_the_gateway_then_traffic_rides_the_isps_label() {
     );
     // A is registered by its ISP (below), not preloaded: the logon installs it.
     let head_tables = HEADEND_TABLES.replace(
-        "[[tables.subscribers]]\nport = 0\nmac = \"02:00:00:aa:00:01\"\nisp = 1\nipv4 = \"198.18.1.10\"\n",
+        "[[tables.subscribers]]\nport = \"acc0\"\nmac = \"02:00:00:aa:00:01\"\nisp = 1\nipv4 = \"198.18.1.10\"\n",
         "",
     );
     let head_conf = format!(

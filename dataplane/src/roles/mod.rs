@@ -33,8 +33,7 @@ use crate::wire::MacAddr;
 pub const BURST: usize = 64;
 
 /// What a port faces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PortRole {
     /// Toward subscribers (headend).
     Access,
@@ -47,20 +46,14 @@ pub enum PortRole {
 }
 
 /// A port as the pipelines see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortConfig {
     /// Role.
     pub role: PortRole,
     /// The port's own MAC address: source of frames sent, target of proxy ARP replies.
     pub mac: MacAddr,
-    /// Largest Ethernet payload (label stack plus IPv4) the port sends; 1500 by default.
-    #[serde(default = "default_mtu")]
+    /// Largest Ethernet payload (label stack plus IPv4) the port sends, 1500 on most links.
     pub mtu: u16,
-}
-
-fn default_mtu() -> u16 {
-    1500
 }
 
 /// What a pipeline reads and counts into.

@@ -38,70 +38,6 @@ const MAC_C: &str = "02cc00000003";
 const MAC_D: &str = "02dd00000004";
 const MAC_CORE_PEER: &str = "020000000109";
 
-const CONFIG: &str = r#"
-[limits]
-max_subscribers = 64
-max_isps = 4
-
-[[isps]]
-id = 1
-name = "red"
-gateway = "100.64.0.1"
-upstream = { label = 1001, tc = 0, port = 1, next_hop = "02:00:00:00:01:01" }
-downstream = { label = 2001, port = 1, next_hop = "02:00:00:00:01:02" }
-handoff = [{ port = 2, vlan = 101 }]
-
-[[isps]]
-id = 2
-name = "blue"
-gateway = "100.64.0.1"
-upstream = { label = 1002, tc = 5, port = 1, next_hop = "02:00:00:00:01:01" }
-downstream = { label = 2002, tc = 1, port = 1, next_hop = "02:00:00:00:01:02" }
-handoff = [{ port = 2 }]
-
-[[ilm]]
-label = 3001
-action = { kind = "pop_deliver", isp = 1 }
-[[ilm]]
-label = 3002
-action = { kind = "pop_deliver", isp = 2 }
-[[ilm]]
-label = 4001
-action = { kind = "swap", out_label = 4002, port = 1, next_hop = "02:00:00:00:01:03" }
-[[ilm]]
-label = 5001
-action = { kind = "pop_handoff", isp = 1, port = 2, vlan = 101, router_mac = "02:00:00:00:0e:01" }
-[[ilm]]
-label = 5002
-action = { kind = "pop_handoff", isp = 2, port = 2, router_mac = "02:00:00:00:0e:02" }
-[[ilm]]
-label = 6001
-action = { kind = "swap", out_label = 6002, port = 9, next_hop = "02:00:00:00:01:03" }
-
-[[subscribers]]
-port = 0
-mac = "02:aa:00:00:00:01"
-isp = 1
-ipv4 = "100.64.0.10"
-[[subscribers]]
-port = 0
-vlan = 10
-mac = "02:bb:00:00:00:02"
-isp = 2
-ipv4 = "100.64.0.10"
-[[subscribers]]
-port = 3
-vlan = 100
-inner_vlan = 200
-mac = "02:cc:00:00:00:03"
-isp = 1
-ipv4 = "100.64.0.11"
-[[subscribers]]
-port = 0
-mac = "02:dd:00:00:00:04"
-isp = 1
-"#;
-
 fn port(role: PortRole, mac: &str) -> PortConfig {
     PortConfig {
         role,
@@ -110,8 +46,91 @@ fn port(role: PortRole, mac: &str) -> PortConfig {
     }
 }
 
+/// Two ISPs sharing an address, every ILM action (one swap toward a port that does not
+/// exist), subscribers untagged, on a VLAN and on QinQ, one unbound.
 pub(crate) fn preload() -> PreloadTables {
-    toml::from_str(CONFIG).expect("config")
+    use crate::table::preload::{
+        FecPreload, HandoffPreload, IlmActionPreload as A, IlmPreload, IspPreload,
+        SubscriberPreload,
+    };
+    use crate::table::Limits;
+    use std::net::Ipv4Addr;
+    let mac = |s: &str| s.parse().expect("mac");
+    let fec = |label, tc, next_hop| FecPreload {
+        label,
+        tc,
+        port: 1,
+        next_hop: mac(next_hop),
+    };
+    let isp = |id, name: &str, tc_up, tc_down, vlan| IspPreload {
+        id,
+        name: name.into(),
+        gateway: Some(Ipv4Addr::new(100, 64, 0, 1)),
+        upstream: Some(fec(1000 + u32::from(id), tc_up, "02:00:00:00:01:01")),
+        downstream: Some(fec(2000 + u32::from(id), tc_down, "02:00:00:00:01:02")),
+        handoff: vec![HandoffPreload { port: 2, vlan }],
+    };
+    let ilm = |label, action| IlmPreload { label, action };
+    let sub = |port, vlan, inner_vlan, m, isp, ipv4: Option<[u8; 4]>| SubscriberPreload {
+        port,
+        vlan,
+        inner_vlan,
+        mac: mac(m),
+        isp,
+        ipv4: ipv4.map(Ipv4Addr::from),
+    };
+    PreloadTables {
+        limits: Limits {
+            max_subscribers: 64,
+            max_isps: 4,
+            ..Limits::default()
+        },
+        isps: vec![isp(1, "red", 0, 0, 101), isp(2, "blue", 5, 1, 0)],
+        ilm: vec![
+            ilm(3001, A::PopDeliver { isp: 1 }),
+            ilm(3002, A::PopDeliver { isp: 2 }),
+            ilm(
+                4001,
+                A::Swap {
+                    out_label: 4002,
+                    port: 1,
+                    next_hop: mac("02:00:00:00:01:03"),
+                },
+            ),
+            ilm(
+                5001,
+                A::PopHandoff {
+                    isp: 1,
+                    port: 2,
+                    vlan: 101,
+                    router_mac: mac("02:00:00:00:0e:01"),
+                },
+            ),
+            ilm(
+                5002,
+                A::PopHandoff {
+                    isp: 2,
+                    port: 2,
+                    vlan: 0,
+                    router_mac: mac("02:00:00:00:0e:02"),
+                },
+            ),
+            ilm(
+                6001,
+                A::Swap {
+                    out_label: 6002,
+                    port: 9,
+                    next_hop: mac("02:00:00:00:01:03"),
+                },
+            ),
+        ],
+        subscribers: vec![
+            sub(0, 0, 0, "02:aa:00:00:00:01", 1, Some([100, 64, 0, 10])),
+            sub(0, 10, 0, "02:bb:00:00:00:02", 2, Some([100, 64, 0, 10])),
+            sub(3, 100, 200, "02:cc:00:00:00:03", 1, Some([100, 64, 0, 11])),
+            sub(0, 0, 0, "02:dd:00:00:00:04", 1, None),
+        ],
+    }
 }
 
 pub(crate) fn node() -> Node {

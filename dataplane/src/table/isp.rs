@@ -5,8 +5,7 @@ use crate::wire::MacAddr;
 use std::net::Ipv4Addr;
 
 /// Which way a FEC carries an ISP's traffic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Headend toward tailend (subscriber → ISP).
     Upstream,

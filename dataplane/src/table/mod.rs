@@ -62,8 +62,7 @@ pub type IspId = u16;
 pub const MAX_ISPS: usize = 4096;
 
 /// Table sizes, fixed at start-up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Subscribers (and downstream bindings) per table copy.
     pub max_subscribers: usize,

@@ -1,62 +1,49 @@
-//! Tables from configuration: a plain, serde-friendly description the `conf` crate
-//! deserializes, turned into the same [`TableUpdate`]s the slow path sends later.
+//! What the tables start with, as plain values (ports by index), turned into the same
+//! [`TableUpdate`]s the slow path sends later. The `conf` crate builds it from the
+//! configuration file (ports by name there) and the subscribers CSV.
 
 use super::{
     Direction, Fec, IlmAction, IspId, Limits, SubscriberKey, TableError, TableUpdate, Tables,
 };
 use crate::wire::MacAddr;
-use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
 /// Everything a node's tables start with.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PreloadTables {
     /// Table sizes.
-    #[serde(default)]
     pub limits: Limits,
     /// ISPs with their FECs, gateway and hand-off attachment.
-    #[serde(default)]
     pub isps: Vec<IspPreload>,
     /// Incoming label map.
-    #[serde(default)]
     pub ilm: Vec<IlmPreload>,
     /// Subscribers, optionally already bound.
-    #[serde(default)]
     pub subscribers: Vec<SubscriberPreload>,
 }
 
 /// One ISP.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IspPreload {
     /// ISP id (index in tables and counters).
     pub id: IspId,
     /// Human name, for counters output.
-    #[serde(default)]
     pub name: String,
     /// Gateway address its subscribers use.
-    #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
     /// FEC pushed at the headend.
-    #[serde(default)]
     pub upstream: Option<FecPreload>,
     /// FEC pushed at the tailend for traffic from the ISP.
-    #[serde(default)]
     pub downstream: Option<FecPreload>,
     /// Where the ISP attaches at the tailend.
-    #[serde(default)]
     pub handoff: Vec<HandoffPreload>,
 }
 
 /// A label binding and where it leads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FecPreload {
     /// Label to push.
     pub label: u32,
     /// Traffic class.
-    #[serde(default)]
     pub tc: u8,
     /// Core port.
     pub port: u16,
@@ -76,19 +63,16 @@ impl From<FecPreload> for Fec {
 }
 
 /// A hand-off port and VLAN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HandoffPreload {
     /// Hand-off port.
     pub port: u16,
     /// VLAN ID, 0 or absent = untagged.
-    #[serde(default)]
     pub vlan: u16,
 }
 
 /// One incoming label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IlmPreload {
     /// Incoming label.
     pub label: u32,
@@ -97,8 +81,7 @@ pub struct IlmPreload {
 }
 
 /// The action of an incoming label, as written in configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IlmActionPreload {
     /// Transit swap.
     Swap {
@@ -116,7 +99,6 @@ pub enum IlmActionPreload {
         /// Hand-off port.
         port: u16,
         /// VLAN (0 = untagged).
-        #[serde(default)]
         vlan: u16,
         /// ISP router MAC.
         router_mac: MacAddr,
@@ -157,23 +139,19 @@ impl From<IlmActionPreload> for IlmAction {
 }
 
 /// One subscriber.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SubscriberPreload {
     /// Access port.
     pub port: u16,
     /// Outer (or only) VLAN, 0 = untagged.
-    #[serde(default)]
     pub vlan: u16,
     /// Inner VLAN of QinQ, 0 = none.
-    #[serde(default)]
     pub inner_vlan: u16,
     /// MAC address.
     pub mac: MacAddr,
     /// ISP id.
     pub isp: IspId,
     /// A static binding, if any.
-    #[serde(default)]
     pub ipv4: Option<Ipv4Addr>,
 }
 

@@ -25,9 +25,9 @@ fn main() -> Result<()> {
     let mut tables = format!("[tables.limits]\nmax_isps = {}\n\n", ISPS + 1);
     for id in 1..=ISPS {
         tables += &format!(
-            "[[tables.isps]]\nid = {id}\nname = \"isp{id}\"\nhandoff = [{{ port = 1 }}]\n\n\
+            "[[tables.isps]]\nid = {id}\nname = \"isp{id}\"\n\n\
              [[tables.ilm]]\nlabel = {}\n\
-             action = {{ kind = \"pop_handoff\", isp = {id}, port = 1, router_mac = \"02:00:00:0a:00:{id:02x}\" }}\n\n",
+             action = {{ kind = \"pop_handoff\", isp = {id}, port = \"out\", router_mac = \"02:00:00:0a:00:{id:02x}\" }}\n\n",
             2000 + id
         );
     }

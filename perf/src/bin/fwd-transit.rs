@@ -27,7 +27,7 @@ fn main() -> Result<()> {
     for l in 16..16 + labels {
         tables += &format!(
             "[[tables.ilm]]\nlabel = {l}\n\
-             action = {{ kind = \"swap\", out_label = {}, port = 1, next_hop = \"{NEXT_HOP}\" }}\n\n",
+             action = {{ kind = \"swap\", out_label = {}, port = \"out\", next_hop = \"{NEXT_HOP}\" }}\n\n",
             l + 100_000
         );
     }

@@ -6,7 +6,7 @@
 //! `punt::tests` and `punt::arp::tests` check the same on random frames.
 #![no_main]
 
-use ispmux_slowpath::punt::{arp::parse_prefix, classify, ArpResponder, PortArp};
+use ispmux_slowpath::punt::{classify, ArpResponder, PortArp};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         ports: vec![PortArp {
             mac: ispmux_dataplane_mac(),
             address: Some([198, 18, 9, 1].into()),
-            prefixes: parse_prefix("198.18.1.0/24").into_iter().collect(),
+            prefixes: "198.18.1.0/24".parse().into_iter().collect(),
         }],
     };
     if let Some(reply) = r.answer(0, data) {

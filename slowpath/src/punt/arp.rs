@@ -6,6 +6,7 @@
 
 use std::net::Ipv4Addr;
 
+use ispmux_conf::Ipv4Net;
 use ispmux_dataplane::wire::{skip_tags, ArpOperation, ArpPacket, ArpRepr, EtherType, MacAddr};
 
 /// What one port answers for.
@@ -15,14 +16,13 @@ pub struct PortArp {
     pub mac: MacAddr,
     /// The port's own address.
     pub address: Option<Ipv4Addr>,
-    /// Prefixes answered for, as (network, mask).
-    pub prefixes: Vec<(u32, u32)>,
+    /// Prefixes answered for.
+    pub prefixes: Vec<Ipv4Net>,
 }
 
 impl PortArp {
     fn owns(&self, ip: Ipv4Addr) -> bool {
-        let a = u32::from(ip);
-        self.address == Some(ip) || self.prefixes.iter().any(|&(net, mask)| a & mask == net)
+        self.address == Some(ip) || self.prefixes.iter().any(|p| p.contains(ip))
     }
 }
 
@@ -63,15 +63,6 @@ impl ArpResponder {
     }
 }
 
-/// Parses `a.b.c.d/len`.
-pub fn parse_prefix(s: &str) -> Option<(u32, u32)> {
-    let (a, l) = s.split_once('/')?;
-    let a: Ipv4Addr = a.parse().ok()?;
-    let l: u32 = l.parse().ok().filter(|l| *l <= 32)?;
-    let mask = if l == 0 { 0 } else { u32::MAX << (32 - l) };
-    Some((u32::from(a) & mask, mask))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,7 +93,7 @@ mod tests {
                 PortArp {
                     mac: PORT_MAC,
                     address: Some(Ipv4Addr::new(198, 18, 9, 1)),
-                    prefixes: vec![parse_prefix("198.18.1.64/26").expect("prefix")],
+                    prefixes: vec!["198.18.1.64/26".parse().expect("prefix")],
                 },
             ],
         }
@@ -142,14 +133,6 @@ mod tests {
         let mut reply_in = request([198, 18, 1, 77], None);
         reply_in[21] = 2;
         assert!(r.answer(1, &reply_in).is_none(), "replies are not answered");
-    }
-
-    #[test]
-    fn prefixes_parse() {
-        assert_eq!(parse_prefix("10.1.2.3/8"), Some((0x0a00_0000, 0xff00_0000)));
-        assert_eq!(parse_prefix("0.0.0.0/0"), Some((0, 0)));
-        assert_eq!(parse_prefix("10.0.0.0/33"), None);
-        assert_eq!(parse_prefix("10.0.0.0"), None);
     }
 
     proptest::proptest! {

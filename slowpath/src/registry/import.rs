@@ -1,7 +1,9 @@
 //! Bulk registration from CSV (`ispmux subscriber import FILE`), as an ISP hands over its
 //! customer list. Columns, with a header row: `mac,isp,customer_id,password[,status]`;
 //! `password` may be empty, `status` is `active` (default) or `suspended`. All rows or none
-//! are imported, so a failed import can simply be fixed and rerun.
+//! are imported, so a failed import can simply be fixed and rerun. Every row has exactly the
+//! header's fields: a missing or extra field (a stray comma, a password with a comma in it)
+//! would otherwise shift or drop a value silently.
 
 use std::io::Read;
 
@@ -34,6 +36,17 @@ pub fn import_csv<R: Read>(reg: &mut Registry, input: R) -> Result<usize, Regist
             csv_err(line, e.to_string())
         })?;
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if rec.len() != headers.len() {
+            return Err(csv_err(
+                line,
+                format!(
+                    "{} field(s) where the header has {} ({})",
+                    rec.len(),
+                    headers.len(),
+                    headers.iter().collect::<Vec<_>>().join(",")
+                ),
+            ));
+        }
         let field = |i: Option<usize>| i.and_then(|i| rec.get(i)).unwrap_or("");
         let mac = field(Some(c_mac))
             .parse()
@@ -57,4 +70,43 @@ pub fn import_csv<R: Read>(reg: &mut Registry, input: R) -> Result<usize, Regist
     }
     tx.commit()?;
     Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{Isp, PasswordCost};
+
+    fn reg() -> Registry {
+        let mut r = Registry::open_in_memory()
+            .expect("open")
+            .with_password_cost(PasswordCost::TEST);
+        r.upsert_isp(&Isp {
+            name: "isp-a".into(),
+            label: None,
+            dhcp_servers: vec![],
+        })
+        .expect("isp");
+        r
+    }
+
+    #[test]
+    fn rows_with_a_missing_or_extra_field_name_their_line() {
+        for (what, row) in [
+            ("missing", "02:00:00:00:00:02,isp-a,C2"),
+            ("extra", "02:00:00:00:00:02,isp-a,C2,pw,active,x"),
+        ] {
+            let mut r = reg();
+            let text = format!(
+                "mac,isp,customer_id,password,status\n02:00:00:00:00:01,isp-a,C1,pw,\n{row}\n"
+            );
+            match import_csv(&mut r, text.as_bytes()) {
+                Err(RegistryError::Csv { line: 3, message }) => assert!(
+                    message.contains("where the header has 5"),
+                    "{what}: {message}"
+                ),
+                other => panic!("{what}: want a line-3 error, got {other:?}"),
+            }
+        }
+    }
 }
