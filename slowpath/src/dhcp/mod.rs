@@ -42,6 +42,7 @@ pub mod relay_info;
 pub mod service;
 pub mod timers;
 pub mod transport;
+pub mod verifier;
 pub mod writer;
 
 pub use codec::{DecodeError, Message, MessageType};
