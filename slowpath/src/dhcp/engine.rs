@@ -3,11 +3,14 @@
 //! bindings and emulated-server replies (claims 11, 15).
 //!
 //! `handle(now, input) -> outputs`. Inputs: a DHCP payload punted from an access port, a
-//! datagram from an ISP server, a timer tick, a revocation from the control side. Outputs,
-//! to be carried out **in order** by the driver: store writes (durable first), binding
-//! changes for the fast-path tables, datagrams to ISP servers, replies to subscribers.
-//! Subscriber lookups go through [`Directory`] (the registry); the engine holds only
-//! transactions in flight, bindings and rate-limit state.
+//! datagram from an ISP server, a timer tick, a finished password verification, a
+//! revocation from the control side. Outputs, to be carried out **in order** by the driver:
+//! store writes (durable first), binding changes for the fast-path tables, datagrams to ISP
+//! servers, replies to subscribers, password verifications to run off the loop.
+//! Subscriber lookups go through [`Directory`] (the registry, or
+//! [`crate::registry::MemoryDirectory`]); the engine holds only transactions in flight,
+//! bindings, parked messages and rate-limit state. Deadlines are on [`Now::mono`], what is
+//! recorded on the wall clock.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
