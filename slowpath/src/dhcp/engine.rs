@@ -47,6 +47,9 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Option 82 or giaddr from an untrusted client is logged once per source MAC this often.
 const RELAY_INFO_LOG_EVERY: Duration = Duration::from_secs(60);
+/// A parked message whose verification has not come back by then is dropped (a verifier
+/// thread that died must not hold the bound on verifications in flight for ever).
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Source MACs whose last such log line is remembered; beyond, new ones are only counted.
 const RELAY_INFO_LOG_KEYS: usize = 65_536;
 
@@ -370,6 +373,8 @@ struct Arrival {
 /// A message waiting for its password verification.
 #[derive(Debug, Clone)]
 struct Parked {
+    /// When it was parked.
+    since: Instant,
     at: Arrival,
     msg: Message,
     sub: Subscriber,
@@ -714,6 +719,7 @@ impl<D: Directory> Engine<D> {
                 Check::Verify(phc, password) => {
                     return self.park(
                         Parked {
+                            since: now.mono,
                             at,
                             msg,
                             sub,
@@ -1172,10 +1178,23 @@ impl<D: Directory> Engine<D> {
                 .retain(|_, o| now.mono.saturating_duration_since(o.at) < OFFER_MEMORY);
             self.limiter.prune(now.mono);
             self.relay_info_log.prune(now.mono);
+            let parked = self.verifying.len();
+            self.verifying
+                .retain(|_, p| now.mono.saturating_duration_since(p.since) < VERIFY_TIMEOUT);
+            let lost = (parked - self.verifying.len()) as u64;
+            if lost > 0 {
+                tracing::warn!(lost, "dhcp: password verifications never came back");
+                *self
+                    .counters
+                    .drops
+                    .entry(DropReason::CredentialQueueFull)
+                    .or_insert(0) += lost;
+            }
             self.housekeeping = None;
             if !self.offers.is_empty()
                 || !self.limiter.is_empty()
                 || !self.relay_info_log.is_empty()
+                || !self.verifying.is_empty()
             {
                 self.schedule_housekeeping(now);
             }

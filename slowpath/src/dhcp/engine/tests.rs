@@ -481,6 +481,15 @@ fn a_storm_of_passwords_waits_off_the_loop_and_overflows_counted() {
             }
         )
         .is_empty());
+    // Verifications that never come back are given up, and make room.
+    let queued = e.verifying.len();
+    assert!(queued > 0);
+    e.handle(t(11), Input::Tick);
+    assert!(e.verifying.is_empty());
+    assert_eq!(
+        e.counters().dropped(DropReason::CredentialQueueFull),
+        2 + queued as u64
+    );
 }
 
 #[test]
