@@ -108,6 +108,9 @@ pub enum StartError {
     /// Reading bindings from the registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The password verification thread could not be started.
+    #[error("starting the password verification thread: {0}")]
+    Verifier(io::Error),
 }
 
 impl LogonService {
@@ -143,7 +146,8 @@ impl LogonService {
             group_ends: Vec::new(),
             writer: None,
             waiting: VecDeque::new(),
-            verifier: VerifierPool::spawn(VERIFY_THREADS, VERIFY_QUEUE)?,
+            verifier: VerifierPool::spawn(VERIFY_THREADS, VERIFY_QUEUE)
+                .map_err(StartError::Verifier)?,
             unverified: Vec::new(),
             done_through: 0,
             failed: HashSet::new(),
