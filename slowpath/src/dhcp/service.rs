@@ -214,10 +214,14 @@ impl LogonService {
             &mut self.staged,
         );
         self.group_ends.push(self.staged.len());
-        self.counters.relay_info_from_client = self
-            .engine
-            .counters()
-            .dropped(DropReason::RelayInfoFromClient);
+        self.mirror_counters();
+    }
+
+    /// The engine's drops the service reports as counters of its own.
+    fn mirror_counters(&mut self) {
+        let c = self.engine.counters();
+        self.counters.relay_info_from_client = c.dropped(DropReason::RelayInfoFromClient);
+        self.counters.credential_queue_full = c.dropped(DropReason::CredentialQueueFull);
     }
 
     /// Takes in what arrived from outside the loop: finished password verifications, then
@@ -238,6 +242,7 @@ impl LogonService {
     pub fn tick(&mut self, now: Now) {
         self.engine.handle_into(now, Input::Tick, &mut self.staged);
         self.group_ends.push(self.staged.len());
+        self.mirror_counters();
     }
 
     /// The control side removed or suspended a subscriber.
@@ -288,10 +293,7 @@ impl LogonService {
                 .handle_into(now, Input::Verified { ticket, valid }, &mut self.staged);
             self.group_ends.push(self.staged.len());
         }
-        self.counters.credential_queue_full = self
-            .engine
-            .counters()
-            .dropped(DropReason::CredentialQueueFull);
+        self.mirror_counters();
     }
 
     /// Failures around the engine.
