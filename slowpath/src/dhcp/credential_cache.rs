@@ -64,18 +64,20 @@ impl CredentialCache {
         out
     }
 
-    /// True when `presented` matches the stored hash `phc` of `mac`'s password: from the
-    /// cache when this exact pair verified before, else by Argon2 (and remembered if so).
-    pub fn verify(&mut self, mac: MacAddr, phc: &str, presented: &[u8]) -> bool {
+    /// True when this exact (stored hash, presented password) pair verified before for
+    /// `mac`: no Argon2 needed.
+    pub fn hit(&mut self, mac: MacAddr, phc: &str, presented: &[u8]) -> bool {
         let d = self.digest(phc, presented);
-        if self.entries.get(&mac).is_some_and(|e| same(e, &d)) {
+        let hit = self.entries.get(&mac).is_some_and(|e| same(e, &d));
+        if hit {
             self.hits += 1;
-            return true;
         }
-        self.verifications += 1;
-        if !password::verify(phc, presented) {
-            return false;
-        }
+        hit
+    }
+
+    /// Remembers a pair that verified (by Argon2, elsewhere).
+    pub fn remember(&mut self, mac: MacAddr, phc: &str, presented: &[u8]) {
+        let d = self.digest(phc, presented);
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&mac) {
             if let Some(k) = self.entries.keys().next().copied() {
                 self.entries.remove(&k);
@@ -84,6 +86,20 @@ impl CredentialCache {
         if self.capacity > 0 {
             self.entries.insert(mac, d);
         }
+    }
+
+    /// True when `presented` matches the stored hash `phc` of `mac`'s password: from the
+    /// cache when this exact pair verified before, else by Argon2 here (and remembered if
+    /// so). The engine does the two halves apart, verifying off its thread.
+    pub fn verify(&mut self, mac: MacAddr, phc: &str, presented: &[u8]) -> bool {
+        if self.hit(mac, phc, presented) {
+            return true;
+        }
+        self.verifications += 1;
+        if !password::verify(phc, presented) {
+            return false;
+        }
+        self.remember(mac, phc, presented);
         true
     }
 

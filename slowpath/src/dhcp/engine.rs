@@ -3,11 +3,14 @@
 //! bindings and emulated-server replies (claims 11, 15).
 //!
 //! `handle(now, input) -> outputs`. Inputs: a DHCP payload punted from an access port, a
-//! datagram from an ISP server, a timer tick, a revocation from the control side. Outputs,
-//! to be carried out **in order** by the driver: store writes (durable first), binding
-//! changes for the fast-path tables, datagrams to ISP servers, replies to subscribers.
-//! Subscriber lookups go through [`Directory`] (the registry); the engine holds only
-//! transactions in flight, bindings and rate-limit state.
+//! datagram from an ISP server, a timer tick, a finished password verification, a
+//! revocation from the control side. Outputs, to be carried out **in order** by the driver:
+//! store writes (durable first), binding changes for the fast-path tables, datagrams to ISP
+//! servers, replies to subscribers, password verifications to run off the loop.
+//! Subscriber lookups go through [`Directory`] (the registry, or
+//! [`crate::registry::MemoryDirectory`]); the engine holds only transactions in flight,
+//! bindings, parked messages and rate-limit state. Deadlines are on [`Now::mono`], what is
+//! recorded on the wall clock.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -20,6 +23,7 @@ use super::credential_cache::{self, CredentialCache};
 use super::ratelimit::RateLimiter;
 use super::relay_info::{self, RelayAgentInfo};
 use super::timers::{Timer, Timers};
+use super::verifier::{VerifyRequest, VERIFY_QUEUE};
 use super::{credential, MacAddr};
 use crate::registry::{Binding, Refusal, Registry, RegistryError, Status, Subscriber};
 use crate::time::Now;
@@ -43,6 +47,9 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Option 82 or giaddr from an untrusted client is logged once per source MAC this often.
 const RELAY_INFO_LOG_EVERY: Duration = Duration::from_secs(60);
+/// A parked message whose verification has not come back by then is dropped (a verifier
+/// thread that died must not hold the bound on verifications in flight for ever).
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Source MACs whose last such log line is remembered; beyond, new ones are only counted.
 const RELAY_INFO_LOG_KEYS: usize = 65_536;
 
@@ -83,6 +90,14 @@ pub enum Input<'a> {
     },
     /// Time passed: retry or fail over transactions, expire leases.
     Tick,
+    /// A credential verification asked for by [`Output::Verify`] finished: `Some(valid)`,
+    /// or `None` when it could not be run (the verifier's queue was full or it is gone).
+    Verified {
+        /// The request's ticket.
+        ticket: u64,
+        /// Whether the password matched.
+        valid: Option<bool>,
+    },
     /// The control side removed or suspended a subscriber: drop its binding now.
     Revoke {
         /// The subscriber.
@@ -177,6 +192,9 @@ pub enum Output {
     },
     /// Inject a reply towards a subscriber.
     ToSubscriber(Reply),
+    /// Verify a password off the loop (see [`super::verifier`]) and hand the answer back as
+    /// [`Input::Verified`]; the message waits for it.
+    Verify(VerifyRequest),
 }
 
 /// Why a logon was refused (the refusal log's `reason`, claim 17).
@@ -244,6 +262,12 @@ pub enum DropReason {
     Directory,
     /// Option 82 could not be built (sub-option too long).
     RelayInfo,
+    /// The password verifications in flight are at their bound: a logon storm with
+    /// passwords (wrong ones are never cached) is dropped here, not queued.
+    CredentialQueueFull,
+    /// The subscriber's previous message still waits for its verification (a client
+    /// retransmission): one verification per MAC at a time.
+    VerificationPending,
 }
 
 /// Engine counters (the control side sums and exports them).
@@ -333,6 +357,39 @@ struct Bound {
     until: Instant,
 }
 
+/// Where a subscriber's message came from, and what it is.
+#[derive(Debug, Clone)]
+struct Arrival {
+    port: u16,
+    vlan: u16,
+    inner_vlan: u16,
+    mac: MacAddr,
+    downstream: Option<Downstream>,
+    kind: MessageType,
+    /// DISCOVER, REQUEST or INFORM: refusals are recorded for these.
+    logon: bool,
+}
+
+/// A message waiting for its password verification.
+#[derive(Debug, Clone)]
+struct Parked {
+    /// When it was parked.
+    since: Instant,
+    at: Arrival,
+    msg: Message,
+    sub: Subscriber,
+    phc: String,
+    password: Vec<u8>,
+}
+
+/// The registry checks' verdict on a logon.
+enum Check {
+    Pass,
+    Refuse(RefusalReason),
+    /// The password must be verified: (stored PHC string, presented password).
+    Verify(String, Vec<u8>),
+}
+
 /// The logon engine.
 pub struct Engine<D> {
     relay_address: Ipv4Addr,
@@ -355,6 +412,11 @@ pub struct Engine<D> {
     housekeeping: Option<Instant>,
     /// Credentials that verified, so the same one again skips Argon2.
     credentials: CredentialCache,
+    /// Messages waiting for a password verification, by ticket.
+    verifying: HashMap<u64, Parked>,
+    next_ticket: u64,
+    /// Verifications in flight at most.
+    verify_queue: usize,
     counters: Counters,
 }
 
@@ -400,6 +462,9 @@ impl<D: Directory> Engine<D> {
             timers: Timers::default(),
             housekeeping: None,
             credentials: CredentialCache::new(credential_cache::DEFAULT_CAPACITY),
+            verifying: HashMap::new(),
+            next_ticket: 0,
+            verify_queue: VERIFY_QUEUE,
             counters: Counters::default(),
         }
     }
@@ -501,8 +566,10 @@ impl<D: Directory> Engine<D> {
                 self.tick(now, out);
                 Ok(())
             }
+            Input::Verified { ticket, valid } => self.on_verified(now, ticket, valid, out),
             Input::Revoke { mac } => {
                 self.credentials.forget(mac);
+                self.verifying.retain(|_, p| p.at.mac != mac);
                 self.pending.retain(|(m, _), _| *m != mac);
                 self.offers.remove(&mac);
                 self.unbind(mac, out);
@@ -633,12 +700,110 @@ impl<D: Directory> Engine<D> {
                 .bindings
                 .get(&mac)
                 .is_some_and(|b| !msg.ciaddr.is_unspecified() && b.binding.ipv4 == msg.ciaddr);
+        let at = Arrival {
+            port,
+            vlan,
+            inner_vlan,
+            mac,
+            downstream,
+            kind,
+            logon,
+        };
         if logon {
-            if let Some(reason) = self.check(&sub, presented.as_ref(), bound_inform) {
-                self.refuse(now, mac, Some(&sub.isp), reason, out);
-                return Ok(());
+            match self.check(&sub, presented.as_ref(), bound_inform) {
+                Check::Pass => {}
+                Check::Refuse(reason) => {
+                    self.refuse(now, mac, Some(&sub.isp), reason, out);
+                    return Ok(());
+                }
+                Check::Verify(phc, password) => {
+                    return self.park(
+                        Parked {
+                            since: now.mono,
+                            at,
+                            msg,
+                            sub,
+                            phc,
+                            password,
+                        },
+                        out,
+                    );
+                }
             }
         }
+        self.forward(now, at, msg, sub, out)
+    }
+
+    /// Parks a message until its password is verified, within the bound on verifications
+    /// in flight.
+    fn park(&mut self, p: Parked, out: &mut Vec<Output>) -> Result<(), DropReason> {
+        if self.verifying.values().any(|q| q.at.mac == p.at.mac) {
+            return Err(DropReason::VerificationPending);
+        }
+        if self.verifying.len() >= self.verify_queue {
+            return Err(DropReason::CredentialQueueFull);
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket = self.next_ticket.wrapping_add(1);
+        self.counters.credential_verifications += 1;
+        out.push(Output::Verify(VerifyRequest {
+            ticket,
+            phc: p.phc.clone(),
+            password: p.password.clone(),
+        }));
+        self.verifying.insert(ticket, p);
+        Ok(())
+    }
+
+    /// A verification came back: the parked message goes on, or is refused.
+    fn on_verified(
+        &mut self,
+        now: Now,
+        ticket: u64,
+        valid: Option<bool>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), DropReason> {
+        // None: answered already, or the subscriber was revoked meanwhile.
+        let Some(p) = self.verifying.remove(&ticket) else {
+            return Ok(());
+        };
+        match valid {
+            None => Err(DropReason::CredentialQueueFull),
+            Some(false) => {
+                self.refuse(
+                    now,
+                    p.at.mac,
+                    Some(&p.sub.isp),
+                    RefusalReason::BadCredential,
+                    out,
+                );
+                Ok(())
+            }
+            Some(true) => {
+                self.credentials.remember(p.at.mac, &p.phc, &p.password);
+                self.forward(now, p.at, p.msg, p.sub, out)
+            }
+        }
+    }
+
+    /// Relays an admitted subscriber message to its ISP's server(s).
+    fn forward(
+        &mut self,
+        now: Now,
+        at: Arrival,
+        mut msg: Message,
+        sub: Subscriber,
+        out: &mut Vec<Output>,
+    ) -> Result<(), DropReason> {
+        let Arrival {
+            port,
+            vlan,
+            inner_vlan,
+            mac,
+            downstream,
+            kind,
+            logon,
+        } = at;
         let Some(route) = self.isps.get(&sub.isp).cloned() else {
             if logon {
                 self.refuse(
@@ -776,34 +941,35 @@ impl<D: Directory> Engine<D> {
         client
     }
 
-    /// The registry checks of a logon; `None` when it may proceed. `bound_inform`: a
-    /// DHCPINFORM from the subscriber's bound address, which needs no credential.
+    /// The registry checks of a logon. `bound_inform`: a DHCPINFORM from the subscriber's
+    /// bound address, which needs no credential. A wrong customer id is refused without
+    /// spending a verification; a password not in the cache must be verified.
     fn check(
         &mut self,
         sub: &Subscriber,
         presented: Option<&credential::Credential>,
         bound_inform: bool,
-    ) -> Option<RefusalReason> {
+    ) -> Check {
         if sub.status == Status::Suspended {
             self.credentials.forget(sub.mac);
-            return Some(RefusalReason::Suspended);
-        }
-        if bound_inform && presented.is_none() {
-            return None;
+            return Check::Refuse(RefusalReason::Suspended);
         }
         match presented {
-            None if self.require_credential => Some(RefusalReason::MissingCredential),
-            None => None,
-            Some(c) => {
-                let id_ok = c.customer_id == sub.customer_id;
-                let pw_ok = match &sub.password_hash {
-                    Some(h) => self.credentials.verify(sub.mac, h, &c.password),
-                    None => c.password.is_empty(),
-                };
-                self.counters.credential_verifications = self.credentials.verifications();
-                self.counters.credential_cache_hits = self.credentials.hits();
-                (!(id_ok && pw_ok)).then_some(RefusalReason::BadCredential)
+            None if bound_inform => Check::Pass,
+            None if self.require_credential => Check::Refuse(RefusalReason::MissingCredential),
+            None => Check::Pass,
+            Some(c) if c.customer_id != sub.customer_id => {
+                Check::Refuse(RefusalReason::BadCredential)
             }
+            Some(c) => match &sub.password_hash {
+                None if c.password.is_empty() => Check::Pass,
+                None => Check::Refuse(RefusalReason::BadCredential),
+                Some(h) if self.credentials.hit(sub.mac, h, &c.password) => {
+                    self.counters.credential_cache_hits = self.credentials.hits();
+                    Check::Pass
+                }
+                Some(h) => Check::Verify(h.clone(), c.password.clone()),
+            },
         }
     }
 
@@ -1012,10 +1178,23 @@ impl<D: Directory> Engine<D> {
                 .retain(|_, o| now.mono.saturating_duration_since(o.at) < OFFER_MEMORY);
             self.limiter.prune(now.mono);
             self.relay_info_log.prune(now.mono);
+            let parked = self.verifying.len();
+            self.verifying
+                .retain(|_, p| now.mono.saturating_duration_since(p.since) < VERIFY_TIMEOUT);
+            let lost = (parked - self.verifying.len()) as u64;
+            if lost > 0 {
+                tracing::warn!(lost, "dhcp: password verifications never came back");
+                *self
+                    .counters
+                    .drops
+                    .entry(DropReason::CredentialQueueFull)
+                    .or_insert(0) += lost;
+            }
             self.housekeeping = None;
             if !self.offers.is_empty()
                 || !self.limiter.is_empty()
                 || !self.relay_info_log.is_empty()
+                || !self.verifying.is_empty()
             {
                 self.schedule_housekeeping(now);
             }

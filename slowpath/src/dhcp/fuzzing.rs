@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ispmux_conf::dhcp::{DhcpConfig, IspDhcpConfig, RateLimitConfig};
 
 use super::codec::{code, Message};
-use super::engine::{Engine, Input};
+use super::engine::{Engine, Input, Output};
 use super::{credential, relay_info, MacAddr};
 use crate::registry::{Isp, NewSubscriber, PasswordCost, Registry, Status};
 use crate::time::Now;
@@ -119,7 +119,7 @@ fn exercise_engine(data: &[u8]) {
             .ok()
             .and_then(|m| m.client_mac())
             .unwrap_or(SEED_MAC);
-        e.handle(
+        let out = e.handle(
             now,
             Input::FromSubscriber {
                 port: 1,
@@ -129,6 +129,18 @@ fn exercise_engine(data: &[u8]) {
                 payload: data,
             },
         );
+        // Password verifications come back as events: answer them, so the parked path runs.
+        for o in out {
+            if let Output::Verify(r) = o {
+                e.handle(
+                    now,
+                    Input::Verified {
+                        ticket: r.ticket,
+                        valid: Some(r.run()),
+                    },
+                );
+            }
+        }
         e.handle(
             now,
             Input::FromServer {

@@ -5,7 +5,9 @@
 //!   [`credential`]: the logon options 224/225.
 //! - [`engine`]: the sans-IO logon engine: frames and datagrams in, datagrams, replies,
 //!   binding changes and store writes out.
-//! - [`frame`]: Ethernet/802.1Q/IPv4/UDP around the message on the subscriber side.
+//! - [`frame`]: Ethernet/802.1Q/IPv4/UDP around the message on the subscriber side, on
+//!   `dataplane::wire`.
+//! - [`verifier`]: Argon2 password verifications on their own thread, bounded.
 //! - [`transport`]: the ISP-side kernel UDP socket.
 //! - [`service`]: the engine wired to frames, the socket and the registry (what the
 //!   slow-path thread calls); [`writer`]: the store writer thread (group commit).
@@ -17,7 +19,8 @@
 //!   [`service::LogonService::punt`] with the port number; the frame as received (up to
 //!   two VLAN tags, 802.1Q or 802.1ad, like the classifier).
 //! - **Inject**: every [`service::Inject`] from [`service::LogonService::flush`] is a complete
-//!   Ethernet frame for its access port (sent from the gateway MAC given at start).
+//!   Ethernet frame for its access port, from that port's MAC (the MACs of all ports, by
+//!   port index, are given at start).
 //! - **Tables**: every [`BindingChange`] from `flush` (and from start: reinstalled bindings)
 //!   becomes a table update: `Install` admits `ipv4` from `mac` on `port`/`vlan`/`inner_vlan`
 //!   onto the ISP's label path (same MAC again = refresh), `Remove` withdraws it. With the
@@ -26,7 +29,8 @@
 //!   `Bind { key, addr: ipv4 }`; `Remove` → `Unbind { key }`. They come after the
 //!   store commit, so a crash never leaves the fast path ahead of the store.
 //! - **Loop**: register [`service::LogonService::socket`] with mio; on each turn punt what the
-//!   ring gave, `poll_isp` when readable, `tick` at `next_deadline`, then `flush`.
+//!   ring gave, `poll_isp` (the socket and finished password verifications), `tick` at
+//!   `next_deadline` (monotonic: compare with [`crate::time::Now::mono`]), then `flush`.
 //! - **Control**: after `ispmux subscriber remove` or a suspension, call `revoke(mac)`.
 
 pub mod codec;
@@ -42,6 +46,7 @@ pub mod relay_info;
 pub mod service;
 pub mod timers;
 pub mod transport;
+pub mod verifier;
 pub mod writer;
 
 pub use codec::{DecodeError, Message, MessageType};

@@ -23,7 +23,12 @@ use std::path::Path;
 use super::engine::{BindingChange, DropReason, Engine, Input, Output, Reply};
 use super::frame;
 use super::transport::IspSocket;
+use super::verifier::{VerifierPool, VerifyRequest, VERIFY_QUEUE};
 use super::writer::StoreWriter;
+
+/// Argon2 threads: one, so a storm of wrong passwords takes at most one core from the
+/// forwarding workers and the slow-path loop.
+const VERIFY_THREADS: usize = 1;
 use super::MacAddr;
 use crate::registry::{Registry, RegistryError};
 use crate::time::Now;
@@ -60,6 +65,8 @@ pub struct ServiceCounters {
     pub send_errors: u64,
     /// Store commits made.
     pub commits: u64,
+    /// Logons dropped because the password verifications in flight were at their bound.
+    pub credential_queue_full: u64,
     /// Replies that could not be framed (dropped): no MAC known for their port, or a VID
     /// out of range.
     pub unframed_replies: u64,
@@ -81,6 +88,10 @@ pub struct LogonService {
     /// only keeps its place behind it).
     writer: Option<StoreWriter>,
     waiting: VecDeque<(u64, bool, Vec<Output>)>,
+    /// Argon2 verifications, off this thread.
+    verifier: VerifierPool,
+    /// Tickets the pool could not take, answered "not verified" on the next poll.
+    unverified: Vec<u64>,
     /// The writer reports batches in submission order: every id up to this one is done.
     done_through: u64,
     /// Done ids whose commit failed (rare; pruned as batches are released).
@@ -97,6 +108,9 @@ pub enum StartError {
     /// Reading bindings from the registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The password verification thread could not be started.
+    #[error("starting the password verification thread: {0}")]
+    Verifier(io::Error),
 }
 
 impl LogonService {
@@ -132,6 +146,9 @@ impl LogonService {
             group_ends: Vec::new(),
             writer: None,
             waiting: VecDeque::new(),
+            verifier: VerifierPool::spawn(VERIFY_THREADS, VERIFY_QUEUE)
+                .map_err(StartError::Verifier)?,
+            unverified: Vec::new(),
             done_through: 0,
             failed: HashSet::new(),
             counters: ServiceCounters::default(),
@@ -197,14 +214,21 @@ impl LogonService {
             &mut self.staged,
         );
         self.group_ends.push(self.staged.len());
-        self.counters.relay_info_from_client = self
-            .engine
-            .counters()
-            .dropped(DropReason::RelayInfoFromClient);
+        self.mirror_counters();
     }
 
-    /// Drains the ISP-side socket (call when it is readable).
+    /// The engine's drops the service reports as counters of its own.
+    fn mirror_counters(&mut self) {
+        let c = self.engine.counters();
+        self.counters.relay_info_from_client = c.dropped(DropReason::RelayInfoFromClient);
+        self.counters.credential_queue_full = c.dropped(DropReason::CredentialQueueFull);
+    }
+
+    /// Takes in what arrived from outside the loop: finished password verifications, then
+    /// the datagrams on the ISP-side socket. Call on every turn (not only when the socket
+    /// is readable: verifications finish on their own threads).
     pub fn poll_isp(&mut self, now: Now) -> io::Result<()> {
+        self.poll_verifier(now);
         while let Some((src, payload)) = self.sock.recv()? {
             // Straight from the socket's buffer: no copy per datagram.
             self.engine
@@ -218,6 +242,7 @@ impl LogonService {
     pub fn tick(&mut self, now: Now) {
         self.engine.handle_into(now, Input::Tick, &mut self.staged);
         self.group_ends.push(self.staged.len());
+        self.mirror_counters();
     }
 
     /// The control side removed or suspended a subscriber.
@@ -245,6 +270,30 @@ impl LogonService {
     /// The registry (CLI-style reads in tests and the control socket).
     pub fn registry(&mut self) -> &mut Registry {
         self.engine.directory_mut()
+    }
+
+    /// Hands a password verification to the pool; one the pool cannot take is answered
+    /// "not verified" on the next poll (the logon is dropped and counted).
+    fn verify(&mut self, r: VerifyRequest) {
+        if let Err(r) = self.verifier.submit(r) {
+            self.unverified.push(r.ticket);
+        }
+    }
+
+    /// Feeds finished verifications back to the engine.
+    fn poll_verifier(&mut self, now: Now) {
+        let done = self.verifier.completed();
+        let unverified = std::mem::take(&mut self.unverified);
+        let results = done
+            .into_iter()
+            .map(|(t, ok)| (t, Some(ok)))
+            .chain(unverified.into_iter().map(|t| (t, None)));
+        for (ticket, valid) in results {
+            self.engine
+                .handle_into(now, Input::Verified { ticket, valid }, &mut self.staged);
+            self.group_ends.push(self.staged.len());
+        }
+        self.mirror_counters();
     }
 
     /// Failures around the engine.
@@ -316,6 +365,7 @@ impl LogonService {
             match o {
                 Output::Store(_) => {}
                 Output::ToServer { dst, payload } => self.send(dst, &payload),
+                Output::Verify(r) => self.verify(r),
                 Output::Binding(c) if durable => fx.bindings.push(c),
                 Output::ToSubscriber(r) if durable => fx.inject.extend(self.frame_reply(&r)),
                 Output::Binding(_) | Output::ToSubscriber(_) => {}
@@ -354,6 +404,7 @@ impl LogonService {
                 Output::Store(w) => writes.push(w),
                 // Sends acknowledge nothing: no need to wait for the commit.
                 Output::ToServer { dst, payload } => self.send(dst, &payload),
+                Output::Verify(r) => self.verify(r),
                 other if wrote => held.push(other),
                 Output::Binding(c) => fx.bindings.push(c),
                 Output::ToSubscriber(r) => fx.inject.extend(self.frame_reply(&r)),

@@ -9,6 +9,7 @@ use ispmux_conf::dhcp::{DhcpConfig, IspDhcpConfig, RateLimitConfig};
 use super::*;
 use crate::dhcp::codec::{DhcpOption, FLAG_BROADCAST};
 use crate::dhcp::relay_info::sub;
+use crate::dhcp::verifier::VERIFY_QUEUE;
 use crate::registry::{Isp, MemoryDirectory, NewSubscriber, PasswordCost};
 
 const RELAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -83,6 +84,26 @@ fn registry() -> Registry {
     .expect("isp");
     r.add_subscriber(&alice()).expect("subscriber");
     r
+}
+
+/// Handles `input` as a driver with an instant verifier does: each password verification
+/// asked for is run here and its answer fed back, its outputs in place of the request.
+fn verified<D: Directory>(e: &mut Engine<D>, now: Now, input: Input<'_>) -> Vec<Output> {
+    let mut out = Vec::new();
+    for o in e.handle(now, input) {
+        match o {
+            Output::Verify(r) => out.extend(verified(
+                e,
+                now,
+                Input::Verified {
+                    ticket: r.ticket,
+                    valid: Some(r.run()),
+                },
+            )),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn client(t: MessageType, xid: u32) -> Message {
@@ -213,7 +234,7 @@ fn discover_becomes_an_extended_request() {
     let mut d = client(MessageType::Discover, 0x1234);
     d.set_option(code::LOGON_CUSTOMER_ID, b"C1001".to_vec());
     d.set_option(code::LOGON_PASSWORD, b"s3cret".to_vec());
-    let (dst, relayed) = to_server(&e.handle(t(0), sub_in(&from_alice(&d))));
+    let (dst, relayed) = to_server(&verified(&mut e, t(0), sub_in(&from_alice(&d))));
     assert_eq!(dst, SocketAddrV4::new(S1, 67));
     let m = Message::decode(&relayed).expect("decodes");
     assert_eq!((m.giaddr, m.hops, m.xid), (RELAY, 1, 0x1234));
@@ -244,7 +265,7 @@ fn wrong_password_or_customer_id_is_refused() {
         let mut d = client(MessageType::Discover, 1);
         d.set_option(code::LOGON_CUSTOMER_ID, id.as_bytes().to_vec());
         d.set_option(code::LOGON_PASSWORD, pw.as_bytes().to_vec());
-        let out = e.handle(t(1), sub_in(&from_alice(&d)));
+        let out = verified(&mut e, t(1), sub_in(&from_alice(&d)));
         assert_eq!(
             out,
             vec![Output::Store(StoreWrite::Refusal(Refusal {
@@ -272,16 +293,32 @@ fn relays(out: &[Output]) -> bool {
 #[test]
 fn the_same_credential_again_skips_argon2_until_the_subscriber_changes() {
     let mut e = engine();
-    assert!(relays(&e.handle(t(1), sub_in(&credentialed(1, "s3cret")))));
-    assert!(relays(&e.handle(t(2), sub_in(&credentialed(2, "s3cret")))));
-    assert!(relays(&e.handle(t(3), sub_in(&credentialed(3, "s3cret")))));
+    assert!(relays(&verified(
+        &mut e,
+        t(1),
+        sub_in(&credentialed(1, "s3cret"))
+    )));
+    assert!(relays(&verified(
+        &mut e,
+        t(2),
+        sub_in(&credentialed(2, "s3cret"))
+    )));
+    assert!(relays(&verified(
+        &mut e,
+        t(3),
+        sub_in(&credentialed(3, "s3cret"))
+    )));
     let c = e.counters();
     assert_eq!(
         (c.credential_verifications, c.credential_cache_hits),
         (1, 2)
     );
     // A wrong password is verified in full, refused, and does not evict the good entry.
-    assert!(!relays(&e.handle(t(4), sub_in(&credentialed(4, "guess")))));
+    assert!(!relays(&verified(
+        &mut e,
+        t(4),
+        sub_in(&credentialed(4, "guess"))
+    )));
     assert_eq!(e.counters().credential_verifications, 2);
 
     // The ISP issues a new password: the remembered one no longer logs on.
@@ -295,15 +332,23 @@ fn the_same_credential_again_skips_argon2_until_the_subscriber_changes() {
         status: Status::Active,
     })
     .expect("add");
-    assert!(!relays(&e.handle(t(5), sub_in(&credentialed(5, "s3cret")))));
-    assert!(relays(&e.handle(t(6), sub_in(&credentialed(6, "n3w")))));
+    assert!(!relays(&verified(
+        &mut e,
+        t(5),
+        sub_in(&credentialed(5, "s3cret"))
+    )));
+    assert!(relays(&verified(
+        &mut e,
+        t(6),
+        sub_in(&credentialed(6, "n3w"))
+    )));
     assert_eq!(e.counters().credential_verifications, 4);
 
     // Suspended: refused though the credential is cached; revoked: forgotten.
     e.directory_mut()
         .set_status(ALICE, Status::Suspended)
         .expect("suspend");
-    let out = e.handle(t(7), sub_in(&credentialed(7, "n3w")));
+    let out = verified(&mut e, t(7), sub_in(&credentialed(7, "n3w")));
     assert!(
         matches!(&out[..], [Output::Store(StoreWrite::Refusal(r))] if r.reason == "subscriber suspended"),
         "{out:?}"
@@ -311,15 +356,140 @@ fn the_same_credential_again_skips_argon2_until_the_subscriber_changes() {
     e.directory_mut()
         .set_status(ALICE, Status::Active)
         .expect("resume");
-    assert!(relays(&e.handle(t(8), sub_in(&credentialed(8, "n3w")))));
+    assert!(relays(&verified(
+        &mut e,
+        t(8),
+        sub_in(&credentialed(8, "n3w"))
+    )));
     assert_eq!(
         e.counters().credential_verifications,
         5,
         "suspension dropped the entry"
     );
-    e.handle(t(9), Input::Revoke { mac: ALICE });
-    assert!(relays(&e.handle(t(10), sub_in(&credentialed(10, "n3w")))));
+    verified(&mut e, t(9), Input::Revoke { mac: ALICE });
+    assert!(relays(&verified(
+        &mut e,
+        t(10),
+        sub_in(&credentialed(10, "n3w"))
+    )));
     assert_eq!(e.counters().credential_verifications, 6);
+}
+
+#[test]
+fn a_storm_of_passwords_waits_off_the_loop_and_overflows_counted() {
+    // A verifier so slow that nothing comes back during the storm: VERIFY_QUEUE+1 MACs
+    // with passwords, and ALICE logging on without one.
+    let mut d = MemoryDirectory::new(PasswordCost::TEST);
+    let mut stormers = Vec::new();
+    for n in 0..=VERIFY_QUEUE as u8 {
+        let mac = MacAddr([0x02, 0, 0x5e, 0x20, 0, n]);
+        d.add(&NewSubscriber {
+            mac,
+            isp: "isp-a".into(),
+            customer_id: "C1001".into(),
+            password: Some("s3cret".into()),
+            status: Status::Active,
+        })
+        .expect("subscriber");
+        stormers.push(mac);
+    }
+    d.add(&NewSubscriber {
+        password: None,
+        ..alice()
+    })
+    .expect("alice");
+    let mut e = Engine::new(&cfg(), d);
+    let discover = |mac: MacAddr, xid: u32| {
+        let mut m = Message::new_request(mac, xid, MessageType::Discover);
+        m.set_option(code::LOGON_CUSTOMER_ID, b"C1001".to_vec());
+        m.set_option(code::LOGON_PASSWORD, b"guess".to_vec());
+        m.encode()
+    };
+    fn from(src_mac: MacAddr, payload: &[u8]) -> Input<'_> {
+        Input::FromSubscriber {
+            port: 3,
+            vlan: 100,
+            inner_vlan: 0,
+            src_mac,
+            payload,
+        }
+    }
+    let mut tickets = Vec::new();
+    for (i, mac) in stormers.iter().enumerate() {
+        let p = discover(*mac, i as u32);
+        let out = e.handle(t(0), from(*mac, &p));
+        match &out[..] {
+            [Output::Verify(r)] => tickets.push(r.ticket),
+            [] => assert_eq!(i, VERIFY_QUEUE, "only the one past the bound is dropped"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(tickets.len(), VERIFY_QUEUE);
+    assert_eq!(e.counters().dropped(DropReason::CredentialQueueFull), 1);
+    // A retransmission from a waiting MAC costs no second verification.
+    let p = discover(stormers[0], 0);
+    assert!(e.handle(t(0), from(stormers[0], &p)).is_empty());
+    assert_eq!(e.counters().dropped(DropReason::VerificationPending), 1);
+    // Meanwhile other logons are served at once.
+    let out = e.handle(
+        t(0),
+        sub_in(&from_alice(&client(MessageType::Discover, 99))),
+    );
+    assert!(matches!(&out[..], [Output::ToServer { .. }]), "{out:?}");
+    // Answers come back as events: a wrong password is refused, and makes room.
+    let out = e.handle(
+        t(1),
+        Input::Verified {
+            ticket: tickets[0],
+            valid: Some(false),
+        },
+    );
+    assert!(
+        matches!(&out[..], [Output::Store(StoreWrite::Refusal(r))] if r.reason == "bad credential"),
+        "{out:?}"
+    );
+    let p = discover(stormers[VERIFY_QUEUE], 77);
+    assert!(matches!(
+        &e.handle(t(1), from(stormers[VERIFY_QUEUE], &p))[..],
+        [Output::Verify(_)]
+    ));
+    // One the verifier could not run is dropped and counted the same way.
+    e.handle(
+        t(1),
+        Input::Verified {
+            ticket: tickets[1],
+            valid: None,
+        },
+    );
+    assert_eq!(e.counters().dropped(DropReason::CredentialQueueFull), 2);
+    // A good answer sends the parked DISCOVER on; a stale ticket is ignored.
+    let out = e.handle(
+        t(1),
+        Input::Verified {
+            ticket: tickets[2],
+            valid: Some(true),
+        },
+    );
+    let (_, relayed) = to_server(&out);
+    assert_eq!(Message::decode(&relayed).expect("decodes").xid, 2);
+    assert!(e
+        .handle(
+            t(1),
+            Input::Verified {
+                ticket: tickets[2],
+                valid: Some(true)
+            }
+        )
+        .is_empty());
+    // Verifications that never come back are given up, and make room.
+    let queued = e.verifying.len();
+    assert!(queued > 0);
+    e.handle(t(11), Input::Tick);
+    assert!(e.verifying.is_empty());
+    assert_eq!(
+        e.counters().dropped(DropReason::CredentialQueueFull),
+        2 + queued as u64
+    );
 }
 
 #[test]
