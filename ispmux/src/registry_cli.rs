@@ -2,6 +2,8 @@
 //! registry, on the store the daemon uses. The daemon reads the registry on every logon, so
 //! additions take effect at the subscriber's next DHCP request.
 
+use std::io::Write;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
@@ -83,8 +85,8 @@ fn mac(s: &str) -> Result<MacAddr> {
     s.parse().map_err(|e| anyhow::anyhow!("--mac {s:?}: {e}"))
 }
 
-/// Runs a subscriber command.
-pub fn subscriber(cfg: &Config, cmd: SubscriberCmd) -> Result<()> {
+/// Runs a subscriber command, writing what it says to `out`.
+pub fn subscriber(cfg: &Config, cmd: SubscriberCmd, out: &mut dyn Write) -> Result<()> {
     let mut reg = open(cfg)?;
     match cmd {
         SubscriberCmd::Add {
@@ -107,17 +109,18 @@ pub fn subscriber(cfg: &Config, cmd: SubscriberCmd) -> Result<()> {
                 },
             })
             .with_context(|| format!("adding {m} to {isp}"))?;
-            println!("added {mac} to {isp}");
+            writeln!(out, "added {mac} to {isp}")?;
         }
         SubscriberCmd::List { isp } => {
-            println!("mac,isp,customer_id,status,ipv4,expires");
+            writeln!(out, "mac,isp,customer_id,status,ipv4,expires")?;
             for s in reg.list_subscribers(isp.as_deref())? {
                 let b = reg.binding(s.mac)?;
                 let status = match s.status {
                     Status::Active => "active",
                     Status::Suspended => "suspended",
                 };
-                println!(
+                writeln!(
+                    out,
                     "{},{},{},{},{},{}",
                     s.mac,
                     s.isp,
@@ -128,7 +131,7 @@ pub fn subscriber(cfg: &Config, cmd: SubscriberCmd) -> Result<()> {
                         .and_then(|b| b.expires.duration_since(UNIX_EPOCH).ok())
                         .map(|d| d.as_secs().to_string())
                         .unwrap_or_default()
-                );
+                )?;
             }
         }
         SubscriberCmd::Remove { mac: m } => {
@@ -137,22 +140,9 @@ pub fn subscriber(cfg: &Config, cmd: SubscriberCmd) -> Result<()> {
                 bail!("{mac} is not registered");
             }
             let binding = reg.remove_subscriber(mac)?;
-            println!("removed {mac}");
+            writeln!(out, "removed {mac}")?;
             if let Some(b) = binding {
-                // Withdraw the binding from the running daemon's fast path at once.
-                match &cfg.control.socket {
-                    Some(sock) => match crate::control::request(Path::new(sock), &format!("revoke {mac}")) {
-                        Ok(_) => println!("binding {} withdrawn from the running gateway", b.ipv4),
-                        Err(e) => println!(
-                            "binding {} not withdrawn now ({e:#}); it goes at the next start",
-                            b.ipv4
-                        ),
-                    },
-                    None => println!(
-                        "binding {} goes at the daemon's next start (no [control] socket to tell it now)",
-                        b.ipv4
-                    ),
-                }
+                withdraw(cfg, mac, b.ipv4, out)?;
             }
         }
         SubscriberCmd::Import { file } => {
@@ -160,18 +150,38 @@ pub fn subscriber(cfg: &Config, cmd: SubscriberCmd) -> Result<()> {
                 .with_context(|| format!("opening {}", file.display()))?;
             let n = import::import_csv(&mut reg, f)
                 .with_context(|| format!("importing {}", file.display()))?;
-            println!("imported {n} subscribers from {}", file.display());
+            writeln!(out, "imported {n} subscribers from {}", file.display())?;
         }
     }
     Ok(())
 }
 
-/// `ispmux refusals`: the most recent refused logons.
-pub fn refusals(cfg: &Config, limit: u32) -> Result<()> {
+/// Withdraws `mac`'s binding (already gone from the store) from the running daemon's fast
+/// path at once, over the control socket; without one it goes at the daemon's next start.
+fn withdraw(cfg: &Config, mac: MacAddr, ipv4: Ipv4Addr, out: &mut dyn Write) -> Result<()> {
+    match &cfg.control.socket {
+        Some(sock) => match crate::control::request(Path::new(sock), &format!("revoke {mac}")) {
+            Ok(_) => writeln!(out, "binding {ipv4} withdrawn from the running gateway")?,
+            Err(e) => writeln!(
+                out,
+                "binding {ipv4} not withdrawn now ({e:#}); it goes at the next start"
+            )?,
+        },
+        None => writeln!(
+            out,
+            "binding {ipv4} goes at the daemon's next start (no [control] socket to tell it now)"
+        )?,
+    }
+    Ok(())
+}
+
+/// `ispmux refusals`: the most recent refused logons, written to `out`.
+pub fn refusals(cfg: &Config, limit: u32, out: &mut dyn Write) -> Result<()> {
     let reg = open(cfg)?;
-    println!("at,mac,isp,reason");
+    writeln!(out, "at,mac,isp,reason")?;
     for r in reg.refusals(limit)? {
-        println!(
+        writeln!(
+            out,
             "{},{},{},{}",
             r.at.duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -179,7 +189,7 @@ pub fn refusals(cfg: &Config, limit: u32) -> Result<()> {
             r.mac,
             r.isp.unwrap_or_default(),
             r.reason
-        );
+        )?;
     }
     Ok(())
 }

@@ -204,3 +204,144 @@ fn every_example_configuration_is_valid() {
         );
     }
 }
+
+/// A configuration for the registry commands: a headend with the logon proxy, its store in
+/// `d` and one ISP.
+fn registry_conf(d: &TempDir) -> std::path::PathBuf {
+    let f = d.join("registry.toml");
+    std::fs::write(
+        &f,
+        format!(
+            r#"
+[eal]
+lcores = [0, 1]
+memory_mb = 256
+hugepages = "off"
+
+[[port]]
+name = "acc"
+device = "net_null0"
+role = "access"
+
+[[port]]
+name = "core"
+device = "net_null1"
+role = "core"
+
+[dataplane]
+pipeline = "node"
+idle_sleep = "on"
+
+[store]
+path = "{}"
+
+[dhcp]
+relay_address = "127.0.0.1"
+server_identifier = "198.18.1.1"
+
+[[dhcp.isps]]
+name = "isp-a"
+servers = ["127.0.0.2"]
+
+[[tables.isps]]
+id = 1
+name = "isp-a"
+gateway = "198.18.1.1"
+upstream = {{ label = 1001, port = 1, next_hop = "02:00:00:02:00:01" }}
+"#,
+            d.join("ispmux.db").display()
+        ),
+    )
+    .expect("write");
+    f
+}
+
+fn registry_cmd(conf: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let (cmd, rest) = args.split_first().expect("a command");
+    let mut c = Command::new(ispmux_bin());
+    c.arg(cmd).arg("-c").arg(conf).args(rest);
+    c.output().expect("run")
+}
+
+/// Runs `ispmux ARGS` with its stdout a pipe that the reader closes after the first line,
+/// as `| head -1` does, and returns the first line and how the process ended.
+fn read_one_line_and_close(
+    conf: &std::path::Path,
+    args: &[&str],
+) -> (String, std::process::Output) {
+    use std::io::BufRead;
+    let (cmd, rest) = args.split_first().expect("a command");
+    let mut child = Command::new(ispmux_bin())
+        .arg(cmd)
+        .arg("-c")
+        .arg(conf)
+        .args(rest)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = String::new();
+    let mut rd = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    rd.read_line(&mut first).expect("first line");
+    drop(rd);
+    (first, child.wait_with_output().expect("wait"))
+}
+
+/// More rows than a pipe holds (64 KiB), so the writer meets the closed pipe.
+const MANY: u32 = 3000;
+
+fn assert_quiet_end(what: &str, out: &std::process::Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    assert!(out.status.success(), "{what}: {out:?}");
+}
+
+#[test]
+fn subscriber_list_into_a_closed_pipe_ends_quietly() {
+    let d = TempDir::new("list-pipe");
+    let conf = registry_conf(&d);
+    let csv = d.join("subs.csv");
+    let mut rows = String::from("mac,isp,customer_id,password\n");
+    for i in 0..MANY {
+        rows.push_str(&format!(
+            "02:00:00:00:{:02x}:{:02x},isp-a,customer-{i},\n",
+            i >> 8,
+            i & 0xff
+        ));
+    }
+    std::fs::write(&csv, rows).expect("csv");
+    let imported = registry_cmd(
+        &conf,
+        &["subscriber", "import", csv.to_str().expect("path")],
+    );
+    assert!(imported.status.success(), "{imported:?}");
+    let (first, out) = read_one_line_and_close(&conf, &["subscriber", "list"]);
+    assert_eq!(first, "mac,isp,customer_id,status,ipv4,expires\n");
+    assert_quiet_end("subscriber list", &out);
+}
+
+#[test]
+fn refusals_into_a_closed_pipe_end_quietly() {
+    let d = TempDir::new("refusals-pipe");
+    let conf = registry_conf(&d);
+    // The first run creates the store; then refusals as the daemon would have logged them.
+    let empty = registry_cmd(&conf, &["refusals"]);
+    assert!(empty.status.success(), "{empty:?}");
+    let mut db = rusqlite::Connection::open(d.join("ispmux.db")).expect("store");
+    let tx = db.transaction().expect("tx");
+    for i in 0..MANY {
+        tx.execute(
+            "INSERT INTO refusal (at, mac, isp, reason) VALUES (?1, ?2, 'isp-a', 'bad credential')",
+            rusqlite::params![
+                1_700_000_000 + i64::from(i),
+                format!("02:00:00:00:{:02x}:{:02x}", i >> 8, i & 0xff)
+            ],
+        )
+        .expect("insert");
+    }
+    tx.commit().expect("commit");
+    drop(db);
+    let (first, out) = read_one_line_and_close(&conf, &["refusals", "--limit", "100000"]);
+    assert_eq!(first, "at,mac,isp,reason\n");
+    assert_quiet_end("refusals", &out);
+}
