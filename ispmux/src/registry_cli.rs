@@ -46,6 +46,26 @@ pub enum SubscriberCmd {
         #[arg(long)]
         mac: String,
     },
+    /// Suspend a subscriber: its logons are refused and its binding is withdrawn (from the
+    /// store, and from a running gateway over the control socket).
+    Suspend {
+        /// The subscriber's MAC address.
+        mac: String,
+    },
+    /// Resume a suspended subscriber: its next DHCP logon is accepted again.
+    Resume {
+        /// The subscriber's MAC address.
+        mac: String,
+    },
+    /// Change a subscriber's password (stored as a salted Argon2id hash, as by `add`); the
+    /// new password is read from the first line of stdin unless given with --password.
+    Passwd {
+        /// The subscriber's MAC address.
+        mac: String,
+        /// The new password (visible to other users in the process list: prefer stdin).
+        #[arg(long)]
+        password: Option<String>,
+    },
     /// Import subscribers from CSV: `mac,isp,customer_id,password[,status]` with a header;
     /// all rows or none.
     Import {
@@ -145,6 +165,37 @@ pub fn subscriber(cfg: &Config, cmd: SubscriberCmd, out: &mut dyn Write) -> Resu
                 withdraw(cfg, mac, b.ipv4, out)?;
             }
         }
+        SubscriberCmd::Suspend { mac: m } => {
+            let mac = mac(&m)?;
+            let binding = reg
+                .suspend_subscriber(mac)
+                .with_context(|| format!("suspending {mac}"))?;
+            writeln!(out, "suspended {mac}")?;
+            if let Some(b) = binding {
+                withdraw(cfg, mac, b.ipv4, out)?;
+            }
+        }
+        SubscriberCmd::Resume { mac: m } => {
+            let mac = mac(&m)?;
+            reg.set_status(mac, Status::Active)
+                .with_context(|| format!("resuming {mac}"))?;
+            writeln!(out, "resumed {mac}")?;
+        }
+        SubscriberCmd::Passwd { mac: m, password } => {
+            let mac = mac(&m)?;
+            let password = match password {
+                Some(p) => p,
+                None => read_password_line(std::io::stdin().lock())?,
+            };
+            if password.is_empty() {
+                bail!("the new password is empty");
+            }
+            // No word to a running gateway: it reads the hash on every logon, and its
+            // credential cache keys on the hash, which the new salt changes.
+            reg.set_password(mac, Some(&password))
+                .with_context(|| format!("changing the password of {mac}"))?;
+            writeln!(out, "password of {mac} changed")?;
+        }
         SubscriberCmd::Import { file } => {
             let f = std::fs::File::open(&file)
                 .with_context(|| format!("opening {}", file.display()))?;
@@ -154,6 +205,17 @@ pub fn subscriber(cfg: &Config, cmd: SubscriberCmd, out: &mut dyn Write) -> Resu
         }
     }
     Ok(())
+}
+
+/// The first line of `input` without its line ending.
+fn read_password_line(mut input: impl std::io::BufRead) -> Result<String> {
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .context("reading the new password from stdin")?;
+    let end = line.trim_end_matches(['\n', '\r']).len();
+    line.truncate(end);
+    Ok(line)
 }
 
 /// Withdraws `mac`'s binding (already gone from the store) from the running daemon's fast
@@ -192,4 +254,18 @@ pub fn refusals(cfg: &Config, limit: u32, out: &mut dyn Write) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_password_line;
+
+    #[test]
+    fn the_password_is_the_first_line_without_its_ending() {
+        let pw = |s: &str| read_password_line(s.as_bytes()).expect("read");
+        assert_eq!(pw("s3cret\r\nsecond line\n"), "s3cret");
+        assert_eq!(pw(" spaced out \n"), " spaced out ");
+        assert_eq!(pw("no newline"), "no newline");
+        assert_eq!(pw(""), "");
+    }
 }

@@ -205,8 +205,8 @@ fn every_example_configuration_is_valid() {
     }
 }
 
-/// A configuration for the registry commands: a headend with the logon proxy, its store in
-/// `d` and one ISP.
+/// A configuration for the registry commands: a headend with the logon proxy, its store and
+/// control socket in `d`, and one ISP.
 fn registry_conf(d: &TempDir) -> std::path::PathBuf {
     let f = d.join("registry.toml");
     std::fs::write(
@@ -235,8 +235,11 @@ idle_sleep = "on"
 [store]
 path = "{}"
 
+[control]
+socket = "{}"
+
 [dhcp]
-relay_address = "127.0.0.1"
+relay_address = "{}"
 server_identifier = "198.18.1.1"
 
 [[dhcp.isps]]
@@ -249,7 +252,10 @@ name = "isp-a"
 gateway = "198.18.1.1"
 upstream = {{ label = 1001, port = 1, next_hop = "02:00:00:02:00:01" }}
 "#,
-            d.join("ispmux.db").display()
+            d.join("ispmux.db").display(),
+            d.join("ctl.sock").display(),
+            // The ISP-side socket binds this:67; one loopback address per test process.
+            std::net::Ipv4Addr::from(0x7f00_0001 | (std::process::id() & 0xffff) << 8),
         ),
     )
     .expect("write");
@@ -344,4 +350,197 @@ fn refusals_into_a_closed_pipe_end_quietly() {
     let (first, out) = read_one_line_and_close(&conf, &["refusals", "--limit", "100000"]);
     assert_eq!(first, "at,mac,isp,reason\n");
     assert_quiet_end("refusals", &out);
+}
+
+const SUB: &str = "02:00:00:aa:00:01";
+
+fn sub_mac() -> ispmux_slowpath::dhcp::MacAddr {
+    SUB.parse().expect("mac")
+}
+
+/// The registry as the logon path reads it, on the test's store.
+fn registry(d: &TempDir) -> ispmux_slowpath::registry::Registry {
+    ispmux_slowpath::registry::Registry::open(&d.join("ispmux.db")).expect("store")
+}
+
+/// Registers [`SUB`] with password `old` and gives it a binding, as a logon would have.
+fn registered_and_bound(d: &TempDir, conf: &std::path::Path) {
+    let added = registry_cmd(
+        conf,
+        &[
+            "subscriber",
+            "add",
+            "--mac",
+            SUB,
+            "--isp",
+            "isp-a",
+            "--customer-id",
+            "C1",
+            "--password",
+            "old",
+        ],
+    );
+    assert!(added.status.success(), "{added:?}");
+    registry(d)
+        .upsert_binding(&ispmux_slowpath::registry::Binding {
+            mac: sub_mac(),
+            isp: "isp-a".into(),
+            ipv4: "198.18.1.10".parse().expect("ip"),
+            expires: std::time::SystemTime::now() + Duration::from_secs(3600),
+            server: "127.0.0.2".parse().expect("ip"),
+            port: 0,
+            vlan: 0,
+            inner_vlan: 0,
+        })
+        .expect("binding");
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn suspend_resume_and_passwd_change_what_a_logon_is_checked_against() {
+    use ispmux_slowpath::registry::{password, Status};
+    let d = TempDir::new("suspend");
+    let conf = registry_conf(&d);
+    registered_and_bound(&d, &conf);
+
+    let out = registry_cmd(&conf, &["subscriber", "suspend", SUB]);
+    assert!(out.status.success(), "{out:?}");
+    let said = stdout(&out);
+    assert!(said.contains(&format!("suspended {SUB}")), "{said}");
+    // No daemon runs: the binding is gone from the store, so no start reinstalls it.
+    assert!(
+        said.contains("binding 198.18.1.10 not withdrawn now"),
+        "{said}"
+    );
+    let reg = registry(&d);
+    let sub = reg
+        .subscriber(sub_mac())
+        .expect("read")
+        .expect("registered");
+    // What the logon engine refuses (RefusalReason::Suspended).
+    assert_eq!(sub.status, Status::Suspended);
+    assert_eq!(reg.binding(sub_mac()).expect("read"), None);
+    let listed = stdout(&registry_cmd(&conf, &["subscriber", "list"]));
+    assert!(
+        listed.contains(&format!("{SUB},isp-a,C1,suspended,,")),
+        "{listed}"
+    );
+
+    let out = registry_cmd(&conf, &["subscriber", "resume", SUB]);
+    assert!(out.status.success(), "{out:?}");
+    let sub = reg
+        .subscriber(sub_mac())
+        .expect("read")
+        .expect("registered");
+    assert_eq!(sub.status, Status::Active);
+    let old_hash = sub.password_hash.expect("hash");
+
+    // The new password from stdin, as an operator types it (or a script pipes it).
+    let mut child = Command::new(ispmux_bin())
+        .args(["subscriber", "-c"])
+        .arg(&conf)
+        .args(["passwd", SUB])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"n3w secret\n").expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{out:?}");
+    let new_hash = reg
+        .subscriber(sub_mac())
+        .expect("read")
+        .and_then(|s| s.password_hash)
+        .expect("hash");
+    // A new hash: the running gateway's credential cache, keyed on it, no longer matches.
+    assert_ne!(new_hash, old_hash);
+    assert!(password::verify(&new_hash, b"n3w secret"));
+    assert!(!password::verify(&new_hash, b"old"));
+
+    let out = registry_cmd(&conf, &["subscriber", "passwd", SUB, "--password", "third"]);
+    assert!(out.status.success(), "{out:?}");
+    let hash = reg
+        .subscriber(sub_mac())
+        .expect("read")
+        .and_then(|s| s.password_hash)
+        .expect("hash");
+    // Argon2 at the production cost is slow in a debug build: one verification is enough.
+    assert_ne!(hash, new_hash);
+
+    for cmd in ["suspend", "resume"] {
+        let out = registry_cmd(&conf, &["subscriber", cmd, "02:00:00:aa:00:99"]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no subscriber 02:00:00:aa:00:99"),
+            "{cmd}: {err}"
+        );
+    }
+}
+
+fn slowpath_counter(stats: &str, name: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(stats).expect("stats JSON");
+    v["slowpath"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no slowpath.{name} in {stats}"))
+}
+
+#[test]
+fn suspending_withdraws_the_binding_from_a_running_gateway() {
+    let d = TempDir::new("suspend-live");
+    let conf = registry_conf(&d);
+    registered_and_bound(&d, &conf);
+    let daemon = ispmux_tests::Daemon::new(
+        Command::new(ispmux_bin())
+            .args(["run", "-c"])
+            .arg(&conf)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let sock = d.join("ctl.sock");
+    let stats = || {
+        let out = Command::new(ispmux_bin())
+            .args(["ctl", "-s"])
+            .arg(&sock)
+            .arg("stats")
+            .output()
+            .expect("ctl");
+        out.status.success().then(|| stdout(&out))
+    };
+    let wait_for = |name: &str, want: u64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = stats().map(|s| slowpath_counter(&s, name));
+            if got == Some(want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slowpath.{name} is {got:?}, not {want}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Restored from the store at start.
+    wait_for("bindings_installed", 1);
+    let out = registry_cmd(&conf, &["subscriber", "suspend", SUB]);
+    assert!(out.status.success(), "{out:?}");
+    let said = stdout(&out);
+    assert!(
+        said.contains("binding 198.18.1.10 withdrawn from the running gateway"),
+        "{said}"
+    );
+    wait_for("bindings_removed", 1);
+    let out = daemon.stop();
+    assert!(out.status.success(), "{out:?}");
 }
