@@ -1,0 +1,470 @@
+//! `ispmux run` with two worker lcores: a headend whose ports have two receive queues each,
+//! one per worker, fed frame by frame on each queue. Every frame is forwarded exactly once,
+//! by the worker that polls its queue; per-ISP counters sum both workers; and the table
+//! updates the slow path sends (a binding restored from the store: add and bind; `ispmux ctl
+//! revoke`: unbind) reach both workers.
+//!
+//! Why net_pcap and not net_ring: a `net_ring` port made from the configuration is a loop
+//! inside the ispmux process, which nothing outside can feed. net_pcap opens one interface
+//! per queue (`rx_iface_in=A,rx_iface_in=B`): the test puts each frame on the queue it
+//! chooses, where RSS (none on software ports) or the kernel's fanout would choose for it.
+
+use std::fs::File;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use ispmux_tests::netns::{veth, End, Netns};
+use ispmux_tests::{ispmux_bin, Daemon, TempDir};
+use pnet_datalink::{Channel, DataLinkReceiver, DataLinkSender};
+
+/// ISP A's subscriber: bound by DHCP earlier, its binding restored from the store at start.
+const DYNAMIC: [u8; 6] = [0x02, 0, 0, 0xaa, 0, 0x01];
+const DYNAMIC_IP: [u8; 4] = [198, 18, 1, 10];
+/// ISP B's subscriber: a static entry in `[tables]`.
+const STATIC: [u8; 6] = [0x02, 0, 0, 0xbb, 0, 0x01];
+const STATIC_IP: [u8; 4] = [198, 18, 2, 10];
+const GATEWAY_MAC: [u8; 6] = [0x02, 0, 0, 0x01, 0, 0x01];
+const MAGIC: &[u8; 8] = b"ISPMUXW!";
+/// Frames per subscriber per queue and round.
+const N: u32 = 200;
+
+fn config(d: &TempDir) -> String {
+    let pcap = |n: u8, a: &str, b: &str| {
+        format!("net_pcap{n},rx_iface_in={a},rx_iface_in={b},tx_iface={a},tx_iface={b}")
+    };
+    format!(
+        r#"
+# Two workers beside the main lcore on a 2-core machine: lcore 2 shares CPU 1 with lcore 1.
+[eal]
+lcores = [0, 1, 2]
+extra_args = ["--lcores", "0@0,1@1,2@1"]
+memory_mb = 256
+hugepages = "off"
+
+[[port]]
+name = "acc"
+device = "{acc}"
+role = "access"
+mac = "02:00:00:01:00:01"
+
+[[port]]
+name = "core"
+device = "{core}"
+role = "core"
+mac = "02:00:00:01:00:02"
+
+[[worker]]
+lcore = 1
+rx = [{{ port = "acc", queue = 0 }}, {{ port = "core", queue = 0 }}]
+
+[[worker]]
+lcore = 2
+rx = [{{ port = "acc", queue = 1 }}, {{ port = "core", queue = 1 }}]
+
+[dataplane]
+pipeline = "node"
+idle_sleep = "on"
+
+[control]
+socket = "{sock}"
+
+[store]
+path = "{db}"
+
+[dhcp]
+relay_address = "127.0.0.1"
+server_identifier = "198.18.1.1"
+
+[[dhcp.isps]]
+name = "isp-a"
+servers = ["127.0.0.2"]
+
+[[tables.isps]]
+id = 1
+name = "isp-a"
+gateway = "198.18.1.1"
+upstream = {{ label = 1001, port = 1, next_hop = "02:00:00:02:00:01" }}
+
+[[tables.isps]]
+id = 2
+name = "isp-b"
+gateway = "198.18.2.1"
+upstream = {{ label = 1002, port = 1, next_hop = "02:00:00:02:00:01" }}
+
+[[tables.subscribers]]
+port = 0
+mac = "02:00:00:bb:00:01"
+isp = 2
+ipv4 = "198.18.2.10"
+"#,
+        acc = pcap(0, "accA", "accB"),
+        core = pcap(1, "coreA", "coreB"),
+        sock = d.join("ctl.sock").display(),
+        db = d.join("ispmux.db").display(),
+    )
+}
+
+/// An IPv4/UDP frame from a subscriber to the outside, carrying `seq`.
+fn frame(mac: [u8; 6], ip: [u8; 4], seq: u32) -> Vec<u8> {
+    let mut f = Vec::with_capacity(64);
+    f.extend_from_slice(&GATEWAY_MAC);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let payload_len = MAGIC.len() + 4 + 10;
+    let total = (20 + 8 + payload_len) as u16;
+    let mut ip_hdr = [0u8; 20];
+    ip_hdr[0] = 0x45;
+    ip_hdr[2..4].copy_from_slice(&total.to_be_bytes());
+    ip_hdr[8] = 64;
+    ip_hdr[9] = 17;
+    ip_hdr[12..16].copy_from_slice(&ip);
+    ip_hdr[16..20].copy_from_slice(&[203, 0, 113, 7]);
+    let sum = ip_hdr
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    ip_hdr[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip_hdr);
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&9u16.to_be_bytes());
+    f.extend_from_slice(&((8 + payload_len) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(MAGIC);
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&[0u8; 10]);
+    f
+}
+
+/// The label and sequence number of a forwarded test frame (MPLS over Ethernet).
+fn parse_forwarded(f: &[u8]) -> Option<(u32, u32)> {
+    if f.get(12..14)? != [0x88, 0x47] {
+        return None;
+    }
+    let label = u32::from_be_bytes(f.get(14..18)?.try_into().ok()?) >> 12;
+    let at = f.windows(MAGIC.len()).position(|w| w == MAGIC)? + MAGIC.len();
+    let seq = u32::from_be_bytes(f.get(at..at + 4)?.try_into().ok()?);
+    Some((label, seq))
+}
+
+fn channel(name: &str) -> (Box<dyn DataLinkSender>, Box<dyn DataLinkReceiver>) {
+    let iface = pnet_datalink::interfaces()
+        .into_iter()
+        .find(|i| i.name == name)
+        .unwrap_or_else(|| panic!("{name} in the namespace"));
+    let config = pnet_datalink::Config {
+        read_timeout: Some(Duration::from_millis(2)),
+        read_buffer_size: 1 << 20,
+        ..Default::default()
+    };
+    match pnet_datalink::channel(&iface, config) {
+        Ok(Channel::Ethernet(tx, rx)) => (tx, rx),
+        _ => panic!("AF_PACKET channel on {name}"),
+    }
+}
+
+/// The host side: one sender per access queue, one receiver per core queue.
+struct Wires {
+    inject: [Box<dyn DataLinkSender>; 2],
+    capture: [Box<dyn DataLinkReceiver>; 2],
+}
+
+impl Wires {
+    fn send(&mut self, queue: usize, f: &[u8]) {
+        match self.inject[queue].send_to(f, None) {
+            Some(Ok(())) => {}
+            other => panic!("send on queue {queue}: {other:?}"),
+        }
+    }
+
+    /// Takes what arrived on each core queue's interface into `got`.
+    fn drain(&mut self, got: &mut [Vec<(u32, u32)>; 2]) {
+        for (q, rx) in self.capture.iter_mut().enumerate() {
+            while let Ok(f) = rx.next() {
+                if let Some(x) = parse_forwarded(f) {
+                    got[q].push(x);
+                }
+            }
+        }
+    }
+
+    /// Sends `frames(queue, i)` for i in 0..N on both queues, a few at a time so the
+    /// capturing sockets' buffers never overflow, then collects forwarded test frames per
+    /// core queue until `want` in all or `settle` passed after the last send.
+    fn round(
+        &mut self,
+        frames: impl Fn(usize, u32) -> Vec<Vec<u8>>,
+        want: usize,
+        settle: Duration,
+    ) -> [Vec<(u32, u32)>; 2] {
+        let mut got: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
+        for i in 0..N {
+            for q in 0..2 {
+                for f in frames(q, i) {
+                    self.send(q, &f);
+                }
+            }
+            if i % 8 == 7 {
+                self.drain(&mut got);
+            }
+        }
+        let deadline = Instant::now() + settle;
+        while got[0].len() + got[1].len() < want && Instant::now() < deadline {
+            self.drain(&mut got);
+        }
+        // A little longer: a frame that should not be forwarded must not go unseen.
+        let quiet = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < quiet {
+            self.drain(&mut got);
+        }
+        got
+    }
+}
+
+fn stats(sock: &std::path::Path) -> Option<serde_json::Value> {
+    let out = Command::new(ispmux_bin())
+        .args(["ctl", "-s"])
+        .arg(sock)
+        .arg("stats")
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+fn wait_for(sock: &std::path::Path, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = stats(sock);
+        if s.as_ref().is_some_and(&ok) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {s:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Table writes applied by the workers together, once no more arrive (each worker replays
+/// every write; the exit report shows both replayed the same number).
+fn settled(sock: &std::path::Path) -> u64 {
+    let mut last = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = stats(sock).map(|s| updates_applied(&s));
+        if now.is_some() && now == last {
+            return now.unwrap_or(0);
+        }
+        assert!(Instant::now() < deadline, "table writes still arriving");
+        last = now;
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+fn isp_up(s: &serde_json::Value, name: &str) -> u64 {
+    s["pipeline"]["isps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["name"] == name))
+        .and_then(|i| i["headend_up"]["packets"].as_u64())
+        .unwrap_or_else(|| panic!("no {name} in {s:#}"))
+}
+
+fn updates_applied(s: &serde_json::Value) -> u64 {
+    s["pipeline"]["updates_applied"]
+        .as_u64()
+        .expect("updates_applied")
+}
+
+#[test]
+fn two_workers_forward_each_queue_once_and_both_see_table_updates() {
+    let gw = Netns::new("w2");
+    for (a, b) in [
+        ("accA", "hostA"),
+        ("accB", "hostB"),
+        ("coreA", "coreA-peer"),
+        ("coreB", "coreB-peer"),
+    ] {
+        veth(
+            End {
+                ns: &gw,
+                dev: a,
+                mac: "02:00:00:01:01:01",
+            },
+            End {
+                ns: &gw,
+                dev: b,
+                mac: "02:00:00:01:01:02",
+            },
+        );
+    }
+    let d = TempDir::new("workers");
+    let conf = d.join("gw.toml");
+    std::fs::write(&conf, config(&d)).expect("write config");
+    let check = Command::new(ispmux_bin())
+        .args(["check", "-c"])
+        .arg(&conf)
+        .output()
+        .expect("check");
+    assert!(check.status.success(), "{check:?}");
+
+    // ISP A's subscriber logged on before this start: registered, its binding in the store.
+    let mac = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let added = Command::new(ispmux_bin())
+        .args(["subscriber", "-c"])
+        .arg(&conf)
+        .args(["add", "--mac", &mac(DYNAMIC), "--isp", "isp-a"])
+        .args(["--customer-id", "C1"])
+        .output()
+        .expect("add");
+    assert!(added.status.success(), "{added:?}");
+    ispmux_slowpath::registry::Registry::open(&d.join("ispmux.db"))
+        .expect("store")
+        .upsert_binding(&ispmux_slowpath::registry::Binding {
+            mac: mac(DYNAMIC).parse().expect("mac"),
+            isp: "isp-a".into(),
+            ipv4: DYNAMIC_IP.into(),
+            expires: SystemTime::now() + Duration::from_secs(3600),
+            server: "127.0.0.2".parse().expect("ip"),
+            port: 0,
+            vlan: 0,
+            inner_vlan: 0,
+        })
+        .expect("binding");
+
+    let daemon = Daemon::new(
+        gw.command(ispmux_bin().to_str().expect("path"))
+            .args(["run", "-c"])
+            .arg(&conf)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let sock = d.join("ctl.sock");
+    // The restored binding (add the subscriber, bind its address) reaches the workers as
+    // table writes through their update queues, as a binding made at run time does.
+    wait_for(&sock, "restored binding sent to the workers", |s| {
+        s["slowpath"]["bindings_installed"] == 1 && updates_applied(s) > 0
+    });
+    let after_bind = settled(&sock);
+
+    let f = File::open(format!("/var/run/netns/{}", gw.name)).expect("netns file");
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+    let (a, _) = channel("hostA");
+    let (b, _) = channel("hostB");
+    let (_, ca) = channel("coreA-peer");
+    let (_, cb) = channel("coreB-peer");
+    let mut w = Wires {
+        inject: [a, b],
+        capture: [ca, cb],
+    };
+
+    // Round 1: both subscribers on both queues; sequence numbers say subscriber and queue.
+    let seq = |sub: u32, queue: u32, i: u32| (sub << 24) | (queue << 16) | i;
+    let got = w.round(
+        |q, i| {
+            vec![
+                frame(DYNAMIC, DYNAMIC_IP, seq(0, q as u32, i)),
+                frame(STATIC, STATIC_IP, seq(1, q as u32, i)),
+            ]
+        },
+        4 * N as usize,
+        Duration::from_secs(10),
+    );
+    for (q, frames) in got.iter().enumerate() {
+        let mut seqs: Vec<u32> = frames.iter().map(|&(_, s)| s).collect();
+        seqs.sort_unstable();
+        let mut want: Vec<u32> = (0..N)
+            .flat_map(|i| [seq(0, q as u32, i), seq(1, q as u32, i)])
+            .collect();
+        want.sort_unstable();
+        // Exactly once, and out of the transmit queue of the worker that polls this
+        // receive queue: each worker forwarded its own queue's frames.
+        assert_eq!(seqs, want, "queue {q}: frames out of core queue {q}");
+        for &(label, s) in frames {
+            let want = if s >> 24 == 0 { 1001 } else { 1002 };
+            assert_eq!(label, want, "frame {s:#x}: its ISP's label");
+        }
+    }
+    wait_for(&sock, "per-ISP counters of both workers summed", |s| {
+        isp_up(s, "isp-a") == 2 * u64::from(N) && isp_up(s, "isp-b") == 2 * u64::from(N)
+    });
+
+    // Unbind at run time: the binding goes from both workers' tables.
+    let revoked = Command::new(ispmux_bin())
+        .args(["ctl", "-s"])
+        .arg(&sock)
+        .args(["revoke", &mac(DYNAMIC)])
+        .output()
+        .expect("revoke");
+    assert!(revoked.status.success(), "{revoked:?}");
+    wait_for(&sock, "unbind sent to the workers", |s| {
+        s["slowpath"]["bindings_removed"] == 1 && updates_applied(s) > after_bind
+    });
+    settled(&sock);
+    let before = stats(&sock).expect("stats");
+    let got = w.round(
+        |q, i| {
+            vec![
+                frame(DYNAMIC, DYNAMIC_IP, seq(2, q as u32, i)),
+                frame(STATIC, STATIC_IP, seq(3, q as u32, i)),
+            ]
+        },
+        2 * N as usize,
+        Duration::from_secs(10),
+    );
+    for (q, frames) in got.iter().enumerate() {
+        let all: Vec<u32> = frames.iter().map(|&(_, s)| s).collect();
+        assert!(
+            all.iter().all(|s| s >> 24 == 3),
+            "queue {q}: a revoked subscriber's frame was forwarded"
+        );
+        assert_eq!(
+            all.len(),
+            N as usize,
+            "queue {q}: the static subscriber's frames"
+        );
+    }
+    wait_for(
+        &sock,
+        "the revoked subscriber's frames counted as drops",
+        |s| {
+            let drops = |s: &serde_json::Value| {
+                ["unknown_mac", "not_bound"]
+                    .iter()
+                    .map(|r| s["drops"][r].as_u64().unwrap_or(0))
+                    .sum::<u64>()
+            };
+            isp_up(s, "isp-b") == 4 * u64::from(N) && drops(s) >= drops(&before) + 2 * u64::from(N)
+        },
+    );
+    assert_eq!(
+        isp_up(&stats(&sock).expect("stats"), "isp-a"),
+        2 * u64::from(N)
+    );
+
+    let out = daemon.stop();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for lcore in [1, 2] {
+        assert!(
+            text.contains(&format!("worker lcore {lcore} on-cpu")),
+            "{text}"
+        );
+    }
+    // "worker replayed N table writes in ...": one line per worker, the same N.
+    let replayed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("worker replayed "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(replayed.len(), 2, "{text}");
+    assert_eq!(replayed[0], replayed[1], "{text}");
+}
