@@ -1,8 +1,10 @@
 //! `ispmux run` with two worker lcores: a headend whose ports have two receive queues each,
 //! one per worker, fed frame by frame on each queue. Every frame is forwarded exactly once,
 //! by the worker that polls its queue; per-ISP counters sum both workers; and the table
-//! updates the slow path sends (a binding restored from the store: add and bind; `ispmux ctl
-//! revoke`: unbind) reach both workers.
+//! updates the slow path sends reach both workers: add and bind (a binding restored from the
+//! store at start, and a DHCP logon at run time through the relay to an ISP server the test
+//! plays), unbind (`ispmux ctl revoke`). Label changes have no run-time path yet: an ISP's
+//! label comes from `[tables]` at start.
 //!
 //! Why net_pcap and not net_ring: a `net_ring` port made from the configuration is a loop
 //! inside the ispmux process, which nothing outside can feed. net_pcap opens one interface
@@ -20,6 +22,9 @@ use pnet_datalink::{Channel, DataLinkReceiver, DataLinkSender};
 /// ISP A's subscriber: bound by DHCP earlier, its binding restored from the store at start.
 const DYNAMIC: [u8; 6] = [0x02, 0, 0, 0xaa, 0, 0x01];
 const DYNAMIC_IP: [u8; 4] = [198, 18, 1, 10];
+/// ISP A's subscriber that logs on by DHCP while ispmux runs.
+const NEW: [u8; 6] = [0x02, 0, 0, 0xaa, 0, 0x02];
+const NEW_IP: [u8; 4] = [198, 18, 1, 20];
 /// ISP B's subscriber: a static entry in `[tables]`.
 const STATIC: [u8; 6] = [0x02, 0, 0, 0xbb, 0, 0x01];
 const STATIC_IP: [u8; 4] = [198, 18, 2, 10];
@@ -103,19 +108,37 @@ fn frame(mac: [u8; 6], ip: [u8; 4], seq: u32) -> Vec<u8> {
 
 /// As [`frame`], from UDP port `sport` (another flow for the kernel's fanout hash).
 fn frame_from_port(mac: [u8; 6], ip: [u8; 4], sport: u16, seq: u32) -> Vec<u8> {
-    let mut f = Vec::with_capacity(64);
-    f.extend_from_slice(&GATEWAY_MAC);
-    f.extend_from_slice(&mac);
+    let mut payload = MAGIC.to_vec();
+    payload.extend_from_slice(&seq.to_be_bytes());
+    payload.extend_from_slice(&[0u8; 10]);
+    udp_frame(
+        (GATEWAY_MAC, mac),
+        (ip, [203, 0, 113, 7]),
+        (sport, 9),
+        &payload,
+    )
+}
+
+/// Ethernet (dst, src), IPv4 (src, dst), UDP (sport, dport) around `payload`; the UDP
+/// checksum left out (zero), as IPv4 allows.
+fn udp_frame(
+    (dst_mac, src_mac): ([u8; 6], [u8; 6]),
+    (src, dst): ([u8; 4], [u8; 4]),
+    (sport, dport): (u16, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = Vec::with_capacity(42 + payload.len());
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
     f.extend_from_slice(&[0x08, 0x00]);
-    let payload_len = MAGIC.len() + 4 + 10;
-    let total = (20 + 8 + payload_len) as u16;
+    let total = (20 + 8 + payload.len()) as u16;
     let mut ip_hdr = [0u8; 20];
     ip_hdr[0] = 0x45;
     ip_hdr[2..4].copy_from_slice(&total.to_be_bytes());
     ip_hdr[8] = 64;
     ip_hdr[9] = 17;
-    ip_hdr[12..16].copy_from_slice(&ip);
-    ip_hdr[16..20].copy_from_slice(&[203, 0, 113, 7]);
+    ip_hdr[12..16].copy_from_slice(&src);
+    ip_hdr[16..20].copy_from_slice(&dst);
     let sum = ip_hdr
         .chunks(2)
         .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
@@ -125,13 +148,60 @@ fn frame_from_port(mac: [u8; 6], ip: [u8; 4], sport: u16, seq: u32) -> Vec<u8> {
     ip_hdr[10..12].copy_from_slice(&sum.to_be_bytes());
     f.extend_from_slice(&ip_hdr);
     f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&9u16.to_be_bytes());
-    f.extend_from_slice(&((8 + payload_len) as u16).to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
     f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(MAGIC);
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.extend_from_slice(&[0u8; 10]);
+    f.extend_from_slice(payload);
     f
+}
+
+const DHCP_COOKIE: [u8; 4] = [99, 130, 83, 99];
+
+/// A client's DHCP message (RFC 2131): BOOTREQUEST, broadcast flag, `options` after the
+/// message type, in a broadcast frame from `mac`.
+fn dhcp_request_frame(mac: [u8; 6], xid: u32, kind: u8, options: &[u8]) -> Vec<u8> {
+    let mut m = vec![0u8; 236];
+    m[0] = 1; // BOOTREQUEST
+    m[1] = 1; // Ethernet
+    m[2] = 6;
+    m[4..8].copy_from_slice(&xid.to_be_bytes());
+    m[10] = 0x80; // broadcast: the client has no address yet
+    m[28..34].copy_from_slice(&mac);
+    m.extend_from_slice(&DHCP_COOKIE);
+    m.extend_from_slice(&[53, 1, kind]);
+    m.extend_from_slice(options);
+    m.push(255);
+    udp_frame(([0xff; 6], mac), ([0; 4], [255; 4]), (68, 67), &m)
+}
+
+/// The ISP's DHCP server: answers each relayed DISCOVER with an OFFER and each REQUEST
+/// with an ACK of `addr`, to the relay (giaddr), as a server behind a relay does.
+fn serve_dhcp(server: &std::net::UdpSocket, addr: [u8; 4], kinds: &[(u8, u8)]) {
+    let mut buf = [0u8; 1500];
+    for &(want, reply) in kinds {
+        let (n, from) = server.recv_from(&mut buf).expect("relayed request");
+        let req = &buf[..n];
+        assert_eq!(req.get(236..240), Some(&DHCP_COOKIE[..]), "a DHCP message");
+        let kind = req[240..]
+            .windows(3)
+            .find(|w| w[0] == 53 && w[1] == 1)
+            .map(|w| w[2]);
+        assert_eq!(kind, Some(want), "relayed message type");
+        let mut m = req[..236].to_vec();
+        m[0] = 2; // BOOTREPLY
+        m[16..20].copy_from_slice(&addr);
+        m.extend_from_slice(&DHCP_COOKIE);
+        m.extend_from_slice(&[53, 1, reply]);
+        m.extend_from_slice(&[54, 4, 127, 0, 0, 2]);
+        m.extend_from_slice(&[51, 4, 0, 0, 0x0e, 0x10]);
+        m.extend_from_slice(&[1, 4, 255, 255, 255, 0]);
+        m.extend_from_slice(&[3, 4, 198, 18, 1, 1]);
+        m.push(255);
+        let giaddr = std::net::Ipv4Addr::new(req[24], req[25], req[26], req[27]);
+        assert_eq!(giaddr, std::net::Ipv4Addr::LOCALHOST, "relayed with giaddr");
+        server.send_to(&m, (giaddr, 67)).expect("reply");
+        assert_eq!(from.port(), 67, "relayed from the relay's server port");
+    }
 }
 
 /// The label and sequence number of a forwarded test frame (MPLS over Ethernet).
@@ -286,6 +356,7 @@ fn mac_text(m: [u8; 6]) -> String {
 struct Headend {
     gw: Netns,
     d: TempDir,
+    conf: std::path::PathBuf,
     daemon: Daemon,
     sock: std::path::PathBuf,
     /// Table writes applied once the restored binding settled.
@@ -364,6 +435,7 @@ fn headend(tag: &str, links: &[(&str, &str)], devices: [&str; 2], workers: &str)
     Headend {
         gw,
         d,
+        conf,
         daemon,
         sock,
         after_bind,
@@ -476,6 +548,45 @@ rx = [{ port = "acc", queue = 1 }, { port = "core", queue = 1 }]
         isp_up(s, "isp-a") == 2 * u64::from(N) && isp_up(s, "isp-b") == 2 * u64::from(N)
     });
 
+    // Add and bind at run time: a subscriber registered now logs on by DHCP on queue 0;
+    // the ISP's server (this test) offers and acknowledges its address.
+    let added = Command::new(ispmux_bin())
+        .args(["subscriber", "-c"])
+        .arg(&h.conf)
+        .args(["add", "--mac", &mac_text(NEW), "--isp", "isp-a"])
+        .args(["--customer-id", "C2"])
+        .output()
+        .expect("add");
+    assert!(added.status.success(), "{added:?}");
+    let server = std::net::UdpSocket::bind("127.0.0.2:67").expect("the ISP's server");
+    server
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let xid = 0x2026_0015;
+    w.send(0, &dhcp_request_frame(NEW, xid, 1, &[]));
+    serve_dhcp(&server, NEW_IP, &[(1, 2)]);
+    let [a, b, c, d] = NEW_IP;
+    w.send(
+        0,
+        &dhcp_request_frame(NEW, xid, 3, &[50, 4, a, b, c, d, 54, 4, 198, 18, 1, 1]),
+    );
+    serve_dhcp(&server, NEW_IP, &[(3, 5)]);
+    wait_for(&sock, "the new binding sent to the workers", |s| {
+        s["slowpath"]["bindings_installed"] == 2
+    });
+    settled(&sock);
+    let got = w.round(
+        |q, i| vec![frame(NEW, NEW_IP, seq(4, q as u32, i))],
+        2 * N as usize,
+        Duration::from_secs(10),
+    );
+    for (q, frames) in got.iter().enumerate() {
+        let mut seqs: Vec<(u32, u32)> = frames.clone();
+        seqs.sort_unstable();
+        let want: Vec<(u32, u32)> = (0..N).map(|i| (1001, seq(4, q as u32, i))).collect();
+        assert_eq!(seqs, want, "queue {q}: the new subscriber's frames");
+    }
+
     // Unbind at run time: the binding goes from both workers' tables.
     h.revoke(DYNAMIC);
     let before = stats(&sock).expect("stats");
@@ -516,7 +627,7 @@ rx = [{ port = "acc", queue = 1 }, { port = "core", queue = 1 }]
     );
     assert_eq!(
         isp_up(&stats(&sock).expect("stats"), "isp-a"),
-        2 * u64::from(N)
+        4 * u64::from(N)
     );
 
     h.stop();
