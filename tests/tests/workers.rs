@@ -174,6 +174,26 @@ fn dhcp_request_frame(mac: [u8; 6], xid: u32, kind: u8, options: &[u8]) -> Vec<u
     udp_frame(([0xff; 6], mac), ([0; 4], [255; 4]), (68, 67), &m)
 }
 
+/// Waits for the gateway's DHCP reply of type `kind` to `xid` on the subscriber's side.
+fn wait_for_reply(client: &mut dyn DataLinkReceiver, xid: u32, kind: u8) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let Ok(f) = client.next() else { continue };
+        // Ethernet, IPv4 (no options), UDP to port 68, then the DHCP message.
+        let is_reply = f.len() > 42 + 243
+            && f[12..14] == [0x08, 0x00]
+            && f[23] == 17
+            && f[36..38] == 68u16.to_be_bytes()
+            && f[42] == 2
+            && f[46..50] == xid.to_be_bytes()
+            && f[42 + 236..42 + 240] == DHCP_COOKIE;
+        if is_reply && f[42 + 240..].windows(3).any(|w| w == [53, 1, kind]) {
+            return;
+        }
+    }
+    panic!("no DHCP reply of type {kind} to the subscriber");
+}
+
 /// The ISP's DHCP server: answers each relayed DISCOVER with an OFFER and each REQUEST
 /// with an ACK of `addr`, to the relay (giaddr), as a server behind a relay does.
 fn serve_dhcp(server: &std::net::UdpSocket, addr: [u8; 4], kinds: &[(u8, u8)]) {
@@ -508,7 +528,7 @@ rx = [{ port = "acc", queue = 1 }, { port = "core", queue = 1 }]
 "#,
     );
     let sock = h.sock.clone();
-    let (a, _) = channel("hostA");
+    let (a, mut client) = channel("hostA");
     let (b, _) = channel("hostB");
     let (_, ca) = channel("coreA-peer");
     let (_, cb) = channel("coreB-peer");
@@ -565,6 +585,9 @@ rx = [{ port = "acc", queue = 1 }, { port = "core", queue = 1 }]
     let xid = 0x2026_0015;
     w.send(0, &dhcp_request_frame(NEW, xid, 1, &[]));
     serve_dhcp(&server, NEW_IP, &[(1, 2)]);
+    // As a client does, REQUEST only once the OFFER is here (the gateway may not have read
+    // the ISP's OFFER yet when a REQUEST would arrive).
+    wait_for_reply(&mut *client, xid, 2);
     let [a, b, c, d] = NEW_IP;
     w.send(
         0,
