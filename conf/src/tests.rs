@@ -572,3 +572,18 @@ fn table_ports_that_are_numbers_unknown_or_of_another_role_are_located() {
         );
     }
 }
+
+#[test]
+fn an_lcores_mapping_in_extra_args_replaces_the_lcore_list() {
+    let text = GOOD.replace(
+        "lcores = [0, 1]",
+        "lcores = [0, 1, 2]\nextra_args = [\"--lcores\", \"0@0,1@1,2@1\"]",
+    );
+    let c = parse(&text, Path::new("t.toml")).expect("valid");
+    assert_eq!(c.worker_lcores(), [1, 2]);
+    let eal = c.eal_plan(None).expect("eal");
+    assert!(!eal.args.contains(&"-l".to_owned()), "{:?}", eal.args);
+    assert!(eal
+        .args
+        .ends_with(&["--lcores".to_owned(), "0@0,1@1,2@1".to_owned()]));
+}

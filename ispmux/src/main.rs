@@ -5,6 +5,7 @@ mod print;
 mod registry_cli;
 mod run;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -110,17 +111,19 @@ fn main() -> ExitCode {
         Cmd::Check { config } => check(&config),
         Cmd::Subscriber { config, cmd } => ispmux_conf::load(&config)
             .map_err(anyhow::Error::from)
-            .and_then(|c| registry_cli::subscriber(&c, cmd)),
+            .and_then(|c| to_stdout(|out| registry_cli::subscriber(&c, cmd, out))),
         Cmd::Refusals { config, limit } => ispmux_conf::load(&config)
             .map_err(anyhow::Error::from)
-            .and_then(|c| registry_cli::refusals(&c, limit)),
+            .and_then(|c| to_stdout(|out| registry_cli::refusals(&c, limit, out))),
         Cmd::Ctl {
             socket,
             json,
             command,
-        } => ctl::ctl(&socket, &command.join(" "), json),
+        } => to_stdout(|out| ctl::ctl(&socket, &command.join(" "), json, out)),
         Cmd::RadiusProxy { config, db } => run::radius_proxy(&config, db.as_deref()),
-        Cmd::Usage { config, db, csv } => print::usage(config.as_deref(), db.as_deref(), csv),
+        Cmd::Usage { config, db, csv } => {
+            to_stdout(|out| print::usage(config.as_deref(), db.as_deref(), csv, out))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,6 +132,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `f` writing to stdout; a reader that went away (`ispmux subscriber list | head`)
+/// ends the output quietly, as it ends `cat`.
+///
+/// Why EPIPE and not SIGPIPE reset to its default: the same binary is the daemon, whose
+/// control socket writes to clients that may have gone; there SIGPIPE must stay ignored
+/// and EPIPE be an error of that one client. `println!` panics on EPIPE, hence the handle.
+fn to_stdout(f: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let r = f(&mut out).and_then(|()| out.flush().map_err(anyhow::Error::from));
+    match r {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        r => r,
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn check(path: &std::path::Path) -> anyhow::Result<()> {

@@ -231,7 +231,12 @@ fn isp_row(o: &mut String, i: &IspStats) {
 }
 
 /// `ispmux usage`: the usage records per client SP, as a table or CSV.
-pub fn usage(config: Option<&Path>, db: Option<&Path>, csv: bool) -> Result<()> {
+pub fn usage(
+    config: Option<&Path>,
+    db: Option<&Path>,
+    csv: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
     let path = match (config, db) {
         (_, Some(db)) => db.to_owned(),
         (Some(c), None) => {
@@ -247,9 +252,9 @@ pub fn usage(config: Option<&Path>, db: Option<&Path>, csv: bool) -> Result<()> 
         UsageStore::open(&path).with_context(|| format!("opening the store {}", path.display()))?;
     let records = store.records()?;
     if csv {
-        print!("{}", usage::to_csv(&records));
+        write!(out, "{}", usage::to_csv(&records))?;
     } else {
-        print!("{}", usage::to_table(&records));
+        write!(out, "{}", usage::to_table(&records))?;
     }
     Ok(())
 }

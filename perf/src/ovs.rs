@@ -70,7 +70,7 @@ fn which(tool: &str) -> Option<PathBuf> {
 }
 
 /// How vswitchd is set up; the defaults are the settings that worked on these 2-core
-/// machines (`../shared/notes/dpdk.md`).
+/// machines.
 pub struct OvsConfig {
     /// `other_config:dpdk-extra`: no PCI scan, hugepages without files.
     pub dpdk_extra: String,

@@ -34,7 +34,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Opens a private in-memory database (tests, `--ephemeral`).
+/// Opens a private in-memory database (tests).
 pub fn open_in_memory() -> Result<Connection, StoreError> {
     let conn = Connection::open_in_memory()?;
     configure(&conn)?;

@@ -90,7 +90,8 @@ impl Mbuf {
     }
 
     /// Grows the data by `n` bytes at the front (as `rte_pktmbuf_prepend`, on the fields
-    /// directly, which the measurements in notes/dpdk.md found faster than the call).
+    /// directly: that function is a static inline, which Rust reaches only through a call
+    /// into the C shim, and the headend prepends a label to every frame).
     #[inline]
     pub fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
         let n16 = u16::try_from(n).ok()?;

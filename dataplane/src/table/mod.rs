@@ -86,7 +86,7 @@ impl Default for Limits {
 }
 
 /// A change to what workers see. The only way tables change, whether from the config
-/// preload, DHCP bindings or label distribution. Small and `Copy`: queues carry it by value.
+/// preload or DHCP bindings. Small and `Copy`: queues carry it by value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableUpdate {
     /// Registers a subscriber with an ISP, unbound. Re-adding with another ISP unbinds first.

@@ -359,6 +359,46 @@ impl Registry {
         Ok(())
     }
 
+    /// Suspends a subscriber and deletes its binding in one transaction; returns the binding
+    /// that was in force, which the caller must also withdraw from the fast path (as for
+    /// [`Registry::remove_subscriber`]). Without the delete a restart would reinstall it.
+    pub fn suspend_subscriber(&mut self, mac: MacAddr) -> Result<Option<Binding>, RegistryError> {
+        let binding = self.binding(mac)?;
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE subscriber SET status = ?2 WHERE mac = ?1",
+            params![mac.to_string(), Status::Suspended.as_str()],
+        )?;
+        if n == 0 {
+            return Err(RegistryError::NoSuchSubscriber(mac));
+        }
+        tx.execute("DELETE FROM binding WHERE mac = ?1", [mac.to_string()])?;
+        tx.commit()?;
+        Ok(binding)
+    }
+
+    /// Replaces a subscriber's password (hashed with a fresh salt, as when added); `None` or
+    /// an empty one removes it. A running gateway needs no telling: it reads the hash on
+    /// every logon, and its credential cache keys on the hash, which the new salt changes.
+    pub fn set_password(
+        &mut self,
+        mac: MacAddr,
+        password: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let hash = match password {
+            Some(p) if !p.is_empty() => Some(password::hash(p.as_bytes(), self.cost)?),
+            _ => None,
+        };
+        let n = self.conn.execute(
+            "UPDATE subscriber SET password_hash = ?2 WHERE mac = ?1",
+            params![mac.to_string(), hash],
+        )?;
+        if n == 0 {
+            return Err(RegistryError::NoSuchSubscriber(mac));
+        }
+        Ok(())
+    }
+
     fn row_to_subscriber(
         r: (String, String, String, Option<String>, String),
     ) -> Result<Subscriber, RegistryError> {

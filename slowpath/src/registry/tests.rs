@@ -153,3 +153,54 @@ fn csv_import_is_all_or_nothing() {
         Err(RegistryError::Csv { line: 1, .. })
     ));
 }
+
+#[test]
+fn suspension_deletes_the_binding_and_a_new_password_replaces_the_old() {
+    let mut r = reg();
+    r.add_subscriber(&new_sub(1)).expect("add");
+    let b = Binding {
+        mac: mac(1),
+        isp: "isp-a".into(),
+        ipv4: Ipv4Addr::new(198, 18, 1, 10),
+        expires: UNIX_EPOCH + Duration::from_secs(2_000_000_000),
+        server: Ipv4Addr::new(198, 18, 1, 2),
+        port: 0,
+        vlan: 0,
+        inner_vlan: 0,
+    };
+    r.upsert_binding(&b).expect("bind");
+    assert_eq!(r.suspend_subscriber(mac(1)).expect("suspend"), Some(b));
+    assert_eq!(r.binding(mac(1)).expect("binding"), None);
+    let s = r
+        .subscriber(mac(1))
+        .expect("read")
+        .expect("still registered");
+    assert_eq!(s.status, Status::Suspended);
+    assert_eq!(r.suspend_subscriber(mac(1)).expect("again"), None);
+    assert!(matches!(
+        r.suspend_subscriber(mac(9)),
+        Err(RegistryError::NoSuchSubscriber(_))
+    ));
+
+    let old = s.password_hash.expect("hash");
+    r.set_password(mac(1), Some("new")).expect("passwd");
+    let new = r
+        .subscriber(mac(1))
+        .expect("read")
+        .and_then(|s| s.password_hash)
+        .expect("hash");
+    assert_ne!(old, new);
+    assert!(password::verify(&new, b"new") && !password::verify(&new, b"pw"));
+    r.set_password(mac(1), None).expect("clear");
+    assert_eq!(
+        r.subscriber(mac(1))
+            .expect("read")
+            .expect("sub")
+            .password_hash,
+        None
+    );
+    assert!(matches!(
+        r.set_password(mac(9), Some("x")),
+        Err(RegistryError::NoSuchSubscriber(_))
+    ));
+}
