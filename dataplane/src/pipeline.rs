@@ -3,7 +3,7 @@
 //! The worker loop (see `worker`) gathers frames by verdict into per-port transmit bursts, the
 //! punt ring and the drop counters; a pipeline only decides and rewrites.
 
-use crate::counters::DropReason;
+use crate::counters::{Counters, DropReason};
 use crate::frame::Frame;
 
 /// What becomes of one frame.
@@ -36,6 +36,14 @@ pub trait Pipeline: Send {
     /// looking at frames (a plain forwarder): the worker then skips `process` and sends the
     /// burst as it came. `None` (the default): frames are processed one by one.
     fn burst_verdict(&self, _rx_port: u16) -> Option<Verdict> {
+        None
+    }
+
+    /// The pipeline's own counters, when it keeps them: such a pipeline counts its verdicts
+    /// (drops by reason, punts) itself, and the worker loop then counts only the drops it
+    /// decides on its own (a full queue or ring, no such port), so that a frame is counted
+    /// once. `None` (the default): the worker loop counts every drop verdict.
+    fn counters(&self) -> Option<&Counters> {
         None
     }
 }

@@ -271,6 +271,8 @@ fn handle<P: Pipeline>(
     }
     let verdicts = &mut verdicts[..n];
     pipeline.process(port, rx.as_mut_slice(), verdicts);
+    // A pipeline with counters of its own has counted its drop verdicts already.
+    let count_verdicts = pipeline.counters().is_none();
     // A burst bound for one port as a whole (the common case: upstream to the core, io
     // forwarding) goes out as it came in, without sorting frame by frame.
     if let Verdict::Forward(p) = verdicts[0] {
@@ -287,7 +289,9 @@ fn handle<P: Pipeline>(
             Verdict::Forward(p) => o.tx.get_mut(usize::from(p)),
             Verdict::Punt => Some(&mut *o.punt),
             Verdict::Drop(r) => {
-                c.drops[r as usize] += 1;
+                if count_verdicts {
+                    c.drops[r as usize] += 1;
+                }
                 None
             }
         };

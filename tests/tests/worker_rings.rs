@@ -232,3 +232,82 @@ fn a_full_transmit_queue_is_a_counted_drop_not_a_leak() {
     drop(rig.tx);
     assert_eq!(rig.pool.in_use(), 0);
 }
+
+/// Defect 1 of issue 15: a frame the node drops was counted twice, once by the node's
+/// counters and once by the worker loop's, which the daemon adds up.
+#[test]
+fn a_frame_the_node_drops_is_counted_once() {
+    use ispmux_dataplane::shared::SharedCounters;
+    use ispmux_dataplane::table::Limits;
+    use ispmux_dataplane::{Node, PortConfig as Role, PortRole, PreloadTables, VecFrame};
+
+    let rig = rig(2, 4096);
+    let preload = PreloadTables {
+        limits: Limits::default(),
+        ..Default::default()
+    };
+    let role = |role, mac: &str| Role {
+        role,
+        mac: mac.parse().expect("mac"),
+        mtu: 1500,
+    };
+    let ports = vec![
+        role(PortRole::Access, "02:00:00:00:00:01"),
+        role(PortRole::Core, "02:00:00:00:00:02"),
+    ];
+    // IPv6 from a subscriber: the node drops it whatever its tables hold.
+    let mut ipv6 = frame(0, 80);
+    ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let reason = {
+        let mut n = Node::new(ports.clone(), preload.build().expect("tables"));
+        let mut v = [Verdict::Punt];
+        n.process(0, &mut [VecFrame::new(&ipv6)], &mut v);
+        match v[0] {
+            Verdict::Drop(r) => r,
+            other => panic!("IPv6 from a subscriber: {other:?}"),
+        }
+    };
+    let mut node = Node::new(ports, preload.build().expect("tables"));
+    let io = WorkerIo {
+        rx: vec![(0, rig.ports[0].rx_queue(0).expect("rxq"))],
+        tx: rig
+            .ports
+            .iter()
+            .map(|p| p.tx_queue(0).expect("txq"))
+            .collect(),
+        punt: None,
+        inject: None,
+    };
+    let stats = Arc::new(WorkerStats::default());
+    let shared = Arc::new(SharedCounters::new(preload.limits.max_isps));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s, sh, st) = (stats.clone(), shared.clone(), stop.clone());
+    let cfg = WorkerConfig {
+        burst: 32,
+        idle_sleep: Some(Duration::from_micros(50)),
+        idle_polls: 64,
+    };
+    ispmux_sys::launch(1, move || {
+        // As the daemon does: the node's counters published from the maintenance hook.
+        worker::run(&mut node, io, cfg, &s, &st, &mut |n: &mut Node| {
+            sh.store(n.counters())
+        });
+        0
+    })
+    .expect("launch");
+    let sent = 7u64;
+    inject(&rig, 0, &vec![ipv6; sent as usize]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats.rx.get() < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop_and_wait(&stop);
+    // Summed as `ctl stats` and the exit report sum them: the loop's drops plus the node's.
+    let node = shared.load();
+    let total = |r: DropReason| stats.drops(r) + node.drops(r);
+    assert_eq!(stats.rx.get(), sent);
+    assert_eq!(total(reason), sent, "{}", reason.name());
+    assert_eq!(DropReason::ALL.iter().map(|r| total(*r)).sum::<u64>(), sent);
+    drop(rig.ports);
+    assert_eq!(rig.pool.in_use(), 0);
+}

@@ -129,6 +129,10 @@ impl Pipeline for Node {
         }
     }
 
+    fn counters(&self) -> Option<&Counters> {
+        Some(&self.counters)
+    }
+
     fn prefetch<F: Frame>(&mut self, rx_port: u16, frames: &[F]) {
         match self.ports.get(usize::from(rx_port)).map(|p| p.role) {
             Some(PortRole::Access) => self.ahead.prefetch(&self.tables, rx_port, frames),
