@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ispmux_conf::{Config, PipelineKind, Plan};
-use ispmux_dataplane::shared::SharedCounters;
+use ispmux_dataplane::shared::{self, SharedCounters};
 use ispmux_dataplane::table::updates::{self, UpdateReceiver};
-use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo, WorkerStats};
+use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo};
 use ispmux_dataplane::{
-    Counters, CountersReport, DropReason, IoForward, MacSwap, Node, PortRole, PreloadTables, Tables,
+    Counters, DropReason, IoForward, MacSwap, Node, PortRole, PreloadTables, Tables,
 };
 use ispmux_sys::{Eal, EthStats, Mempool, Port, PortConfig, Ring, RingMode};
 
@@ -99,7 +99,6 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         .map(|_| Arc::new(SharedCounters::new(max_isps)))
         .collect();
 
-    let stats: Vec<Arc<WorkerStats>> = plan.workers.iter().map(|_| Arc::default()).collect();
     let started = Instant::now();
     let before: Vec<EthStats> = ports
         .iter()
@@ -143,10 +142,10 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
                 WorkerPipeline::Node(Box::new(node), rx)
             }
         };
-        let (st, sh, stop2) = (stats[i].clone(), shared[i].clone(), stop.clone());
+        let (sh, stop2) = (shared[i].clone(), stop.clone());
         let lcore = w.lcore;
         let job = move || {
-            pipeline.run(io, wc, &st, &sh, &stop2);
+            pipeline.run(io, wc, &sh, &stop2);
             print_core_share(lcore);
             0
         };
@@ -230,7 +229,7 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
             .map(|p| p.stats().unwrap_or_default())
             .collect();
         let slow = slow_stats.lock().map(|s| *s).unwrap_or_default();
-        snapshot(&cfg, &before, &cur, &stats, &shared, &names, slow, elapsed)
+        snapshot(&cfg, &before, &cur, &shared, &names, slow, elapsed)
     };
 
     let deadline = duration.map(|d| started + Duration::from_secs_f64(d));
@@ -335,22 +334,17 @@ enum WorkerPipeline {
 }
 
 impl WorkerPipeline {
-    fn run(
-        self,
-        io: WorkerIo,
-        wc: WorkerConfig,
-        st: &WorkerStats,
-        shared: &SharedCounters,
-        stop: &AtomicBool,
-    ) {
+    fn run(self, io: WorkerIo, wc: WorkerConfig, shared: &SharedCounters, stop: &AtomicBool) {
         match self {
-            WorkerPipeline::Io(mut p) => worker::run(&mut p, io, wc, st, stop, &mut |_| {}),
-            WorkerPipeline::MacSwap(mut p) => worker::run(&mut p, io, wc, st, stop, &mut |_| {}),
+            WorkerPipeline::Io(mut p) => worker::run(&mut p, io, wc, shared, stop, &mut |_| {}),
+            WorkerPipeline::MacSwap(mut p) => {
+                worker::run(&mut p, io, wc, shared, stop, &mut |_| {})
+            }
             WorkerPipeline::Node(mut node, rx) => {
                 // Time spent replaying table writes, for the exit report: what updates cost
                 // the worker, apart from what the updating slow path costs the machine.
                 let (mut cycles, mut writes) = (0u64, 0u64);
-                worker::run(&mut *node, io, wc, st, stop, &mut |n: &mut Node| {
+                worker::run(&mut *node, io, wc, shared, stop, &mut |n: &mut Node| {
                     if let Some(rx) = &rx {
                         let t0 = ispmux_sys::tsc();
                         let d = n.apply_updates(rx, UPDATE_QUEUE_DEPTH);
@@ -359,7 +353,6 @@ impl WorkerPipeline {
                             writes += d.applied;
                         }
                     }
-                    shared.store(n.counters());
                 });
                 if writes > 0 {
                     let ms = cycles as f64 * 1e3 / ispmux_sys::tsc_hz().max(1) as f64;
@@ -476,7 +469,7 @@ struct Snapshot {
     punted: u64,
     idle_sleeps: u64,
     drops: std::collections::BTreeMap<&'static str, u64>,
-    pipeline: CountersReport,
+    pipeline: serde_json::Value,
     slowpath: SlowPathStats,
 }
 
@@ -485,16 +478,12 @@ fn snapshot(
     cfg: &Config,
     a: &[EthStats],
     b: &[EthStats],
-    stats: &[Arc<WorkerStats>],
     shared: &[Arc<SharedCounters>],
     names: &[(u16, String)],
     slowpath: SlowPathStats,
     d: Duration,
 ) -> Snapshot {
-    let sum = |f: &dyn Fn(&WorkerStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
-    let pipeline: Vec<Counters> = shared.iter().map(|s| s.load()).collect();
-    let pipeline = Counters::sum(&pipeline);
-    let names: Vec<(u16, &str)> = names.iter().map(|(i, n)| (*i, n.as_str())).collect();
+    let total = shared::sum(shared.iter().map(|s| &**s));
     Snapshot {
         seconds: d.as_secs_f64(),
         ports: cfg
@@ -516,18 +505,55 @@ fn snapshot(
                 tx_errors: y.oerrors - x.oerrors,
             })
             .collect(),
-        rx: sum(&|s| s.rx.get()),
-        tx: sum(&|s| s.tx.get()),
-        punted: sum(&|s| s.punted.get()),
-        idle_sleeps: sum(&|s| s.idle_sleeps.get()),
-        // The loop's own drops (full queues and rings) plus the pipeline's.
-        drops: DropReason::ALL
-            .iter()
-            .map(|r| (r.name(), sum(&|s| s.drops(*r)) + pipeline.drops(*r)))
+        rx: total.worker.rx,
+        tx: total.worker.tx,
+        punted: total.worker.punted,
+        idle_sleeps: total.worker.idle_sleeps,
+        // The loop's own drops (full queues and rings) plus the pipeline's, each once.
+        drops: total
+            .drops_by_reason()
+            .map(|(r, n)| (r.name(), n))
             .collect(),
-        pipeline: pipeline.report(&names),
+        pipeline: pipeline_json(&total, names),
         slowpath,
     }
+}
+
+/// The pipeline counters as `ctl stats` has shown them: ISPs named or active with their
+/// counters by name, drops by name, and the worker-wide counters by name.
+fn pipeline_json(c: &Counters, names: &[(u16, String)]) -> serde_json::Value {
+    let name = |id: u16| {
+        names
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, n)| n.as_str())
+    };
+    let isps: Vec<serde_json::Value> = c
+        .isp_lines(name)
+        .map(|l| {
+            let mut o = serde_json::Map::new();
+            o.insert("id".into(), l.id.into());
+            o.insert("name".into(), l.name.into());
+            for (n, pb) in l.counters.iter() {
+                o.insert(
+                    n.into(),
+                    serde_json::json!({ "packets": pb.packets, "bytes": pb.bytes }),
+                );
+            }
+            o.into()
+        })
+        .collect();
+    let mut o = serde_json::Map::new();
+    o.insert("isps".into(), isps.into());
+    let drops: serde_json::Map<String, serde_json::Value> = c
+        .drops_by_reason()
+        .map(|(r, n)| (r.name().to_owned(), n.into()))
+        .collect();
+    o.insert("drops".into(), drops.into());
+    for (n, v) in c.worker.iter() {
+        o.insert(n.into(), v.into());
+    }
+    o.into()
 }
 
 /// Prints how long the calling worker thread ran on its core and how long it waited for it
@@ -573,8 +599,8 @@ fn print_final(s: &Snapshot) {
         })
         .collect();
     println!("drops {}", drops.join(" "));
-    for isp in &s.pipeline.isps {
-        println!("{}", serde_json::to_string(isp).unwrap_or_default());
+    for isp in s.pipeline["isps"].as_array().into_iter().flatten() {
+        println!("{isp}");
     }
     let sp = &s.slowpath;
     println!(

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo, WorkerStats};
+use ispmux_dataplane::shared::SharedCounters;
+use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo};
 use ispmux_dataplane::{DropReason, Frame, MacSwap, Pipeline, Verdict};
 use ispmux_sys::{Burst, Eal, Mempool, Port, PortConfig, Ring, RingMode};
 
@@ -109,7 +110,7 @@ fn start<P: Pipeline + 'static>(
     rig: &Rig,
     mut p: P,
     punt: Option<Arc<Ring>>,
-) -> (Arc<WorkerStats>, Arc<AtomicBool>) {
+) -> (Arc<SharedCounters>, Arc<AtomicBool>) {
     let io = WorkerIo {
         rx: rig
             .ports
@@ -125,7 +126,7 @@ fn start<P: Pipeline + 'static>(
         punt,
         inject: None,
     };
-    let stats = Arc::new(WorkerStats::default());
+    let stats = Arc::new(SharedCounters::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let (s, st) = (stats.clone(), stop.clone());
     let cfg = WorkerConfig {
@@ -163,9 +164,9 @@ fn macswap_forwards_every_frame_exactly_and_frees_every_mbuf() {
         assert_eq!(o, &want, "frame {i}");
     }
     stop_and_wait(&stop);
-    assert_eq!(stats.rx.get(), 2000);
-    assert_eq!(stats.tx.get(), 2000);
-    assert!(stats.idle_sleeps.get() > 0, "idle worker sleeps");
+    assert_eq!(stats.load().worker.rx, 2000);
+    assert_eq!(stats.load().worker.tx, 2000);
+    assert!(stats.load().worker.idle_sleeps > 0, "idle worker sleeps");
     drop(rig.ports);
     assert_eq!(rig.pool.in_use(), 0, "every mbuf back in the pool");
 }
@@ -198,15 +199,15 @@ fn punts_reach_the_ring_and_a_full_ring_is_a_counted_drop() {
     let fwd = collect(&rig.tx[1], 500, Duration::from_secs(10));
     assert_eq!(fwd.len(), 500);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while stats.rx.get() < 1010 && Instant::now() < deadline {
+    while stats.load().worker.rx < 1010 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     stop_and_wait(&stop);
-    assert_eq!(stats.rx.get(), 1010);
-    assert_eq!(stats.drops(DropReason::Truncated), 10);
+    assert_eq!(stats.load().worker.rx, 1010);
+    assert_eq!(stats.load().drops(DropReason::Truncated), 10);
     assert_eq!(punt.count(), 63);
-    assert_eq!(stats.punted.get(), 63);
-    assert_eq!(stats.drops(DropReason::PuntRingFull), 500 - 63);
+    assert_eq!(stats.load().worker.punted, 63);
+    assert_eq!(stats.load().drops(DropReason::PuntRingFull), 500 - 63);
     let punted = collect(&punt, 63, Duration::from_secs(1));
     assert!(punted.iter().all(|f| f[17] % 2 == 1));
     drop(punt);
@@ -222,12 +223,12 @@ fn a_full_transmit_queue_is_a_counted_drop_not_a_leak() {
     let frames: Vec<Vec<u8>> = (0..1000).map(|i| frame(i, 64)).collect();
     inject(&rig, 0, &frames);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while stats.rx.get() < 1000 && Instant::now() < deadline {
+    while stats.load().worker.rx < 1000 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     stop_and_wait(&stop);
-    assert_eq!(stats.tx.get(), 127);
-    assert_eq!(stats.drops(DropReason::TxFull), 1000 - 127);
+    assert_eq!(stats.load().worker.tx, 127);
+    assert_eq!(stats.load().drops(DropReason::TxFull), 1000 - 127);
     drop(rig.ports);
     drop(rig.tx);
     assert_eq!(rig.pool.in_use(), 0);
@@ -237,7 +238,7 @@ fn a_full_transmit_queue_is_a_counted_drop_not_a_leak() {
 /// counters and once by the worker loop's, which the daemon adds up.
 #[test]
 fn a_frame_the_node_drops_is_counted_once() {
-    use ispmux_dataplane::shared::SharedCounters;
+    use ispmux_dataplane::shared;
     use ispmux_dataplane::table::Limits;
     use ispmux_dataplane::{Node, PortConfig as Role, PortRole, PreloadTables, VecFrame};
 
@@ -278,34 +279,30 @@ fn a_frame_the_node_drops_is_counted_once() {
         punt: None,
         inject: None,
     };
-    let stats = Arc::new(WorkerStats::default());
-    let shared = Arc::new(SharedCounters::new(preload.limits.max_isps));
+    let published = Arc::new(SharedCounters::new(preload.limits.max_isps));
     let stop = Arc::new(AtomicBool::new(false));
-    let (s, sh, st) = (stats.clone(), shared.clone(), stop.clone());
+    let (sh, st) = (published.clone(), stop.clone());
     let cfg = WorkerConfig {
         burst: 32,
         idle_sleep: Some(Duration::from_micros(50)),
         idle_polls: 64,
     };
     ispmux_sys::launch(1, move || {
-        // As the daemon does: the node's counters published from the maintenance hook.
-        worker::run(&mut node, io, cfg, &s, &st, &mut |n: &mut Node| {
-            sh.store(n.counters())
-        });
+        worker::run(&mut node, io, cfg, &sh, &st, &mut |_| {});
         0
     })
     .expect("launch");
     let sent = 7u64;
     inject(&rig, 0, &vec![ipv6; sent as usize]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while stats.rx.get() < sent && Instant::now() < deadline {
+    while published.load().worker.rx < sent && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     stop_and_wait(&stop);
-    // Summed as `ctl stats` and the exit report sum them: the loop's drops plus the node's.
-    let node = shared.load();
-    let total = |r: DropReason| stats.drops(r) + node.drops(r);
-    assert_eq!(stats.rx.get(), sent);
+    // Summed as `ctl stats` and the exit report sum them.
+    let sum = shared::sum([&*published]);
+    let total = |r: DropReason| sum.drops(r);
+    assert_eq!(sum.worker.rx, sent);
     assert_eq!(total(reason), sent, "{}", reason.name());
     assert_eq!(DropReason::ALL.iter().map(|r| total(*r)).sum::<u64>(), sent);
     drop(rig.ports);

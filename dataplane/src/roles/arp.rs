@@ -51,6 +51,6 @@ pub fn proxy_arp<F: Frame>(
         h[..6].copy_from_slice(&l2.src.0);
         h[6..].copy_from_slice(&port_mac.0);
     }
-    cx.counters.arp_replies += 1;
+    cx.counters.worker.arp_replies += 1;
     Verdict::Forward(rx_port)
 }

@@ -11,8 +11,9 @@ use crate::table::{PrefetchFn, Tables};
 /// Headend, transit and tailend in one, chosen per frame by the role of its receive port.
 ///
 /// One `Node` per worker: it owns the worker's table copy and counters. The pipeline counts
-/// its own verdicts (forwarded per ISP, punts, drops by reason); the worker loop adds only
-/// the drops it decides itself (`TxFull`, `PuntRingFull`) through [`Node::counters_mut`].
+/// its own verdicts (forwarded per ISP, punts, drops by reason); the worker loop counts only
+/// the drops it decides itself (`TxFull`, `PuntRingFull`) in its own block and publishes
+/// both added up ([`crate::shared::SharedCounters::publish`]).
 pub struct Node {
     ports: Box<[PortConfig]>,
     tables: Tables,
@@ -55,8 +56,8 @@ impl Node {
     /// Replays at most `max` pending table writes from the slow path: call between bursts.
     pub fn apply_updates(&mut self, rx: &UpdateReceiver, max: usize) -> Drained {
         let d = rx.apply_pending(&mut self.tables, max);
-        self.counters.updates_applied += d.applied;
-        self.counters.updates_refused += d.refused;
+        self.counters.worker.updates_applied += d.applied;
+        self.counters.worker.updates_refused += d.refused;
         d
     }
 
@@ -73,11 +74,6 @@ impl Node {
     /// The worker's counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
-    }
-
-    /// The worker's counters, for the drops the worker loop decides.
-    pub fn counters_mut(&mut self) -> &mut Counters {
-        &mut self.counters
     }
 }
 
@@ -123,7 +119,7 @@ impl Pipeline for Node {
         for v in verdicts.iter() {
             match *v {
                 Verdict::Drop(r) => self.counters.drop(r),
-                Verdict::Punt => self.counters.punts += 1,
+                Verdict::Punt => self.counters.worker.punts += 1,
                 Verdict::Forward(_) => {}
             }
         }

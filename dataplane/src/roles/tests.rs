@@ -328,7 +328,7 @@ fn headend_punts_dhcp_from_anyone_and_traffic_to_the_gateway() {
         let (v, out) = run(&mut n, 0, &input);
         assert_eq!(v, Verdict::Punt);
         assert_eq!(out, hex(&input), "punted frames are not rewritten");
-        assert_eq!(n.counters().punts, 1);
+        assert_eq!(n.counters().worker.punts, 1);
     }
     let mut n = node();
     assert_eq!(
@@ -365,7 +365,7 @@ fn proxy_arp_answers_a_bound_subscriber() {
     fwd(0, &req, 0, &reply);
     let mut n = node();
     run(&mut n, 0, &req);
-    assert_eq!(n.counters().arp_replies, 1);
+    assert_eq!(n.counters().worker.arp_replies, 1);
 }
 
 #[test]
@@ -814,7 +814,7 @@ fn updates_between_bursts_take_effect_on_the_next_burst() {
         Verdict::Drop(DropReason::UnknownMac)
     );
     // Bind: downstream slot and subscriber slot; remove: downstream, subscriber, subscriber.
-    assert_eq!(n.counters().updates_applied, 5);
+    assert_eq!(n.counters().worker.updates_applied, 5);
 }
 
 #[test]
