@@ -1,6 +1,6 @@
 //! A node: ports with roles, one worker's table copy and counters, as one [`Pipeline`].
 
-use super::{core, headend, tailend, Cx, PortConfig, PortRole};
+use super::{access, core, handoff, Cx, PortConfig, PortRole};
 use crate::counters::{Counters, DropReason};
 use crate::frame::Frame;
 use crate::pipeline::{Pipeline, Verdict};
@@ -19,10 +19,10 @@ pub struct Node {
     tables: Tables,
     counters: Counters,
     /// The headend's keys of prefetched bursts.
-    ahead: Box<headend::LookAhead>,
+    ahead: Box<access::LookAhead>,
     /// The headend's push plans by ISP id, and the ISP table generation they were worked
     /// out from.
-    pushes: Box<[headend::PushPlan]>,
+    pushes: Box<[access::PushPlan]>,
     pushes_of: Option<u64>,
 }
 
@@ -34,7 +34,7 @@ impl Node {
             ports: ports.into_boxed_slice(),
             counters,
             ahead: Box::default(),
-            pushes: vec![headend::PushPlan::default(); tables.isps.len()].into_boxed_slice(),
+            pushes: vec![access::PushPlan::default(); tables.isps.len()].into_boxed_slice(),
             pushes_of: None,
             tables,
         }
@@ -89,7 +89,7 @@ impl Pipeline for Node {
         if self.pushes_of != Some(generation) {
             // ISP entries change rarely (a label learned, an ISP added): work the plans out
             // again in place, without allocating.
-            headend::plan_pushes(&self.tables, &self.ports, &mut self.pushes);
+            access::plan_pushes(&self.tables, &self.ports, &mut self.pushes);
             self.pushes_of = Some(generation);
         }
         let mut cx = Cx {
@@ -101,11 +101,11 @@ impl Pipeline for Node {
         // `true`: the pipeline forwarded every frame and counted them itself.
         let counted = match role {
             PortRole::Access => {
-                headend::upstream(&mut cx, &mut self.ahead, rx_port, frames, verdicts)
+                access::upstream(&mut cx, &mut self.ahead, rx_port, frames, verdicts)
             }
             PortRole::Core => core::ilm(&mut cx, rx_port, frames, verdicts),
             PortRole::Handoff => {
-                tailend::downstream(&mut cx, rx_port, frames, verdicts);
+                handoff::downstream(&mut cx, rx_port, frames, verdicts);
                 false
             }
             PortRole::Unused => {

@@ -1064,7 +1064,7 @@ proptest::proptest! {
         changes in proptest::collection::vec((0usize..64, proptest::prelude::any::<u8>()), 0..3),
         cut in 0usize..80,
     ) {
-        use super::headend::{decide, fast_push, plan_pushes, subscriber_key, PushPlan};
+        use super::access::{decide, fast_push, plan_pushes, subscriber_key, PushPlan};
         use super::Cx;
         use crate::counters::Counters;
         let frames = [
@@ -1114,7 +1114,7 @@ proptest::proptest! {
         src_first in proptest::num::u8::ANY,
         rest in proptest::collection::vec(proptest::num::u8::ANY, 22..40),
     ) {
-        use super::headend::{key_bytes, subscriber_key, untagged_key};
+        use super::access::{key_bytes, subscriber_key, untagged_key};
         let mut d = rest;
         d[6] = src_first;
         d[12..14].copy_from_slice(&tpid.to_be_bytes());
