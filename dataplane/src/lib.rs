@@ -2,8 +2,10 @@
 //!
 //! - [`wire`]: zero-copy header views (Ethernet, VLAN, MPLS, IPv4, UDP, ARP).
 //! - [`table`]: the tables workers read, changed only through [`table::TableUpdate`]s.
-//! - [`roles`]: headend, transit and tailend pipelines, combined per port by [`roles::Node`].
+//! - [`roles`]: one pipeline per port role (access, core, hand-off), combined per port by
+//!   [`roles::Node`].
 //! - [`counters`]: per-worker counters, per ISP and per drop reason.
+//! - [`trace`]: the path of the next N frames through a worker, armed from the control side.
 //!
 //! # How a worker uses it
 //!
@@ -72,6 +74,7 @@ pub mod roles;
 pub mod shared;
 pub mod synthetic;
 pub mod table;
+pub mod trace;
 pub mod wire;
 #[cfg(feature = "dpdk")]
 pub mod worker;

@@ -5,6 +5,7 @@
 
 use crate::counters::{Counters, DropReason};
 use crate::frame::Frame;
+use crate::trace::Lookup;
 
 /// What becomes of one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,12 @@ pub trait Pipeline: Send {
     /// once. `None` (the default): the worker loop counts every drop verdict.
     fn counters(&self) -> Option<&Counters> {
         None
+    }
+
+    /// What the tables say about `frame`, received on `rx_port`, for a packet trace
+    /// ([`crate::trace`]); called only for traced frames, before [`Pipeline::process`].
+    fn trace_lookup<F: Frame>(&self, _rx_port: u16, _frame: &F) -> Lookup {
+        Lookup::default()
     }
 }
 

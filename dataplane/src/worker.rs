@@ -13,6 +13,7 @@ use ispmux_sys::{Burst, Ring, RxQueue, TxQueue, MAX_BURST};
 use crate::counters::{Counters, DropReason};
 use crate::pipeline::{Pipeline, Verdict};
 use crate::shared::SharedCounters;
+use crate::trace::TraceControl;
 
 /// The queues one worker owns.
 pub struct WorkerIo {
@@ -25,6 +26,9 @@ pub struct WorkerIo {
     /// Frames the slow path wants sent (its inject path), each with its output port in the
     /// mbuf's port field. Workers own the transmit queues, so the slow path needs none.
     pub inject: Option<Arc<Ring>>,
+    /// This worker's packet trace, armed by the control side; the
+    /// loop looks at it once per burst.
+    pub trace: Arc<TraceControl>,
 }
 
 /// How a worker polls.
@@ -58,6 +62,7 @@ pub fn run<P: Pipeline>(
         tx: mut txqs,
         punt: punt_ring,
         inject,
+        trace,
     } = io;
     let burst = cfg.burst.clamp(1, MAX_BURST);
     // Two receive bursts: one just received, one held since the previous poll. A burst is
@@ -86,6 +91,7 @@ pub fn run<P: Pipeline>(
             punt: &mut punt,
             dropped: &mut dropped,
             c: &mut c,
+            trace: &trace,
         };
         for (port, q) in rxqs.iter_mut() {
             let (a, b) = bursts.split_at_mut(1);
@@ -161,6 +167,7 @@ pub fn run<P: Pipeline>(
             punt: &mut punt,
             dropped: &mut dropped,
             c: &mut c,
+            trace: &trace,
         };
         handle(pipeline, p, &mut bursts[fresh ^ 1], &mut verdicts, &mut out);
     }
@@ -177,6 +184,7 @@ struct Out<'a> {
     punt: &'a mut Burst,
     dropped: &'a mut Burst,
     c: &'a mut Counters,
+    trace: &'a TraceControl,
 }
 
 /// Decides every frame of `rx` (received on `port`) and sends, punts or frees it.
@@ -193,7 +201,9 @@ fn handle<P: Pipeline>(
         return;
     }
     let c = &mut *o.c;
-    if let Some(Verdict::Forward(p)) = pipeline.burst_verdict(port) {
+    // The trace is looked at once per burst; a traced burst takes the general path below.
+    let traced = o.trace.armed();
+    if let (Some(Verdict::Forward(p)), false) = (pipeline.burst_verdict(port), traced) {
         if let (Some(q), true) = (
             o.txqs.get_mut(usize::from(p)),
             o.tx.get(usize::from(p)).is_some_and(Burst::is_empty),
@@ -204,7 +214,11 @@ fn handle<P: Pipeline>(
         }
     }
     let verdicts = &mut verdicts[..n];
-    pipeline.process(port, rx.as_mut_slice(), verdicts);
+    if traced {
+        o.trace.process(pipeline, port, rx.as_mut_slice(), verdicts);
+    } else {
+        pipeline.process(port, rx.as_mut_slice(), verdicts);
+    }
     // A pipeline with counters of its own has counted its drop verdicts already.
     let count_verdicts = pipeline.counters().is_none();
     // A burst bound for one port as a whole (the common case: upstream to the core, io

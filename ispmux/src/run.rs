@@ -119,6 +119,7 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
                 .collect::<std::result::Result<_, _>>()?,
             punt: Some(punt.clone()),
             inject: (i == 0).then(|| inject.clone()),
+            trace: Arc::new(ispmux_dataplane::trace::TraceControl::new(i as u16)),
         };
         let wc = WorkerConfig {
             burst: usize::from(cfg.dataplane.burst),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ispmux_dataplane::shared::SharedCounters;
+use ispmux_dataplane::trace::TraceControl;
 use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo};
 use ispmux_dataplane::{DropReason, Frame, MacSwap, Pipeline, Verdict};
 use ispmux_sys::{Burst, Eal, Mempool, Port, PortConfig, Ring, RingMode};
@@ -108,8 +109,17 @@ fn collect(ring: &Ring, want: usize, timeout: Duration) -> Vec<Vec<u8>> {
 
 fn start<P: Pipeline + 'static>(
     rig: &Rig,
+    p: P,
+    punt: Option<Arc<Ring>>,
+) -> (Arc<SharedCounters>, Arc<AtomicBool>) {
+    start_traced(rig, p, punt, Arc::new(TraceControl::new(0)))
+}
+
+fn start_traced<P: Pipeline + 'static>(
+    rig: &Rig,
     mut p: P,
     punt: Option<Arc<Ring>>,
+    trace: Arc<TraceControl>,
 ) -> (Arc<SharedCounters>, Arc<AtomicBool>) {
     let io = WorkerIo {
         rx: rig
@@ -125,6 +135,7 @@ fn start<P: Pipeline + 'static>(
             .collect(),
         punt,
         inject: None,
+        trace,
     };
     let stats = Arc::new(SharedCounters::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -278,6 +289,7 @@ fn a_frame_the_node_drops_is_counted_once() {
             .collect(),
         punt: None,
         inject: None,
+        trace: Arc::new(TraceControl::new(0)),
     };
     let published = Arc::new(SharedCounters::new(preload.limits.max_isps));
     let stop = Arc::new(AtomicBool::new(false));
@@ -305,6 +317,37 @@ fn a_frame_the_node_drops_is_counted_once() {
     assert_eq!(sum.worker.rx, sent);
     assert_eq!(total(reason), sent, "{}", reason.name());
     assert_eq!(DropReason::ALL.iter().map(|r| total(*r)).sum::<u64>(), sent);
+    drop(rig.ports);
+    assert_eq!(rig.pool.in_use(), 0);
+}
+
+#[test]
+fn an_armed_trace_records_the_next_frames_through_the_loop() {
+    let rig = rig(2, 4096);
+    let trace = Arc::new(TraceControl::new(3));
+    trace.arm(3);
+    let (stats, stop) = start_traced(&rig, Sorter, None, trace.clone());
+    // A runt the sorter drops, then frames it forwards.
+    let mut frames = vec![frame(0, 20)];
+    frames.extend((0..4).map(|i| frame(2 * i, 64)));
+    inject(&rig, 0, &frames);
+    let fwd = collect(&rig.tx[1], 4, Duration::from_secs(10));
+    assert_eq!(fwd.len(), 4);
+    stop_and_wait(&stop);
+    assert_eq!(stats.load().worker.rx, 5);
+    let r = trace.take();
+    let verdicts: Vec<_> = r.iter().map(|r| r.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [
+            Verdict::Drop(DropReason::Truncated),
+            Verdict::Forward(1),
+            Verdict::Forward(1)
+        ]
+    );
+    assert!(r.iter().all(|r| r.worker == 3 && r.rx_port == 0));
+    assert_eq!(r[0].len, 20);
+    assert_eq!(trace.remaining(), 0);
     drop(rig.ports);
     assert_eq!(rig.pool.in_use(), 0);
 }

@@ -96,7 +96,7 @@ fn fast_handoff(
 
 /// Pass 1: the top label of a labelled frame; `None` for anything else (pass 2 says what).
 #[inline(always)]
-fn top_label(d: &[u8]) -> Option<u32> {
+pub(super) fn top_label(d: &[u8]) -> Option<u32> {
     if let Some(lse) = fast_lse(d) {
         return Some(lse >> 12);
     }

@@ -4,9 +4,11 @@ use super::{access, core, handoff, Cx, PortConfig, PortRole};
 use crate::counters::{Counters, DropReason};
 use crate::frame::Frame;
 use crate::pipeline::{Pipeline, Verdict};
+use crate::table::handoff::handoff_key;
 use crate::table::preload::{PreloadError, PreloadTables};
 use crate::table::updates::{Drained, UpdateReceiver};
-use crate::table::{PrefetchFn, Tables};
+use crate::table::{IlmAction, PrefetchFn, Tables};
+use crate::trace::Lookup;
 
 /// Headend, transit and tailend in one, chosen per frame by the role of its receive port.
 ///
@@ -127,6 +129,45 @@ impl Pipeline for Node {
 
     fn counters(&self) -> Option<&Counters> {
         Some(&self.counters)
+    }
+
+    fn trace_lookup<F: Frame>(&self, rx_port: u16, frame: &F) -> Lookup {
+        let d = frame.data();
+        let t = &self.tables;
+        let role = self.ports.get(usize::from(rx_port)).map(|p| p.role);
+        let isp = match role {
+            Some(PortRole::Access) => access::subscriber_key(rx_port, d)
+                .and_then(|k| t.subscribers.get(&k))
+                .map(|s| s.isp()),
+            Some(PortRole::Handoff) => super::classify::parse_l2(d)
+                .ok()
+                .and_then(|l2| handoff_key(rx_port, l2.outer_vid))
+                .and_then(|k| t.handoffs.get(&k))
+                .map(|h| h.isp()),
+            Some(PortRole::Core) => {
+                let label = core::top_label(d);
+                let isp = label
+                    .and_then(|l| t.ilm.get(&l))
+                    .and_then(|e| match e.action() {
+                        IlmAction::PopDeliver { isp } | IlmAction::PopHandoff { isp, .. } => {
+                            Some(isp)
+                        }
+                        IlmAction::Swap { .. } => None,
+                    });
+                return Lookup { isp, label };
+            }
+            _ => None,
+        };
+        // The label the headend (access) or the tailend (hand-off) pushes for that ISP.
+        let entry = isp.and_then(|i| t.isps.get(i));
+        let fec = match role {
+            Some(PortRole::Access) => entry.and_then(|e| e.upstream),
+            _ => entry.and_then(|e| e.downstream),
+        };
+        Lookup {
+            isp,
+            label: fec.map(|f| f.label),
+        }
     }
 
     fn prefetch<F: Frame>(&mut self, rx_port: u16, frames: &[F]) {
