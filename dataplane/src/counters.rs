@@ -1,111 +1,118 @@
-//! Per-worker counters: plain integers written by one worker, summed by the control side.
+//! Per-worker counters: one block of plain integers per worker, declared once.
 //!
-//! No atomics on the hot path: each worker owns its [`Counters`] and increments plain `u64`s.
-//! The worker loop publishes a copy now and then ([`Counters::copy_from`] into a preallocated
-//! snapshot, no allocation); the control side adds the snapshots of all workers with
-//! [`Counters::sum`]. Per-ISP bytes are IPv4 bytes (the IPv4 total length), so the figures at
-//! headend and tailend of one ISP are comparable whatever the link headers (claims 15-17).
+//! No atomics on the hot path: each worker owns its [`Counters`] and increments plain `u64`s
+//! (the worker loop its own, the node its own: both are this type). The worker loop
+//! publishes them now and then into a [`crate::shared::SharedCounters`] with relaxed stores,
+//! and the control side adds all workers up with [`crate::shared::sum`]. Per-ISP bytes are
+//! IPv4 bytes (the IPv4 total length), so the figures at headend and tailend of one ISP are
+//! comparable whatever the link headers (claims 15-17).
+//!
+//! Each counter is declared once, in a `counter_block!` or in `drop_reasons!`: the macro
+//! derives the struct, its name table and the word order that publishing and summing use,
+//! so that a counter added here shows up everywhere without another list to keep in step.
 
 use crate::table::IspId;
 
-/// Why a frame was dropped. The discriminant indexes the per-worker drop counter array.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum DropReason {
-    /// The frame is shorter than its headers claim.
-    Truncated = 0,
-    /// No output port for the frame (unknown or misconfigured port).
-    NoRoute = 1,
-    /// The transmit queue did not accept the frame (counted by the worker loop).
-    TxFull = 2,
-    /// The punt ring to the slow path was full (counted by the worker loop).
-    PuntRingFull = 3,
-    /// Source MAC not in the subscriber table for this port and VLAN.
-    UnknownMac = 4,
-    /// A registered subscriber without a binding sent IP.
-    NotBound = 5,
-    /// IPv4 source address differs from the subscriber's binding.
-    SourceGuard = 6,
-    /// IPv4 or MPLS TTL would reach zero.
-    TtlExpired = 7,
-    /// Top label not in the ILM.
-    UnknownLabel = 8,
-    /// Neither IPv4 nor ARP where IPv4 is expected (IPv6, LLDP, …).
-    NotIpv4 = 9,
-    /// Larger than the output port's MTU (the fast path does not fragment).
-    Oversized = 10,
-    /// A header violates its RFC: bad IPv4 version or checksum, group source MAC, > 2 tags.
-    Malformed = 11,
-    /// The subscriber's ISP has no FEC in this direction.
-    NoFec = 12,
-    /// Downstream destination is no bound subscriber of that ISP.
-    UnknownDestination = 13,
-    /// Frame on a hand-off port with a VLAN not attached to any ISP.
-    UnknownHandoff = 14,
-    /// A pop label without bottom of stack: nested stacks are not handed off.
-    LabelStack = 15,
-    /// Non-MPLS frame on a core port.
-    NotMpls = 16,
-    /// IPv4 to a group or broadcast address from a subscriber (other than DHCP).
-    NotUnicast = 17,
-    /// The frame has no headroom for the headers to push.
-    NoHeadroom = 18,
+/// Declares [`DropReason`] once: each variant with its doc and its name in counters output.
+macro_rules! drop_reasons {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// Why a frame was dropped. The discriminant indexes the per-worker drop counter
+        /// array.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl DropReason {
+            /// Number of reasons (length of a drop counter array).
+            pub const COUNT: usize = [$(DropReason::$variant),*].len();
+            /// Every reason, in discriminant order.
+            pub const ALL: [DropReason; Self::COUNT] = [$(DropReason::$variant),*];
+
+            /// Name as shown in counters output.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl DropReason {
-    /// Every reason, in discriminant order.
-    pub const ALL: [DropReason; 19] = [
-        DropReason::Truncated,
-        DropReason::NoRoute,
-        DropReason::TxFull,
-        DropReason::PuntRingFull,
-        DropReason::UnknownMac,
-        DropReason::NotBound,
-        DropReason::SourceGuard,
-        DropReason::TtlExpired,
-        DropReason::UnknownLabel,
-        DropReason::NotIpv4,
-        DropReason::Oversized,
-        DropReason::Malformed,
-        DropReason::NoFec,
-        DropReason::UnknownDestination,
-        DropReason::UnknownHandoff,
-        DropReason::LabelStack,
-        DropReason::NotMpls,
-        DropReason::NotUnicast,
-        DropReason::NoHeadroom,
-    ];
-    /// Number of reasons (length of a drop counter array).
-    pub const COUNT: usize = Self::ALL.len();
+drop_reasons! {
+    /// The frame is shorter than its headers claim.
+    Truncated => "truncated",
+    /// No output port for the frame (unknown or misconfigured port).
+    NoRoute => "no_route",
+    /// The transmit queue did not accept the frame (counted by the worker loop).
+    TxFull => "tx_full",
+    /// The punt ring to the slow path was full (counted by the worker loop).
+    PuntRingFull => "punt_ring_full",
+    /// Source MAC not in the subscriber table for this port and VLAN.
+    UnknownMac => "unknown_mac",
+    /// A registered subscriber without a binding sent IP.
+    NotBound => "not_bound",
+    /// IPv4 source address differs from the subscriber's binding.
+    SourceGuard => "source_guard",
+    /// IPv4 or MPLS TTL would reach zero.
+    TtlExpired => "ttl_expired",
+    /// Top label not in the ILM.
+    UnknownLabel => "unknown_label",
+    /// Neither IPv4 nor ARP where IPv4 is expected (IPv6, LLDP, …).
+    NotIpv4 => "not_ipv4",
+    /// Larger than the output port's MTU (the fast path does not fragment).
+    Oversized => "oversized",
+    /// A header violates its RFC: bad IPv4 version or checksum, group source MAC, > 2 tags.
+    Malformed => "malformed",
+    /// The subscriber's ISP has no FEC in this direction.
+    NoFec => "no_fec",
+    /// Downstream destination is no bound subscriber of that ISP.
+    UnknownDestination => "unknown_destination",
+    /// Frame on a hand-off port with a VLAN not attached to any ISP.
+    UnknownHandoff => "unknown_handoff",
+    /// A pop label without bottom of stack: nested stacks are not handed off.
+    LabelStack => "label_stack",
+    /// Non-MPLS frame on a core port.
+    NotMpls => "not_mpls",
+    /// IPv4 to a group or broadcast address from a subscriber (other than DHCP).
+    NotUnicast => "not_unicast",
+    /// The frame has no headroom for the headers to push.
+    NoHeadroom => "no_headroom",
+}
 
-    /// Name as shown in counters output.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::Truncated => "truncated",
-            DropReason::NoRoute => "no_route",
-            DropReason::TxFull => "tx_full",
-            DropReason::PuntRingFull => "punt_ring_full",
-            DropReason::UnknownMac => "unknown_mac",
-            DropReason::NotBound => "not_bound",
-            DropReason::SourceGuard => "source_guard",
-            DropReason::TtlExpired => "ttl_expired",
-            DropReason::UnknownLabel => "unknown_label",
-            DropReason::NotIpv4 => "not_ipv4",
-            DropReason::Oversized => "oversized",
-            DropReason::Malformed => "malformed",
-            DropReason::NoFec => "no_fec",
-            DropReason::UnknownDestination => "unknown_destination",
-            DropReason::UnknownHandoff => "unknown_handoff",
-            DropReason::LabelStack => "label_stack",
-            DropReason::NotMpls => "not_mpls",
-            DropReason::NotUnicast => "not_unicast",
-            DropReason::NoHeadroom => "no_headroom",
-        }
+/// A value a counter block is made of, and how it is laid out as `u64` words for
+/// publishing.
+pub trait Tally: Copy + Default + PartialEq {
+    /// Words one value takes.
+    const WORDS: usize;
+    /// Adds `o` into `self`.
+    fn add(&mut self, o: &Self);
+    /// Hands out the value's words.
+    fn put(&self, out: &mut impl FnMut(u64));
+    /// Reads a value back from words handed out by [`Tally::put`].
+    fn get(from: &mut impl FnMut() -> u64) -> Self;
+}
+
+impl Tally for u64 {
+    const WORDS: usize = 1;
+    #[inline(always)]
+    fn add(&mut self, o: &Self) {
+        *self += o;
+    }
+    #[inline(always)]
+    fn put(&self, out: &mut impl FnMut(u64)) {
+        out(*self);
+    }
+    #[inline(always)]
+    fn get(from: &mut impl FnMut() -> u64) -> Self {
+        from()
     }
 }
 
 /// A packet and byte count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct PacketBytes {
     /// Packets.
     pub packets: u64,
@@ -120,65 +127,138 @@ impl PacketBytes {
         self.packets += 1;
         self.bytes += bytes as u64;
     }
+}
 
-    fn add(&mut self, o: &PacketBytes) {
+impl Tally for PacketBytes {
+    const WORDS: usize = 2;
+    #[inline(always)]
+    fn add(&mut self, o: &Self) {
         self.packets += o.packets;
         self.bytes += o.bytes;
     }
-}
-
-/// One ISP's traffic at this node, one cache line so ISPs do not share lines.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C, align(64))]
-pub struct IspCounters {
-    /// Headend, subscriber → ISP (label pushed): claim 17.
-    pub headend_up: PacketBytes,
-    /// Headend, ISP → subscriber (delivered).
-    pub headend_down: PacketBytes,
-    /// Tailend, handed to the ISP: claim 16.
-    pub tailend_up: PacketBytes,
-    /// Tailend, from the ISP (label pushed).
-    pub tailend_down: PacketBytes,
-}
-
-impl IspCounters {
-    fn add(&mut self, o: &IspCounters) {
-        self.headend_up.add(&o.headend_up);
-        self.headend_down.add(&o.headend_down);
-        self.tailend_up.add(&o.tailend_up);
-        self.tailend_down.add(&o.tailend_down);
+    #[inline(always)]
+    fn put(&self, out: &mut impl FnMut(u64)) {
+        out(self.packets);
+        out(self.bytes);
+    }
+    #[inline(always)]
+    fn get(from: &mut impl FnMut() -> u64) -> Self {
+        PacketBytes {
+            packets: from(),
+            bytes: from(),
+        }
     }
 }
 
-/// One worker's counters.
+/// Declares a block of counters of one [`Tally`] type once: the struct, its name table, and
+/// the word order publishing and summing use.
+macro_rules! counter_block {
+    (
+        $(#[$meta:meta])*
+        pub struct $block:ident of $ty:ty {
+            $($(#[$doc:meta])* $field:ident,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $block {
+            $($(#[$doc])* pub $field: $ty,)*
+        }
+
+        impl $block {
+            /// Counter names, in declaration order (the order of [`Self::iter`]).
+            pub const NAMES: [&'static str; [$(stringify!($field)),*].len()] =
+                [$(stringify!($field)),*];
+            /// `u64` words the block is published as.
+            pub const WORDS: usize = Self::NAMES.len() * <$ty as Tally>::WORDS;
+
+            /// Every counter with its name, in declaration order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, $ty)> {
+                Self::NAMES.into_iter().zip([$(self.$field),*])
+            }
+
+            /// Adds `o` into `self`.
+            pub fn add(&mut self, o: &Self) {
+                $(Tally::add(&mut self.$field, &o.$field);)*
+            }
+
+            fn put(&self, out: &mut impl FnMut(u64)) {
+                $(Tally::put(&self.$field, out);)*
+            }
+
+            fn get(from: &mut impl FnMut() -> u64) -> Self {
+                Self { $($field: Tally::get(from),)* }
+            }
+        }
+    };
+}
+
+counter_block! {
+    /// A worker's counters that are not per ISP or per drop reason: the worker loop's and
+    /// the node pipeline's.
+    pub struct WorkerCounters of u64 {
+        /// Frames received (worker loop).
+        rx,
+        /// Frames the ports accepted for transmission (worker loop).
+        tx,
+        /// Frames the punt ring accepted for the slow path (worker loop).
+        punted,
+        /// Frames taken from the slow path's inject ring (worker loop).
+        injected,
+        /// Times the worker slept for lack of traffic (worker loop).
+        idle_sleeps,
+        /// Frames the pipeline decided to hand to the slow path.
+        punts,
+        /// ARP requests answered in the fast path.
+        arp_replies,
+        /// Labels swapped (transit).
+        transit_packets,
+        /// Frame bytes of the labels swapped.
+        transit_bytes,
+        /// Table writes replayed from the slow path's master copy.
+        updates_applied,
+        /// Table writes that did not fit this worker's layout (configuration error).
+        updates_refused,
+    }
+}
+
+counter_block! {
+    /// One ISP's traffic at this node, one cache line so ISPs do not share lines.
+    #[repr(C, align(64))]
+    pub struct IspCounters of PacketBytes {
+        /// Headend, subscriber → ISP (label pushed): claim 17.
+        headend_up,
+        /// Headend, ISP → subscriber (delivered).
+        headend_down,
+        /// Tailend, handed to the ISP: claim 16.
+        tailend_up,
+        /// Tailend, from the ISP (label pushed).
+        tailend_down,
+    }
+}
+
+/// One worker's counters, or the sum of several workers'.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counters {
-    isps: Box<[IspCounters]>,
+    /// Counters not per ISP or drop reason.
+    pub worker: WorkerCounters,
     drops: [u64; DropReason::COUNT],
-    /// Frames handed to the slow path.
-    pub punts: u64,
-    /// ARP requests answered in the fast path.
-    pub arp_replies: u64,
-    /// Labels swapped (transit), frame bytes.
-    pub transit: PacketBytes,
-    /// Table writes replayed from the slow path's master copy.
-    pub updates_applied: u64,
-    /// Table writes that did not fit this worker's layout (configuration error).
-    pub updates_refused: u64,
+    isps: Box<[IspCounters]>,
 }
 
 impl Counters {
     /// Zeroed counters for ISP ids `0..max_isps`; the only allocation they make.
     pub fn new(max_isps: usize) -> Self {
         Self {
-            isps: vec![IspCounters::default(); max_isps].into_boxed_slice(),
+            worker: WorkerCounters::default(),
             drops: [0; DropReason::COUNT],
-            punts: 0,
-            arp_replies: 0,
-            transit: PacketBytes::default(),
-            updates_applied: 0,
-            updates_refused: 0,
+            isps: vec![IspCounters::default(); max_isps].into_boxed_slice(),
         }
+    }
+
+    /// `u64` words counters for `max_isps` ISPs are published as.
+    pub const fn words(max_isps: usize) -> usize {
+        WorkerCounters::WORDS + DropReason::COUNT + max_isps * IspCounters::WORDS
     }
 
     /// Counts one drop.
@@ -187,7 +267,8 @@ impl Counters {
         self.drops[r as usize] += 1;
     }
 
-    /// Adds `n` drops under `r` (the worker loop's own reasons, published totals).
+    /// Adds `n` drops under `r`.
+    #[inline(always)]
     pub fn add_drops(&mut self, r: DropReason, n: u64) {
         self.drops[r as usize] += n;
     }
@@ -197,7 +278,7 @@ impl Counters {
         self.drops[r as usize]
     }
 
-    /// Every drop counter with its reason.
+    /// Every drop counter with its reason, zeros included, in discriminant order.
     pub fn drops_by_reason(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
         DropReason::ALL.iter().map(|&r| (r, self.drops[r as usize]))
     }
@@ -219,149 +300,78 @@ impl Counters {
         self.isps.len()
     }
 
-    /// Overwrites `self` with `src` without allocating (for publishing snapshots); ISP
-    /// arrays of different length copy their common prefix.
-    pub fn copy_from(&mut self, src: &Counters) {
-        let n = self.isps.len().min(src.isps.len());
-        self.isps[..n].copy_from_slice(&src.isps[..n]);
-        self.drops = src.drops;
-        self.punts = src.punts;
-        self.arp_replies = src.arp_replies;
-        self.transit = src.transit;
-        self.updates_applied = src.updates_applied;
-        self.updates_refused = src.updates_refused;
+    /// The ISPs to show: those `name` names and those that saw traffic, by id, each with
+    /// its name (empty when unnamed). `name` is typically a lookup in the configuration.
+    pub fn isp_lines<'a, N>(&'a self, name: N) -> impl Iterator<Item = IspLine<'a>> + 'a
+    where
+        N: Fn(IspId) -> Option<&'a str> + 'a,
+    {
+        self.isps.iter().enumerate().filter_map(move |(i, c)| {
+            let id = IspId::try_from(i).ok()?;
+            let n = name(id);
+            (n.is_some() || *c != IspCounters::default()).then_some(IspLine {
+                id,
+                name: n.unwrap_or(""),
+                counters: c,
+            })
+        })
     }
 
-    /// Adds `o` into `self`.
+    /// Adds `o` into `self` (ISPs beyond `self`'s length are left out).
     pub fn add(&mut self, o: &Counters) {
-        for (a, b) in self.isps.iter_mut().zip(o.isps.iter()) {
-            a.add(b);
-        }
+        self.worker.add(&o.worker);
         for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
             *a += b;
         }
-        self.punts += o.punts;
-        self.arp_replies += o.arp_replies;
-        self.transit.add(&o.transit);
-        self.updates_applied += o.updates_applied;
-        self.updates_refused += o.updates_refused;
+        for (a, b) in self.isps.iter_mut().zip(o.isps.iter()) {
+            a.add(b);
+        }
     }
 
-    /// The sum of several workers' snapshots (control side; allocates).
-    pub fn sum<'a>(all: impl IntoIterator<Item = &'a Counters>) -> Counters {
-        let all: Vec<&Counters> = all.into_iter().collect();
-        let n = all.iter().map(|c| c.isps.len()).max().unwrap_or(0);
-        let mut total = Counters::new(n);
-        for c in all {
-            total.add(c);
+    /// Hands out the words of `self` plus `other`, in the published order, for ISP ids
+    /// `0..isps` (missing ISPs as zeros); no allocation.
+    pub(crate) fn put_sum(&self, other: Option<&Counters>, isps: usize, out: &mut impl FnMut(u64)) {
+        let mut w = self.worker;
+        let mut d = self.drops;
+        if let Some(o) = other {
+            w.add(&o.worker);
+            for (a, b) in d.iter_mut().zip(o.drops.iter()) {
+                *a += b;
+            }
         }
-        total
+        w.put(out);
+        d.iter().for_each(|v| out(*v));
+        for i in 0..isps {
+            let mut x = self.isps.get(i).copied().unwrap_or_default();
+            if let Some(b) = other.and_then(|o| o.isps.get(i)) {
+                x.add(b);
+            }
+            x.put(out);
+        }
+    }
+
+    /// Counters for `isps` ISPs read back from words handed out by [`Counters::put_sum`].
+    pub(crate) fn from_words(isps: usize, from: &mut impl FnMut() -> u64) -> Counters {
+        let worker = WorkerCounters::get(from);
+        let drops = core::array::from_fn(|_| from());
+        let isps = (0..isps).map(|_| IspCounters::get(from)).collect();
+        Counters {
+            worker,
+            drops,
+            isps,
+        }
     }
 }
 
-/// One ISP's line of a [`CountersReport`].
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct IspReport {
+/// One ISP's counters with its id and name, as [`Counters::isp_lines`] lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IspLine<'a> {
     /// ISP id.
     pub id: IspId,
-    /// ISP name from configuration (may be empty).
-    pub name: String,
-    /// See [`IspCounters::headend_up`].
-    pub headend_up: PacketBytes,
-    /// See [`IspCounters::headend_down`].
-    pub headend_down: PacketBytes,
-    /// See [`IspCounters::tailend_up`].
-    pub tailend_up: PacketBytes,
-    /// See [`IspCounters::tailend_down`].
-    pub tailend_down: PacketBytes,
-}
-
-/// Summed counters in a form for the control socket (serde) and the exit summary
-/// (`Display`, one `key=value` line per ISP and one for the rest).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CountersReport {
-    /// ISPs that are named or saw traffic, by id.
-    pub isps: Vec<IspReport>,
-    /// Every drop reason by name, zeros included, so the schema is fixed.
-    pub drops: std::collections::BTreeMap<String, u64>,
-    /// Frames handed to the slow path.
-    pub punts: u64,
-    /// ARP requests answered in the fast path.
-    pub arp_replies: u64,
-    /// Labels swapped.
-    pub transit: PacketBytes,
-    /// Table writes replayed from the slow path's master copy.
-    pub updates_applied: u64,
-    /// Table writes that did not fit this worker's layout (configuration error).
-    pub updates_refused: u64,
-}
-
-impl Counters {
-    /// The report of these counters; `names` gives ISP names by id.
-    pub fn report(&self, names: &[(IspId, &str)]) -> CountersReport {
-        let isps = self
-            .isps
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let id = IspId::try_from(i).ok()?;
-                let name = names
-                    .iter()
-                    .find(|(n, _)| *n == id)
-                    .map(|(_, s)| s.to_string());
-                (name.is_some() || *c != IspCounters::default()).then(|| IspReport {
-                    id,
-                    name: name.unwrap_or_default(),
-                    headend_up: c.headend_up,
-                    headend_down: c.headend_down,
-                    tailend_up: c.tailend_up,
-                    tailend_down: c.tailend_down,
-                })
-            })
-            .collect();
-        CountersReport {
-            isps,
-            drops: self
-                .drops_by_reason()
-                .map(|(r, n)| (r.name().to_string(), n))
-                .collect(),
-            punts: self.punts,
-            arp_replies: self.arp_replies,
-            transit: self.transit,
-            updates_applied: self.updates_applied,
-            updates_refused: self.updates_refused,
-        }
-    }
-}
-
-impl core::fmt::Display for CountersReport {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for i in &self.isps {
-            writeln!(
-                f,
-                "isp id={} name={} headend_up_packets={} headend_up_bytes={} headend_down_packets={} headend_down_bytes={} tailend_up_packets={} tailend_up_bytes={} tailend_down_packets={} tailend_down_bytes={}",
-                i.id,
-                if i.name.is_empty() { "-" } else { &i.name },
-                i.headend_up.packets,
-                i.headend_up.bytes,
-                i.headend_down.packets,
-                i.headend_down.bytes,
-                i.tailend_up.packets,
-                i.tailend_up.bytes,
-                i.tailend_down.packets,
-                i.tailend_down.bytes,
-            )?;
-        }
-        write!(
-            f,
-            "node punts={} arp_replies={} transit_packets={} transit_bytes={} updates_applied={} updates_refused={}",
-            self.punts, self.arp_replies, self.transit.packets, self.transit.bytes, self.updates_applied, self.updates_refused
-        )?;
-        for (name, n) in &self.drops {
-            write!(f, " drop_{name}={n}")?;
-        }
-        writeln!(f)
-    }
+    /// ISP name from configuration (empty when unnamed).
+    pub name: &'a str,
+    /// The ISP's counters.
+    pub counters: &'a IspCounters,
 }
 
 #[cfg(test)]
@@ -377,10 +387,33 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), DropReason::COUNT);
+        assert_eq!(
+            DropReason::ALL[DropReason::COUNT - 1],
+            DropReason::NoHeadroom
+        );
     }
 
     #[test]
-    fn sum_adds_workers() {
+    fn blocks_name_every_field_in_order() {
+        let w = WorkerCounters {
+            rx: 1,
+            updates_refused: 2,
+            ..Default::default()
+        };
+        let pairs: Vec<_> = w.iter().collect();
+        assert_eq!(pairs.len(), WorkerCounters::NAMES.len());
+        assert_eq!(pairs[0], ("rx", 1));
+        assert_eq!(pairs.last(), Some(&("updates_refused", 2)));
+        assert_eq!(
+            IspCounters::NAMES,
+            ["headend_up", "headend_down", "tailend_up", "tailend_down"]
+        );
+        assert_eq!(IspCounters::WORDS, 8);
+        assert_eq!(core::mem::size_of::<IspCounters>(), 64);
+    }
+
+    #[test]
+    fn add_and_words_round_trip() {
         let mut a = Counters::new(2);
         let mut b = Counters::new(3);
         a.drop(DropReason::SourceGuard);
@@ -389,8 +422,12 @@ mod tests {
         a.isp_mut(1).expect("isp").headend_up.count(100);
         b.isp_mut(1).expect("isp").headend_up.count(50);
         b.isp_mut(2).expect("isp").tailend_up.count(10);
-        a.punts = 2;
-        let s = Counters::sum([&a, &b]);
+        a.worker.punts = 2;
+        let mut words = Vec::new();
+        a.put_sum(Some(&b), 3, &mut |v| words.push(v));
+        assert_eq!(words.len(), Counters::words(3));
+        let mut it = words.into_iter();
+        let s = Counters::from_words(3, &mut || it.next().unwrap_or(0));
         assert_eq!(s.drops(DropReason::SourceGuard), 2);
         assert_eq!(s.drops(DropReason::TtlExpired), 1);
         assert_eq!(
@@ -402,33 +439,22 @@ mod tests {
         );
         assert_eq!(s.isp(2).tailend_up.packets, 1);
         assert_eq!(s.isp(7), IspCounters::default());
-        assert_eq!(s.punts, 2);
-        let mut snap = Counters::new(3);
-        snap.copy_from(&b);
-        assert_eq!(snap, b);
-        assert_eq!(core::mem::size_of::<IspCounters>(), 64);
+        assert_eq!(s.worker.punts, 2);
+        let mut t = Counters::new(3);
+        t.add(&a);
+        t.add(&b);
+        assert_eq!(s, t);
     }
 
     #[test]
-    fn report_lists_named_and_active_isps_and_every_drop() {
+    fn isp_lines_list_named_and_active_isps() {
         let mut c = Counters::new(4);
         c.isp_mut(3).expect("isp").tailend_up.count(40);
-        c.drop(DropReason::UnknownLabel);
-        let r = c.report(&[(1, "red")]);
-        let ids: Vec<_> = r.isps.iter().map(|i| (i.id, i.name.as_str())).collect();
-        assert_eq!(ids, [(1, "red"), (3, "")]);
-        assert_eq!(r.drops.len(), DropReason::COUNT);
-        assert_eq!(r.drops["unknown_label"], 1);
-        let text = r.to_string();
-        assert!(
-            text.contains("isp id=3 name=- headend_up_packets=0"),
-            "{text}"
-        );
-        assert!(
-            text.contains("tailend_up_packets=1 tailend_up_bytes=40"),
-            "{text}"
-        );
-        assert!(text.contains(" drop_unknown_label=1"), "{text}");
-        assert_eq!(text.lines().count(), 3);
+        let names = [(1, "red")];
+        let lines: Vec<_> = c
+            .isp_lines(|id| names.iter().find(|(i, _)| *i == id).map(|(_, n)| *n))
+            .map(|l| (l.id, l.name, l.counters.tailend_up.bytes))
+            .collect();
+        assert_eq!(lines, [(1, "red", 0), (3, "", 40)]);
     }
 }

@@ -3,8 +3,9 @@
 //! The worker loop (see `worker`) gathers frames by verdict into per-port transmit bursts, the
 //! punt ring and the drop counters; a pipeline only decides and rewrites.
 
-use crate::counters::DropReason;
+use crate::counters::{Counters, DropReason};
 use crate::frame::Frame;
+use crate::trace::Lookup;
 
 /// What becomes of one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +38,20 @@ pub trait Pipeline: Send {
     /// burst as it came. `None` (the default): frames are processed one by one.
     fn burst_verdict(&self, _rx_port: u16) -> Option<Verdict> {
         None
+    }
+
+    /// The pipeline's own counters, when it keeps them: such a pipeline counts its verdicts
+    /// (drops by reason, punts) itself, and the worker loop then counts only the drops it
+    /// decides on its own (a full queue or ring, no such port), so that a frame is counted
+    /// once. `None` (the default): the worker loop counts every drop verdict.
+    fn counters(&self) -> Option<&Counters> {
+        None
+    }
+
+    /// What the tables say about `frame`, received on `rx_port`, for a packet trace
+    /// ([`crate::trace`]); called only for traced frames, before [`Pipeline::process`].
+    fn trace_lookup<F: Frame>(&self, _rx_port: u16, _frame: &F) -> Lookup {
+        Lookup::default()
     }
 }
 

@@ -4,14 +4,16 @@
 //! allowed, it sleeps briefly so several instances can share few cores (by default 50 µs
 //! after 64 empty polls: the first frame after a pause waits up to that long).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ispmux_sys::{Burst, Ring, RxQueue, TxQueue, MAX_BURST};
 
-use crate::counters::DropReason;
+use crate::counters::{Counters, DropReason};
 use crate::pipeline::{Pipeline, Verdict};
+use crate::shared::SharedCounters;
+use crate::trace::TraceControl;
 
 /// The queues one worker owns.
 pub struct WorkerIo {
@@ -24,6 +26,9 @@ pub struct WorkerIo {
     /// Frames the slow path wants sent (its inject path), each with its output port in the
     /// mbuf's port field. Workers own the transmit queues, so the slow path needs none.
     pub inject: Option<Arc<Ring>>,
+    /// This worker's packet trace, armed by the control side; the
+    /// loop looks at it once per burst.
+    pub trace: Arc<TraceControl>,
 }
 
 /// How a worker polls.
@@ -37,86 +42,18 @@ pub struct WorkerConfig {
     pub idle_polls: u32,
 }
 
-/// A counter written by one thread and read by others.
-///
-/// The writer does a relaxed load and store, which compile to plain moves: no locked
-/// instruction on the hot path, yet readers on other cores see a torn-free value.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// Sets the value (writer only).
-    #[inline]
-    pub fn set(&self, v: u64) {
-        self.0.store(v, Ordering::Relaxed);
-    }
-
-    /// Reads the value (any thread).
-    #[inline]
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// What a worker publishes for the control side.
-#[derive(Debug, Default)]
-pub struct WorkerStats {
-    /// Frames received.
-    pub rx: Counter,
-    /// Frames the ports accepted for transmission.
-    pub tx: Counter,
-    /// Frames handed to the slow path.
-    pub punted: Counter,
-    /// Frames dropped, by [`DropReason`] discriminant.
-    pub drops: [Counter; DropReason::COUNT],
-    /// Times the worker slept for lack of traffic.
-    pub idle_sleeps: Counter,
-    /// Frames taken from the slow path's inject ring.
-    pub injected: Counter,
-}
-
-impl WorkerStats {
-    /// Frames dropped for `r`.
-    pub fn drops(&self, r: DropReason) -> u64 {
-        self.drops[r as usize].get()
-    }
-}
-
-#[derive(Default)]
-struct Local {
-    rx: u64,
-    tx: u64,
-    punted: u64,
-    drops: [u64; DropReason::COUNT],
-    idle_sleeps: u64,
-    injected: u64,
-}
-
-impl Local {
-    #[inline]
-    fn publish(&self, s: &WorkerStats) {
-        s.rx.set(self.rx);
-        s.tx.set(self.tx);
-        s.punted.set(self.punted);
-        for (c, v) in s.drops.iter().zip(self.drops) {
-            c.set(v);
-        }
-        s.idle_sleeps.set(self.idle_sleeps);
-        s.injected.set(self.injected);
-    }
-}
-
 /// Polls until `stop` is set, then flushes and returns. Every frame received is either
 /// transmitted, punted or freed and counted: none leaks.
 ///
 /// `maintain` runs between bursts every 64 rounds and on every idle round: the place to
-/// apply table updates and publish pipeline counters (well under a millisecond apart at
-/// any load).
+/// apply table updates (well under a millisecond apart at any load). Just before it, the
+/// loop publishes its own counters plus the pipeline's ([`Pipeline::counters`]) into
+/// `counters`.
 pub fn run<P: Pipeline>(
     pipeline: &mut P,
     io: WorkerIo,
     cfg: WorkerConfig,
-    stats: &WorkerStats,
+    counters: &SharedCounters,
     stop: &AtomicBool,
     maintain: &mut dyn FnMut(&mut P),
 ) {
@@ -125,6 +62,7 @@ pub fn run<P: Pipeline>(
         tx: mut txqs,
         punt: punt_ring,
         inject,
+        trace,
     } = io;
     let burst = cfg.burst.clamp(1, MAX_BURST);
     // Two receive bursts: one just received, one held since the previous poll. A burst is
@@ -139,7 +77,8 @@ pub fn run<P: Pipeline>(
     let mut dropped = Burst::new();
     let mut tx: Vec<Burst> = txqs.iter().map(|_| Burst::new()).collect();
     let mut verdicts = vec![Verdict::Punt; MAX_BURST];
-    let mut c = Local::default();
+    // The loop's own counters; the pipeline's are added when publishing.
+    let mut c = Counters::new(0);
     let mut empty_rounds = 0u32;
     let mut rounds = 0u32;
 
@@ -152,6 +91,7 @@ pub fn run<P: Pipeline>(
             punt: &mut punt,
             dropped: &mut dropped,
             c: &mut c,
+            trace: &trace,
         };
         for (port, q) in rxqs.iter_mut() {
             let (a, b) = bursts.split_at_mut(1);
@@ -162,7 +102,7 @@ pub fn run<P: Pipeline>(
             };
             let n = q.rx_burst(new, burst);
             got += n;
-            out.c.rx += n as u64;
+            out.c.worker.rx += n as u64;
             let hold = n > 0 && pipeline.burst_verdict(*port).is_none();
             if hold {
                 pipeline.prefetch(*port, new.as_slice());
@@ -203,7 +143,7 @@ pub fn run<P: Pipeline>(
         if rounds.is_multiple_of(64)
             || (idle && (cfg.idle_sleep.is_none() || empty_rounds == 0 || sleeps_next))
         {
-            c.publish(stats);
+            counters.publish(&c, pipeline.counters());
             maintain(pipeline);
         }
         if got == 0 {
@@ -211,7 +151,7 @@ pub fn run<P: Pipeline>(
             if let Some(d) = cfg.idle_sleep {
                 if empty_rounds >= cfg.idle_polls {
                     empty_rounds = 0;
-                    c.idle_sleeps += 1;
+                    c.worker.idle_sleeps += 1;
                     std::thread::sleep(d);
                 }
             }
@@ -227,11 +167,12 @@ pub fn run<P: Pipeline>(
             punt: &mut punt,
             dropped: &mut dropped,
             c: &mut c,
+            trace: &trace,
         };
         handle(pipeline, p, &mut bursts[fresh ^ 1], &mut verdicts, &mut out);
     }
     flush(&mut txqs, &mut tx, punt_ring.as_deref(), &mut punt, &mut c);
-    c.publish(stats);
+    counters.publish(&c, pipeline.counters());
     maintain(pipeline);
 }
 
@@ -242,7 +183,8 @@ struct Out<'a> {
     punt_ring: Option<&'a Ring>,
     punt: &'a mut Burst,
     dropped: &'a mut Burst,
-    c: &'a mut Local,
+    c: &'a mut Counters,
+    trace: &'a TraceControl,
 }
 
 /// Decides every frame of `rx` (received on `port`) and sends, punts or frees it.
@@ -259,26 +201,34 @@ fn handle<P: Pipeline>(
         return;
     }
     let c = &mut *o.c;
-    if let Some(Verdict::Forward(p)) = pipeline.burst_verdict(port) {
+    // The trace is looked at once per burst; a traced burst takes the general path below.
+    let traced = o.trace.armed();
+    if let (Some(Verdict::Forward(p)), false) = (pipeline.burst_verdict(port), traced) {
         if let (Some(q), true) = (
             o.txqs.get_mut(usize::from(p)),
             o.tx.get(usize::from(p)).is_some_and(Burst::is_empty),
         ) {
-            c.tx += q.tx_burst(rx) as u64;
-            c.drops[DropReason::TxFull as usize] += rx.clear() as u64;
+            c.worker.tx += q.tx_burst(rx) as u64;
+            c.add_drops(DropReason::TxFull, rx.clear() as u64);
             return;
         }
     }
     let verdicts = &mut verdicts[..n];
-    pipeline.process(port, rx.as_mut_slice(), verdicts);
+    if traced {
+        o.trace.process(pipeline, port, rx.as_mut_slice(), verdicts);
+    } else {
+        pipeline.process(port, rx.as_mut_slice(), verdicts);
+    }
+    // A pipeline with counters of its own has counted its drop verdicts already.
+    let count_verdicts = pipeline.counters().is_none();
     // A burst bound for one port as a whole (the common case: upstream to the core, io
     // forwarding) goes out as it came in, without sorting frame by frame.
     if let Verdict::Forward(p) = verdicts[0] {
         let p = usize::from(p);
         if p < o.txqs.len() && o.tx[p].is_empty() && verdicts[1..].iter().all(|v| *v == verdicts[0])
         {
-            c.tx += o.txqs[p].tx_burst(rx) as u64;
-            c.drops[DropReason::TxFull as usize] += rx.clear() as u64;
+            c.worker.tx += o.txqs[p].tx_burst(rx) as u64;
+            c.add_drops(DropReason::TxFull, rx.clear() as u64);
             return;
         }
     }
@@ -287,7 +237,9 @@ fn handle<P: Pipeline>(
             Verdict::Forward(p) => o.tx.get_mut(usize::from(p)),
             Verdict::Punt => Some(&mut *o.punt),
             Verdict::Drop(r) => {
-                c.drops[r as usize] += 1;
+                if count_verdicts {
+                    c.drop(r);
+                }
                 None
             }
         };
@@ -298,7 +250,7 @@ fn handle<P: Pipeline>(
             },
             None if matches!(v, Verdict::Drop(_)) => m,
             None => {
-                c.drops[DropReason::NoRoute as usize] += 1;
+                c.drop(DropReason::NoRoute);
                 m
             }
         };
@@ -321,13 +273,13 @@ fn send_injected(
     buf: &mut Burst,
     tx: &mut [Burst],
     dropped: &mut Burst,
-    c: &mut Local,
+    c: &mut Counters,
 ) -> usize {
     let n = r.dequeue_burst(buf, MAX_BURST);
     if n == 0 {
         return 0;
     }
-    c.injected += buf.len() as u64;
+    c.worker.injected += buf.len() as u64;
     for m in buf.drain() {
         let m = match tx.get_mut(usize::from(m.port())) {
             Some(b) => match b.push(m) {
@@ -336,7 +288,7 @@ fn send_injected(
             },
             None => m,
         };
-        c.drops[DropReason::NoRoute as usize] += 1;
+        c.drop(DropReason::NoRoute);
         if let Err(m) = dropped.push(m) {
             drop(m);
         }
@@ -351,22 +303,22 @@ fn flush(
     tx: &mut [Burst],
     punt_ring: Option<&Ring>,
     punt: &mut Burst,
-    c: &mut Local,
+    c: &mut Counters,
 ) {
     for (q, b) in txqs.iter_mut().zip(tx.iter_mut()) {
         if b.is_empty() {
             continue;
         }
-        c.tx += q.tx_burst(b) as u64;
-        c.drops[DropReason::TxFull as usize] += b.clear() as u64;
+        c.worker.tx += q.tx_burst(b) as u64;
+        c.add_drops(DropReason::TxFull, b.clear() as u64);
     }
     if !punt.is_empty() {
         match punt_ring {
             Some(r) => {
-                c.punted += r.enqueue_burst(punt) as u64;
-                c.drops[DropReason::PuntRingFull as usize] += punt.clear() as u64;
+                c.worker.punted += r.enqueue_burst(punt) as u64;
+                c.add_drops(DropReason::PuntRingFull, punt.clear() as u64);
             }
-            None => c.drops[DropReason::NoRoute as usize] += punt.clear() as u64,
+            None => c.add_drops(DropReason::NoRoute, punt.clear() as u64),
         }
     }
 }

@@ -328,7 +328,7 @@ fn both_isps_round_trip_through_three_nodes() {
         assert_eq!(h.headend_up.bytes, e.tailend_up.bytes);
         assert_eq!(h.headend_down.bytes, e.tailend_down.bytes);
     }
-    assert_eq!(net.t.counters().transit.packets, 4);
+    assert_eq!(net.t.counters().worker.transit_packets, 4);
 }
 
 proptest! {

@@ -11,11 +11,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ispmux_conf::{Config, PipelineKind, Plan};
-use ispmux_dataplane::shared::SharedCounters;
+use ispmux_dataplane::shared::{self, SharedCounters};
 use ispmux_dataplane::table::updates::{self, UpdateReceiver, UpdateSender};
-use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo, WorkerStats};
+use ispmux_dataplane::trace::TraceControl;
+use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo};
 use ispmux_dataplane::{
-    Counters, DropReason, IoForward, MacSwap, Node, PortRole, PreloadTables, TableUpdate, Tables,
+    Counters, IoForward, MacSwap, Node, PortRole, PreloadTables, TableUpdate, Tables,
 };
 use ispmux_slowpath::dhcp::MacAddr;
 use ispmux_slowpath::punt::{self, ArpResponder, PortArp};
@@ -69,8 +70,8 @@ struct Forwarding {
     /// Stops the workers, the slow path and the update generator.
     stop: Arc<AtomicBool>,
     launched: Vec<u32>,
-    stats: Vec<Arc<WorkerStats>>,
     shared: Vec<Arc<SharedCounters>>,
+    traces: Vec<Arc<TraceControl>>,
     exits: Vec<Arc<Mutex<WorkerExit>>>,
     slow: Option<JoinHandle<()>>,
     slow_stats: Arc<Mutex<SlowPathStats>>,
@@ -308,7 +309,9 @@ impl Forwarding {
         let mut f = Forwarding {
             stop: stop.clone(),
             launched: Vec::new(),
-            stats: plan.workers.iter().map(|_| Arc::default()).collect(),
+            traces: (0..plan.workers.len())
+                .map(|i| Arc::new(TraceControl::new(i as u16)))
+                .collect(),
             shared: plan
                 .workers
                 .iter()
@@ -409,6 +412,7 @@ impl Forwarding {
                 .step(|| format!("worker {i}: transmit queues"))?,
             punt: Some(self.punt.clone()),
             inject: (i == 0).then(|| self.inject.clone()),
+            trace: self.traces[i].clone(),
         };
         let wc = WorkerConfig {
             burst: usize::from(cfg.dataplane.burst),
@@ -417,15 +421,14 @@ impl Forwarding {
                 .then(|| Duration::from_micros(u64::from(cfg.dataplane.idle_sleep_us))),
             idle_polls: cfg.dataplane.idle_polls,
         };
-        let (st, sh, ex, stop) = (
-            self.stats[i].clone(),
+        let (sh, ex, stop) = (
             self.shared[i].clone(),
             self.exits[i].clone(),
             self.stop.clone(),
         );
         let lcore = w.lcore;
         let job = move || {
-            let mut exit = pipeline.run(io, wc, &st, &sh, &stop);
+            let mut exit = pipeline.run(io, wc, &sh, &stop);
             exit.lcore = lcore;
             (exit.on_cpu_s, exit.waited_s) = core_share().unzip();
             if let Ok(mut e) = ex.lock() {
@@ -515,10 +518,8 @@ impl Forwarding {
 
     fn stats(&self, cfg: &Config, d: Duration) -> Stats {
         let cur = self.port_stats();
-        let sum = |f: &dyn Fn(&WorkerStats) -> u64| self.stats.iter().map(|s| f(s)).sum::<u64>();
-        let pipeline: Vec<Counters> = self.shared.iter().map(|s| s.load()).collect();
-        let pipeline = Counters::sum(&pipeline);
-        let names: Vec<(u16, &str)> = self.names.iter().map(|(i, n)| (*i, n.as_str())).collect();
+        let total = shared::sum(self.shared.iter().map(|s| &**s));
+        let w = &total.worker;
         Stats {
             seconds: d.as_secs_f64(),
             ports: cfg
@@ -540,21 +541,16 @@ impl Forwarding {
                     tx_errors: y.oerrors - x.oerrors,
                 })
                 .collect(),
-            rx: sum(&|s| s.rx.get()),
-            tx: sum(&|s| s.tx.get()),
-            punted: sum(&|s| s.punted.get()),
-            idle_sleeps: sum(&|s| s.idle_sleeps.get()),
-            // The loop's own drops (full queues and rings) plus the pipeline's.
-            drops: DropReason::ALL
-                .iter()
-                .map(|r| {
-                    (
-                        r.name().to_owned(),
-                        sum(&|s| s.drops(*r)) + pipeline.drops(*r),
-                    )
-                })
+            rx: w.rx,
+            tx: w.tx,
+            punted: w.punted,
+            idle_sleeps: w.idle_sleeps,
+            // The loop's own drops (full queues and rings) and the pipeline's, each once.
+            drops: total
+                .drops_by_reason()
+                .map(|(r, n)| (r.name().to_owned(), n))
                 .collect(),
-            pipeline: pipeline_stats(&pipeline.report(&names)),
+            pipeline: pipeline_stats(&total, &self.names),
             slowpath: self.slow_stats.lock().map(|s| *s).unwrap_or_default(),
             radius: None,
         }
@@ -622,19 +618,20 @@ impl WorkerPipeline {
         self,
         io: WorkerIo,
         wc: WorkerConfig,
-        st: &WorkerStats,
         shared: &SharedCounters,
         stop: &AtomicBool,
     ) -> WorkerExit {
         let mut exit = WorkerExit::default();
         match self {
-            WorkerPipeline::Io(mut p) => worker::run(&mut p, io, wc, st, stop, &mut |_| {}),
-            WorkerPipeline::MacSwap(mut p) => worker::run(&mut p, io, wc, st, stop, &mut |_| {}),
+            WorkerPipeline::Io(mut p) => worker::run(&mut p, io, wc, shared, stop, &mut |_| {}),
+            WorkerPipeline::MacSwap(mut p) => {
+                worker::run(&mut p, io, wc, shared, stop, &mut |_| {})
+            }
             WorkerPipeline::Node(mut node, rx) => {
                 // Time spent replaying table writes, for the exit report: what updates cost
                 // the worker, apart from what the updating slow path costs the machine.
                 let (mut cycles, mut writes) = (0u64, 0u64);
-                worker::run(&mut *node, io, wc, st, stop, &mut |n: &mut Node| {
+                worker::run(&mut *node, io, wc, shared, stop, &mut |n: &mut Node| {
                     if let Some(rx) = &rx {
                         let t0 = ispmux_sys::tsc();
                         let d = n.apply_updates(rx, UPDATE_QUEUE_DEPTH);
@@ -643,7 +640,6 @@ impl WorkerPipeline {
                             writes += d.applied;
                         }
                     }
-                    shared.store(n.counters());
                 });
                 exit.replayed_writes = writes;
                 exit.replay_ms = cycles as f64 * 1e3 / ispmux_sys::tsc_hz().max(1) as f64;
@@ -720,29 +716,40 @@ fn node_ports(
     Ok(out)
 }
 
-fn pipeline_stats(r: &ispmux_dataplane::CountersReport) -> PipelineStats {
-    let pb = |p: ispmux_dataplane::counters::PacketBytes| PacketBytes {
+/// The pipelines' counters summed over the workers: ISPs named or active, and the
+/// worker-wide counters of the fast path.
+fn pipeline_stats(c: &Counters, names: &[(u16, String)]) -> PipelineStats {
+    let name = |id: u16| {
+        names
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, n)| n.as_str())
+    };
+    let pb = |p: ispmux_dataplane::PacketBytes| PacketBytes {
         packets: p.packets,
         bytes: p.bytes,
     };
+    let w = &c.worker;
     PipelineStats {
-        isps: r
-            .isps
-            .iter()
-            .map(|i| IspStats {
-                id: i.id,
-                name: i.name.clone(),
-                headend_up: pb(i.headend_up),
-                headend_down: pb(i.headend_down),
-                tailend_up: pb(i.tailend_up),
-                tailend_down: pb(i.tailend_down),
+        isps: c
+            .isp_lines(name)
+            .map(|l| IspStats {
+                id: l.id,
+                name: l.name.to_owned(),
+                headend_up: pb(l.counters.headend_up),
+                headend_down: pb(l.counters.headend_down),
+                tailend_up: pb(l.counters.tailend_up),
+                tailend_down: pb(l.counters.tailend_down),
             })
             .collect(),
-        punts: r.punts,
-        arp_replies: r.arp_replies,
-        transit: pb(r.transit),
-        updates_applied: r.updates_applied,
-        updates_refused: r.updates_refused,
+        punts: w.punts,
+        arp_replies: w.arp_replies,
+        transit: PacketBytes {
+            packets: w.transit_packets,
+            bytes: w.transit_bytes,
+        },
+        updates_applied: w.updates_applied,
+        updates_refused: w.updates_refused,
     }
 }
 
@@ -782,7 +789,7 @@ mod tests {
     use std::time::SystemTime;
 
     use ispmux_dataplane::synthetic::{self, Spec};
-    use ispmux_dataplane::{Pipeline, PortConfig as NodePort, VecFrame, Verdict};
+    use ispmux_dataplane::{DropReason, Pipeline, PortConfig as NodePort, VecFrame, Verdict};
     use ispmux_slowpath::dhcp::BindingChange;
     use ispmux_slowpath::registry::Binding;
 

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo, WorkerStats};
+use ispmux_dataplane::shared::SharedCounters;
+use ispmux_dataplane::trace::TraceControl;
+use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo};
 use ispmux_dataplane::{DropReason, Frame, MacSwap, Pipeline, Verdict};
 use ispmux_sys::{Burst, Eal, Mempool, Port, PortConfig, Ring, RingMode};
 
@@ -107,9 +109,18 @@ fn collect(ring: &Ring, want: usize, timeout: Duration) -> Vec<Vec<u8>> {
 
 fn start<P: Pipeline + 'static>(
     rig: &Rig,
+    p: P,
+    punt: Option<Arc<Ring>>,
+) -> (Arc<SharedCounters>, Arc<AtomicBool>) {
+    start_traced(rig, p, punt, Arc::new(TraceControl::new(0)))
+}
+
+fn start_traced<P: Pipeline + 'static>(
+    rig: &Rig,
     mut p: P,
     punt: Option<Arc<Ring>>,
-) -> (Arc<WorkerStats>, Arc<AtomicBool>) {
+    trace: Arc<TraceControl>,
+) -> (Arc<SharedCounters>, Arc<AtomicBool>) {
     let io = WorkerIo {
         rx: rig
             .ports
@@ -124,8 +135,9 @@ fn start<P: Pipeline + 'static>(
             .collect(),
         punt,
         inject: None,
+        trace,
     };
-    let stats = Arc::new(WorkerStats::default());
+    let stats = Arc::new(SharedCounters::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let (s, st) = (stats.clone(), stop.clone());
     let cfg = WorkerConfig {
@@ -163,9 +175,9 @@ fn macswap_forwards_every_frame_exactly_and_frees_every_mbuf() {
         assert_eq!(o, &want, "frame {i}");
     }
     stop_and_wait(&stop);
-    assert_eq!(stats.rx.get(), 2000);
-    assert_eq!(stats.tx.get(), 2000);
-    assert!(stats.idle_sleeps.get() > 0, "idle worker sleeps");
+    assert_eq!(stats.load().worker.rx, 2000);
+    assert_eq!(stats.load().worker.tx, 2000);
+    assert!(stats.load().worker.idle_sleeps > 0, "idle worker sleeps");
     drop(rig.ports);
     assert_eq!(rig.pool.in_use(), 0, "every mbuf back in the pool");
 }
@@ -198,15 +210,15 @@ fn punts_reach_the_ring_and_a_full_ring_is_a_counted_drop() {
     let fwd = collect(&rig.tx[1], 500, Duration::from_secs(10));
     assert_eq!(fwd.len(), 500);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while stats.rx.get() < 1010 && Instant::now() < deadline {
+    while stats.load().worker.rx < 1010 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     stop_and_wait(&stop);
-    assert_eq!(stats.rx.get(), 1010);
-    assert_eq!(stats.drops(DropReason::Truncated), 10);
+    assert_eq!(stats.load().worker.rx, 1010);
+    assert_eq!(stats.load().drops(DropReason::Truncated), 10);
     assert_eq!(punt.count(), 63);
-    assert_eq!(stats.punted.get(), 63);
-    assert_eq!(stats.drops(DropReason::PuntRingFull), 500 - 63);
+    assert_eq!(stats.load().worker.punted, 63);
+    assert_eq!(stats.load().drops(DropReason::PuntRingFull), 500 - 63);
     let punted = collect(&punt, 63, Duration::from_secs(1));
     assert!(punted.iter().all(|f| f[17] % 2 == 1));
     drop(punt);
@@ -222,13 +234,120 @@ fn a_full_transmit_queue_is_a_counted_drop_not_a_leak() {
     let frames: Vec<Vec<u8>> = (0..1000).map(|i| frame(i, 64)).collect();
     inject(&rig, 0, &frames);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while stats.rx.get() < 1000 && Instant::now() < deadline {
+    while stats.load().worker.rx < 1000 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     stop_and_wait(&stop);
-    assert_eq!(stats.tx.get(), 127);
-    assert_eq!(stats.drops(DropReason::TxFull), 1000 - 127);
+    assert_eq!(stats.load().worker.tx, 127);
+    assert_eq!(stats.load().drops(DropReason::TxFull), 1000 - 127);
     drop(rig.ports);
     drop(rig.tx);
+    assert_eq!(rig.pool.in_use(), 0);
+}
+
+/// Defect 1 of issue 15: a frame the node drops was counted twice, once by the node's
+/// counters and once by the worker loop's, which the daemon adds up.
+#[test]
+fn a_frame_the_node_drops_is_counted_once() {
+    use ispmux_dataplane::shared;
+    use ispmux_dataplane::table::Limits;
+    use ispmux_dataplane::{Node, PortConfig as Role, PortRole, PreloadTables, VecFrame};
+
+    let rig = rig(2, 4096);
+    let preload = PreloadTables {
+        limits: Limits::default(),
+        ..Default::default()
+    };
+    let role = |role, mac: &str| Role {
+        role,
+        mac: mac.parse().expect("mac"),
+        mtu: 1500,
+    };
+    let ports = vec![
+        role(PortRole::Access, "02:00:00:00:00:01"),
+        role(PortRole::Core, "02:00:00:00:00:02"),
+    ];
+    // IPv6 from a subscriber: the node drops it whatever its tables hold.
+    let mut ipv6 = frame(0, 80);
+    ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let reason = {
+        let mut n = Node::new(ports.clone(), preload.build().expect("tables"));
+        let mut v = [Verdict::Punt];
+        n.process(0, &mut [VecFrame::new(&ipv6)], &mut v);
+        match v[0] {
+            Verdict::Drop(r) => r,
+            other => panic!("IPv6 from a subscriber: {other:?}"),
+        }
+    };
+    let mut node = Node::new(ports, preload.build().expect("tables"));
+    let io = WorkerIo {
+        rx: vec![(0, rig.ports[0].rx_queue(0).expect("rxq"))],
+        tx: rig
+            .ports
+            .iter()
+            .map(|p| p.tx_queue(0).expect("txq"))
+            .collect(),
+        punt: None,
+        inject: None,
+        trace: Arc::new(TraceControl::new(0)),
+    };
+    let published = Arc::new(SharedCounters::new(preload.limits.max_isps));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sh, st) = (published.clone(), stop.clone());
+    let cfg = WorkerConfig {
+        burst: 32,
+        idle_sleep: Some(Duration::from_micros(50)),
+        idle_polls: 64,
+    };
+    ispmux_sys::launch(1, move || {
+        worker::run(&mut node, io, cfg, &sh, &st, &mut |_| {});
+        0
+    })
+    .expect("launch");
+    let sent = 7u64;
+    inject(&rig, 0, &vec![ipv6; sent as usize]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while published.load().worker.rx < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop_and_wait(&stop);
+    // Summed as `ctl stats` and the exit report sum them.
+    let sum = shared::sum([&*published]);
+    let total = |r: DropReason| sum.drops(r);
+    assert_eq!(sum.worker.rx, sent);
+    assert_eq!(total(reason), sent, "{}", reason.name());
+    assert_eq!(DropReason::ALL.iter().map(|r| total(*r)).sum::<u64>(), sent);
+    drop(rig.ports);
+    assert_eq!(rig.pool.in_use(), 0);
+}
+
+#[test]
+fn an_armed_trace_records_the_next_frames_through_the_loop() {
+    let rig = rig(2, 4096);
+    let trace = Arc::new(TraceControl::new(3));
+    trace.arm(3);
+    let (stats, stop) = start_traced(&rig, Sorter, None, trace.clone());
+    // A runt the sorter drops, then frames it forwards.
+    let mut frames = vec![frame(0, 20)];
+    frames.extend((0..4).map(|i| frame(2 * i, 64)));
+    inject(&rig, 0, &frames);
+    let fwd = collect(&rig.tx[1], 4, Duration::from_secs(10));
+    assert_eq!(fwd.len(), 4);
+    stop_and_wait(&stop);
+    assert_eq!(stats.load().worker.rx, 5);
+    let r = trace.take();
+    let verdicts: Vec<_> = r.iter().map(|r| r.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [
+            Verdict::Drop(DropReason::Truncated),
+            Verdict::Forward(1),
+            Verdict::Forward(1)
+        ]
+    );
+    assert!(r.iter().all(|r| r.worker == 3 && r.rx_port == 0));
+    assert_eq!(r[0].len, 20);
+    assert_eq!(trace.remaining(), 0);
+    drop(rig.ports);
     assert_eq!(rig.pool.in_use(), 0);
 }

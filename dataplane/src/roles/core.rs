@@ -96,7 +96,7 @@ fn fast_handoff(
 
 /// Pass 1: the top label of a labelled frame; `None` for anything else (pass 2 says what).
 #[inline(always)]
-fn top_label(d: &[u8]) -> Option<u32> {
+pub(super) fn top_label(d: &[u8]) -> Option<u32> {
     if let Some(lse) = fast_lse(d) {
         return Some(lse >> 12);
     }
@@ -178,7 +178,8 @@ fn swap<F: Frame>(
         .label(out_label, top.tc, top.bottom, top.ttl - 1);
     match h.replace(f, l2.l3 + 4) {
         Ok(()) => {
-            cx.counters.transit.count(f.len());
+            cx.counters.worker.transit_packets += 1;
+            cx.counters.worker.transit_bytes += f.len() as u64;
             Verdict::Forward(port)
         }
         Err(r) => Verdict::Drop(r),
@@ -401,7 +402,7 @@ pub fn ilm<F: Frame>(
             }
         }
     }
-    cx.counters.transit.packets += transit_packets;
-    cx.counters.transit.bytes += transit_bytes;
+    cx.counters.worker.transit_packets += transit_packets;
+    cx.counters.worker.transit_bytes += transit_bytes;
     all_counted
 }

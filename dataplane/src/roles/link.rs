@@ -4,8 +4,11 @@
 //! label) is replaced by a new one of possibly different length by moving the frame's start
 //! (`prepend`/`adj`, no copy of the payload), then the new header is written in one copy.
 
+use super::classify::Ipv4Info;
+use super::Cx;
 use crate::counters::DropReason;
 use crate::frame::Frame;
+use crate::table::Fec;
 use crate::wire::{mpls, EtherType, MacAddr};
 
 /// A link header under construction: Ethernet, up to two tags, up to one label.
@@ -93,4 +96,43 @@ impl LinkHeader {
         }
         Ok(())
     }
+}
+
+/// Pushes `fec`'s label in front of the IPv4 packet at `l3` and addresses the frame to the
+/// next hop; the IPv4 header itself is not touched.
+#[inline(always)]
+pub fn push_label<F: Frame>(
+    cx: &Cx<'_>,
+    f: &mut F,
+    l3: usize,
+    ip: &Ipv4Info,
+    fec: &Fec,
+) -> Result<u16, DropReason> {
+    let out = cx.port(fec.port).ok_or(DropReason::NoRoute)?;
+    if ip.ttl <= 1 {
+        return Err(DropReason::TtlExpired);
+    }
+    if usize::from(ip.total_len) + 4 > usize::from(out.mtu) {
+        return Err(DropReason::Oversized);
+    }
+    let entry = mpls::encode(fec.label, fec.tc, true, ip.ttl - 1);
+    if l3 == 14 {
+        // Untagged, the usual case: 4 bytes more in front, the header written at fixed
+        // offsets.
+        let h: &mut [u8; 18] = f
+            .prepend(4)
+            .ok_or(DropReason::NoHeadroom)?
+            .first_chunk_mut()
+            .ok_or(DropReason::Truncated)?;
+        h[..6].copy_from_slice(&fec.next_hop.0);
+        h[6..12].copy_from_slice(&out.mac.0);
+        h[12..14].copy_from_slice(&EtherType::MPLS_UNICAST.0.to_be_bytes());
+        h[14..].copy_from_slice(&entry.to_be_bytes());
+        return Ok(fec.port);
+    }
+    LinkHeader::new(fec.next_hop, out.mac)
+        .ethertype(EtherType::MPLS_UNICAST)
+        .label(fec.label, fec.tc, true, ip.ttl - 1)
+        .replace(f, l3)?;
+    Ok(fec.port)
 }

@@ -1,27 +1,28 @@
 //! The per-role pipelines over a burst, and the [`Node`] that combines them by port.
 //!
-//! A node's ports each have a role ([`PortRole`]): frames from an access port run the
-//! headend upstream pipeline ([`headend`]), frames from a core port run the ILM
-//! ([`core`]: transit swap, tailend pop and hand-off, headend pop and delivery), frames from
-//! a hand-off port run the tailend downstream pipeline ([`tailend`]). A node may have ports
-//! of all three roles: headend, transit and tailend at once.
+//! A node's ports each have a role ([`PortRole`]), and each role's pipeline is the module of
+//! that name: frames from an access port run the headend upstream pipeline ([`access`]),
+//! frames from a core port run the ILM ([`core`]: transit swap, tailend pop and hand-off,
+//! headend pop and delivery), frames from a hand-off port run the tailend downstream
+//! pipeline ([`handoff`]). A node may have ports of all three roles: headend, transit and
+//! tailend at once. [`classify`] (header parsing) and [`link`] (link headers, label push)
+//! are shared by the roles.
 //!
 //! Every pipeline works in passes over the burst: first parse headers and compute (and
 //! prefetch) the table buckets of every frame, then resolve them, so the cache misses of a
 //! burst overlap instead of queueing one after another.
 //!
-//! Proxy ARP is answered in the fast path ([`arp`]): hosts refresh ARP every minute or so,
+//! Proxy ARP is answered in the fast path ([`access::arp`]): hosts refresh ARP every minute or so,
 //! and at millions of subscribers that would be the bulk of the slow path's work; the reply
 //! is a stateless rewrite in place. Everything else ARP goes to the slow path.
 
-pub mod arp;
+pub mod access;
 pub mod classify;
 pub mod core;
+pub mod handoff;
 pub mod harness;
-pub mod headend;
 pub mod link;
 pub mod node;
-pub mod tailend;
 
 pub use node::Node;
 
@@ -63,8 +64,8 @@ pub struct Cx<'a> {
     /// The node's ports.
     pub ports: &'a [PortConfig],
     /// The headend's push plans by ISP id, worked out from `tables` and `ports`
-    /// ([`headend::PushPlan`]).
-    pub pushes: &'a [headend::PushPlan],
+    /// ([`access::PushPlan`]).
+    pub pushes: &'a [access::PushPlan],
     /// The worker's counters.
     pub counters: &'a mut Counters,
 }

@@ -1,27 +1,30 @@
 //! A node: ports with roles, one worker's table copy and counters, as one [`Pipeline`].
 
-use super::{core, headend, tailend, Cx, PortConfig, PortRole};
+use super::{access, core, handoff, Cx, PortConfig, PortRole};
 use crate::counters::{Counters, DropReason};
 use crate::frame::Frame;
 use crate::pipeline::{Pipeline, Verdict};
+use crate::table::handoff::handoff_key;
 use crate::table::preload::{PreloadError, PreloadTables};
 use crate::table::updates::{Drained, UpdateReceiver};
-use crate::table::{PrefetchFn, Tables};
+use crate::table::{IlmAction, PrefetchFn, Tables};
+use crate::trace::Lookup;
 
 /// Headend, transit and tailend in one, chosen per frame by the role of its receive port.
 ///
 /// One `Node` per worker: it owns the worker's table copy and counters. The pipeline counts
-/// its own verdicts (forwarded per ISP, punts, drops by reason); the worker loop adds only
-/// the drops it decides itself (`TxFull`, `PuntRingFull`) through [`Node::counters_mut`].
+/// its own verdicts (forwarded per ISP, punts, drops by reason); the worker loop counts only
+/// the drops it decides itself (`TxFull`, `PuntRingFull`) in its own block and publishes
+/// both added up ([`crate::shared::SharedCounters::publish`]).
 pub struct Node {
     ports: Box<[PortConfig]>,
     tables: Tables,
     counters: Counters,
     /// The headend's keys of prefetched bursts.
-    ahead: Box<headend::LookAhead>,
+    ahead: Box<access::LookAhead>,
     /// The headend's push plans by ISP id, and the ISP table generation they were worked
     /// out from.
-    pushes: Box<[headend::PushPlan]>,
+    pushes: Box<[access::PushPlan]>,
     pushes_of: Option<u64>,
 }
 
@@ -33,7 +36,7 @@ impl Node {
             ports: ports.into_boxed_slice(),
             counters,
             ahead: Box::default(),
-            pushes: vec![headend::PushPlan::default(); tables.isps.len()].into_boxed_slice(),
+            pushes: vec![access::PushPlan::default(); tables.isps.len()].into_boxed_slice(),
             pushes_of: None,
             tables,
         }
@@ -55,8 +58,8 @@ impl Node {
     /// Replays at most `max` pending table writes from the slow path: call between bursts.
     pub fn apply_updates(&mut self, rx: &UpdateReceiver, max: usize) -> Drained {
         let d = rx.apply_pending(&mut self.tables, max);
-        self.counters.updates_applied += d.applied;
-        self.counters.updates_refused += d.refused;
+        self.counters.worker.updates_applied += d.applied;
+        self.counters.worker.updates_refused += d.refused;
         d
     }
 
@@ -74,11 +77,6 @@ impl Node {
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
-
-    /// The worker's counters, for the drops the worker loop decides.
-    pub fn counters_mut(&mut self) -> &mut Counters {
-        &mut self.counters
-    }
 }
 
 impl Pipeline for Node {
@@ -93,7 +91,7 @@ impl Pipeline for Node {
         if self.pushes_of != Some(generation) {
             // ISP entries change rarely (a label learned, an ISP added): work the plans out
             // again in place, without allocating.
-            headend::plan_pushes(&self.tables, &self.ports, &mut self.pushes);
+            access::plan_pushes(&self.tables, &self.ports, &mut self.pushes);
             self.pushes_of = Some(generation);
         }
         let mut cx = Cx {
@@ -105,11 +103,11 @@ impl Pipeline for Node {
         // `true`: the pipeline forwarded every frame and counted them itself.
         let counted = match role {
             PortRole::Access => {
-                headend::upstream(&mut cx, &mut self.ahead, rx_port, frames, verdicts)
+                access::upstream(&mut cx, &mut self.ahead, rx_port, frames, verdicts)
             }
             PortRole::Core => core::ilm(&mut cx, rx_port, frames, verdicts),
             PortRole::Handoff => {
-                tailend::downstream(&mut cx, rx_port, frames, verdicts);
+                handoff::downstream(&mut cx, rx_port, frames, verdicts);
                 false
             }
             PortRole::Unused => {
@@ -123,9 +121,52 @@ impl Pipeline for Node {
         for v in verdicts.iter() {
             match *v {
                 Verdict::Drop(r) => self.counters.drop(r),
-                Verdict::Punt => self.counters.punts += 1,
+                Verdict::Punt => self.counters.worker.punts += 1,
                 Verdict::Forward(_) => {}
             }
+        }
+    }
+
+    fn counters(&self) -> Option<&Counters> {
+        Some(&self.counters)
+    }
+
+    fn trace_lookup<F: Frame>(&self, rx_port: u16, frame: &F) -> Lookup {
+        let d = frame.data();
+        let t = &self.tables;
+        let role = self.ports.get(usize::from(rx_port)).map(|p| p.role);
+        let isp = match role {
+            Some(PortRole::Access) => access::subscriber_key(rx_port, d)
+                .and_then(|k| t.subscribers.get(&k))
+                .map(|s| s.isp()),
+            Some(PortRole::Handoff) => super::classify::parse_l2(d)
+                .ok()
+                .and_then(|l2| handoff_key(rx_port, l2.outer_vid))
+                .and_then(|k| t.handoffs.get(&k))
+                .map(|h| h.isp()),
+            Some(PortRole::Core) => {
+                let label = core::top_label(d);
+                let isp = label
+                    .and_then(|l| t.ilm.get(&l))
+                    .and_then(|e| match e.action() {
+                        IlmAction::PopDeliver { isp } | IlmAction::PopHandoff { isp, .. } => {
+                            Some(isp)
+                        }
+                        IlmAction::Swap { .. } => None,
+                    });
+                return Lookup { isp, label };
+            }
+            _ => None,
+        };
+        // The label the headend (access) or the tailend (hand-off) pushes for that ISP.
+        let entry = isp.and_then(|i| t.isps.get(i));
+        let fec = match role {
+            Some(PortRole::Access) => entry.and_then(|e| e.upstream),
+            _ => entry.and_then(|e| e.downstream),
+        };
+        Lookup {
+            isp,
+            label: fec.map(|f| f.label),
         }
     }
 

@@ -347,7 +347,7 @@ fn headend_punts_dhcp_from_anyone_and_traffic_to_the_gateway() {
         let (v, out) = run(&mut n, 0, &input);
         assert_eq!(v, Verdict::Punt);
         assert_eq!(out, hex(&input), "punted frames are not rewritten");
-        assert_eq!(n.counters().punts, 1);
+        assert_eq!(n.counters().worker.punts, 1);
     }
     let mut n = node();
     assert_eq!(
@@ -384,7 +384,7 @@ fn proxy_arp_answers_a_bound_subscriber() {
     fwd(0, &req, 0, &reply);
     let mut n = node();
     run(&mut n, 0, &req);
-    assert_eq!(n.counters().arp_replies, 1);
+    assert_eq!(n.counters().worker.arp_replies, 1);
 }
 
 #[test]
@@ -833,7 +833,7 @@ fn updates_between_bursts_take_effect_on_the_next_burst() {
         Verdict::Drop(DropReason::UnknownMac)
     );
     // Bind: downstream slot and subscriber slot; remove: downstream, subscriber, subscriber.
-    assert_eq!(n.counters().updates_applied, 5);
+    assert_eq!(n.counters().worker.updates_applied, 5);
 }
 
 #[test]
@@ -1083,7 +1083,7 @@ proptest::proptest! {
         changes in proptest::collection::vec((0usize..64, proptest::prelude::any::<u8>()), 0..3),
         cut in 0usize..80,
     ) {
-        use super::headend::{decide, fast_push, plan_pushes, subscriber_key, PushPlan};
+        use super::access::{decide, fast_push, plan_pushes, subscriber_key, PushPlan};
         use super::Cx;
         use crate::counters::Counters;
         let frames = [
@@ -1133,7 +1133,7 @@ proptest::proptest! {
         src_first in proptest::num::u8::ANY,
         rest in proptest::collection::vec(proptest::num::u8::ANY, 22..40),
     ) {
-        use super::headend::{key_bytes, subscriber_key, untagged_key};
+        use super::access::{key_bytes, subscriber_key, untagged_key};
         let mut d = rest;
         d[6] = src_first;
         d[12..14].copy_from_slice(&tpid.to_be_bytes());

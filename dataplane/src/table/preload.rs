@@ -217,7 +217,7 @@ impl PreloadTables {
         out
     }
 
-    /// ISP names by id, for [`crate::Counters::report`].
+    /// ISP names by id, for [`crate::Counters::isp_lines`].
     pub fn isp_names(&self) -> Vec<(IspId, &str)> {
         self.isps.iter().map(|i| (i.id, i.name.as_str())).collect()
     }

@@ -1,7 +1,7 @@
 //! ARP answered by the slow path on hand-off (and core) ports: for the port's own address and
 //! for the prefixes it proxies (an ISP's subscriber pool), so an ISP router on the hand-off
 //! link reaches its subscribers through the tailend with no static neighbour entries.
-//! Subscribers' ARP is answered in the fast path (`dataplane::roles::arp`): access ports
+//! Subscribers' ARP is answered in the fast path (`dataplane::roles::access::arp`): access ports
 //! answer nothing here.
 
 use std::net::Ipv4Addr;

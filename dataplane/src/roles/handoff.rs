@@ -1,11 +1,12 @@
-//! Tailend downstream: IPv4 from an ISP's hand-off port gets that ISP's downstream label.
+//! Hand-off ports: the tailend's downstream pipeline, IPv4 from an ISP's router gets that
+//! ISP's downstream label.
 //!
 //! The (port, VLAN) the frame arrived on names the ISP (`UnknownHandoff` otherwise). ARP from
 //! the ISP router goes to the slow path; IPv4 gets the ISP's downstream FEC pushed toward
 //! the headend exactly as the headend pushes upstream.
 
 use super::classify::{parse_ipv4, parse_l2};
-use super::headend::push_label;
+use super::link::push_label;
 use super::Cx;
 use crate::counters::DropReason;
 use crate::frame::Frame;

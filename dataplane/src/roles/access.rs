@@ -1,4 +1,4 @@
-//! Headend upstream: frames from subscribers on an access port.
+//! Access ports: the headend's upstream pipeline for frames from subscribers.
 //!
 //! DHCP → slow path (from anyone: that is how subscribers log on). Otherwise the sender must
 //! be in the subscriber table for this port and VLANs (else `UnknownMac`). ARP → proxy ARP.
@@ -7,9 +7,10 @@
 //! − 1, TC from the FEC), the Ethernet header rewritten to the next hop, and the frame leaves
 //! on the FEC's core port.
 
-use super::arp::proxy_arp;
-use super::classify::{classify_access, header_checksum_ok, parse_l2, AccessClass, Ipv4Info};
-use super::link::LinkHeader;
+pub mod arp;
+
+use super::classify::{classify_access, header_checksum_ok, parse_l2, AccessClass};
+use super::link::{push_label, LinkHeader};
 use super::{Cx, BURST};
 use crate::counters::DropReason;
 use crate::frame::Frame;
@@ -17,9 +18,10 @@ use crate::pipeline::Verdict;
 use crate::table::cuckoo::Candidates;
 use crate::table::isp::IspEntry;
 use crate::table::subscriber::{Attachment, SubscriberSlot};
-use crate::table::{Fec, PackedKey, SubscriberKey, SubscriberState, Tables};
+use crate::table::{PackedKey, SubscriberKey, SubscriberState, Tables};
 use crate::wire::udp::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT};
-use crate::wire::{ipv4, mpls, EtherType};
+use crate::wire::{ipv4, EtherType};
+use arp::proxy_arp;
 
 /// The subscriber key of a frame, from its link header alone; `None` when the link header
 /// is bad or the attachment cannot be keyed (`decide` says which).
@@ -39,45 +41,6 @@ pub(super) fn subscriber_key(rx_port: u16, d: &[u8]) -> Option<PackedKey> {
     }
     .pack()
     .ok()
-}
-
-/// Pushes `fec`'s label in front of the IPv4 packet at `l3` and addresses the frame to the
-/// next hop; the IPv4 header itself is not touched.
-#[inline(always)]
-pub(super) fn push_label<F: Frame>(
-    cx: &Cx<'_>,
-    f: &mut F,
-    l3: usize,
-    ip: &Ipv4Info,
-    fec: &Fec,
-) -> Result<u16, DropReason> {
-    let out = cx.port(fec.port).ok_or(DropReason::NoRoute)?;
-    if ip.ttl <= 1 {
-        return Err(DropReason::TtlExpired);
-    }
-    if usize::from(ip.total_len) + 4 > usize::from(out.mtu) {
-        return Err(DropReason::Oversized);
-    }
-    let entry = mpls::encode(fec.label, fec.tc, true, ip.ttl - 1);
-    if l3 == 14 {
-        // Untagged, the usual case: 4 bytes more in front, the header written at fixed
-        // offsets.
-        let h: &mut [u8; 18] = f
-            .prepend(4)
-            .ok_or(DropReason::NoHeadroom)?
-            .first_chunk_mut()
-            .ok_or(DropReason::Truncated)?;
-        h[..6].copy_from_slice(&fec.next_hop.0);
-        h[6..12].copy_from_slice(&out.mac.0);
-        h[12..14].copy_from_slice(&EtherType::MPLS_UNICAST.0.to_be_bytes());
-        h[14..].copy_from_slice(&entry.to_be_bytes());
-        return Ok(fec.port);
-    }
-    LinkHeader::new(fec.next_hop, out.mac)
-        .ethertype(EtherType::MPLS_UNICAST)
-        .label(fec.label, fec.tc, true, ip.ttl - 1)
-        .replace(f, l3)?;
-    Ok(fec.port)
 }
 
 fn is_group(dst: u32) -> bool {

@@ -6,11 +6,11 @@
 //! that (probes from 0.0.0.0, gratuitous ARP, replies, unbound or spoofing senders, other
 //! hardware types) go to the slow path, which may log, police or answer them.
 
-use super::classify::L2;
-use super::Cx;
 use crate::counters::DropReason;
 use crate::frame::Frame;
 use crate::pipeline::Verdict;
+use crate::roles::classify::L2;
+use crate::roles::Cx;
 use crate::table::{SubscriberSlot, SubscriberState};
 use crate::wire::{ArpOperation, ArpPacket, ArpRepr};
 
@@ -51,6 +51,6 @@ pub fn proxy_arp<F: Frame>(
         h[..6].copy_from_slice(&l2.src.0);
         h[6..].copy_from_slice(&port_mac.0);
     }
-    cx.counters.arp_replies += 1;
+    cx.counters.worker.arp_replies += 1;
     Verdict::Forward(rx_port)
 }
