@@ -27,6 +27,10 @@ pub enum ControlCommand {
     Suspend(String),
     /// Resume a suspended client SP.
     Resume(String),
+    /// Trace the next N frames each worker receives (0 disarms); earlier records go.
+    Trace(u32),
+    /// The trace records taken so far (they leave the workers' buffers).
+    TraceShow,
 }
 
 /// Why a command line is not a command.
@@ -48,7 +52,7 @@ pub enum CommandError {
     },
 }
 
-const HELP: &str = "stats, version, revoke MAC, suspend CSP or resume CSP";
+const HELP: &str = "stats, version, revoke MAC, suspend CSP, resume CSP, trace N or trace";
 
 impl FromStr for ControlCommand {
     type Err = CommandError;
@@ -87,6 +91,21 @@ impl FromStr for ControlCommand {
                 args("resume", 1, "one client SP name")?;
                 Ok(ControlCommand::Resume(words[1].to_owned()))
             }
+            Some("trace") if words.len() == 1 => Ok(ControlCommand::TraceShow),
+            Some("trace") => {
+                args(
+                    "trace",
+                    1,
+                    "a number of frames, or nothing to show the records",
+                )?;
+                words[1]
+                    .parse()
+                    .map(ControlCommand::Trace)
+                    .map_err(|e| CommandError::Arguments {
+                        command: "trace",
+                        reason: format!("{:?}: {e}", words[1]),
+                    })
+            }
             Some(w) => Err(CommandError::Unknown(w.to_owned())),
         }
     }
@@ -100,6 +119,8 @@ impl fmt::Display for ControlCommand {
             ControlCommand::Revoke(mac) => write!(f, "revoke {mac}"),
             ControlCommand::Suspend(csp) => write!(f, "suspend {csp}"),
             ControlCommand::Resume(csp) => write!(f, "resume {csp}"),
+            ControlCommand::Trace(n) => write!(f, "trace {n}"),
+            ControlCommand::TraceShow => f.write_str("trace"),
         }
     }
 }
@@ -136,6 +157,26 @@ pub struct Suspended {
     pub disconnect_requests: u64,
 }
 
+/// One traced frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceLine {
+    /// The worker that received it.
+    pub worker: u16,
+    /// The port it arrived on, by name.
+    pub port: String,
+    /// Its path as one line: link layer, lookups, verdict.
+    pub line: String,
+}
+
+/// A trace armed, or its records taken.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traced {
+    /// Frames the workers are still to trace, together.
+    pub remaining: u64,
+    /// Records taken now, per worker in the order received.
+    pub records: Vec<TraceLine>,
+}
+
 /// A refused command, with the reason the operator reads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refused {
@@ -155,6 +196,8 @@ pub enum ControlAnswer {
     Revoked(Revoked),
     /// To `suspend` and `resume`.
     Suspended(Suspended),
+    /// To `trace N` and `trace`.
+    Traced(Traced),
     /// To any command the daemon could not carry out.
     Refused(Refused),
 }
@@ -174,6 +217,7 @@ impl ControlAnswer {
             ControlAnswer::Version(v) => serde_json::to_value(v),
             ControlAnswer::Revoked(r) => serde_json::to_value(r),
             ControlAnswer::Suspended(s) => serde_json::to_value(s),
+            ControlAnswer::Traced(t) => serde_json::to_value(t),
             ControlAnswer::Refused(r) => serde_json::to_value(r),
         };
         v.unwrap_or_else(|e| serde_json::json!({ "error": format!("encoding the answer: {e}") }))
@@ -190,6 +234,9 @@ impl ControlAnswer {
             ControlCommand::Revoke(_) => ControlAnswer::Revoked(serde_json::from_value(v)?),
             ControlCommand::Suspend(_) | ControlCommand::Resume(_) => {
                 ControlAnswer::Suspended(serde_json::from_value(v)?)
+            }
+            ControlCommand::Trace(_) | ControlCommand::TraceShow => {
+                ControlAnswer::Traced(serde_json::from_value(v)?)
             }
         })
     }
@@ -217,6 +264,8 @@ mod tests {
             ControlCommand::Revoke(mac),
             ControlCommand::Suspend("csp1".into()),
             ControlCommand::Resume("csp1".into()),
+            ControlCommand::Trace(16),
+            ControlCommand::TraceShow,
         ] {
             assert_eq!(c.to_string().parse::<ControlCommand>(), Ok(c));
         }
@@ -241,6 +290,9 @@ mod tests {
             "revoke 02:00:00:00:00:01 x",
             "suspend",
             "resume a b",
+            "trace -1",
+            "trace many",
+            "trace 1 2",
         ] {
             let e = bad.parse::<ControlCommand>();
             assert!(
@@ -270,7 +322,7 @@ mod tests {
         #[test]
         fn any_line_parses_or_is_refused(
             words in proptest::collection::vec(
-                proptest::string::string_regex("(stats|version|revoke|suspend|resume|[ -~]{0,20})")
+                proptest::string::string_regex("(stats|version|revoke|suspend|resume|trace|[ -~]{0,20})")
                     .expect("regex"),
                 0..4,
             )

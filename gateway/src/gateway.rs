@@ -3,7 +3,7 @@
 //! the control socket until told to stop; [`Gateway::shutdown`] stops everything in order
 //! and returns the [`Report`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -23,7 +23,7 @@ use ispmux_slowpath::punt::{self, ArpResponder, PortArp};
 use ispmux_slowpath::radius::transport::ProxyHandle;
 use ispmux_sys::{Eal, EthStats, Mempool, Port, PortConfig, Ring, RingMode};
 
-use crate::command::{ControlAnswer, ControlCommand, Revoked, Versions};
+use crate::command::{ControlAnswer, ControlCommand, Revoked, TraceLine, Traced, Versions};
 use crate::control::ControlServer;
 use crate::error::{GatewayError, Step};
 use crate::report::{
@@ -75,6 +75,7 @@ struct Forwarding {
     exits: Vec<Arc<Mutex<WorkerExit>>>,
     slow: Option<JoinHandle<()>>,
     slow_stats: Arc<Mutex<SlowPathStats>>,
+    dhcp_stats: Option<Arc<Mutex<BTreeMap<String, u64>>>>,
     revoke: Option<mpsc::Sender<MacAddr>>,
     update_gen: Option<JoinHandle<UpdateGenReport>>,
     names: Vec<(u16, String)>,
@@ -184,6 +185,14 @@ impl Gateway {
             ControlCommand::Resume(csp) => {
                 crate::radius::suspend(self.radius.as_ref(), &csp, false)
             }
+            ControlCommand::Trace(n) => match self.fwd.as_ref() {
+                Some(f) => ControlAnswer::Traced(f.arm_trace(n)),
+                None => ControlAnswer::refused("no fast path runs here"),
+            },
+            ControlCommand::TraceShow => match self.fwd.as_ref() {
+                Some(f) => ControlAnswer::Traced(f.take_trace(&self.cfg)),
+                None => ControlAnswer::refused("no fast path runs here"),
+            },
         }
     }
 
@@ -320,6 +329,7 @@ impl Forwarding {
             exits: plan.workers.iter().map(|_| Arc::default()).collect(),
             slow: None,
             slow_stats: Arc::default(),
+            dhcp_stats: None,
             revoke: None,
             update_gen: None,
             names: preload
@@ -451,8 +461,10 @@ impl Forwarding {
         restored: &ispmux_slowpath::dhcp::service::Effects,
     ) -> Result<(), GatewayError> {
         let (revoke_tx, revoke_rx) = mpsc::channel();
+        let dhcp_stats = Arc::new(Mutex::new(BTreeMap::new()));
         if dhcp.is_some() {
             self.revoke = Some(revoke_tx);
+            self.dhcp_stats = Some(dhcp_stats.clone());
         }
         let arp = ArpResponder {
             ports: cfg
@@ -480,6 +492,7 @@ impl Forwarding {
                 .map(|(i, p)| (p.id(), i as u16))
                 .collect(),
             stats: self.slow_stats.clone(),
+            dhcp_stats,
             arp,
             revoke: revoke_rx,
         };
@@ -489,6 +502,43 @@ impl Forwarding {
             .step(|| "starting the slow-path thread".into())?;
         self.slow = Some(h);
         Ok(())
+    }
+
+    /// Arms every worker's trace for its next `n` frames, dropping older records.
+    fn arm_trace(&self, n: u32) -> Traced {
+        for t in &self.traces {
+            drop(t.take());
+            t.arm(n as usize);
+        }
+        Traced {
+            remaining: self.trace_remaining(),
+            records: Vec::new(),
+        }
+    }
+
+    /// The records every worker holds now, taken from their buffers.
+    fn take_trace(&self, cfg: &Config) -> Traced {
+        let records = self
+            .traces
+            .iter()
+            .flat_map(|t| t.take())
+            .map(|r| TraceLine {
+                worker: r.worker,
+                port: cfg
+                    .ports
+                    .get(usize::from(r.rx_port))
+                    .map_or_else(|| r.rx_port.to_string(), |p| p.name.clone()),
+                line: r.to_string(),
+            })
+            .collect();
+        Traced {
+            remaining: self.trace_remaining(),
+            records,
+        }
+    }
+
+    fn trace_remaining(&self) -> u64 {
+        self.traces.iter().map(|t| t.remaining() as u64).sum()
     }
 
     fn port_stats(&self) -> Vec<EthStats> {
@@ -552,6 +602,10 @@ impl Forwarding {
                 .collect(),
             pipeline: pipeline_stats(&total, &self.names),
             slowpath: self.slow_stats.lock().map(|s| *s).unwrap_or_default(),
+            dhcp: self
+                .dhcp_stats
+                .as_ref()
+                .and_then(|d| d.lock().ok().map(|d| d.clone())),
             radius: None,
         }
     }

@@ -99,6 +99,9 @@ pub struct Stats {
     pub pipeline: PipelineStats,
     /// The slow path's.
     pub slowpath: SlowPathStats,
+    /// The DHCP logon proxy's by name, when one runs (engine drops as `drop_<reason>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<BTreeMap<String, u64>>,
     /// The RADIUS proxy's, when one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radius: Option<BTreeMap<String, u64>>,

@@ -9,11 +9,11 @@
 //! binding's table writes ([`UpdateSender::applied`]): sent earlier, the subscriber's first
 //! frame after it could meet a worker that does not know it yet and be dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ispmux_dataplane::table::updates::UpdateSender;
 use ispmux_dataplane::table::IspId;
@@ -57,6 +57,9 @@ const PUNT_BURST: usize = 64;
 /// How long the slow path waits between turns once the punt ring is drained: a DHCP
 /// message waits at most this long at each hop through the slow path.
 const IDLE_WAIT: Duration = Duration::from_micros(200);
+
+/// How often the logon proxy's named counters are published at most.
+const DHCP_PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// Slots of the inject ring.
 pub const INJECT_RING_SLOTS: u32 = 1024;
@@ -184,6 +187,8 @@ pub struct SlowPath {
     pub port_index: HashMap<u16, u16>,
     /// Counters, shared with the control side.
     pub stats: Arc<Mutex<SlowPathStats>>,
+    /// The logon proxy's counters by name, shared with the control side.
+    pub dhcp_stats: Arc<Mutex<BTreeMap<String, u64>>>,
     /// ARP answered on hand-off and core ports.
     pub arp: ArpResponder,
     /// Subscribers removed or suspended by the operator: their bindings are withdrawn.
@@ -194,21 +199,24 @@ pub struct SlowPath {
 struct Running {
     sp: SlowPath,
     backlog: Backlog,
+    /// When the logon proxy's counters were last published.
+    dhcp_published: Option<Instant>,
 }
 
 impl SlowPath {
     /// Runs the slow path on its own thread until `stop` is set; `restored` bindings were
     /// put in the tables at start and count as installed.
     pub fn spawn(self, restored: u64, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
-        let r = Running {
+        let mut r = Running {
             sp: self,
             backlog: Backlog::default(),
+            dhcp_published: None,
         };
         let st = SlowPathStats {
             bindings_installed: restored,
             ..SlowPathStats::default()
         };
-        r.publish(&st);
+        r.publish_all(&st);
         std::thread::Builder::new()
             .name("ispmux-slowpath".into())
             .spawn(move || r.run(&stop, st))
@@ -286,13 +294,33 @@ impl Running {
             let fx = svc.drain();
             self.apply(fx, &mut st);
         }
-        self.publish(&st);
+        self.publish_all(&st);
     }
 
-    fn publish(&self, st: &SlowPathStats) {
+    fn publish(&mut self, st: &SlowPathStats) {
         if let Ok(mut s) = self.sp.stats.lock() {
             *s = *st;
         }
+        // Named counters are built, not copied: a few times a second is enough for readers.
+        let now = Instant::now();
+        if let Some(svc) = &self.sp.dhcp {
+            if self
+                .dhcp_published
+                .is_none_or(|t| now.duration_since(t) >= DHCP_PUBLISH_EVERY)
+            {
+                self.dhcp_published = Some(now);
+                if let Ok(mut d) = self.sp.dhcp_stats.lock() {
+                    d.clear();
+                    d.extend(svc.counter_values());
+                }
+            }
+        }
+    }
+
+    /// Publishes everything now (at start and at the end).
+    fn publish_all(&mut self, st: &SlowPathStats) {
+        self.dhcp_published = None;
+        self.publish(st);
     }
 
     /// Moves what may go from the backlog into the inject ring, in order: as much as the

@@ -45,8 +45,13 @@ enum Cmd {
         /// Print the daemon's JSON answer instead of tables.
         #[arg(long)]
         json: bool,
+        /// `trace N`: how long to wait for the N frames, in seconds.
+        #[arg(long, default_value_t = 5.0)]
+        wait: f64,
         /// `stats`, `version`, `revoke MAC` (withdraw a subscriber's binding), `suspend CSP` or
-        /// `resume CSP` (a client SP of the RADIUS proxy; suspension disconnects its sessions).
+        /// `resume CSP` (a client SP of the RADIUS proxy; suspension disconnects its sessions),
+        /// `trace N` (the path of the next N frames through the workers: port, link layer,
+        /// lookups, verdict).
         #[arg(default_value = "stats", num_args = 1.., trailing_var_arg = true)]
         command: Vec<String>,
     },
@@ -118,8 +123,12 @@ fn main() -> ExitCode {
         Cmd::Ctl {
             socket,
             json,
+            wait,
             command,
-        } => to_stdout(|out| ctl::ctl(&socket, &command.join(" "), json, out)),
+        } => to_stdout(|out| {
+            let wait = std::time::Duration::try_from_secs_f64(wait)?;
+            ctl::ctl(&socket, &command.join(" "), json, wait, out)
+        }),
         Cmd::RadiusProxy { config, db } => run::radius_proxy(&config, db.as_deref()),
         Cmd::Usage { config, db, csv } => {
             to_stdout(|out| print::usage(config.as_deref(), db.as_deref(), csv, out))

@@ -23,7 +23,7 @@ pub fn rates(r: &[PortRate]) {
 }
 
 /// The exit report, in lines that benchmarks and tests read (`ispmux ran`, `workers rx`,
-/// `drops`, one JSON line per ISP, `slowpath`, `radius`, `worker lcore`).
+/// `drops`, one JSON line per ISP, `slowpath`, `dhcp`, `radius`, `worker lcore`).
 pub fn report(r: &Report) {
     for w in &r.workers {
         if let (Some(on), Some(waited)) = (w.on_cpu_s, w.waited_s) {
@@ -85,6 +85,9 @@ pub fn report(r: &Report) {
             sp.punted, sp.arp, sp.arp_replies, sp.dhcp, sp.other, sp.injected, sp.inject_drops, sp.bindings_installed, sp.bindings_removed, sp.update_errors
         );
     }
+    if let Some(dhcp) = &s.dhcp {
+        println!("dhcp {}", serde_json::to_string(dhcp).unwrap_or_default());
+    }
     if let Some(radius) = &s.radius {
         println!(
             "radius {}",
@@ -122,6 +125,16 @@ pub fn answer(a: &ControlAnswer) -> String {
                 "active"
             },
         ),
+        ControlAnswer::Traced(t) => {
+            let mut o = String::new();
+            for r in &t.records {
+                let _ = writeln!(o, "{:<12} {}", r.port, r.line);
+            }
+            if t.records.is_empty() {
+                let _ = writeln!(o, "no frames traced ({} still to trace)", t.remaining);
+            }
+            o
+        }
         ControlAnswer::Refused(r) => format!("error: {}\n", r.error),
     }
 }
@@ -206,6 +219,12 @@ fn stats(s: &Stats) -> String {
             "slow path: punted {} (arp {}, dhcp {}, other {}), arp replies {}, injected {} (dropped {}, waiting {}), bindings +{} -{}, update errors {}",
             sp.punted, sp.arp, sp.dhcp, sp.other, sp.arp_replies, sp.injected, sp.inject_drops, sp.inject_backlog, sp.bindings_installed, sp.bindings_removed, sp.update_errors
         );
+    }
+    if let Some(d) = &s.dhcp {
+        let _ = writeln!(o, "\ndhcp logon proxy:");
+        for (k, v) in d.iter().filter(|(k, v)| !k.starts_with("drop_") || **v > 0) {
+            let _ = writeln!(o, "  {k:<32} {v:>12}");
+        }
     }
     if let Some(r) = &s.radius {
         let _ = writeln!(o, "\nradius:");

@@ -236,6 +236,26 @@ fn ctl_reads_counters_from_a_running_daemon() {
         table.contains("PORT") && table.lines().any(|l| l.starts_with("p0 ")),
         "without --json, a table: {table}"
     );
+    // The trace: the next frames' path, one line each (io forwarding: to the peer port).
+    let trace = Command::new(ispmux_bin())
+        .args(["ctl", "-s"])
+        .arg(&sock)
+        .args(["trace", "3"])
+        .output()
+        .expect("ctl trace");
+    let trace = String::from_utf8_lossy(&trace.stdout).to_string();
+    let lines: Vec<&str> = trace.lines().collect();
+    assert_eq!(lines.len(), 3, "{trace}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("p0 ") || l.starts_with("p1 ")),
+        "{trace}"
+    );
+    assert!(
+        lines.iter().all(|l| l.contains(": forward port")),
+        "{trace}"
+    );
     let bad = ask("frobnicate");
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown command \"frobnicate\""));

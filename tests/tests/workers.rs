@@ -597,6 +597,12 @@ rx = [{ port = "acc", queue = 1 }, { port = "core", queue = 1 }]
     wait_for(&sock, "the new binding sent to the workers", |s| {
         s["slowpath"]["bindings_installed"] == 2
     });
+    // The logon proxy's own counters are published too: two installs (the restored
+    // binding and this one), two requests relayed (DISCOVER, REQUEST), two replies.
+    wait_for(&sock, "the logon proxy's counters", |s| {
+        let d = &s["dhcp"];
+        d["installs"] == 2 && d["relayed"] == 2 && d["replies"] == 2
+    });
     settled(&sock);
     let got = w.round(
         |q, i| vec![frame(NEW, NEW_IP, seq(4, q as u32, i))],

@@ -270,6 +270,52 @@ pub enum DropReason {
     VerificationPending,
 }
 
+impl DropReason {
+    /// Every reason, in declaration order (a new reason must be added here too:
+    /// `every_reason_is_listed_once` checks the list against `name`, which the compiler
+    /// checks against the enum).
+    pub const ALL: [DropReason; 16] = [
+        DropReason::Malformed,
+        DropReason::WrongOp,
+        DropReason::NoMessageType,
+        DropReason::ChaddrMismatch,
+        DropReason::RelayInfoFromClient,
+        DropReason::TooManyHops,
+        DropReason::RateLimited,
+        DropReason::Overloaded,
+        DropReason::NoTransaction,
+        DropReason::UnexpectedServer,
+        DropReason::UnexpectedType,
+        DropReason::NoBinding,
+        DropReason::Directory,
+        DropReason::RelayInfo,
+        DropReason::CredentialQueueFull,
+        DropReason::VerificationPending,
+    ];
+
+    /// The reason as counters name it (snake case).
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::WrongOp => "wrong_op",
+            DropReason::NoMessageType => "no_message_type",
+            DropReason::ChaddrMismatch => "chaddr_mismatch",
+            DropReason::RelayInfoFromClient => "relay_info_from_client",
+            DropReason::TooManyHops => "too_many_hops",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::Overloaded => "overloaded",
+            DropReason::NoTransaction => "no_transaction",
+            DropReason::UnexpectedServer => "unexpected_server",
+            DropReason::UnexpectedType => "unexpected_type",
+            DropReason::NoBinding => "no_binding",
+            DropReason::Directory => "directory",
+            DropReason::RelayInfo => "relay_info",
+            DropReason::CredentialQueueFull => "credential_queue_full",
+            DropReason::VerificationPending => "verification_pending",
+        }
+    }
+}
+
 /// Engine counters (the control side sums and exports them).
 #[derive(Debug, Clone, Default)]
 pub struct Counters {

@@ -296,6 +296,44 @@ impl LogonService {
         self.mirror_counters();
     }
 
+    /// Every counter of the logon proxy by name, for the control side: the service's,
+    /// the engine's, and the engine's drops as `drop_<reason>` (zeros included, so the set
+    /// of names is fixed).
+    pub fn counter_values(&self) -> Vec<(String, u64)> {
+        let s = &self.counters;
+        let e = self.engine.counters();
+        let mut v: Vec<(String, u64)> = [
+            ("bad_frames", s.bad_frames),
+            ("relay_info_from_client", s.relay_info_from_client),
+            ("store_errors", s.store_errors),
+            ("send_errors", s.send_errors),
+            ("commits", s.commits),
+            ("credential_queue_full", s.credential_queue_full),
+            ("unframed_replies", s.unframed_replies),
+            ("from_subscribers", e.from_subscribers),
+            ("from_servers", e.from_servers),
+            ("relayed", e.relayed),
+            ("replies", e.replies),
+            ("failovers", e.failovers),
+            ("installs", e.installs),
+            ("removals", e.removals),
+            ("refusals", e.refusals),
+            ("refusals_unlogged", e.refusals_unlogged),
+            ("relay_info_logged", e.relay_info_logged),
+            ("credential_verifications", e.credential_verifications),
+            ("credential_cache_hits", e.credential_cache_hits),
+        ]
+        .into_iter()
+        .map(|(n, c)| (n.to_owned(), c))
+        .collect();
+        v.extend(
+            super::engine::DropReason::ALL
+                .iter()
+                .map(|r| (format!("drop_{}", r.name()), e.dropped(*r))),
+        );
+        v
+    }
+
     /// Failures around the engine.
     pub fn counters(&self) -> &ServiceCounters {
         &self.counters

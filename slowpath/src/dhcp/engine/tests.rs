@@ -1195,3 +1195,14 @@ fn qinq_subscribers_keep_both_vlans() {
     };
     assert_eq!((reply.vlan, reply.inner_vlan), (100, 2001));
 }
+
+/// `DropReason::ALL` is in declaration order without gaps and every name is distinct:
+/// the counters published by name are then one per reason.
+#[test]
+fn every_reason_is_listed_once() {
+    for (i, r) in DropReason::ALL.iter().enumerate() {
+        assert_eq!(*r as usize, i, "{r:?}");
+    }
+    let names: std::collections::HashSet<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+    assert_eq!(names.len(), DropReason::ALL.len());
+}
