@@ -10,6 +10,7 @@
 pub mod command;
 pub mod control;
 mod error;
+mod forwarding;
 mod gateway;
 mod logon;
 mod radius;
