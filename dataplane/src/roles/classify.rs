@@ -6,7 +6,7 @@
 use crate::counters::DropReason;
 use crate::wire::udp::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT};
 use crate::wire::{
-    ipv4, EtherType, EthernetFrame, Ipv4Packet, MacAddr, MplsPacket, VlanPacket, WireError,
+    ipv4, skip_tags, EtherType, EthernetFrame, Ipv4Packet, MacAddr, MplsPacket, WireError,
 };
 
 /// The link layer of a received frame.
@@ -78,42 +78,25 @@ pub fn parse_l2(d: &[u8]) -> Result<L2, DropReason> {
     }
 }
 
-/// [`parse_l2`] for every shape, through the header views.
+/// [`parse_l2`] for every shape: the header view and the one tag walk of the wire layer
+/// ([`skip_tags`]), which the slow path uses too, so both agree on what a frame is.
 #[inline(never)]
 pub fn parse_l2_general(d: &[u8]) -> Result<L2, DropReason> {
     let eth = EthernetFrame::new_checked(d).map_err(wire_drop)?;
-    let mut l2 = L2 {
-        dst: eth.dst_addr(),
-        src: eth.src_addr(),
-        outer_vid: 0,
-        inner_vid: 0,
-        pcp: 0,
-        ethertype: eth.ethertype(),
-        l3: EthernetFrame::<&[u8]>::HEADER_LEN,
-    };
-    if l2.src.is_multicast() {
+    let src = eth.src_addr();
+    if src.is_multicast() {
         return Err(DropReason::Malformed);
     }
-    let mut tags = 0;
-    while l2.ethertype.is_vlan() {
-        if tags == 2 {
-            return Err(DropReason::Malformed);
-        }
-        let tag = VlanPacket::new_checked(d.get(l2.l3..).unwrap_or(&[])).map_err(wire_drop)?;
-        if tag.vid() > crate::wire::vlan::VID_MAX {
-            return Err(DropReason::Malformed);
-        }
-        if tags == 0 {
-            l2.outer_vid = tag.vid();
-            l2.pcp = tag.pcp();
-        } else {
-            l2.inner_vid = tag.vid();
-        }
-        l2.ethertype = tag.ethertype();
-        l2.l3 += VlanPacket::<&[u8]>::HEADER_LEN;
-        tags += 1;
-    }
-    Ok(l2)
+    let tags = skip_tags(d).map_err(wire_drop)?;
+    Ok(L2 {
+        dst: eth.dst_addr(),
+        src,
+        outer_vid: tags.outer_vid,
+        inner_vid: tags.inner_vid,
+        pcp: tags.outer_pcp,
+        ethertype: tags.ethertype,
+        l3: tags.payload_offset,
+    })
 }
 
 /// The IPv4 fields the fast path decides on.

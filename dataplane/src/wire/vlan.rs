@@ -130,6 +130,8 @@ pub struct Tags {
     pub outer_vid: u16,
     /// Inner VLAN id of QinQ; 0 with at most one tag.
     pub inner_vid: u16,
+    /// Priority (PCP) of the outer tag; 0 when untagged.
+    pub outer_pcp: u8,
     /// Tags read, 0 to [`MAX_TAGS`].
     pub count: u8,
     /// EtherType after the tags.
@@ -152,6 +154,7 @@ pub fn skip_tags(frame: &[u8]) -> Result<Tags> {
     let mut t = Tags {
         outer_vid: 0,
         inner_vid: 0,
+        outer_pcp: 0,
         count: 0,
         ethertype: eth.ethertype(),
         payload_offset: EthernetFrame::<&[u8]>::HEADER_LEN,
@@ -166,6 +169,7 @@ pub fn skip_tags(frame: &[u8]) -> Result<Tags> {
         }
         if t.count == 0 {
             t.outer_vid = tag.vid();
+            t.outer_pcp = tag.pcp();
         } else {
             t.inner_vid = tag.vid();
         }
@@ -235,6 +239,7 @@ mod tests {
             Ok(Tags {
                 outer_vid: 100,
                 inner_vid: 200,
+                outer_pcp: 0,
                 count: 2,
                 ethertype: EtherType::IPV4,
                 payload_offset: 22
@@ -246,6 +251,7 @@ mod tests {
             Ok(Tags {
                 outer_vid: 0,
                 inner_vid: 0,
+                outer_pcp: 0,
                 count: 0,
                 ethertype: EtherType::ARP,
                 payload_offset: 14
@@ -256,6 +262,10 @@ mod tests {
         let t = skip_tags(&q_in_q).expect("parses");
         assert_eq!((t.outer_vid, t.inner_vid, t.payload_offset), (7, 4000, 22));
         assert_eq!(q_in_q[t.payload_offset], 0x45);
+        // The outer tag's priority: TCI a00a is PCP 5, VID 10.
+        let prio = hex("001122334455 66778899aabb 8100 a00a 0800");
+        let t = skip_tags(&prio).expect("parses");
+        assert_eq!((t.outer_pcp, t.outer_vid, t.count), (5, 10, 1));
     }
 
     #[test]
