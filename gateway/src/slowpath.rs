@@ -110,6 +110,21 @@ impl Backlog {
     }
 }
 
+/// The position every worker has reached in its update queue (all, without a fast path to
+/// update). Table writes that found the queues full wait in the sender: they are pushed on
+/// here, every turn, or a reply behind them would wait for the next binding change.
+fn applied_now(updates: Option<&mut UpdateSender>) -> u64 {
+    match updates {
+        Some(u) => {
+            if u.backlog() > 0 {
+                u.flush();
+            }
+            u.applied()
+        }
+        None => u64::MAX,
+    }
+}
+
 /// Carries out an effects batch's table side: its binding changes become table updates
 /// sent to every worker, then its frames join the backlog behind them (behind nothing
 /// when the batch changed no binding: an OFFER or an ARP reply waits for no table).
@@ -276,9 +291,7 @@ impl Running {
                 let fx = svc.flush();
                 self.apply(fx, &mut st);
             }
-            if self.backlog.len() > 0 {
-                self.drain_backlog(&mut st);
-            }
+            self.drain_backlog(&mut st);
             self.publish(&st);
             if n < PUNT_BURST {
                 // The punt ring is drained: wait, the workers never do. Waiting also after a
@@ -326,7 +339,7 @@ impl Running {
     /// Moves what may go from the backlog into the inject ring, in order: as much as the
     /// ring has room for, and only frames whose bindings every worker has applied.
     fn drain_backlog(&mut self, st: &mut SlowPathStats) {
-        let applied = self.sp.updates.as_ref().map_or(u64::MAX, |u| u.applied());
+        let applied = applied_now(self.sp.updates.as_mut());
         // The slow path is the ring's only producer: its room can only grow meanwhile.
         let mut room = (INJECT_RING_SLOTS - 1).saturating_sub(self.sp.inject.count()) as usize;
         let mut out = Burst::new();
@@ -437,6 +450,34 @@ mod tests {
             backlog.ready(tx.applied()).is_some(),
             "an OFFER waits for nothing"
         );
+    }
+
+    /// An install whose writes do not fit the workers' queues at once: its ACK leaves once
+    /// the rest were pushed on (each turn) and applied, with no later binding change.
+    #[test]
+    fn writes_waiting_for_queue_room_are_pushed_on_each_turn() {
+        let limits = Limits {
+            max_subscribers: 64,
+            max_isps: 4,
+            max_labels: 4,
+            max_handoffs: 4,
+        };
+        let (mut tx, rx) = updates::channel(Tables::new(limits), 1, 2);
+        let mut copy = Tables::new(limits);
+        let ids = HashMap::from([("isp-a".to_owned(), 1)]);
+        let (mut backlog, mut st) = (Backlog::default(), SlowPathStats::default());
+        stage(ack_batch(), Some(&mut tx), &ids, &mut backlog, &mut st);
+        assert!(
+            tx.backlog() > 0,
+            "the queue holds fewer writes than the install made"
+        );
+        for _ in 0..16 {
+            if backlog.ready(applied_now(Some(&mut tx))).is_some() {
+                return;
+            }
+            rx[0].apply_pending(&mut copy, usize::MAX);
+        }
+        panic!("the ACK never became ready: backlog {}", tx.backlog());
     }
 
     /// Without a fast path to update (io pipelines), nothing is held.
