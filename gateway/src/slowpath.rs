@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use ispmux_dataplane::table::updates::UpdateSender;
 use ispmux_dataplane::table::IspId;
 use ispmux_slowpath::dhcp::service::{Effects, Inject, LogonService};
-use ispmux_slowpath::dhcp::{BindingChange, MacAddr};
+use ispmux_slowpath::dhcp::{self, BindingChange, MacAddr};
 use ispmux_slowpath::punt::{self, ArpResponder, Punted};
 use ispmux_sys::{Burst, Mempool, Ring};
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,14 @@ pub struct SlowPathStats {
     pub bindings_removed: u64,
     /// Table updates the tables refused (full, unknown ISP): logged.
     pub update_errors: u64,
+    /// Logons the DHCP engine refused (unknown subscriber, bad credential, ...): each
+    /// counted, a budget of them recorded and logged.
+    #[serde(default)]
+    pub dhcp_refusals: u64,
+    /// DHCP messages the engine dropped without a refusal (over a subscriber's rate limit,
+    /// malformed, forged relay information, ...).
+    #[serde(default)]
+    pub dhcp_drops: u64,
 }
 
 /// Punted frames taken per turn at most.
@@ -164,6 +172,12 @@ fn stage(
     }
 }
 
+/// The logon engine's refusals, and its drops of every reason summed: what a DHCP flood
+/// turns into once it is past the punt ring.
+fn refused_and_dropped(c: &dhcp::engine::Counters) -> (u64, u64) {
+    (c.refusals, c.drops.values().sum())
+}
+
 /// The slow path's own resources.
 pub struct SlowPath {
     /// Punted frames from every worker.
@@ -264,6 +278,7 @@ impl Running {
                 if svc.next_deadline().is_some_and(|d| d <= now) {
                     svc.tick(now);
                 }
+                (st.dhcp_refusals, st.dhcp_drops) = refused_and_dropped(svc.engine().counters());
                 let fx = svc.flush();
                 self.apply(fx, &mut st);
             }
@@ -408,6 +423,20 @@ mod tests {
             backlog.ready(tx.applied()).is_some(),
             "an OFFER waits for nothing"
         );
+    }
+
+    /// The exit report's `dhcp_refusals` and `dhcp_drops`: a flood of unknown MACs shows
+    /// up as refusals, and past each MAC's rate limit as drops, whatever their reason.
+    #[test]
+    fn the_engines_refusals_and_drops_of_every_reason_are_reported() {
+        use ispmux_slowpath::dhcp::engine::{Counters, DropReason};
+        let mut c = Counters {
+            refusals: 3,
+            ..Counters::default()
+        };
+        c.drops.insert(DropReason::RateLimited, 40);
+        c.drops.insert(DropReason::Malformed, 2);
+        assert_eq!(refused_and_dropped(&c), (3, 42));
     }
 
     /// Without a fast path to update (io pipelines), nothing is held.
