@@ -1,6 +1,7 @@
 //! Shared helpers of the ispmux benchmarks (see `perf/run`): hugepages, child processes,
 //! medians, and the one result line every benchmark ends with.
 
+pub mod flood;
 pub mod fwd;
 pub mod ovs;
 
