@@ -1,6 +1,9 @@
-//! Scale figures, run on demand in release mode:
-//! `cargo test -p ispmux-dataplane --release --test scale -- --ignored --nocapture`.
-//! Each prints one line with its figure; the asserts are the targets.
+//! Scale checks. In CI they run in a reduced form (20,000 subscribers, 2,000 bursts): every
+//! update applies, every copy keeps the master's layout, every frame is forwarded. The
+//! figures, with the targets asserted, come from the full sizes in release mode:
+//! `ISPMUX_SCALE=full cargo test -p ispmux-dataplane --release --test scale -- --nocapture`
+//! (the benchmarks `perf/run table-memory` and `perf/run table-updates` measure the same
+//! against their anchors).
 
 use ispmux_dataplane::table::updates::channel;
 use ispmux_dataplane::table::{Limits, SubscriberKey, TableUpdate, Tables};
@@ -8,6 +11,20 @@ use ispmux_dataplane::wire::MacAddr;
 use ispmux_dataplane::{Frame, Node, Pipeline, PortConfig, PortRole, PreloadTables, Verdict};
 use std::net::Ipv4Addr;
 use std::time::Instant;
+
+/// Whether to run at the full sizes and assert the figures' targets.
+fn full() -> bool {
+    std::env::var("ISPMUX_SCALE").is_ok_and(|v| v == "full")
+}
+
+/// `full_size` at full scale, else the reduced size CI runs.
+fn size(full_size: u32) -> u32 {
+    if full() {
+        full_size
+    } else {
+        20_000
+    }
+}
 
 fn key(i: u32) -> SubscriberKey {
     SubscriberKey {
@@ -36,9 +53,8 @@ fn limits(n: usize) -> Limits {
 }
 
 #[test]
-#[ignore = "scale figure; run in release"]
 fn memory_per_subscriber_at_4m() {
-    let n = 4_000_000u32;
+    let n = size(4_000_000);
     let mut t = Tables::new(limits(n as usize));
     for i in 0..n {
         t.apply(&TableUpdate::AddSubscriber {
@@ -56,13 +72,14 @@ fn memory_per_subscriber_at_4m() {
     let both = (t.subscribers.memory_bytes() + t.downstream.memory_bytes()) as f64 / f64::from(n);
     let all = t.memory_bytes() as f64 / f64::from(n);
     println!("table-memory subscribers={n} subscriber_table={sub:.1} B/subscriber with_downstream={both:.1} B/subscriber all_tables={all:.1} B/subscriber");
-    assert!(all <= 64.0);
+    if full() {
+        assert!(all <= 64.0);
+    }
 }
 
 #[test]
-#[ignore = "scale figure; run in release"]
 fn update_rate_through_the_queue() {
-    let n = 1_000_000u32;
+    let n = size(1_000_000);
     let (mut tx, mut rx) = channel(Tables::new(limits(n as usize)), 1, 65_536);
     let rx = rx.pop().expect("one");
     let worker = std::thread::spawn(move || {
@@ -115,13 +132,14 @@ fn update_rate_through_the_queue() {
     );
     assert!(t.same_layout(tx.tables()));
     // Two threads on a shared 2-vCPU machine: the rate follows the machine's load.
-    assert!(rate >= 250_000.0);
+    if full() {
+        assert!(rate >= 250_000.0);
+    }
 }
 
 #[test]
-#[ignore = "scale figure; run in release"]
 fn update_apply_rate_on_one_core() {
-    let n = 1_000_000u32;
+    let n = size(1_000_000);
     let mut t = Tables::new(limits(n as usize));
     let start = Instant::now();
     for i in 0..n {
@@ -141,16 +159,17 @@ fn update_apply_rate_on_one_core() {
         "table-apply applied={} rate={rate:.0} updates/s (one core, no queue)",
         2 * n
     );
-    assert!(rate >= 500_000.0);
+    if full() {
+        assert!(rate >= 500_000.0);
+    }
 }
 
 /// What replaying costs a worker, without the cross-core queue transfer and without
 /// preemption noise from the producer thread: the master's writes are queued in chunks,
 /// and only the worker's drains are timed.
 #[test]
-#[ignore = "scale figure; run in release"]
 fn replay_cost_per_update_on_one_core() {
-    let n = 1_000_000u32;
+    let n = size(1_000_000);
     let (mut tx, rx) = channel(Tables::new(limits(n as usize)), 1, 1 << 17);
     let mut worker = Tables::new(limits(n as usize));
     let mut busy = std::time::Duration::ZERO;
@@ -218,9 +237,8 @@ impl Frame for BufFrame {
 }
 
 #[test]
-#[ignore = "scale figure; run in release"]
 fn headend_lookup_rate_at_1m_random_subscribers() {
-    let n = 1_000_000u32;
+    let n = size(1_000_000);
     let mut p = PreloadTables {
         limits: limits(n as usize),
         ..PreloadTables::default()
@@ -304,7 +322,7 @@ fn headend_lookup_rate_at_1m_random_subscribers() {
         })
         .collect();
     let mut v = [Verdict::Punt; 32];
-    let bursts = 200_000usize;
+    let bursts = if full() { 200_000usize } else { 2_000 };
     let start = Instant::now();
     for b in 0..bursts {
         for (k, f) in frames.iter_mut().enumerate() {
