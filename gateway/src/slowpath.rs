@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use ispmux_dataplane::table::updates::UpdateSender;
 use ispmux_dataplane::table::IspId;
 use ispmux_slowpath::dhcp::service::{Effects, Inject, LogonService};
-use ispmux_slowpath::dhcp::{self, BindingChange, MacAddr};
+use ispmux_slowpath::dhcp::{BindingChange, MacAddr};
 use ispmux_slowpath::punt::{self, ArpResponder, Punted};
 use ispmux_slowpath::time::Now;
 use ispmux_sys::{Burst, Mempool, Ring};
@@ -50,14 +50,6 @@ pub struct SlowPathStats {
     pub bindings_removed: u64,
     /// Table updates the tables refused (full, unknown ISP): logged.
     pub update_errors: u64,
-    /// Logons the DHCP engine refused (unknown subscriber, bad credential, ...): each
-    /// counted, a budget of them recorded and logged.
-    #[serde(default)]
-    pub dhcp_refusals: u64,
-    /// DHCP messages the engine dropped without a refusal (over a subscriber's rate limit,
-    /// malformed, forged relay information, ...).
-    #[serde(default)]
-    pub dhcp_drops: u64,
 }
 
 /// Punted frames taken per turn at most.
@@ -195,12 +187,6 @@ fn stage(
             st.inject_drops += 1;
         }
     }
-}
-
-/// The logon engine's refusals, and its drops of every reason summed: what a DHCP flood
-/// turns into once it is past the punt ring.
-fn refused_and_dropped(c: &dhcp::engine::Counters) -> (u64, u64) {
-    (c.refusals, c.drops.values().sum())
 }
 
 /// How many punted frames the slow path may take from the ring: a token bucket.
@@ -354,7 +340,6 @@ impl Running {
                 if svc.next_deadline().is_some_and(|d| d <= now.mono) {
                     svc.tick(now);
                 }
-                (st.dhcp_refusals, st.dhcp_drops) = refused_and_dropped(svc.engine().counters());
                 let fx = svc.flush();
                 self.apply(fx, &mut st);
             }
@@ -545,20 +530,6 @@ mod tests {
             rx[0].apply_pending(&mut copy, usize::MAX);
         }
         panic!("the ACK never became ready: backlog {}", tx.backlog());
-    }
-
-    /// The exit report's `dhcp_refusals` and `dhcp_drops`: a flood of unknown MACs shows
-    /// up as refusals, and past each MAC's rate limit as drops, whatever their reason.
-    #[test]
-    fn the_engines_refusals_and_drops_of_every_reason_are_reported() {
-        use ispmux_slowpath::dhcp::engine::{Counters, DropReason};
-        let mut c = Counters {
-            refusals: 3,
-            ..Counters::default()
-        };
-        c.drops.insert(DropReason::RateLimited, 40);
-        c.drops.insert(DropReason::Malformed, 2);
-        assert_eq!(refused_and_dropped(&c), (3, 42));
     }
 
     /// A flood is taken at the intake's rate, not the ring's: a burst after a quiet spell,

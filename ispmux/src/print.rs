@@ -81,8 +81,8 @@ pub fn report(r: &Report) {
         }
         let sp = &s.slowpath;
         println!(
-            "slowpath punted {} arp {} arp_replies {} dhcp {} other {} injected {} inject_drops {} bindings_installed {} bindings_removed {} update_errors {} dhcp_refusals {} dhcp_drops {}",
-            sp.punted, sp.arp, sp.arp_replies, sp.dhcp, sp.other, sp.injected, sp.inject_drops, sp.bindings_installed, sp.bindings_removed, sp.update_errors, sp.dhcp_refusals, sp.dhcp_drops
+            "slowpath punted {} arp {} arp_replies {} dhcp {} other {} injected {} inject_drops {} bindings_installed {} bindings_removed {} update_errors {}",
+            sp.punted, sp.arp, sp.arp_replies, sp.dhcp, sp.other, sp.injected, sp.inject_drops, sp.bindings_installed, sp.bindings_removed, sp.update_errors
         );
     }
     if let Some(dhcp) = &s.dhcp {
@@ -216,8 +216,8 @@ fn stats(s: &Stats) -> String {
         let sp = &s.slowpath;
         let _ = writeln!(
             o,
-            "slow path: punted {} (arp {}, dhcp {}, other {}), arp replies {}, injected {} (dropped {}, waiting {}), bindings +{} -{}, update errors {}, dhcp refused {} dropped {}",
-            sp.punted, sp.arp, sp.dhcp, sp.other, sp.arp_replies, sp.injected, sp.inject_drops, sp.inject_backlog, sp.bindings_installed, sp.bindings_removed, sp.update_errors, sp.dhcp_refusals, sp.dhcp_drops
+            "slow path: punted {} (arp {}, dhcp {}, other {}), arp replies {}, injected {} (dropped {}, waiting {}), bindings +{} -{}, update errors {}",
+            sp.punted, sp.arp, sp.dhcp, sp.other, sp.arp_replies, sp.injected, sp.inject_drops, sp.inject_backlog, sp.bindings_installed, sp.bindings_removed, sp.update_errors
         );
     }
     if let Some(d) = &s.dhcp {

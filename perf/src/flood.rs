@@ -120,6 +120,20 @@ pub fn report_counter(report: &str, line: &str, name: &str) -> Option<u64> {
         .and_then(|kv| kv[1].parse().ok())
 }
 
+/// The logon engine's refusals, and its drops of every reason summed, from the exit
+/// report's `dhcp {...}` line (the proxy's counters by name, drops as `drop_<reason>`): what
+/// a DHCP flood turns into once it is past the punt ring.
+pub fn dhcp_refused_and_dropped(report: &str) -> Option<(u64, u64)> {
+    let json = report.lines().find_map(|l| l.strip_prefix("dhcp "))?;
+    let m: std::collections::BTreeMap<String, u64> = serde_json::from_str(json).ok()?;
+    let drops = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("drop_"))
+        .map(|(_, v)| v)
+        .sum();
+    Some((m.get("refusals").copied().unwrap_or(0), drops))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,10 +279,12 @@ mod tests {
         let report = "ispmux ran 8.0 s\n\
                       workers rx 10 tx 8 punted 2 idle_sleeps 0\n\
                       drops unknown_mac 3 punt_ring_full 41 tx_full 0\n\
-                      slowpath punted 7 arp 0 dhcp 7 other 0 dhcp_refusals 5\n";
+                      slowpath punted 7 arp 0 dhcp 7 other 0\n\
+                      dhcp {\"drop_malformed\":2,\"drop_rate_limited\":40,\"refusals\":5,\"relayed\":0}\n";
         assert_eq!(report_counter(report, "drops", "punt_ring_full"), Some(41));
         assert_eq!(report_counter(report, "slowpath", "dhcp"), Some(7));
-        assert_eq!(report_counter(report, "slowpath", "dhcp_refusals"), Some(5));
+        assert_eq!(dhcp_refused_and_dropped(report), Some((5, 42)));
+        assert_eq!(dhcp_refused_and_dropped("ispmux ran 1 s\n"), None);
         assert_eq!(report_counter(report, "workers", "punted"), Some(2));
         assert_eq!(report_counter(report, "slowpath", "nothing"), None);
         assert_eq!(report_counter(report, "radius", "x"), None);

@@ -41,7 +41,8 @@ use anyhow::{bail, Result};
 use ispmux_dataplane::synthetic::{self, Spec};
 use ispmux_dataplane::wire::MacAddr;
 use ispmux_perf::flood::{
-    discard_twin, discover, flood_every, flood_mac, interleave, report_counter,
+    dhcp_refused_and_dropped, discard_twin, discover, flood_every, flood_mac, interleave,
+    report_counter,
 };
 use ispmux_perf::fwd::{headend_inputs, ispmux_tx_mpps, HeadendInputs};
 use ispmux_perf::{ensure_hugepages, ispmux_bin, median, opt, result_line, run_to_end};
@@ -283,6 +284,7 @@ fn main() -> Result<()> {
         median(&ratios)
     );
     let c = |line: &str, name: &str| report_counter(&last_flood, line, name).unwrap_or(0);
+    let (refused, dropped) = dhcp_refused_and_dropped(&last_flood).unwrap_or_default();
     let ran = last_flood
         .lines()
         .find_map(|l| l.strip_prefix("ispmux ran "))
@@ -297,11 +299,14 @@ fn main() -> Result<()> {
         c("drops", "punt_ring_full"),
         c("drops", "unknown_mac"),
         c("slowpath", "dhcp"),
-        c("slowpath", "dhcp_refusals"),
-        c("slowpath", "dhcp_drops"),
+        refused,
+        dropped,
     );
     for l in last_flood.lines().filter(|l| {
-        l.starts_with("drops ") || l.starts_with("slowpath ") || l.starts_with("workers ")
+        l.starts_with("drops ")
+            || l.starts_with("slowpath ")
+            || l.starts_with("dhcp ")
+            || l.starts_with("workers ")
     }) {
         println!("{l}");
     }
