@@ -1,6 +1,6 @@
 //! Known answers for every ICMP error the slow path builds: input frame as punted, output
-//! frame as injected. The expected bytes come from a separate generator (a short Python
-//! script with its own RFC 1071 checksum, not this code), and every expected frame was
+//! frame as injected. The expected bytes come from a separate generator (`kat_gen.py` here,
+//! with its own RFC 1071 checksum, not this code), and every expected frame was
 //! dissected by tshark: checksums (IPv4, ICMP, RFC 4884 extension) good, the MPLS
 //! extension's label stack entry and the next-hop MTU read back as intended.
 //!
@@ -55,6 +55,17 @@ const TRANSIT_OUT: &str = "0200000003010200000000c38847007d214045c000a8000700004
     565758595a5b5c5d5e5f00000000000000000000000000000000000000000000\
     0000000000000000000000000000000000000000000000000000000000000000\
     00000000000000000000000000002000cd7800080101007d1101";
+
+/// A probe from 8.8.8.8 with TTL 1, from the ISP router on VLAN 101 (tailend downstream).
+const TAIL_DOWN_TTL_IN: &str = "0200000000d2020000000e018100006508004500003c4d2e0000011195570808\
+    0808c612010a9c40829a00280000404142434445464748494a4b4c4d4e4f5051\
+    52535455565758595a5b5c5d5e5f";
+
+/// Time Exceeded back to the router on VLAN 101, from the hand-off address 198.18.254.1.
+const TAIL_DOWN_TTL_OUT: &str = "020000000e010200000000d281000065080045c00058000700004001a5bac612\
+    fe01080808080b00e0f7000000004500003c4d2e00000111955708080808c612\
+    010a9c40829a00280000404142434445464748494a4b4c4d4e4f505152535455\
+    565758595a5b5c5d5e5f";
 
 /// A probe under label 5001, label TTL 1, at the tailend.
 const TAIL_POP_IN: &str = "0200000000c10200000009098847013891014500003c4d2e00000311dc52c612\
@@ -140,6 +151,12 @@ fn transit_time_exceeded_rides_on_along_the_lsp_with_the_label_stack_object() {
 fn tailend_time_exceeded_goes_to_the_isp_router() {
     let ttl = Trigger::TtlExpired;
     kat(1, TAIL_POP_IN, ttl, 2, [198, 18, 1, 10], TAIL_POP_OUT);
+}
+
+#[test]
+fn tailend_downstream_time_exceeded_back_to_the_isp_router() {
+    let ttl = Trigger::TtlExpired;
+    kat(2, TAIL_DOWN_TTL_IN, ttl, 2, [8, 8, 8, 8], TAIL_DOWN_TTL_OUT);
 }
 
 #[test]
