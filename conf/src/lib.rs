@@ -4,6 +4,7 @@
 mod de;
 pub mod dhcp;
 mod error;
+pub mod icmp;
 mod ipv4_net;
 mod load;
 mod model;

@@ -27,6 +27,9 @@ pub struct Config {
     pub tables: crate::tables::TablesConfig,
     /// The DHCP logon proxy (seeds 000/001); off when absent.
     pub dhcp: Option<crate::dhcp::DhcpConfig>,
+    /// ICMP errors for what the fast path cannot forward, and their rate limit.
+    #[serde(default)]
+    pub icmp: crate::icmp::IcmpConfig,
     /// The durable store shared by the slow-path components (RADIUS usage records, the DHCP
     /// registry).
     #[serde(default)]

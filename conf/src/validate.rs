@@ -26,6 +26,7 @@ pub fn validate_for(cfg: &Config, purpose: Purpose) -> Vec<Issue> {
         workers(cfg, &mut out);
         tables(cfg, &mut out);
         dhcp(cfg, &mut out);
+        out.extend(cfg.icmp.validate());
     }
     store(cfg, &mut out);
     match &cfg.radius {

@@ -209,6 +209,12 @@ counter_block! {
         idle_sleeps,
         /// Frames the pipeline decided to hand to the slow path.
         punts,
+        /// Of those, frames whose IPv4 or label TTL expired here, for the slow path's ICMP
+        /// Time Exceeded (they used to be `ttl_expired` drops).
+        punts_ttl_expired,
+        /// Of those, frames with DF set that do not fit the core port's MTU once labelled,
+        /// for the slow path's ICMP Fragmentation Needed (they used to be `oversized` drops).
+        punts_frag_needed,
         /// ARP requests answered in the fast path.
         arp_replies,
         /// Labels swapped (transit).

@@ -313,6 +313,11 @@ impl Forwarding {
             dhcp_stats,
             arp,
             revoke: revoke_rx,
+            icmp: crate::icmp::IcmpErrors::new(
+                &cfg.icmp,
+                node_ports.to_vec(),
+                cfg.ports.iter().map(crate::icmp::port_address).collect(),
+            ),
         };
         // Restored bindings are in the tables already; they count as installed.
         let h = slow
@@ -626,6 +631,8 @@ fn pipeline_stats(c: &Counters, names: &[(u16, String)]) -> PipelineStats {
             })
             .collect(),
         punts: w.punts,
+        punts_ttl_expired: w.punts_ttl_expired,
+        punts_frag_needed: w.punts_frag_needed,
         arp_replies: w.arp_replies,
         transit: PacketBytes {
             packets: w.transit_packets,

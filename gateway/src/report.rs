@@ -68,6 +68,12 @@ pub struct PipelineStats {
     pub isps: Vec<IspStats>,
     /// Frames handed to the slow path.
     pub punts: u64,
+    /// Of those, for ICMP Time Exceeded (a TTL expired here).
+    #[serde(default)]
+    pub punts_ttl_expired: u64,
+    /// Of those, for ICMP Fragmentation Needed (DF set, too big once labelled).
+    #[serde(default)]
+    pub punts_frag_needed: u64,
     /// ARP requests answered in the fast path.
     pub arp_replies: u64,
     /// Labels swapped (transit).

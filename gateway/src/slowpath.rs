@@ -1,6 +1,7 @@
 //! The slow-path thread: takes what the workers punt, lets [`ispmux_slowpath::punt`] sort
-//! it and answer ARP, runs the logon engine on DHCP, hands frames to send to the inject
-//! ring and changes the fast-path tables through the one update sender.
+//! it and answer ARP, runs the logon engine on DHCP, answers TTL expiries and DF packets too
+//! big with ICMP errors ([`crate::icmp`]), hands frames to send to the inject ring and
+//! changes the fast-path tables through the one update sender.
 //!
 //! It may block and allocate (it is not a worker); it sleeps briefly when there is nothing
 //! to do. Its counters sit behind a mutex that the control side reads.
@@ -20,6 +21,8 @@ use ispmux_dataplane::table::IspId;
 use ispmux_slowpath::dhcp::service::{Effects, Inject, LogonService};
 use ispmux_slowpath::dhcp::{BindingChange, MacAddr};
 use ispmux_slowpath::punt::{self, ArpResponder, Punted};
+
+use crate::icmp::{IcmpErrors, IcmpStats};
 use ispmux_slowpath::time::Now;
 use ispmux_sys::{Burst, Mempool, Ring};
 use serde::{Deserialize, Serialize};
@@ -50,6 +53,9 @@ pub struct SlowPathStats {
     pub bindings_removed: u64,
     /// Table updates the tables refused (full, unknown ISP): logged.
     pub update_errors: u64,
+    /// Frames punted for an ICMP error, and what became of them.
+    #[serde(default)]
+    pub icmp: IcmpStats,
 }
 
 /// Punted frames taken per turn at most.
@@ -255,6 +261,8 @@ pub struct SlowPath {
     pub arp: ArpResponder,
     /// Subscribers removed or suspended by the operator: their bindings are withdrawn.
     pub revoke: mpsc::Receiver<MacAddr>,
+    /// ICMP errors for TTL expiries and DF packets too big.
+    pub icmp: IcmpErrors,
 }
 
 /// The slow path once built: the backlog in front of the inject ring is its own.
@@ -297,10 +305,13 @@ impl Running {
             };
             intake.took(n);
             let mut arp_replies = Vec::new();
+            let mut icmp_errors = Vec::new();
             for m in b.drain() {
                 st.punted += 1;
                 let port = self.sp.port_index.get(&m.port()).copied();
-                match punt::classify(m.data()) {
+                let tables = self.sp.updates.as_ref().map(UpdateSender::tables);
+                let ingress = self.sp.icmp.ingress(port, tables);
+                match punt::classify(m.data(), &ingress) {
                     Punted::Arp => {
                         st.arp += 1;
                         if let Some((port, frame)) =
@@ -315,6 +326,17 @@ impl Running {
                             svc.punt(now, port, m.data());
                         }
                     }
+                    Punted::Icmp(why) => {
+                        let Some(port) = port else {
+                            st.other += 1;
+                            continue;
+                        };
+                        let now = Instant::now();
+                        let st = &mut st.icmp;
+                        if let Some(e) = self.sp.icmp.handle(now, tables, port, m.data(), why, st) {
+                            icmp_errors.push(e);
+                        }
+                    }
                     Punted::Other => {
                         st.other += 1;
                         tracing::debug!(frame = ?&m.data()[..m.data().len().min(64)], "punted frame no engine takes");
@@ -325,6 +347,13 @@ impl Running {
                 st.arp_replies += arp_replies.len() as u64;
                 let fx = Effects {
                     inject: arp_replies,
+                    bindings: Vec::new(),
+                };
+                self.apply(fx, &mut st);
+            }
+            if !icmp_errors.is_empty() {
+                let fx = Effects {
+                    inject: icmp_errors,
                     bindings: Vec::new(),
                 };
                 self.apply(fx, &mut st);

@@ -84,6 +84,11 @@ pub fn report(r: &Report) {
             "slowpath punted {} arp {} arp_replies {} dhcp {} other {} injected {} inject_drops {} bindings_installed {} bindings_removed {} update_errors {}",
             sp.punted, sp.arp, sp.arp_replies, sp.dhcp, sp.other, sp.injected, sp.inject_drops, sp.bindings_installed, sp.bindings_removed, sp.update_errors
         );
+        let (p, i) = (&s.pipeline, &sp.icmp);
+        println!(
+            "icmp punts_ttl_expired {} punts_frag_needed {} punted {} sent {} limited {} refused {}",
+            p.punts_ttl_expired, p.punts_frag_needed, i.punted, i.sent, i.limited, i.refused
+        );
     }
     if let Some(dhcp) = &s.dhcp {
         println!("dhcp {}", serde_json::to_string(dhcp).unwrap_or_default());
@@ -218,6 +223,12 @@ fn stats(s: &Stats) -> String {
             o,
             "slow path: punted {} (arp {}, dhcp {}, other {}), arp replies {}, injected {} (dropped {}, waiting {}), bindings +{} -{}, update errors {}",
             sp.punted, sp.arp, sp.dhcp, sp.other, sp.arp_replies, sp.injected, sp.inject_drops, sp.inject_backlog, sp.bindings_installed, sp.bindings_removed, sp.update_errors
+        );
+        let i = &sp.icmp;
+        let _ = writeln!(
+            o,
+            "icmp errors: punted {} (ttl expired {}, frag needed {}), sent {}, rate-limited {}, refused {}",
+            i.punted, t.punts_ttl_expired, t.punts_frag_needed, i.sent, i.limited, i.refused
         );
     }
     if let Some(d) = &s.dhcp {

@@ -141,7 +141,7 @@ mod tests {
     use ispmux_dataplane::synthetic::{self, Spec};
     use ispmux_dataplane::{DropReason, Pipeline, VecFrame, Verdict};
     use ispmux_slowpath::dhcp::frame::parse_punt;
-    use ispmux_slowpath::punt::{classify, Punted};
+    use ispmux_slowpath::punt::{classify, Ingress, Punted};
 
     const MAC: MacAddr = MacAddr([0x06, 0, 0x12, 0x34, 0x56, 0x78]);
 
@@ -160,7 +160,7 @@ mod tests {
         let udp = UdpPacket::new_checked(ip.payload()).expect("udp");
         assert!(udp.verify_checksum(ip.src_addr(), ip.dst_addr()));
 
-        assert_eq!(classify(&f), Punted::Dhcp);
+        assert_eq!(classify(&f, &Ingress::default()), Punted::Dhcp);
         let p = parse_punt(&f).expect("the logon engine's frame parser takes it");
         assert_eq!((p.src_mac.0, p.vlan, p.inner_vlan), (MAC.0, 0, 0));
         assert_eq!(p.src_ip, Ipv4Addr::UNSPECIFIED);
@@ -183,7 +183,7 @@ mod tests {
             "bytes {differ:?}"
         );
         assert_eq!(&t[36..38], &[0, 9]);
-        assert_eq!(classify(&t), Punted::Other);
+        assert_eq!(classify(&t, &Ingress::default()), Punted::Other);
         assert!(parse_punt(&t).is_err());
     }
 

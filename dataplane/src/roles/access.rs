@@ -5,7 +5,8 @@
 //! IPv4 → must be bound (`NotBound`), from its bound address (`SourceGuard`); to the ISP's
 //! gateway address → slow path; else the ISP's upstream label is pushed (S=1, TTL = IPv4 TTL
 //! − 1, TC from the FEC), the Ethernet header rewritten to the next hop, and the frame leaves
-//! on the FEC's core port.
+//! on the FEC's core port. A TTL that expires here, or a DF packet that does not fit the
+//! core port with the label, → slow path, which answers with ICMP ([`super::Cx::icmp_punt`]).
 
 pub mod arp;
 
@@ -104,7 +105,9 @@ pub(super) fn decide<F: Frame>(
             }
             Verdict::Forward(port)
         }
-        Err(r) => Verdict::Drop(r),
+        // TTL expiry, or DF and too big for the core port with the label: the slow path
+        // answers the subscriber with ICMP from its ISP's gateway address.
+        Err(r) => cx.icmp_punt(r, f.data(), Some(l2.l3)),
     }
 }
 

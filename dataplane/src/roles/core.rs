@@ -1,9 +1,11 @@
 //! Core port: the incoming label map decides between transit swap, tailend pop and hand-off,
 //! and headend pop and delivery to a subscriber.
 //!
-//! TTL handling (RFC 3443, uniform model): a swap decrements the label TTL, expiry is a drop;
-//! a pop sets the IPv4 TTL to min(IPv4 TTL, label TTL − 1) with an incremental checksum
-//! update (RFC 1624), so the hops inside the tunnel count toward the packet's TTL.
+//! TTL handling (RFC 3443, uniform model): a swap decrements the label TTL; a pop sets the
+//! IPv4 TTL to min(IPv4 TTL, label TTL − 1) with an incremental checksum update (RFC 1624),
+//! so the hops inside the tunnel count toward the packet's TTL. A TTL that expires (label or
+//! IPv4) sends the frame, label stack and all, to the slow path, which answers with ICMP Time
+//! Exceeded (RFC 3032 section 2.3.2: a transit LSR sends it on along the LSP).
 //!
 //! Three passes over a burst: (1) read the top label and prefetch its ILM buckets; (2) resolve
 //! labels, finishing swaps and hand-offs, and prefetch the downstream buckets of the
@@ -171,7 +173,7 @@ fn swap<F: Frame>(
         return Verdict::Drop(DropReason::NoRoute);
     };
     if top.ttl <= 1 {
-        return Verdict::Drop(DropReason::TtlExpired);
+        return cx.icmp_punt(DropReason::TtlExpired, f.data(), None);
     }
     let h = LinkHeader::new(nh, out.mac)
         .ethertype(EtherType::MPLS_UNICAST)
@@ -202,7 +204,7 @@ fn handoff<F: Frame>(
     };
     let ip = match pop_checks(f.data(), l2, top) {
         Ok(ip) => ip,
-        Err(r) => return Verdict::Drop(r),
+        Err(r) => return cx.icmp_punt(r, f.data(), None),
     };
     if ip.total_len > out.mtu {
         return Verdict::Drop(DropReason::Oversized);
@@ -246,7 +248,7 @@ fn resolve<F: Frame>(cx: &mut Cx<'_>, f: &mut F, action: Option<IlmAction>) -> S
             router_mac,
         } => handoff(cx, f, &l2, &top, isp, port, vid, router_mac),
         IlmAction::PopDeliver { isp } => match pop_checks(f.data(), &l2, &top) {
-            Err(r) => Verdict::Drop(r),
+            Err(r) => cx.icmp_punt(r, f.data(), None),
             Ok(ip) => return Step::Deliver(DownstreamKey { isp, ipv4: ip.dst }),
         },
     })

@@ -48,7 +48,9 @@ fn one<F: Frame>(cx: &mut Cx<'_>, rx_port: u16, f: &mut F) -> Verdict {
             }
             Verdict::Forward(port)
         }
-        Err(r) => Verdict::Drop(r),
+        // TTL expiry, or DF and too big for the core port with the label: the slow path
+        // answers the ISP router with ICMP from the hand-off port's address.
+        Err(r) => cx.icmp_punt(r, f.data(), Some(l2.l3)),
     }
 }
 

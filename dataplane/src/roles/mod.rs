@@ -26,7 +26,8 @@ pub mod node;
 
 pub use node::Node;
 
-use crate::counters::Counters;
+use crate::counters::{Counters, DropReason};
+use crate::pipeline::Verdict;
 use crate::table::Tables;
 use crate::wire::MacAddr;
 
@@ -75,6 +76,30 @@ impl Cx<'_> {
     #[inline(always)]
     pub fn port(&self, p: u16) -> Option<&PortConfig> {
         self.ports.get(usize::from(p))
+    }
+
+    /// The verdict of a frame that failed with `r`: a TTL expiry, and a packet with DF set
+    /// (the DF bit of the IPv4 header at `l3` in `d`; unlabelled frames only, `None` for a
+    /// labelled one) that does not fit, are punted so the slow path can answer them with
+    /// ICMP (RFC 792 Time Exceeded, RFC 1191 Fragmentation Needed), and counted by why;
+    /// anything else is dropped as `r`. Only failing frames come here: forwarding never
+    /// pays for it.
+    #[cold]
+    #[inline(never)]
+    pub fn icmp_punt(&mut self, r: DropReason, d: &[u8], l3: Option<usize>) -> Verdict {
+        match r {
+            DropReason::TtlExpired => {
+                self.counters.worker.punts_ttl_expired += 1;
+                Verdict::Punt
+            }
+            DropReason::Oversized
+                if l3.and_then(|o| d.get(o + 6)).is_some_and(|f| f & 0x40 != 0) =>
+            {
+                self.counters.worker.punts_frag_needed += 1;
+                Verdict::Punt
+            }
+            r => Verdict::Drop(r),
+        }
     }
 }
 

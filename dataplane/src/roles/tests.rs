@@ -26,6 +26,8 @@ const IP_DOWN_C_59: &str = "450000201c4640003b01af3c080808086440000b080006f31234
 const IP_MCAST: &str = "450000201c4640004011d9416440000ae00000fb000000000000000000000000";
 const IP_DHCP: &str = "450000200000400040113ace00000000ffffffff00440043000c000001010600";
 const IP_BIG_HDR: &str = "450005dc1c4640004001a4816440000a08080808";
+/// As `IP_BIG_HDR` without DF.
+const IP_BIG_HDR_NO_DF: &str = "450005dc1c4600004001e4816440000a08080808";
 const IP_MAX_HDR: &str = "450005d81c4640004001a4856440000a08080808";
 
 const MAC_PORT0: &str = "0200000000a0";
@@ -173,6 +175,23 @@ fn dropped(rx: u16, input: &str, reason: DropReason) {
     assert_eq!(n.counters().drops(reason), 1);
 }
 
+/// The frame is punted untouched (the slow path reads it as received), counted as a punt
+/// and under `why` (`punts_ttl_expired` or `punts_frag_needed`), and under no drop reason.
+fn punted(rx: u16, input: &str, why: &str) {
+    let mut n = node();
+    let (v, out) = run(&mut n, rx, input);
+    assert_eq!(v, Verdict::Punt, "verdict");
+    assert_eq!(out, hex(input), "the punted frame is unchanged");
+    let w = n.counters().worker;
+    assert_eq!(w.punts, 1);
+    let counted: Vec<_> = w
+        .iter()
+        .filter(|(k, v)| k.starts_with("punts_") && *v > 0)
+        .collect();
+    assert_eq!(counted, vec![(why, 1)]);
+    assert!(n.counters().drops_by_reason().all(|(_, c)| c == 0));
+}
+
 fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -277,17 +296,30 @@ fn headend_drops_unbound_subscriber() {
 }
 
 #[test]
-fn headend_drops_ttl_expiry() {
-    dropped(
+fn headend_punts_ttl_expiry() {
+    punted(
         0,
         &f(&[MAC_PORT0, MAC_A, "0800", IP_TTL1]),
-        DropReason::TtlExpired,
+        "punts_ttl_expired",
     );
 }
 
 #[test]
-fn headend_drops_oversized_but_passes_mtu_sized() {
+fn headend_punts_oversized_df_drops_oversized_without_df_passes_mtu_sized() {
     let big = format!("{}{}", IP_BIG_HDR, "00".repeat(1480));
+    punted(
+        0,
+        &f(&[MAC_PORT0, MAC_A, "0800", &big]),
+        "punts_frag_needed",
+    );
+    // On a VLAN too (ISP 2's subscriber B), through the general push.
+    punted(
+        0,
+        &f(&[MAC_PORT0, MAC_B, "8100 000a 0800", &big]),
+        "punts_frag_needed",
+    );
+    // No DF: the fast path does not fragment, the frame is dropped.
+    let big = format!("{}{}", IP_BIG_HDR_NO_DF, "00".repeat(1480));
     dropped(
         0,
         &f(&[MAC_PORT0, MAC_A, "0800", &big]),
@@ -508,11 +540,17 @@ fn transit_keeps_a_deeper_stack() {
 }
 
 #[test]
-fn transit_drops_ttl_expiry_unknown_label_and_non_mpls() {
-    dropped(
+fn transit_punts_ttl_expiry_drops_unknown_label_and_non_mpls() {
+    punted(
         1,
         &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00fa1701", IP_A]),
-        DropReason::TtlExpired,
+        "punts_ttl_expired",
+    );
+    // TTL 0 as well (a peer that does not check).
+    punted(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00fa1700", IP_A]),
+        "punts_ttl_expired",
     );
     dropped(
         1,
@@ -563,7 +601,7 @@ fn tailend_pops_and_hands_off_untagged_keeping_a_lower_ip_ttl() {
 }
 
 #[test]
-fn tailend_pop_drops_stack_ttl_and_non_ipv4() {
+fn tailend_pop_punts_ttl_expiry_drops_stack_and_non_ipv4() {
     dropped(
         1,
         &f(&[
@@ -576,10 +614,17 @@ fn tailend_pop_drops_stack_ttl_and_non_ipv4() {
         ]),
         DropReason::LabelStack,
     );
-    dropped(
+    punted(
         1,
         &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "01389101", IP_A]),
-        DropReason::TtlExpired,
+        "punts_ttl_expired",
+    );
+    // The label's TTL is fine, the IPv4 TTL under it is 0.
+    let ip_ttl0 = "450000201c4640000001ea3d6440000a08080808080006f61234000570696e67";
+    punted(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "0138913c", ip_ttl0]),
+        "punts_ttl_expired",
     );
     dropped(
         1,
@@ -631,6 +676,28 @@ fn tailend_downstream_drops_unknown_vlan_and_punts_arp() {
     assert_eq!(run(&mut n, 2, &arp).0, Verdict::Punt);
 }
 
+#[test]
+fn tailend_downstream_punts_ttl_expiry_and_oversized_df() {
+    // From ISP 1's router on VLAN 101: 8.8.8.8 → 100.64.0.10 with TTL 1.
+    let ttl1 = "450000201c4640000101e93d080808086440000a080006f41234000770696e67";
+    punted(
+        2,
+        &f(&["0200000000d2", "020000000e01", "8100 0065 0800", ttl1]),
+        "punts_ttl_expired",
+    );
+    // 1500 bytes with DF: does not fit the 1500-byte core port behind the label.
+    let big = format!(
+        "{}{}",
+        "450005dc1c4640003f01a581080808086440000a",
+        "00".repeat(1480)
+    );
+    punted(
+        2,
+        &f(&["0200000000d2", "020000000e02", "0800", &big]),
+        "punts_frag_needed",
+    );
+}
+
 // ---- headend downstream (pop, deliver) ----
 
 #[test]
@@ -648,6 +715,16 @@ fn headend_delivers_by_isp_and_address() {
         &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bba13c", IP_DOWN_A]),
         0,
         &f(&[MAC_B, MAC_PORT0, "8100 000a 0800", IP_DOWN_A_59]),
+    );
+}
+
+#[test]
+fn headend_pop_punts_ttl_expiry() {
+    // ISP 1's label 3001 with TTL 1.
+    punted(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00bb9101", IP_DOWN_A]),
+        "punts_ttl_expired",
     );
 }
 

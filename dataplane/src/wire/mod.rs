@@ -8,6 +8,7 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod icmp;
 pub mod ipv4;
 pub mod mpls;
 pub mod udp;
@@ -15,6 +16,7 @@ pub mod vlan;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, MacAddr};
+pub use icmp::{IcmpExtension, IcmpPacket, IcmpRepr};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use mpls::{MplsPacket, MplsRepr};
 pub use udp::{UdpPacket, UdpRepr};

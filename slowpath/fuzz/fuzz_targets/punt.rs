@@ -6,11 +6,11 @@
 //! `punt::tests` and `punt::arp::tests` check the same on random frames.
 #![no_main]
 
-use ispmux_slowpath::punt::{classify, ArpResponder, PortArp};
+use ispmux_slowpath::punt::{classify, ArpResponder, Ingress, PortArp};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = classify(data);
+    let _ = classify(data, &Ingress::default());
     let r = ArpResponder {
         ports: vec![PortArp {
             mac: ispmux_dataplane_mac(),

@@ -1,5 +1,5 @@
 //! What the slow path does with a frame a worker punted, before any protocol engine runs:
-//! sort it by what it carries ([`classify`]), answer the ARP the slow path owns
+//! sort it by what it carries and where it came from ([`classify`]), answer the ARP the slow path owns
 //! ([`arp::ArpResponder`]), and turn the logon engine's binding changes into the fast
 //! path's [`TableUpdate`]s ([`bindings`]). Sans-IO: frames and binding changes in, frames
 //! to inject and table updates out; the rings, the mbufs and the update channel stay with
@@ -8,8 +8,13 @@
 pub mod arp;
 pub mod bindings;
 
+use std::net::Ipv4Addr;
+
 use ispmux_dataplane::wire::udp::DHCP_SERVER_PORT;
-use ispmux_dataplane::wire::{skip_tags, EtherType, Ipv4Packet, UdpPacket};
+use ispmux_dataplane::wire::{skip_tags, EtherType, Ipv4Packet, MplsPacket, UdpPacket};
+use ispmux_dataplane::PortRole;
+
+use crate::icmp::Trigger;
 
 pub use arp::{ArpResponder, PortArp};
 pub use bindings::{binding_updates, BindingError};
@@ -21,43 +26,94 @@ pub enum Punted {
     Arp,
     /// A DHCP message to a server (UDP to port 67): the logon engine's.
     Dhcp,
+    /// A packet the fast path could not forward for a reason ICMP reports
+    /// ([`crate::icmp::answer`]).
+    Icmp(Trigger),
     /// Anything else: counted and freed.
     Other,
 }
 
-/// Sorts a punted frame by what it carries, under up to two VLAN tags. A frame whose tags
-/// do not parse (truncated, three tags) is `Other`: workers punt only frames they parsed,
-/// so that is a counted oddity, not a case to serve.
-pub fn classify(frame: &[u8]) -> Punted {
+/// Where a punted frame came from, as far as sorting it needs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ingress<'a> {
+    /// The role of the port it arrived on (`None`: not known).
+    pub role: Option<PortRole>,
+    /// The node's own unicast addresses (its ports', its ISPs' gateways): a packet to one
+    /// of them was punted for the node itself, whatever its TTL or size.
+    pub local: &'a [Ipv4Addr],
+}
+
+/// Sorts a punted frame by what it carries, under up to two VLAN tags, and by the port it
+/// came from (`at`). A frame whose tags do not parse (truncated, three tags) is `Other`:
+/// workers punt only frames they parsed, so that is a counted oddity, not a case to serve.
+///
+/// Why a frame was punted for ICMP is read back from the frame, as the fast path decided
+/// it ([`ispmux_dataplane::roles::Cx::icmp_punt`]): on a core port, a labelled frame is
+/// punted only when its label TTL (or the IPv4 TTL under a last label) expired; on an
+/// access or hand-off port, an IPv4 packet to someone else than the node is punted only
+/// when its TTL expired here or, DF set, it does not fit behind the label.
+pub fn classify(frame: &[u8], at: &Ingress<'_>) -> Punted {
     let Ok(tags) = skip_tags(frame) else {
         return Punted::Other;
     };
     let l3 = frame.get(tags.payload_offset..).unwrap_or(&[]);
     match tags.ethertype {
         EtherType::ARP => Punted::Arp,
-        EtherType::IPV4 => {
-            let dhcp = Ipv4Packet::new_checked(l3)
-                .ok()
-                .filter(|ip| ip.protocol() == 17)
-                .and_then(|ip| {
-                    UdpPacket::new_checked(ip.payload())
-                        .ok()
-                        .map(|u| u.dst_port())
-                })
-                == Some(DHCP_SERVER_PORT);
-            if dhcp {
-                Punted::Dhcp
+        EtherType::MPLS_UNICAST if at.role == Some(PortRole::Core) => {
+            if label_ttl_expired(l3) {
+                Punted::Icmp(Trigger::TtlExpired)
             } else {
                 Punted::Other
+            }
+        }
+        EtherType::IPV4 => {
+            let Ok(ip) = Ipv4Packet::new_checked(l3) else {
+                return Punted::Other;
+            };
+            let dhcp = ip.protocol() == 17
+                && UdpPacket::new_checked(ip.payload())
+                    .ok()
+                    .map(|u| u.dst_port())
+                    == Some(DHCP_SERVER_PORT);
+            if dhcp {
+                return Punted::Dhcp;
+            }
+            let dst = ip.dst_addr();
+            let forwarded = matches!(at.role, Some(PortRole::Access | PortRole::Handoff))
+                && !at.local.contains(&dst)
+                && !dst.is_multicast()
+                && !dst.is_broadcast();
+            match forwarded {
+                true if ip.ttl() <= 1 => Punted::Icmp(Trigger::TtlExpired),
+                true if ip.dont_frag() => Punted::Icmp(Trigger::TooBig),
+                _ => Punted::Other,
             }
         }
         _ => Punted::Other,
     }
 }
 
+/// True when the top label's TTL is spent, or the last label's is not and the IPv4 TTL
+/// under it is (the pop's checks, `dataplane::roles::core`).
+fn label_ttl_expired(stack: &[u8]) -> bool {
+    let Ok(top) = MplsPacket::new_checked(stack) else {
+        return false;
+    };
+    if top.ttl() <= 1 {
+        return true;
+    }
+    top.bottom_of_stack()
+        && Ipv4Packet::new_checked(top.payload()).is_ok_and(|ip| ip.version() == 4 && ip.ttl() == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ACCESS: Ingress<'static> = Ingress {
+        role: Some(PortRole::Access),
+        local: &[],
+    };
 
     /// A UDP datagram to `dport` under `tags`, with a valid IPv4 header length.
     fn udp_frame(tags: &[[u8; 4]], dport: u16) -> Vec<u8> {
@@ -76,12 +132,15 @@ mod tests {
 
     #[test]
     fn finds_dhcp_under_vlan_tags() {
-        assert_eq!(classify(&udp_frame(&[], 67)), Punted::Dhcp);
+        assert_eq!(classify(&udp_frame(&[], 67), &ACCESS), Punted::Dhcp);
         assert_eq!(
-            classify(&udp_frame(&[[0x88, 0xa8, 0, 10], [0x81, 0, 0, 20]], 67)),
+            classify(
+                &udp_frame(&[[0x88, 0xa8, 0, 10], [0x81, 0, 0, 20]], 67),
+                &ACCESS
+            ),
             Punted::Dhcp
         );
-        assert_eq!(classify(&udp_frame(&[], 53)), Punted::Other);
+        assert_eq!(classify(&udp_frame(&[], 53), &ACCESS), Punted::Other);
     }
 
     #[test]
@@ -89,26 +148,96 @@ mod tests {
         let mut arp = vec![0xff; 6];
         arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
         arp.extend_from_slice(&[0; 28]);
-        assert_eq!(classify(&arp), Punted::Arp);
-        assert_eq!(classify(&[0x08]), Punted::Other, "truncated");
+        assert_eq!(classify(&arp, &ACCESS), Punted::Arp);
+        assert_eq!(classify(&[0x08], &ACCESS), Punted::Other, "truncated");
         let three = udp_frame(
             &[[0x88, 0xa8, 0, 10], [0x81, 0, 0, 20], [0x81, 0, 0, 30]],
             67,
         );
-        assert_eq!(classify(&three), Punted::Other, "three tags");
+        assert_eq!(classify(&three, &ACCESS), Punted::Other, "three tags");
         let mut short_ip = udp_frame(&[], 67);
         short_ip.truncate(14 + 20 + 2);
-        assert_eq!(classify(&short_ip), Punted::Other, "UDP header cut");
+        assert_eq!(
+            classify(&short_ip, &ACCESS),
+            Punted::Other,
+            "UDP header cut"
+        );
         let mut tcp = udp_frame(&[], 67);
         tcp[14 + 9] = 6;
-        assert_eq!(classify(&tcp), Punted::Other, "TCP to port 67");
+        assert_eq!(classify(&tcp, &ACCESS), Punted::Other, "TCP to port 67");
+    }
+
+    /// IPv4 198.18.1.10 → `dst` with this TTL and flags byte, UDP to port 33434, untagged.
+    fn probe(dst: [u8; 4], ttl: u8, flags: u8) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 0xa0, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend_from_slice(&[
+            0x45, 0, 0, 28, 0, 1, flags, 0, ttl, 17, 0, 0, 198, 18, 1, 10,
+        ]);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&[0x9c, 0x40, 0x82, 0x9a, 0, 8, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn icmp_triggers_by_port_role_and_destination() {
+        let far = [198, 18, 1, 2];
+        let gw = Ipv4Addr::new(198, 18, 1, 1);
+        let at = |role| Ingress {
+            role: Some(role),
+            local: std::slice::from_ref(&gw),
+        };
+        let expired = Punted::Icmp(Trigger::TtlExpired);
+        let too_big = Punted::Icmp(Trigger::TooBig);
+        for role in [PortRole::Access, PortRole::Handoff] {
+            assert_eq!(classify(&probe(far, 1, 0), &at(role)), expired);
+            assert_eq!(classify(&probe(far, 0, 0x40), &at(role)), expired);
+            assert_eq!(classify(&probe(far, 9, 0x40), &at(role)), too_big);
+            assert_eq!(classify(&probe(far, 9, 0), &at(role)), Punted::Other);
+            // For the node itself (its ISP gateway address): not an error to answer.
+            assert_eq!(
+                classify(&probe(gw.octets(), 1, 0x40), &at(role)),
+                Punted::Other
+            );
+            // To a group: never answered (RFC 1812 section 4.3.2.7), left to others.
+            assert_eq!(
+                classify(&probe([224, 0, 0, 2], 1, 0), &at(role)),
+                Punted::Other
+            );
+        }
+        // Unlabelled on a core port is for the node (its twin), whatever the TTL.
+        assert_eq!(
+            classify(&probe(far, 1, 0x40), &at(PortRole::Core)),
+            Punted::Other
+        );
+        // Labelled: top TTL 1, or bottom label fine over IPv4 TTL 0.
+        let labelled = |lse: [u8; 4], ttl: u8| {
+            let p = probe(far, ttl, 0);
+            let mut f = p[..12].to_vec();
+            f.extend_from_slice(&[0x88, 0x47]);
+            f.extend_from_slice(&lse);
+            f.extend_from_slice(&p[14..]);
+            f
+        };
+        let core = at(PortRole::Core);
+        assert_eq!(classify(&labelled([0, 0x7d, 0x11, 1], 9), &core), expired);
+        assert_eq!(classify(&labelled([0, 0x7d, 0x11, 9], 0), &core), expired);
+        assert_eq!(
+            classify(&labelled([0, 0x7d, 0x11, 9], 9), &core),
+            Punted::Other
+        );
+        assert_eq!(
+            classify(&labelled([0, 0x7d, 0x11, 1], 9), &ACCESS),
+            Punted::Other
+        );
     }
 
     proptest::proptest! {
         /// Any bytes: an answer, never a panic.
         #[test]
         fn classify_never_panics(f in proptest::collection::vec(proptest::num::u8::ANY, 0..80)) {
-            let _ = classify(&f);
+            for role in [None, Some(PortRole::Access), Some(PortRole::Core), Some(PortRole::Handoff)] {
+                let _ = classify(&f, &Ingress { role, local: &[] });
+            }
         }
     }
 }
