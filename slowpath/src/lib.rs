@@ -2,6 +2,7 @@
 //! datagrams, table updates and store writes out), the store, and thin transports around them.
 
 pub mod dhcp;
+pub mod neighbour;
 pub mod punt;
 pub mod radius;
 pub mod registry;
