@@ -13,6 +13,7 @@ mod error;
 mod forwarding;
 mod gateway;
 mod logon;
+pub mod neighbour;
 mod radius;
 pub mod report;
 mod slowpath;
