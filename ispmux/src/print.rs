@@ -84,6 +84,12 @@ pub fn report(r: &Report) {
             "slowpath punted {} arp {} arp_replies {} dhcp {} other {} injected {} inject_drops {} bindings_installed {} bindings_removed {} update_errors {}",
             sp.punted, sp.arp, sp.arp_replies, sp.dhcp, sp.other, sp.injected, sp.inject_drops, sp.bindings_installed, sp.bindings_removed, sp.update_errors
         );
+        if sp.next_hops > 0 {
+            println!(
+                "next_hops {} resolved {} neighbour_updates {}",
+                sp.next_hops, sp.next_hops_resolved, sp.neighbour_updates
+            );
+        }
     }
     if let Some(dhcp) = &s.dhcp {
         println!("dhcp {}", serde_json::to_string(dhcp).unwrap_or_default());
