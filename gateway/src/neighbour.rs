@@ -372,6 +372,13 @@ pub fn messages(mut buf: &[u8]) -> Vec<Parsed> {
     out
 }
 
+/// Whether reading `buf` as a datagram behaves: no panic, and at most one item per
+/// 16-byte netlink header plus one for trailing garbage, so the reader always advances.
+/// The property the fuzz target `neighbour_messages` and the proptest check on any input.
+pub fn reads_sanely(buf: &[u8]) -> bool {
+    messages(buf).len() <= buf.len() / 16 + 1
+}
+
 fn parse(m: NetlinkMessage<RouteNetlinkMessage>) -> Parsed {
     match m.payload {
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) => entry(&n, false),
@@ -620,6 +627,27 @@ mod tests {
         assert_eq!(messages(&b), [Parsed::Unreadable]);
         for cut in 0..b.len() {
             let _ = messages(&b[..cut]);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_datagram_is_read_without_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)
+        ) {
+            proptest::prop_assert!(reads_sanely(&bytes));
+        }
+
+        /// The real message with any byte changed.
+        #[test]
+        fn a_mangled_kernel_message_is_read_without_panic(at in 0usize..76, to in proptest::num::u8::ANY) {
+            let mut b: Vec<u8> = (0..REAL_NEWNEIGH.len() / 2)
+                .filter_map(|i| u8::from_str_radix(REAL_NEWNEIGH.get(2 * i..2 * i + 2)?, 16).ok())
+                .collect();
+            if let Some(x) = b.get_mut(at) {
+                *x = to;
+            }
+            proptest::prop_assert!(reads_sanely(&b));
         }
     }
 
