@@ -248,6 +248,16 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any text: refused with a reason, or a next hop that reads back from its display.
+        #[test]
+        fn any_text_parses_or_is_refused(s in "[0-9a-fA-F:.\\- ]{0,24}|\\PC{0,24}") {
+            if let Ok(h) = s.parse::<NextHop>() {
+                proptest::prop_assert_eq!(h.to_string().parse::<NextHop>(), Ok(h));
+            }
+        }
+    }
+
     #[test]
     fn an_entry_is_written_again_with_the_mac() {
         let mac = MacAddr([2, 0, 0, 0, 0, 9]);

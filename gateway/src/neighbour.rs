@@ -58,6 +58,13 @@ const RTNLGRP_NEIGH: u32 = 3;
 const LOOKUP_EVERY: Duration = Duration::from_secs(1);
 /// Receive buffer: a dump arrives in datagrams of up to a page or so each; 64 KiB holds any.
 const RX_BUF: usize = 64 * 1024;
+/// Datagrams read per turn at most, so a flood of neighbour events elsewhere on the host
+/// (or a large dump) cannot hold up the slow path's other work; the rest wait in the socket.
+const RX_PER_TURN: usize = 256;
+/// Linux errno: the socket's receive buffer overflowed and messages were lost.
+const ENOBUFS: i32 = 105;
+/// Linux errno: no such interface.
+const ENODEV: i32 = 19;
 
 /// The neighbour parameters set on each twin, as (file under
 /// `/proc/sys/net/ipv4/neigh/<twin>/`, value), so a lost neighbour is noticed in seconds.
@@ -195,7 +202,8 @@ impl Neighbours {
     }
 
     /// One turn of the slow path: reads what the kernel said, puts the table updates it
-    /// makes into `out`, and asks the kernel to resolve what is due. Never blocks.
+    /// makes into `out`, and asks the kernel to resolve what is due. Waits for nothing but
+    /// the kernel's immediate answer when it looks for a twin not found yet (once a second).
     pub fn turn(&mut self, now: Instant, out: &mut Vec<TableUpdate>) {
         if now >= self.next_lookup {
             self.find_twins(now);
@@ -271,7 +279,7 @@ impl Neighbours {
 
     /// Reads every datagram waiting and acts on the neighbour messages in them.
     fn receive(&mut self, now: Instant, out: &mut Vec<TableUpdate>) {
-        loop {
+        for _ in 0..RX_PER_TURN {
             self.rx.clear();
             match self.sock.recv(&mut self.rx, 0) {
                 Ok(_) => {}
@@ -322,8 +330,6 @@ impl Neighbours {
         }
     }
 }
-
-const ENOBUFS: i32 = 105;
 
 /// A neighbour entry as the kernel reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -487,8 +493,7 @@ pub fn link_index(name: &str) -> io::Result<Option<u32>> {
             }
             Ok(NetlinkPayload::Error(e)) => {
                 return match e.code.map(|c| -c.get()) {
-                    // ENODEV: no such interface (yet).
-                    Some(19) => Ok(None),
+                    Some(ENODEV) => Ok(None),
                     Some(c) => Err(io::Error::from_raw_os_error(c)),
                     None => Ok(None),
                 };
