@@ -8,6 +8,7 @@ pub mod icmp;
 mod ipv4_net;
 mod load;
 mod model;
+mod next_hop;
 mod plan;
 mod subscribers_csv;
 mod tables;
@@ -22,6 +23,7 @@ pub use error::{ConfError, Problem};
 pub use ipv4_net::{Ipv4Net, Ipv4NetError};
 pub use load::{check, load_gateway, Checked, Loaded};
 pub use model::*;
+pub use next_hop::{NextHop, NextHopEntry, NextHopError, ToResolve};
 pub use plan::{EalPlan, Plan, PortPlan, WorkerPlan};
 pub use tables::{
     FecConfig, HandoffConfig, IlmActionConfig, IlmConfig, IspConfig, LimitsConfig,

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use ispmux_dataplane::table::preload::{
     FecPreload, HandoffPreload, IlmActionPreload, IlmPreload, IspPreload, SubscriberPreload,
 };
-use ispmux_dataplane::table::{IspId, Limits, MAX_ISPS};
+use ispmux_dataplane::table::{Direction, IlmAction, IspId, Limits, MAX_ISPS};
 use ispmux_dataplane::wire::mpls::{LABEL_MAX, LABEL_RESERVED_MAX};
 use ispmux_dataplane::wire::MacAddr;
 use ispmux_dataplane::{PortRole, PreloadTables};
@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::de::PortName;
 use crate::model::{Config, PipelineKind};
+use crate::next_hop::{NextHop, NextHopEntry, ToResolve, Wanted};
 use crate::validate::Issue;
 
 /// `[tables]`.
@@ -112,9 +113,8 @@ pub struct FecConfig {
     pub tc: u8,
     /// Core port, by name.
     pub port: PortName,
-    /// Next hop's MAC address.
-    #[serde(deserialize_with = "crate::de::mac")]
-    pub next_hop: MacAddr,
+    /// Next hop: the neighbour's IPv4 address (resolved by ARP) or its MAC (static).
+    pub next_hop: NextHop,
 }
 
 /// A hand-off port and VLAN.
@@ -148,9 +148,8 @@ pub enum IlmActionConfig {
         out_label: u32,
         /// Core port, by name.
         port: PortName,
-        /// Next hop MAC.
-        #[serde(deserialize_with = "crate::de::mac")]
-        next_hop: MacAddr,
+        /// Next hop: an IPv4 address (resolved by ARP) or a MAC (static).
+        next_hop: NextHop,
     },
     /// Tailend pop and hand-off.
     PopHandoff {
@@ -161,9 +160,12 @@ pub enum IlmActionConfig {
         /// VLAN (0 = untagged).
         #[serde(default)]
         vlan: u16,
-        /// ISP router MAC.
-        #[serde(deserialize_with = "crate::de::mac")]
-        router_mac: MacAddr,
+        /// The ISP's router: an IPv4 address (resolved by ARP) or a MAC (static).
+        #[serde(default)]
+        router: Option<NextHop>,
+        /// The ISP's router MAC: the older spelling of `router`, a MAC only.
+        #[serde(default, deserialize_with = "crate::next_hop::opt_static_mac")]
+        router_mac: Option<NextHop>,
     },
     /// Headend pop and deliver.
     PopDeliver {
@@ -198,15 +200,32 @@ impl Config {
     /// `[tables]` as the dataplane's preload, ports by index into `ports`. Of a valid
     /// configuration; entries a check refuses are left out.
     pub fn preload_tables(&self) -> PreloadTables {
-        plan(self).0
+        plan(self).preload
     }
+
+    /// The next hops of `[tables]` given by address, with the entries waiting for each
+    /// (they start with MAC 00:00:00:00:00:00 in [`Config::preload_tables`]). Of a valid
+    /// configuration.
+    pub fn next_hops_to_resolve(&self) -> Vec<ToResolve> {
+        plan(self).resolve
+    }
+}
+
+/// What [`plan`] makes of `[tables]`.
+pub(crate) struct Planned {
+    /// The preload, next hops given by address at MAC zero.
+    pub(crate) preload: PreloadTables,
+    /// Next hops to resolve and the entries that use them.
+    pub(crate) resolve: Vec<ToResolve>,
+    /// Every problem found.
+    pub(crate) issues: Vec<Issue>,
 }
 
 /// The preload and every problem of `[tables]`, at the entry's own key: ports that exist
 /// and have the role the entry needs, ids and labels in range, no id, label, hand-off or
 /// subscriber given twice (a later entry would replace an earlier one without a word), room
 /// for every entry.
-pub(crate) fn plan(cfg: &Config) -> (PreloadTables, Vec<Issue>) {
+pub(crate) fn plan(cfg: &Config) -> Planned {
     let mut p = Plan {
         cfg,
         out: Vec::new(),
@@ -219,6 +238,7 @@ pub(crate) fn plan(cfg: &Config) -> (PreloadTables, Vec<Issue>) {
     let mut ids = HashMap::new();
     let mut pushed: [HashMap<u32, usize>; 2] = Default::default();
     let mut handoffs = HashMap::new();
+    let mut wanted = Wanted::default();
     for (i, e) in t.isps.iter().enumerate() {
         let key = format!("tables.isps[{i}]");
         p.isp(format!("{key}.id"), e.id);
@@ -252,8 +272,21 @@ pub(crate) fn plan(cfg: &Config) -> (PreloadTables, Vec<Issue>) {
                     label: f.label,
                     tc: f.tc,
                     port,
-                    next_hop: f.next_hop,
+                    next_hop: f.next_hop.initial_mac(),
                 });
+            if let Some(fec) = fecs[d] {
+                let direction = [Direction::Upstream, Direction::Downstream][d];
+                let fec: ispmux_dataplane::table::Fec = fec.into();
+                wanted.add(
+                    fec.port,
+                    f.next_hop,
+                    NextHopEntry::Fec {
+                        isp: e.id,
+                        direction,
+                        fec,
+                    },
+                );
+            }
         }
         let mut handoff = Vec::new();
         for (j, h) in e.handoff.iter().enumerate() {
@@ -301,38 +334,61 @@ pub(crate) fn plan(cfg: &Config) -> (PreloadTables, Vec<Issue>) {
             } => {
                 p.label(format!("{key}.action.out_label"), *out_label);
                 p.port(format!("{key}.action.port"), port, PortRole::Core)
-                    .map(|port| IlmActionPreload::Swap {
-                        out_label: *out_label,
-                        port,
-                        next_hop: *next_hop,
+                    .map(|port| {
+                        (
+                            Some((port, *next_hop)),
+                            IlmActionPreload::Swap {
+                                out_label: *out_label,
+                                port,
+                                next_hop: next_hop.initial_mac(),
+                            },
+                        )
                     })
             }
             IlmActionConfig::PopHandoff {
                 isp,
                 port,
                 vlan,
+                router,
                 router_mac,
             } => {
                 p.isp(format!("{key}.action.isp"), *isp);
                 p.vlan(format!("{key}.action.vlan"), *vlan);
+                let router = p.router(&key, *router, *router_mac);
                 p.port(format!("{key}.action.port"), port, PortRole::Handoff)
-                    .map(|port| IlmActionPreload::PopHandoff {
-                        isp: *isp,
-                        port,
-                        vlan: *vlan,
-                        router_mac: *router_mac,
+                    .zip(router)
+                    .map(|(port, router)| {
+                        (
+                            Some((port, router)),
+                            IlmActionPreload::PopHandoff {
+                                isp: *isp,
+                                port,
+                                vlan: *vlan,
+                                router_mac: router.initial_mac(),
+                            },
+                        )
                     })
             }
             IlmActionConfig::PopDeliver { isp } => {
                 p.isp(format!("{key}.action.isp"), *isp);
-                Some(IlmActionPreload::PopDeliver { isp: *isp })
+                Some((None, IlmActionPreload::PopDeliver { isp: *isp }))
             }
         };
-        if let Some(action) = action {
+        if let Some((via, action)) = action {
             preload.ilm.push(IlmPreload {
                 label: e.label,
                 action,
             });
+            if let Some((port, hop)) = via {
+                wanted.add(
+                    port,
+                    hop,
+                    NextHopEntry::Ilm {
+                        label: e.label,
+                        action: IlmAction::from(action),
+                    },
+                );
+            }
         }
     }
     let mut subs = SubscriberCheck::new(cfg);
@@ -374,7 +430,11 @@ pub(crate) fn plan(cfg: &Config) -> (PreloadTables, Vec<Issue>) {
             p.issue(key.to_owned(), format!("{n} entries do not fit in {max}"));
         }
     }
-    (preload, p.out)
+    Planned {
+        preload,
+        resolve: wanted.into_list(),
+        issues: p.out,
+    }
 }
 
 /// The checks shared by the entries of `[tables]`.
@@ -405,6 +465,34 @@ impl Plan<'_> {
             return None;
         }
         u16::try_from(i).ok()
+    }
+
+    /// The router of a hand-off at `key`: `router` or its older spelling `router_mac`,
+    /// exactly one of them.
+    fn router(
+        &mut self,
+        key: &str,
+        router: Option<NextHop>,
+        router_mac: Option<NextHop>,
+    ) -> Option<NextHop> {
+        match (router, router_mac) {
+            (Some(r), None) | (None, Some(r)) => Some(r),
+            (Some(_), Some(_)) => {
+                self.issue(
+                    format!("{key}.action.router_mac"),
+                    "give router or router_mac, not both (router_mac is its older spelling)"
+                        .to_owned(),
+                );
+                None
+            }
+            (None, None) => {
+                self.issue(
+                    format!("{key}.action"),
+                    "a pop_handoff needs router: the ISP router's IPv4 address or MAC".to_owned(),
+                );
+                None
+            }
+        }
     }
 
     fn isp(&mut self, key: String, id: IspId) {

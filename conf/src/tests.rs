@@ -587,3 +587,107 @@ fn an_lcores_mapping_in_extra_args_replaces_the_lcore_list() {
         .args
         .ends_with(&["--lcores".to_owned(), "0@0,1@1,2@1".to_owned()]));
 }
+
+/// Next hops given by address start unresolved (MAC zero) and are listed with the entries
+/// that wait for them; MACs stay static entries; `router` and `router_mac` are one key.
+#[test]
+fn next_hops_by_address_start_unresolved_and_are_listed() {
+    use ispmux_dataplane::table::{Direction, IlmAction};
+    use ispmux_dataplane::wire::MacAddr;
+    use std::net::Ipv4Addr;
+    let nh = Ipv4Addr::new(192, 0, 2, 2);
+    let text = NODE
+        .replacen("next_hop = \"02:00:00:00:00:01\"", "next_hop = \"192.0.2.2\"", 1)
+        .replace(
+            "[[tables.ilm]]\nlabel = 3001",
+            "[[tables.ilm]]\nlabel = 5000\naction = { kind = \"swap\", out_label = 5001, port = \"core\", next_hop = \"192.0.2.2\" }\n\n\
+             [[tables.ilm]]\nlabel = 5002\naction = { kind = \"pop_handoff\", isp = 1, port = \"isp\", router = \"198.51.100.1\" }\n\n\
+             [[tables.ilm]]\nlabel = 5003\naction = { kind = \"pop_handoff\", isp = 2, port = \"isp\", vlan = 2, router = \"02:00:00:0b:00:01\" }\n\n\
+             [[tables.ilm]]\nlabel = 5004\naction = { kind = \"pop_handoff\", isp = 2, port = \"isp\", vlan = 3, router_mac = \"02:00:00:0b:00:02\" }\n\n\
+             [[tables.ilm]]\nlabel = 3001",
+        );
+    let c = parse(&text, Path::new("t.toml")).expect("valid");
+    let p = c.preload_tables();
+    assert_eq!(p.isps[0].upstream.map(|f| f.next_hop), Some(MacAddr::ZERO));
+    assert_eq!(
+        p.isps[1].upstream.map(|f| f.next_hop),
+        Some(MacAddr([2, 0, 0, 0, 0, 1])),
+        "a MAC is a static entry"
+    );
+    let router = |label| {
+        p.ilm
+            .iter()
+            .find(|e| e.label == label)
+            .map(|e| IlmAction::from(e.action))
+    };
+    assert!(
+        matches!(router(5002), Some(IlmAction::PopHandoff { router_mac, .. }) if router_mac == MacAddr::ZERO)
+    );
+    assert!(
+        matches!(router(5003), Some(IlmAction::PopHandoff { router_mac, .. }) if router_mac == MacAddr([2, 0, 0, 0xb, 0, 1]))
+    );
+    assert!(
+        matches!(router(5004), Some(IlmAction::PopHandoff { router_mac, .. }) if router_mac == MacAddr([2, 0, 0, 0xb, 0, 2]))
+    );
+    let r = c.next_hops_to_resolve();
+    assert_eq!(r.len(), 2, "{r:#?}");
+    assert_eq!((r[0].port, r[0].addr), (1, nh));
+    assert!(matches!(
+        r[0].entries[..],
+        [
+            NextHopEntry::Fec { isp: 1, direction: Direction::Upstream, fec },
+            NextHopEntry::Ilm { label: 5000, .. },
+        ] if fec.label == 1001 && fec.next_hop == MacAddr::ZERO
+    ));
+    assert_eq!((r[1].port, r[1].addr), (2, Ipv4Addr::new(198, 51, 100, 1)));
+    assert!(matches!(
+        r[1].entries[..],
+        [NextHopEntry::Ilm { label: 5002, .. }]
+    ));
+    p.build().expect("the tables take it");
+}
+
+#[test]
+fn bad_next_hops_are_located() {
+    let table: &[(&str, String, &str, &str)] = &[
+        (
+            "the zero MAC",
+            NODE.replacen("02:00:00:00:00:01", "00:00:00:00:00:00", 1),
+            "tables.isps[0].upstream.next_hop",
+            "it means unresolved",
+        ),
+        (
+            "neither",
+            NODE.replacen("02:00:00:00:00:01", "router1", 1),
+            "tables.isps[0].upstream.next_hop",
+            "neither an IPv4 address",
+        ),
+        (
+            "an address as router_mac",
+            format!("{NODE}\n[[tables.ilm]]\nlabel = 6000\naction = {{ kind = \"pop_handoff\", isp = 1, port = \"isp\", router_mac = \"198.51.100.1\" }}\n"),
+            // A tagged table is read whole: the error is at the action.
+            "tables.ilm[2].action",
+            "write router = \"198.51.100.1\"",
+        ),
+        (
+            "router and router_mac",
+            format!("{NODE}\n[[tables.ilm]]\nlabel = 6000\naction = {{ kind = \"pop_handoff\", isp = 1, port = \"isp\", router = \"198.51.100.1\", router_mac = \"02:00:00:0b:00:01\" }}\n"),
+            "tables.ilm[2].action.router_mac",
+            "not both",
+        ),
+        (
+            "no router",
+            format!("{NODE}\n[[tables.ilm]]\nlabel = 6000\naction = {{ kind = \"pop_handoff\", isp = 1, port = \"isp\" }}\n"),
+            "tables.ilm[2].action",
+            "needs router",
+        ),
+    ];
+    for (what, text, key, msg) in table {
+        let ps = problems(text);
+        assert!(
+            ps.iter()
+                .any(|p| p.key.starts_with(key) && p.line > 0 && p.message.contains(msg)),
+            "{what}: {ps:#?}"
+        );
+    }
+}

@@ -369,5 +369,5 @@ fn tables(cfg: &Config, out: &mut Vec<Issue>) {
             "the punt ring needs a power of two of at least 64 slots",
         );
     }
-    out.extend(crate::tables::plan(cfg).1);
+    out.extend(crate::tables::plan(cfg).issues);
 }

@@ -79,6 +79,8 @@ drop_reasons! {
     NotUnicast => "not_unicast",
     /// The frame has no headroom for the headers to push.
     NoHeadroom => "no_headroom",
+    /// The next hop's MAC is not known (yet, or any more): never sent to a zero MAC.
+    NoNeighbour => "no_neighbour",
 }
 
 /// A value a counter block is made of, and how it is laid out as `u64` words for
@@ -395,7 +397,7 @@ mod tests {
         assert_eq!(names.len(), DropReason::COUNT);
         assert_eq!(
             DropReason::ALL[DropReason::COUNT - 1],
-            DropReason::NoHeadroom
+            DropReason::NoNeighbour
         );
     }
 

@@ -296,6 +296,17 @@ impl Forwarding {
                 })
                 .collect(),
         };
+        // Next hops given by address, resolved on the routed ports' kernel twins; only a
+        // node's tables have next hops.
+        let neighbours = match updates {
+            Some(_) => crate::neighbour::Neighbours::open(
+                crate::neighbour::twin_interfaces(cfg),
+                cfg.next_hops_to_resolve(),
+                std::time::Instant::now(),
+            )
+            .step(|| "opening the netlink socket that follows next hops".into())?,
+            None => None,
+        };
         let slow = SlowPath {
             punt: self.punt.clone(),
             inject: self.inject.clone(),
@@ -318,6 +329,7 @@ impl Forwarding {
                 node_ports.to_vec(),
                 cfg.ports.iter().map(crate::icmp::port_address).collect(),
             ),
+            neighbours,
         };
         // Restored bindings are in the tables already; they count as installed.
         let h = slow

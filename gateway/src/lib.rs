@@ -14,6 +14,7 @@ mod forwarding;
 mod gateway;
 pub mod icmp;
 mod logon;
+pub mod neighbour;
 mod radius;
 pub mod report;
 mod slowpath;

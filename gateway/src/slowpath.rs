@@ -24,6 +24,8 @@ use ispmux_slowpath::punt::{self, ArpResponder, Punted};
 
 use crate::icmp::{IcmpErrors, IcmpStats};
 use ispmux_slowpath::time::Now;
+
+use crate::neighbour::Neighbours;
 use ispmux_sys::{Burst, Mempool, Ring};
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +58,12 @@ pub struct SlowPathStats {
     /// Frames punted for an ICMP error, and what became of them.
     #[serde(default)]
     pub icmp: IcmpStats,
+    /// Next hops given by address ([`crate::neighbour`]).
+    pub next_hops: u64,
+    /// Of those, resolved now (the rest drop their traffic as `no_neighbour`).
+    pub next_hops_resolved: u64,
+    /// Table updates made for next hops' MACs (one per dependent entry per change).
+    pub neighbour_updates: u64,
 }
 
 /// Punted frames taken per turn at most.
@@ -263,6 +271,8 @@ pub struct SlowPath {
     pub revoke: mpsc::Receiver<MacAddr>,
     /// ICMP errors for TTL expiries and DF packets too big.
     pub icmp: IcmpErrors,
+    /// Next hops given by address, followed in the kernel's neighbour table.
+    pub neighbours: Option<Neighbours>,
 }
 
 /// The slow path once built: the backlog in front of the inject ring is its own.
@@ -372,6 +382,7 @@ impl Running {
                 let fx = svc.flush();
                 self.apply(fx, &mut st);
             }
+            self.follow_neighbours(&mut st);
             self.drain_backlog(&mut st);
             self.publish(&st);
             if n < PUNT_BURST {
@@ -446,6 +457,32 @@ impl Running {
             st.inject_drops += out.clear() as u64;
         }
         st.inject_backlog = self.backlog.len() as u64;
+    }
+
+    /// Reads the kernel's neighbour events and sends the table updates they make: a next
+    /// hop's new MAC (or zero, lost) in every entry toward it, seen by the workers from
+    /// their next burst.
+    fn follow_neighbours(&mut self, st: &mut SlowPathStats) {
+        let Some(nb) = self.sp.neighbours.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        nb.turn(Instant::now(), &mut out);
+        if let Some(tx) = self.sp.updates.as_mut() {
+            for u in &out {
+                if let Err(e) = tx.send(*u) {
+                    tracing::warn!(update = ?u, error = %e, "table update refused");
+                    st.update_errors += 1;
+                }
+            }
+            if !out.is_empty() {
+                tx.flush();
+            }
+        }
+        let s = nb.stats();
+        st.next_hops = s.resolver.wanted;
+        st.next_hops_resolved = s.resolver.resolved;
+        st.neighbour_updates = s.updates;
     }
 
     /// Bindings to table updates, then frames to the inject ring behind them.

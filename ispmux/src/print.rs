@@ -89,6 +89,12 @@ pub fn report(r: &Report) {
             "icmp punts_ttl_expired {} punts_frag_needed {} punted {} sent {} limited {} refused {}",
             p.punts_ttl_expired, p.punts_frag_needed, i.punted, i.sent, i.limited, i.refused
         );
+        if sp.next_hops > 0 {
+            println!(
+                "next_hops {} resolved {} neighbour_updates {}",
+                sp.next_hops, sp.next_hops_resolved, sp.neighbour_updates
+            );
+        }
     }
     if let Some(dhcp) = &s.dhcp {
         println!("dhcp {}", serde_json::to_string(dhcp).unwrap_or_default());

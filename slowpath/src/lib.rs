@@ -3,6 +3,7 @@
 
 pub mod dhcp;
 pub mod icmp;
+pub mod neighbour;
 pub mod punt;
 pub mod radius;
 pub mod registry;

@@ -21,7 +21,7 @@ use crate::table::isp::IspEntry;
 use crate::table::subscriber::{Attachment, SubscriberSlot};
 use crate::table::{PackedKey, SubscriberKey, SubscriberState, Tables};
 use crate::wire::udp::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT};
-use crate::wire::{ipv4, EtherType};
+use crate::wire::{ipv4, EtherType, MacAddr};
 use arp::proxy_arp;
 
 /// The subscriber key of a frame, from its link header alone; `None` when the link header
@@ -121,7 +121,9 @@ pub struct PushPlan {
     /// The entry's third byte: the label's low 4 bits, the TC and S = 1.
     lse2: u8,
     /// The largest IPv4 total length that fits the port's MTU behind the label; 0 when the
-    /// ISP has no upstream FEC or its port is not configured, so no frame fits.
+    /// ISP has no upstream FEC, its port is not configured or its next hop is not resolved
+    /// (MAC zero), so no frame fits and the general path says why: the fast push pays
+    /// nothing for the next hop's state.
     max_total_len: u16,
     /// The core port.
     port: u16,
@@ -140,6 +142,7 @@ impl PushPlan {
         };
         let Some((fec, out)) = isp
             .upstream
+            .filter(|fec| fec.next_hop != MacAddr::ZERO)
             .and_then(|fec| ports.get(usize::from(fec.port)).map(|p| (fec, p)))
         else {
             return none;

@@ -38,13 +38,13 @@ fn fast_lse(d: &[u8]) -> Option<u32> {
 
 /// A transit swap on the usual shape (`lse`, read by [`fast_lse`] from `d`), in place: the
 /// header keeps its length, so only addresses and the label entry are rewritten. `false`:
-/// the general path decides (TTL expiry).
+/// the general path decides (TTL expiry, next hop not resolved).
 #[inline(always)]
 fn fast_swap(d: &mut [u8], lse: u32, out_label: u32, src: MacAddr, nh: MacAddr) -> bool {
     let Some(h) = d.first_chunk_mut::<18>() else {
         return false;
     };
-    if lse as u8 <= 1 {
+    if lse as u8 <= 1 || nh == MacAddr::ZERO {
         return false;
     }
     // The new label over the old one's TC and S bits, TTL one less (it is above 1, so the
@@ -70,7 +70,7 @@ fn fast_handoff(
     router: MacAddr,
 ) -> Option<u16> {
     let (label_ttl, tc) = (lse as u8, (lse >> 9 & 7) as u8);
-    if lse & 0x100 == 0 || label_ttl <= 1 {
+    if lse & 0x100 == 0 || label_ttl <= 1 || router == MacAddr::ZERO {
         return None;
     }
     let (eth, ip_hdr) = d.split_first_chunk_mut::<18>()?;
@@ -175,6 +175,10 @@ fn swap<F: Frame>(
     if top.ttl <= 1 {
         return cx.icmp_punt(DropReason::TtlExpired, f.data(), None);
     }
+    // Zero: the next hop is given by address and not resolved (yet, or any more).
+    if nh == MacAddr::ZERO {
+        return Verdict::Drop(DropReason::NoNeighbour);
+    }
     let h = LinkHeader::new(nh, out.mac)
         .ethertype(EtherType::MPLS_UNICAST)
         .label(out_label, top.tc, top.bottom, top.ttl - 1);
@@ -208,6 +212,9 @@ fn handoff<F: Frame>(
     };
     if ip.total_len > out.mtu {
         return Verdict::Drop(DropReason::Oversized);
+    }
+    if router == MacAddr::ZERO {
+        return Verdict::Drop(DropReason::NoNeighbour);
     }
     let mut h = LinkHeader::new(router, out.mac);
     if vid != 0 {

@@ -115,6 +115,11 @@ pub fn push_label<F: Frame>(
     if usize::from(ip.total_len) + 4 > usize::from(out.mtu) {
         return Err(DropReason::Oversized);
     }
+    // Zero: the next hop is given by address and not resolved (yet, or any more). Checked
+    // after TTL and size, as a router decides those before it looks for the neighbour.
+    if fec.next_hop == MacAddr::ZERO {
+        return Err(DropReason::NoNeighbour);
+    }
     let entry = mpls::encode(fec.label, fec.tc, true, ip.ttl - 1);
     if l3 == 14 {
         // Untagged, the usual case: 4 bytes more in front, the header written at fixed

@@ -1226,3 +1226,168 @@ proptest::proptest! {
         }
     }
 }
+
+// ---- next hops not resolved (MAC zero) ----
+
+/// The tables with every next hop at MAC zero, as the configuration plans next hops given
+/// by address before ARP resolves them.
+fn unresolved_preload() -> PreloadTables {
+    use crate::table::preload::IlmActionPreload as A;
+    use crate::wire::MacAddr;
+    let mut p = preload();
+    for isp in &mut p.isps {
+        for fec in [&mut isp.upstream, &mut isp.downstream]
+            .into_iter()
+            .flatten()
+        {
+            fec.next_hop = MacAddr::ZERO;
+        }
+    }
+    for e in &mut p.ilm {
+        match &mut e.action {
+            A::Swap { next_hop, .. } => *next_hop = MacAddr::ZERO,
+            A::PopHandoff { router_mac, .. } => *router_mac = MacAddr::ZERO,
+            A::PopDeliver { .. } => {}
+        }
+    }
+    p
+}
+
+fn unresolved_node() -> Node {
+    Node::from_preload(node().ports().to_vec(), &unresolved_preload()).expect("preload")
+}
+
+/// Every role that sends toward a next hop drops as `no_neighbour` while its MAC is zero:
+/// headend push (untagged through the push plan, tagged through the general path), transit
+/// swap, tailend hand-off (tagged and untagged) and tailend downstream push. No frame ever
+/// leaves toward 00:00:00:00:00:00.
+#[test]
+fn an_unresolved_next_hop_drops_as_no_neighbour_in_every_role() {
+    let cases: [(u16, String); 7] = [
+        (0, f(&[MAC_PORT0, MAC_A, "0800", IP_A])),
+        (0, f(&[MAC_PORT0, MAC_B, "8100 000a 0800", IP_B])),
+        (1, f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00fa170a", IP_A])),
+        (
+            1,
+            f(&[MAC_CORE, MAC_CORE_PEER, "8847", "0138953c", IP_DOWN_A]),
+        ),
+        (
+            1,
+            f(&[MAC_CORE, MAC_CORE_PEER, "8847", "0138a1c8", IP_DOWN_A]),
+        ),
+        (
+            2,
+            f(&["0200000000d2", "020000000e01", "8100 0065 0800", IP_DOWN_A]),
+        ),
+        (2, f(&["0200000000d2", "020000000e02", "0800", IP_DOWN_A])),
+    ];
+    let mut n = unresolved_node();
+    for (i, (rx, frame)) in cases.iter().enumerate() {
+        let (v, _) = run(&mut n, *rx, frame);
+        assert_eq!(v, Verdict::Drop(DropReason::NoNeighbour), "case {i}");
+    }
+    assert_eq!(n.counters().drops(DropReason::NoNeighbour), 7);
+    // A burst of many (the batched fast paths) drops them all too.
+    let mut frames: Vec<VecFrame> = (0..40).map(|_| VecFrame::new(&hex(&cases[0].1))).collect();
+    let mut v = vec![Verdict::Punt; frames.len()];
+    n.process(0, &mut frames, &mut v);
+    assert!(v
+        .iter()
+        .all(|v| *v == Verdict::Drop(DropReason::NoNeighbour)));
+    // TTL expiry is decided before the neighbour, as a router does.
+    let (v, _) = run(
+        &mut n,
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00fa1701", IP_A]),
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::TtlExpired));
+}
+
+/// Resolution is one table update per entry, seen from the next burst: the headend's push
+/// plan is worked out again, and the frames carry the new MAC, byte for byte.
+#[test]
+fn a_resolved_next_hop_forwards_from_the_next_burst() {
+    use crate::table::{Direction, Fec, IlmAction};
+    use crate::wire::MacAddr;
+    let mut n = unresolved_node();
+    let up = f(&[MAC_PORT0, MAC_A, "0800", IP_A]);
+    let swap = f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00fa170a", IP_A]);
+    let pop = f(&[MAC_CORE, MAC_CORE_PEER, "8847", "0138a1c8", IP_DOWN_A]);
+    assert_eq!(
+        run(&mut n, 0, &up).0,
+        Verdict::Drop(DropReason::NoNeighbour)
+    );
+    let (mut tx, rx) =
+        crate::table::updates::channel(unresolved_preload().build().expect("master"), 1, 16);
+    let nh = MacAddr([2, 0, 0, 0, 0x77, 1]);
+    for u in [
+        TableUpdate::SetFec {
+            isp: 1,
+            direction: Direction::Upstream,
+            fec: Some(Fec {
+                label: 1001,
+                tc: 0,
+                port: 1,
+                next_hop: nh,
+            }),
+        },
+        TableUpdate::SetIlm {
+            label: 4001,
+            action: Some(IlmAction::Swap {
+                out_label: 4002,
+                port: 1,
+                next_hop: nh,
+            }),
+        },
+        TableUpdate::SetIlm {
+            label: 5002,
+            action: Some(IlmAction::PopHandoff {
+                isp: 2,
+                port: 2,
+                vid: 0,
+                router_mac: nh,
+            }),
+        },
+    ] {
+        tx.send(u).expect("accepted");
+    }
+    n.apply_updates(&rx[0], 64);
+    assert_eq!(
+        run(&mut n, 0, &up),
+        (
+            Verdict::Forward(1),
+            hex(&f(&["020000007701", MAC_CORE, "8847", "003e913f", IP_A]))
+        )
+    );
+    assert_eq!(
+        run(&mut n, 1, &swap),
+        (
+            Verdict::Forward(1),
+            hex(&f(&["020000007701", MAC_CORE, "8847", "00fa2709", IP_A]))
+        )
+    );
+    assert_eq!(
+        run(&mut n, 1, &pop),
+        (
+            Verdict::Forward(2),
+            hex(&f(&["020000007701", MAC_HANDOFF, "0800", IP_DOWN_A]))
+        )
+    );
+    // Lost again (MAC zero): dropped again from the next burst.
+    tx.send(TableUpdate::SetFec {
+        isp: 1,
+        direction: Direction::Upstream,
+        fec: Some(Fec {
+            label: 1001,
+            tc: 0,
+            port: 1,
+            next_hop: MacAddr::ZERO,
+        }),
+    })
+    .expect("accepted");
+    n.apply_updates(&rx[0], 64);
+    assert_eq!(
+        run(&mut n, 0, &up).0,
+        Verdict::Drop(DropReason::NoNeighbour)
+    );
+}
