@@ -178,6 +178,16 @@ fn unlabelled(
     })
 }
 
+/// A next hop's MAC, or no path while it is unresolved (the zero MAC): an error is never
+/// sent to a zero MAC, as no forwarded frame is.
+fn resolved(mac: MacAddr) -> Result<MacAddr, Refusal> {
+    if mac == MacAddr::ZERO {
+        Err(Refusal::NoPath)
+    } else {
+        Ok(mac)
+    }
+}
+
 /// A label TTL (or the IPv4 TTL under the label at a pop) expired: RFC 3032 section 2.3.2.
 fn labelled(
     site: &Site<'_>,
@@ -212,7 +222,7 @@ fn labelled(
             next_hop,
         } => {
             // The stack as the swap would have sent it, with a fresh TTL on top.
-            out.extend_from_slice(&next_hop.0);
+            out.extend_from_slice(&resolved(next_hop)?.0);
             out.extend_from_slice(&site.port(port)?.mac.0);
             out.extend_from_slice(&EtherType::MPLS_UNICAST.0.to_be_bytes());
             let e = mpls::encode(out_label, top.tc(), top.bottom_of_stack(), ERROR_TTL);
@@ -226,7 +236,7 @@ fn labelled(
             router_mac,
             ..
         } => {
-            out.extend_from_slice(&router_mac.0);
+            out.extend_from_slice(&resolved(router_mac)?.0);
             out.extend_from_slice(&site.port(port)?.mac.0);
             if vid != 0 {
                 out.extend_from_slice(&EtherType::VLAN.0.to_be_bytes());
@@ -241,7 +251,7 @@ fn labelled(
             if entry.gateway.is_unspecified() {
                 return Err(Refusal::NoAddress);
             }
-            out.extend_from_slice(&fec.next_hop.0);
+            out.extend_from_slice(&resolved(fec.next_hop)?.0);
             out.extend_from_slice(&site.port(fec.port)?.mac.0);
             out.extend_from_slice(&EtherType::MPLS_UNICAST.0.to_be_bytes());
             let e = mpls::encode(fec.label, fec.tc, true, ERROR_TTL);

@@ -147,6 +147,32 @@ fn transit_time_exceeded_rides_on_along_the_lsp_with_the_label_stack_object() {
     kat(1, TRANSIT_IN, ttl, 3, [198, 18, 1, 10], TRANSIT_OUT);
 }
 
+/// An error is never sent toward an unresolved next hop (the zero MAC): refused as having
+/// no path, as the fast path drops the frames themselves as `no_neighbour`.
+#[test]
+fn no_error_toward_an_unresolved_next_hop() {
+    use ispmux_dataplane::table::{IlmAction, TableUpdate};
+    use ispmux_dataplane::wire::MacAddr;
+    let (ports, addresses, mut tables) = super::fuzzing::node();
+    tables
+        .apply(&TableUpdate::SetIlm {
+            label: 2001,
+            action: Some(IlmAction::Swap {
+                out_label: 2002,
+                port: 3,
+                next_hop: MacAddr::ZERO,
+            }),
+        })
+        .expect("swap entry");
+    let site = Site {
+        ports: &ports,
+        addresses: &addresses,
+        tables: &tables,
+    };
+    let got = answer(&site, 1, &hex(TRANSIT_IN), Trigger::TtlExpired, 7);
+    assert_eq!(got.err(), Some(Refusal::NoPath));
+}
+
 #[test]
 fn tailend_time_exceeded_goes_to_the_isp_router() {
     let ttl = Trigger::TtlExpired;
