@@ -291,7 +291,7 @@ impl Forwarding {
                 .zip(node_ports)
                 .map(|(c, n)| PortArp {
                     mac: n.mac,
-                    address: c.address,
+                    address: c.address.map(|a| a.addr()),
                     prefixes: c.proxy_arp.clone(),
                 })
                 .collect(),
