@@ -168,12 +168,21 @@ mod tests {
     #[test]
     fn interface_addresses_keep_host_bits_and_default_to_32() {
         let a: IfAddr = "198.18.9.1/30".parse().expect("ifaddr");
-        assert_eq!((a.addr(), a.prefix_len()), (Ipv4Addr::new(198, 18, 9, 1), 30));
+        assert_eq!(
+            (a.addr(), a.prefix_len()),
+            (Ipv4Addr::new(198, 18, 9, 1), 30)
+        );
         assert_eq!(a.network(), net("198.18.9.0/30"));
         assert_eq!(a.to_string(), "198.18.9.1/30");
         let bare: IfAddr = " 10.0.0.1 ".parse().expect("bare");
         assert_eq!(bare.prefix_len(), 32);
-        for bad in ["10.0.0.1/", "10.0.0.1/+8", "ten", "10.0.0.1/8/8", "10.0.0/8"] {
+        for bad in [
+            "10.0.0.1/",
+            "10.0.0.1/+8",
+            "ten",
+            "10.0.0.1/8/8",
+            "10.0.0/8",
+        ] {
             assert_eq!(
                 bad.parse::<IfAddr>(),
                 Err(Ipv4NetError::Syntax(bad.into())),

@@ -579,10 +579,7 @@ fn table_ports_that_are_numbers_unknown_or_of_another_role_are_located() {
         ),
         (
             "a twin on an access port",
-            NODE.replace(
-                "role = \"access\"",
-                "role = \"access\"\ntwin = \"acc\"",
-            ),
+            NODE.replace("role = \"access\"", "role = \"access\"\ntwin = \"acc\""),
             "port[0].twin",
             11,
             8,
@@ -655,9 +652,16 @@ fn routed_ports_have_twins_with_interface_addresses() {
     let core = &c.ports[1];
     assert_eq!(core.twin_name(), "ispmux-core");
     let a = core.address.expect("address");
-    assert_eq!((a.addr().to_string(), a.prefix_len()), ("198.18.9.1".into(), 30));
+    assert_eq!(
+        (a.addr().to_string(), a.prefix_len()),
+        ("198.18.9.1".into(), 30)
+    );
     let isp = &c.ports[2];
     assert_eq!(isp.twin_name(), "isp-twin");
-    assert_eq!(isp.address.map(|a| a.prefix_len()), Some(32), "a bare address is a /32");
+    assert_eq!(
+        isp.address.map(|a| a.prefix_len()),
+        Some(32),
+        "a bare address is a /32"
+    );
     assert!(core.is_routed() && isp.is_routed() && !c.ports[0].is_routed());
 }

@@ -219,13 +219,7 @@ fn ports(cfg: &Config, out: &mut Vec<Issue>) {
 
 /// The twin's name must be one Linux takes, and unique: twins of two ports of one gateway
 /// share its network namespace.
-fn twin<'a>(
-    cfg: &Config,
-    i: usize,
-    p: &'a Port,
-    seen: &mut HashMap<String, usize>,
-    out: &mut Vec<Issue>,
-) {
+fn twin(cfg: &Config, i: usize, p: &Port, seen: &mut HashMap<String, usize>, out: &mut Vec<Issue>) {
     let has_twin = cfg.dataplane.pipeline == crate::PipelineKind::Node && p.is_routed();
     // Located at `twin` when given, else at the port's name the default is made of.
     let key = if p.twin.is_some() {
@@ -254,7 +248,12 @@ fn twin<'a>(
                 name.len()
             ),
         );
-    } else if name == "." || name == ".." || name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0) {
+    } else if name == "."
+        || name == ".."
+        || name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+    {
         issue(
             out,
             key,

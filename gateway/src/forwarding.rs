@@ -15,7 +15,7 @@ use ispmux_dataplane::table::updates::{self, UpdateReceiver, UpdateSender};
 use ispmux_dataplane::trace::TraceControl;
 use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo};
 use ispmux_dataplane::{
-    Counters, IoForward, MacSwap, Node, PortRole, PreloadTables, TableUpdate, Tables,
+    Counters, IoForward, MacSwap, Node, PortAddr, PortRole, PreloadTables, TableUpdate, Tables,
 };
 use ispmux_slowpath::dhcp::MacAddr;
 use ispmux_slowpath::punt::{self, ArpResponder, PortArp};
@@ -594,6 +594,9 @@ fn node_ports(
             role: c.role.unwrap_or(PortRole::Unused),
             mac,
             mtu: c.mtu.unwrap_or(1500),
+            address: c
+                .address
+                .map_or(PortAddr::NONE, |a| PortAddr::new(a.addr(), a.prefix_len())),
         });
     }
     Ok(out)
@@ -717,11 +720,13 @@ mod tests {
                 role: PortRole::Access,
                 mac: ACCESS_MAC,
                 mtu: 1500,
+                address: PortAddr::NONE,
             },
             NodePort {
                 role: PortRole::Core,
                 mac: MacAddr([2, 0, 0, 0, 0, 0xc1]),
                 mtu: 1600,
+                address: PortAddr::NONE,
             },
         ];
         let first = |restore: &[TableUpdate]| {

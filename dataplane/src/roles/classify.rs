@@ -238,6 +238,8 @@ pub enum CoreClass {
     Mpls(LabelInfo),
     /// ARP from a core neighbour: slow path.
     Arp,
+    /// Unlabelled IPv4: for the gateway itself (its kernel twin), else dropped (`not_mpls`).
+    Ipv4,
 }
 
 /// Classifies a frame received on a core port.
@@ -254,6 +256,7 @@ pub fn classify_core(d: &[u8], l2: &L2) -> Result<CoreClass, DropReason> {
             }))
         }
         EtherType::ARP => Ok(CoreClass::Arp),
+        EtherType::IPV4 => Ok(CoreClass::Ipv4),
         _ => Err(DropReason::NotMpls),
     }
 }

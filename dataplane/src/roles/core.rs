@@ -13,7 +13,7 @@
 
 use super::classify::{classify_core, parse_ipv4, parse_l2, CoreClass, Ipv4Info, LabelInfo, L2};
 use super::link::LinkHeader;
-use super::{Cx, PortConfig, BURST};
+use super::{Cx, PortAddr, PortConfig, BURST};
 use crate::counters::DropReason;
 use crate::frame::Frame;
 use crate::pipeline::Verdict;
@@ -103,17 +103,30 @@ pub(super) fn top_label(d: &[u8]) -> Option<u32> {
     let l2 = parse_l2(d).ok()?;
     match classify_core(d, &l2).ok()? {
         CoreClass::Mpls(top) => Some(top.label),
-        CoreClass::Arp => None,
+        CoreClass::Arp | CoreClass::Ipv4 => None,
     }
 }
 
-/// The link layer and top label of a frame, or its verdict when it has no label to look up.
+/// The link layer and top label of a frame, or its verdict when it has no label to look up:
+/// ARP and unlabelled IPv4 for the gateway itself (`own`) go to the slow path (the port's
+/// kernel twin), other unlabelled IPv4 is dropped.
 #[inline(always)]
-fn parse_labelled(d: &[u8]) -> Result<(L2, LabelInfo), Verdict> {
+fn parse_labelled(d: &[u8], own: &PortAddr) -> Result<(L2, LabelInfo), Verdict> {
     let l2 = parse_l2(d).map_err(Verdict::Drop)?;
     match classify_core(d, &l2).map_err(Verdict::Drop)? {
         CoreClass::Arp => Err(Verdict::Punt),
+        CoreClass::Ipv4 => Err(unlabelled(d, &l2, own)),
         CoreClass::Mpls(top) => Ok((l2, top)),
+    }
+}
+
+/// Unlabelled IPv4 on a core port: the gateway's own (ping, LDP hellos and sessions to its
+/// address) is punted for the twin; anything else is not for a label switch (`not_mpls`).
+#[inline(never)]
+fn unlabelled(d: &[u8], l2: &L2, own: &PortAddr) -> Verdict {
+    match parse_ipv4(d.get(l2.l3..).unwrap_or(&[])) {
+        Ok((ip, _)) if own.is_for(ip.dst) => Verdict::Punt,
+        _ => Verdict::Drop(DropReason::NotMpls),
     }
 }
 
@@ -225,8 +238,13 @@ fn handoff<F: Frame>(
 
 /// Pass 2: acts on the ILM entry `action` of the frame's top label.
 #[inline(always)]
-fn resolve<F: Frame>(cx: &mut Cx<'_>, f: &mut F, action: Option<IlmAction>) -> Step {
-    let (l2, top) = match parse_labelled(f.data()) {
+fn resolve<F: Frame>(
+    cx: &mut Cx<'_>,
+    f: &mut F,
+    own: &PortAddr,
+    action: Option<IlmAction>,
+) -> Step {
+    let (l2, top) = match parse_labelled(f.data(), own) {
         Ok(x) => x,
         Err(v) => return Step::Done(v),
     };
@@ -261,7 +279,7 @@ fn deliver<F: Frame>(
     sub: Option<&DownstreamSlot>,
 ) -> Verdict {
     let d = f.data();
-    let (l2, top, ip) = match parse_labelled(d) {
+    let (l2, top, ip) = match parse_labelled(d, &PortAddr::NONE) {
         Ok((l2, top)) => match pop_checks(d, &l2, &top) {
             Ok(ip) => (l2, top, ip),
             Err(r) => return Verdict::Drop(r),
@@ -323,10 +341,11 @@ pub fn prefetch<F: Frame>(tables: &Tables, frames: &[F]) {
 /// second pass.
 pub fn ilm<F: Frame>(
     cx: &mut Cx<'_>,
-    _rx_port: u16,
+    rx_port: u16,
     frames: &mut [F],
     verdicts: &mut [Verdict],
 ) -> bool {
+    let own = cx.port(rx_port).map_or(PortAddr::NONE, |p| p.address);
     let mut keys = [DownstreamKey::default(); BURST];
     let mut key_cands = [Candidates::default(); BURST];
     let (mut transit_packets, mut transit_bytes) = (0u64, 0u64);
@@ -376,7 +395,7 @@ pub fn ilm<F: Frame>(
             }
             let action = entry.map(|e| e.action());
             all_counted = false;
-            match resolve(cx, f, action) {
+            match resolve(cx, f, &own, action) {
                 Step::Done(verdict) => *v = verdict,
                 Step::Deliver(key) => {
                     if let (Some(k), Some(kc)) = (keys.get_mut(i), key_cands.get_mut(i)) {

@@ -3,7 +3,7 @@
 //! IPv4 packets were generated outside this code base (a short Python script with its own
 //! RFC 1071 checksum) so the expected bytes do not come from the code under test.
 
-use super::{Node, PortConfig, PortRole};
+use super::{Node, PortAddr, PortConfig, PortRole};
 use crate::counters::{DropReason, PacketBytes};
 use crate::frame::{Frame, VecFrame};
 use crate::pipeline::{Pipeline, Verdict};
@@ -43,6 +43,7 @@ fn port(role: PortRole, mac: &str) -> PortConfig {
         role,
         mac: crate::wire::MacAddr::from_bytes(&hex(mac)).expect("mac"),
         mtu: 1500,
+        address: PortAddr::NONE,
     }
 }
 
@@ -535,6 +536,135 @@ fn transit_drops_ttl_expiry_unknown_label_and_non_mpls() {
         &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "01771140", IP_A]),
         DropReason::NoRoute,
     );
+}
+
+/// The test node with addresses on its core (100.64.0.1/30) and hand-off (100.64.0.5/30)
+/// ports, as a gateway with kernel twins has.
+fn addressed_node() -> Node {
+    let addr = |a: [u8; 4]| PortAddr::new(a.into(), 30);
+    let mut core = port(PortRole::Core, MAC_CORE);
+    core.address = addr([100, 64, 0, 1]);
+    let mut handoff = port(PortRole::Handoff, MAC_HANDOFF);
+    handoff.address = addr([100, 64, 0, 5]);
+    let ports = vec![
+        port(PortRole::Access, MAC_PORT0),
+        core,
+        handoff,
+        port(PortRole::Access, MAC_PORT3),
+        port(PortRole::Unused, "020000000000"),
+    ];
+    Node::from_preload(ports, &preload()).expect("preload")
+}
+
+/// An ICMP echo from 100.64.0.10 to `dst`, its header checksum computed.
+fn ip_to(dst: [u8; 4]) -> String {
+    let mut h = hex(IP_GW);
+    h[16..20].copy_from_slice(&dst);
+    h[10..12].copy_from_slice(&[0, 0]);
+    let c = crate::wire::checksum::internet(&h[..20]);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    to_hex(&h)
+}
+
+#[test]
+fn core_port_punts_unlabelled_ipv4_for_the_gateway_only() {
+    let mut n = addressed_node();
+    let on_core = |ip: &str| f(&[MAC_CORE, MAC_CORE_PEER, "0800", ip]);
+    // To the port's address (ping), link-local multicast (LDP hellos go to 224.0.0.2),
+    // the limited and the subnet's broadcast.
+    for ip in [
+        IP_GW.to_owned(),
+        IP_MCAST.to_owned(),
+        IP_DHCP.to_owned(),
+        ip_to([224, 0, 0, 2]),
+        ip_to([100, 64, 0, 3]),
+    ] {
+        assert_eq!(run(&mut n, 1, &on_core(&ip)).0, Verdict::Punt, "{ip}");
+    }
+    // Anything else unlabelled is not for a label switch.
+    for ip in [
+        IP_A.to_owned(),
+        ip_to([100, 64, 0, 2]),
+        ip_to([224, 0, 1, 2]),
+    ] {
+        assert_eq!(
+            run(&mut n, 1, &on_core(&ip)).0,
+            Verdict::Drop(DropReason::NotMpls),
+            "{ip}"
+        );
+    }
+    assert_eq!(n.counters().worker.punts, 5);
+    // Labelled traffic is untouched: a swap of label 4001 as in the transit tests.
+    let (v, _) = run(
+        &mut n,
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00fa113f", IP_A]),
+    );
+    assert_eq!(v, Verdict::Forward(1));
+}
+
+#[test]
+fn core_port_without_address_drops_unicast_to_the_gateway() {
+    dropped(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_GW]),
+        DropReason::NotMpls,
+    );
+    let mut n = node();
+    let mcast = f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_MCAST]);
+    assert_eq!(
+        run(&mut n, 1, &mcast).0,
+        Verdict::Punt,
+        "link-local multicast"
+    );
+}
+
+#[test]
+fn handoff_port_punts_ipv4_for_the_gateway_and_pushes_the_rest() {
+    let mut n = addressed_node();
+    let gw = ip_to([100, 64, 0, 5]);
+    for frame in [
+        f(&["0200000000d2", "020000000e02", "0800", &gw]),
+        f(&["0200000000d2", "020000000e01", "8100 0065 0800", &gw]),
+        f(&["0200000000d2", "020000000e02", "0800", IP_MCAST]),
+    ] {
+        assert_eq!(run(&mut n, 2, &frame).0, Verdict::Punt, "{frame}");
+    }
+    // The core port's address is not the hand-off port's: pushed like any packet.
+    let (v, _) = run(
+        &mut n,
+        2,
+        &f(&[
+            "0200000000d2",
+            "020000000e02",
+            "0800",
+            &ip_to([100, 64, 0, 1]),
+        ]),
+    );
+    assert_eq!(v, Verdict::Forward(1));
+    fwd(
+        2,
+        &f(&["0200000000d2", "020000000e02", "0800", IP_DOWN_A]),
+        1,
+        &f(&["020000000102", MAC_CORE, "8847", "007d233e", IP_DOWN_A]),
+    );
+}
+
+#[test]
+fn port_addresses_and_what_is_for_the_gateway() {
+    let a = PortAddr::new([198, 18, 9, 1].into(), 30);
+    let is = |d: [u8; 4]| a.is_for(u32::from_be_bytes(d));
+    assert!(is([198, 18, 9, 1]) && is([198, 18, 9, 3]) && is([255, 255, 255, 255]));
+    assert!(is([224, 0, 0, 2]) && is([224, 0, 0, 255]));
+    assert!(!is([198, 18, 9, 2]) && !is([198, 18, 9, 0]) && !is([224, 0, 1, 0]));
+    assert!(!is([0, 0, 0, 0]) && !is([239, 255, 255, 250]));
+    assert_eq!(a.addr(), Some([198, 18, 9, 1].into()));
+    // /31 (RFC 3021) and /32 have no subnet broadcast.
+    let p2p = PortAddr::new([198, 18, 9, 0].into(), 31);
+    assert!(!p2p.is_for(u32::from_be_bytes([198, 18, 9, 1])));
+    assert!(p2p.is_for(u32::from_be_bytes([198, 18, 9, 0])));
+    assert_eq!(PortAddr::NONE.addr(), None);
+    assert!(!PortAddr::NONE.is_for(u32::from_be_bytes([198, 18, 9, 1])));
 }
 
 // ---- tailend upstream (pop, hand-off) ----
