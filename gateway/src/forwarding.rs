@@ -293,6 +293,7 @@ impl Forwarding {
                     mac: n.mac,
                     address: c.address.map(|a| a.addr()),
                     prefixes: c.proxy_arp.clone(),
+                    twin: None,
                 })
                 .collect(),
         };

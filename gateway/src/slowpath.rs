@@ -300,7 +300,10 @@ impl Running {
             for m in b.drain() {
                 st.punted += 1;
                 let port = self.sp.port_index.get(&m.port()).copied();
-                match punt::classify(m.data()) {
+                match punt::classify(
+                    m.data(),
+                    port.and_then(|p| self.sp.arp.ports.get(usize::from(p))),
+                ) {
                     Punted::Arp => {
                         st.arp += 1;
                         if let Some((port, frame)) =
