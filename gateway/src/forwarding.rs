@@ -28,6 +28,7 @@ use crate::report::{
     IspStats, PacketBytes, PipelineStats, PortStats, Report, Stats, UpdateGenReport, WorkerExit,
 };
 use crate::slowpath::{SlowPath, SlowPathStats, INJECT_RING_SLOTS};
+use crate::twin::Twins;
 
 /// Room per mbuf: 2 KiB of data plus DPDK's default 128 bytes of headroom.
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
@@ -284,16 +285,19 @@ impl Forwarding {
             self.revoke = Some(revoke_tx);
             self.dhcp_stats = Some(dhcp_stats.clone());
         }
+        // The twins first: the ARP responder leaves their ports' own addresses to them.
+        let twins = Twins::create(cfg, node_ports)?;
         let arp = ArpResponder {
             ports: cfg
                 .ports
                 .iter()
                 .zip(node_ports)
-                .map(|(c, n)| PortArp {
+                .enumerate()
+                .map(|(i, (c, n))| PortArp {
                     mac: n.mac,
                     address: c.address.map(|a| a.addr()),
                     prefixes: c.proxy_arp.clone(),
-                    twin: None,
+                    twin: twins.has(i as u16).then_some(n.address),
                 })
                 .collect(),
         };
@@ -314,6 +318,7 @@ impl Forwarding {
             dhcp_stats,
             arp,
             revoke: revoke_rx,
+            twins,
         };
         // Restored bindings are in the tables already; they count as installed.
         let h = slow

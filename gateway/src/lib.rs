@@ -15,7 +15,9 @@ mod gateway;
 mod logon;
 mod radius;
 pub mod report;
+mod rtnl;
 mod slowpath;
+mod twin;
 mod update_gen;
 
 pub use command::{CommandError, ControlAnswer, ControlCommand};

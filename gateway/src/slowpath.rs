@@ -1,6 +1,7 @@
 //! The slow-path thread: takes what the workers punt, lets [`ispmux_slowpath::punt`] sort
-//! it and answer ARP, runs the logon engine on DHCP, hands frames to send to the inject
-//! ring and changes the fast-path tables through the one update sender.
+//! it and answer ARP, runs the logon engine on DHCP, moves frames between routed ports and
+//! their kernel twins ([`crate::twin`]), hands frames to send to the inject ring and
+//! changes the fast-path tables through the one update sender.
 //!
 //! It may block and allocate (it is not a worker); it sleeps briefly when there is nothing
 //! to do. Its counters sit behind a mutex that the control side reads.
@@ -24,6 +25,8 @@ use ispmux_slowpath::time::Now;
 use ispmux_sys::{Burst, Mempool, Ring};
 use serde::{Deserialize, Serialize};
 
+use crate::twin::Twins;
+
 /// What the slow path saw, for the exit report and the control socket.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlowPathStats {
@@ -37,6 +40,19 @@ pub struct SlowPathStats {
     pub dhcp: u64,
     /// Of those, anything else (counted and freed).
     pub other: u64,
+    /// Of those, for a routed port's kernel twin, and written to it.
+    #[serde(default)]
+    pub to_twin: u64,
+    /// Frames for a twin the kernel did not take (its backlog full) or without a twin.
+    #[serde(default)]
+    pub to_twin_drops: u64,
+    /// Frames the kernel sent out of a twin, to inject on its port.
+    #[serde(default)]
+    pub from_twin: u64,
+    /// Frames the kernel sent out of a twin that were not injected (too long for an mbuf,
+    /// shorter than an Ethernet header, a read error).
+    #[serde(default)]
+    pub from_twin_drops: u64,
     /// Frames handed to the inject ring.
     pub injected: u64,
     /// Frames to inject dropped: the backlog in front of the inject ring was full.
@@ -54,6 +70,8 @@ pub struct SlowPathStats {
 
 /// Punted frames taken per turn at most.
 const PUNT_BURST: usize = 64;
+/// Frames read from each kernel twin per turn at most.
+const TWIN_BURST: usize = 64;
 /// How long the slow path waits between turns once the punt ring is drained: a DHCP
 /// message waits at most this long at each hop through the slow path.
 const IDLE_WAIT: Duration = Duration::from_micros(200);
@@ -255,6 +273,8 @@ pub struct SlowPath {
     pub arp: ArpResponder,
     /// Subscribers removed or suspended by the operator: their bindings are withdrawn.
     pub revoke: mpsc::Receiver<MacAddr>,
+    /// The routed ports' kernel twins (removed when the slow path ends).
+    pub(crate) twins: Twins,
 }
 
 /// The slow path once built: the backlog in front of the inject ring is its own.
@@ -309,6 +329,7 @@ impl Running {
                         if let Some((port, frame)) =
                             port.and_then(|p| Some((p, self.sp.arp.answer(p, m.data())?)))
                         {
+                            st.arp_replies += 1;
                             arp_replies.push(Inject { port, frame });
                         }
                     }
@@ -318,14 +339,21 @@ impl Running {
                             svc.punt(now, port, m.data());
                         }
                     }
+                    Punted::Twin => match port {
+                        Some(p) if self.sp.twins.write_kernel(p, m.data()) => st.to_twin += 1,
+                        _ => st.to_twin_drops += 1,
+                    },
                     Punted::Other => {
                         st.other += 1;
                         tracing::debug!(frame = ?&m.data()[..m.data().len().min(64)], "punted frame no engine takes");
                     }
                 }
             }
+            // What the kernel sent on the twins leaves with the ARP replies.
+            self.sp
+                .twins
+                .read_kernel(TWIN_BURST, &mut arp_replies, &mut st);
             if !arp_replies.is_empty() {
-                st.arp_replies += arp_replies.len() as u64;
                 let fx = Effects {
                     inject: arp_replies,
                     bindings: Vec::new(),
@@ -354,7 +382,7 @@ impl Running {
                 // between turns: under a logon storm each turn then carries many messages
                 // instead of one, and the per-turn costs (socket polls that find nothing,
                 // the commit hand-off, publishing counters) stop dominating (dhcp-logon).
-                std::thread::sleep(IDLE_WAIT);
+                self.sp.twins.wait(IDLE_WAIT);
             }
         }
         if let Some(svc) = self.sp.dhcp.as_mut() {

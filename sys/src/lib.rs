@@ -40,4 +40,4 @@ pub use mbuf::{Burst, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
 pub use port::{EthStats, Link, MacAddr, Port, PortConfig, PortId, RxQueue, TxQueue};
 pub use ring::{Ring, RingMode};
-pub use tap::{poll_readable, Tap, IFNAME_MAX};
+pub use tap::{poll_readable, unshare_netns, Tap, IFNAME_MAX};

@@ -143,6 +143,17 @@ pub fn poll_readable(fds: &[RawFd], timeout: std::time::Duration) -> io::Result<
     Ok(n as usize)
 }
 
+/// Moves the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`):
+/// tests create twins there without touching the host's interfaces. What the thread opens
+/// or spawns afterwards (TAPs, netlink sockets, `ip`) lives in that namespace.
+pub fn unshare_netns() -> io::Result<()> {
+    // SAFETY: unshare takes a flag word and touches no memory of ours.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
