@@ -160,7 +160,7 @@ mod tests {
         let udp = UdpPacket::new_checked(ip.payload()).expect("udp");
         assert!(udp.verify_checksum(ip.src_addr(), ip.dst_addr()));
 
-        assert_eq!(classify(&f), Punted::Dhcp);
+        assert_eq!(classify(&f, None), Punted::Dhcp);
         let p = parse_punt(&f).expect("the logon engine's frame parser takes it");
         assert_eq!((p.src_mac.0, p.vlan, p.inner_vlan), (MAC.0, 0, 0));
         assert_eq!(p.src_ip, Ipv4Addr::UNSPECIFIED);
@@ -183,7 +183,7 @@ mod tests {
             "bytes {differ:?}"
         );
         assert_eq!(&t[36..38], &[0, 9]);
-        assert_eq!(classify(&t), Punted::Other);
+        assert_eq!(classify(&t, None), Punted::Other);
         assert!(parse_punt(&t).is_err());
     }
 
