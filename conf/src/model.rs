@@ -150,6 +150,11 @@ pub struct Port {
     /// namespace), for core and hand-off ports of a node pipeline; default
     /// `ispmux-<port name>`. At most 15 characters (Linux's IFNAMSIZ).
     pub twin: Option<String>,
+    /// Core ports: penultimate-hop popping interop. Unlabelled IPv4 received here that is not
+    /// for the gateway is handled as if it had arrived with this label (its `[[tables.ilm]]`
+    /// action, e.g. `pop_handoff`), as from a neighbour that popped the last label (implicit
+    /// null, RFC 3032). Absent: such frames are dropped as `not_mpls`.
+    pub implicit_null_label: Option<u32>,
     /// Prefixes whose addresses this port answers ARP for (`"198.18.1.0/24"`): an ISP's
     /// subscriber pool on its hand-off port, so the ISP router needs no static neighbours.
     #[serde(default, deserialize_with = "crate::de::ipv4_nets")]

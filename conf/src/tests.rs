@@ -597,6 +597,28 @@ fn table_ports_that_are_numbers_unknown_or_of_another_role_are_located() {
             "twin interface name \"ispmux-core\" is already port[1]'s",
         ),
         (
+            "an implicit null label on a hand-off port",
+            NODE.replace(
+                "role = \"handoff\"",
+                "role = \"handoff\"\nimplicit_null_label = 5001",
+            ),
+            "port[2].implicit_null_label",
+            21,
+            23,
+            "only a core port receives what a neighbour popped",
+        ),
+        (
+            "a reserved implicit null label",
+            NODE.replace(
+                "role = \"core\"",
+                "role = \"core\"\nimplicit_null_label = 3",
+            ),
+            "port[1].implicit_null_label",
+            16,
+            23,
+            "label 3 is out of range 16..=1048575",
+        ),
+        (
             "an interface address with a bad length",
             NODE.replace(
                 "role = \"core\"",

@@ -205,6 +205,21 @@ fn ports(cfg: &Config, out: &mut Vec<Issue>) {
                 "a port needs at least one receive queue",
             );
         }
+        if let Some(l) = p.implicit_null_label {
+            if p.role != Some(ispmux_dataplane::PortRole::Core) {
+                issue(
+                    out,
+                    format!("port[{i}].implicit_null_label"),
+                    "only a core port receives what a neighbour popped",
+                );
+            } else if !(16..=0xf_ffff).contains(&l) {
+                issue(
+                    out,
+                    format!("port[{i}].implicit_null_label"),
+                    format!("label {l} is out of range 16..=1048575 (0-15 are reserved)"),
+                );
+            }
+        }
         if let Some(m) = p.mtu {
             if !(68..=9600).contains(&m) {
                 issue(

@@ -36,8 +36,8 @@
 //!
 //! let preload = PreloadTables { limits: Limits::default(), ..Default::default() };
 //! let ports = vec![
-//!     PortConfig { role: PortRole::Access, mac: "02:00:00:00:00:01".parse().unwrap(), mtu: 1500, address: PortAddr::NONE },
-//!     PortConfig { role: PortRole::Core, mac: "02:00:00:00:00:02".parse().unwrap(), mtu: 1500, address: PortAddr::NONE },
+//!     PortConfig { role: PortRole::Access, mac: "02:00:00:00:00:01".parse().unwrap(), mtu: 1500, address: PortAddr::NONE, implicit_null: None },
+//!     PortConfig { role: PortRole::Core, mac: "02:00:00:00:00:02".parse().unwrap(), mtu: 1500, address: PortAddr::NONE, implicit_null: None },
 //! ];
 //! // Slow path: the master copy and one queue per worker.
 //! let (mut tx, rx) = updates::channel(preload.build().unwrap(), 1, 65_536);

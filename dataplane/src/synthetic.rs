@@ -225,12 +225,14 @@ mod tests {
                     mac: port_mac,
                     mtu: 1500,
                     address: PortAddr::NONE,
+                    implicit_null: None,
                 },
                 PortConfig {
                     role: PortRole::Core,
                     mac: MacAddr([2, 0, 0, 0, 0, 0xc1]),
                     mtu: 1500,
                     address: PortAddr::NONE,
+                    implicit_null: None,
                 },
             ];
             let mut node = Node::from_preload(ports, &preload(&spec, MacAddr([2, 0, 0, 0, 1, 1])))

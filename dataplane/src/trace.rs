@@ -202,6 +202,7 @@ mod tests {
             mac: mac(last),
             mtu: 1500,
             address: PortAddr::NONE,
+            implicit_null: None,
         };
         let ports = vec![port(PortRole::Access, 0xa0), port(PortRole::Core, 0xc1)];
         let node =

@@ -29,6 +29,7 @@ fn port(role: PortRole, m: MacAddr) -> PortConfig {
         mac: m,
         mtu: 1500,
         address: PortAddr::NONE,
+        implicit_null: None,
     }
 }
 

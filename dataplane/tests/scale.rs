@@ -264,12 +264,14 @@ fn headend_lookup_rate_at_1m_random_subscribers() {
             mac: MacAddr([2, 0, 0, 0, 0, 0xa0]),
             mtu: 1500,
             address: PortAddr::NONE,
+            implicit_null: None,
         },
         PortConfig {
             role: PortRole::Core,
             mac: MacAddr([2, 0, 0, 0, 0, 0xc1]),
             mtu: 1500,
             address: PortAddr::NONE,
+            implicit_null: None,
         },
     ];
     let mut node = Node::from_preload(ports, &p).expect("preload");

@@ -603,6 +603,7 @@ fn node_ports(
             address: c
                 .address
                 .map_or(PortAddr::NONE, |a| PortAddr::new(a.addr(), a.prefix_len())),
+            implicit_null: c.implicit_null_label,
         });
     }
     Ok(out)
@@ -727,12 +728,14 @@ mod tests {
                 mac: ACCESS_MAC,
                 mtu: 1500,
                 address: PortAddr::NONE,
+                implicit_null: None,
             },
             NodePort {
                 role: PortRole::Core,
                 mac: MacAddr([2, 0, 0, 0, 0, 0xc1]),
                 mtu: 1600,
                 address: PortAddr::NONE,
+                implicit_null: None,
             },
         ];
         let first = |restore: &[TableUpdate]| {

@@ -265,6 +265,7 @@ mtu = 1600
             mac: MacAddr(mac),
             mtu: 1600,
             address: PortAddr::new([198, 18, 9, 1].into(), 30),
+            implicit_null: None,
         };
         vec![
             port(PortRole::Access, [2, 0, 0, 0, 0xa, 1]),

@@ -157,6 +157,7 @@ fn main() -> Result<()> {
             mac: port_mac,
             mtu: 1500,
             address: PortAddr::NONE,
+            implicit_null: None,
         })
         .collect();
     let mut node = Node::from_preload(ports, &preload)?;

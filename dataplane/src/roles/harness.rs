@@ -115,6 +115,7 @@ impl ClassifyHarness {
             mac: mac(last),
             mtu: 1500,
             address: PortAddr::NONE,
+            implicit_null: None,
         };
         let ports = vec![
             port(PortRole::Access, 0xa0),

@@ -58,6 +58,9 @@ pub struct PortConfig {
     /// The port's own IPv4 address (core and hand-off ports): what arrives for it is the
     /// kernel twin's, punted.
     pub address: PortAddr,
+    /// Core ports: the label unlabelled IPv4 (not for the gateway) is handled as, when the
+    /// neighbour pops the last label (penultimate-hop popping); `None`: dropped, `not_mpls`.
+    pub implicit_null: Option<u32>,
 }
 
 /// The IPv4 destinations of a routed port that are the gateway's own: unlabelled IPv4 to

@@ -44,6 +44,7 @@ fn port(role: PortRole, mac: &str) -> PortConfig {
         mac: crate::wire::MacAddr::from_bytes(&hex(mac)).expect("mac"),
         mtu: 1500,
         address: PortAddr::NONE,
+        implicit_null: None,
     }
 }
 
@@ -665,6 +666,62 @@ fn port_addresses_and_what_is_for_the_gateway() {
     assert!(p2p.is_for(u32::from_be_bytes([198, 18, 9, 0])));
     assert_eq!(PortAddr::NONE.addr(), None);
     assert!(!PortAddr::NONE.is_for(u32::from_be_bytes([198, 18, 9, 1])));
+}
+
+/// IP_DOWN_A one hop later (TTL 62), checksum updated by hand (RFC 1624: +0x0100).
+const IP_DOWN_A_62: &str = "450000201c4640003e01ac3d080808086440000a080006f41234000770696e67";
+
+/// The addressed node with `label` as its core port's implicit null label.
+fn php_node(label: u32) -> Node {
+    let mut n = addressed_node();
+    let mut ports = n.ports().to_vec();
+    ports[1].implicit_null = Some(label);
+    n = Node::from_preload(ports, &preload()).expect("preload");
+    n
+}
+
+#[test]
+fn implicit_null_hands_off_and_delivers_what_the_neighbour_popped() {
+    // Label 5002: pop and hand off to ISP 2's router, untagged; this hop counts (TTL 62).
+    let mut n = php_node(5002);
+    let (v, out) = run(&mut n, 1, &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_DOWN_A]));
+    assert_eq!(v, Verdict::Forward(2));
+    assert_eq!(
+        to_hex(&out),
+        f(&["020000000e02", MAC_HANDOFF, "0800", IP_DOWN_A_62]).replace(' ', "")
+    );
+    // Label 3001: pop and deliver to ISP 1's subscriber A.
+    let mut n = php_node(3001);
+    let (v, out) = run(&mut n, 1, &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_DOWN_A]));
+    assert_eq!(v, Verdict::Forward(0));
+    assert_eq!(
+        to_hex(&out),
+        f(&[MAC_A, MAC_PORT0, "0800", IP_DOWN_A_62]).replace(' ', "")
+    );
+    // The gateway's own address is still the twin's.
+    let gw = f(&[MAC_CORE, MAC_CORE_PEER, "0800", &ip_to([100, 64, 0, 1])]);
+    assert_eq!(run(&mut n, 1, &gw).0, Verdict::Punt);
+    // TTL 1 expires here, as a popped label's would.
+    let (v, _) = run(&mut n, 1, &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_TTL1]));
+    assert_eq!(v, Verdict::Drop(DropReason::TtlExpired));
+}
+
+#[test]
+fn implicit_null_never_swaps_and_needs_a_label_in_the_ilm() {
+    // A swap would push a label onto a popped packet: not done.
+    let mut n = php_node(4001);
+    let (v, _) = run(&mut n, 1, &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_DOWN_A]));
+    assert_eq!(v, Verdict::Drop(DropReason::NotMpls));
+    let mut n = php_node(7777);
+    let (v, _) = run(&mut n, 1, &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_DOWN_A]));
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownLabel));
+    // Labelled frames are untouched by it.
+    let (v, _) = run(
+        &mut n,
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00fa113f", IP_A]),
+    );
+    assert_eq!(v, Verdict::Forward(1));
 }
 
 // ---- tailend upstream (pop, hand-off) ----
