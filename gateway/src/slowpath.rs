@@ -316,6 +316,7 @@ impl Running {
                 max => self.sp.punt.dequeue_burst(&mut b, max),
             };
             intake.took(n);
+            let twin_before = st.to_twin + st.from_twin;
             let mut arp_replies = Vec::new();
             for m in b.drain() {
                 st.punted += 1;
@@ -382,7 +383,14 @@ impl Running {
                 // between turns: under a logon storm each turn then carries many messages
                 // instead of one, and the per-turn costs (socket polls that find nothing,
                 // the commit hand-off, publishing counters) stop dominating (dhcp-logon).
-                self.sp.twins.wait(IDLE_WAIT);
+                if st.to_twin + st.from_twin != twin_before {
+                    // Control traffic through a twin (a ping, an LDP exchange) is answered
+                    // in turns, each waiting on the other side: after a turn that moved
+                    // some, the next comes at once. The intake still bounds a flood.
+                    std::thread::yield_now();
+                } else {
+                    self.sp.twins.wait(IDLE_WAIT);
+                }
             }
         }
         if let Some(svc) = self.sp.dhcp.as_mut() {
