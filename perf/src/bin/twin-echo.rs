@@ -11,9 +11,13 @@
 //! in flight): replies counted by ping, over its own elapsed time.
 //!
 //! The control traffic a twin carries (ARP, LDP keepalives, BFD) is small; what matters is
-//! that a burst of it is not starved. The figure bounds the twin path's rate: the slow
-//! path's turn (up to 64 punts, then its idle wait of 200 µs when the ring is drained), the
-//! worker's inject visits, and the slow path's intake cap (32,768 punts a second).
+//! that a burst of it is not starved. The figure bounds the twin path's rate: each echo
+//! crosses the worker (punt ring), the slow path's turn (up to 64 punts; the next turn at
+//! once after one that moved twin frames, else after its 200 µs idle wait), a TAP write and
+//! read, and the inject ring back through the worker; the slow path's intake caps it at
+//! 32,768 punts a second. On the 2-core development machine (release build, ping -f -l 8,
+//! 20,000 pings, 3 rounds): 22,600 replies/s through the twin against 83,700 from the kernel
+//! on the veth (ratio 0.27); 14,700 (0.20) when every turn waited out the idle wait.
 //!
 //! Runs interleave (ispmux, anchor; the order reversed every other round); medians over
 //! rounds. Options: `--count N` pings per run (default 20000), `--preload L` (default 8),
