@@ -7,7 +7,7 @@ use ispmux_dataplane::wire::MacAddr;
 use ispmux_dataplane::PortRole;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use crate::ipv4_net::Ipv4Net;
+use crate::ipv4_net::{IfAddr, Ipv4Net};
 
 /// A value written as a string and parsed with `FromStr`, its error as the message.
 fn parsed<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -38,6 +38,11 @@ pub(crate) fn ipv4_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Ipv4Net>,
         .into_iter()
         .map(|n| n.0)
         .collect())
+}
+
+/// `"198.18.9.1/30"` or `"198.18.9.1"` (a /32).
+pub(crate) fn opt_if_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IfAddr>, D::Error> {
+    parsed(d).map(Some)
 }
 
 /// `"access"`, `"core"`, `"handoff"` or `"unused"`.

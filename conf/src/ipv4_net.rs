@@ -96,9 +96,104 @@ impl fmt::Display for Ipv4Net {
     }
 }
 
+/// An interface address: the port's own address and the length of its subnet's prefix
+/// (`"198.18.9.1/30"`), as `ip addr add` takes it. A bare address (`"198.18.9.1"`) is a /32,
+/// as `address` was written before it carried a prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IfAddr {
+    addr: Ipv4Addr,
+    len: u8,
+}
+
+impl IfAddr {
+    /// `addr/len`; refuses a length over 32.
+    pub fn new(addr: Ipv4Addr, len: u8) -> Result<Self, Ipv4NetError> {
+        if len > 32 {
+            return Err(Ipv4NetError::Length(len));
+        }
+        Ok(IfAddr { addr, len })
+    }
+
+    /// The address.
+    pub fn addr(&self) -> Ipv4Addr {
+        self.addr
+    }
+
+    /// The subnet's prefix length, 0..=32.
+    pub fn prefix_len(&self) -> u8 {
+        self.len
+    }
+
+    /// The subnet.
+    pub fn network(&self) -> Ipv4Net {
+        Ipv4Net {
+            addr: Ipv4Net::masked(self.addr, self.len),
+            len: self.len,
+        }
+    }
+}
+
+impl FromStr for IfAddr {
+    type Err = Ipv4NetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let syntax = || Ipv4NetError::Syntax(s.to_owned());
+        let (a, l) = match s.trim().split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s.trim(), None),
+        };
+        let addr = a.parse().map_err(|_| syntax())?;
+        let len = match l {
+            None => 32,
+            // Digits only: u8's parser takes a leading '+'.
+            Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) => {
+                l.parse().map_err(|_| syntax())?
+            }
+            Some(_) => return Err(syntax()),
+        };
+        IfAddr::new(addr, len)
+    }
+}
+
+impl fmt::Display for IfAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interface_addresses_keep_host_bits_and_default_to_32() {
+        let a: IfAddr = "198.18.9.1/30".parse().expect("ifaddr");
+        assert_eq!(
+            (a.addr(), a.prefix_len()),
+            (Ipv4Addr::new(198, 18, 9, 1), 30)
+        );
+        assert_eq!(a.network(), net("198.18.9.0/30"));
+        assert_eq!(a.to_string(), "198.18.9.1/30");
+        let bare: IfAddr = " 10.0.0.1 ".parse().expect("bare");
+        assert_eq!(bare.prefix_len(), 32);
+        for bad in [
+            "10.0.0.1/",
+            "10.0.0.1/+8",
+            "ten",
+            "10.0.0.1/8/8",
+            "10.0.0/8",
+        ] {
+            assert_eq!(
+                bad.parse::<IfAddr>(),
+                Err(Ipv4NetError::Syntax(bad.into())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            "10.0.0.1/33".parse::<IfAddr>(),
+            Err(Ipv4NetError::Length(33))
+        );
+    }
 
     fn net(s: &str) -> Ipv4Net {
         s.parse().expect(s)

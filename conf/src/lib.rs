@@ -20,7 +20,7 @@ use std::path::Path;
 
 pub use de::PortName;
 pub use error::{ConfError, Problem};
-pub use ipv4_net::{Ipv4Net, Ipv4NetError};
+pub use ipv4_net::{IfAddr, Ipv4Net, Ipv4NetError};
 pub use load::{check, load_gateway, Checked, Loaded};
 pub use model::*;
 pub use next_hop::{NextHop, NextHopEntry, NextHopError, ToResolve};
@@ -170,6 +170,23 @@ impl Port {
     pub fn dpdk_name(&self) -> String {
         let d = self.device.trim();
         plan::pci_name(d).unwrap_or_else(|| d.split(',').next().unwrap_or(d).to_owned())
+    }
+
+    /// Whether the port routes (core or hand-off): in a node pipeline such a port has a
+    /// kernel twin.
+    pub fn is_routed(&self) -> bool {
+        matches!(
+            self.role,
+            Some(ispmux_dataplane::PortRole::Core | ispmux_dataplane::PortRole::Handoff)
+        )
+    }
+
+    /// The name of the port's kernel twin: `twin`, else `ispmux-<port name>`.
+    pub fn twin_name(&self) -> String {
+        match &self.twin {
+            Some(t) => t.clone(),
+            None => format!("ispmux-{}", self.name),
+        }
     }
 }
 

@@ -143,9 +143,21 @@ pub struct Port {
     /// The port's MAC address as the pipelines use it; default: the device's own.
     #[serde(default, deserialize_with = "crate::de::opt_mac")]
     pub mac: Option<ispmux_dataplane::wire::MacAddr>,
-    /// The port's own IPv4 address, answered to ARP by the slow path (e.g. the tailend's
-    /// address on an ISP hand-off link, the next hop of the ISP's route to its subscribers).
-    pub address: Option<std::net::Ipv4Addr>,
+    /// The port's own IPv4 interface address with its subnet's prefix length
+    /// (`"198.18.9.1/30"`; a bare address is a /32), e.g. the tailend's address on an ISP
+    /// hand-off link, the next hop of the ISP's route to its subscribers. It is the address
+    /// of the port's kernel twin, whose kernel answers ARP and ping for it.
+    #[serde(default, deserialize_with = "crate::de::opt_if_addr")]
+    pub address: Option<crate::IfAddr>,
+    /// The name of the port's kernel twin (a TAP interface in the gateway's network
+    /// namespace), for core and hand-off ports of a node pipeline; default
+    /// `ispmux-<port name>`. At most 15 characters (Linux's IFNAMSIZ).
+    pub twin: Option<String>,
+    /// Core ports: penultimate-hop popping interop. Unlabelled IPv4 received here that is not
+    /// for the gateway is handled as if it had arrived with this label (its `[[tables.ilm]]`
+    /// action, e.g. `pop_handoff`), as from a neighbour that popped the last label (implicit
+    /// null, RFC 3032). Absent: such frames are dropped as `not_mpls`.
+    pub implicit_null_label: Option<u32>,
     /// Prefixes whose addresses this port answers ARP for (`"198.18.1.0/24"`): an ISP's
     /// subscriber pool on its hand-off port, so the ISP router needs no static neighbours.
     #[serde(default, deserialize_with = "crate::de::ipv4_nets")]

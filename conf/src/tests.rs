@@ -558,6 +558,77 @@ fn table_ports_that_are_numbers_unknown_or_of_another_role_are_located() {
             14,
             "198.18.1.1/24 has host bits set; the network is 198.18.1.0/24",
         ),
+        (
+            "a twin name over IFNAMSIZ",
+            NODE.replace(
+                "role = \"handoff\"",
+                "role = \"handoff\"\ntwin = \"a-very-long-twin0\"",
+            ),
+            "port[2].twin",
+            21,
+            8,
+            "twin interface name \"a-very-long-twin0\" is 17 characters",
+        ),
+        (
+            "a default twin name over IFNAMSIZ",
+            NODE.replace("name = \"isp\"", "name = \"isp-handoff\""),
+            "port[2].name",
+            18,
+            8,
+            "twin interface name \"ispmux-isp-handoff\" is 18 characters",
+        ),
+        (
+            "a twin on an access port",
+            NODE.replace("role = \"access\"", "role = \"access\"\ntwin = \"acc\""),
+            "port[0].twin",
+            11,
+            8,
+            "only core and hand-off ports of a node pipeline have a kernel twin",
+        ),
+        (
+            "two ports, one twin name",
+            NODE.replace(
+                "role = \"handoff\"",
+                "role = \"handoff\"\ntwin = \"ispmux-core\"",
+            ),
+            "port[2].twin",
+            21,
+            8,
+            "twin interface name \"ispmux-core\" is already port[1]'s",
+        ),
+        (
+            "an implicit null label on a hand-off port",
+            NODE.replace(
+                "role = \"handoff\"",
+                "role = \"handoff\"\nimplicit_null_label = 5001",
+            ),
+            "port[2].implicit_null_label",
+            21,
+            23,
+            "only a core port receives what a neighbour popped",
+        ),
+        (
+            "a reserved implicit null label",
+            NODE.replace(
+                "role = \"core\"",
+                "role = \"core\"\nimplicit_null_label = 3",
+            ),
+            "port[1].implicit_null_label",
+            16,
+            23,
+            "label 3 is out of range 16..=1048575",
+        ),
+        (
+            "an interface address with a bad length",
+            NODE.replace(
+                "role = \"core\"",
+                "role = \"core\"\naddress = \"198.18.9.1/33\"",
+            ),
+            "port[1].address",
+            16,
+            11,
+            "prefix length 33 is over 32",
+        ),
     ];
     for (what, text, key, line, column, msg) in table {
         let ps = problems(text);
@@ -690,4 +761,33 @@ fn bad_next_hops_are_located() {
             "{what}: {ps:#?}"
         );
     }
+}
+
+#[test]
+fn routed_ports_have_twins_with_interface_addresses() {
+    let text = NODE
+        .replace(
+            "role = \"core\"",
+            "role = \"core\"\naddress = \"198.18.9.1/30\"",
+        )
+        .replace(
+            "role = \"handoff\"",
+            "role = \"handoff\"\naddress = \"198.18.200.1\"\ntwin = \"isp-twin\"",
+        );
+    let c = parse(&text, Path::new("t.toml")).expect("valid");
+    let core = &c.ports[1];
+    assert_eq!(core.twin_name(), "ispmux-core");
+    let a = core.address.expect("address");
+    assert_eq!(
+        (a.addr().to_string(), a.prefix_len()),
+        ("198.18.9.1".into(), 30)
+    );
+    let isp = &c.ports[2];
+    assert_eq!(isp.twin_name(), "isp-twin");
+    assert_eq!(
+        isp.address.map(|a| a.prefix_len()),
+        Some(32),
+        "a bare address is a /32"
+    );
+    assert!(core.is_routed() && isp.is_routed() && !c.ports[0].is_routed());
 }

@@ -155,7 +155,9 @@ fn eal(cfg: &Config, out: &mut Vec<Issue>) {
 fn ports(cfg: &Config, out: &mut Vec<Issue>) {
     let mut names = HashMap::new();
     let mut devices = HashMap::new();
+    let mut twins = HashMap::new();
     for (i, p) in cfg.ports.iter().enumerate() {
+        twin(cfg, i, p, &mut twins, out);
         if p.name.is_empty() {
             issue(out, format!("port[{i}].name"), "a port needs a name");
         } else if let Some(j) = names.insert(p.name.as_str(), i) {
@@ -204,6 +206,21 @@ fn ports(cfg: &Config, out: &mut Vec<Issue>) {
                 "a port needs at least one receive queue",
             );
         }
+        if let Some(l) = p.implicit_null_label {
+            if p.role != Some(ispmux_dataplane::PortRole::Core) {
+                issue(
+                    out,
+                    format!("port[{i}].implicit_null_label"),
+                    "only a core port receives what a neighbour popped",
+                );
+            } else if !(16..=0xf_ffff).contains(&l) {
+                issue(
+                    out,
+                    format!("port[{i}].implicit_null_label"),
+                    format!("label {l} is out of range 16..=1048575 (0-15 are reserved)"),
+                );
+            }
+        }
         if let Some(m) = p.mtu {
             if !(68..=9600).contains(&m) {
                 issue(
@@ -215,6 +232,60 @@ fn ports(cfg: &Config, out: &mut Vec<Issue>) {
         }
     }
 }
+
+/// The twin's name must be one Linux takes, and unique: twins of two ports of one gateway
+/// share its network namespace.
+fn twin(cfg: &Config, i: usize, p: &Port, seen: &mut HashMap<String, usize>, out: &mut Vec<Issue>) {
+    let has_twin = cfg.dataplane.pipeline == crate::PipelineKind::Node && p.is_routed();
+    // Located at `twin` when given, else at the port's name the default is made of.
+    let key = if p.twin.is_some() {
+        format!("port[{i}].twin")
+    } else {
+        format!("port[{i}].name")
+    };
+    if !has_twin {
+        if p.twin.is_some() {
+            issue(
+                out,
+                key,
+                "only core and hand-off ports of a node pipeline have a kernel twin",
+            );
+        }
+        return;
+    }
+    let name = p.twin_name();
+    if name.is_empty() || name.len() > IFNAME_MAX {
+        issue(
+            out,
+            key,
+            format!(
+                "twin interface name {name:?} is {} characters; Linux takes 1..={IFNAME_MAX} \
+                 (set `twin = \"...\"` on the port)",
+                name.len()
+            ),
+        );
+    } else if name == "."
+        || name == ".."
+        || name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+    {
+        issue(
+            out,
+            key,
+            format!("{name:?} is not an interface name (no '/', ':' or spaces)"),
+        );
+    } else if let Some(j) = seen.insert(name.clone(), i) {
+        issue(
+            out,
+            key,
+            format!("twin interface name {name:?} is already port[{j}]'s"),
+        );
+    }
+}
+
+/// Longest interface name Linux takes (IFNAMSIZ less the terminating zero).
+const IFNAME_MAX: usize = 15;
 
 fn is_vdev_name(name: &str) -> bool {
     name.starts_with("net_")

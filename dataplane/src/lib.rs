@@ -32,12 +32,12 @@
 //! ```
 //! use ispmux_dataplane::table::{updates, Limits};
 //! use ispmux_dataplane::shared::{self, SharedCounters};
-//! use ispmux_dataplane::{Counters, Node, Pipeline, PortConfig, PortRole, PreloadTables, VecFrame, Verdict};
+//! use ispmux_dataplane::{Counters, Node, Pipeline, PortAddr, PortConfig, PortRole, PreloadTables, VecFrame, Verdict};
 //!
 //! let preload = PreloadTables { limits: Limits::default(), ..Default::default() };
 //! let ports = vec![
-//!     PortConfig { role: PortRole::Access, mac: "02:00:00:00:00:01".parse().unwrap(), mtu: 1500 },
-//!     PortConfig { role: PortRole::Core, mac: "02:00:00:00:00:02".parse().unwrap(), mtu: 1500 },
+//!     PortConfig { role: PortRole::Access, mac: "02:00:00:00:00:01".parse().unwrap(), mtu: 1500, address: PortAddr::NONE, implicit_null: None },
+//!     PortConfig { role: PortRole::Core, mac: "02:00:00:00:00:02".parse().unwrap(), mtu: 1500, address: PortAddr::NONE, implicit_null: None },
 //! ];
 //! // Slow path: the master copy and one queue per worker.
 //! let (mut tx, rx) = updates::channel(preload.build().unwrap(), 1, 65_536);
@@ -82,5 +82,5 @@ pub mod worker;
 pub use counters::{Counters, DropReason, IspCounters, IspLine, PacketBytes, WorkerCounters};
 pub use frame::{Frame, VecFrame};
 pub use pipeline::{IoForward, MacSwap, Pipeline, Verdict};
-pub use roles::{Node, PortConfig, PortRole};
+pub use roles::{Node, PortAddr, PortConfig, PortRole};
 pub use table::{PreloadTables, TableUpdate, Tables};

@@ -201,7 +201,7 @@ pub fn write_pcap<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roles::{Node, PortConfig, PortRole};
+    use crate::roles::{Node, PortAddr, PortConfig, PortRole};
     use crate::{Frame, Pipeline, VecFrame, Verdict};
 
     fn spec(qinq: bool) -> Spec {
@@ -224,11 +224,15 @@ mod tests {
                     role: PortRole::Access,
                     mac: port_mac,
                     mtu: 1500,
+                    address: PortAddr::NONE,
+                    implicit_null: None,
                 },
                 PortConfig {
                     role: PortRole::Core,
                     mac: MacAddr([2, 0, 0, 0, 0, 0xc1]),
                     mtu: 1500,
+                    address: PortAddr::NONE,
+                    implicit_null: None,
                 },
             ];
             let mut node = Node::from_preload(ports, &preload(&spec, MacAddr([2, 0, 0, 0, 1, 1])))

@@ -183,7 +183,7 @@ impl TraceControl {
 mod tests {
     use super::*;
     use crate::frame::VecFrame;
-    use crate::roles::{Node, PortConfig, PortRole};
+    use crate::roles::{Node, PortAddr, PortConfig, PortRole};
     use crate::synthetic::{self, Spec};
     use crate::wire::MacAddr;
 
@@ -201,6 +201,8 @@ mod tests {
             role,
             mac: mac(last),
             mtu: 1500,
+            address: PortAddr::NONE,
+            implicit_null: None,
         };
         let ports = vec![port(PortRole::Access, 0xa0), port(PortRole::Core, 0xc1)];
         let node =

@@ -9,7 +9,7 @@ use ispmux_dataplane::table::preload::{
 use ispmux_dataplane::table::Limits;
 use ispmux_dataplane::wire::{Ipv4Packet, Ipv4Repr, MacAddr};
 use ispmux_dataplane::{
-    Frame, Node, Pipeline, PortConfig, PortRole, PreloadTables, VecFrame, Verdict,
+    Frame, Node, Pipeline, PortAddr, PortConfig, PortRole, PreloadTables, VecFrame, Verdict,
 };
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
@@ -28,6 +28,8 @@ fn port(role: PortRole, m: MacAddr) -> PortConfig {
         role,
         mac: m,
         mtu: 1500,
+        address: PortAddr::NONE,
+        implicit_null: None,
     }
 }
 

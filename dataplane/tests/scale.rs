@@ -8,7 +8,9 @@
 use ispmux_dataplane::table::updates::channel;
 use ispmux_dataplane::table::{Limits, SubscriberKey, TableUpdate, Tables};
 use ispmux_dataplane::wire::MacAddr;
-use ispmux_dataplane::{Frame, Node, Pipeline, PortConfig, PortRole, PreloadTables, Verdict};
+use ispmux_dataplane::{
+    Frame, Node, Pipeline, PortAddr, PortConfig, PortRole, PreloadTables, Verdict,
+};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
@@ -261,11 +263,15 @@ fn headend_lookup_rate_at_1m_random_subscribers() {
             role: PortRole::Access,
             mac: MacAddr([2, 0, 0, 0, 0, 0xa0]),
             mtu: 1500,
+            address: PortAddr::NONE,
+            implicit_null: None,
         },
         PortConfig {
             role: PortRole::Core,
             mac: MacAddr([2, 0, 0, 0, 0, 0xc1]),
             mtu: 1500,
+            address: PortAddr::NONE,
+            implicit_null: None,
         },
     ];
     let mut node = Node::from_preload(ports, &p).expect("preload");

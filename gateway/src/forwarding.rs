@@ -15,7 +15,7 @@ use ispmux_dataplane::table::updates::{self, UpdateReceiver, UpdateSender};
 use ispmux_dataplane::trace::TraceControl;
 use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo};
 use ispmux_dataplane::{
-    Counters, IoForward, MacSwap, Node, PortRole, PreloadTables, TableUpdate, Tables,
+    Counters, IoForward, MacSwap, Node, PortAddr, PortRole, PreloadTables, TableUpdate, Tables,
 };
 use ispmux_slowpath::dhcp::MacAddr;
 use ispmux_slowpath::punt::{self, ArpResponder, PortArp};
@@ -28,6 +28,7 @@ use crate::report::{
     IspStats, PacketBytes, PipelineStats, PortStats, Report, Stats, UpdateGenReport, WorkerExit,
 };
 use crate::slowpath::{SlowPath, SlowPathStats, INJECT_RING_SLOTS};
+use crate::twin::Twins;
 
 /// Room per mbuf: 2 KiB of data plus DPDK's default 128 bytes of headroom.
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
@@ -284,15 +285,19 @@ impl Forwarding {
             self.revoke = Some(revoke_tx);
             self.dhcp_stats = Some(dhcp_stats.clone());
         }
+        // The twins first: the ARP responder leaves their ports' own addresses to them.
+        let twins = Twins::create(cfg, node_ports)?;
         let arp = ArpResponder {
             ports: cfg
                 .ports
                 .iter()
                 .zip(node_ports)
-                .map(|(c, n)| PortArp {
+                .enumerate()
+                .map(|(i, (c, n))| PortArp {
                     mac: n.mac,
-                    address: c.address,
+                    address: c.address.map(|a| a.addr()),
                     prefixes: c.proxy_arp.clone(),
+                    twin: twins.has(i as u16).then_some(n.address),
                 })
                 .collect(),
         };
@@ -330,6 +335,7 @@ impl Forwarding {
                 cfg.ports.iter().map(crate::icmp::port_address).collect(),
             ),
             neighbours,
+            twins,
         };
         // Restored bindings are in the tables already; they count as installed.
         let h = slow
@@ -611,6 +617,10 @@ fn node_ports(
             role: c.role.unwrap_or(PortRole::Unused),
             mac,
             mtu: c.mtu.unwrap_or(1500),
+            address: c
+                .address
+                .map_or(PortAddr::NONE, |a| PortAddr::new(a.addr(), a.prefix_len())),
+            implicit_null: c.implicit_null_label,
         });
     }
     Ok(out)
@@ -736,11 +746,15 @@ mod tests {
                 role: PortRole::Access,
                 mac: ACCESS_MAC,
                 mtu: 1500,
+                address: PortAddr::NONE,
+                implicit_null: None,
             },
             NodePort {
                 role: PortRole::Core,
                 mac: MacAddr([2, 0, 0, 0, 0, 0xc1]),
                 mtu: 1600,
+                address: PortAddr::NONE,
+                implicit_null: None,
             },
         ];
         let first = |restore: &[TableUpdate]| {

@@ -9,7 +9,7 @@ use ispmux_conf::icmp::IcmpConfig;
 use ispmux_dataplane::{PortConfig, Tables};
 use ispmux_slowpath::dhcp::service::Inject;
 use ispmux_slowpath::icmp::{answer, Site, SourceLimiter, Trigger};
-use ispmux_slowpath::punt::Ingress;
+use ispmux_slowpath::punt::{Ingress, PortArp};
 use serde::{Deserialize, Serialize};
 
 /// What became of the frames punted for ICMP.
@@ -28,7 +28,7 @@ pub struct IcmpStats {
 
 /// The port's own address as `[[port]] address` gives it: the one place that reads it.
 pub fn port_address(p: &ispmux_conf::Port) -> Option<Ipv4Addr> {
-    p.address
+    p.address.map(|a| a.addr())
 }
 
 /// The ICMP side of the slow path.
@@ -60,7 +60,12 @@ impl IcmpErrors {
     }
 
     /// Where a frame received on `port` came from, for [`ispmux_slowpath::punt::classify`].
-    pub fn ingress(&mut self, port: Option<u16>, tables: Option<&Tables>) -> Ingress<'_> {
+    pub fn ingress<'a>(
+        &'a mut self,
+        port: Option<u16>,
+        tables: Option<&Tables>,
+        arp: Option<&'a PortArp>,
+    ) -> Ingress<'a> {
         let generation = tables.map(|t| t.isps.generation());
         if self.local_of != generation || self.local.is_empty() {
             self.local.clear();
@@ -78,6 +83,7 @@ impl IcmpErrors {
                 .and_then(|p| self.ports.get(usize::from(p)))
                 .map(|p| p.role),
             local: &self.local,
+            port: arp,
         }
     }
 
@@ -178,6 +184,8 @@ mod tests {
             role: PortRole::Access,
             mac: "02:00:00:00:00:a0".parse().expect("mac"),
             mtu: 1500,
+            address: ispmux_dataplane::PortAddr::NONE,
+            implicit_null: None,
         };
         IcmpErrors::new(&cfg, vec![port], vec![Some(Ipv4Addr::new(192, 0, 2, 1))])
     }
@@ -226,12 +234,12 @@ mod tests {
     fn the_nodes_own_addresses_are_local() {
         let t = tables();
         let mut e = errors(IcmpConfig::default());
-        let i = e.ingress(Some(0), Some(&t));
+        let i = e.ingress(Some(0), Some(&t), None);
         assert_eq!(i.role, Some(PortRole::Access));
         assert_eq!(
             i.local,
             [Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 18, 1, 1)]
         );
-        assert_eq!(e.ingress(Some(9), None).role, None);
+        assert_eq!(e.ingress(Some(9), None, None).role, None);
     }
 }

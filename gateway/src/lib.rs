@@ -17,7 +17,9 @@ mod logon;
 pub mod neighbour;
 mod radius;
 pub mod report;
+mod rtnl;
 mod slowpath;
+mod twin;
 mod update_gen;
 
 pub use command::{CommandError, ControlAnswer, ControlCommand};

@@ -39,7 +39,6 @@ use std::time::{Duration, Instant};
 use ispmux_conf::{Config, ToResolve};
 use ispmux_dataplane::table::TableUpdate;
 use ispmux_dataplane::wire::MacAddr;
-use ispmux_dataplane::PortRole;
 use ispmux_slowpath::neighbour::{NeighbourEvent, NeighbourStats, Resolver};
 use netlink_packet_core::{
     NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_CREATE, NLM_F_DUMP,
@@ -83,17 +82,13 @@ pub const TUNING: [(&str, &str); 5] = [
 ];
 
 /// The kernel twin of each routed port (core or hand-off), as (port index, interface
-/// name): `ispmux-<port name>`.
-///
-/// The interface-name seam: the twin's name is the configuration's to give (`[[port]]
-/// twin`, default `ispmux-<port name>`); whoever creates the twins must give this module the
-/// same names.
+/// name): the names [`crate::twin`] creates them under ([`ispmux_conf::Port::twin_name`]).
 pub fn twin_interfaces(cfg: &Config) -> Vec<(u16, String)> {
     cfg.ports
         .iter()
         .enumerate()
-        .filter(|(_, p)| matches!(p.role, Some(PortRole::Core | PortRole::Handoff)))
-        .filter_map(|(i, p)| Some((u16::try_from(i).ok()?, format!("ispmux-{}", p.name))))
+        .filter(|(_, p)| p.is_routed())
+        .filter_map(|(i, p)| Some((u16::try_from(i).ok()?, p.twin_name())))
         .collect()
 }
 

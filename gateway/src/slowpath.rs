@@ -1,6 +1,7 @@
 //! The slow-path thread: takes what the workers punt, lets [`ispmux_slowpath::punt`] sort
 //! it and answer ARP, runs the logon engine on DHCP, answers TTL expiries and DF packets too
-//! big with ICMP errors ([`crate::icmp`]), hands frames to send to the inject ring and
+//! big with ICMP errors ([`crate::icmp`]), moves frames between routed ports and their kernel
+//! twins ([`crate::twin`]), hands frames to send to the inject ring and
 //! changes the fast-path tables through the one update sender.
 //!
 //! It may block and allocate (it is not a worker); it sleeps briefly when there is nothing
@@ -29,6 +30,8 @@ use crate::neighbour::Neighbours;
 use ispmux_sys::{Burst, Mempool, Ring};
 use serde::{Deserialize, Serialize};
 
+use crate::twin::Twins;
+
 /// What the slow path saw, for the exit report and the control socket.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlowPathStats {
@@ -42,6 +45,19 @@ pub struct SlowPathStats {
     pub dhcp: u64,
     /// Of those, anything else (counted and freed).
     pub other: u64,
+    /// Of those, for a routed port's kernel twin, and written to it.
+    #[serde(default)]
+    pub to_twin: u64,
+    /// Frames for a twin the kernel did not take (its backlog full) or without a twin.
+    #[serde(default)]
+    pub to_twin_drops: u64,
+    /// Frames the kernel sent out of a twin, to inject on its port.
+    #[serde(default)]
+    pub from_twin: u64,
+    /// Frames the kernel sent out of a twin that were not injected (too long for an mbuf,
+    /// shorter than an Ethernet header, a read error).
+    #[serde(default)]
+    pub from_twin_drops: u64,
     /// Frames handed to the inject ring.
     pub injected: u64,
     /// Frames to inject dropped: the backlog in front of the inject ring was full.
@@ -68,6 +84,8 @@ pub struct SlowPathStats {
 
 /// Punted frames taken per turn at most.
 const PUNT_BURST: usize = 64;
+/// Frames read from each kernel twin per turn at most.
+const TWIN_BURST: usize = 64;
 /// How long the slow path waits between turns once the punt ring is drained: a DHCP
 /// message waits at most this long at each hop through the slow path.
 const IDLE_WAIT: Duration = Duration::from_micros(200);
@@ -273,6 +291,8 @@ pub struct SlowPath {
     pub icmp: IcmpErrors,
     /// Next hops given by address, followed in the kernel's neighbour table.
     pub neighbours: Option<Neighbours>,
+    /// The routed ports' kernel twins (removed when the slow path ends).
+    pub(crate) twins: Twins,
 }
 
 /// The slow path once built: the backlog in front of the inject ring is its own.
@@ -314,19 +334,22 @@ impl Running {
                 max => self.sp.punt.dequeue_burst(&mut b, max),
             };
             intake.took(n);
+            let twin_before = st.to_twin + st.from_twin;
             let mut arp_replies = Vec::new();
             let mut icmp_errors = Vec::new();
             for m in b.drain() {
                 st.punted += 1;
                 let port = self.sp.port_index.get(&m.port()).copied();
                 let tables = self.sp.updates.as_ref().map(UpdateSender::tables);
-                let ingress = self.sp.icmp.ingress(port, tables);
+                let arp = port.and_then(|p| self.sp.arp.ports.get(usize::from(p)));
+                let ingress = self.sp.icmp.ingress(port, tables, arp);
                 match punt::classify(m.data(), &ingress) {
                     Punted::Arp => {
                         st.arp += 1;
                         if let Some((port, frame)) =
                             port.and_then(|p| Some((p, self.sp.arp.answer(p, m.data())?)))
                         {
+                            st.arp_replies += 1;
                             arp_replies.push(Inject { port, frame });
                         }
                     }
@@ -347,14 +370,21 @@ impl Running {
                             icmp_errors.push(e);
                         }
                     }
+                    Punted::Twin => match port {
+                        Some(p) if self.sp.twins.write_kernel(p, m.data()) => st.to_twin += 1,
+                        _ => st.to_twin_drops += 1,
+                    },
                     Punted::Other => {
                         st.other += 1;
                         tracing::debug!(frame = ?&m.data()[..m.data().len().min(64)], "punted frame no engine takes");
                     }
                 }
             }
+            // What the kernel sent on the twins leaves with the ARP replies.
+            self.sp
+                .twins
+                .read_kernel(TWIN_BURST, &mut arp_replies, &mut st);
             if !arp_replies.is_empty() {
-                st.arp_replies += arp_replies.len() as u64;
                 let fx = Effects {
                     inject: arp_replies,
                     bindings: Vec::new(),
@@ -391,7 +421,14 @@ impl Running {
                 // between turns: under a logon storm each turn then carries many messages
                 // instead of one, and the per-turn costs (socket polls that find nothing,
                 // the commit hand-off, publishing counters) stop dominating (dhcp-logon).
-                std::thread::sleep(IDLE_WAIT);
+                if st.to_twin + st.from_twin != twin_before {
+                    // Control traffic through a twin (a ping, an LDP exchange) is answered
+                    // in turns, each waiting on the other side: after a turn that moved
+                    // some, the next comes at once. The intake still bounds a flood.
+                    std::thread::yield_now();
+                } else {
+                    self.sp.twins.wait(IDLE_WAIT);
+                }
             }
         }
         if let Some(svc) = self.sp.dhcp.as_mut() {

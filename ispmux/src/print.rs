@@ -81,8 +81,8 @@ pub fn report(r: &Report) {
         }
         let sp = &s.slowpath;
         println!(
-            "slowpath punted {} arp {} arp_replies {} dhcp {} other {} injected {} inject_drops {} bindings_installed {} bindings_removed {} update_errors {}",
-            sp.punted, sp.arp, sp.arp_replies, sp.dhcp, sp.other, sp.injected, sp.inject_drops, sp.bindings_installed, sp.bindings_removed, sp.update_errors
+            "slowpath punted {} arp {} arp_replies {} dhcp {} other {} injected {} inject_drops {} bindings_installed {} bindings_removed {} update_errors {} to_twin {} to_twin_drops {} from_twin {} from_twin_drops {}",
+            sp.punted, sp.arp, sp.arp_replies, sp.dhcp, sp.other, sp.injected, sp.inject_drops, sp.bindings_installed, sp.bindings_removed, sp.update_errors, sp.to_twin, sp.to_twin_drops, sp.from_twin, sp.from_twin_drops
         );
         let (p, i) = (&s.pipeline, &sp.icmp);
         println!(
@@ -227,8 +227,8 @@ fn stats(s: &Stats) -> String {
         let sp = &s.slowpath;
         let _ = writeln!(
             o,
-            "slow path: punted {} (arp {}, dhcp {}, other {}), arp replies {}, injected {} (dropped {}, waiting {}), bindings +{} -{}, update errors {}",
-            sp.punted, sp.arp, sp.dhcp, sp.other, sp.arp_replies, sp.injected, sp.inject_drops, sp.inject_backlog, sp.bindings_installed, sp.bindings_removed, sp.update_errors
+            "slow path: punted {} (arp {}, dhcp {}, other {}), arp replies {}, injected {} (dropped {}, waiting {}), bindings +{} -{}, update errors {}\nkernel twins: to {} (dropped {}), from {} (dropped {})",
+            sp.punted, sp.arp, sp.dhcp, sp.other, sp.arp_replies, sp.injected, sp.inject_drops, sp.inject_backlog, sp.bindings_installed, sp.bindings_removed, sp.update_errors, sp.to_twin, sp.to_twin_drops, sp.from_twin, sp.from_twin_drops
         );
         let i = &sp.icmp;
         let _ = writeln!(

@@ -22,7 +22,7 @@
 use anyhow::{bail, Result};
 use ispmux_dataplane::frame::Frame;
 use ispmux_dataplane::pipeline::{Pipeline, Verdict};
-use ispmux_dataplane::roles::{Node, PortConfig, PortRole};
+use ispmux_dataplane::roles::{Node, PortAddr, PortConfig, PortRole};
 use ispmux_dataplane::synthetic::{self, Spec};
 use ispmux_dataplane::table::preload::{IlmActionPreload, IlmPreload};
 use ispmux_dataplane::wire::MacAddr;
@@ -156,6 +156,8 @@ fn main() -> Result<()> {
             role,
             mac: port_mac,
             mtu: 1500,
+            address: PortAddr::NONE,
+            implicit_null: None,
         })
         .collect();
     let mut node = Node::from_preload(ports, &preload)?;

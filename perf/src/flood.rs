@@ -137,7 +137,7 @@ pub fn dhcp_refused_and_dropped(report: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ispmux_dataplane::roles::{Node, PortConfig, PortRole};
+    use ispmux_dataplane::roles::{Node, PortAddr, PortConfig, PortRole};
     use ispmux_dataplane::synthetic::{self, Spec};
     use ispmux_dataplane::{DropReason, Pipeline, VecFrame, Verdict};
     use ispmux_slowpath::dhcp::frame::parse_punt;
@@ -205,11 +205,15 @@ mod tests {
                 role: PortRole::Access,
                 mac: port_mac,
                 mtu: 1500,
+                address: PortAddr::NONE,
+                implicit_null: None,
             },
             PortConfig {
                 role: PortRole::Core,
                 mac: MacAddr([2, 0, 0, 0, 0, 0xc1]),
                 mtu: 1500,
+                address: PortAddr::NONE,
+                implicit_null: None,
             },
         ];
         let mut node = Node::from_preload(

@@ -27,6 +27,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod ring;
+mod tap;
 
 pub use alloc::HugeAlloc;
 pub use eal::{version, Eal};
@@ -39,3 +40,4 @@ pub use mbuf::{Burst, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
 pub use port::{EthStats, Link, MacAddr, Port, PortConfig, PortId, RxQueue, TxQueue};
 pub use ring::{Ring, RingMode};
+pub use tap::{poll_readable, unshare_netns, Tap, IFNAME_MAX};

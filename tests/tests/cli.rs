@@ -309,6 +309,8 @@ role = "access"
 name = "core"
 device = "net_null1"
 role = "core"
+# Its kernel twin, in the host's namespace: a name of this process's own.
+twin = "ispmux-c{}"
 
 [dataplane]
 pipeline = "node"
@@ -334,6 +336,7 @@ name = "isp-a"
 gateway = "198.18.1.1"
 upstream = {{ label = 1001, port = "core", next_hop = "02:00:00:02:00:01" }}
 "#,
+            std::process::id(),
             d.join("ispmux.db").display(),
             d.join("ctl.sock").display(),
             // The ISP-side socket binds this:67; one loopback address per test process.

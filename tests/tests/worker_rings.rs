@@ -262,6 +262,8 @@ fn a_frame_the_node_drops_is_counted_once() {
         role,
         mac: mac.parse().expect("mac"),
         mtu: 1500,
+        address: ispmux_dataplane::PortAddr::NONE,
+        implicit_null: None,
     };
     let ports = vec![
         role(PortRole::Access, "02:00:00:00:00:01"),

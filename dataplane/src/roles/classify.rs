@@ -229,6 +229,10 @@ pub struct LabelInfo {
     pub bottom: bool,
     /// TTL.
     pub ttl: u8,
+    /// Bytes the entry takes in the frame: 4, or 0 for an implicit null (the neighbour
+    /// popped the label, RFC 3031 §3.16, and the port stands for it with its
+    /// `implicit_null` label).
+    pub len: usize,
 }
 
 /// What a frame from a core port is.
@@ -238,6 +242,8 @@ pub enum CoreClass {
     Mpls(LabelInfo),
     /// ARP from a core neighbour: slow path.
     Arp,
+    /// Unlabelled IPv4: for the gateway itself (its kernel twin), else dropped (`not_mpls`).
+    Ipv4,
 }
 
 /// Classifies a frame received on a core port.
@@ -251,9 +257,11 @@ pub fn classify_core(d: &[u8], l2: &L2) -> Result<CoreClass, DropReason> {
                 tc: m.tc(),
                 bottom: m.bottom_of_stack(),
                 ttl: m.ttl(),
+                len: 4,
             }))
         }
         EtherType::ARP => Ok(CoreClass::Arp),
+        EtherType::IPV4 => Ok(CoreClass::Ipv4),
         _ => Err(DropReason::NotMpls),
     }
 }

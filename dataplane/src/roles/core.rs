@@ -15,7 +15,7 @@
 
 use super::classify::{classify_core, parse_ipv4, parse_l2, CoreClass, Ipv4Info, LabelInfo, L2};
 use super::link::LinkHeader;
-use super::{Cx, PortConfig, BURST};
+use super::{Cx, PortAddr, PortConfig, BURST};
 use crate::counters::DropReason;
 use crate::frame::Frame;
 use crate::pipeline::Verdict;
@@ -105,17 +105,60 @@ pub(super) fn top_label(d: &[u8]) -> Option<u32> {
     let l2 = parse_l2(d).ok()?;
     match classify_core(d, &l2).ok()? {
         CoreClass::Mpls(top) => Some(top.label),
-        CoreClass::Arp => None,
+        CoreClass::Arp | CoreClass::Ipv4 => None,
     }
 }
 
-/// The link layer and top label of a frame, or its verdict when it has no label to look up.
+/// What the core pipeline knows of the receive port beyond the tables.
+#[derive(Clone, Copy)]
+struct RxPort {
+    /// The gateway's own destinations on it.
+    own: PortAddr,
+    /// The label unlabelled IPv4 stands for (penultimate-hop popping), if any.
+    implicit_null: Option<u32>,
+}
+
+impl RxPort {
+    const NONE: RxPort = RxPort {
+        own: PortAddr::NONE,
+        implicit_null: None,
+    };
+}
+
+/// The link layer and top label of a frame, or its verdict when it has no label to look up:
+/// ARP and unlabelled IPv4 for the gateway itself go to the slow path (the port's kernel
+/// twin); other unlabelled IPv4 is taken as labelled with the port's implicit null label,
+/// else dropped.
 #[inline(always)]
-fn parse_labelled(d: &[u8]) -> Result<(L2, LabelInfo), Verdict> {
+fn parse_labelled(d: &[u8], rx: &RxPort) -> Result<(L2, LabelInfo), Verdict> {
     let l2 = parse_l2(d).map_err(Verdict::Drop)?;
     match classify_core(d, &l2).map_err(Verdict::Drop)? {
         CoreClass::Arp => Err(Verdict::Punt),
+        CoreClass::Ipv4 => unlabelled(d, &l2, rx).map(|top| (l2, top)),
         CoreClass::Mpls(top) => Ok((l2, top)),
+    }
+}
+
+/// Unlabelled IPv4 on a core port: the gateway's own (ping, LDP hellos and sessions to its
+/// address) is punted for the twin. Anything else is what a neighbour that popped the last
+/// label sends (PHP): with an implicit null label configured it stands for that label, a
+/// bottom entry of length 0 whose TTL is the packet's, so the pop still counts this hop;
+/// without one it is not for a label switch (`not_mpls`).
+#[inline(never)]
+fn unlabelled(d: &[u8], l2: &L2, rx: &RxPort) -> Result<LabelInfo, Verdict> {
+    match parse_ipv4(d.get(l2.l3..).unwrap_or(&[])) {
+        Ok((ip, _)) if rx.own.is_for(ip.dst) => Err(Verdict::Punt),
+        Ok((ip, _)) => match rx.implicit_null {
+            Some(label) => Ok(LabelInfo {
+                label,
+                tc: 0,
+                bottom: true,
+                ttl: ip.ttl,
+                len: 0,
+            }),
+            None => Err(Verdict::Drop(DropReason::NotMpls)),
+        },
+        Err(_) => Err(Verdict::Drop(DropReason::NotMpls)),
     }
 }
 
@@ -134,7 +177,7 @@ fn pop_checks(d: &[u8], l2: &L2, top: &LabelInfo) -> Result<Ipv4Info, DropReason
     if top.ttl <= 1 {
         return Err(DropReason::TtlExpired);
     }
-    let (ip, _) = parse_ipv4(d.get(l2.l3 + 4..).unwrap_or(&[]))?;
+    let (ip, _) = parse_ipv4(d.get(l2.l3 + top.len..).unwrap_or(&[]))?;
     if ip.ttl == 0 {
         return Err(DropReason::TtlExpired);
     }
@@ -149,7 +192,7 @@ fn pop_to<F: Frame>(
     ip: &Ipv4Info,
     h: &LinkHeader,
 ) -> Result<(), DropReason> {
-    h.replace(f, l2.l3 + 4)?;
+    h.replace(f, l2.l3 + top.len)?;
     let ttl = ip.ttl.min(top.ttl - 1);
     if ttl != ip.ttl {
         let d = f.data_mut();
@@ -172,6 +215,10 @@ fn swap<F: Frame>(
     let Some(out) = cx.port(port) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
+    if top.len == 0 {
+        // A popped packet is not pushed again here: the implicit null label must pop.
+        return Verdict::Drop(DropReason::NotMpls);
+    }
     if top.ttl <= 1 {
         return cx.icmp_punt(DropReason::TtlExpired, f.data(), None);
     }
@@ -234,10 +281,15 @@ fn handoff<F: Frame>(
 
 /// Pass 2: acts on the ILM entry `action` of the frame's top label.
 #[inline(always)]
-fn resolve<F: Frame>(cx: &mut Cx<'_>, f: &mut F, action: Option<IlmAction>) -> Step {
-    let (l2, top) = match parse_labelled(f.data()) {
+fn resolve<F: Frame>(cx: &mut Cx<'_>, f: &mut F, rx: &RxPort, action: Option<IlmAction>) -> Step {
+    let (l2, top) = match parse_labelled(f.data(), rx) {
         Ok(x) => x,
         Err(v) => return Step::Done(v),
+    };
+    // An implicit null's label was not in the frame for pass 1 to look up.
+    let action = match top.len {
+        0 => cx.tables.ilm.get(&top.label).map(|e| e.action()),
+        _ => action,
     };
     let Some(action) = action else {
         return Step::Done(Verdict::Drop(DropReason::UnknownLabel));
@@ -266,11 +318,12 @@ fn resolve<F: Frame>(cx: &mut Cx<'_>, f: &mut F, action: Option<IlmAction>) -> S
 fn deliver<F: Frame>(
     cx: &mut Cx<'_>,
     f: &mut F,
+    rx: &RxPort,
     key: &DownstreamKey,
     sub: Option<&DownstreamSlot>,
 ) -> Verdict {
     let d = f.data();
-    let (l2, top, ip) = match parse_labelled(d) {
+    let (l2, top, ip) = match parse_labelled(d, rx) {
         Ok((l2, top)) => match pop_checks(d, &l2, &top) {
             Ok(ip) => (l2, top, ip),
             Err(r) => return Verdict::Drop(r),
@@ -332,10 +385,14 @@ pub fn prefetch<F: Frame>(tables: &Tables, frames: &[F]) {
 /// second pass.
 pub fn ilm<F: Frame>(
     cx: &mut Cx<'_>,
-    _rx_port: u16,
+    rx_port: u16,
     frames: &mut [F],
     verdicts: &mut [Verdict],
 ) -> bool {
+    let rx = cx.port(rx_port).map_or(RxPort::NONE, |p| RxPort {
+        own: p.address,
+        implicit_null: p.implicit_null,
+    });
     let mut keys = [DownstreamKey::default(); BURST];
     let mut key_cands = [Candidates::default(); BURST];
     let (mut transit_packets, mut transit_bytes) = (0u64, 0u64);
@@ -385,7 +442,7 @@ pub fn ilm<F: Frame>(
             }
             let action = entry.map(|e| e.action());
             all_counted = false;
-            match resolve(cx, f, action) {
+            match resolve(cx, f, &rx, action) {
                 Step::Done(verdict) => *v = verdict,
                 Step::Deliver(key) => {
                     if let (Some(k), Some(kc)) = (keys.get_mut(i), key_cands.get_mut(i)) {
@@ -407,7 +464,7 @@ pub fn ilm<F: Frame>(
         {
             if delivering >> i & 1 == 1 {
                 let sub = cx.tables.downstream.get_prepared(k, *kc);
-                *v = deliver(cx, f, k, sub);
+                *v = deliver(cx, f, &rx, k, sub);
             }
         }
     }

@@ -2,19 +2,20 @@
 //! ISP's downstream label.
 //!
 //! The (port, VLAN) the frame arrived on names the ISP (`UnknownHandoff` otherwise). ARP from
-//! the ISP router goes to the slow path; IPv4 gets the ISP's downstream FEC pushed toward
+//! the ISP router goes to the slow path, and so does IPv4 for the gateway itself (the
+//! port's address, broadcast, 224.0.0.0/24: its kernel twin's); other IPv4 gets the ISP's downstream FEC pushed toward
 //! the headend exactly as the headend pushes upstream.
 
 use super::classify::{parse_ipv4, parse_l2};
 use super::link::push_label;
-use super::Cx;
+use super::{Cx, PortAddr};
 use crate::counters::DropReason;
 use crate::frame::Frame;
 use crate::pipeline::Verdict;
 use crate::table::handoff::handoff_key;
 use crate::wire::EtherType;
 
-fn one<F: Frame>(cx: &mut Cx<'_>, rx_port: u16, f: &mut F) -> Verdict {
+fn one<F: Frame>(cx: &mut Cx<'_>, rx_port: u16, own: &PortAddr, f: &mut F) -> Verdict {
     let d = f.data();
     let l2 = match parse_l2(d) {
         Ok(l2) => l2,
@@ -38,6 +39,10 @@ fn one<F: Frame>(cx: &mut Cx<'_>, rx_port: u16, f: &mut F) -> Verdict {
         Ok((ip, _)) => ip,
         Err(r) => return Verdict::Drop(r),
     };
+    if own.is_for(ip.dst) {
+        // For the gateway itself (ping, BGP, link-local multicast): the port's kernel twin.
+        return Verdict::Punt;
+    }
     let Some(fec) = cx.tables.isps.get(isp_id).and_then(|i| i.downstream) else {
         return Verdict::Drop(DropReason::NoFec);
     };
@@ -62,7 +67,8 @@ pub fn downstream<F: Frame>(
     frames: &mut [F],
     verdicts: &mut [Verdict],
 ) {
+    let own = cx.port(rx_port).map_or(PortAddr::NONE, |p| p.address);
     for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()) {
-        *v = one(cx, rx_port, f);
+        *v = one(cx, rx_port, &own, f);
     }
 }

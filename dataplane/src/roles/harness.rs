@@ -7,7 +7,7 @@
 //! port with a whole Ethernet header, punted frames reach the slow path unmodified.
 
 use super::classify::{classify_access, classify_core, parse_l2};
-use super::{Node, PortConfig, PortRole};
+use super::{Node, PortAddr, PortConfig, PortRole};
 use crate::frame::{Frame, VecFrame};
 use crate::pipeline::{Pipeline, Verdict};
 use crate::table::preload::{
@@ -114,6 +114,8 @@ impl ClassifyHarness {
             role,
             mac: mac(last),
             mtu: 1500,
+            address: PortAddr::NONE,
+            implicit_null: None,
         };
         let ports = vec![
             port(PortRole::Access, 0xa0),

@@ -56,6 +56,63 @@ pub struct PortConfig {
     pub mac: MacAddr,
     /// Largest Ethernet payload (label stack plus IPv4) the port sends, 1500 on most links.
     pub mtu: u16,
+    /// The port's own IPv4 address (core and hand-off ports): what arrives for it is the
+    /// kernel twin's, punted.
+    pub address: PortAddr,
+    /// Core ports: the label unlabelled IPv4 (not for the gateway) is handled as, when the
+    /// neighbour pops the last label (penultimate-hop popping); `None`: dropped, `not_mpls`.
+    pub implicit_null: Option<u32>,
+}
+
+/// The IPv4 destinations of a routed port that are the gateway's own: unlabelled IPv4 to
+/// them is punted to the port's kernel twin rather than forwarded or dropped. The slow path
+/// sorts punted frames with the same test ([`PortAddr::is_for`]), so both agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortAddr {
+    /// The address, host order.
+    addr: u32,
+    /// The subnet's directed broadcast (RFC 919), host order; the limited broadcast when the
+    /// subnet has none (/31, RFC 3021; /32).
+    broadcast: u32,
+}
+
+impl PortAddr {
+    /// No address: only broadcast and link-local multicast are the twin's.
+    pub const NONE: PortAddr = PortAddr {
+        addr: u32::MAX,
+        broadcast: u32::MAX,
+    };
+
+    /// The port's address `addr` in a subnet of `prefix_len` bits.
+    pub fn new(addr: std::net::Ipv4Addr, prefix_len: u8) -> Self {
+        let addr = u32::from(addr);
+        let host = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+        let broadcast = if prefix_len <= 30 {
+            addr | host
+        } else {
+            u32::MAX
+        };
+        PortAddr { addr, broadcast }
+    }
+
+    /// The address, if the port has one.
+    pub fn addr(&self) -> Option<std::net::Ipv4Addr> {
+        (self.addr != u32::MAX).then(|| self.addr.into())
+    }
+
+    /// Whether IPv4 to `dst` (host order) is for the gateway itself: its address, the
+    /// subnet's or the limited broadcast, or the link-local multicast block 224.0.0.0/24
+    /// (RFC 5771: routing protocols' hellos, LDP's to 224.0.0.2, are never forwarded).
+    #[inline(always)]
+    pub fn is_for(&self, dst: u32) -> bool {
+        dst == self.addr || dst == self.broadcast || dst == u32::MAX || dst >> 8 == 0xe0_0000
+    }
+}
+
+impl Default for PortAddr {
+    fn default() -> Self {
+        PortAddr::NONE
+    }
 }
 
 /// What a pipeline reads and counts into.

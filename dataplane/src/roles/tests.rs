@@ -3,7 +3,7 @@
 //! IPv4 packets were generated outside this code base (a short Python script with its own
 //! RFC 1071 checksum) so the expected bytes do not come from the code under test.
 
-use super::{Node, PortConfig, PortRole};
+use super::{Node, PortAddr, PortConfig, PortRole};
 use crate::counters::{DropReason, PacketBytes};
 use crate::frame::{Frame, VecFrame};
 use crate::pipeline::{Pipeline, Verdict};
@@ -45,6 +45,8 @@ fn port(role: PortRole, mac: &str) -> PortConfig {
         role,
         mac: crate::wire::MacAddr::from_bytes(&hex(mac)).expect("mac"),
         mtu: 1500,
+        address: PortAddr::NONE,
+        implicit_null: None,
     }
 }
 
@@ -573,6 +575,191 @@ fn transit_punts_ttl_expiry_drops_unknown_label_and_non_mpls() {
         &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "01771140", IP_A]),
         DropReason::NoRoute,
     );
+}
+
+/// The test node with addresses on its core (100.64.0.1/30) and hand-off (100.64.0.5/30)
+/// ports, as a gateway with kernel twins has.
+fn addressed_node() -> Node {
+    let addr = |a: [u8; 4]| PortAddr::new(a.into(), 30);
+    let mut core = port(PortRole::Core, MAC_CORE);
+    core.address = addr([100, 64, 0, 1]);
+    let mut handoff = port(PortRole::Handoff, MAC_HANDOFF);
+    handoff.address = addr([100, 64, 0, 5]);
+    let ports = vec![
+        port(PortRole::Access, MAC_PORT0),
+        core,
+        handoff,
+        port(PortRole::Access, MAC_PORT3),
+        port(PortRole::Unused, "020000000000"),
+    ];
+    Node::from_preload(ports, &preload()).expect("preload")
+}
+
+/// An ICMP echo from 100.64.0.10 to `dst`, its header checksum computed.
+fn ip_to(dst: [u8; 4]) -> String {
+    let mut h = hex(IP_GW);
+    h[16..20].copy_from_slice(&dst);
+    h[10..12].copy_from_slice(&[0, 0]);
+    let c = crate::wire::checksum::internet(&h[..20]);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    to_hex(&h)
+}
+
+#[test]
+fn core_port_punts_unlabelled_ipv4_for_the_gateway_only() {
+    let mut n = addressed_node();
+    let on_core = |ip: &str| f(&[MAC_CORE, MAC_CORE_PEER, "0800", ip]);
+    // To the port's address (ping), link-local multicast (LDP hellos go to 224.0.0.2),
+    // the limited and the subnet's broadcast.
+    for ip in [
+        IP_GW.to_owned(),
+        IP_MCAST.to_owned(),
+        IP_DHCP.to_owned(),
+        ip_to([224, 0, 0, 2]),
+        ip_to([100, 64, 0, 3]),
+    ] {
+        assert_eq!(run(&mut n, 1, &on_core(&ip)).0, Verdict::Punt, "{ip}");
+    }
+    // Anything else unlabelled is not for a label switch.
+    for ip in [
+        IP_A.to_owned(),
+        ip_to([100, 64, 0, 2]),
+        ip_to([224, 0, 1, 2]),
+    ] {
+        assert_eq!(
+            run(&mut n, 1, &on_core(&ip)).0,
+            Verdict::Drop(DropReason::NotMpls),
+            "{ip}"
+        );
+    }
+    assert_eq!(n.counters().worker.punts, 5);
+    // Labelled traffic is untouched: a swap of label 4001 as in the transit tests.
+    let (v, _) = run(
+        &mut n,
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00fa113f", IP_A]),
+    );
+    assert_eq!(v, Verdict::Forward(1));
+}
+
+#[test]
+fn core_port_without_address_drops_unicast_to_the_gateway() {
+    dropped(
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_GW]),
+        DropReason::NotMpls,
+    );
+    let mut n = node();
+    let mcast = f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_MCAST]);
+    assert_eq!(
+        run(&mut n, 1, &mcast).0,
+        Verdict::Punt,
+        "link-local multicast"
+    );
+}
+
+#[test]
+fn handoff_port_punts_ipv4_for_the_gateway_and_pushes_the_rest() {
+    let mut n = addressed_node();
+    let gw = ip_to([100, 64, 0, 5]);
+    for frame in [
+        f(&["0200000000d2", "020000000e02", "0800", &gw]),
+        f(&["0200000000d2", "020000000e01", "8100 0065 0800", &gw]),
+        f(&["0200000000d2", "020000000e02", "0800", IP_MCAST]),
+    ] {
+        assert_eq!(run(&mut n, 2, &frame).0, Verdict::Punt, "{frame}");
+    }
+    // The core port's address is not the hand-off port's: pushed like any packet.
+    let (v, _) = run(
+        &mut n,
+        2,
+        &f(&[
+            "0200000000d2",
+            "020000000e02",
+            "0800",
+            &ip_to([100, 64, 0, 1]),
+        ]),
+    );
+    assert_eq!(v, Verdict::Forward(1));
+    fwd(
+        2,
+        &f(&["0200000000d2", "020000000e02", "0800", IP_DOWN_A]),
+        1,
+        &f(&["020000000102", MAC_CORE, "8847", "007d233e", IP_DOWN_A]),
+    );
+}
+
+#[test]
+fn port_addresses_and_what_is_for_the_gateway() {
+    let a = PortAddr::new([198, 18, 9, 1].into(), 30);
+    let is = |d: [u8; 4]| a.is_for(u32::from_be_bytes(d));
+    assert!(is([198, 18, 9, 1]) && is([198, 18, 9, 3]) && is([255, 255, 255, 255]));
+    assert!(is([224, 0, 0, 2]) && is([224, 0, 0, 255]));
+    assert!(!is([198, 18, 9, 2]) && !is([198, 18, 9, 0]) && !is([224, 0, 1, 0]));
+    assert!(!is([0, 0, 0, 0]) && !is([239, 255, 255, 250]));
+    assert_eq!(a.addr(), Some([198, 18, 9, 1].into()));
+    // /31 (RFC 3021) and /32 have no subnet broadcast.
+    let p2p = PortAddr::new([198, 18, 9, 0].into(), 31);
+    assert!(!p2p.is_for(u32::from_be_bytes([198, 18, 9, 1])));
+    assert!(p2p.is_for(u32::from_be_bytes([198, 18, 9, 0])));
+    assert_eq!(PortAddr::NONE.addr(), None);
+    assert!(!PortAddr::NONE.is_for(u32::from_be_bytes([198, 18, 9, 1])));
+}
+
+/// IP_DOWN_A one hop later (TTL 62), checksum updated by hand (RFC 1624: +0x0100).
+const IP_DOWN_A_62: &str = "450000201c4640003e01ac3d080808086440000a080006f41234000770696e67";
+
+/// The addressed node with `label` as its core port's implicit null label.
+fn php_node(label: u32) -> Node {
+    let mut n = addressed_node();
+    let mut ports = n.ports().to_vec();
+    ports[1].implicit_null = Some(label);
+    n = Node::from_preload(ports, &preload()).expect("preload");
+    n
+}
+
+#[test]
+fn implicit_null_hands_off_and_delivers_what_the_neighbour_popped() {
+    // Label 5002: pop and hand off to ISP 2's router, untagged; this hop counts (TTL 62).
+    let mut n = php_node(5002);
+    let (v, out) = run(&mut n, 1, &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_DOWN_A]));
+    assert_eq!(v, Verdict::Forward(2));
+    assert_eq!(
+        to_hex(&out),
+        f(&["020000000e02", MAC_HANDOFF, "0800", IP_DOWN_A_62]).replace(' ', "")
+    );
+    // Label 3001: pop and deliver to ISP 1's subscriber A.
+    let mut n = php_node(3001);
+    let (v, out) = run(&mut n, 1, &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_DOWN_A]));
+    assert_eq!(v, Verdict::Forward(0));
+    assert_eq!(
+        to_hex(&out),
+        f(&[MAC_A, MAC_PORT0, "0800", IP_DOWN_A_62]).replace(' ', "")
+    );
+    // The gateway's own address is still the twin's.
+    let gw = f(&[MAC_CORE, MAC_CORE_PEER, "0800", &ip_to([100, 64, 0, 1])]);
+    assert_eq!(run(&mut n, 1, &gw).0, Verdict::Punt);
+    // TTL 1 expires here, as a popped label's would.
+    let (v, _) = run(&mut n, 1, &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_TTL1]));
+    assert_eq!(v, Verdict::Drop(DropReason::TtlExpired));
+}
+
+#[test]
+fn implicit_null_never_swaps_and_needs_a_label_in_the_ilm() {
+    // A swap would push a label onto a popped packet: not done.
+    let mut n = php_node(4001);
+    let (v, _) = run(&mut n, 1, &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_DOWN_A]));
+    assert_eq!(v, Verdict::Drop(DropReason::NotMpls));
+    let mut n = php_node(7777);
+    let (v, _) = run(&mut n, 1, &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_DOWN_A]));
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownLabel));
+    // Labelled frames are untouched by it.
+    let (v, _) = run(
+        &mut n,
+        1,
+        &f(&[MAC_CORE, MAC_CORE_PEER, "8847", "00fa113f", IP_A]),
+    );
+    assert_eq!(v, Verdict::Forward(1));
 }
 
 // ---- tailend upstream (pop, hand-off) ----

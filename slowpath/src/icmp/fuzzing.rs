@@ -32,6 +32,8 @@ fn ports() -> Vec<PortConfig> {
         role,
         mac: mac(m),
         mtu: 1500,
+        address: ispmux_dataplane::PortAddr::NONE,
+        implicit_null: None,
     };
     vec![
         p(PortRole::Access, "02:00:00:00:00:a0"),
@@ -132,6 +134,7 @@ pub fn exercise(data: &[u8]) {
             &Ingress {
                 role,
                 local: &local,
+                port: None,
             },
         );
         let site = Site {

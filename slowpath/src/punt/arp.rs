@@ -1,13 +1,16 @@
-//! ARP answered by the slow path on hand-off (and core) ports: for the port's own address and
-//! for the prefixes it proxies (an ISP's subscriber pool), so an ISP router on the hand-off
-//! link reaches its subscribers through the tailend with no static neighbour entries.
-//! Subscribers' ARP is answered in the fast path (`dataplane::roles::access::arp`): access ports
-//! answer nothing here.
+//! ARP answered by the slow path: for the prefixes a port proxies (an ISP's subscriber pool
+//! on its hand-off port), so an ISP router on the hand-off link reaches its subscribers
+//! through the tailend with no static neighbour entries, and for the port's own address on
+//! a port without a kernel twin. On a port with a twin, its kernel answers for the port's
+//! address and learns its neighbours: every ARP the responder does not own goes there
+//! ([`super::classify`] decides, with [`PortArp::owns_arp`], so the two never both answer).
+//! Subscribers' ARP is answered in the fast path (`dataplane::roles::access::arp`).
 
 use std::net::Ipv4Addr;
 
 use ispmux_conf::Ipv4Net;
 use ispmux_dataplane::wire::{skip_tags, ArpOperation, ArpPacket, ArpRepr, EtherType, MacAddr};
+use ispmux_dataplane::PortAddr;
 
 /// What one port answers for.
 #[derive(Clone, Debug, Default)]
@@ -18,11 +21,35 @@ pub struct PortArp {
     pub address: Option<Ipv4Addr>,
     /// Prefixes answered for.
     pub prefixes: Vec<Ipv4Net>,
+    /// The port's kernel twin, with the destinations that are the gateway's on it (core
+    /// and hand-off ports of a node pipeline): it answers for `address` instead.
+    pub twin: Option<PortAddr>,
 }
 
 impl PortArp {
     fn owns(&self, ip: Ipv4Addr) -> bool {
-        self.address == Some(ip) || self.prefixes.iter().any(|p| p.contains(ip))
+        (self.twin.is_none() && self.address == Some(ip))
+            || self.prefixes.iter().any(|p| p.contains(ip))
+    }
+
+    /// Whether the responder owns the ARP packet `arp` (after the link header): on a port
+    /// with a twin, only requests for a proxied prefix; on one without, every ARP (it
+    /// answers what it owns and ignores the rest, as before twins).
+    pub fn owns_arp(&self, arp: &[u8]) -> bool {
+        if self.twin.is_none() {
+            return true;
+        }
+        let Some(req) = ArpPacket::new_checked(arp)
+            .ok()
+            .and_then(|p| ArpRepr::parse(&p).ok())
+        else {
+            return false;
+        };
+        req.operation == ArpOperation::Request
+            && self
+                .prefixes
+                .iter()
+                .any(|p| p.contains(req.target_protocol_addr))
     }
 }
 
@@ -94,6 +121,7 @@ mod tests {
                     mac: PORT_MAC,
                     address: Some(Ipv4Addr::new(198, 18, 9, 1)),
                     prefixes: vec!["198.18.1.64/26".parse().expect("prefix")],
+                    twin: None,
                 },
             ],
         }
@@ -133,6 +161,17 @@ mod tests {
         let mut reply_in = request([198, 18, 1, 77], None);
         reply_in[21] = 2;
         assert!(r.answer(1, &reply_in).is_none(), "replies are not answered");
+    }
+
+    #[test]
+    fn with_a_twin_the_own_address_is_the_kernels() {
+        let mut r = responder();
+        r.ports[1].twin = Some(PortAddr::new(Ipv4Addr::new(198, 18, 9, 1), 30));
+        assert!(
+            r.answer(1, &request([198, 18, 9, 1], None)).is_none(),
+            "own address: the twin's kernel answers"
+        );
+        assert!(r.answer(1, &request([198, 18, 1, 77], None)).is_some());
     }
 
     proptest::proptest! {

@@ -1,6 +1,8 @@
 //! What the slow path does with a frame a worker punted, before any protocol engine runs:
-//! sort it by what it carries and where it came from ([`classify`]), answer the ARP the slow path owns
-//! ([`arp::ArpResponder`]), and turn the logon engine's binding changes into the fast
+//! sort it by what it carries, where it came from and who owns it ([`classify`], the one
+//! place that decides: the slow path's engines or the receive port's kernel twin), answer
+//! the ARP the slow path owns ([`arp::ArpResponder`]), and turn the logon engine's binding
+//! changes into the fast
 //! path's [`TableUpdate`]s ([`bindings`]). Sans-IO: frames and binding changes in, frames
 //! to inject and table updates out; the rings, the mbufs and the update channel stay with
 //! the caller.
@@ -22,13 +24,17 @@ pub use bindings::{binding_updates, BindingError};
 /// What a punted frame carries, as far as the slow path's engines care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Punted {
-    /// ARP (the ARP responder answers it or not).
+    /// ARP the slow path's responder owns (the ARP responder answers it or not).
     Arp,
     /// A DHCP message to a server (UDP to port 67): the logon engine's.
     Dhcp,
     /// A packet the fast path could not forward for a reason ICMP reports
     /// ([`crate::icmp::answer`]).
     Icmp(Trigger),
+    /// For the receive port's kernel twin: ARP the responder does not own (requests for
+    /// the port's address, replies, announcements), IPv4 for the gateway itself
+    /// ([`ispmux_dataplane::PortAddr::is_for`], the fast path's own test).
+    Twin,
     /// Anything else: counted and freed.
     Other,
 }
@@ -41,6 +47,8 @@ pub struct Ingress<'a> {
     /// The node's own unicast addresses (its ports', its ISPs' gateways): a packet to one
     /// of them was punted for the node itself, whatever its TTL or size.
     pub local: &'a [Ipv4Addr],
+    /// What the ARP responder knows of the port, its twin included (`None`: not known).
+    pub port: Option<&'a PortArp>,
 }
 
 /// Sorts a punted frame by what it carries, under up to two VLAN tags, and by the port it
@@ -58,7 +66,10 @@ pub fn classify(frame: &[u8], at: &Ingress<'_>) -> Punted {
     };
     let l3 = frame.get(tags.payload_offset..).unwrap_or(&[]);
     match tags.ethertype {
-        EtherType::ARP => Punted::Arp,
+        EtherType::ARP => match at.port {
+            Some(p) if !p.owns_arp(l3) => Punted::Twin,
+            _ => Punted::Arp,
+        },
         EtherType::MPLS_UNICAST if at.role == Some(PortRole::Core) => {
             if label_ttl_expired(l3) {
                 Punted::Icmp(Trigger::TtlExpired)
@@ -70,6 +81,13 @@ pub fn classify(frame: &[u8], at: &Ingress<'_>) -> Punted {
             let Ok(ip) = Ipv4Packet::new_checked(l3) else {
                 return Punted::Other;
             };
+            if at
+                .port
+                .and_then(|p| p.twin)
+                .is_some_and(|t| t.is_for(u32::from(ip.dst_addr())))
+            {
+                return Punted::Twin;
+            }
             let dhcp = ip.protocol() == 17
                 && UdpPacket::new_checked(ip.payload())
                     .ok()
@@ -109,11 +127,22 @@ fn label_ttl_expired(stack: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ispmux_dataplane::PortAddr;
 
     const ACCESS: Ingress<'static> = Ingress {
         role: Some(PortRole::Access),
         local: &[],
+        port: None,
     };
+
+    /// Arrived on routed port `p` (a hand-off port with a twin).
+    fn on(p: Option<&PortArp>) -> Ingress<'_> {
+        Ingress {
+            role: Some(PortRole::Handoff),
+            local: &[],
+            port: p,
+        }
+    }
 
     /// A UDP datagram to `dport` under `tags`, with a valid IPv4 header length.
     fn udp_frame(tags: &[[u8; 4]], dport: u16) -> Vec<u8> {
@@ -141,6 +170,78 @@ mod tests {
             Punted::Dhcp
         );
         assert_eq!(classify(&udp_frame(&[], 53), &ACCESS), Punted::Other);
+    }
+
+    /// A routed port 198.18.9.1/30 with a twin, proxying 198.18.1.0/24.
+    fn routed() -> ArpResponder {
+        ArpResponder {
+            ports: vec![PortArp {
+                mac: ispmux_dataplane::wire::MacAddr([2, 0, 0, 3, 0, 2]),
+                address: Some([198, 18, 9, 1].into()),
+                prefixes: vec!["198.18.1.0/24".parse().expect("prefix")],
+                twin: Some(PortAddr::new([198, 18, 9, 1].into(), 30)),
+            }],
+        }
+    }
+
+    /// An ARP packet (operation `op`) from 198.18.9.2 for `target`, broadcast.
+    fn arp(op: u8, target: [u8; 4]) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 9, 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, op]);
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 9, 198, 18, 9, 2]);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&target);
+        f
+    }
+
+    #[test]
+    fn routed_ports_send_the_gateways_own_frames_to_the_twin() {
+        let r = routed();
+        let p = r.ports.first();
+        assert_eq!(
+            classify(&arp(1, [198, 18, 9, 1]), &on(p)),
+            Punted::Twin,
+            "own address"
+        );
+        assert_eq!(
+            classify(&arp(1, [198, 18, 1, 7]), &on(p)),
+            Punted::Arp,
+            "proxied pool"
+        );
+        assert_eq!(
+            classify(&arp(2, [198, 18, 9, 1]), &on(p)),
+            Punted::Twin,
+            "a reply"
+        );
+        assert_eq!(
+            classify(&arp(1, [198, 18, 9, 2]), &on(p)),
+            Punted::Twin,
+            "gratuitous"
+        );
+        assert_eq!(
+            classify(&arp(1, [198, 18, 9, 1]), &ACCESS),
+            Punted::Arp,
+            "no twin"
+        );
+        // The responder answers exactly what goes to it.
+        assert!(r.answer(0, &arp(1, [198, 18, 1, 7])).is_some());
+        assert!(r.answer(0, &arp(1, [198, 18, 9, 1])).is_none());
+        // IPv4: to the port's address, broadcast, link-local multicast.
+        let mut to = udp_frame(&[], 179);
+        for (dst, want) in [
+            ([198, 18, 9, 1], Punted::Twin),
+            ([198, 18, 9, 3], Punted::Twin),
+            ([224, 0, 0, 2], Punted::Twin),
+            ([198, 18, 9, 2], Punted::Other),
+        ] {
+            to[14 + 16..14 + 20].copy_from_slice(&dst);
+            assert_eq!(classify(&to, &on(p)), want, "{dst:?}");
+        }
+        // DHCP to the gateway on a routed port is the kernel's too; elsewhere the engine's.
+        let mut dhcp = udp_frame(&[], 67);
+        dhcp[14 + 16..14 + 20].copy_from_slice(&[255; 4]);
+        assert_eq!(classify(&dhcp, &on(p)), Punted::Twin);
+        assert_eq!(classify(&dhcp, &ACCESS), Punted::Dhcp);
     }
 
     #[test]
@@ -185,6 +286,7 @@ mod tests {
         let at = |role| Ingress {
             role: Some(role),
             local: std::slice::from_ref(&gw),
+            port: None,
         };
         let expired = Punted::Icmp(Trigger::TtlExpired);
         let too_big = Punted::Icmp(Trigger::TooBig);
@@ -236,7 +338,29 @@ mod tests {
         #[test]
         fn classify_never_panics(f in proptest::collection::vec(proptest::num::u8::ANY, 0..80)) {
             for role in [None, Some(PortRole::Access), Some(PortRole::Core), Some(PortRole::Handoff)] {
-                let _ = classify(&f, &Ingress { role, local: &[] });
+                let _ = classify(&f, &Ingress { role, local: &[], port: None });
+                let _ = classify(&f, &Ingress { role, local: &[], port: Some(&routed().ports[0]) });
+            }
+        }
+
+        /// One place decides ARP on a routed port: whatever the frame, the responder and
+        /// the twin's kernel never both get it to answer.
+        #[test]
+        fn responder_and_twin_never_both_answer(
+            f in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            target in proptest::num::u8::ANY,
+            op in 0u8..3,
+            subnet in 0u8..3,
+        ) {
+            let r = routed();
+            let mut req = arp(op, [198, 18, subnet, target]);
+            let n = f.len().min(14);
+            req[..n].copy_from_slice(&f[..n]);
+            req[12..14].copy_from_slice(&[0x08, 0x06]);
+            for frame in [&f[..], &req[..]] {
+                let answered = r.answer(0, frame).is_some();
+                let to_twin = classify(frame, &on(r.ports.first())) == Punted::Twin;
+                proptest::prop_assert!(!(answered && to_twin));
             }
         }
     }

@@ -1,0 +1,158 @@
+//! Interface configuration over rtnetlink: what `ip link set` and `ip addr add` do, for the
+//! kernel twins.
+//!
+//! `netlink-packet-route` builds and parses the messages and `netlink-sys` is the socket,
+//! used synchronously (no async runtime: the gateway configures a few interfaces once, at
+//! start). Netlink rather than the old `SIOCSIF*` ioctls: those set one address without a
+//! prefix route of the right length and need `unsafe` per call, and the same crates serve
+//! the neighbour tables the slow path follows.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+/// A route netlink socket in the caller's network namespace.
+pub(crate) struct Rtnl {
+    sock: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl Rtnl {
+    pub(crate) fn open() -> io::Result<Rtnl> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        sock.connect(&SocketAddr::new(0, 0))?;
+        Ok(Rtnl {
+            sock,
+            seq: 0,
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    /// Sends `msg` with `flags` (and ACK) and returns the kernel's replies before the
+    /// acknowledgement; a negative acknowledgement is the error it carries.
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        header.sequence_number = self.seq;
+        let mut m = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        m.finalize();
+        let mut out = vec![0; m.buffer_len()];
+        m.serialize(&mut out);
+        self.sock.send(&out, 0)?;
+        let mut replies = Vec::new();
+        loop {
+            let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
+            let mut at = 0;
+            while at < n {
+                let bytes = &self.buf[at..n];
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let len = reply.header.length as usize;
+                if len == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "netlink: message of length 0",
+                    ));
+                }
+                at += len;
+                if reply.header.sequence_number != self.seq {
+                    continue;
+                }
+                match reply.payload {
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            None => Ok(replies),
+                            Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                        }
+                    }
+                    NetlinkPayload::Done(_) => return Ok(replies),
+                    NetlinkPayload::InnerMessage(m) => replies.push(m),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The index of the interface `name`.
+    pub(crate) fn link_index(&mut self, name: &str) -> io::Result<u32> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        let replies = self.request(RouteNetlinkMessage::GetLink(m), 0)?;
+        replies
+            .into_iter()
+            .find_map(|r| match r {
+                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
+                _ => None,
+            })
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no link {name}")))
+    }
+
+    /// Sets the link's MAC address and MTU, and brings it up or down.
+    pub(crate) fn set_link(
+        &mut self,
+        index: u32,
+        mac: Option<[u8; 6]>,
+        mtu: Option<u32>,
+        up: Option<bool>,
+    ) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        if let Some(up) = up {
+            m.header.change_mask = LinkFlags::Up;
+            m.header.flags = if up {
+                LinkFlags::Up
+            } else {
+                LinkFlags::empty()
+            };
+        }
+        if let Some(mac) = mac {
+            m.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(mtu) = mtu {
+            m.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        self.request(RouteNetlinkMessage::SetLink(m), 0).map(drop)
+    }
+
+    /// Adds `addr/prefix_len` to the link (with the subnet's broadcast address, as `ip addr
+    /// add ... brd +` does), and so the kernel's route to the subnet through it.
+    pub(crate) fn add_address(
+        &mut self,
+        index: u32,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    ) -> io::Result<()> {
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet;
+        m.header.prefix_len = prefix_len;
+        m.header.index = index;
+        m.attributes.push(AddressAttribute::Local(IpAddr::V4(addr)));
+        m.attributes
+            .push(AddressAttribute::Address(IpAddr::V4(addr)));
+        if prefix_len <= 30 {
+            let host = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+            let brd = Ipv4Addr::from(u32::from(addr) | host);
+            m.attributes.push(AddressAttribute::Broadcast(brd));
+        }
+        self.request(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(drop)
+    }
+}
