@@ -1,9 +1,9 @@
 //! Next hops given by address (issue 16): a headend whose upstream FEC names its next hop by
 //! IPv4 address, resolved through the kernel's neighbour table of the core port's twin.
 //!
-//! The twin here is a stand-in: the core port's own veth, named as a twin is
-//! (`ispmux-core0`) and carrying the port's address, so the kernel ARPs on the same link
-//! the port sends on. The peer is a namespace at the far end of that link. The test walks
+//! The core port (net_af_packet on a veth) has its kernel twin `ispmux-core0` with the
+//! port's address: the kernel ARPs from the twin, the slow path carries the requests out of
+//! the port and the replies back. The peer is a namespace at the far end of that link. The test walks
 //! a next hop through its life while a subscriber pings through the headend:
 //! - no neighbour yet (the peer has no address): every frame is a `no_neighbour` drop;
 //! - the peer takes the address: the resolver learns its MAC (retried every second) and
@@ -23,6 +23,9 @@ use ispmux_tests::netns::{veth, End, Netns};
 use ispmux_tests::{ispmux_bin, Daemon, TempDir};
 
 const GW_CORE_MAC: &str = "02:00:00:01:00:03";
+/// The veth under the core port: another MAC than the port's, so the gateway namespace's
+/// kernel never takes the port's frames itself (only its twin does).
+const GW_VETH_MAC: &str = "02:00:00:01:00:83";
 const PEER_MAC: &str = "02:00:00:09:00:02";
 const PEER_MAC_NEW: &str = "02:00:00:09:00:22";
 
@@ -50,9 +53,11 @@ mtu = 1500
 
 [[port]]
 name = "core0"
-device = "net_af_packet1,iface=ispmux-core0"
+device = "net_af_packet1,iface=neigh-c0"
 role = "core"
 mtu = 1600
+mac = "{GW_CORE_MAC}"
+address = "10.9.0.1/24"
 
 [[tables.isps]]
 id = 1
@@ -127,15 +132,10 @@ fn next_hop_by_address_is_resolved_followed_and_lost() {
         e(&sub, "eth0", "02:00:00:aa:00:01"),
         e(&gw, "acc0", "02:00:00:01:00:01"),
     );
-    veth(
-        e(&gw, "ispmux-core0", GW_CORE_MAC),
-        e(&peer, "eth0", PEER_MAC),
-    );
-    for (ns, dev) in [(&gw, "ispmux-core0"), (&peer, "eth0")] {
+    veth(e(&gw, "neigh-c0", GW_VETH_MAC), e(&peer, "eth0", PEER_MAC));
+    for (ns, dev) in [(&gw, "neigh-c0"), (&peer, "eth0")] {
         ns.ip(&["link", "set", dev, "mtu", "1600"]);
     }
-    // The twin stand-in carries the port's address: the kernel ARPs from it.
-    gw.addr("ispmux-core0", "10.9.0.1/24");
     sub.addr("eth0", "198.18.1.10/24");
     sub.ip(&["route", "add", "default", "via", "198.18.1.1"]);
     // The peer announces a new MAC by itself (gratuitous ARP on a change of address).

@@ -239,6 +239,18 @@ fn swap<F: Frame>(
     }
 }
 
+/// A pop that failed its checks: a labelled frame is punted for its ICMP error when that
+/// is why (the slow path reads the label stack back to answer it); an implicit null's
+/// (PHP: no label in the frame) is dropped, as the slow path answers only labelled frames
+/// arriving on core ports.
+#[cold]
+fn pop_failed(cx: &mut Cx<'_>, r: DropReason, d: &[u8], top: &LabelInfo) -> Verdict {
+    match top.len {
+        0 => Verdict::Drop(r),
+        _ => cx.icmp_punt(r, d, None),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn handoff<F: Frame>(
     cx: &mut Cx<'_>,
@@ -255,7 +267,7 @@ fn handoff<F: Frame>(
     };
     let ip = match pop_checks(f.data(), l2, top) {
         Ok(ip) => ip,
-        Err(r) => return cx.icmp_punt(r, f.data(), None),
+        Err(r) => return pop_failed(cx, r, f.data(), top),
     };
     if ip.total_len > out.mtu {
         return Verdict::Drop(DropReason::Oversized);
@@ -307,7 +319,7 @@ fn resolve<F: Frame>(cx: &mut Cx<'_>, f: &mut F, rx: &RxPort, action: Option<Ilm
             router_mac,
         } => handoff(cx, f, &l2, &top, isp, port, vid, router_mac),
         IlmAction::PopDeliver { isp } => match pop_checks(f.data(), &l2, &top) {
-            Err(r) => cx.icmp_punt(r, f.data(), None),
+            Err(r) => pop_failed(cx, r, f.data(), &top),
             Ok(ip) => return Step::Deliver(DownstreamKey { isp, ipv4: ip.dst }),
         },
     })

@@ -739,7 +739,8 @@ fn implicit_null_hands_off_and_delivers_what_the_neighbour_popped() {
     // The gateway's own address is still the twin's.
     let gw = f(&[MAC_CORE, MAC_CORE_PEER, "0800", &ip_to([100, 64, 0, 1])]);
     assert_eq!(run(&mut n, 1, &gw).0, Verdict::Punt);
-    // TTL 1 expires here, as a popped label's would.
+    // TTL 1 expires here, as a popped label's would; with no label to read back, the slow
+    // path would not answer it, so it is dropped, not punted.
     let (v, _) = run(&mut n, 1, &f(&[MAC_CORE, MAC_CORE_PEER, "0800", IP_TTL1]));
     assert_eq!(v, Verdict::Drop(DropReason::TtlExpired));
 }
