@@ -89,6 +89,11 @@ const TWIN_BURST: usize = 64;
 /// How long the slow path waits between turns once the punt ring is drained: a DHCP
 /// message waits at most this long at each hop through the slow path.
 const IDLE_WAIT: Duration = Duration::from_micros(200);
+/// How long after moving twin frames the slow path waits only [`TWIN_BUSY_WAIT`] between
+/// turns: a kernel exchange (ping, LDP) goes on for a few round trips.
+const TWIN_BUSY_FOR: Duration = Duration::from_millis(2);
+/// The wait between turns while a twin exchange is under way.
+const TWIN_BUSY_WAIT: Duration = Duration::from_micros(50);
 
 /// How often the logon proxy's named counters are published at most.
 const DHCP_PUBLISH_EVERY: Duration = Duration::from_millis(100);
@@ -327,6 +332,8 @@ impl Running {
     fn run(mut self, stop: &AtomicBool, mut st: SlowPathStats) {
         let mut b = Burst::new();
         let mut intake = Intake::new(INTAKE_PER_S, INTAKE_BURST, Instant::now());
+        // When frames last moved between a port and its twin.
+        let mut twin_active: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             let now = Now::system();
             let n = match intake.allowed(Instant::now(), PUNT_BURST) {
@@ -421,11 +428,17 @@ impl Running {
                 // between turns: under a logon storm each turn then carries many messages
                 // instead of one, and the per-turn costs (socket polls that find nothing,
                 // the commit hand-off, publishing counters) stop dominating (dhcp-logon).
+                let now = Instant::now();
                 if st.to_twin + st.from_twin != twin_before {
                     // Control traffic through a twin (a ping, an LDP exchange) is answered
                     // in turns, each waiting on the other side: after a turn that moved
                     // some, the next comes at once. The intake still bounds a flood.
-                    std::thread::yield_now();
+                    twin_active = Some(now);
+                    self.sp.twins.wait(TWIN_BUSY_WAIT);
+                } else if twin_active.is_some_and(|t| now - t < TWIN_BUSY_FOR) {
+                    // A twin exchange is under way: its next frame from a worker is waited
+                    // for briefly, not for a whole idle wait (twin-echo).
+                    self.sp.twins.wait(TWIN_BUSY_WAIT);
                 } else {
                     self.sp.twins.wait(IDLE_WAIT);
                 }

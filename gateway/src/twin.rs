@@ -165,12 +165,7 @@ impl Twins {
             return;
         }
         let fds: Vec<RawFd> = self.twins.iter().map(|t| t.tap.as_raw_fd()).collect();
-        // `poll` counts whole milliseconds: waits shorter than one are slept out.
-        if d < Duration::from_millis(1) {
-            if ispmux_sys::poll_readable(&fds, Duration::ZERO).unwrap_or(0) == 0 {
-                std::thread::sleep(d);
-            }
-        } else if ispmux_sys::poll_readable(&fds, d).is_err() {
+        if ispmux_sys::poll_readable(&fds, d).is_err() {
             std::thread::sleep(d);
         }
     }

@@ -130,9 +130,22 @@ pub fn poll_readable(fds: &[RawFd], timeout: std::time::Duration) -> io::Result<
             revents: 0,
         })
         .collect();
-    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-    // SAFETY: `p` holds `p.len()` initialised pollfd entries, alive for the call.
-    let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+    // ppoll, not poll: the slow path waits for well under a millisecond, which poll's
+    // timeout in whole milliseconds cannot express.
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: `p` holds `p.len()` initialised pollfd entries and `ts` is a valid timespec,
+    // both alive for the call; a null signal mask leaves the thread's mask as it is.
+    let n = unsafe {
+        libc::ppoll(
+            p.as_mut_ptr(),
+            p.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
     if n < 0 {
         let e = io::Error::last_os_error();
         if e.kind() == io::ErrorKind::Interrupted {
