@@ -5,6 +5,10 @@
 //! over a 1,500-byte core, a 1,500-byte DF ping gets Fragmentation Needed with MTU 1496,
 //! Linux's path MTU discovery then fits its pings, and a TCP transfer from the ISP's server
 //! (1,460-byte segments, no MSS clamping) completes after the tailend's Fragmentation Needed.
+//!
+//! Next hops and the ISP router are addresses, resolved through the routed ports' twins; each
+//! routed port has its own MAC, another than its veth's, so only the twin's kernel takes the
+//! port's frames in the gateway's namespace.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -19,9 +23,11 @@ fn eal(prefix: &str) -> String {
     )
 }
 
-/// A port on `iface`, with its own address when given.
-fn port(name: &str, n: usize, role: &str, address: Option<&str>) -> String {
-    let addr = address.map_or(String::new(), |a| format!("address = \"{a}\"\n"));
+/// A port on `iface`; a routed one with its own MAC and address.
+fn port(name: &str, n: usize, role: &str, routed: Option<(&str, &str)>) -> String {
+    let addr = routed.map_or(String::new(), |(mac, a)| {
+        format!("mac = \"{mac}\"\naddress = \"{a}\"\n")
+    });
     format!(
         "[[port]]\nname = \"{name}\"\ndevice = \"net_af_packet{n},iface={name}\"\nrole = \"{role}\"\nmtu = 1500\n{addr}\n"
     )
@@ -36,7 +42,7 @@ max_isps = 2
 id = 1
 name = "isp-a"
 gateway = "198.18.1.1"
-upstream = { label = 1001, port = "core0", next_hop = "02:00:00:02:00:01" }
+upstream = { label = 1001, port = "core0", next_hop = "10.0.12.2" }
 
 [[tables.ilm]]
 label = 4001
@@ -52,11 +58,11 @@ ipv4 = "198.18.1.10"
 const TRANSIT_TABLES: &str = r#"
 [[tables.ilm]]
 label = 1001
-action = { kind = "swap", out_label = 2001, port = "c1", next_hop = "02:00:00:03:00:01" }
+action = { kind = "swap", out_label = 2001, port = "c1", next_hop = "10.0.23.2" }
 
 [[tables.ilm]]
 label = 3001
-action = { kind = "swap", out_label = 4001, port = "c0", next_hop = "02:00:00:01:00:03" }
+action = { kind = "swap", out_label = 4001, port = "c0", next_hop = "10.0.12.1" }
 "#;
 
 const TAILEND_TABLES: &str = r#"
@@ -66,12 +72,12 @@ max_isps = 2
 [[tables.isps]]
 id = 1
 name = "isp-a"
-downstream = { label = 3001, port = "core0", next_hop = "02:00:00:02:00:02" }
+downstream = { label = 3001, port = "core0", next_hop = "10.0.23.1" }
 handoff = [{ port = "h0" }]
 
 [[tables.ilm]]
 label = 2001
-action = { kind = "pop_handoff", isp = 1, port = "h0", router_mac = "02:00:00:0a:00:01" }
+action = { kind = "pop_handoff", isp = 1, port = "h0", router = "198.18.1.2" }
 "#;
 
 struct Chain {
@@ -95,18 +101,35 @@ fn chain() -> Chain {
         e(&t.sub, "eth0", "02:00:00:aa:00:01"),
         e(&t.head, "acc0", "02:00:00:01:00:01"),
     );
+    // The routed ports' veths: the ports' MACs (below) with 8 in the last byte's top nibble.
     veth(
-        e(&t.head, "core0", "02:00:00:01:00:03"),
-        e(&t.transit, "c0", "02:00:00:02:00:01"),
+        e(&t.head, "core0", "02:00:00:01:00:83"),
+        e(&t.transit, "c0", "02:00:00:02:00:81"),
     );
     veth(
-        e(&t.transit, "c1", "02:00:00:02:00:02"),
-        e(&t.tail, "core0", "02:00:00:03:00:01"),
+        e(&t.transit, "c1", "02:00:00:02:00:82"),
+        e(&t.tail, "core0", "02:00:00:03:00:81"),
     );
     veth(
-        e(&t.tail, "h0", "02:00:00:03:00:02"),
+        e(&t.tail, "h0", "02:00:00:03:00:82"),
         e(&t.isp, "eth0", "02:00:00:0a:00:01"),
     );
+    // Those veths carry no address and leave ARP for the twins' addresses to the twins.
+    for (ns, dev) in [
+        (&t.head, "core0"),
+        (&t.transit, "c0"),
+        (&t.transit, "c1"),
+        (&t.tail, "core0"),
+        (&t.tail, "h0"),
+    ] {
+        let key = format!("net.ipv4.conf.{dev}.arp_ignore=1");
+        let out = ns
+            .command("sysctl")
+            .args(["-qw", &key])
+            .output()
+            .expect("sysctl");
+        assert!(out.status.success(), "{key}: {out:?}");
+    }
     // Every link keeps the default 1,500 bytes: a full-size packet does not fit behind a label.
     t.sub.addr("eth0", "198.18.1.10/24");
     t.sub.ip(&["route", "add", "default", "via", "198.18.1.1"]);
@@ -156,6 +179,42 @@ fn start(ns: &Netns, dir: &TempDir, name: &str, conf: String) -> Daemon {
     )
 }
 
+/// A node's control socket, `NAME.sock` in `dir`, as a config table.
+fn control(dir: &TempDir, name: &str) -> String {
+    format!(
+        "\n[control]\nsocket = \"{}\"\n",
+        dir.join(&format!("{name}.sock")).display()
+    )
+}
+
+/// Waits until the node behind `NAME.sock` has resolved all of its `n` next hops (slow path
+/// `next_hops` and `next_hops_resolved` of `ispmux ctl --json stats`).
+fn wait_resolved(dir: &TempDir, name: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = Command::new(ispmux_bin())
+            .args(["ctl", "--json", "-s"])
+            .arg(dir.join(&format!("{name}.sock")))
+            .arg("stats")
+            .output()
+            .expect("ctl");
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let (hops, resolved) = (
+            s.pointer("/slowpath/next_hops").and_then(|v| v.as_u64()),
+            s.pointer("/slowpath/next_hops_resolved")
+                .and_then(|v| v.as_u64()),
+        );
+        if hops == Some(n) && resolved == Some(n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: next_hops {hops:?} resolved {resolved:?}, want {n}: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn run(ns: &Netns, program: &str, args: &[&str]) -> Output {
     ns.command(program).args(args).output().expect(program)
 }
@@ -191,10 +250,16 @@ fn traceroute_sees_every_hop_and_pmtu_discovery_fits_the_label() {
         &d,
         "headend",
         format!(
-            "{}{}{}{HEADEND_TABLES}",
+            "{}{}{}{HEADEND_TABLES}{}",
             eal("head"),
             port("acc0", 0, "access", None),
-            port("core0", 1, "core", Some("10.0.1.1"))
+            port(
+                "core0",
+                1,
+                "core",
+                Some(("02:00:00:01:00:03", "10.0.12.1/30"))
+            ),
+            control(&d, "headend")
         ),
     );
     let transit = start(
@@ -202,10 +267,11 @@ fn traceroute_sees_every_hop_and_pmtu_discovery_fits_the_label() {
         &d,
         "transit",
         format!(
-            "{}{}{}{TRANSIT_TABLES}",
+            "{}{}{}{TRANSIT_TABLES}{}",
             eal("transit"),
-            port("c0", 0, "core", Some("10.0.12.2")),
-            port("c1", 1, "core", Some("10.0.23.1"))
+            port("c0", 0, "core", Some(("02:00:00:02:00:01", "10.0.12.2/30"))),
+            port("c1", 1, "core", Some(("02:00:00:02:00:02", "10.0.23.1/30"))),
+            control(&d, "transit")
         ),
     );
     let tail = start(
@@ -213,10 +279,21 @@ fn traceroute_sees_every_hop_and_pmtu_discovery_fits_the_label() {
         &d,
         "tailend",
         format!(
-            "{}{}{}proxy_arp = [\"198.18.1.0/25\"]\n\n{TAILEND_TABLES}",
+            "{}{}{}proxy_arp = [\"198.18.1.0/25\"]\n\n{TAILEND_TABLES}{}",
             eal("tail"),
-            port("core0", 0, "core", Some("10.0.23.2")),
-            port("h0", 1, "handoff", Some("198.18.1.254"))
+            port(
+                "core0",
+                0,
+                "core",
+                Some(("02:00:00:03:00:01", "10.0.23.2/30"))
+            ),
+            port(
+                "h0",
+                1,
+                "handoff",
+                Some(("02:00:00:03:00:02", "198.18.1.254/24"))
+            ),
+            control(&d, "tailend")
         ),
     );
 
@@ -330,6 +407,12 @@ fn traceroute_sees_every_hop_and_pmtu_discovery_fits_the_label() {
         server_route.contains("mtu 1496"),
         "the server learned the path MTU: {server_route}"
     );
+
+    // Every next hop and the ISP router were resolved through the twins (asked while all run:
+    // a node stopping leaves its neighbours' probes unanswered).
+    for (node, n) in [("headend", 1), ("transit", 2), ("tailend", 2)] {
+        wait_resolved(&d, node, n);
+    }
 
     let (ho, to, lo) = (head.stop(), transit.stop(), tail.stop());
     let (ho, to, lo) = (text(&ho), text(&to), text(&lo));

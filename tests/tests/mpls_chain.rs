@@ -3,6 +3,12 @@
 //! ISPs ping and transfer over TCP to their ISP's server; tshark on the core links sees each
 //! ISP's label on each hop; per-ISP counters at headend and tailend agree; nothing leaks
 //! between the ISPs.
+//!
+//! No FEC, swap or hand-off entry names a MAC: every next hop and ISP router is an address on
+//! a link, resolved by ARP through the routed ports' kernel twins. Each routed port has its
+//! own `mac`, another than its veth's (`…:0N` against `…:8N`), so in a gateway's namespace
+//! only the twin's kernel takes the port's frames (the veths also ignore ARP for the twins'
+//! addresses); the peers learn the port MACs from ARP the twins answer.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -27,6 +33,34 @@ fn port(name: &str, n: usize, role: &str, mtu: u16) -> String {
     )
 }
 
+/// A routed port (core or hand-off): its own MAC and its address on the link (its twin's).
+fn routed(name: &str, n: usize, role: &str, mtu: u16, mac: &str, address: &str) -> String {
+    port(name, n, role, mtu).trim_end().to_owned()
+        + &format!("\nmac = \"{mac}\"\naddress = \"{address}\"\n\n")
+}
+
+/// The routed ports' MACs (what the neighbours resolve); their veths end in `8N` instead.
+const HEAD_CORE0: &str = "02:00:00:01:00:03";
+const TRANSIT_C0: &str = "02:00:00:02:00:01";
+const TRANSIT_C1: &str = "02:00:00:02:00:02";
+const TAIL_CORE0: &str = "02:00:00:03:00:01";
+const TAIL_H0: &str = "02:00:00:03:00:02";
+const TAIL_H1: &str = "02:00:00:03:00:03";
+
+/// The veth under a routed port: the port's MAC with the last byte's top bit set.
+fn veth_mac(port_mac: &str) -> String {
+    let (head, last) = port_mac.rsplit_once(':').expect("mac");
+    let b = u8::from_str_radix(last, 16).expect("mac byte") | 0x80;
+    format!("{head}:{b:02x}")
+}
+
+/// The headend's ports.
+fn headend_ports() -> String {
+    port("acc0", 0, "access", 1500)
+        + &port("acc1", 1, "access", 1500)
+        + &routed("core0", 2, "core", 1600, HEAD_CORE0, "10.0.12.1/30")
+}
+
 const HEADEND_TABLES: &str = r#"
 [tables.limits]
 max_subscribers = 1024
@@ -36,13 +70,13 @@ max_isps = 4
 id = 1
 name = "isp-a"
 gateway = "198.18.1.1"
-upstream = { label = 1001, port = "core0", next_hop = "02:00:00:02:00:01" }
+upstream = { label = 1001, port = "core0", next_hop = "10.0.12.2" }
 
 [[tables.isps]]
 id = 2
 name = "isp-b"
 gateway = "198.18.2.1"
-upstream = { label = 1002, port = "core0", next_hop = "02:00:00:02:00:01" }
+upstream = { label = 1002, port = "core0", next_hop = "10.0.12.2" }
 
 [[tables.ilm]]
 label = 4001
@@ -68,19 +102,19 @@ ipv4 = "198.18.2.10"
 const TRANSIT_TABLES: &str = r#"
 [[tables.ilm]]
 label = 1001
-action = { kind = "swap", out_label = 2001, port = "c1", next_hop = "02:00:00:03:00:01" }
+action = { kind = "swap", out_label = 2001, port = "c1", next_hop = "10.0.23.2" }
 
 [[tables.ilm]]
 label = 1002
-action = { kind = "swap", out_label = 2002, port = "c1", next_hop = "02:00:00:03:00:01" }
+action = { kind = "swap", out_label = 2002, port = "c1", next_hop = "10.0.23.2" }
 
 [[tables.ilm]]
 label = 3001
-action = { kind = "swap", out_label = 4001, port = "c0", next_hop = "02:00:00:01:00:03" }
+action = { kind = "swap", out_label = 4001, port = "c0", next_hop = "10.0.12.1" }
 
 [[tables.ilm]]
 label = 3002
-action = { kind = "swap", out_label = 4002, port = "c0", next_hop = "02:00:00:01:00:03" }
+action = { kind = "swap", out_label = 4002, port = "c0", next_hop = "10.0.12.1" }
 "#;
 
 const TAILEND_TABLES: &str = r#"
@@ -90,22 +124,22 @@ max_isps = 4
 [[tables.isps]]
 id = 1
 name = "isp-a"
-downstream = { label = 3001, port = "core0", next_hop = "02:00:00:02:00:02" }
+downstream = { label = 3001, port = "core0", next_hop = "10.0.23.1" }
 handoff = [{ port = "h0" }]
 
 [[tables.isps]]
 id = 2
 name = "isp-b"
-downstream = { label = 3002, port = "core0", next_hop = "02:00:00:02:00:02" }
+downstream = { label = 3002, port = "core0", next_hop = "10.0.23.1" }
 handoff = [{ port = "h1" }]
 
 [[tables.ilm]]
 label = 2001
-action = { kind = "pop_handoff", isp = 1, port = "h0", router_mac = "02:00:00:0a:00:01" }
+action = { kind = "pop_handoff", isp = 1, port = "h0", router = "198.18.1.2" }
 
 [[tables.ilm]]
 label = 2002
-action = { kind = "pop_handoff", isp = 2, port = "h1", router_mac = "02:00:00:0b:00:01" }
+action = { kind = "pop_handoff", isp = 2, port = "h1", router = "198.18.2.2" }
 "#;
 
 struct Topology {
@@ -137,22 +171,32 @@ fn topology(static_a: bool) -> Topology {
         e(&t.sub_b, "eth0", "02:00:00:bb:00:01"),
         e(&t.head, "acc1", "02:00:00:01:00:02"),
     );
+    let macs = [
+        HEAD_CORE0, TRANSIT_C0, TRANSIT_C1, TAIL_CORE0, TAIL_H0, TAIL_H1,
+    ]
+    .map(veth_mac);
+    veth(e(&t.head, "core0", &macs[0]), e(&t.transit, "c0", &macs[1]));
+    veth(e(&t.transit, "c1", &macs[2]), e(&t.tail, "core0", &macs[3]));
     veth(
-        e(&t.head, "core0", "02:00:00:01:00:03"),
-        e(&t.transit, "c0", "02:00:00:02:00:01"),
-    );
-    veth(
-        e(&t.transit, "c1", "02:00:00:02:00:02"),
-        e(&t.tail, "core0", "02:00:00:03:00:01"),
-    );
-    veth(
-        e(&t.tail, "h0", "02:00:00:03:00:02"),
+        e(&t.tail, "h0", &macs[4]),
         e(&t.isp_a, "eth0", "02:00:00:0a:00:01"),
     );
     veth(
-        e(&t.tail, "h1", "02:00:00:03:00:03"),
+        e(&t.tail, "h1", &macs[5]),
         e(&t.isp_b, "eth0", "02:00:00:0b:00:01"),
     );
+    // The veths under the routed ports carry no address and must not answer ARP for the
+    // twins' addresses in the same namespace: only the twins answer.
+    for (ns, dev) in [
+        (&t.head, "core0"),
+        (&t.transit, "c0"),
+        (&t.transit, "c1"),
+        (&t.tail, "core0"),
+        (&t.tail, "h0"),
+        (&t.tail, "h1"),
+    ] {
+        sysctl(ns, &format!("net.ipv4.conf.{dev}.arp_ignore=1"));
+    }
     // A label needs room: core links carry 1500-byte IPv4 plus the shim.
     for (ns, dev) in [
         (&t.head, "core0"),
@@ -176,6 +220,15 @@ fn topology(static_a: bool) -> Topology {
         // its ARP for the subscriber pool (proxy_arp): no static neighbour entries.
     }
     t
+}
+
+fn sysctl(ns: &Netns, kv: &str) {
+    let out = ns
+        .command("sysctl")
+        .args(["-qw", kv])
+        .output()
+        .expect("sysctl");
+    assert!(out.status.success(), "{kv}: {out:?}");
 }
 
 fn start(ns: &Netns, dir: &TempDir, name: &str, conf: String) -> Daemon {
@@ -202,18 +255,58 @@ fn start(ns: &Netns, dir: &TempDir, name: &str, conf: String) -> Daemon {
     )
 }
 
+/// A node's control socket, `NAME.sock` in `dir`, as a config table.
+fn control(dir: &TempDir, name: &str) -> String {
+    format!(
+        "\n[control]\nsocket = \"{}\"\n",
+        dir.join(&format!("{name}.sock")).display()
+    )
+}
+
+/// Waits until the node behind `NAME.sock` has resolved all of its `n` next hops (slow path
+/// `next_hops` and `next_hops_resolved` of `ispmux ctl --json stats`).
+fn wait_resolved(dir: &TempDir, name: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = Command::new(ispmux_bin())
+            .args(["ctl", "--json", "-s"])
+            .arg(dir.join(&format!("{name}.sock")))
+            .arg("stats")
+            .output()
+            .expect("ctl");
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let (hops, resolved) = (
+            s.pointer("/slowpath/next_hops").and_then(|v| v.as_u64()),
+            s.pointer("/slowpath/next_hops_resolved")
+                .and_then(|v| v.as_u64()),
+        );
+        if hops == Some(n) && resolved == Some(n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: next_hops {hops:?} resolved {resolved:?}, want {n}: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The transit and the tailend, the same in every test.
 fn start_core(t: &Topology, d: &TempDir) -> (Daemon, Daemon) {
     let transit = format!(
-        "{EAL}{}{}{TRANSIT_TABLES}",
-        port("c0", 0, "core", 1600),
-        port("c1", 1, "core", 1600)
+        "{EAL}{}{}{TRANSIT_TABLES}{}",
+        routed("c0", 0, "core", 1600, TRANSIT_C0, "10.0.12.2/30"),
+        routed("c1", 1, "core", 1600, TRANSIT_C1, "10.0.23.1/30"),
+        control(d, "transit")
     );
     let tail = format!(
-        "{EAL}{}{}{}{TAILEND_TABLES}",
-        port("core0", 0, "core", 1600),
-        port("h0", 1, "handoff", 1500) + "proxy_arp = [\"198.18.1.0/25\"]\n\n",
-        port("h1", 2, "handoff", 1500) + "proxy_arp = [\"198.18.2.0/25\"]\n\n"
+        "{EAL}{}{}{}{TAILEND_TABLES}{}",
+        routed("core0", 0, "core", 1600, TAIL_CORE0, "10.0.23.2/30"),
+        routed("h0", 1, "handoff", 1500, TAIL_H0, "198.18.1.254/24")
+            + "proxy_arp = [\"198.18.1.0/25\"]\n\n",
+        routed("h1", 2, "handoff", 1500, TAIL_H1, "198.18.2.254/24")
+            + "proxy_arp = [\"198.18.2.0/25\"]\n\n",
+        control(d, "tailend")
     );
     (
         start(&t.transit, d, "transit", transit),
@@ -250,10 +343,9 @@ fn two_isps_ride_their_labels_through_headend_transit_tailend() {
         &d,
         "headend",
         format!(
-            "{EAL}{}{}{}{HEADEND_TABLES}",
-            port("acc0", 0, "access", 1500),
-            port("acc1", 1, "access", 1500),
-            port("core0", 2, "core", 1600)
+            "{EAL}{}{HEADEND_TABLES}{}",
+            headend_ports(),
+            control(&d, "headend")
         ),
     );
     let (transit, tail) = start_core(&t, &d);
@@ -277,6 +369,8 @@ fn two_isps_ride_their_labels_through_headend_transit_tailend() {
         capture(&t.transit, "c0", "hop1-transit.pcap"),
         capture(&t.transit, "c1", "hop2-transit.pcap"),
         capture(&t.tail, "core0", "hop2-tail.pcap"),
+        capture(&t.isp_a, "eth0", "isp-a.pcap"),
+        capture(&t.isp_b, "eth0", "isp-b.pcap"),
     ];
 
     // First ping: the nodes take a moment to start.
@@ -337,6 +431,14 @@ fn two_isps_ride_their_labels_through_headend_transit_tailend() {
         "{client:?}"
     );
     let _ = server.wait_with_output();
+
+    // Every next hop and ISP router was resolved by ARP through the twins: the headend's one
+    // (the transit), the transit's two, the tailend's three (the transit's port and the two
+    // ISP routers). Asked while all run: a node stopping leaves its neighbours' probes
+    // unanswered.
+    for (node, n) in [("headend", 1), ("transit", 2), ("tailend", 3)] {
+        wait_resolved(&d, node, n);
+    }
 
     // Let the last segments and the connection's close settle before reading counters
     // at both ends: a frame still in flight would be counted at one end only.
@@ -405,6 +507,45 @@ fn two_isps_ride_their_labels_through_headend_transit_tailend() {
         lo.contains("arp_replies ") && !lo.contains("arp_replies 0 "),
         "the tailend answered the ISPs' ARP: {lo}"
     );
+    // Each frame a node sent went to the MAC its twin resolved for the next hop (the peer
+    // port's own, never its veth's), and none to 00:00:00:00:00:00.
+    let destinations = |file: &str, filter: &str| -> Vec<String> {
+        let out = Command::new("tshark")
+            .args(["-r"])
+            .arg(d.join(file))
+            .args(["-Y", filter, "-T", "fields", "-e", "eth.dst"])
+            .output()
+            .expect("tshark -r");
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    for (file, from, to) in [
+        ("hop1-head.pcap", TRANSIT_C0, HEAD_CORE0),
+        ("hop1-transit.pcap", HEAD_CORE0, TRANSIT_C0),
+        ("hop2-transit.pcap", TAIL_CORE0, TRANSIT_C1),
+        ("hop2-tail.pcap", TRANSIT_C1, TAIL_CORE0),
+        ("isp-a.pcap", TAIL_H0, "02:00:00:0a:00:01"),
+        ("isp-b.pcap", TAIL_H1, "02:00:00:0b:00:01"),
+    ] {
+        assert_eq!(
+            destinations(
+                file,
+                &format!("eth.src == {from} && (mpls || ip) && !(ip.dst == 224.0.0.0/4)")
+            ),
+            vec![to],
+            "{file}"
+        );
+        assert!(
+            destinations(file, "eth.dst == 00:00:00:00:00:00").is_empty(),
+            "{file}: a frame to the zero MAC"
+        );
+    }
     assert_eq!(
         labels(&["hop1-head.pcap", "hop1-transit.pcap"]),
         vec![1001, 1002, 4001, 4002]
@@ -537,12 +678,7 @@ fn dhcp_logon_through_the_gateway_then_traffic_rides_the_isps_label() {
         "[[tables.subscribers]]\nport = \"acc0\"\nmac = \"02:00:00:aa:00:01\"\nisp = 1\nipv4 = \"198.18.1.10\"\n",
         "",
     );
-    let head_conf = format!(
-        "{EAL}{}{}{}{head_tables}{dhcp}",
-        port("acc0", 0, "access", 1500),
-        port("acc1", 1, "access", 1500),
-        port("core0", 2, "core", 1600)
-    );
+    let head_conf = format!("{EAL}{}{head_tables}{dhcp}", headend_ports());
     let head = start(&t.head, &d, "headend", head_conf);
     let _core = start_core(&t, &d);
     let conf = d.join("headend.toml");
