@@ -21,7 +21,7 @@
 //! The time to notice a lost neighbour is set by the twin's neighbour parameters, which
 //! [`tune`] sets (`/proc/sys/net/ipv4/neigh/<twin>/`; see [`TUNING`]): at most about
 //! reachable time (≤ 1.5 s) + the confirmation period (1 s) + the first-probe delay (1 s) +
-//! 3 unicast probes 0.5 s apart (1.5 s) = 5 s, against ~ 30 s + 5 s + 3 s with the
+//! 3 unicast probes 1 s apart (3 s) = 6.5 s, against ~ 30 s + 5 s + 3 s with the
 //! kernel's defaults. The cost is a unicast ARP probe per next hop about once a second.
 //!
 //! A MAC change the kernel learns (a gratuitous ARP from the neighbour, a reply with
@@ -73,8 +73,9 @@ pub const TUNING: [(&str, &str); 5] = [
     ("base_reachable_time_ms", "1000"),
     // A STALE entry asked for waits this long (s) in DELAY before unicast probes.
     ("delay_first_probe_time", "1"),
-    // Between probes.
-    ("retrans_time_ms", "500"),
+    // Between probes: 3 unanswered probes over 3 s. At 500 ms a neighbour that is itself a
+    // busy gateway (answering ARP through its slow path and twin) was given up on while up.
+    ("retrans_time_ms", "1000"),
     // Unanswered unicast probes before FAILED.
     ("ucast_solicit", "3"),
     // Broadcast requests while INCOMPLETE, before FAILED (then retried every second).
