@@ -329,11 +329,7 @@ impl Forwarding {
             dhcp_stats,
             arp,
             revoke: revoke_rx,
-            icmp: crate::icmp::IcmpErrors::new(
-                &cfg.icmp,
-                node_ports.to_vec(),
-                cfg.ports.iter().map(crate::icmp::port_address).collect(),
-            ),
+            icmp: crate::icmp::IcmpErrors::new(&cfg.icmp, node_ports.to_vec()),
             neighbours,
             twins,
         };

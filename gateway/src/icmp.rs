@@ -26,16 +26,10 @@ pub struct IcmpStats {
     pub refused: u64,
 }
 
-/// The port's own address as `[[port]] address` gives it: the one place that reads it.
-pub fn port_address(p: &ispmux_conf::Port) -> Option<Ipv4Addr> {
-    p.address.map(|a| a.addr())
-}
-
 /// The ICMP side of the slow path.
 pub struct IcmpErrors {
     enabled: bool,
     ports: Vec<PortConfig>,
-    addresses: Vec<Option<Ipv4Addr>>,
     limiter: SourceLimiter,
     /// The next IPv4 identification.
     ident: u16,
@@ -46,12 +40,12 @@ pub struct IcmpErrors {
 }
 
 impl IcmpErrors {
-    /// The errors of a node with these ports (by configuration index) and their addresses.
-    pub fn new(cfg: &IcmpConfig, ports: Vec<PortConfig>, addresses: Vec<Option<Ipv4Addr>>) -> Self {
+    /// The errors of a node with these ports (by configuration index), whose
+    /// [`PortConfig::address`] is the address errors are sourced from.
+    pub fn new(cfg: &IcmpConfig, ports: Vec<PortConfig>) -> Self {
         Self {
             enabled: cfg.enabled,
             ports,
-            addresses,
             limiter: SourceLimiter::new(cfg.rate_per_s, cfg.burst, cfg.max_sources),
             ident: 0,
             local: Vec::new(),
@@ -69,7 +63,8 @@ impl IcmpErrors {
         let generation = tables.map(|t| t.isps.generation());
         if self.local_of != generation || self.local.is_empty() {
             self.local.clear();
-            self.local.extend(self.addresses.iter().flatten());
+            self.local
+                .extend(self.ports.iter().filter_map(|p| p.address.addr()));
             if let Some(t) = tables {
                 let gateways = t.isps.entries().iter().map(|e| e.gateway);
                 self.local.extend(gateways.filter(|g| !g.is_unspecified()));
@@ -104,7 +99,6 @@ impl IcmpErrors {
         };
         let site = Site {
             ports: &self.ports,
-            addresses: &self.addresses,
             tables,
         };
         let a = match answer(&site, rx, frame, why, self.ident) {
@@ -184,10 +178,10 @@ mod tests {
             role: PortRole::Access,
             mac: "02:00:00:00:00:a0".parse().expect("mac"),
             mtu: 1500,
-            address: ispmux_dataplane::PortAddr::NONE,
+            address: ispmux_dataplane::PortAddr::new(Ipv4Addr::new(192, 0, 2, 1), 24),
             implicit_null: None,
         };
-        IcmpErrors::new(&cfg, vec![port], vec![Some(Ipv4Addr::new(192, 0, 2, 1))])
+        IcmpErrors::new(&cfg, vec![port])
     }
 
     #[test]

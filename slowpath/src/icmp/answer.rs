@@ -42,10 +42,9 @@ pub enum Trigger {
 /// The node as the answers see it.
 #[derive(Clone, Copy)]
 pub struct Site<'a> {
-    /// The pipelines' ports, by configuration index.
+    /// The pipelines' ports, by configuration index, with their own addresses
+    /// ([`PortConfig::address`], the one the fast path and the twins use too).
     pub ports: &'a [PortConfig],
-    /// Each port's own address (`[[port]] address`), by configuration index.
-    pub addresses: &'a [Option<Ipv4Addr>],
     /// The tables (the slow path's master copy).
     pub tables: &'a Tables,
 }
@@ -72,10 +71,9 @@ impl Site<'_> {
     }
 
     fn address(&self, p: u16) -> Result<Ipv4Addr, Refusal> {
-        self.addresses
+        self.ports
             .get(usize::from(p))
-            .copied()
-            .flatten()
+            .and_then(|c| c.address.addr())
             .ok_or(Refusal::NoAddress)
     }
 

@@ -10,7 +10,7 @@ use ispmux_dataplane::table::preload::{
 };
 use ispmux_dataplane::table::{Limits, Tables};
 use ispmux_dataplane::wire::{skip_tags, EtherType, IcmpPacket, Ipv4Packet, MplsPacket};
-use ispmux_dataplane::{PortConfig, PortRole, PreloadTables};
+use ispmux_dataplane::{PortAddr, PortConfig, PortRole, PreloadTables};
 
 use super::{answer, Site, Trigger};
 use crate::punt::{classify, Ingress};
@@ -19,8 +19,8 @@ use crate::punt::{classify, Ingress};
 /// with gateway 198.18.1.1, labels up 1001 and down 3001 on port 1, hand-off VLAN 101 on port
 /// 2; ILM 2001 swap to 2002 on port 3, 5001 pop to the hand-off, 4001 pop to subscribers;
 /// subscribers 198.18.1.10 untagged and 198.18.1.11 on QinQ 100/200 on port 0.
-pub fn node() -> (Vec<PortConfig>, Vec<Option<Ipv4Addr>>, Tables) {
-    (ports(), ADDRESSES.to_vec(), tables())
+pub fn node() -> (Vec<PortConfig>, Tables) {
+    (ports(), tables())
 }
 
 fn mac(s: &str) -> ispmux_dataplane::wire::MacAddr {
@@ -28,27 +28,29 @@ fn mac(s: &str) -> ispmux_dataplane::wire::MacAddr {
 }
 
 fn ports() -> Vec<PortConfig> {
-    let p = |role, m: &str| PortConfig {
+    let p = |role, m: &str, address| PortConfig {
         role,
         mac: mac(m),
         mtu: 1500,
-        address: ispmux_dataplane::PortAddr::NONE,
+        address,
         implicit_null: None,
     };
+    let none = PortAddr::NONE;
     vec![
-        p(PortRole::Access, "02:00:00:00:00:a0"),
-        p(PortRole::Core, "02:00:00:00:00:c1"),
-        p(PortRole::Handoff, "02:00:00:00:00:d2"),
-        p(PortRole::Core, "02:00:00:00:00:c3"),
+        p(PortRole::Access, "02:00:00:00:00:a0", none),
+        p(
+            PortRole::Core,
+            "02:00:00:00:00:c1",
+            PortAddr::new(Ipv4Addr::new(10, 0, 12, 2), 30),
+        ),
+        p(
+            PortRole::Handoff,
+            "02:00:00:00:00:d2",
+            PortAddr::new(Ipv4Addr::new(198, 18, 254, 1), 24),
+        ),
+        p(PortRole::Core, "02:00:00:00:00:c3", none),
     ]
 }
-
-const ADDRESSES: [Option<Ipv4Addr>; 4] = [
-    None,
-    Some(Ipv4Addr::new(10, 0, 12, 2)),
-    Some(Ipv4Addr::new(198, 18, 254, 1)),
-    None,
-];
 
 fn tables() -> Tables {
     let fec = |label, next_hop| FecPreload {
@@ -115,7 +117,7 @@ fn tables() -> Tables {
 /// bytes, ICMP with a good checksum.
 pub fn exercise(data: &[u8]) {
     thread_local! {
-        static NODE: (Vec<PortConfig>, Vec<Option<Ipv4Addr>>, Tables) = node();
+        static NODE: (Vec<PortConfig>, Tables) = node();
     }
     let Some((&sel, frame)) = data.split_first() else {
         return;
@@ -126,7 +128,7 @@ pub fn exercise(data: &[u8]) {
     } else {
         Trigger::TooBig
     };
-    NODE.with(|(ports, addresses, tables)| {
+    NODE.with(|(ports, tables)| {
         let local = [Ipv4Addr::new(198, 18, 1, 1), Ipv4Addr::new(10, 0, 12, 2)];
         let role = ports.get(usize::from(rx)).map(|p| p.role);
         let _ = classify(
@@ -137,11 +139,7 @@ pub fn exercise(data: &[u8]) {
                 port: None,
             },
         );
-        let site = Site {
-            ports,
-            addresses,
-            tables,
-        };
+        let site = Site { ports, tables };
         let Ok(a) = answer(&site, rx, frame, why, 1) else {
             return;
         };

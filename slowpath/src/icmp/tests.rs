@@ -114,10 +114,9 @@ const BIG_ECHO_DOWN_HEAD: &str = "0200000000d2020000000e01810000650800450005dc12
 
 /// Answers `frame` punted on `rx` for `why` on the test node.
 fn answer_on(rx: u16, frame: &[u8], why: Trigger) -> Result<Answer, Refusal> {
-    let (ports, addresses, tables) = super::fuzzing::node();
+    let (ports, tables) = super::fuzzing::node();
     let site = Site {
         ports: &ports,
-        addresses: &addresses,
         tables: &tables,
     };
     answer(&site, rx, frame, why, 7)
@@ -153,7 +152,7 @@ fn transit_time_exceeded_rides_on_along_the_lsp_with_the_label_stack_object() {
 fn no_error_toward_an_unresolved_next_hop() {
     use ispmux_dataplane::table::{IlmAction, TableUpdate};
     use ispmux_dataplane::wire::MacAddr;
-    let (ports, addresses, mut tables) = super::fuzzing::node();
+    let (ports, mut tables) = super::fuzzing::node();
     tables
         .apply(&TableUpdate::SetIlm {
             label: 2001,
@@ -166,7 +165,6 @@ fn no_error_toward_an_unresolved_next_hop() {
         .expect("swap entry");
     let site = Site {
         ports: &ports,
-        addresses: &addresses,
         tables: &tables,
     };
     let got = answer(&site, 1, &hex(TRANSIT_IN), Trigger::TtlExpired, 7);
