@@ -37,14 +37,15 @@ fn fast_lse(d: &[u8]) -> Option<u32> {
 }
 
 /// A transit swap on the usual shape (`lse`, read by [`fast_lse`] from `d`), in place: the
-/// header keeps its length, so only addresses and the label entry are rewritten. `false`:
-/// the general path decides (TTL expiry, next hop not resolved).
+/// header keeps its length, so only addresses and the label entry are rewritten (an
+/// unresolved next hop never comes here: [`IlmSlot::swap`] misses). `false`: the general
+/// path decides (TTL expiry).
 #[inline(always)]
 fn fast_swap(d: &mut [u8], lse: u32, out_label: u32, src: MacAddr, nh: MacAddr) -> bool {
     let Some(h) = d.first_chunk_mut::<18>() else {
         return false;
     };
-    if lse as u8 <= 1 || nh == MacAddr::ZERO {
+    if lse as u8 <= 1 {
         return false;
     }
     // The new label over the old one's TC and S bits, TTL one less (it is above 1, so the
@@ -70,7 +71,7 @@ fn fast_handoff(
     router: MacAddr,
 ) -> Option<u16> {
     let (label_ttl, tc) = (lse as u8, (lse >> 9 & 7) as u8);
-    if lse & 0x100 == 0 || label_ttl <= 1 || router == MacAddr::ZERO {
+    if lse & 0x100 == 0 || label_ttl <= 1 {
         return None;
     }
     let (eth, ip_hdr) = d.split_first_chunk_mut::<18>()?;

@@ -45,6 +45,13 @@ pub enum IlmAction {
 const KIND_SWAP: u32 = 1;
 const KIND_HANDOFF: u32 = 2;
 const KIND_DELIVER: u32 = 3;
+/// Set over a swap's or hand-off's kind while its next hop is unresolved (the zero MAC): the
+/// fast accessors ([`IlmSlot::swap`], [`IlmSlot::handoff`]) then miss with the same one
+/// compare of the kind they already make, and the general path drops the frame as
+/// `no_neighbour`; a resolved entry pays nothing for the check.
+const UNRESOLVED: u32 = 0x10;
+/// The kind's bits, without [`UNRESOLVED`].
+const KIND_MASK: u32 = 0x0f;
 
 /// One ILM entry in 16 bytes.
 #[derive(
@@ -81,6 +88,10 @@ impl IlmSlot {
             ),
             IlmAction::PopDeliver { isp } => (KIND_DELIVER, u32::from(isp), 0, MacAddr::ZERO),
         };
+        let kind = match kind {
+            KIND_SWAP | KIND_HANDOFF if mac == MacAddr::ZERO => kind | UNRESOLVED,
+            k => k,
+        };
         Self {
             label_kind: (label & 0xf_ffff) | (kind << 24),
             arg,
@@ -94,15 +105,15 @@ impl IlmSlot {
         self.label_kind & 0xf_ffff
     }
 
-    /// (out label, port, next hop) of a swap entry, read without building the action: the
-    /// transit fast path.
+    /// (out label, port, next hop) of a swap entry whose next hop is resolved, read without
+    /// building the action: the transit fast path.
     #[inline(always)]
     pub fn swap(&self) -> Option<(u32, u16, MacAddr)> {
         (self.label_kind >> 24 == KIND_SWAP).then_some((self.arg, self.port, MacAddr(self.mac)))
     }
 
-    /// (ISP, port, VLAN, router MAC) of a hand-off entry, read without building the action:
-    /// the tailend fast path.
+    /// (ISP, port, VLAN, router MAC) of a hand-off entry whose router is resolved, read
+    /// without building the action: the tailend fast path.
     #[inline(always)]
     pub fn handoff(&self) -> Option<(IspId, u16, u16, MacAddr)> {
         (self.label_kind >> 24 == KIND_HANDOFF).then_some((
@@ -116,7 +127,7 @@ impl IlmSlot {
     /// The action.
     #[inline(always)]
     pub fn action(&self) -> IlmAction {
-        match self.label_kind >> 24 {
+        match (self.label_kind >> 24) & KIND_MASK {
             KIND_SWAP => IlmAction::Swap {
                 out_label: self.arg,
                 port: self.port,
@@ -372,6 +383,30 @@ impl IlmTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An unresolved next hop (the zero MAC) keeps its action, but the fast accessors miss:
+    /// the general path decides (`no_neighbour`).
+    #[test]
+    fn unresolved_entries_miss_the_fast_accessors() {
+        for a in [
+            IlmAction::Swap {
+                out_label: 7,
+                port: 3,
+                next_hop: MacAddr::ZERO,
+            },
+            IlmAction::PopHandoff {
+                isp: 4,
+                port: 7,
+                vid: 0,
+                router_mac: MacAddr::ZERO,
+            },
+        ] {
+            let s = IlmSlot::new(1000, a);
+            assert_eq!((s.label(), s.action()), (1000, a));
+            assert_eq!((s.swap(), s.handoff()), (None, None));
+            assert!(s.matches(&1000) && !s.is_empty());
+        }
+    }
 
     #[test]
     fn actions_round_trip_through_the_slot() {
