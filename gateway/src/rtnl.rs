@@ -4,7 +4,7 @@
 //! `netlink-packet-route` builds and parses the messages and `netlink-sys` is the socket,
 //! used synchronously (no async runtime: the gateway configures a few interfaces once, at
 //! start). Netlink rather than the old `SIOCSIF*` ioctls: those set one address without a
-//! prefix route of the right length and need `unsafe` per call, and the same crates serve
+//! prefix route of the right length and each is a raw ioctl, and the same crates serve
 //! the neighbour tables the slow path follows.
 
 use std::io;
