@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests in `tests/tests/`.
 
 pub mod netns;
+pub mod node;
 pub mod radius_peers;
 
 use std::path::PathBuf;

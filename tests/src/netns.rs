@@ -30,6 +30,16 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// Sets a sysctl (`key=value`) in the namespace; a failure fails the test.
+    pub fn sysctl(&self, kv: &str) {
+        let out = self
+            .command("sysctl")
+            .args(["-qw", kv])
+            .output()
+            .expect("sysctl");
+        assert!(out.status.success(), "{kv}: {out:?}");
+    }
+
     /// Creates `ispmux-<tag>-<pid>x<n>` with its loopback up.
     pub fn new(tag: &str) -> Netns {
         let name = format!(

@@ -140,18 +140,9 @@ fn site() -> Site {
     s.core.addr("eth0", "10.0.9.2/30");
     // The veths carry no address: the gateway namespace's kernel answers only on the twins.
     for dev in ["acc0", "core0", "core1", "h0", "core2"] {
-        sysctl(&s.gw, &format!("net.ipv4.conf.{dev}.arp_ignore=1"));
+        s.gw.sysctl(&format!("net.ipv4.conf.{dev}.arp_ignore=1"));
     }
     s
-}
-
-fn sysctl(ns: &Netns, key: &str) {
-    let out = ns
-        .command("sysctl")
-        .args(["-qw", key])
-        .output()
-        .expect("sysctl");
-    assert!(out.status.success(), "{key}: {out:?}");
 }
 
 fn text(o: &Output) -> String {

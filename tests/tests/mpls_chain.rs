@@ -14,6 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ispmux_tests::netns::{veth, End, Netns};
+use ispmux_tests::node::{control, start, wait_resolved};
 use ispmux_tests::{ispmux_bin, Daemon, TempDir};
 
 const EAL: &str = r#"
@@ -195,7 +196,7 @@ fn topology(static_a: bool) -> Topology {
         (&t.tail, "h0"),
         (&t.tail, "h1"),
     ] {
-        sysctl(ns, &format!("net.ipv4.conf.{dev}.arp_ignore=1"));
+        ns.sysctl(&format!("net.ipv4.conf.{dev}.arp_ignore=1"));
     }
     // A label needs room: core links carry 1500-byte IPv4 plus the shim.
     for (ns, dev) in [
@@ -220,75 +221,6 @@ fn topology(static_a: bool) -> Topology {
         // its ARP for the subscriber pool (proxy_arp): no static neighbour entries.
     }
     t
-}
-
-fn sysctl(ns: &Netns, kv: &str) {
-    let out = ns
-        .command("sysctl")
-        .args(["-qw", kv])
-        .output()
-        .expect("sysctl");
-    assert!(out.status.success(), "{kv}: {out:?}");
-}
-
-fn start(ns: &Netns, dir: &TempDir, name: &str, conf: String) -> Daemon {
-    let f = dir.join(&format!("{name}.toml"));
-    std::fs::write(&f, conf).expect("write config");
-    let check = Command::new(ispmux_bin())
-        .args(["check", "-c"])
-        .arg(&f)
-        .output()
-        .expect("check");
-    assert!(
-        check.status.success(),
-        "{name}: {}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    Daemon::new(
-        ns.command(ispmux_bin().to_str().expect("path"))
-            .args(["run", "-c"])
-            .arg(&f)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ispmux"),
-    )
-}
-
-/// A node's control socket, `NAME.sock` in `dir`, as a config table.
-fn control(dir: &TempDir, name: &str) -> String {
-    format!(
-        "\n[control]\nsocket = \"{}\"\n",
-        dir.join(&format!("{name}.sock")).display()
-    )
-}
-
-/// Waits until the node behind `NAME.sock` has resolved all of its `n` next hops (slow path
-/// `next_hops` and `next_hops_resolved` of `ispmux ctl --json stats`).
-fn wait_resolved(dir: &TempDir, name: &str, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = Command::new(ispmux_bin())
-            .args(["ctl", "--json", "-s"])
-            .arg(dir.join(&format!("{name}.sock")))
-            .arg("stats")
-            .output()
-            .expect("ctl");
-        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let (hops, resolved) = (
-            s.pointer("/slowpath/next_hops").and_then(|v| v.as_u64()),
-            s.pointer("/slowpath/next_hops_resolved")
-                .and_then(|v| v.as_u64()),
-        );
-        if hops == Some(n) && resolved == Some(n) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: next_hops {hops:?} resolved {resolved:?}, want {n}: {out:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The transit and the tailend, the same in every test.
