@@ -30,9 +30,18 @@ pub struct DhcpConfig {
     /// Per-subscriber rate limit.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// DHCP messages from MACs the registry does not hold that each worker still passes to
+    /// the logon proxy per second, to be refused and recorded; the rest are dropped in the
+    /// worker (`unregistered`), so a storm from unknown MACs never reaches the slow path.
+    #[serde(default = "default_unregistered_per_s")]
+    pub unregistered_per_s: u32,
     /// The ISPs and their DHCP servers.
     #[serde(default)]
     pub isps: Vec<IspDhcpConfig>,
+}
+
+fn default_unregistered_per_s() -> u32 {
+    50
 }
 
 fn default_server_timeout_ms() -> u64 {

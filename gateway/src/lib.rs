@@ -16,6 +16,7 @@ pub mod icmp;
 mod logon;
 pub mod neighbour;
 mod radius;
+mod registered;
 pub mod report;
 mod rtnl;
 mod slowpath;

@@ -233,6 +233,7 @@ impl Gw {
             trusted_relay_ports: vec![],
             server_timeout_ms: 300,
             rate_limit: RateLimitConfig::default(),
+            unregistered_per_s: 50,
             isps: vec![IspDhcpConfig {
                 name: "isp-a".into(),
                 servers: servers.clone(),
@@ -525,6 +526,7 @@ fn client_cfg() -> DhcpConfig {
         trusted_relay_ports: vec![],
         server_timeout_ms: 300,
         rate_limit: RateLimitConfig::default(),
+        unregistered_per_s: 50,
         isps: vec![IspDhcpConfig {
             name: "isp-a".into(),
             servers: vec![KEA],

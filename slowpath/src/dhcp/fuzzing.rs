@@ -76,6 +76,8 @@ fn engine() -> Option<Engine<Registry>> {
             burst: 1_000_000,
             max_tracked: 1024,
         },
+        unregistered_per_s: 50,
+
         isps: vec![IspDhcpConfig {
             name: "isp-a".into(),
             servers: vec![SERVER],

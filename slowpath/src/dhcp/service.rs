@@ -529,6 +529,8 @@ mod tests {
             trusted_relay_ports: vec![],
             server_timeout_ms: 100,
             rate_limit: RateLimitConfig::default(),
+            unregistered_per_s: 50,
+
             isps: vec![IspDhcpConfig {
                 name: "isp-a".into(),
                 servers: vec![Ipv4Addr::new(127, 0, 0, 2)],
@@ -758,6 +760,8 @@ mod writer_tests {
             trusted_relay_ports: vec![],
             server_timeout_ms: 100,
             rate_limit: RateLimitConfig::default(),
+            unregistered_per_s: 50,
+
             isps: vec![],
         };
         let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
@@ -851,6 +855,8 @@ mod no_write_tests {
             trusted_relay_ports: vec![],
             server_timeout_ms: 100,
             rate_limit: RateLimitConfig::default(),
+            unregistered_per_s: 50,
+
             isps: vec![],
         };
         let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
@@ -978,6 +984,8 @@ mod restart_tests {
             trusted_relay_ports: vec![],
             server_timeout_ms: 100,
             rate_limit: RateLimitConfig::default(),
+            unregistered_per_s: 50,
+
             isps: vec![],
         };
         let start = |now| {

@@ -46,6 +46,8 @@ fn cfg() -> DhcpConfig {
             burst: 8,
             max_tracked: 100,
         },
+        unregistered_per_s: 50,
+
         isps: vec![IspDhcpConfig {
             name: "isp-a".into(),
             servers: vec![S1, S2],
