@@ -280,6 +280,11 @@ impl Forwarding {
         );
         let lcore = w.lcore;
         let job = move || {
+            if wc.idle_sleep.is_some() {
+                // Its idle sleeps end when asked, not up to 50 µs later (the first frame
+                // after a pause waits for them).
+                ispmux_sys::set_timer_slack(1_000);
+            }
             let mut exit = pipeline.run(io, wc, &sh, &stop);
             exit.lcore = lcore;
             (exit.on_cpu_s, exit.waited_s) = core_share().unzip();

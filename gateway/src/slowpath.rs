@@ -339,6 +339,8 @@ impl SlowPath {
 
 impl Running {
     fn run(mut self, stop: &AtomicBool, mut st: SlowPathStats) {
+        // Its waits between turns (50 µs while a twin exchange goes on) end when asked.
+        ispmux_sys::set_timer_slack(1_000);
         let mut b = Burst::new();
         let mut intake = Intake::new(INTAKE_PER_S, INTAKE_BURST, Instant::now());
         // When frames last moved between a port and its twin.
