@@ -17,6 +17,7 @@ mod logon;
 pub mod neighbour;
 mod radius;
 pub mod report;
+pub mod routes;
 mod rtnl;
 mod slowpath;
 mod twin;
