@@ -112,3 +112,79 @@ fn two_frr_nodes_exchange_labels_for_their_prefixes() {
         "B does not route its own prefix via A"
     );
 }
+
+/// Two FRR nodes on a veth pair with their /32s routed to each other; `key_a` and `key_b`
+/// the TCP MD5 passwords each uses for the other (RFC 5036 §2.9), if any.
+fn pair(tag: &str, key_a: Option<&str>, key_b: Option<&str>) -> (Netns, Netns, Frr, Frr) {
+    let na = Netns::new(&format!("frr-{tag}a"));
+    let nb = Netns::new(&format!("frr-{tag}b"));
+    veth(
+        End {
+            ns: &na,
+            dev: "frr-a0",
+            mac: "02:00:00:78:00:01",
+        },
+        End {
+            ns: &nb,
+            dev: "frr-b0",
+            mac: "02:00:00:78:00:02",
+        },
+    );
+    na.addr("frr-a0", "198.18.77.1/24");
+    nb.addr("frr-b0", "198.18.77.2/24");
+    na.addr("lo", "198.18.78.1/32");
+    nb.addr("lo", "198.18.78.2/32");
+    na.ip(&["route", "add", "198.18.78.2/32", "via", "198.18.77.2"]);
+    nb.ip(&["route", "add", "198.18.78.1/32", "via", "198.18.77.1"]);
+    let mut ca = FrrConfig::new("frr-a", A_ID, &["frr-a0"]);
+    let mut cb = FrrConfig::new("frr-b", B_ID, &["frr-b0"]);
+    if let Some(k) = key_a {
+        ca.passwords.push((B_ID, k.to_owned()));
+    }
+    if let Some(k) = key_b {
+        cb.passwords.push((A_ID, k.to_owned()));
+    }
+    let a = Frr::start(&na, &ca).unwrap_or_else(|e| panic!("FRR A: {e}"));
+    let b = Frr::start(&nb, &cb).unwrap_or_else(|e| panic!("FRR B: {e}"));
+    (na, nb, a, b)
+}
+
+#[test]
+fn frr_sessions_with_the_same_md5_key_come_up() {
+    let (_na, _nb, a, b) = pair("md5", Some("ispmux-ldp"), Some("ispmux-ldp"));
+    let up = wait_until(UP, || {
+        (a.operational(B_ID) && b.operational(A_ID)).then_some(())
+    });
+    assert!(up.is_some(), "no OPERATIONAL session\n{}", logs(&a, &b));
+    let detail = a
+        .json("show mpls ldp neighbor detail json")
+        .expect("detail");
+    assert_eq!(
+        detail[B_ID.to_string()]["authentication"],
+        "TCP MD5 Signature",
+        "{detail}"
+    );
+}
+
+#[test]
+fn frr_sessions_with_different_md5_keys_stay_down() {
+    let (_na, _nb, a, b) = pair("md5x", Some("ispmux-ldp"), Some("wrong"));
+    // Hellos (UDP, unsigned) still find the neighbour ...
+    let adjacent = wait_until(UP, || {
+        let d = a.json("show mpls ldp discovery json").ok()?;
+        let adj = d["adjacencies"].as_array()?;
+        adj.iter()
+            .any(|x| x["neighborId"] == B_ID.to_string())
+            .then_some(())
+    });
+    assert!(adjacent.is_some(), "no Hello adjacency\n{}", logs(&a, &b));
+    // ... but the TCP session never forms: two Hello rounds and more.
+    let up = wait_until(Duration::from_secs(12), || {
+        (a.operational(B_ID) || b.operational(A_ID)).then_some(())
+    });
+    assert!(
+        up.is_none(),
+        "a session came up with different MD5 keys\n{}",
+        logs(&a, &b)
+    );
+}
