@@ -165,3 +165,54 @@ fn static_routes_on_twins_are_followed() {
     assert!(s.dumps >= 2, "{s:?}");
     assert_eq!(s.errors, 0, "{s:?}");
 }
+
+/// Routes that FRR's zebra installs (here from staticd; ospfd's arrive the same way) use
+/// nexthop objects (`RTA_NH_ID`); the kernel still lists their next hops in the messages
+/// (`nexthop_compat_mode` 1, its default), so they are followed like any other.
+#[test]
+fn routes_installed_by_frr_zebra_are_followed() {
+    use ispmux_tests::frr::{Frr, FrrConfig};
+    let ns = Netns::new("frr-rz");
+    ns.ip(&[
+        "link", "add", "frr-r0", "type", "veth", "peer", "name", "frr-q0",
+    ]);
+    ns.ip(&["link", "set", "frr-r0", "up"]);
+    ns.ip(&["link", "set", "frr-q0", "up"]);
+    ns.addr("frr-r0", "10.88.0.1/24");
+    let mut cfg = FrrConfig::new("frr-rz", Ipv4Addr::new(10, 88, 0, 1), &[]);
+    cfg.static_routes
+        .push(("198.18.95.0/24".into(), Ipv4Addr::new(10, 88, 0, 2)));
+    let f = File::open(format!("/var/run/netns/{}", ns.name)).expect("netns file");
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+    let r = Routes::open(vec![(0, "frr-r0".to_owned())], Instant::now()).expect("open");
+    let mut f = Follower {
+        r,
+        log: Vec::new(),
+        mark: 0,
+    };
+    f.expect(
+        "10.88.0.0/24",
+        Some(NextHop {
+            port: 0,
+            gateway: None,
+        }),
+    );
+    let frr = Frr::start(&ns, &cfg).unwrap_or_else(|e| panic!("FRR: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.r.table().get(net("198.18.95.0/24")).is_none() && Instant::now() < deadline {
+        f.r.turn(Instant::now(), &mut f.log);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let shown = ns.ip(&["route", "show", "198.18.95.0/24"]);
+    assert_eq!(
+        f.r.table().get(net("198.18.95.0/24")),
+        via(0, "10.88.0.2"),
+        "kernel: {}; follower: {:?}; zebra: {}",
+        String::from_utf8_lossy(&shown.stdout),
+        f.r.stats(),
+        frr.log("zebra")
+    );
+    // zebra removes its routes when it stops.
+    drop(frr);
+    f.expect("198.18.95.0/24", None);
+}
