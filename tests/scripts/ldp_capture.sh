@@ -133,6 +133,7 @@ wait "$TSHARK_PID" 2>/dev/null || true
 TSHARK_PID=
 
 cp "$WORK/raw.pcap" "$OUT/frr_session.pcap"
+chmod 644 "$OUT/frr_session.pcap"
 echo "ldp_capture: $(/usr/lib/frr/ldpd --version | head -1)"
 tshark -r "$OUT/frr_session.pcap" -Y ldp -T fields -e frame.number -e ip.src -e ldp.msg.type 2>/dev/null |
   awk '{print}' | head -100
