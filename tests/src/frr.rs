@@ -1,6 +1,6 @@
-//! FRR as a real LDP peer: `zebra` and `ldpd` (and `staticd` when static routes are asked for)
-//! run inside a test's network namespace with a generated configuration, queried with
-//! `vtysh`, stopped and cleaned up when dropped.
+//! FRR as a real LDP peer: `zebra` and `ldpd` (and `staticd` when static routes are asked for,
+//! `ospfd` for OSPF on the twins) run inside a test's network namespace with a generated
+//! configuration, queried with `vtysh`, stopped and cleaned up when dropped.
 //!
 //! What FRR 8.4 (Debian bookworm's `frr`) needs, as measured:
 //! - one `zebra` per namespace; the other daemons reach it over `-z DIR/zserv.api`; each
@@ -99,6 +99,10 @@ pub struct FrrConfig {
     pub static_routes: Vec<(String, Ipv4Addr)>,
     /// More lines for the `address-family ipv4` block of `mpls ldp`, as written.
     pub extra_af_lines: Vec<String>,
+    /// OSPF (area 0) on these networks (`network P area 0`); when there are any, `ospfd`
+    /// runs, with point-to-point interfaces and 1 s Hellos (dead after 4 s) on
+    /// [`FrrConfig::interfaces`] so adjacencies form in seconds.
+    pub ospf_networks: Vec<String>,
 }
 
 impl FrrConfig {
@@ -115,7 +119,26 @@ impl FrrConfig {
             passwords: Vec::new(),
             static_routes: Vec::new(),
             extra_af_lines: Vec::new(),
+            ospf_networks: Vec::new(),
         }
+    }
+
+    /// `ospfd.conf`.
+    pub fn ospfd_conf(&self) -> String {
+        let mut s = format!("hostname {}\nlog stdout informational\n", self.hostname);
+        for i in &self.interfaces {
+            s += &format!(
+                "interface {i}\n ip ospf network point-to-point\n ip ospf hello-interval 1\n ip ospf dead-interval 4\nexit\n"
+            );
+        }
+        s += &format!("router ospf\n ospf router-id {}\n", self.router_id);
+        // SPF at once on a change (FRR's default waits 50 ms at first, then backs off).
+        s += " timers throttle spf 0 50 1000\n";
+        for n in &self.ospf_networks {
+            s += &format!(" network {n} area 0\n");
+        }
+        s += "exit\n";
+        s
     }
 
     /// `zebra.conf`.
@@ -305,12 +328,19 @@ impl Frr {
         if !cfg.static_routes.is_empty() {
             frr.write("staticd.conf", &cfg.staticd_conf())?;
         }
+        if !cfg.ospf_networks.is_empty() {
+            frr.write("ospfd.conf", &cfg.ospfd_conf())?;
+        }
         frr.give_to_frr()?;
         frr.spawn("zebra", &[])?;
         frr.wait_socket("zebra", "zserv.api")?;
         if !cfg.static_routes.is_empty() {
             frr.spawn("staticd", &[])?;
             frr.wait_socket("staticd", "staticd.vty")?;
+        }
+        if !cfg.ospf_networks.is_empty() {
+            frr.spawn("ospfd", &[])?;
+            frr.wait_socket("ospfd", "ospfd.vty")?;
         }
         let ctl = frr.dir.to_string_lossy().into_owned();
         frr.spawn("ldpd", &["--ctl_socket", &ctl])?;

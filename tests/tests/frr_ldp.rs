@@ -188,3 +188,75 @@ fn frr_sessions_with_different_md5_keys_stay_down() {
         logs(&a, &b)
     );
 }
+
+/// OSPF on the link instead of static routes: the LDP session forms over the routes ospfd
+/// learned, and the route follower in A's namespace reports B's /32 via B's link address
+/// (the input LDP needs to pick B as next hop toward B's FECs).
+#[test]
+fn ospf_routes_carry_the_session_and_reach_the_route_follower() {
+    use ispmux_gateway::routes::Routes;
+    use ispmux_slowpath::routes::NextHop;
+    use std::time::Instant;
+
+    let na = Netns::new("frr-oa");
+    let nb = Netns::new("frr-ob");
+    veth(
+        End {
+            ns: &na,
+            dev: "frr-a0",
+            mac: "02:00:00:78:00:01",
+        },
+        End {
+            ns: &nb,
+            dev: "frr-b0",
+            mac: "02:00:00:78:00:02",
+        },
+    );
+    na.addr("frr-a0", "198.18.77.1/24");
+    nb.addr("frr-b0", "198.18.77.2/24");
+    na.addr("lo", "198.18.78.1/32");
+    nb.addr("lo", "198.18.78.2/32");
+    let mut ca = FrrConfig::new("frr-a", A_ID, &["frr-a0"]);
+    let mut cb = FrrConfig::new("frr-b", B_ID, &["frr-b0"]);
+    ca.ospf_networks = vec!["198.18.77.0/24".into(), "198.18.78.1/32".into()];
+    cb.ospf_networks = vec!["198.18.77.0/24".into(), "198.18.78.2/32".into()];
+
+    // The follower opens its socket in A's namespace (this thread only moves there).
+    let f = std::fs::File::open(format!("/var/run/netns/{}", na.name)).expect("netns file");
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+    let mut routes = Routes::open(vec![(0, "frr-a0".to_owned())], Instant::now()).expect("open");
+
+    let a = Frr::start(&na, &ca).unwrap_or_else(|e| panic!("FRR A: {e}"));
+    let b = Frr::start(&nb, &cb).unwrap_or_else(|e| panic!("FRR B: {e}"));
+
+    let b_lo: ispmux_conf::Ipv4Net = "198.18.78.2/32".parse().expect("prefix");
+    let mut changes = Vec::new();
+    let learned = wait_until(UP, || {
+        routes.turn(Instant::now(), &mut changes);
+        routes.table().get(b_lo)
+    });
+    assert_eq!(
+        learned,
+        Some(NextHop {
+            port: 0,
+            gateway: Some(Ipv4Addr::new(198, 18, 77, 2)),
+        }),
+        "no OSPF route to B's /32 followed; changes {changes:?}\nA ospfd:\n{}",
+        a.log("ospfd")
+    );
+    assert!(
+        changes.iter().any(|c| c.prefix == b_lo),
+        "the route came as a change: {changes:?}"
+    );
+    let up = wait_until(UP, || {
+        (a.operational(B_ID) && b.operational(A_ID)).then_some(())
+    });
+    assert!(up.is_some(), "no OPERATIONAL session\n{}", logs(&a, &b));
+    let got = wait_until(Duration::from_secs(5), || {
+        binding(&a, "198.18.78.2/32", B_ID)
+    });
+    assert!(
+        got.as_ref().is_some_and(|g| g.in_use),
+        "A does not use B's label for B's /32: {got:?}"
+    );
+}
