@@ -14,8 +14,10 @@
 //! - of each route only what LDP needs: IPv4, unicast, the main table (254), TOS 0, not a
 //!   cache clone; its prefix, metric (`RTA_PRIORITY`) and next hops (`RTA_OIF` and
 //!   `RTA_GATEWAY`, or each `RTA_MULTIPATH` entry) whose interface is a twin and which the
-//!   kernel has not marked dead. A route with no such next hop is a removal of that route
-//!   here (it may have moved off the twins by `NLM_F_REPLACE`).
+//!   kernel has not marked dead. A route with no such next hop is ignored, unless it
+//!   replaced one (`NLM_F_REPLACE`): then the route held for its prefix and metric moved off
+//!   the twins and is removed. Several routes of one prefix and metric (`ip route append`)
+//!   are not told apart: the latest via a twin is held.
 //! - Routes that use nexthop objects (`RTA_NH_ID`, as FRR's zebra installs them) carry
 //!   their next hops in the message as well while `net.ipv4.nexthop_compat_mode` is 1, the
 //!   kernel's default; with it 0 they arrive without next hops and count as skipped
@@ -34,7 +36,8 @@ use std::time::{Duration, Instant};
 use ispmux_conf::{Ipv4Net, Ipv4NetError};
 use ispmux_slowpath::routes::{NextHop, RouteChange, RouteInput, RouteStats, RouteTable};
 use netlink_packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REPLACE,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHopFlags,
@@ -95,6 +98,9 @@ pub enum Skip {
 pub struct KernelRoute {
     /// `RTM_DELROUTE`.
     pub deleted: bool,
+    /// The route replaced another of the same prefix and metric (`NLM_F_REPLACE` in the
+    /// notification), rather than being created beside any.
+    pub replace: bool,
     /// Destination.
     pub prefix: Ipv4Net,
     /// `RTA_PRIORITY` (0 when absent).
@@ -163,9 +169,10 @@ pub fn reads_sanely(buf: &[u8]) -> bool {
 }
 
 fn parse(m: NetlinkMessage<RouteNetlinkMessage>) -> Parsed {
+    let replace = m.header.flags & NLM_F_REPLACE != 0;
     match m.payload {
-        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => route(&r, false),
-        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) => route(&r, true),
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => route(&r, false, replace),
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) => route(&r, true, false),
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
             Parsed::Link(l.header.index, false)
         }
@@ -185,14 +192,14 @@ fn parse(m: NetlinkMessage<RouteNetlinkMessage>) -> Parsed {
 }
 
 /// The route of a route message, or why it is skipped.
-fn route(r: &RouteMessage, deleted: bool) -> Parsed {
-    match read_route(r, deleted) {
+fn route(r: &RouteMessage, deleted: bool, replace: bool) -> Parsed {
+    match read_route(r, deleted, replace) {
         Ok(k) => Parsed::Route(k),
         Err(s) => Parsed::Skipped(s),
     }
 }
 
-fn read_route(r: &RouteMessage, deleted: bool) -> Result<KernelRoute, Skip> {
+fn read_route(r: &RouteMessage, deleted: bool, replace: bool) -> Result<KernelRoute, Skip> {
     let h = &r.header;
     if h.address_family != AddressFamily::Inet {
         return Err(Skip::NotIpv4);
@@ -250,6 +257,7 @@ fn read_route(r: &RouteMessage, deleted: bool) -> Result<KernelRoute, Skip> {
     }
     Ok(KernelRoute {
         deleted,
+        replace,
         prefix,
         metric,
         next_hops,
@@ -463,9 +471,16 @@ impl Routes {
         match m {
             Parsed::Route(r) => {
                 self.stats.routes += 1;
+                let on_twin = r.next_hops.iter().any(|&(i, _)| self.port_of(i).is_some());
+                let concerns_held = on_twin || r.replace || (r.deleted && r.next_hops.is_empty());
+                if !concerns_held {
+                    // A route out of another interface, created or deleted beside any twin
+                    // route of the same prefix and metric (`ip route append`), or a dump's
+                    // entry: nothing held changes. Only a replacement moves a held route
+                    // off the twins.
+                    return;
+                }
                 let input = if r.deleted {
-                    // A deleted route names its prefix and metric; its next hops do not
-                    // matter (the kernel deletes by them only if asked to).
                     RouteInput::Remove {
                         prefix: r.prefix,
                         metric: r.metric,
@@ -581,6 +596,7 @@ mod tests {
             messages(&bytes(NEWROUTE)),
             [Parsed::Route(KernelRoute {
                 deleted: false,
+                replace: false,
                 prefix: net("198.18.90.0/24"),
                 metric: 7,
                 next_hops: vec![(3, Some(a("10.88.0.2")))],
@@ -590,6 +606,7 @@ mod tests {
             messages(&bytes(MULTIPATH)),
             [Parsed::Route(KernelRoute {
                 deleted: false,
+                replace: false,
                 prefix: net("198.18.91.0/24"),
                 metric: 0,
                 next_hops: vec![(3, Some(a("10.88.0.3"))), (3, Some(a("10.88.0.2")))],
@@ -641,6 +658,7 @@ mod tests {
             messages(&on_link),
             [Parsed::Route(KernelRoute {
                 deleted: false,
+                replace: false,
                 prefix: net("198.18.1.0/24"),
                 metric: 0,
                 next_hops: vec![(4, None)],
@@ -681,6 +699,22 @@ mod tests {
             messages(&nh_only),
             [Parsed::Skipped(Skip::NexthopObjectOnly(12))]
         );
+    }
+
+    #[test]
+    fn a_replacement_is_told_from_a_creation() {
+        let mut b = bytes(NEWROUTE);
+        assert!(matches!(
+            &messages(&b)[..],
+            [Parsed::Route(KernelRoute { replace: false, .. })]
+        ));
+        // nlmsg_flags: NLM_F_CREATE | NLM_F_REPLACE, as `ip route replace` makes the kernel
+        // report it.
+        b[6..8].copy_from_slice(&(0x400u16 | NLM_F_REPLACE).to_ne_bytes());
+        assert!(matches!(
+            &messages(&b)[..],
+            [Parsed::Route(KernelRoute { replace: true, .. })]
+        ));
     }
 
     #[test]

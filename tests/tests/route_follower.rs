@@ -118,6 +118,23 @@ fn static_routes_on_twins_are_followed() {
         "{seen:?}"
     );
 
+    // A second route of the same prefix and metric out of another interface (`append`)
+    // and its deletion leave the twin's route alone.
+    ns.ip(&["route", "add", "198.18.94.0/24", "via", "10.88.0.2"]);
+    f.expect("198.18.94.0/24", via(0, "10.88.0.2"));
+    ns.ip(&["route", "append", "198.18.94.0/24", "via", "10.88.2.2"]);
+    ns.ip(&["route", "del", "198.18.94.0/24", "via", "10.88.2.2"]);
+    ns.ip(&["route", "add", "198.18.96.0/24", "via", "10.88.0.2"]);
+    let seen = f.expect("198.18.96.0/24", via(0, "10.88.0.2"));
+    assert!(
+        !seen.iter().any(|c| c.prefix == net("198.18.94.0/24")),
+        "{seen:?}"
+    );
+    assert_eq!(f.r.table().get(net("198.18.94.0/24")), via(0, "10.88.0.2"));
+    // Replaced by a route out of another interface: no route via a twin is left.
+    ns.ip(&["route", "replace", "198.18.96.0/24", "via", "10.88.2.2"]);
+    f.expect("198.18.96.0/24", None);
+
     // Replaced onto the other twin.
     ns.ip(&["route", "replace", "198.18.90.0/24", "via", "10.88.1.2"]);
     f.expect("198.18.90.0/24", via(1, "10.88.1.2"));
