@@ -471,6 +471,32 @@ impl Frr {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Changes the running configuration: `configure terminal`, then `lines` in order (each
+    /// a command at the level the previous ones entered, as in a vtysh session), e.g.
+    /// `["mpls ldp", "address-family ipv4", "label local advertise explicit-null"]`.
+    /// vtysh sends each line to the daemons that know it.
+    pub fn configure(&self, lines: &[&str]) -> Result<String, FrrError> {
+        let mut c = Command::new("vtysh");
+        c.arg("--vty_socket").arg(&self.dir);
+        c.args(["-c", "configure terminal"]);
+        for l in lines {
+            c.args(["-c", l]);
+        }
+        let out = c.output().map_err(|source| FrrError::Spawn {
+            what: "vtysh".into(),
+            source,
+        })?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // vtysh exits 0 on some refusals but prints them ("% Unknown command", ...).
+        if !out.status.success() || text.contains("% ") {
+            return Err(FrrError::Vtysh {
+                cmd: lines.join(" / "),
+                msg: format!("{text}{}", String::from_utf8_lossy(&out.stderr)),
+            });
+        }
+        Ok(text)
+    }
+
     /// Runs a `show ... json` command and parses what it printed.
     pub fn json(&self, cmd: &str) -> Result<serde_json::Value, FrrError> {
         let text = self.vtysh(cmd)?;

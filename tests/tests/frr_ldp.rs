@@ -111,6 +111,24 @@ fn two_frr_nodes_exchange_labels_for_their_prefixes() {
         !binding(&b, "198.18.78.2/32", A_ID).is_some_and(|x| x.in_use),
         "B does not route its own prefix via A"
     );
+
+    // A live change: A advertises explicit null for its own prefix from now on, and B
+    // learns it without the session going down.
+    a.configure(&[
+        "mpls ldp",
+        "address-family ipv4",
+        "label local advertise explicit-null",
+    ])
+    .unwrap_or_else(|e| panic!("configure A: {e}"));
+    let exp = wait_until(Duration::from_secs(5), || {
+        binding(&b, "198.18.78.1/32", A_ID).filter(|x| x.remote == Some(FrrLabel::ExplicitNull))
+    });
+    assert!(
+        exp.is_some(),
+        "B did not learn A's explicit null: {:?}",
+        binding(&b, "198.18.78.1/32", A_ID)
+    );
+    assert!(a.operational(B_ID), "{}", logs(&a, &b));
 }
 
 /// Two FRR nodes on a veth pair with their /32s routed to each other; `key_a` and `key_b`
