@@ -74,3 +74,35 @@ fn the_frr_recording_has_a_whole_session() {
         assert_eq!(p.bytes[8..10], [0, 0]);
     }
 }
+
+#[test]
+fn the_frr_hold_expiry_recording_ends_with_a_notification_after_the_hello_hold_time() {
+    let file = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/ldp/frr_hold_expiry.pcap"
+    ))
+    .expect("recording");
+    let pdus = ldp_pdus(&file).expect("pcap");
+    let last_b_hello = pdus
+        .iter()
+        .filter(|p| p.transport == Transport::Udp && p.src.0 == Ipv4Addr::new(10, 77, 0, 2))
+        .map(|p| p.time_us)
+        .max()
+        .expect("B's Hellos");
+    let last = pdus.last().expect("PDUs");
+    assert_eq!((last.src.0, last.message_types()), (A, vec![NOTIFICATION]));
+    // Status TLV (0x0300) right after the message id: E bit set, Hold Timer Expired (9).
+    assert_eq!(last.bytes[18..20], [0x03, 0x00]);
+    assert_eq!(
+        u32::from_be_bytes([
+            last.bytes[22],
+            last.bytes[23],
+            last.bytes[24],
+            last.bytes[25]
+        ]),
+        0x8000_0009
+    );
+    // 15 s (the Hello hold time) after B's last Hello, to within FRR's timer slack.
+    let after = last.time_us - last_b_hello;
+    assert!((14_500_000..16_000_000).contains(&after), "{after} us");
+}

@@ -5,10 +5,15 @@
 #   Address, Label Mappings; then B removes one of its prefixes (10.77.254.2/32 from its
 #   loopback): Address Withdraw, Label Withdraw from B and Label Release from A; then B's ldpd
 #   is stopped (SIGTERM): its Notification (Shutdown) and the TCP close.
+# A second scenario, hold-expiry: the same start, then B's ldpd hangs (SIGSTOP: no Hellos, no
+#   KeepAlives, its TCP socket stays open) until A's Hello adjacency times out (hold time 15 s)
+#   and A ends the session: its Notification and the TCP close.
 #
-# Usage (as root, frr and tshark installed): tests/scripts/ldp_capture.sh [OUT_DIR]
-# OUT_DIR defaults to slowpath/tests/data/ldp. Writes OUT_DIR/frr_session.pcap (libpcap format,
-# Ethernet, only `port 646` frames, seen on A's veth) and prints tshark's one-line summary.
+# Usage (as root, frr and tshark installed):
+#   tests/scripts/ldp_capture.sh [OUT_DIR] [session|hold-expiry|all]
+# OUT_DIR defaults to slowpath/tests/data/ldp, the scenario to all. Writes
+# OUT_DIR/frr_session.pcap and OUT_DIR/frr_hold_expiry.pcap (libpcap format, Ethernet, only
+# `port 646` frames, seen on A's veth) and prints each one's LDP messages.
 #
 # Topology (addresses from the benchmarking range 198.18.0.0/15 are for data; LDP here uses
 # 10.77.0.0/16 like FRR's own examples, nothing routes it outside the namespaces):
@@ -20,6 +25,13 @@ cd "$(dirname "$0")/../.."
 OUT=${1:-slowpath/tests/data/ldp}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+SCENARIO=${2:-all}
+case "$SCENARIO" in
+  all) "$0" "$OUT" session && exec "$0" "$OUT" hold-expiry ;;
+  session) FILE=frr_session.pcap ;;
+  hold-expiry) FILE=frr_hold_expiry.pcap ;;
+  *) echo "ldp_capture: unknown scenario $SCENARIO" >&2; exit 2 ;;
+esac
 
 NA=frr-capa
 NB=frr-capb
@@ -34,6 +46,7 @@ cleanup() {
       if [ -s "$f" ]; then
         p=$(cat "$f")
         kids=$(cat /proc/"$p"/task/*/children 2>/dev/null)
+        kill -CONT "$p" $kids 2>/dev/null
         kill "$p" 2>/dev/null
         for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
         kill -9 "$p" 2>/dev/null
@@ -115,26 +128,36 @@ b = json.load(sys.stdin).get('bindings', [])
 sys.exit(0 if any(x['prefix'] == '$1' and x.get('remoteLabel') not in (None, '-') for x in b) else 1)"; }
 lacks_remote() { ! has_remote "$1"; }
 operational() { vty a 'show mpls ldp neighbor' 2>/dev/null | grep -q OPERATIONAL; }
+not_operational() { ! operational; }
 
 start a
 start b
 wait_for 30 operational
 wait_for 10 has_remote 10.77.254.2/32
 sleep 1
-# B no longer owns 10.77.254.2/32: Address Withdraw and Label Withdraw from B, Label Release from A.
-ip -n "$NB" addr del 10.77.254.2/32 dev lo
-wait_for 10 lacks_remote 10.77.254.2/32
-sleep 1
-# B stops: Notification (Shutdown) and the TCP close.
-kill "$(cat "$WORK/b/ldpd.pid")"
-sleep 2
+if [ "$SCENARIO" = session ]; then
+  # B no longer owns 10.77.254.2/32: Address Withdraw and Label Withdraw from B, Label Release
+  # from A.
+  ip -n "$NB" addr del 10.77.254.2/32 dev lo
+  wait_for 10 lacks_remote 10.77.254.2/32
+  sleep 1
+  # B stops: Notification (Shutdown) and the TCP close.
+  kill "$(cat "$WORK/b/ldpd.pid")"
+  sleep 2
+else
+  # B hangs: its ldpd and both children stopped (the LDP engine child sends the Hellos).
+  p=$(cat "$WORK/b/ldpd.pid")
+  kill -STOP "$p" $(cat /proc/"$p"/task/*/children)
+  wait_for 25 not_operational
+  sleep 2
+fi
 kill "$TSHARK_PID"
 wait "$TSHARK_PID" 2>/dev/null || true
 TSHARK_PID=
 
-cp "$WORK/raw.pcap" "$OUT/frr_session.pcap"
-chmod 644 "$OUT/frr_session.pcap"
-echo "ldp_capture: $(/usr/lib/frr/ldpd --version | head -1)"
-tshark -r "$OUT/frr_session.pcap" -Y ldp -T fields -e frame.number -e ip.src -e ldp.msg.type 2>/dev/null |
-  awk '{print}' | head -100
-ls -l "$OUT/frr_session.pcap"
+cp "$WORK/raw.pcap" "$OUT/$FILE"
+chmod 644 "$OUT/$FILE"
+echo "ldp_capture: $SCENARIO, $(/usr/lib/frr/ldpd --version | head -1)"
+tshark -r "$OUT/$FILE" -Y ldp -T fields -e frame.number -e frame.time_relative -e ip.src \
+  -e ldp.msg.type 2>/dev/null | head -100
+ls -l "$OUT/$FILE"
