@@ -18,6 +18,7 @@ pub mod neighbour;
 mod radius;
 mod registered;
 pub mod report;
+pub mod routes;
 mod rtnl;
 mod slowpath;
 mod twin;
