@@ -40,6 +40,7 @@ fn cfg() -> DhcpConfig {
         server_identifier: GW_ID,
         require_credential: false,
         trusted_relay_ports: vec![],
+        trusted_relay_port_ids: vec![],
         server_timeout_ms: 500,
         rate_limit: RateLimitConfig {
             per_second: 1.0,
