@@ -1,5 +1,14 @@
-//! LDP (RFC 5036), sans-IO: the PDU codec (`wire`) and the TCP stream framer (`framer`).
+//! LDP (RFC 5036), sans-IO: the PDU codec (`wire`), the TCP stream framer (`framer`), Link
+//! Hello discovery (`discovery`), the session state machine (`session`) and the engine that
+//! runs them for one LSR (`engine`).
 
+pub mod discovery;
+pub mod engine;
+#[cfg(test)]
+mod engine_tests;
 pub mod framer;
 pub mod fuzzing;
+pub mod session;
 pub mod wire;
+
+pub use engine::{Config, Down, Engine, Input, Output};

@@ -202,5 +202,42 @@ impl Pdu {
     }
 }
 
+/// Packs messages into as few PDUs as fit `max_pdu_len` (the PDU Length field's largest
+/// value), in order. A message too large for a PDU of its own is an error.
+pub fn pack(
+    ldp_id: LdpId,
+    messages: &[Message],
+    max_pdu_len: u16,
+) -> Result<Vec<Vec<u8>>, EncodeError> {
+    let limit = usize::from(max_pdu_len) + 4;
+    let mut out = Vec::new();
+    let mut cur: Vec<u8> = Vec::new();
+    let mut m = Vec::new();
+    for msg in messages {
+        m.clear();
+        message::emit(&mut m, msg)?;
+        if PDU_HEADER_LEN + m.len() > limit {
+            return Err(EncodeError::TooLong(PDU_HEADER_LEN + m.len()));
+        }
+        if !cur.is_empty() && cur.len() + m.len() > limit {
+            out.push(std::mem::take(&mut cur));
+        }
+        if cur.is_empty() {
+            Pdu {
+                ldp_id,
+                messages: Vec::new(),
+            }
+            .emit(&mut cur)?;
+        }
+        cur.extend_from_slice(&m);
+        let len = (cur.len() - 4) as u16;
+        cur[2..4].copy_from_slice(&len.to_be_bytes());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests;

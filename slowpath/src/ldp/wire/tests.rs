@@ -457,3 +457,21 @@ proptest::proptest! {
         crate::ldp::fuzzing::exercise(&bytes);
     }
 }
+
+#[test]
+fn pack_fills_pdus_up_to_the_maximum() {
+    let msgs: Vec<Message> = (0..100)
+        .map(|i| Message::new(i, Body::Address(vec![A])))
+        .collect();
+    // Each Address message is 18 octets; a PDU of maximum length 100 holds 5 of them.
+    let pdus = pack(id(A), &msgs, 100).expect("packs");
+    assert_eq!(pdus.len(), 20);
+    let mut got = Vec::new();
+    for p in &pdus {
+        assert!(p.len() <= 104);
+        got.extend(decode(p, 100).expect("decodes").pdu.messages);
+    }
+    assert_eq!(got, msgs);
+    assert!(pack(id(A), &msgs, 20).is_err());
+    assert_eq!(pack(id(A), &[], 100), Ok(Vec::new()));
+}
