@@ -15,8 +15,10 @@ use tracing::{debug, info};
 pub use crate::time::Now;
 
 use super::discovery::{self, Discovery, IfIndex};
+use super::label_space::{LabelSpace, FIRST_UNRESERVED};
+use super::labels::{Binding, Fec, FecState, LabelOut, Labels, Peers};
 use super::session::{self, Local, Role, Session, State, Step};
-use super::wire::{self, Body, LdpId, Message, Status, DEFAULT_MAX_PDU_LEN};
+use super::wire::{self, Body, LdpId, Message, Status, DEFAULT_MAX_PDU_LEN, LABEL_MAX};
 
 /// What the engine runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub struct Config {
     /// The KeepAlive Time we propose, seconds.
     pub keepalive_time: u16,
     pub max_pdu_len: u16,
+    /// The local labels this LSR allocates from, inclusive.
+    pub labels: (u32, u32),
 }
 
 impl Config {
@@ -50,6 +54,7 @@ impl Config {
             hello_interval: Duration::from_secs(5),
             keepalive_time: 180,
             max_pdu_len: DEFAULT_MAX_PDU_LEN,
+            labels: (FIRST_UNRESERVED, LABEL_MAX),
         }
     }
 }
@@ -71,6 +76,14 @@ pub enum Input<'a> {
     Data { peer: Ipv4Addr, data: &'a [u8] },
     /// The session's TCP connection closed or could not be opened.
     Closed { peer: Ipv4Addr },
+    /// This LSR is (or stops being) the egress of `fec`: it advertises a label for it
+    /// without a downstream one (an ISP's FEC at the tailend).
+    Egress { fec: Fec, egress: bool },
+    /// The route toward `fec` goes via `next_hop` (None: no route any more).
+    Route {
+        fec: Fec,
+        next_hop: Option<Ipv4Addr>,
+    },
     /// Time passed.
     Timer,
 }
@@ -115,6 +128,8 @@ pub enum Output {
         reason: Down,
         was_up: bool,
     },
+    /// A FEC's labels or next hop changed: what forwarding should now do for it.
+    Fec(FecState),
 }
 
 /// Counted events, for `ctl` and tests.
@@ -146,6 +161,7 @@ pub struct Engine {
     next_hello: Instant,
     next_id: u32,
     counters: Counters,
+    labels: Labels,
 }
 
 impl Engine {
@@ -159,7 +175,9 @@ impl Engine {
             keepalive_time: cfg.keepalive_time,
             max_pdu_len: cfg.max_pdu_len,
         };
+        let labels = Labels::new(LabelSpace::new(cfg.labels.0, cfg.labels.1));
         Engine {
+            labels,
             discovery: Discovery::new(cfg.lsr_id, cfg.hello_hold),
             cfg,
             local,
@@ -199,6 +217,42 @@ impl Engine {
             .map(|s| s.peer)
     }
 
+    /// The label bindings, for `ctl ldp`.
+    pub fn bindings(&self) -> Vec<Binding> {
+        self.labels.bindings(&self.peers())
+    }
+
+    /// Local labels allocated and not yet free for reuse.
+    pub fn labels_in_use(&self) -> usize {
+        self.labels.labels_in_use()
+    }
+
+    /// The peers as the label procedures see them.
+    fn peers(&self) -> Peers {
+        let mut p = Peers::default();
+        for s in self.sessions.values() {
+            if s.state == State::Operational {
+                p.up.insert(s.peer.lsr_id);
+                for a in &s.addresses {
+                    p.by_addr.insert(*a, s.peer.lsr_id);
+                }
+            }
+        }
+        p
+    }
+
+    /// Sends what the label procedures asked for, grouped per peer in order.
+    fn flush_labels(&mut self, lo: LabelOut, out: &mut Vec<Output>) {
+        let mut per: BTreeMap<Ipv4Addr, Vec<Body>> = BTreeMap::new();
+        for (peer, body) in lo.send {
+            per.entry(peer).or_default().push(body);
+        }
+        for (peer, bodies) in per {
+            self.send(peer, bodies, out);
+        }
+        out.extend(lo.changed.into_iter().map(Output::Fec));
+    }
+
     /// When [`Input::Timer`] is next needed.
     pub fn next_timeout(&self) -> Option<Instant> {
         let retries = self
@@ -233,6 +287,18 @@ impl Engine {
                 if self.sessions.contains_key(&peer) {
                     self.close(t, peer, None, Down::Closed, out);
                 }
+            }
+            Input::Egress { fec, egress } => {
+                let mut lo = LabelOut::default();
+                let peers = self.peers();
+                self.labels.set_egress(fec, egress, &peers, &mut lo);
+                self.flush_labels(lo, out);
+            }
+            Input::Route { fec, next_hop } => {
+                let mut lo = LabelOut::default();
+                let peers = self.peers();
+                self.labels.set_route(fec, next_hop, &peers, &mut lo);
+                self.flush_labels(lo, out);
             }
             Input::Timer => self.on_timer(t, out),
         }
@@ -380,8 +446,16 @@ impl Engine {
                         }
                         self.send(peer, b, out);
                         out.push(Output::SessionUp { peer: id });
+                        self.peers_changed(out);
                     }
-                    Step::Label(_) => self.counters.label_messages += 1,
+                    Step::Addresses => self.peers_changed(out),
+                    Step::Label(m) => {
+                        self.counters.label_messages += 1;
+                        let mut lo = LabelOut::default();
+                        let peers = self.peers();
+                        self.labels.receive(peer, &m, &peers, &mut lo);
+                        self.flush_labels(lo, out);
+                    }
                     Step::Close(Some(st)) => {
                         self.close(now, peer, Some(st), Down::Sent(st), out);
                         return;
@@ -466,6 +540,14 @@ impl Engine {
         }
     }
 
+    /// Sessions or their addresses changed: the label procedures look at every FEC again.
+    fn peers_changed(&mut self, out: &mut Vec<Output>) {
+        let mut lo = LabelOut::default();
+        let peers = self.peers();
+        self.labels.peers_changed(&peers, &mut lo);
+        self.flush_labels(lo, out);
+    }
+
     /// Ends the session with `peer`, first sending a fatal Notification with `status`.
     fn close(
         &mut self,
@@ -494,6 +576,9 @@ impl Engine {
             reason,
             was_up,
         });
+        if was_up {
+            self.peers_changed(out);
+        }
         if s.role == Role::Active {
             let backoff = match self.retry.get(&peer) {
                 Some((_, b)) => (*b * 2).min(BACKOFF_MAX),

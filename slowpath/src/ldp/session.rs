@@ -136,6 +136,8 @@ pub enum Step {
     Up(Vec<Body>),
     /// A label message for the label procedures (the session is OPERATIONAL).
     Label(Message),
+    /// The peer's addresses changed (the session is OPERATIONAL).
+    Addresses,
     /// Close the session, after sending a fatal Notification with this status if any.
     Close(Option<Status>),
 }
@@ -222,13 +224,13 @@ impl Session {
             (State::Operational, Body::KeepAlive) => Step::Send(Vec::new()),
             (State::Operational, Body::Address(a)) => {
                 self.addresses.extend(a.iter().copied());
-                Step::Send(Vec::new())
+                Step::Addresses
             }
             (State::Operational, Body::AddressWithdraw(a)) => {
                 for x in a {
                     self.addresses.remove(x);
                 }
-                Step::Send(Vec::new())
+                Step::Addresses
             }
             (
                 State::Operational,

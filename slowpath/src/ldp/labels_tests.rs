@@ -1,0 +1,448 @@
+//! The label procedures across several engines wired together in memory: a headend H, two
+//! transits T and U, and a tailend E that is the egress of an ISP's FEC.
+//!
+//! ```text
+//!        .1 192.0.2.0/30 .2       .5 192.0.2.4/30 .6
+//!     H ------------------- T -------------------- E
+//!      \ .9 192.0.2.8/30 .10   .13 192.0.2.12/30 .14 /
+//!       ---------------------- U ------------------
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use super::discovery::IfIndex;
+use super::engine::{Config, Engine, Input, Now, Output};
+use super::labels::{Fec, FecState};
+use super::session::State;
+
+const H: usize = 0;
+const T: usize = 1;
+const U: usize = 2;
+const E: usize = 3;
+
+fn ip(d: u8) -> Ipv4Addr {
+    Ipv4Addr::new(192, 0, 2, d)
+}
+
+fn lsr(n: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, n as u8 + 1)
+}
+
+fn isp() -> Fec {
+    Fec::new(Ipv4Addr::new(198, 18, 100, 0), 24).expect("fec")
+}
+
+enum Ev {
+    Hello(IfIndex, Ipv4Addr, Vec<u8>),
+    Accepted(Ipv4Addr),
+    Connected(Ipv4Addr),
+    Data(Ipv4Addr, Vec<u8>),
+    Closed(Ipv4Addr),
+}
+
+/// One end of a link: node, interface, its address on the link.
+type End = (usize, IfIndex, Ipv4Addr);
+
+struct Mesh {
+    now: Now,
+    nodes: Vec<Engine>,
+    alive: Vec<bool>,
+    /// (node, iface) ↔ (node, iface, its address on the link)
+    links: Vec<(End, End)>,
+    queue: VecDeque<(usize, Ev)>,
+    /// The last FecState each node emitted, per FEC.
+    fib: Vec<BTreeMap<Fec, FecState>>,
+}
+
+fn config(n: usize) -> Config {
+    let mut c = Config::new(lsr(n));
+    let (ifs, addrs): (Vec<IfIndex>, Vec<Ipv4Addr>) = match n {
+        H => (vec![1, 2], vec![ip(1), ip(9)]),
+        T => (vec![1, 2], vec![ip(2), ip(5)]),
+        U => (vec![1, 2], vec![ip(10), ip(13)]),
+        _ => (vec![1, 2], vec![ip(6), ip(14)]),
+    };
+    c.interfaces = ifs;
+    c.addresses = addrs;
+    c.addresses.push(lsr(n));
+    // Distinct ranges make the labels in the assertions tell whose they are.
+    let base = 1000 * (n as u32 + 1);
+    c.labels = (base, base + 999);
+    c
+}
+
+impl Mesh {
+    fn new() -> Mesh {
+        let now = Now {
+            mono: Instant::now(),
+            unix: 1_800_000_000,
+        };
+        Mesh {
+            now,
+            nodes: (0..4).map(|n| Engine::new(config(n), now)).collect(),
+            alive: vec![true; 4],
+            links: vec![
+                ((H, 1, ip(1)), (T, 1, ip(2))),
+                ((T, 2, ip(5)), (E, 1, ip(6))),
+                ((H, 2, ip(9)), (U, 1, ip(10))),
+                ((U, 2, ip(13)), (E, 2, ip(14))),
+            ],
+            queue: VecDeque::new(),
+            fib: vec![BTreeMap::new(); 4],
+        }
+    }
+
+    fn index(a: Ipv4Addr) -> usize {
+        usize::from(a.octets()[3]) - 1
+    }
+
+    fn feed(&mut self, n: usize, input: Input<'_>) {
+        if !self.alive[n] {
+            return;
+        }
+        let mut out = Vec::new();
+        self.nodes[n].handle(self.now, input, &mut out);
+        let me = lsr(n);
+        for o in out {
+            match o {
+                Output::Hello { iface, data } => {
+                    for (a, b) in self.links.clone() {
+                        for (x, y) in [(a, b), (b, a)] {
+                            if x.0 == n && x.1 == iface {
+                                self.queue
+                                    .push_back((y.0, Ev::Hello(y.1, x.2, data.clone())));
+                            }
+                        }
+                    }
+                }
+                Output::Connect { peer, local, .. } => self
+                    .queue
+                    .push_back((Self::index(peer), Ev::Accepted(local))),
+                Output::Accept { peer, .. } => {
+                    self.queue.push_back((Self::index(peer), Ev::Connected(me)))
+                }
+                Output::Refuse { from } => {
+                    self.queue.push_back((Self::index(from), Ev::Closed(me)))
+                }
+                Output::Send { peer, data } => self
+                    .queue
+                    .push_back((Self::index(peer), Ev::Data(me, data))),
+                Output::Close { peer } => self.queue.push_back((Self::index(peer), Ev::Closed(me))),
+                Output::Fec(s) => {
+                    self.fib[n].insert(s.fec, s);
+                }
+                Output::SessionUp { .. } | Output::SessionDown { .. } => {}
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some((n, ev)) = self.queue.pop_front() {
+            match ev {
+                Ev::Hello(iface, src, d) => self.feed(
+                    n,
+                    Input::Hello {
+                        iface,
+                        src,
+                        data: &d,
+                    },
+                ),
+                Ev::Accepted(from) => self.feed(n, Input::Accepted { from }),
+                Ev::Connected(peer) => self.feed(n, Input::Connected { peer }),
+                Ev::Data(peer, d) => self.feed(n, Input::Data { peer, data: &d }),
+                Ev::Closed(peer) => self.feed(n, Input::Closed { peer }),
+            }
+        }
+    }
+
+    fn run(&mut self, d: Duration) {
+        let end = self.now.mono + d;
+        loop {
+            self.drain();
+            let next = (0..4)
+                .filter(|n| self.alive[*n])
+                .filter_map(|n| self.nodes[n].next_timeout())
+                .min();
+            match next {
+                Some(t) if t <= end => {
+                    if t > self.now.mono {
+                        self.now = self.now + (t - self.now.mono);
+                    }
+                    for n in 0..4 {
+                        if self.alive[n]
+                            && self.nodes[n]
+                                .next_timeout()
+                                .is_some_and(|x| x <= self.now.mono)
+                        {
+                            self.feed(n, Input::Timer);
+                        }
+                    }
+                }
+                _ => {
+                    self.now = self.now + (end - self.now.mono);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn input(&mut self, n: usize, i: Input<'_>) {
+        self.feed(n, i);
+        self.drain();
+    }
+
+    fn state(&self, n: usize) -> Option<FecState> {
+        self.fib[n].get(&isp()).copied()
+    }
+
+    fn remote(&self, n: usize) -> Option<(Ipv4Addr, u32)> {
+        self.state(n).and_then(|s| s.remote)
+    }
+
+    fn local(&self, n: usize) -> Option<u32> {
+        self.state(n).and_then(|s| s.local)
+    }
+}
+
+/// The mesh up, routes toward the ISP FEC in place (H via T, T and U via E), no egress yet.
+fn converged() -> Mesh {
+    let mut m = Mesh::new();
+    m.run(Duration::from_secs(1));
+    for (a, b) in [(H, T), (T, E), (H, U), (U, E)] {
+        let s = m.nodes[a].session(lsr(b)).map(|s| s.state);
+        assert_eq!(s, Some(State::Operational), "{a}-{b}");
+    }
+    let fec = isp();
+    m.input(
+        H,
+        Input::Route {
+            fec,
+            next_hop: Some(ip(2)),
+        },
+    );
+    m.input(
+        T,
+        Input::Route {
+            fec,
+            next_hop: Some(ip(6)),
+        },
+    );
+    m.input(
+        U,
+        Input::Route {
+            fec,
+            next_hop: Some(ip(14)),
+        },
+    );
+    m
+}
+
+#[test]
+fn ordered_control_builds_the_path_from_the_egress() {
+    let mut m = converged();
+    // Ordered control: routes alone advertise nothing.
+    for n in 0..4 {
+        assert_eq!(m.state(n), None, "node {n}");
+    }
+    m.input(
+        E,
+        Input::Egress {
+            fec: isp(),
+            egress: true,
+        },
+    );
+    assert_eq!(
+        m.state(E),
+        Some(FecState {
+            fec: isp(),
+            local: Some(4000),
+            egress: true,
+            remote: None
+        })
+    );
+    assert_eq!(
+        m.state(T),
+        Some(FecState {
+            fec: isp(),
+            local: Some(2000),
+            egress: false,
+            remote: Some((ip(6), 4000))
+        })
+    );
+    assert_eq!(
+        m.state(U),
+        Some(FecState {
+            fec: isp(),
+            local: Some(3000),
+            egress: false,
+            remote: Some((ip(14), 4000))
+        })
+    );
+    assert_eq!(m.remote(H), Some((ip(2), 2000)));
+    assert_eq!(m.local(H), Some(1000));
+
+    // Liberal retention: H holds U's label too, not in use.
+    let b = m.nodes[H].bindings();
+    let b = b.iter().find(|b| b.fec == isp()).expect("binding");
+    assert_eq!(b.remote, vec![(lsr(T), 2000, true), (lsr(U), 3000, false)]);
+
+    // A route change at H moves the FEC to U's label at once.
+    m.input(
+        H,
+        Input::Route {
+            fec: isp(),
+            next_hop: Some(ip(10)),
+        },
+    );
+    assert_eq!(m.remote(H), Some((ip(10), 3000)));
+    assert_eq!(m.local(H), Some(1000));
+    // And the route gone: H keeps no path, so it withdraws its own label upstream.
+    m.input(
+        H,
+        Input::Route {
+            fec: isp(),
+            next_hop: None,
+        },
+    );
+    assert_eq!(
+        m.state(H),
+        Some(FecState {
+            fec: isp(),
+            local: None,
+            egress: false,
+            remote: None
+        })
+    );
+}
+
+#[test]
+fn withdrawal_at_the_egress_reaches_the_headend_and_labels_are_reused() {
+    let mut m = converged();
+    m.input(
+        E,
+        Input::Egress {
+            fec: isp(),
+            egress: true,
+        },
+    );
+    assert_eq!(m.remote(H), Some((ip(2), 2000)));
+    // The ISP is removed at the tailend: withdrawn hop by hop within the same exchange.
+    m.input(
+        E,
+        Input::Egress {
+            fec: isp(),
+            egress: false,
+        },
+    );
+    assert_eq!(m.state(E).and_then(|s| s.local), None);
+    assert_eq!(m.state(T).map(|s| (s.local, s.remote)), Some((None, None)));
+    assert_eq!(m.remote(H), None);
+    // Every withdrawn label was released, so each node can hand it out again.
+    for n in 0..4 {
+        assert_eq!(m.nodes[n].labels_in_use(), 0, "node {n}");
+    }
+    m.input(
+        E,
+        Input::Egress {
+            fec: isp(),
+            egress: true,
+        },
+    );
+    assert_eq!(m.local(E), Some(4000));
+    assert_eq!(m.remote(H), Some((ip(2), 2000)));
+}
+
+#[test]
+fn a_dead_transit_takes_its_labels_and_a_restart_brings_them_back() {
+    let mut m = converged();
+    m.input(
+        E,
+        Input::Egress {
+            fec: isp(),
+            egress: true,
+        },
+    );
+    assert_eq!(m.remote(H), Some((ip(2), 2000)));
+    // T dies half a second after its Hello of 5 s.
+    m.run(Duration::from_millis(4500));
+    m.alive[T] = false;
+    m.run(Duration::from_secs(14));
+    assert_eq!(
+        m.remote(H),
+        Some((ip(2), 2000)),
+        "kept within the hold time"
+    );
+    m.run(Duration::from_secs(2));
+    assert_eq!(m.remote(H), None, "gone after the hold time");
+    assert_eq!(m.local(H), None);
+    // The operator's IGP would move H's route to U; here it stays on T, and T restarts.
+    m.alive[T] = true;
+    m.nodes[T] = Engine::new(config(T), m.now);
+    m.input(
+        T,
+        Input::Route {
+            fec: isp(),
+            next_hop: Some(ip(6)),
+        },
+    );
+    m.run(Duration::from_secs(30));
+    assert_eq!(m.remote(H), Some((ip(2), 2000)));
+    assert_eq!(m.state(T).and_then(|s| s.remote), Some((ip(6), 4000)));
+}
+
+#[test]
+fn label_request_is_answered_from_the_table() {
+    use super::wire::{self, Body, FecElement, LabelRequest, LdpId, Message, Pdu};
+    let mut m = converged();
+    m.input(
+        E,
+        Input::Egress {
+            fec: isp(),
+            egress: true,
+        },
+    );
+    // T asks E (already knowing the answer): E answers with its label and the request ID.
+    let req = Pdu::one(
+        LdpId {
+            lsr_id: lsr(T),
+            label_space: 0,
+        },
+        Message::new(
+            77,
+            Body::LabelRequest(LabelRequest {
+                fec: vec![FecElement::prefix(isp().addr, 24).expect("prefix")],
+                hop_count: None,
+                path_vector: None,
+            }),
+        ),
+    )
+    .to_bytes()
+    .expect("encodes");
+    let mut out = Vec::new();
+    let now = m.now;
+    m.nodes[E].handle(
+        now,
+        Input::Data {
+            peer: lsr(T),
+            data: &req,
+        },
+        &mut out,
+    );
+    let answers: Vec<Body> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { data, .. } => {
+                Some(wire::decode(data, u16::MAX).expect("pdu").pdu.messages)
+            }
+            _ => None,
+        })
+        .flatten()
+        .map(|m| m.body)
+        .collect();
+    assert!(
+        matches!(&answers[..], [Body::LabelMapping(mp)] if mp.label == 4000 && mp.request_id == Some(77)),
+        "{answers:?}"
+    );
+}
