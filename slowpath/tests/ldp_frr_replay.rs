@@ -260,6 +260,9 @@ fn the_engine_as_a_against_frr_b() {
         },
     );
     assert_eq!(kinds(&sent(&o)), vec![0x0400, 0x0400]);
+    // The answers to one PDU's label messages go out together, in one PDU.
+    let sends = o.iter().filter(|x| matches!(x, Output::Send { .. })).count();
+    assert_eq!(sends, 1);
     let fecs: Vec<FecState> = o
         .iter()
         .filter_map(|x| match x {

@@ -431,30 +431,39 @@ impl Engine {
                 .collect();
             self.counters.notifications_sent += notes.len() as u64;
             self.send(peer, notes, out);
+            // Label messages of one PDU are answered together: their mappings, withdraws
+            // and releases go out in as few PDUs as fit, not one PDU each.
+            let mut lo = LabelOut::default();
+            let mut peers: Option<Peers> = None;
             for m in d.pdu.messages {
                 let Some(s) = self.sessions.get_mut(&peer) else {
-                    return;
+                    break;
                 };
-                match s.receive(now, &self.local, d.pdu.ldp_id, m) {
+                let step = s.receive(now, &self.local, d.pdu.ldp_id, m);
+                if !matches!(step, Step::Label(_)) {
+                    self.flush_labels(std::mem::take(&mut lo), out);
+                    peers = None;
+                }
+                match step {
                     Step::Send(b) => self.send(peer, b, out),
                     Step::Up(mut b) => {
-                        info!(peer = %s.peer, "ldp: session operational");
-                        let id = s.peer;
+                        let id = self.sessions.get(&peer).map(|s| s.peer);
+                        info!(%peer, "ldp: session operational");
                         self.retry.remove(&peer);
                         if !self.cfg.addresses.is_empty() {
                             b.push(Body::Address(self.cfg.addresses.clone()));
                         }
                         self.send(peer, b, out);
-                        out.push(Output::SessionUp { peer: id });
+                        if let Some(id) = id {
+                            out.push(Output::SessionUp { peer: id });
+                        }
                         self.peers_changed(out);
                     }
                     Step::Addresses => self.peers_changed(out),
                     Step::Label(m) => {
                         self.counters.label_messages += 1;
-                        let mut lo = LabelOut::default();
-                        let peers = self.peers();
-                        self.labels.receive(peer, &m, &peers, &mut lo);
-                        self.flush_labels(lo, out);
+                        let p = peers.get_or_insert_with(|| self.peers());
+                        self.labels.receive(peer, &m, p, &mut lo);
                     }
                     Step::Close(Some(st)) => {
                         self.close(now, peer, Some(st), Down::Sent(st), out);
@@ -466,6 +475,7 @@ impl Engine {
                     }
                 }
             }
+            self.flush_labels(lo, out);
         }
     }
 
