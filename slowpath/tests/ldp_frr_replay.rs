@@ -155,7 +155,7 @@ fn the_engine_as_a_against_frr_b() {
     let mut cfg = Config::new(A);
     cfg.interfaces = vec![1];
     cfg.addresses = vec![Ipv4Addr::new(10, 77, 0, 1), A];
-    let mut e = Engine::new(cfg, now);
+    let mut e = Engine::new(cfg, now).expect("config");
     let mut out = Vec::new();
     let mut feed = |e: &mut Engine, now: Now, i: Input<'_>| {
         out.clear();
@@ -261,7 +261,10 @@ fn the_engine_as_a_against_frr_b() {
     );
     assert_eq!(kinds(&sent(&o)), vec![0x0400, 0x0400]);
     // The answers to one PDU's label messages go out together, in one PDU.
-    let sends = o.iter().filter(|x| matches!(x, Output::Send { .. })).count();
+    let sends = o
+        .iter()
+        .filter(|x| matches!(x, Output::Send { .. }))
+        .count();
     assert_eq!(sends, 1);
     let fecs: Vec<FecState> = o
         .iter()

@@ -59,6 +59,48 @@ impl Config {
     }
 }
 
+/// A configuration the engine cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Hellos must go out at some interval (and within the hold time to keep adjacencies).
+    #[error("ldp: hello interval must be above zero and below the hold time")]
+    HelloInterval,
+    /// RFC 5036 §3.5.3: a KeepAlive Time of 0 is rejected by every peer.
+    #[error("ldp: keepalive time must be at least 1 s")]
+    KeepAlive,
+    /// 255 or less in an Initialization means 4096 to the peer (RFC 5036 §3.5.3).
+    #[error("ldp: max PDU length must be at least 256")]
+    MaxPduLength,
+    /// No label to allocate.
+    #[error("ldp: label range {0}..={1} holds no unreserved label")]
+    LabelRange(u32, u32),
+}
+
+impl Config {
+    /// Checks what RFC 5036 and the engine need of the values.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let hold = Duration::from_secs(u64::from(if self.hello_hold == 0 {
+            discovery::DEFAULT_LINK_HOLD
+        } else {
+            self.hello_hold
+        }));
+        if self.hello_interval.is_zero() || self.hello_interval >= hold {
+            return Err(ConfigError::HelloInterval);
+        }
+        if self.keepalive_time == 0 {
+            return Err(ConfigError::KeepAlive);
+        }
+        if self.max_pdu_len < 256 {
+            return Err(ConfigError::MaxPduLength);
+        }
+        let (a, b) = self.labels;
+        if a.max(FIRST_UNRESERVED) > b.min(LABEL_MAX) {
+            return Err(ConfigError::LabelRange(a, b));
+        }
+        Ok(())
+    }
+}
+
 /// What the engine is told.
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
@@ -166,7 +208,8 @@ pub struct Engine {
 
 impl Engine {
     /// An engine whose first Hellos are due at `now`.
-    pub fn new(cfg: Config, now: Now) -> Engine {
+    pub fn new(cfg: Config, now: Now) -> Result<Engine, ConfigError> {
+        cfg.check()?;
         let local = Local {
             ldp_id: LdpId {
                 lsr_id: cfg.lsr_id,
@@ -176,7 +219,7 @@ impl Engine {
             max_pdu_len: cfg.max_pdu_len,
         };
         let labels = Labels::new(LabelSpace::new(cfg.labels.0, cfg.labels.1));
-        Engine {
+        Ok(Engine {
             labels,
             discovery: Discovery::new(cfg.lsr_id, cfg.hello_hold),
             cfg,
@@ -186,7 +229,7 @@ impl Engine {
             next_hello: now.mono,
             next_id: 1,
             counters: Counters::default(),
-        }
+        })
     }
 
     pub fn counters(&self) -> Counters {

@@ -66,8 +66,8 @@ impl Net {
         Net {
             now,
             eng: [
-                Engine::new(config(A, ka, &[A, Ipv4Addr::new(192, 0, 2, 1)]), now),
-                Engine::new(config(B, kb, &[B, Ipv4Addr::new(192, 0, 2, 2)]), now),
+                Engine::new(config(A, ka, &[A, Ipv4Addr::new(192, 0, 2, 1)]), now).expect("config"),
+                Engine::new(config(B, kb, &[B, Ipv4Addr::new(192, 0, 2, 2)]), now).expect("config"),
             ],
             lsr: [A, B],
             mute_tcp: [false; 2],
@@ -296,7 +296,7 @@ fn silent_peer_loses_its_adjacency_and_session() {
     // B comes back: the session is relearned without touching A's config.
     n.mute_tcp[1] = false;
     n.mute_hello[1] = false;
-    n.eng[1] = Engine::new(config(B, 180, &[B]), n.now);
+    n.eng[1] = Engine::new(config(B, 180, &[B]), n.now).expect("config");
     let back = n.now;
     n.run_until(back, Duration::from_secs(30));
     assert_eq!(n.state(0), Some(State::Operational));
@@ -348,7 +348,7 @@ impl Scripted {
         let now = t0();
         let mut s = Scripted {
             now,
-            eng: Engine::new(config(A, 180, &[A]), now),
+            eng: Engine::new(config(A, 180, &[A]), now).expect("config"),
             peer,
             out: Vec::new(),
             next_id: 100,
@@ -658,7 +658,7 @@ fn decode_errors_on_a_session() {
 #[test]
 fn connections_without_hello_or_from_the_wrong_side_are_refused() {
     let now = t0();
-    let mut e = Engine::new(config(A, 180, &[]), now);
+    let mut e = Engine::new(config(A, 180, &[]), now).expect("config");
     let mut out = Vec::new();
     e.handle(now, Input::Accepted { from: P }, &mut out);
     assert_eq!(out, vec![Output::Refuse { from: P }]);
@@ -685,4 +685,34 @@ fn connections_without_hello_or_from_the_wrong_side_are_refused() {
             ..
         }
     )));
+}
+
+#[test]
+fn configurations_the_engine_cannot_run_are_refused() {
+    use super::engine::ConfigError;
+    let ok = config(A, 180, &[]);
+    assert_eq!(ok.check(), Ok(()));
+    let bad = |f: fn(&mut Config)| {
+        let mut c = ok.clone();
+        f(&mut c);
+        Engine::new(c, t0()).err()
+    };
+    assert_eq!(
+        bad(|c| c.hello_interval = Duration::ZERO),
+        Some(ConfigError::HelloInterval)
+    );
+    assert_eq!(
+        bad(|c| c.hello_interval = Duration::from_secs(15)),
+        Some(ConfigError::HelloInterval)
+    );
+    assert_eq!(bad(|c| c.keepalive_time = 0), Some(ConfigError::KeepAlive));
+    assert_eq!(
+        bad(|c| c.max_pdu_len = 255),
+        Some(ConfigError::MaxPduLength)
+    );
+    assert_eq!(
+        bad(|c| c.labels = (0, 15)),
+        Some(ConfigError::LabelRange(0, 15))
+    );
+    assert_eq!(bad(|c| c.labels = (16, 16)), None);
 }

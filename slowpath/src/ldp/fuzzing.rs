@@ -84,7 +84,7 @@ fn exercise_engine(data: &[u8]) {
     let mut cfg = Config::new(ME);
     cfg.interfaces = vec![1];
     cfg.addresses = vec![ME];
-    let mut e = Engine::new(cfg, now);
+    let mut e = Engine::new(cfg, now).expect("config");
     let mut out = Vec::new();
     let hello = peer_pdu(vec![super::discovery::hello_body(15, PEER)]);
     e.handle(

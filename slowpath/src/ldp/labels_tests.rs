@@ -81,7 +81,9 @@ impl Mesh {
         };
         Mesh {
             now,
-            nodes: (0..4).map(|n| Engine::new(config(n), now)).collect(),
+            nodes: (0..4)
+                .map(|n| Engine::new(config(n), now).expect("config"))
+                .collect(),
             alive: vec![true; 4],
             links: vec![
                 ((H, 1, ip(1)), (T, 1, ip(2))),
@@ -379,7 +381,7 @@ fn a_dead_transit_takes_its_labels_and_a_restart_brings_them_back() {
     assert_eq!(m.local(H), None);
     // The operator's IGP would move H's route to U; here it stays on T, and T restarts.
     m.alive[T] = true;
-    m.nodes[T] = Engine::new(config(T), m.now);
+    m.nodes[T] = Engine::new(config(T), m.now).expect("config");
     m.input(
         T,
         Input::Route {

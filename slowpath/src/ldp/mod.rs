@@ -15,5 +15,5 @@ mod labels_tests;
 pub mod session;
 pub mod wire;
 
-pub use engine::{Config, Down, Engine, Input, Output};
+pub use engine::{Config, ConfigError, Down, Engine, Input, Output};
 pub use labels::{Binding, Fec, FecState};
