@@ -154,7 +154,9 @@ pub enum Output {
         local: Ipv4Addr,
         remote: Ipv4Addr,
     },
-    /// Keep the connection accepted from `from`: it is the session with `peer`.
+    /// Keep the connection accepted from `from`: it is the session with `peer`. Until this
+    /// or `Refuse` comes (at most [`PENDING_TIMEOUT`] later), the transport holds the
+    /// connection and what it reads.
     Accept { from: Ipv4Addr, peer: Ipv4Addr },
     /// Close the connection accepted from `from`: no session is wanted from there.
     Refuse { from: Ipv4Addr },
@@ -192,6 +194,9 @@ pub struct Counters {
 pub const BACKOFF_INITIAL: Duration = Duration::from_secs(15);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(120);
 
+/// How long a connection accepted before any Hello from its address waits for one.
+pub const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The LDP engine of one LSR.
 pub struct Engine {
     cfg: Config,
@@ -200,6 +205,9 @@ pub struct Engine {
     sessions: BTreeMap<Ipv4Addr, Session>,
     /// Active side: when the next attempt at a session may start, and the current backoff.
     retry: BTreeMap<Ipv4Addr, (Instant, Duration)>,
+    /// Connections accepted before a Hello from their address: kept until one comes, or
+    /// refused at the deadline (the active side may hear our Hello before we hear its).
+    pending: BTreeMap<Ipv4Addr, Instant>,
     next_hello: Instant,
     next_id: u32,
     counters: Counters,
@@ -226,6 +234,7 @@ impl Engine {
             local,
             sessions: BTreeMap::new(),
             retry: BTreeMap::new(),
+            pending: BTreeMap::new(),
             next_hello: now.mono,
             next_id: 1,
             counters: Counters::default(),
@@ -309,6 +318,7 @@ impl Engine {
             .chain(self.discovery.next_expiry())
             .chain(self.sessions.values().map(Session::next_timeout))
             .chain(retries)
+            .chain(self.pending.values().copied())
             .min()
     }
 
@@ -376,6 +386,10 @@ impl Engine {
                     debug!(peer = %adj.peer, transport = %adj.transport, iface, "ldp: adjacency up");
                 }
                 let peer = adj.peer.lsr_id;
+                let transport = adj.transport;
+                if self.pending.remove(&transport).is_some() {
+                    self.on_accept(now, transport, out);
+                }
                 self.consider(now, peer, out);
             }
             Err(_) => self.counters.hellos_dropped += 1,
@@ -409,8 +423,8 @@ impl Engine {
 
     fn on_accept(&mut self, now: Instant, from: Ipv4Addr, out: &mut Vec<Output>) {
         let Some(adj) = self.discovery.by_transport(from) else {
-            // No Hello from there: nobody to have a session with.
-            out.push(Output::Refuse { from });
+            // No Hello from there yet: wait a little for one.
+            self.pending.insert(from, now + PENDING_TIMEOUT);
             return;
         };
         let peer = adj.peer;
@@ -563,6 +577,16 @@ impl Engine {
             } else if s.keepalive_tick(now) {
                 self.send(peer, vec![Body::KeepAlive], out);
             }
+        }
+        let late: Vec<Ipv4Addr> = self
+            .pending
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(a, _)| *a)
+            .collect();
+        for from in late {
+            self.pending.remove(&from);
+            out.push(Output::Refuse { from });
         }
         let waiting: Vec<Ipv4Addr> = self.discovery.iter().map(|(_, a)| a.peer.lsr_id).collect();
         for peer in waiting {

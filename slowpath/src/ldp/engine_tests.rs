@@ -660,8 +660,28 @@ fn connections_without_hello_or_from_the_wrong_side_are_refused() {
     let now = t0();
     let mut e = Engine::new(config(A, 180, &[]), now).expect("config");
     let mut out = Vec::new();
+    // Before a Hello from there: held for up to 5 s, then refused.
     e.handle(now, Input::Accepted { from: P }, &mut out);
-    assert_eq!(out, vec![Output::Refuse { from: P }]);
+    assert_eq!(out, vec![]);
+    e.handle(now + Duration::from_secs(4), Input::Timer, &mut out);
+    assert!(!out.iter().any(|o| matches!(o, Output::Refuse { .. })));
+    e.handle(now + Duration::from_secs(5), Input::Timer, &mut out);
+    assert!(out.contains(&Output::Refuse { from: P }));
+    // A Hello arriving while it waits makes it the session.
+    let mut out = Vec::new();
+    e.handle(now, Input::Accepted { from: P }, &mut out);
+    let h = pdu_from(P, vec![super::discovery::hello_body(15, P)], 1);
+    e.handle(
+        now,
+        Input::Hello {
+            iface: 1,
+            src: P,
+            data: &h,
+        },
+        &mut out,
+    );
+    assert_eq!(out, vec![Output::Accept { from: P, peer: P }]);
+    assert_eq!(e.session(P).map(|s| s.state), Some(State::Initialized));
     // Q is below us: we are active, Q must not connect.
     let mut s = Scripted::new(Q);
     s.input(Input::Accepted { from: Q });
