@@ -194,6 +194,23 @@ pub struct Counters {
 pub const BACKOFF_INITIAL: Duration = Duration::from_secs(15);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(120);
 
+/// A neighbour as `ctl ldp` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbour {
+    pub peer: LdpId,
+    /// The address its session's connection goes to.
+    pub transport: Option<Ipv4Addr>,
+    /// None while there is an adjacency but no session.
+    pub state: Option<State>,
+    pub role: Role,
+    /// How long the session has been OPERATIONAL.
+    pub uptime: Option<Duration>,
+    /// The interfaces it is heard on.
+    pub interfaces: Vec<IfIndex>,
+    /// Its addresses from its Address messages.
+    pub addresses: Vec<Ipv4Addr>,
+}
+
 /// How long a connection accepted before any Hello from its address waits for one.
 pub const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -267,6 +284,39 @@ impl Engine {
             .values()
             .find(|s| s.state == State::Operational && s.addresses.contains(&addr))
             .map(|s| s.peer)
+    }
+
+    /// Every neighbour heard in a Hello or with a session, for `ctl ldp`.
+    pub fn neighbours(&self, now: Now) -> Vec<Neighbour> {
+        let mut by: BTreeMap<Ipv4Addr, Neighbour> = BTreeMap::new();
+        for (iface, a) in self.discovery.iter() {
+            let n = by.entry(a.peer.lsr_id).or_insert_with(|| Neighbour {
+                peer: a.peer,
+                transport: Some(a.transport),
+                state: None,
+                role: Role::of(self.cfg.transport, a.transport),
+                uptime: None,
+                interfaces: Vec::new(),
+                addresses: Vec::new(),
+            });
+            n.interfaces.push(iface);
+        }
+        for s in self.sessions.values() {
+            let n = by.entry(s.peer.lsr_id).or_insert_with(|| Neighbour {
+                peer: s.peer,
+                transport: None,
+                state: None,
+                role: s.role,
+                uptime: None,
+                interfaces: Vec::new(),
+                addresses: Vec::new(),
+            });
+            n.state = Some(s.state);
+            n.role = s.role;
+            n.uptime = s.up_since.map(|t| now.mono.saturating_duration_since(t));
+            n.addresses = s.addresses.iter().copied().collect();
+        }
+        by.into_values().collect()
     }
 
     /// The label bindings, for `ctl ldp`.

@@ -229,6 +229,18 @@ fn discovery_to_operational_then_keepalives() {
         Some(ldp_id(B))
     );
     assert_eq!(n.eng[0].peer_by_address(Ipv4Addr::new(192, 0, 2, 3)), None);
+    let later = n.now + Duration::from_secs(2);
+    let nb = n.eng[0].neighbours(later);
+    assert_eq!(nb.len(), 1);
+    assert_eq!(
+        (nb[0].peer, nb[0].transport, nb[0].state),
+        (ldp_id(B), Some(B), Some(State::Operational))
+    );
+    assert_eq!(nb[0].role, super::session::Role::Passive);
+    assert_eq!(nb[0].interfaces, vec![1]);
+    assert_eq!(nb[0].addresses, vec![B, Ipv4Addr::new(192, 0, 2, 2)]);
+    assert!(nb[0].uptime >= Some(Duration::from_secs(2)));
+    assert_eq!(State::Operational.to_string(), "OPERATIONAL");
 
     // Five minutes on: still up, a KeepAlive every 10 s each way (plus the handshake's).
     let k0 = count_keepalives(&n.log[0]);

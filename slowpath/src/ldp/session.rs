@@ -23,6 +23,19 @@ pub enum State {
     Operational,
 }
 
+impl std::fmt::Display for State {
+    /// The names of RFC 5036 §2.5.4, as operators know them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::NonExistent => "NON EXISTENT",
+            State::Initialized => "INITIALIZED",
+            State::OpenRec => "OPENREC",
+            State::OpenSent => "OPENSENT",
+            State::Operational => "OPERATIONAL",
+        })
+    }
+}
+
 /// Which side opens the TCP connection and sends the first Initialization: the LSR with the
 /// higher transport address is active (RFC 5036 §2.5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
