@@ -119,6 +119,10 @@ pub struct Labels {
     space: LabelSpace,
     fecs: BTreeMap<Fec, Entry>,
     pending: BTreeMap<u32, Pending>,
+    /// FECs that wanted a label when the space was exhausted, retried when one is freed.
+    starved: BTreeSet<Fec>,
+    /// A label went back to the space since the starved FECs were last retried.
+    freed: bool,
 }
 
 impl Labels {
@@ -127,6 +131,8 @@ impl Labels {
             space,
             fecs: BTreeMap::new(),
             pending: BTreeMap::new(),
+            starved: BTreeSet::new(),
+            freed: false,
         }
     }
 
@@ -139,6 +145,7 @@ impl Labels {
     pub fn set_egress(&mut self, fec: Fec, egress: bool, peers: &Peers, out: &mut LabelOut) {
         self.fecs.entry(fec).or_default().egress = egress;
         self.reconcile(fec, peers, out);
+        self.feed_starved(peers, out);
     }
 
     /// The route toward `fec` now goes via `next_hop` (None: no route).
@@ -151,6 +158,7 @@ impl Labels {
     ) {
         self.fecs.entry(fec).or_default().next_hop = next_hop;
         self.reconcile(fec, peers, out);
+        self.feed_starved(peers, out);
     }
 
     /// Sessions or addresses changed: every FEC is looked at again. A peer no longer up
@@ -171,12 +179,13 @@ impl Labels {
             .collect();
         for l in done {
             self.pending.remove(&l);
-            self.space.release(l);
+            self.free(l);
         }
         let all: Vec<Fec> = self.fecs.keys().copied().collect();
         for fec in all {
             self.reconcile(fec, peers, out);
         }
+        self.feed_starved(peers, out);
     }
 
     /// A label message from the OPERATIONAL peer `peer` (Appendix A.1).
@@ -241,6 +250,7 @@ impl Labels {
             // Requests are answered at once, so there is never one left to abort (A.1.6).
             _ => {}
         }
+        self.feed_starved(peers, out);
     }
 
     /// The FECs a received FEC TLV names (a wildcard: those `pick` keeps).
@@ -276,7 +286,7 @@ impl Labels {
                 p.waiting.remove(&peer);
                 if p.waiting.is_empty() {
                     self.pending.remove(&l);
-                    self.space.release(l);
+                    self.free(l);
                 }
             }
         }
@@ -292,6 +302,20 @@ impl Labels {
         self.reconcile(fec, peers, out);
     }
 
+    fn free(&mut self, label: u32) {
+        self.space.release(label);
+        self.freed = true;
+    }
+
+    /// Gives freed labels to FECs that went without one.
+    fn feed_starved(&mut self, peers: &Peers, out: &mut LabelOut) {
+        if std::mem::take(&mut self.freed) && !self.starved.is_empty() {
+            for fec in std::mem::take(&mut self.starved) {
+                self.reconcile(fec, peers, out);
+            }
+        }
+    }
+
     /// Brings one FEC's local label and advertisements in line with ordered control, and
     /// emits its state if it changed.
     fn reconcile(&mut self, fec: Fec, peers: &Peers, out: &mut LabelOut) {
@@ -305,12 +329,15 @@ impl Labels {
             .and_then(|(nh, p)| e.remote.get(&p).map(|l| (nh, *l)));
         let want = e.egress || downstream.is_some();
         match (want, e.local) {
-            (true, None) => {
-                if let Some(l) = self.space.allocate() {
+            (true, None) => match self.space.allocate() {
+                Some(l) => {
                     e.local = Some(l);
                     e.declined.clear();
                 }
-            }
+                None => {
+                    self.starved.insert(fec);
+                }
+            },
             (false, Some(l)) => {
                 // Withdraw upstream; the label is reused once every peer released it.
                 for p in &e.advertised {
@@ -325,6 +352,7 @@ impl Labels {
                 let waiting = std::mem::take(&mut e.advertised);
                 if waiting.is_empty() {
                     self.space.release(l);
+                    self.freed = true;
                 } else {
                     self.pending.insert(l, Pending { fec, waiting });
                 }
@@ -398,4 +426,37 @@ fn mapping(fec: Fec, label: u32, request_id: Option<u32>) -> Body {
         hop_count: None,
         path_vector: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fec_starved_of_labels_gets_one_when_a_label_is_freed() {
+        let mut l = Labels::new(LabelSpace::new(16, 16));
+        let peers = Peers::default();
+        let mut out = LabelOut::default();
+        let a = Fec::new(Ipv4Addr::new(198, 18, 1, 0), 24).expect("fec");
+        let b = Fec::new(Ipv4Addr::new(198, 18, 2, 0), 24).expect("fec");
+        l.set_egress(a, true, &peers, &mut out);
+        l.set_egress(b, true, &peers, &mut out);
+        assert_eq!(
+            out.changed
+                .iter()
+                .map(|s| (s.fec, s.local))
+                .collect::<Vec<_>>(),
+            vec![(a, Some(16))]
+        );
+        out.changed.clear();
+        // No peer holds a's label: it is free at once, and b takes it.
+        l.set_egress(a, false, &peers, &mut out);
+        assert_eq!(
+            out.changed
+                .iter()
+                .map(|s| (s.fec, s.local))
+                .collect::<Vec<_>>(),
+            vec![(a, None), (b, Some(16))]
+        );
+    }
 }
