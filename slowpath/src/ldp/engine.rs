@@ -128,6 +128,9 @@ pub enum Input<'a> {
     },
     /// Time passed.
     Timer,
+    /// The LSR stops: every session ends with a Shutdown Notification (the transport then
+    /// drops the engine).
+    Shutdown,
 }
 
 /// Why a session ended.
@@ -185,6 +188,7 @@ pub struct Counters {
     pub hellos_dropped: u64,
     pub pdus_received: u64,
     pub notifications_sent: u64,
+    pub notifications_received: u64,
     /// Label messages of an OPERATIONAL session (the label procedures take them).
     pub label_messages: u64,
 }
@@ -404,6 +408,13 @@ impl Engine {
                 self.flush_labels(lo, out);
             }
             Input::Timer => self.on_timer(t, out),
+            Input::Shutdown => {
+                let peers: Vec<Ipv4Addr> = self.sessions.keys().copied().collect();
+                let st = wire::StatusCode::Shutdown.status(0, 0);
+                for peer in peers {
+                    self.close(t, peer, Some(st), Down::Sent(st), out);
+                }
+            }
         }
     }
 
@@ -546,6 +557,9 @@ impl Engine {
                 let Some(s) = self.sessions.get_mut(&peer) else {
                     break;
                 };
+                if matches!(m.body, Body::Notification(_)) {
+                    self.counters.notifications_received += 1;
+                }
                 let step = s.receive(now, &self.local, d.pdu.ldp_id, m);
                 if !matches!(step, Step::Label(_)) {
                     self.flush_labels(std::mem::take(&mut lo), out);
@@ -638,6 +652,10 @@ impl Engine {
             self.pending.remove(&from);
             out.push(Output::Refuse { from });
         }
+        // Backoff state is kept only for neighbours still heard or in session.
+        let (disc, sessions) = (&self.discovery, &self.sessions);
+        self.retry
+            .retain(|p, _| disc.of_peer(*p).is_some() || sessions.contains_key(p));
         let waiting: Vec<Ipv4Addr> = self.discovery.iter().map(|(_, a)| a.peer.lsr_id).collect();
         for peer in waiting {
             self.consider(now, peer, out);

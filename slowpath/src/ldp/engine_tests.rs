@@ -748,3 +748,28 @@ fn configurations_the_engine_cannot_run_are_refused() {
     );
     assert_eq!(bad(|c| c.labels = (16, 16)), None);
 }
+
+#[test]
+fn shutdown_ends_every_session_with_a_notification() {
+    let mut n = Net::new(180, 180);
+    let start = n.now;
+    n.run_until(start, Duration::from_secs(1));
+    assert_eq!(n.state(1), Some(State::Operational));
+    n.feed(0, Input::Shutdown);
+    n.drain();
+    let st = StatusCode::Shutdown.status(0, 0);
+    assert_eq!(notifications(&n.log[0]), vec![st]);
+    assert!(n.log[0].contains(&Output::Close { peer: B }));
+    // B got it and closed too, without answering.
+    assert_eq!(n.state(1), None);
+    assert!(notifications(&n.log[1]).is_empty());
+    assert_eq!(n.eng[1].counters().notifications_received, 1);
+    assert!(n.log[1].iter().any(|o| matches!(
+        o,
+        Output::SessionDown {
+            reason: Down::Received,
+            was_up: true,
+            ..
+        }
+    )));
+}
