@@ -381,14 +381,15 @@ impl Engine {
         match input {
             Input::Hello { iface, src, data } => self.on_hello(t, iface, src, data, out),
             Input::Accepted { from } => self.on_accept(t, from, out),
-            Input::Connected { peer } => {
-                if let Some(s) = self.sessions.get_mut(&peer) {
-                    if s.state == State::NonExistent {
-                        let bodies = s.connected(t, &self.local);
-                        self.send(peer, bodies, out);
-                    }
+            Input::Connected { peer } => match self.sessions.get_mut(&peer) {
+                Some(s) if s.state == State::NonExistent => {
+                    let bodies = s.connected(t, &self.local);
+                    self.send(peer, bodies, out);
                 }
-            }
+                Some(_) => {}
+                // The attempt was given up meanwhile: the connection is not wanted.
+                None => out.push(Output::Close { peer }),
+            },
             Input::Data { peer, data } => self.on_data(t, peer, data, out),
             Input::Closed { peer } => {
                 if self.sessions.contains_key(&peer) {

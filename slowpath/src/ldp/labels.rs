@@ -193,11 +193,23 @@ impl Labels {
         match &m.body {
             Body::LabelMapping(map) => {
                 for fec in prefixes(&map.fec) {
-                    self.fecs
+                    let old = self
+                        .fecs
                         .entry(fec)
                         .or_default()
                         .remote
                         .insert(peer, map.label);
+                    // A new label for the same FEC replaces the old one, which goes back
+                    // to its owner (A.1.3, LMp.10a).
+                    if let Some(old) = old.filter(|o| *o != map.label) {
+                        out.send.push((
+                            peer,
+                            Body::LabelRelease(LabelWithdraw {
+                                fec: vec![fec.element()],
+                                label: Some(old),
+                            }),
+                        ));
+                    }
                     self.reconcile(fec, peers, out);
                 }
             }
@@ -458,5 +470,44 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![(a, None), (b, Some(16))]
         );
+    }
+
+    #[test]
+    fn a_changed_mapping_releases_the_old_label() {
+        let mut l = Labels::new(LabelSpace::new(16, 99));
+        let p = Ipv4Addr::new(10, 0, 0, 9);
+        let peers = Peers {
+            up: [p].into(),
+            by_addr: [(p, p)].into(),
+        };
+        let fec = Fec::new(Ipv4Addr::new(198, 18, 1, 0), 24).expect("fec");
+        let map = |label| {
+            Message::new(
+                1,
+                Body::LabelMapping(LabelMapping {
+                    fec: vec![fec.element()],
+                    label,
+                    request_id: None,
+                    hop_count: None,
+                    path_vector: None,
+                }),
+            )
+        };
+        let mut out = LabelOut::default();
+        l.set_route(fec, Some(p), &peers, &mut out);
+        l.receive(p, &map(30), &peers, &mut out);
+        l.receive(p, &map(30), &peers, &mut out);
+        assert!(!out
+            .send
+            .iter()
+            .any(|(_, b)| matches!(b, Body::LabelRelease(_))));
+        out = LabelOut::default();
+        l.receive(p, &map(31), &peers, &mut out);
+        let release = Body::LabelRelease(LabelWithdraw {
+            fec: vec![fec.element()],
+            label: Some(30),
+        });
+        assert_eq!(out.send, vec![(p, release)]);
+        assert_eq!(out.changed.last().and_then(|s| s.remote), Some((p, 31)));
     }
 }
