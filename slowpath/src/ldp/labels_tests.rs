@@ -153,7 +153,15 @@ impl Mesh {
                 ),
                 Ev::Accepted(from) => self.feed(n, Input::Accepted { from }),
                 Ev::Connected(peer) => self.feed(n, Input::Connected { peer }),
-                Ev::Data(peer, d) => self.feed(n, Input::Data { peer, data: &d }),
+                Ev::Data(peer, d) => {
+                    if self.alive[n] && self.nodes[n].session(peer).is_none() {
+                        // No connection there any more: TCP answers with a reset.
+                        self.queue
+                            .push_back((Self::index(peer), Ev::Closed(lsr(n))));
+                    } else {
+                        self.feed(n, Input::Data { peer, data: &d })
+                    }
+                }
                 Ev::Closed(peer) => self.feed(n, Input::Closed { peer }),
             }
         }
@@ -447,4 +455,96 @@ fn label_request_is_answered_from_the_table() {
         matches!(&answers[..], [Body::LabelMapping(mp)] if mp.label == 4000 && mp.request_id == Some(77)),
         "{answers:?}"
     );
+}
+
+/// What the label path toward the ISP FEC must be once everything is up: every hop's
+/// next-hop label is the local label of the node its route goes to, and with no egress
+/// nobody has one.
+fn assert_consistent(m: &Mesh, egress: bool) {
+    let via = [(H, T, ip(2)), (T, E, ip(6)), (U, E, ip(14))];
+    for (n, next, addr) in via {
+        let want = if egress {
+            m.local(next).map(|l| (addr, l))
+        } else {
+            None
+        };
+        assert_eq!(m.remote(n), want, "node {n} via {next}");
+        assert_eq!(m.local(n).is_some(), egress, "node {n}");
+    }
+    assert_eq!(m.local(E).is_some(), egress);
+}
+
+#[derive(Debug, Clone)]
+enum Disruption {
+    Run(u16),
+    Pause(usize),
+    Resume(usize),
+    Restart(usize),
+    Egress(bool),
+}
+
+fn disruption() -> impl proptest::strategy::Strategy<Value = Disruption> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0u16..40_000).prop_map(Disruption::Run),
+        (0usize..4).prop_map(Disruption::Pause),
+        (0usize..4).prop_map(Disruption::Resume),
+        (0usize..4).prop_map(Disruption::Restart),
+        proptest::bool::ANY.prop_map(Disruption::Egress),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Nodes paused (a hung process: nothing in or out, its timers stopped) and resumed,
+    /// restarted with a fresh engine, the egress toggled, at random moments: once all run
+    /// again for long enough, every session is back and the label path is whole.
+    #[test]
+    fn the_mesh_recovers_from_any_disruption(steps in proptest::collection::vec(disruption(), 1..12)) {
+        let mut m = converged();
+        let mut egress = false;
+        for step in steps {
+            match step {
+                Disruption::Run(ms) => m.run(Duration::from_millis(u64::from(ms))),
+                Disruption::Pause(n) => m.alive[n] = false,
+                Disruption::Resume(n) => m.alive[n] = true,
+                Disruption::Restart(n) => {
+                    m.alive[n] = true;
+                    m.nodes[n] = Engine::new(config(n), m.now).expect("config");
+                    m.fib[n].clear();
+                    let fec = isp();
+                    let nh = match n { H => Some(ip(2)), T => Some(ip(6)), U => Some(ip(14)), _ => None };
+                    if nh.is_some() {
+                        m.input(n, Input::Route { fec, next_hop: nh });
+                    }
+                    if n == E && egress {
+                        m.input(E, Input::Egress { fec, egress: true });
+                    }
+                }
+                Disruption::Egress(on) => {
+                    egress = on;
+                    if m.alive[E] {
+                        m.input(E, Input::Egress { fec: isp(), egress: on });
+                    } else {
+                        // A paused node does not hear the operator: restart it with it.
+                        m.alive[E] = true;
+                        m.nodes[E] = Engine::new(config(E), m.now).expect("config");
+                        m.fib[E].clear();
+                        if on {
+                            m.input(E, Input::Egress { fec: isp(), egress: true });
+                        }
+                    }
+                }
+            }
+        }
+        m.alive = vec![true; 4];
+        // Long enough for a stale session to time out (KeepAlive 180 s) and the longest
+        // backoff (120 s) to pass.
+        m.run(Duration::from_secs(400));
+        for (a, b) in [(H, T), (T, E), (H, U), (U, E)] {
+            proptest::prop_assert_eq!(m.nodes[a].session(lsr(b)).map(|s| s.state), Some(State::Operational), "{}-{}", a, b);
+        }
+        assert_consistent(&m, egress);
+    }
 }
