@@ -52,6 +52,10 @@ struct Mesh {
     /// (node, iface) ↔ (node, iface, its address on the link)
     links: Vec<(End, End)>,
     queue: VecDeque<(usize, Ev)>,
+    /// TCP events for a paused node: its kernel holds them until it runs again.
+    held: Vec<(usize, Ev)>,
+    /// A route change for H made while it was paused.
+    route_while_paused: Option<Ipv4Addr>,
     /// The last FecState each node emitted, per FEC.
     fib: Vec<BTreeMap<Fec, FecState>>,
 }
@@ -92,6 +96,8 @@ impl Mesh {
                 ((U, 2, ip(13)), (E, 2, ip(14))),
             ],
             queue: VecDeque::new(),
+            held: Vec::new(),
+            route_while_paused: None,
             fib: vec![BTreeMap::new(); 4],
         }
     }
@@ -142,6 +148,13 @@ impl Mesh {
 
     fn drain(&mut self) {
         while let Some((n, ev)) = self.queue.pop_front() {
+            if !self.alive[n] {
+                // A paused node loses Hellos (UDP) but not what TCP has accepted.
+                if !matches!(ev, Ev::Hello(..)) {
+                    self.held.push((n, ev));
+                }
+                continue;
+            }
             match ev {
                 Ev::Hello(iface, src, d) => self.feed(
                     n,
@@ -194,6 +207,44 @@ impl Mesh {
                     self.now = self.now + (end - self.now.mono);
                     return;
                 }
+            }
+        }
+    }
+
+    /// A paused node runs again and reads what its connections hold.
+    fn resume(&mut self, n: usize) {
+        self.alive[n] = true;
+        if n == H {
+            if let Some(nh) = self.route_while_paused.take() {
+                self.feed(
+                    H,
+                    Input::Route {
+                        fec: isp(),
+                        next_hop: Some(nh),
+                    },
+                );
+            }
+        }
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(k, _)| *k == n);
+        self.held = rest;
+        self.queue.extend(mine);
+    }
+
+    /// The node's process starts afresh: its old connections are closed by its kernel, so
+    /// its peers see them close.
+    fn restart(&mut self, n: usize) {
+        self.held.retain(|(k, _)| *k != n);
+        if n == H {
+            self.route_while_paused = None;
+        }
+        self.alive[n] = true;
+        self.nodes[n] = Engine::new(config(n), self.now).expect("config");
+        self.fib[n].clear();
+        for k in 0..4 {
+            if k != n && self.nodes[k].session(lsr(n)).is_some() {
+                self.queue.push_back((k, Ev::Closed(lsr(n))));
             }
         }
     }
@@ -460,8 +511,13 @@ fn label_request_is_answered_from_the_table() {
 /// What the label path toward the ISP FEC must be once everything is up: every hop's
 /// next-hop label is the local label of the node its route goes to, and with no egress
 /// nobody has one.
-fn assert_consistent(m: &Mesh, egress: bool) {
-    let via = [(H, T, ip(2)), (T, E, ip(6)), (U, E, ip(14))];
+fn assert_consistent(m: &Mesh, egress: bool, h_via_u: bool) {
+    let h = if h_via_u {
+        (H, U, ip(10))
+    } else {
+        (H, T, ip(2))
+    };
+    let via = [h, (T, E, ip(6)), (U, E, ip(14))];
     for (n, next, addr) in via {
         let want = if egress {
             m.local(next).map(|l| (addr, l))
@@ -481,6 +537,8 @@ enum Disruption {
     Resume(usize),
     Restart(usize),
     Egress(bool),
+    /// H's route toward the FEC moves to U (true) or back to T.
+    Reroute(bool),
 }
 
 fn disruption() -> impl proptest::strategy::Strategy<Value = Disruption> {
@@ -491,11 +549,12 @@ fn disruption() -> impl proptest::strategy::Strategy<Value = Disruption> {
         (0usize..4).prop_map(Disruption::Resume),
         (0usize..4).prop_map(Disruption::Restart),
         proptest::bool::ANY.prop_map(Disruption::Egress),
+        proptest::bool::ANY.prop_map(Disruption::Reroute),
     ]
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
     /// Nodes paused (a hung process: nothing in or out, its timers stopped) and resumed,
     /// restarted with a fresh engine, the egress toggled, at random moments: once all run
@@ -504,22 +563,33 @@ proptest::proptest! {
     fn the_mesh_recovers_from_any_disruption(steps in proptest::collection::vec(disruption(), 1..12)) {
         let mut m = converged();
         let mut egress = false;
+        let mut h_via_u = false;
         for step in steps {
             match step {
                 Disruption::Run(ms) => m.run(Duration::from_millis(u64::from(ms))),
                 Disruption::Pause(n) => m.alive[n] = false,
-                Disruption::Resume(n) => m.alive[n] = true,
+                Disruption::Resume(n) => m.resume(n),
                 Disruption::Restart(n) => {
-                    m.alive[n] = true;
-                    m.nodes[n] = Engine::new(config(n), m.now).expect("config");
-                    m.fib[n].clear();
+                    m.restart(n);
                     let fec = isp();
-                    let nh = match n { H => Some(ip(2)), T => Some(ip(6)), U => Some(ip(14)), _ => None };
+                    let h = if h_via_u { ip(10) } else { ip(2) };
+                    let nh = match n { H => Some(h), T => Some(ip(6)), U => Some(ip(14)), _ => None };
                     if nh.is_some() {
                         m.input(n, Input::Route { fec, next_hop: nh });
                     }
                     if n == E && egress {
                         m.input(E, Input::Egress { fec, egress: true });
+                    }
+                }
+                Disruption::Reroute(via_u) => {
+                    // Routes follow the kernel even while LDP is hung.
+                    h_via_u = via_u;
+                    let nh = if via_u { ip(10) } else { ip(2) };
+                    if m.alive[H] {
+                        m.input(H, Input::Route { fec: isp(), next_hop: Some(nh) });
+                    } else {
+                        // Hung: it reads the route change when it runs again.
+                        m.route_while_paused = Some(nh);
                     }
                 }
                 Disruption::Egress(on) => {
@@ -528,9 +598,7 @@ proptest::proptest! {
                         m.input(E, Input::Egress { fec: isp(), egress: on });
                     } else {
                         // A paused node does not hear the operator: restart it with it.
-                        m.alive[E] = true;
-                        m.nodes[E] = Engine::new(config(E), m.now).expect("config");
-                        m.fib[E].clear();
+                        m.restart(E);
                         if on {
                             m.input(E, Input::Egress { fec: isp(), egress: true });
                         }
@@ -538,13 +606,15 @@ proptest::proptest! {
                 }
             }
         }
-        m.alive = vec![true; 4];
+        for n in 0..4 {
+            m.resume(n);
+        }
         // Long enough for a stale session to time out (KeepAlive 180 s) and the longest
         // backoff (120 s) to pass.
         m.run(Duration::from_secs(400));
         for (a, b) in [(H, T), (T, E), (H, U), (U, E)] {
             proptest::prop_assert_eq!(m.nodes[a].session(lsr(b)).map(|s| s.state), Some(State::Operational), "{}-{}", a, b);
         }
-        assert_consistent(&m, egress);
+        assert_consistent(&m, egress, h_via_u);
     }
 }
