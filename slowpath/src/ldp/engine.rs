@@ -131,6 +131,12 @@ pub enum Input<'a> {
     /// The LSR stops: every session ends with a Shutdown Notification (the transport then
     /// drops the engine).
     Shutdown,
+    /// The interfaces LDP runs on are now these (a reload): new ones get Hellos at once;
+    /// adjacencies on removed ones end, and with them sessions left without one.
+    Interfaces(&'a [IfIndex]),
+    /// Our interface addresses are now these: peers are told in Address and Address
+    /// Withdraw messages.
+    Addresses(&'a [Ipv4Addr]),
 }
 
 /// Why a session ended.
@@ -416,6 +422,55 @@ impl Engine {
                     self.close(t, peer, Some(st), Down::Sent(st), out);
                 }
             }
+            Input::Interfaces(ifaces) => self.set_interfaces(t, ifaces, out),
+            Input::Addresses(addrs) => self.set_addresses(addrs, out),
+        }
+    }
+
+    fn set_interfaces(&mut self, now: Instant, ifaces: &[IfIndex], out: &mut Vec<Output>) {
+        let gone: Vec<IfIndex> = self
+            .cfg
+            .interfaces
+            .iter()
+            .copied()
+            .filter(|i| !ifaces.contains(i))
+            .collect();
+        let new = ifaces.iter().any(|i| !self.cfg.interfaces.contains(i));
+        self.cfg.interfaces = ifaces.to_vec();
+        for iface in gone {
+            for lsr in self.discovery.drop_interface(iface) {
+                if self.discovery.of_peer(lsr).is_none() && self.sessions.contains_key(&lsr) {
+                    // Taken out of LDP by the operator: the session ends as at shutdown.
+                    let st = wire::StatusCode::Shutdown.status(0, 0);
+                    self.close(now, lsr, Some(st), Down::Sent(st), out);
+                }
+            }
+        }
+        if new {
+            self.next_hello = now;
+            self.on_timer(now, out);
+        }
+    }
+
+    fn set_addresses(&mut self, addrs: &[Ipv4Addr], out: &mut Vec<Output>) {
+        let old = std::mem::replace(&mut self.cfg.addresses, addrs.to_vec());
+        let added: Vec<Ipv4Addr> = addrs.iter().copied().filter(|a| !old.contains(a)).collect();
+        let removed: Vec<Ipv4Addr> = old.into_iter().filter(|a| !addrs.contains(a)).collect();
+        let up: Vec<Ipv4Addr> = self
+            .sessions
+            .values()
+            .filter(|s| s.state == State::Operational)
+            .map(|s| s.peer.lsr_id)
+            .collect();
+        for peer in up {
+            let mut b = Vec::new();
+            if !removed.is_empty() {
+                b.push(Body::AddressWithdraw(removed.clone()));
+            }
+            if !added.is_empty() {
+                b.push(Body::Address(added.clone()));
+            }
+            self.send(peer, b, out);
         }
     }
 
@@ -437,7 +492,8 @@ impl Engine {
             },
             Err(_) => None,
         };
-        let Some((from, hello)) = hello else {
+        // Only interfaces LDP runs on make adjacencies.
+        let Some((from, hello)) = hello.filter(|_| self.cfg.interfaces.contains(&iface)) else {
             self.counters.hellos_dropped += 1;
             return;
         };

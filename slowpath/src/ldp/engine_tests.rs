@@ -773,3 +773,36 @@ fn shutdown_ends_every_session_with_a_notification() {
         }
     )));
 }
+
+#[test]
+fn interfaces_and_addresses_change_at_runtime() {
+    let mut n = Net::new(180, 180);
+    let start = n.now;
+    n.run_until(start, Duration::from_secs(1));
+    assert_eq!(n.state(1), Some(State::Operational));
+    // A changes its addresses: B learns them at once.
+    let new = [A, Ipv4Addr::new(192, 0, 2, 9)];
+    n.feed(0, Input::Addresses(&new));
+    n.drain();
+    assert_eq!(
+        n.eng[1].peer_by_address(Ipv4Addr::new(192, 0, 2, 9)),
+        Some(ldp_id(A))
+    );
+    assert_eq!(n.eng[1].peer_by_address(Ipv4Addr::new(192, 0, 2, 1)), None);
+    // A adds interface 2 (Hellos there at once) and drops interface 1: the session ends.
+    let before = n.eng[0].counters().hellos_sent;
+    n.feed(0, Input::Interfaces(&[1, 2]));
+    assert_eq!(n.eng[0].counters().hellos_sent, before + 2);
+    n.feed(0, Input::Interfaces(&[2]));
+    n.drain();
+    assert_eq!(n.state(0), None);
+    assert_eq!(
+        notifications(&n.log[0]),
+        vec![StatusCode::Shutdown.status(0, 0)]
+    );
+    // B's Hellos still arrive on interface 1, which no longer runs LDP: no adjacency.
+    let dropped = n.eng[0].counters().hellos_dropped;
+    n.run_until(start, Duration::from_secs(12));
+    assert!(n.eng[0].counters().hellos_dropped > dropped);
+    assert!(n.eng[0].discovery().iter().all(|(i, _)| i == 2));
+}
