@@ -618,3 +618,55 @@ proptest::proptest! {
         assert_consistent(&m, egress, h_via_u);
     }
 }
+
+#[test]
+fn a_thousand_fecs_converge_and_withdraw_in_one_exchange() {
+    let mut m = converged();
+    let fecs: Vec<Fec> = (0..1000u32)
+        .map(|i| Fec::new(Ipv4Addr::from(0xc612_0000 + (i << 8)), 24).expect("fec"))
+        .collect();
+    for (n, nh) in [(H, ip(2)), (T, ip(6)), (U, ip(14))] {
+        for f in &fecs {
+            m.input(
+                n,
+                Input::Route {
+                    fec: *f,
+                    next_hop: Some(nh),
+                },
+            );
+        }
+    }
+    for f in &fecs {
+        m.feed(
+            E,
+            Input::Egress {
+                fec: *f,
+                egress: true,
+            },
+        );
+    }
+    m.drain();
+    let with_label = fecs
+        .iter()
+        .filter(|f| m.fib[H].get(f).and_then(|s| s.remote).is_some())
+        .count();
+    assert_eq!(with_label, 1000);
+    for f in &fecs {
+        m.feed(
+            E,
+            Input::Egress {
+                fec: *f,
+                egress: false,
+            },
+        );
+    }
+    m.drain();
+    let with_label = fecs
+        .iter()
+        .filter(|f| m.fib[H].get(f).and_then(|s| s.remote).is_some())
+        .count();
+    assert_eq!(with_label, 0);
+    for n in 0..4 {
+        assert_eq!(m.nodes[n].labels_in_use(), 0, "node {n}");
+    }
+}
