@@ -126,6 +126,9 @@ pub enum Input<'a> {
         fec: Fec,
         next_hop: Option<Ipv4Addr>,
     },
+    /// Many of the two above at once (a reload, a routing table dump): the messages they
+    /// cause go out together, packed into as few PDUs as fit.
+    Changes(&'a [FecChange]),
     /// Time passed.
     Timer,
     /// The LSR stops: every session ends with a Shutdown Notification (the transport then
@@ -137,6 +140,18 @@ pub enum Input<'a> {
     /// Our interface addresses are now these: peers are told in Address and Address
     /// Withdraw messages.
     Addresses(&'a [Ipv4Addr]),
+}
+
+/// One change of [`Input::Changes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FecChange {
+    /// As [`Input::Egress`].
+    Egress { fec: Fec, egress: bool },
+    /// As [`Input::Route`].
+    Route {
+        fec: Fec,
+        next_hop: Option<Ipv4Addr>,
+    },
 }
 
 /// Why a session ended.
@@ -403,17 +418,12 @@ impl Engine {
                 }
             }
             Input::Egress { fec, egress } => {
-                let mut lo = LabelOut::default();
-                let peers = self.peers();
-                self.labels.set_egress(fec, egress, &peers, &mut lo);
-                self.flush_labels(lo, out);
+                self.fec_changes(&[FecChange::Egress { fec, egress }], out)
             }
             Input::Route { fec, next_hop } => {
-                let mut lo = LabelOut::default();
-                let peers = self.peers();
-                self.labels.set_route(fec, next_hop, &peers, &mut lo);
-                self.flush_labels(lo, out);
+                self.fec_changes(&[FecChange::Route { fec, next_hop }], out)
             }
+            Input::Changes(changes) => self.fec_changes(changes, out),
             Input::Timer => self.on_timer(t, out),
             Input::Shutdown => {
                 let peers: Vec<Ipv4Addr> = self.sessions.keys().copied().collect();
@@ -425,6 +435,22 @@ impl Engine {
             Input::Interfaces(ifaces) => self.set_interfaces(t, ifaces, out),
             Input::Addresses(addrs) => self.set_addresses(addrs, out),
         }
+    }
+
+    fn fec_changes(&mut self, changes: &[FecChange], out: &mut Vec<Output>) {
+        let mut lo = LabelOut::default();
+        let peers = self.peers();
+        for c in changes {
+            match *c {
+                FecChange::Egress { fec, egress } => {
+                    self.labels.set_egress(fec, egress, &peers, &mut lo)
+                }
+                FecChange::Route { fec, next_hop } => {
+                    self.labels.set_route(fec, next_hop, &peers, &mut lo)
+                }
+            }
+        }
+        self.flush_labels(lo, out);
     }
 
     fn set_interfaces(&mut self, now: Instant, ifaces: &[IfIndex], out: &mut Vec<Output>) {

@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use super::discovery::IfIndex;
-use super::engine::{Config, Engine, Input, Now, Output};
+use super::engine::{Config, Engine, FecChange, Input, Now, Output};
 use super::labels::{Fec, FecState};
 use super::session::State;
 
@@ -626,46 +626,49 @@ fn a_thousand_fecs_converge_and_withdraw_in_one_exchange() {
         .map(|i| Fec::new(Ipv4Addr::from(0xc612_0000 + (i << 8)), 24).expect("fec"))
         .collect();
     for (n, nh) in [(H, ip(2)), (T, ip(6)), (U, ip(14))] {
-        for f in &fecs {
-            m.input(
-                n,
-                Input::Route {
-                    fec: *f,
-                    next_hop: Some(nh),
-                },
-            );
-        }
-    }
-    for f in &fecs {
-        m.feed(
-            E,
-            Input::Egress {
+        let routes: Vec<FecChange> = fecs
+            .iter()
+            .map(|f| FecChange::Route {
                 fec: *f,
-                egress: true,
-            },
-        );
+                next_hop: Some(nh),
+            })
+            .collect();
+        m.input(n, Input::Changes(&routes));
     }
-    m.drain();
-    let with_label = fecs
+    let at_h = |m: &Mesh| {
+        fecs.iter()
+            .filter(|f| m.fib[H].get(f).and_then(|s| s.remote).is_some())
+            .count()
+    };
+    // The egress's 1,000 mappings go out in a few full PDUs per peer, not one each.
+    let on: Vec<FecChange> = fecs
         .iter()
-        .filter(|f| m.fib[H].get(f).and_then(|s| s.remote).is_some())
-        .count();
-    assert_eq!(with_label, 1000);
-    for f in &fecs {
-        m.feed(
-            E,
-            Input::Egress {
-                fec: *f,
-                egress: false,
-            },
-        );
-    }
-    m.drain();
-    let with_label = fecs
+        .map(|f| FecChange::Egress {
+            fec: *f,
+            egress: true,
+        })
+        .collect();
+    m.feed(E, Input::Changes(&on));
+    let pdus = m
+        .queue
         .iter()
-        .filter(|f| m.fib[H].get(f).and_then(|s| s.remote).is_some())
+        .filter(|(_, ev)| matches!(ev, Ev::Data(from, _) if *from == lsr(E)))
         .count();
-    assert_eq!(with_label, 0);
+    assert!(
+        (2..=20).contains(&pdus),
+        "{pdus} PDUs for 1,000 mappings to 2 peers"
+    );
+    m.drain();
+    assert_eq!(at_h(&m), 1000);
+    let off: Vec<FecChange> = fecs
+        .iter()
+        .map(|f| FecChange::Egress {
+            fec: *f,
+            egress: false,
+        })
+        .collect();
+    m.input(E, Input::Changes(&off));
+    assert_eq!(at_h(&m), 0);
     for n in 0..4 {
         assert_eq!(m.nodes[n].labels_in_use(), 0, "node {n}");
     }

@@ -15,6 +15,6 @@ mod labels_tests;
 pub mod session;
 pub mod wire;
 
-pub use engine::{Config, ConfigError, Down, Engine, Input, Neighbour, Output};
+pub use engine::{Config, ConfigError, Down, Engine, FecChange, Input, Neighbour, Output};
 pub use labels::{Binding, Fec, FecState};
 pub use session::{Role, State};
