@@ -382,13 +382,18 @@ impl Engine {
 
     /// When [`Input::Timer`] is next needed.
     pub fn next_timeout(&self) -> Option<Instant> {
-        let retries = self
-            .retry
-            .iter()
-            .filter(|(p, _)| {
-                !self.sessions.contains_key(p) && self.discovery.of_peer(**p).is_some()
-            })
-            .map(|(_, (at, _))| *at);
+        let retries =
+            self.retry
+                .iter()
+                // Only attempts `consider` would make: otherwise a passed instant would be due
+                // for ever (a neighbour whose new transport address made us passive).
+                .filter(|(p, _)| {
+                    !self.sessions.contains_key(p)
+                        && self.discovery.of_peer(**p).is_some_and(|a| {
+                            Role::of(self.cfg.transport, a.transport) == Role::Active
+                        })
+                })
+                .map(|(_, (at, _))| *at);
         std::iter::once(self.next_hello)
             .chain(self.discovery.next_expiry())
             .chain(self.sessions.values().map(Session::next_timeout))

@@ -806,3 +806,36 @@ fn interfaces_and_addresses_change_at_runtime() {
     assert!(n.eng[0].counters().hellos_dropped > dropped);
     assert!(n.eng[0].discovery().iter().all(|(i, _)| i == 2));
 }
+
+#[test]
+fn no_timer_stays_due_after_a_neighbour_becomes_the_active_side() {
+    // Q (below us): we are active, connect, and the attempt fails: a retry is scheduled.
+    let mut s = Scripted::new(Q);
+    s.input(Input::Closed { peer: Q });
+    assert!(s
+        .out
+        .iter()
+        .any(|o| matches!(o, Output::SessionDown { .. })));
+    // Q's Hellos now carry a transport address above ours: Q is the active side.
+    let h = pdu_from(Q, vec![super::discovery::hello_body(15, P)], 9);
+    s.input(Input::Hello {
+        iface: 1,
+        src: Q,
+        data: &h,
+    });
+    s.now = s.now + Duration::from_secs(20);
+    let h = pdu_from(Q, vec![super::discovery::hello_body(15, P)], 10);
+    s.input(Input::Hello {
+        iface: 1,
+        src: Q,
+        data: &h,
+    });
+    s.input(Input::Timer);
+    // Nothing to do until the next Hello is due: the retry is not reported as due.
+    let next = s.eng.next_timeout().expect("timers");
+    assert!(
+        next > s.now.mono,
+        "a timer stays due: {next:?} <= {:?}",
+        s.now.mono
+    );
+}
