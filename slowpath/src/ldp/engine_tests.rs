@@ -142,6 +142,11 @@ impl Net {
                             .is_some_and(|n| n <= self.now.mono)
                         {
                             self.feed(side, Input::Timer);
+                            // A timer just handled is never due again at once (that would
+                            // spin a transport).
+                            assert!(self.eng[side]
+                                .next_timeout()
+                                .is_none_or(|x| x > self.now.mono));
                         }
                     }
                 }

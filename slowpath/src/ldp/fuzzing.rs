@@ -169,6 +169,10 @@ fn exercise_engine(data: &[u8]) {
     for _ in 0..40 {
         t = t + Duration::from_secs(90);
         e.handle(t, Input::Timer, &mut out);
+        assert!(
+            e.next_timeout().is_none_or(|x| x > t.mono),
+            "a timer is still due right after Timer"
+        );
     }
     for o in &out {
         if let Output::Send { data, .. } = o {

@@ -200,6 +200,11 @@ impl Mesh {
                                 .is_some_and(|x| x <= self.now.mono)
                         {
                             self.feed(n, Input::Timer);
+                            // A timer just handled is never due again at once (that would
+                            // spin a transport).
+                            assert!(self.nodes[n]
+                                .next_timeout()
+                                .is_none_or(|x| x > self.now.mono));
                         }
                     }
                 }
