@@ -541,6 +541,8 @@ enum Disruption {
     Pause(usize),
     Resume(usize),
     Restart(usize),
+    /// A clean stop (Shutdown to its peers) and start of the node.
+    Stop(usize),
     Egress(bool),
     /// H's route toward the FEC moves to U (true) or back to T.
     Reroute(bool),
@@ -553,6 +555,7 @@ fn disruption() -> impl proptest::strategy::Strategy<Value = Disruption> {
         (0usize..4).prop_map(Disruption::Pause),
         (0usize..4).prop_map(Disruption::Resume),
         (0usize..4).prop_map(Disruption::Restart),
+        (0usize..4).prop_map(Disruption::Stop),
         proptest::bool::ANY.prop_map(Disruption::Egress),
         proptest::bool::ANY.prop_map(Disruption::Reroute),
     ]
@@ -570,11 +573,14 @@ proptest::proptest! {
         let mut egress = false;
         let mut h_via_u = false;
         for step in steps {
-            match step {
+            match step.clone() {
                 Disruption::Run(ms) => m.run(Duration::from_millis(u64::from(ms))),
                 Disruption::Pause(n) => m.alive[n] = false,
                 Disruption::Resume(n) => m.resume(n),
-                Disruption::Restart(n) => {
+                Disruption::Restart(n) | Disruption::Stop(n) => {
+                    if matches!(step, Disruption::Stop(_)) && m.alive[n] {
+                        m.input(n, Input::Shutdown);
+                    }
                     m.restart(n);
                     let fec = isp();
                     let h = if h_via_u { ip(10) } else { ip(2) };
