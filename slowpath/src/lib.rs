@@ -3,6 +3,7 @@
 
 pub mod dhcp;
 pub mod icmp;
+pub mod ldp;
 pub mod neighbour;
 pub mod punt;
 pub mod radius;
