@@ -126,6 +126,23 @@ pub enum NextHopEntry {
 }
 
 impl NextHopEntry {
+    /// Whether `other` writes the same table entry (an ISP's FEC in one direction, or one
+    /// incoming label), whatever it writes there.
+    pub fn same_entry(&self, other: &NextHopEntry) -> bool {
+        match (self, other) {
+            (
+                NextHopEntry::Fec { isp, direction, .. },
+                NextHopEntry::Fec {
+                    isp: i,
+                    direction: d,
+                    ..
+                },
+            ) => isp == i && direction == d,
+            (NextHopEntry::Ilm { label, .. }, NextHopEntry::Ilm { label: l, .. }) => label == l,
+            _ => false,
+        }
+    }
+
     /// The update that writes this entry with next hop `mac`.
     pub fn update(&self, mac: MacAddr) -> TableUpdate {
         match *self {

@@ -339,6 +339,7 @@ impl Forwarding {
             Some(_) => crate::neighbour::Neighbours::open(
                 crate::neighbour::twin_interfaces(cfg),
                 cfg.next_hops_to_resolve(),
+                cfg.ldp.is_some(),
                 std::time::Instant::now(),
             )
             .step(|| "opening the netlink socket that follows next hops".into())?,

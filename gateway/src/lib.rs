@@ -13,6 +13,7 @@ mod error;
 mod forwarding;
 mod gateway;
 pub mod icmp;
+pub mod label_map;
 mod logon;
 pub mod neighbour;
 mod radius;

@@ -144,14 +144,16 @@ pub struct Neighbours {
 
 impl Neighbours {
     /// Opens the netlink socket for `wanted` next hops on `twins` ((port index, interface
-    /// name)); `None` when no next hop is given by address (no socket then).
+    /// name)); `None` when no next hop is given by address (no socket then), unless
+    /// `dynamic`: next hops are then attached as they come (LDP's), on any twin.
     pub fn open(
         twins: Vec<(u16, String)>,
         wanted: Vec<ToResolve>,
+        dynamic: bool,
         now: Instant,
     ) -> io::Result<Option<Self>> {
         let resolver = Resolver::new(wanted, now);
-        if resolver.is_empty() {
+        if resolver.is_empty() && !dynamic {
             return Ok(None);
         }
         let mut sock = Socket::new(NETLINK_ROUTE)?;
@@ -172,7 +174,7 @@ impl Neighbours {
             sock,
             twins: twins
                 .into_iter()
-                .filter(|(p, _)| ports.contains(p))
+                .filter(|(p, _)| dynamic || ports.contains(p))
                 .map(|(port, name)| Twin {
                     port,
                     name,
@@ -187,6 +189,11 @@ impl Neighbours {
         };
         n.find_twins(now);
         Ok(Some(n))
+    }
+
+    /// The resolver, for entries that follow next hops as they come ([`Resolver::attach`]).
+    pub fn resolver_mut(&mut self) -> &mut Resolver {
+        &mut self.resolver
     }
 
     /// Counters.

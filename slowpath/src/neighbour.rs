@@ -121,6 +121,52 @@ impl Resolver {
         self.stats
     }
 
+    /// Makes `entry` follow the neighbour `addr` on `port` from now on (LDP's next hops come
+    /// and go as it runs): writes it at once with the MAC known now, or zero (its traffic is
+    /// then `no_neighbour`) while the neighbour is asked for. An entry follows one neighbour:
+    /// it leaves the one it followed before.
+    pub fn attach(
+        &mut self,
+        now: Instant,
+        port: u16,
+        addr: Ipv4Addr,
+        entry: NextHopEntry,
+        out: &mut Vec<TableUpdate>,
+    ) {
+        self.detach(&entry);
+        let i = match self.by_key.get(&(port, addr)) {
+            Some(&i) => i,
+            None => {
+                self.by_key.insert((port, addr), self.hops.len());
+                self.hops.push(Hop {
+                    port,
+                    addr,
+                    entries: Vec::new(),
+                    mac: None,
+                    next_ask: now,
+                });
+                self.stats.wanted += 1;
+                self.hops.len() - 1
+            }
+        };
+        if let Some(h) = self.hops.get_mut(i) {
+            if h.entries.is_empty() {
+                // Followed again after a pause: confirm at once.
+                h.next_ask = now;
+            }
+            h.entries.push(entry);
+            out.push(entry.update(h.mac.unwrap_or(MacAddr::ZERO)));
+        }
+    }
+
+    /// Stops `entry` (the table entry it writes) following its neighbour. A neighbour left
+    /// with no entry is no longer asked for.
+    pub fn detach(&mut self, entry: &NextHopEntry) {
+        for h in &mut self.hops {
+            h.entries.retain(|e| !e.same_entry(entry));
+        }
+    }
+
     /// Takes what the kernel says about a neighbour: when it is a wanted next hop whose
     /// MAC differs from the tables', every entry that leaves toward it is written again
     /// (into `out`, one update each). Returns whether it was a wanted next hop.
@@ -162,7 +208,7 @@ impl Resolver {
     /// unresolved ones every [`RETRY`], resolved ones every [`CONFIRM`].
     pub fn poll(&mut self, now: Instant, ask: &mut Vec<(u16, Ipv4Addr)>) {
         for h in &mut self.hops {
-            if h.next_ask > now {
+            if h.next_ask > now || h.entries.is_empty() {
                 continue;
             }
             ask.push((h.port, h.addr));
@@ -173,7 +219,11 @@ impl Resolver {
 
     /// When [`Resolver::poll`] has something to ask next.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.hops.iter().map(|h| h.next_ask).min()
+        self.hops
+            .iter()
+            .filter(|h| !h.entries.is_empty())
+            .map(|h| h.next_ask)
+            .min()
     }
 }
 
@@ -258,6 +308,40 @@ mod tests {
                 other => panic!("unexpected update {other:?}"),
             })
             .collect()
+    }
+
+    /// LDP's next hops come and go: an entry attached follows its neighbour (written at once
+    /// with what is known), moves when attached elsewhere, and a neighbour left without
+    /// entries is no longer asked for.
+    #[test]
+    fn entries_attached_at_run_time_follow_their_neighbour() {
+        let t0 = Instant::now();
+        let mut r = Resolver::new(Vec::new(), t0);
+        let mut out = Vec::new();
+        r.attach(t0, 1, A, fec_entry(7), &mut out);
+        assert_eq!(macs(&out), [MacAddr::ZERO], "unresolved: written with zero");
+        let mut ask = Vec::new();
+        r.poll(t0, &mut ask);
+        assert_eq!(ask, [(1, A)]);
+        out.clear();
+        assert!(r.event(t0, ev(1, A, Some(M1)), &mut out));
+        assert_eq!(macs(&out), [M1]);
+        // A second entry toward the same neighbour gets its MAC at once.
+        out.clear();
+        r.attach(t0, 1, A, fec_entry(8), &mut out);
+        assert_eq!(macs(&out), [M1]);
+        // The first moves to another neighbour: A's change no longer writes it.
+        out.clear();
+        r.attach(t0, 2, B, fec_entry(7), &mut out);
+        assert_eq!(macs(&out), [MacAddr::ZERO]);
+        out.clear();
+        r.event(t0, ev(1, A, Some(M2)), &mut out);
+        assert_eq!(out.len(), 1, "only entry 8 follows A: {out:?}");
+        // Detached from B, which nothing follows any more: not asked for.
+        r.detach(&fec_entry(7));
+        ask.clear();
+        r.poll(t0 + RETRY * 5, &mut ask);
+        assert_eq!(ask, [(1, A)]);
     }
 
     #[test]
