@@ -657,9 +657,18 @@ fn node_ports(
             role: c.role.unwrap_or(PortRole::Unused),
             mac,
             mtu: c.mtu.unwrap_or(1500),
-            address: c
-                .address
-                .map_or(PortAddr::NONE, |a| PortAddr::new(a.addr(), a.prefix_len())),
+            address: {
+                let a = c
+                    .address
+                    .map_or(PortAddr::NONE, |a| PortAddr::new(a.addr(), a.prefix_len()));
+                // LDP sessions from every core link reach its one transport address.
+                match (&cfg.ldp, c.role) {
+                    (Some(l), Some(PortRole::Core)) => {
+                        a.with_node(l.transport_address.unwrap_or(l.router_id))
+                    }
+                    _ => a,
+                }
+            },
             implicit_null: c.implicit_null_label,
         });
     }

@@ -75,6 +75,9 @@ pub struct PortAddr {
     /// The subnet's directed broadcast (RFC 919), host order; the limited broadcast when the
     /// subnet has none (/31, RFC 3021; /32).
     broadcast: u32,
+    /// The node's own address beyond the link's, host order (LDP's transport address, which
+    /// sessions from every core link reach); `u32::MAX` when none.
+    node: u32,
 }
 
 impl PortAddr {
@@ -82,6 +85,7 @@ impl PortAddr {
     pub const NONE: PortAddr = PortAddr {
         addr: u32::MAX,
         broadcast: u32::MAX,
+        node: u32::MAX,
     };
 
     /// The port's address `addr` in a subnet of `prefix_len` bits.
@@ -93,7 +97,21 @@ impl PortAddr {
         } else {
             u32::MAX
         };
-        PortAddr { addr, broadcast }
+        PortAddr {
+            addr,
+            broadcast,
+            node: u32::MAX,
+        }
+    }
+
+    /// This port's destinations and the node's own address `node` (another port's, such as
+    /// LDP's transport address: a session from this link reaches it here, through this
+    /// port's twin).
+    pub fn with_node(self, node: std::net::Ipv4Addr) -> Self {
+        PortAddr {
+            node: u32::from(node),
+            ..self
+        }
     }
 
     /// The address, if the port has one.
@@ -106,7 +124,11 @@ impl PortAddr {
     /// (RFC 5771: routing protocols' hellos, LDP's to 224.0.0.2, are never forwarded).
     #[inline(always)]
     pub fn is_for(&self, dst: u32) -> bool {
-        dst == self.addr || dst == self.broadcast || dst == u32::MAX || dst >> 8 == 0xe0_0000
+        dst == self.addr
+            || dst == self.broadcast
+            || dst == u32::MAX
+            || dst >> 8 == 0xe0_0000
+            || dst == self.node
     }
 }
 

@@ -751,6 +751,13 @@ fn port_addresses_and_what_is_for_the_gateway() {
     assert!(p2p.is_for(u32::from_be_bytes([198, 18, 9, 0])));
     assert_eq!(PortAddr::NONE.addr(), None);
     assert!(!PortAddr::NONE.is_for(u32::from_be_bytes([198, 18, 9, 1])));
+    // The node's own address on another link (LDP's transport address) is for it too.
+    let n = a.with_node([10, 0, 12, 2].into());
+    assert!(
+        n.is_for(u32::from_be_bytes([10, 0, 12, 2]))
+            && n.is_for(u32::from_be_bytes([198, 18, 9, 1]))
+    );
+    assert!(!a.is_for(u32::from_be_bytes([10, 0, 12, 2])));
 }
 
 /// IP_DOWN_A one hop later (TTL 62), checksum updated by hand (RFC 1624: +0x0100).
