@@ -44,7 +44,15 @@ pub struct RegistrySync {
 impl RegistrySync {
     /// Reads every registered MAC from the store of `cfg`.
     pub fn open(cfg: &Config, d: &DhcpConfig, now: Instant) -> Result<Self, GatewayError> {
-        let mut reg = crate::logon::open_registry(cfg)?;
+        Self::from_registry(crate::logon::open_registry(cfg)?, d.unregistered_per_s, now)
+    }
+
+    /// Reads every registered MAC of `reg`; workers pass `unregistered_per_s` of the others.
+    fn from_registry(
+        mut reg: Registry,
+        unregistered_per_s: u32,
+        now: Instant,
+    ) -> Result<Self, GatewayError> {
         let (macs, seq) = reg
             .registered_macs()
             .step(|| "reading the registered MACs".into())?;
@@ -57,7 +65,7 @@ impl RegistrySync {
             next_prune: now,
             filter: DhcpFilter {
                 complete: true,
-                punts_per_s: d.unregistered_per_s,
+                punts_per_s: unregistered_per_s,
             },
         })
     }
@@ -121,5 +129,80 @@ impl RegistrySync {
                 Err(e) => tracing::debug!(error = %e, "registry: pruning its change log"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ispmux_dataplane::table::{updates, Limits};
+    use ispmux_slowpath::registry::{Isp, NewSubscriber, PasswordCost, Status};
+
+    fn mac(n: u8) -> MacAddr {
+        MacAddr([2, 0, 0, 0xaa, 0, n])
+    }
+
+    /// What the CLI writes reaches a worker's replica: registered at start, added and removed
+    /// while running.
+    #[test]
+    fn registry_changes_reach_the_workers_filter() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("registry.db");
+        let open = || {
+            Registry::open(&path)
+                .expect("open")
+                .with_password_cost(PasswordCost::TEST)
+        };
+        let mut cli = open();
+        cli.upsert_isp(&Isp {
+            name: "isp-a".into(),
+            label: None,
+            dhcp_servers: vec![],
+        })
+        .expect("isp");
+        let add = |cli: &mut Registry, n: u8| {
+            cli.add_subscriber(&NewSubscriber {
+                mac: mac(n),
+                isp: "isp-a".into(),
+                customer_id: format!("C{n}"),
+                password: None,
+                status: Status::Active,
+            })
+            .expect("add")
+        };
+        add(&mut cli, 1);
+
+        let t0 = Instant::now();
+        let mut sync = RegistrySync::from_registry(open(), 7, t0).expect("sync");
+        let limits = Limits::default();
+        let mut master = Tables::new(limits);
+        sync.load(&mut master);
+        let mut replica = Tables::new(limits);
+        assert!(replica.copy_registered_from(&master));
+        let (mut tx, rx) = updates::channel(master, 1, 64);
+        assert!(replica.registered.may_contain(mac(1)));
+        assert_eq!(
+            replica.dhcp_filter,
+            DhcpFilter {
+                complete: true,
+                punts_per_s: 7
+            }
+        );
+
+        add(&mut cli, 2);
+        cli.remove_subscriber(mac(1)).expect("remove");
+        let mut st = SlowPathStats::default();
+        sync.turn(t0, &mut tx, &mut st);
+        assert_eq!(st.registered_updates, 0, "not polled before POLL_EVERY");
+        sync.turn(t0 + POLL_EVERY, &mut tx, &mut st);
+        tx.flush();
+        rx[0].apply_pending(&mut replica, 64);
+        assert_eq!((st.registered, st.registered_updates), (1, 2));
+        assert!(replica.registered.may_contain(mac(2)));
+        assert!(
+            !replica.registered.may_contain(mac(1)),
+            "removed from the filter"
+        );
+        assert!(replica.same_layout(tx.tables()));
     }
 }
