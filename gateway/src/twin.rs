@@ -91,6 +91,9 @@ impl Twins {
                 None => nl.insert(Rtnl::open().step(|| "opening rtnetlink".into())?),
             };
             configure(rtnl, &name, c, p).step(|| format!("configuring the {}", what()))?;
+            if let Some(iface) = kernel_iface(&c.device) {
+                underlay(&c.name, iface, p.mac);
+            }
             tracing::info!(port = %c.name, twin = %name, address = ?c.address.map(|a| a.to_string()), mac = %p.mac, mtu = p.mtu, "kernel twin up");
             t.by_port[i] = Some(t.twins.len());
             t.twins.push(Twin {
@@ -215,6 +218,32 @@ fn configure(
     nl.set_link(index, None, None, Some(true))
 }
 
+/// The kernel interface a port's DPDK device sits on (`net_af_packetN,iface=X`): the host's
+/// own interface, which sees the port's frames too.
+fn kernel_iface(device: &str) -> Option<&str> {
+    let mut kv = device.split(',');
+    if !kv.next()?.starts_with("net_af_packet") {
+        return None;
+    }
+    kv.find_map(|a| a.strip_prefix("iface="))
+}
+
+/// Keeps the kernel interface under a routed port from speaking for the twin: with
+/// `arp_ignore = 1` it answers ARP only for its own addresses, not for the twin's (with its
+/// own MAC); and a port MAC equal to the interface's would make the port's frames the
+/// interface's own as well, answered twice (the `mac` key sets another).
+fn underlay(port: &str, iface: &str, port_mac: ispmux_dataplane::wire::MacAddr) {
+    if let Err(e) = sysctl(&format!("ipv4/conf/{iface}/arp_ignore"), "1") {
+        tracing::warn!(%port, %iface, error = %e, "could not stop the port's interface answering ARP for its twin");
+    }
+    let own = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))
+        .ok()
+        .and_then(|m| m.trim().parse::<ispmux_dataplane::wire::MacAddr>().ok());
+    if own == Some(port_mac) {
+        tracing::warn!(%port, %iface, mac = %port_mac, "the port has its interface's MAC: the interface's kernel also takes the twin's frames and may answer them twice; give the port another `mac`");
+    }
+}
+
 /// Writes `value` to `/proc/sys/net/<key>` (the calling thread's network namespace).
 fn sysctl(key: &str, value: &str) -> io::Result<()> {
     let path = format!("/proc/sys/net/{key}");
@@ -230,6 +259,14 @@ mod tests {
     use ispmux_dataplane::{PortAddr, PortConfig, PortRole};
 
     use super::*;
+
+    #[test]
+    fn af_packet_ports_name_their_kernel_interface() {
+        assert_eq!(kernel_iface("net_af_packet0,iface=core0"), Some("core0"));
+        assert_eq!(kernel_iface("net_af_packet1,qpairs=2,iface=h0"), Some("h0"));
+        assert_eq!(kernel_iface("net_pcap0,iface=eth0"), None);
+        assert_eq!(kernel_iface("0000:01:00.0"), None);
+    }
 
     const PORT_MAC: [u8; 6] = [2, 0, 0, 0, 0x0c, 1];
     const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0x0c, 9];

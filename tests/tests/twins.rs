@@ -64,17 +64,18 @@ handoff = [{{ port = "h0" }}]
     )
 }
 
-/// The gateway's namespace: its veths carry no address and answer no ARP for the twins'
-/// addresses (arp_ignore, as on a host whose af_packet ports are also kernel interfaces).
-fn gateway(gw: &Netns) {
-    for dev in ["core0", "h0"] {
+/// The gateway's namespace: its veths carry no address, and ispmux makes them answer no ARP
+/// for the twins' addresses (arp_ignore, as on a host whose af_packet ports are also kernel
+/// interfaces); checked once it runs.
+fn arp_ignored(gw: &Netns) -> bool {
+    ["core0", "h0"].iter().all(|dev| {
         let out = gw
             .command("sysctl")
-            .args(["-qw", &format!("net.ipv4.conf.{dev}.arp_ignore=1")])
+            .args(["-n", &format!("net.ipv4.conf.{dev}.arp_ignore")])
             .output()
             .expect("sysctl");
-        assert!(out.status.success(), "{out:?}");
-    }
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    })
 }
 
 fn ping(ns: &Netns, dst: &str, count: u32) -> Output {
@@ -173,7 +174,6 @@ fn topology(tag: &str) -> (Netns, Netns, Netns) {
     );
     core.addr("eth0", "198.18.9.2/30");
     isp.addr("eth0", "198.18.200.2/24");
-    gateway(&gw);
     (gw, core, isp)
 }
 
@@ -199,7 +199,12 @@ fn run_gateway(d: &TempDir, gw: &Netns, conf: String) -> Daemon {
 fn neighbours_ping_the_gateway_through_its_kernel_twins() {
     let d = TempDir::new("twins");
     let (gw, core, isp) = topology("twin");
+    assert!(!arp_ignored(&gw), "the kernel's default first");
     let daemon = run_gateway(&d, &gw, config(&d));
+    assert!(
+        arp_ignored(&gw),
+        "ispmux set arp_ignore on its af_packet interfaces"
+    );
 
     let from_core = ping(&core, "198.18.9.1", 5);
     let from_isp = ping(&isp, "198.18.200.1", 5);
