@@ -359,26 +359,8 @@ pub enum Parsed {
 }
 
 /// The messages of one datagram, in order. Never panics, whatever the bytes.
-pub fn messages(mut buf: &[u8]) -> Vec<Parsed> {
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        let Ok(len) = NetlinkBuffer::new_checked(buf).map(|b| b.length() as usize) else {
-            out.push(Parsed::Unreadable);
-            break;
-        };
-        // `new_checked` ensures 16 ≤ len ≤ buf.len(); messages are 4-byte aligned.
-        let (this, rest) = buf.split_at(len.min(buf.len()));
-        buf = rest
-            .get((len.next_multiple_of(4) - len).min(rest.len())..)
-            .unwrap_or(&[]);
-        out.push(
-            match NetlinkMessage::<RouteNetlinkMessage>::deserialize(this) {
-                Ok(m) => parse(m),
-                Err(_) => Parsed::Unreadable,
-            },
-        );
-    }
-    out
+pub fn messages(buf: &[u8]) -> Vec<Parsed> {
+    crate::rtnl::datagram(buf, parse, || Parsed::Unreadable)
 }
 
 /// Whether reading `buf` as a datagram behaves: no panic, and at most one item per

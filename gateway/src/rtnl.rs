@@ -11,13 +11,42 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
-    NLM_F_REQUEST,
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE,
+    NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+/// The messages of one netlink datagram, each parsed by `parse`, in order; a message that
+/// does not deserialize is `unreadable()`, and a header that does not fit ends the datagram
+/// with one. Never panics, whatever the bytes: the reader always advances.
+pub(crate) fn datagram<T>(
+    mut buf: &[u8],
+    mut parse: impl FnMut(NetlinkMessage<RouteNetlinkMessage>) -> T,
+    unreadable: impl Fn() -> T,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let Ok(len) = NetlinkBuffer::new_checked(buf).map(|b| b.length() as usize) else {
+            out.push(unreadable());
+            break;
+        };
+        // `new_checked` ensures 16 ≤ len ≤ buf.len(); messages are 4-byte aligned.
+        let (this, rest) = buf.split_at(len.min(buf.len()));
+        buf = rest
+            .get((len.next_multiple_of(4) - len).min(rest.len())..)
+            .unwrap_or(&[]);
+        out.push(
+            match NetlinkMessage::<RouteNetlinkMessage>::deserialize(this) {
+                Ok(m) => parse(m),
+                Err(_) => unreadable(),
+            },
+        );
+    }
+    out
+}
 
 /// A route netlink socket in the caller's network namespace.
 pub(crate) struct Rtnl {
