@@ -19,20 +19,33 @@ pub struct DhcpConfig {
     /// checked only if present.
     #[serde(default)]
     pub require_credential: bool,
-    /// Access ports where a relay agent (a head end's) sits between subscribers and the
-    /// gateway: requests with giaddr set are accepted there and answered to that relay.
-    /// Elsewhere a request with giaddr or option 82 is dropped (RFC 3046 §2.1).
+    /// Access ports, by name, where a relay agent (a head end's) sits between subscribers
+    /// and the gateway: requests with giaddr set are accepted there and answered to that
+    /// relay. Elsewhere a request with giaddr or option 82 is dropped (RFC 3046 §2.1).
     #[serde(default)]
-    pub trusted_relay_ports: Vec<u16>,
+    pub trusted_relay_ports: Vec<String>,
+    /// `trusted_relay_ports` as port indices, what the logon engine compares: worked out
+    /// when the file is loaded (the ports' order in `[[port]]`).
+    #[serde(skip)]
+    pub trusted_relay_port_ids: Vec<u16>,
     /// How long to wait for an ISP server before trying its next one, in milliseconds.
     #[serde(default = "default_server_timeout_ms")]
     pub server_timeout_ms: u64,
     /// Per-subscriber rate limit.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// DHCP messages from MACs the registry does not hold that each worker still passes to
+    /// the logon proxy per second, to be refused and recorded; the rest are dropped in the
+    /// worker (`unregistered`), so a storm from unknown MACs never reaches the slow path.
+    #[serde(default = "default_unregistered_per_s")]
+    pub unregistered_per_s: u32,
     /// The ISPs and their DHCP servers.
     #[serde(default)]
     pub isps: Vec<IspDhcpConfig>,
+}
+
+fn default_unregistered_per_s() -> u32 {
+    50
 }
 
 fn default_server_timeout_ms() -> u64 {

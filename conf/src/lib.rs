@@ -74,6 +74,16 @@ pub fn parse_for(text: &str, path: &Path, purpose: Purpose) -> Result<Config, Co
     };
     let issues = validate::validate_for(&cfg, purpose);
     if issues.is_empty() {
+        let mut cfg = cfg;
+        if let Some(d) = cfg.dhcp.as_mut() {
+            // Validated: every name is a port's.
+            d.trusted_relay_port_ids = d
+                .trusted_relay_ports
+                .iter()
+                .filter_map(|n| cfg.ports.iter().position(|p| &p.name == n))
+                .map(|i| i as u16)
+                .collect();
+        }
         return Ok(cfg);
     }
     let doc = toml_edit::ImDocument::parse(text).ok();

@@ -791,3 +791,30 @@ fn routed_ports_have_twins_with_interface_addresses() {
     );
     assert!(core.is_routed() && isp.is_routed() && !c.ports[0].is_routed());
 }
+
+/// `[dhcp] trusted_relay_ports` names access ports, as `[tables]` does; the logon engine gets
+/// their indices.
+#[test]
+fn trusted_relay_ports_are_access_port_names() {
+    let with = |ports: &str| {
+        format!(
+            "{NODE}\n[dhcp]\nrelay_address = \"198.18.0.1\"\nserver_identifier = \"198.18.0.2\"\n\
+             trusted_relay_ports = {ports}\n"
+        )
+    };
+    let c = parse(&with("[\"access\"]"), Path::new("t.toml")).expect("valid");
+    assert_eq!(c.dhcp.expect("dhcp").trusted_relay_port_ids, vec![0]);
+    for (ports, message) in [
+        ("[\"acess\"]", "no port named \"acess\""),
+        ("[\"core\"]", "port \"core\" is not an access port"),
+    ] {
+        let p = problems(&with(ports));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "dhcp.trusted_relay_ports[0]");
+        assert!(p[0].message.starts_with(message), "{p:?}");
+        assert!(p[0].line > 0, "located: {p:?}");
+    }
+    let p = problems(&with("[0]"));
+    assert_eq!(p[0].key, "dhcp.trusted_relay_ports", "a number: {p:?}");
+    assert!(p[0].message.contains("expected a string"), "{p:?}");
+}

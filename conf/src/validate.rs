@@ -52,6 +52,18 @@ fn store(cfg: &Config, out: &mut Vec<Issue>) {
 fn dhcp(cfg: &Config, out: &mut Vec<Issue>) {
     let Some(d) = &cfg.dhcp else { return };
     out.extend(d.validate());
+    for (i, name) in d.trusted_relay_ports.iter().enumerate() {
+        let key = format!("dhcp.trusted_relay_ports[{i}]");
+        match cfg.ports.iter().find(|p| &p.name == name) {
+            None => issue(out, key, format!("no port named {name:?}")),
+            Some(p) if p.role != Some(ispmux_dataplane::PortRole::Access) => issue(
+                out,
+                key,
+                format!("port {name:?} is not an access port: no subscriber relays come there"),
+            ),
+            Some(_) => {}
+        }
+    }
     if cfg.dataplane.pipeline != crate::PipelineKind::Node {
         issue(
             out,

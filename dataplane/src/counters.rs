@@ -81,6 +81,9 @@ drop_reasons! {
     NoHeadroom => "no_headroom",
     /// The next hop's MAC is not known (yet, or any more): never sent to a zero MAC.
     NoNeighbour => "no_neighbour",
+    /// DHCP from a MAC the subscriber registry does not hold, beyond the punts allowed for
+    /// recording refusals ([`crate::table::DhcpFilter`]).
+    Unregistered => "unregistered",
 }
 
 /// A value a counter block is made of, and how it is laid out as `u64` words for
@@ -217,6 +220,9 @@ counter_block! {
         /// Of those, frames with DF set that do not fit the core port's MTU once labelled,
         /// for the slow path's ICMP Fragmentation Needed (they used to be `oversized` drops).
         punts_frag_needed,
+        /// Of those, DHCP from unregistered MACs within the worker's allowance (the rest are
+        /// `unregistered` drops).
+        punts_unregistered,
         /// ARP requests answered in the fast path.
         arp_replies,
         /// Labels swapped (transit).
@@ -397,7 +403,7 @@ mod tests {
         assert_eq!(names.len(), DropReason::COUNT);
         assert_eq!(
             DropReason::ALL[DropReason::COUNT - 1],
-            DropReason::NoNeighbour
+            DropReason::Unregistered
         );
     }
 

@@ -83,4 +83,4 @@ pub use counters::{Counters, DropReason, IspCounters, IspLine, PacketBytes, Work
 pub use frame::{Frame, VecFrame};
 pub use pipeline::{IoForward, MacSwap, Pipeline, Verdict};
 pub use roles::{Node, PortAddr, PortConfig, PortRole};
-pub use table::{PreloadTables, TableUpdate, Tables};
+pub use table::{DhcpFilter, PreloadTables, TableUpdate, Tables};

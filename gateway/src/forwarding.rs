@@ -118,11 +118,24 @@ impl Forwarding {
         }
         let tables = || build_tables(&preload, &restore);
         let node_mode = cfg.dataplane.pipeline == PipelineKind::Node;
+        // The registry's MACs, for the workers to tell a logon from a stranger's DHCP.
+        let registry = match (&cfg.dhcp, node_mode) {
+            (Some(d), true) => Some(crate::registered::RegistrySync::open(
+                cfg,
+                d,
+                Instant::now(),
+            )?),
+            _ => None,
+        };
         let (sender, mut receivers) = if node_mode {
-            let master = tables()?;
+            let mut master = tables()?;
+            if let Some(r) = &registry {
+                r.load(&mut master);
+            }
             tracing::info!(
                 subscribers = preload.subscribers.len(),
                 restored = restored.bindings.len(),
+                registered = registry.as_ref().map_or(0, |r| r.len()),
                 bytes_per_copy = master.memory_bytes(),
                 "tables built"
             );
@@ -173,9 +186,13 @@ impl Forwarding {
                     WorkerPipeline::MacSwap(MacSwap::paired(cfg.ports.len() as u16))
                 }
                 PipelineKind::Node => {
-                    let node = Node::new(node_ports.clone(), tables()?);
+                    let mut t = tables()?;
+                    let copied = sender
+                        .as_ref()
+                        .is_none_or(|s| t.copy_registered_from(s.tables()));
+                    let node = Node::new(node_ports.clone(), t);
                     if let Some(s) = &sender {
-                        if !node.tables().same_layout(s.tables()) {
+                        if !copied || !node.tables().same_layout(s.tables()) {
                             f.abort();
                             return Err(GatewayError::Other(format!(
                                 "worker {i}: tables differ in layout from the slow path's copy"
@@ -211,7 +228,13 @@ impl Forwarding {
             }
             s => s,
         };
-        if let Err(e) = f.start_slow_path(cfg, &node_ports, sender, isp_ids, dhcp, &restored) {
+        let slow = SlowPathParts {
+            updates: sender,
+            isp_ids,
+            dhcp,
+            registry,
+        };
+        if let Err(e) = f.start_slow_path(cfg, &node_ports, slow, &restored) {
             f.abort();
             return Err(e);
         }
@@ -257,6 +280,11 @@ impl Forwarding {
         );
         let lcore = w.lcore;
         let job = move || {
+            if wc.idle_sleep.is_some() {
+                // Its idle sleeps end when asked, not up to 50 µs later (the first frame
+                // after a pause waits for them).
+                ispmux_sys::set_timer_slack(1_000);
+            }
             let mut exit = pipeline.run(io, wc, &sh, &stop);
             exit.lcore = lcore;
             (exit.on_cpu_s, exit.waited_s) = core_share().unzip();
@@ -274,11 +302,15 @@ impl Forwarding {
         &mut self,
         cfg: &Config,
         node_ports: &[ispmux_dataplane::PortConfig],
-        updates: Option<UpdateSender>,
-        isp_ids: HashMap<String, u16>,
-        dhcp: Option<ispmux_slowpath::dhcp::service::LogonService>,
+        parts: SlowPathParts,
         restored: &ispmux_slowpath::dhcp::service::Effects,
     ) -> Result<(), GatewayError> {
+        let SlowPathParts {
+            updates,
+            isp_ids,
+            dhcp,
+            registry,
+        } = parts;
         let (revoke_tx, revoke_rx) = mpsc::channel();
         let dhcp_stats = Arc::new(Mutex::new(BTreeMap::new()));
         if dhcp.is_some() {
@@ -332,6 +364,7 @@ impl Forwarding {
             icmp: crate::icmp::IcmpErrors::new(&cfg.icmp, node_ports.to_vec()),
             neighbours,
             twins,
+            registry,
         };
         // Restored bindings are in the tables already; they count as installed.
         let h = slow
@@ -551,6 +584,16 @@ impl WorkerPipeline {
     }
 }
 
+/// What the start hands the slow path to own.
+struct SlowPathParts {
+    /// The only writer of the tables (node pipelines only; not while the update generator
+    /// has it).
+    updates: Option<UpdateSender>,
+    isp_ids: HashMap<String, u16>,
+    dhcp: Option<ispmux_slowpath::dhcp::service::LogonService>,
+    registry: Option<crate::registered::RegistrySync>,
+}
+
 /// One copy of the tables: the preload plus the restored bindings' updates, backed by
 /// transparent huge pages where the kernel allows (they prefetch with an inline
 /// instruction; see `dataplane::table::cuckoo::PrefetchFn`). Deterministic, so every copy
@@ -651,6 +694,7 @@ fn pipeline_stats(c: &Counters, names: &[(u16, String)]) -> PipelineStats {
         punts: w.punts,
         punts_ttl_expired: w.punts_ttl_expired,
         punts_frag_needed: w.punts_frag_needed,
+        punts_unregistered: w.punts_unregistered,
         arp_replies: w.arp_replies,
         transit: PacketBytes {
             packets: w.transit_packets,

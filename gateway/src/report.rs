@@ -74,6 +74,9 @@ pub struct PipelineStats {
     /// Of those, for ICMP Fragmentation Needed (DF set, too big once labelled).
     #[serde(default)]
     pub punts_frag_needed: u64,
+    /// Of those, DHCP from unregistered MACs within the workers' allowance.
+    #[serde(default)]
+    pub punts_unregistered: u64,
     /// ARP requests answered in the fast path.
     pub arp_replies: u64,
     /// Labels swapped (transit).

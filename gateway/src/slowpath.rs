@@ -30,6 +30,7 @@ use crate::neighbour::Neighbours;
 use ispmux_sys::{Burst, Mempool, Ring};
 use serde::{Deserialize, Serialize};
 
+use crate::registered::RegistrySync;
 use crate::twin::Twins;
 
 /// What the slow path saw, for the exit report and the control socket.
@@ -80,6 +81,12 @@ pub struct SlowPathStats {
     pub next_hops_resolved: u64,
     /// Table updates made for next hops' MACs (one per dependent entry per change).
     pub neighbour_updates: u64,
+    /// MACs in the registry, as the workers' registered filter holds them.
+    #[serde(default)]
+    pub registered: u64,
+    /// Registrations and removals sent to the workers' filter since start.
+    #[serde(default)]
+    pub registered_updates: u64,
 }
 
 /// Punted frames taken per turn at most.
@@ -298,6 +305,8 @@ pub struct SlowPath {
     pub neighbours: Option<Neighbours>,
     /// The routed ports' kernel twins (removed when the slow path ends).
     pub(crate) twins: Twins,
+    /// The registry's MACs in the workers' filter (the logon proxy on a node only).
+    pub(crate) registry: Option<RegistrySync>,
 }
 
 /// The slow path once built: the backlog in front of the inject ring is its own.
@@ -330,6 +339,8 @@ impl SlowPath {
 
 impl Running {
     fn run(mut self, stop: &AtomicBool, mut st: SlowPathStats) {
+        // Its waits between turns (50 µs while a twin exchange goes on) end when asked.
+        ispmux_sys::set_timer_slack(1_000);
         let mut b = Burst::new();
         let mut intake = Intake::new(INTAKE_PER_S, INTAKE_BURST, Instant::now());
         // When frames last moved between a port and its twin.
@@ -420,6 +431,9 @@ impl Running {
                 self.apply(fx, &mut st);
             }
             self.follow_neighbours(&mut st);
+            if let (Some(r), Some(tx)) = (self.sp.registry.as_mut(), self.sp.updates.as_mut()) {
+                r.turn(Instant::now(), tx, &mut st);
+            }
             self.drain_backlog(&mut st);
             self.publish(&st);
             if n < PUNT_BURST {

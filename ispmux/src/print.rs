@@ -89,6 +89,12 @@ pub fn report(r: &Report) {
             "icmp punts_ttl_expired {} punts_frag_needed {} punted {} sent {} limited {} refused {}",
             p.punts_ttl_expired, p.punts_frag_needed, i.punted, i.sent, i.limited, i.refused
         );
+        if sp.registered > 0 || p.punts_unregistered > 0 {
+            println!(
+                "registered {} registered_updates {} punts_unregistered {}",
+                sp.registered, sp.registered_updates, p.punts_unregistered
+            );
+        }
         if sp.next_hops > 0 {
             println!(
                 "next_hops {} resolved {} neighbour_updates {}",
@@ -235,6 +241,11 @@ fn stats(s: &Stats) -> String {
             o,
             "icmp errors: punted {} (ttl expired {}, frag needed {}), sent {}, rate-limited {}, refused {}",
             i.punted, t.punts_ttl_expired, t.punts_frag_needed, i.sent, i.limited, i.refused
+        );
+        let _ = writeln!(
+            o,
+            "registered MACs: {} ({} filter updates), unregistered DHCP punted {} (the rest drop as unregistered)",
+            sp.registered, sp.registered_updates, t.punts_unregistered
         );
     }
     if let Some(d) = &s.dhcp {

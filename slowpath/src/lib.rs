@@ -8,6 +8,7 @@ pub mod neighbour;
 pub mod punt;
 pub mod radius;
 pub mod registry;
+pub mod routes;
 pub mod store;
 pub mod time;
 pub mod udp_batch;

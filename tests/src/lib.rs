@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests in `tests/tests/`.
 
+pub mod frr;
 pub mod netns;
 pub mod node;
 pub mod radius_peers;

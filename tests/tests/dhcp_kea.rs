@@ -231,8 +231,10 @@ impl Gw {
             server_identifier: GW_ID,
             require_credential: false,
             trusted_relay_ports: vec![],
+            trusted_relay_port_ids: vec![],
             server_timeout_ms: 300,
             rate_limit: RateLimitConfig::default(),
+            unregistered_per_s: 50,
             isps: vec![IspDhcpConfig {
                 name: "isp-a".into(),
                 servers: servers.clone(),
@@ -523,8 +525,10 @@ fn client_cfg() -> DhcpConfig {
         // The clients must send the logon options, or they are refused.
         require_credential: true,
         trusted_relay_ports: vec![],
+        trusted_relay_port_ids: vec![],
         server_timeout_ms: 300,
         rate_limit: RateLimitConfig::default(),
+        unregistered_per_s: 50,
         isps: vec![IspDhcpConfig {
             name: "isp-a".into(),
             servers: vec![KEA],

@@ -67,7 +67,7 @@ pub(super) fn decide<F: Frame>(
     let ip = match classify_access(d, &l2) {
         Ok(AccessClass::Ipv4(ip)) => Some(ip),
         Ok(AccessClass::Arp) => None,
-        Ok(AccessClass::Dhcp) => return Verdict::Punt,
+        Ok(AccessClass::Dhcp) => return dhcp(cx, l2.src, sub),
         Err(r) => return Verdict::Drop(r),
     };
     let Some(&s) = sub else {
@@ -108,6 +108,30 @@ pub(super) fn decide<F: Frame>(
         // TTL expiry, or DF and too big for the core port with the label: the slow path
         // answers the subscriber with ICMP from its ISP's gateway address.
         Err(r) => cx.icmp_punt(r, f.data(), Some(l2.l3)),
+    }
+}
+
+/// DHCP goes to the logon proxy when it comes from a subscriber the tables hold (bound, or
+/// known at this attachment) or a registered MAC, or when the registered set is not
+/// complete; from any other MAC it is refused there anyway, so only the worker's allowance
+/// of such punts goes (for the refusal log) and the rest is dropped here.
+#[inline(always)]
+fn dhcp(cx: &mut Cx<'_>, src: MacAddr, sub: Option<&SubscriberSlot>) -> Verdict {
+    let filter = cx.tables.dhcp_filter;
+    if sub.is_some() || !filter.complete || cx.tables.registered.may_contain(src) {
+        return Verdict::Punt;
+    }
+    unregistered(cx, filter.punts_per_s)
+}
+
+#[cold]
+#[inline(never)]
+fn unregistered(cx: &mut Cx<'_>, per_s: u32) -> Verdict {
+    if cx.unregistered.take(per_s) {
+        cx.counters.worker.punts_unregistered += 1;
+        Verdict::Punt
+    } else {
+        Verdict::Drop(DropReason::Unregistered)
     }
 }
 

@@ -17,6 +17,7 @@
 //! is a stateless rewrite in place. Everything else ARP goes to the slow path.
 
 pub mod access;
+pub mod budget;
 pub mod classify;
 pub mod core;
 pub mod handoff;
@@ -126,6 +127,8 @@ pub struct Cx<'a> {
     pub pushes: &'a [access::PushPlan],
     /// The worker's counters.
     pub counters: &'a mut Counters,
+    /// Punts left for DHCP from unregistered MACs ([`crate::table::DhcpFilter`]).
+    pub unregistered: &'a mut budget::PuntBudget,
 }
 
 impl Cx<'_> {

@@ -26,6 +26,7 @@ pub struct Node {
     /// out from.
     pushes: Box<[access::PushPlan]>,
     pushes_of: Option<u64>,
+    unregistered: super::budget::PuntBudget,
 }
 
 impl Node {
@@ -38,6 +39,7 @@ impl Node {
             ahead: Box::default(),
             pushes: vec![access::PushPlan::default(); tables.isps.len()].into_boxed_slice(),
             pushes_of: None,
+            unregistered: super::budget::PuntBudget::new(super::budget::monotonic_ns),
             tables,
         }
     }
@@ -58,6 +60,7 @@ impl Node {
     /// Replays at most `max` pending table writes from the slow path: call between bursts.
     pub fn apply_updates(&mut self, rx: &UpdateReceiver, max: usize) -> Drained {
         let d = rx.apply_pending(&mut self.tables, max);
+        self.unregistered.recheck();
         self.counters.worker.updates_applied += d.applied;
         self.counters.worker.updates_refused += d.refused;
         d
@@ -99,6 +102,7 @@ impl Pipeline for Node {
             ports: &self.ports,
             pushes: &self.pushes,
             counters: &mut self.counters,
+            unregistered: &mut self.unregistered,
         };
         // `true`: the pipeline forwarded every frame and counted them itself.
         let counted = match role {

@@ -390,6 +390,53 @@ fn headend_punts_dhcp_from_anyone_and_traffic_to_the_gateway() {
     );
 }
 
+/// With the registered set complete, DHCP from a MAC neither in the subscriber table nor
+/// registered is dropped in the worker beyond its allowance; registered MACs, subscribers
+/// the tables hold and every MAC while the set is incomplete are punted.
+#[test]
+fn headend_drops_dhcp_from_unregistered_macs_beyond_the_allowance() {
+    use crate::table::DhcpFilter;
+    let mut n = node();
+    let (mut tx, rx) = crate::table::updates::channel(preload().build().expect("master"), 1, 64);
+    let mac = |s: &str| crate::wire::MacAddr::from_bytes(&hex(s)).expect("mac");
+    let dhcp = |src: &str| f(&["ffffffffffff", src, "0800", IP_DHCP]);
+    let (stranger, newcomer) = ("02ee00000005", "02ee00000006");
+    tx.send(TableUpdate::Register { mac: mac(newcomer) })
+        .expect("room");
+    n.apply_updates(&rx[0], 64);
+    // Not complete yet: everyone is punted, as before the registry is loaded.
+    assert_eq!(run(&mut n, 0, &dhcp(stranger)).0, Verdict::Punt);
+    tx.send(TableUpdate::SetDhcpFilter(DhcpFilter {
+        complete: true,
+        punts_per_s: 3,
+    }))
+    .expect("room");
+    n.apply_updates(&rx[0], 64);
+    assert_eq!(n.tables().dhcp_filter, tx.tables().dhcp_filter);
+    // The bucket starts full: 3 punts within the second, then drops.
+    let verdicts: Vec<Verdict> = (0..10).map(|_| run(&mut n, 0, &dhcp(stranger)).0).collect();
+    assert_eq!(
+        verdicts.iter().filter(|v| **v == Verdict::Punt).count(),
+        3,
+        "{verdicts:?}"
+    );
+    assert_eq!(n.counters().drops(DropReason::Unregistered), 7);
+    assert_eq!(n.counters().worker.punts_unregistered, 3);
+    // Registered, and held by the tables (bound at this attachment, or known unbound).
+    for src in [newcomer, MAC_A, MAC_D] {
+        assert_eq!(run(&mut n, 0, &dhcp(src)).0, Verdict::Punt, "{src}");
+    }
+    // Unregistered again: dropped like any stranger.
+    tx.send(TableUpdate::Unregister { mac: mac(newcomer) })
+        .expect("room");
+    n.apply_updates(&rx[0], 64);
+    assert_eq!(
+        run(&mut n, 0, &dhcp(newcomer)).0,
+        Verdict::Drop(DropReason::Unregistered)
+    );
+    assert!(n.tables().same_layout(tx.tables()));
+}
+
 // ---- proxy ARP ----
 
 #[test]
@@ -1369,13 +1416,14 @@ proptest::proptest! {
         let mut pushes = vec![PushPlan::default(); isps];
         plan_pushes(&tables, &ports, &mut pushes);
         let (mut fast_counters, mut general_counters) = (Counters::new(isps), Counters::new(isps));
+        let mut budget = crate::roles::budget::PuntBudget::new(crate::roles::budget::monotonic_ns);
         let sub = subscriber_key(0, &bytes).and_then(|k| tables.subscribers.get(&k)).copied();
         let (mut fast_frame, mut general_frame) = (VecFrame::new(&bytes), VecFrame::new(&bytes));
         let fast = sub.and_then(|s| {
-            let mut cx = Cx { tables: &tables, ports: &ports, pushes: &pushes, counters: &mut fast_counters };
+            let mut cx = Cx { tables: &tables, ports: &ports, pushes: &pushes, counters: &mut fast_counters, unregistered: &mut budget };
             fast_push(&mut cx, &mut fast_frame, &s)
         });
-        let mut cx = Cx { tables: &tables, ports: &ports, pushes: &pushes, counters: &mut general_counters };
+        let mut cx = Cx { tables: &tables, ports: &ports, pushes: &pushes, counters: &mut general_counters, unregistered: &mut budget };
         let general = decide(&mut cx, 0, &mut general_frame, sub.as_ref());
         match fast {
             Some(port) => {

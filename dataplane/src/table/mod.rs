@@ -38,6 +38,7 @@ pub mod handoff;
 pub mod ilm;
 pub mod isp;
 pub mod preload;
+pub mod registered;
 pub mod ring;
 pub mod subscriber;
 pub mod updates;
@@ -48,11 +49,13 @@ pub use handoff::HandoffTable;
 pub use ilm::{IlmAction, IlmSlot, IlmTable};
 pub use isp::{Direction, Fec, IspEntry, IspTable};
 pub use preload::PreloadTables;
+pub use registered::{DhcpFilter, RegisteredFilter};
 pub use subscriber::{
     Attachment, PackedKey, SubscriberKey, SubscriberSlot, SubscriberState, SubscriberTable,
 };
 
 use crate::wire::mpls::LABEL_MAX;
+use crate::wire::MacAddr;
 use std::net::Ipv4Addr;
 
 /// An ISP's index in the per-ISP tables and counters.
@@ -145,6 +148,19 @@ pub enum TableUpdate {
         /// The ISP; `None` removes the attachment.
         isp: Option<IspId>,
     },
+    /// A MAC is registered with an ISP in the subscriber registry. The sender registers a
+    /// MAC once and unregisters only what it registered ([`RegisteredFilter`]).
+    Register {
+        /// The subscriber's MAC.
+        mac: MacAddr,
+    },
+    /// A MAC left the registry.
+    Unregister {
+        /// The subscriber's MAC.
+        mac: MacAddr,
+    },
+    /// Sets how workers treat DHCP from unregistered MACs.
+    SetDhcpFilter(DhcpFilter),
 }
 
 /// One physical write of the master copy, replayed by workers: the unit the update queues
@@ -159,6 +175,15 @@ pub enum TableOp {
     Ilm(cuckoo::SlotWrite<IlmSlot>),
     /// A hand-off slot.
     Handoff(cuckoo::SlotWrite<handoff::HandoffSlot>),
+    /// A word of the registered filter.
+    Registered {
+        /// Word index.
+        index: u32,
+        /// Its new value.
+        word: u64,
+    },
+    /// The DHCP filter.
+    DhcpFilter(DhcpFilter),
     /// An ISP entry.
     Isp {
         /// The ISP.
@@ -204,6 +229,12 @@ pub struct Tables {
     pub ilm: IlmTable,
     /// Hand-off (port, VLAN) → ISP.
     pub handoffs: HandoffTable,
+    /// MACs of the subscriber registry.
+    pub registered: RegisteredFilter,
+    /// How DHCP from MACs outside `subscribers` and `registered` is treated.
+    pub dhcp_filter: DhcpFilter,
+    /// The master copy's filter change not yet drained, when journalling.
+    filter_journal: Option<Option<DhcpFilter>>,
     limits: Limits,
 }
 
@@ -228,6 +259,9 @@ impl Tables {
             isps: IspTable::new(limits.max_isps),
             ilm: IlmTable::with_capacity(limits.max_labels),
             handoffs: HandoffTable::with_capacity(limits.max_handoffs),
+            registered: RegisteredFilter::with_capacity(limits.max_subscribers),
+            dhcp_filter: DhcpFilter::default(),
+            filter_journal: None,
             limits,
         }
     }
@@ -247,11 +281,12 @@ impl Tables {
     /// The large allocations (subscriber, downstream and ILM buckets) as (address, length),
     /// for the `sys` crate to advise huge pages before the tables are filled; see
     /// [`PreloadTables::build_with`].
-    pub fn memory_regions(&self) -> [(*const u8, usize); 3] {
+    pub fn memory_regions(&self) -> [(*const u8, usize); 4] {
         [
             self.subscribers.memory_region(),
             self.downstream.memory_region(),
             self.ilm.memory_region(),
+            self.registered.memory_region(),
         ]
     }
 
@@ -262,6 +297,7 @@ impl Tables {
             + self.isps.memory_bytes()
             + self.ilm.memory_bytes()
             + self.handoffs.memory_bytes()
+            + self.registered.memory_bytes()
     }
 
     /// Starts recording every write, for the slow path's master copy whose writes are
@@ -272,6 +308,8 @@ impl Tables {
         self.isps.enable_journal();
         self.ilm.enable_journal();
         self.handoffs.enable_journal();
+        self.registered.enable_journal();
+        self.filter_journal = Some(None);
     }
 
     /// Moves the recorded writes into `out` as [`TableOp`]s, table by table, oldest first.
@@ -284,6 +322,11 @@ impl Tables {
             .drain_journal(|isp, entry| out(TableOp::Isp { isp, entry }));
         self.ilm.drain_journal(|w| out(TableOp::Ilm(w)));
         self.handoffs.drain_journal(|w| out(TableOp::Handoff(w)));
+        self.registered
+            .drain_journal(|index, word| out(TableOp::Registered { index, word }));
+        if let Some(Some(f)) = self.filter_journal.as_mut().map(Option::take) {
+            out(TableOp::DhcpFilter(f));
+        }
     }
 
     /// Replays one write of the master copy; `false` when it does not fit this replica's
@@ -296,6 +339,11 @@ impl Tables {
             TableOp::Ilm(w) => self.ilm.replay(w),
             TableOp::Handoff(w) => self.handoffs.replay(w),
             TableOp::Isp { isp, entry } => self.isps.set(*isp, *entry),
+            TableOp::Registered { index, word } => self.registered.replay(*index, *word),
+            TableOp::DhcpFilter(f) => {
+                self.dhcp_filter = *f;
+                true
+            }
         }
     }
 
@@ -314,6 +362,14 @@ impl Tables {
         }
     }
 
+    /// Takes the registered filter and the DHCP filter of `master` (the slow path's copy
+    /// loaded from the registry): a replica built before its worker starts. `false` when the
+    /// filters differ in size.
+    pub fn copy_registered_from(&mut self, master: &Tables) -> bool {
+        self.dhcp_filter = master.dhcp_filter;
+        self.registered.copy_bits(&master.registered)
+    }
+
     /// True when `other` has the same entries in the same slots: a replica must, to replay
     /// this copy's writes. Compares every bucket (tens of milliseconds at millions of
     /// subscribers): a start-up check.
@@ -322,6 +378,8 @@ impl Tables {
             && self.downstream.same_layout(&other.downstream)
             && self.ilm.same_layout(&other.ilm)
             && self.handoffs.same_layout(&other.handoffs)
+            && self.registered.same_layout(&other.registered)
+            && self.dhcp_filter == other.dhcp_filter
             && self.isps.same_entries(&other.isps)
     }
 
@@ -408,6 +466,21 @@ impl Tables {
                             .map_err(|_| TableError::Full("handoff"))
                     }
                 }
+            }
+            TableUpdate::Register { mac } => {
+                self.registered.insert(mac);
+                Ok(())
+            }
+            TableUpdate::Unregister { mac } => {
+                self.registered.remove(mac);
+                Ok(())
+            }
+            TableUpdate::SetDhcpFilter(f) => {
+                self.dhcp_filter = f;
+                if let Some(j) = self.filter_journal.as_mut() {
+                    *j = Some(f);
+                }
+                Ok(())
             }
         }
     }

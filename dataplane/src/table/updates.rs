@@ -36,7 +36,7 @@
 use super::cuckoo::SlotWrite;
 use super::isp::{Fec, IspEntry};
 use super::ring::{Message, Ring};
-use super::{TableError, TableOp, TableUpdate, Tables};
+use super::{DhcpFilter, TableError, TableOp, TableUpdate, Tables};
 use crate::wire::MacAddr;
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -241,6 +241,8 @@ const TAG_DOWNSTREAM: u64 = 2;
 const TAG_ILM: u64 = 3;
 const TAG_HANDOFF: u64 = 4;
 const TAG_ISP: u64 = 5;
+const TAG_REGISTERED: u64 = 6;
+const TAG_DHCP_FILTER: u64 = 7;
 
 /// Starts loading the table line a message's write stores to (stores to missing lines would
 /// each wait at commit; loads started together overlap).
@@ -319,6 +321,15 @@ impl TableOp {
             TableOp::Downstream(w) => encode_write(TAG_DOWNSTREAM, w),
             TableOp::Ilm(w) => encode_write(TAG_ILM, w),
             TableOp::Handoff(w) => encode_write(TAG_HANDOFF, w),
+            TableOp::Registered { index, word } => {
+                [TAG_REGISTERED | (u64::from(*index) << 32), *word, 0, 0]
+            }
+            TableOp::DhcpFilter(f) => [
+                TAG_DHCP_FILTER | (u64::from(f.complete) << 8) | (u64::from(f.punts_per_s) << 32),
+                0,
+                0,
+                0,
+            ],
             TableOp::Isp { isp, entry } => {
                 let (up_addr, up_label) = fec_words(&entry.upstream);
                 let (down_addr, down_label) = fec_words(&entry.downstream);
@@ -339,6 +350,14 @@ impl TableOp {
             TAG_DOWNSTREAM => TableOp::Downstream(decode_write(m)?),
             TAG_ILM => TableOp::Ilm(decode_write(m)?),
             TAG_HANDOFF => TableOp::Handoff(decode_write(m)?),
+            TAG_REGISTERED => TableOp::Registered {
+                index: (m[0] >> 32) as u32,
+                word: m[1],
+            },
+            TAG_DHCP_FILTER => TableOp::DhcpFilter(DhcpFilter {
+                complete: (m[0] >> 8) & 1 == 1,
+                punts_per_s: (m[0] >> 32) as u32,
+            }),
             TAG_ISP => TableOp::Isp {
                 isp: (m[0] >> 8) as u16,
                 entry: IspEntry {
@@ -424,6 +443,15 @@ mod tests {
                 len_delta: 1,
                 value: HandoffSlot::new(handoff_key(2, 101).expect("k"), 6),
             }),
+            TableOp::Registered {
+                index: u32::MAX,
+                word: u64::MAX,
+            },
+            TableOp::DhcpFilter(DhcpFilter {
+                complete: true,
+                punts_per_s: u32::MAX,
+            }),
+            TableOp::DhcpFilter(DhcpFilter::default()),
             TableOp::Isp {
                 isp: 4095,
                 entry: IspEntry {

@@ -299,7 +299,7 @@ path = "{dir}/registry-{round}.db"
 [dhcp]
 relay_address = "198.18.0.1"
 server_identifier = "198.19.0.1"
-trusted_relay_ports = [0]   # perfdhcp is a relay agent
+trusted_relay_ports = ["acc0"]   # perfdhcp is a relay agent
 
 [[dhcp.isps]]
 name = "isp-a"

@@ -487,7 +487,7 @@ impl<D: Directory> Engine<D> {
             relay_address: cfg.relay_address,
             server_identifier: cfg.server_identifier,
             require_credential: cfg.require_credential,
-            trusted_relay_ports: cfg.trusted_relay_ports.clone(),
+            trusted_relay_ports: cfg.trusted_relay_port_ids.clone(),
             timeout: Duration::from_millis(cfg.server_timeout_ms),
             isps,
             dir,

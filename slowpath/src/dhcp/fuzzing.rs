@@ -70,12 +70,15 @@ fn engine() -> Option<Engine<Registry>> {
         server_identifier: Ipv4Addr::new(198, 18, 64, 1),
         require_credential: false,
         trusted_relay_ports: vec![],
+        trusted_relay_port_ids: vec![],
         server_timeout_ms: 100,
         rate_limit: RateLimitConfig {
             per_second: 1e6,
             burst: 1_000_000,
             max_tracked: 1024,
         },
+        unregistered_per_s: 50,
+
         isps: vec![IspDhcpConfig {
             name: "isp-a".into(),
             servers: vec![SERVER],

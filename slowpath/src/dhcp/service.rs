@@ -527,8 +527,11 @@ mod tests {
             server_identifier: Ipv4Addr::new(198, 18, 64, 1),
             require_credential: false,
             trusted_relay_ports: vec![],
+            trusted_relay_port_ids: vec![],
             server_timeout_ms: 100,
             rate_limit: RateLimitConfig::default(),
+            unregistered_per_s: 50,
+
             isps: vec![IspDhcpConfig {
                 name: "isp-a".into(),
                 servers: vec![Ipv4Addr::new(127, 0, 0, 2)],
@@ -756,8 +759,11 @@ mod writer_tests {
             server_identifier: Ipv4Addr::new(198, 18, 64, 1),
             require_credential: false,
             trusted_relay_ports: vec![],
+            trusted_relay_port_ids: vec![],
             server_timeout_ms: 100,
             rate_limit: RateLimitConfig::default(),
+            unregistered_per_s: 50,
+
             isps: vec![],
         };
         let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
@@ -849,8 +855,11 @@ mod no_write_tests {
             server_identifier: Ipv4Addr::new(198, 18, 64, 1),
             require_credential: false,
             trusted_relay_ports: vec![],
+            trusted_relay_port_ids: vec![],
             server_timeout_ms: 100,
             rate_limit: RateLimitConfig::default(),
+            unregistered_per_s: 50,
+
             isps: vec![],
         };
         let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");
@@ -976,8 +985,11 @@ mod restart_tests {
             server_identifier: Ipv4Addr::new(198, 18, 64, 1),
             require_credential: false,
             trusted_relay_ports: vec![],
+            trusted_relay_port_ids: vec![],
             server_timeout_ms: 100,
             rate_limit: RateLimitConfig::default(),
+            unregistered_per_s: 50,
+
             isps: vec![],
         };
         let start = |now| {

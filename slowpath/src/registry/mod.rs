@@ -427,6 +427,58 @@ impl Registry {
         row.map(Self::row_to_subscriber).transpose()
     }
 
+    /// Every registered MAC, and the position in the change log they reflect (see
+    /// [`Registry::changes_since`]), read in one transaction.
+    pub fn registered_macs(&mut self) -> Result<(Vec<MacAddr>, i64), RegistryError> {
+        let tx = self.conn.transaction()?;
+        let seq: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM subscriber_change",
+            [],
+            |r| r.get(0),
+        )?;
+        let macs = {
+            let mut st = tx.prepare("SELECT mac FROM subscriber")?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|m| parse_col("subscriber.mac", m))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        tx.commit()?;
+        Ok((macs, seq))
+    }
+
+    /// The MACs that joined or left the registry after position `seq`, at most `max`, each
+    /// with whether it is registered now and its position; oldest first.
+    pub fn changes_since(
+        &self,
+        seq: i64,
+        max: usize,
+    ) -> Result<Vec<(i64, MacAddr, bool)>, RegistryError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.seq, c.mac, EXISTS (SELECT 1 FROM subscriber s WHERE s.mac = c.mac)
+             FROM subscriber_change c WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
+        )?;
+        let rows = st
+            .query_map(params![seq, i64::try_from(max).unwrap_or(i64::MAX)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(q, m, present)| Ok((q, parse_col("subscriber_change.mac", m)?, present)))
+            .collect()
+    }
+
+    /// Forgets the change log up to position `seq`: the reader that followed it is done
+    /// with them (a gateway restarting reads the whole registry instead).
+    pub fn forget_changes_through(&mut self, seq: i64) -> Result<usize, RegistryError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM subscriber_change WHERE seq <= ?1")?
+            .execute([seq])?)
+    }
+
     /// Subscribers by MAC, optionally of one ISP.
     pub fn list_subscribers(&self, isp: Option<&str>) -> Result<Vec<Subscriber>, RegistryError> {
         let mut st = self.conn.prepare(

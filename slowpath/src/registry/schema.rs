@@ -1,7 +1,8 @@
 //! The registry's migrations (component `registry` of the store). Append, never edit.
 
 /// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &["
+pub const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE isp (
         name  TEXT PRIMARY KEY,
         label INTEGER
@@ -40,4 +41,22 @@ pub const MIGRATIONS: &[&str] = &["
         reason TEXT NOT NULL
     );
     CREATE INDEX refusal_at ON refusal(at);
-"];
+",
+    "
+    -- Which MACs joined or left the registry, in order, whoever wrote it (the CLI, an import,
+    -- the daemon): a running gateway follows it to keep its workers' registered filter.
+    CREATE TABLE subscriber_change (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        mac TEXT NOT NULL
+    );
+    CREATE TRIGGER subscriber_added AFTER INSERT ON subscriber
+        BEGIN INSERT INTO subscriber_change (mac) VALUES (NEW.mac); END;
+    CREATE TRIGGER subscriber_removed AFTER DELETE ON subscriber
+        BEGIN INSERT INTO subscriber_change (mac) VALUES (OLD.mac); END;
+    CREATE TRIGGER subscriber_renamed AFTER UPDATE OF mac ON subscriber
+        BEGIN
+            INSERT INTO subscriber_change (mac) VALUES (OLD.mac);
+            INSERT INTO subscriber_change (mac) VALUES (NEW.mac);
+        END;
+",
+];

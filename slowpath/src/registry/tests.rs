@@ -204,3 +204,63 @@ fn suspension_deletes_the_binding_and_a_new_password_replaces_the_old() {
         Err(RegistryError::NoSuchSubscriber(_))
     ));
 }
+
+/// What another writer (the CLI, an import) does to the registry reaches a reader that
+/// follows the change log, in order, with each MAC's state now.
+#[test]
+fn the_change_log_carries_every_writers_changes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("registry.db");
+    let open = || {
+        Registry::open(&path)
+            .expect("open")
+            .with_password_cost(PasswordCost::TEST)
+    };
+    let mut cli = open();
+    cli.upsert_isp(&Isp {
+        name: "isp-a".into(),
+        label: None,
+        dhcp_servers: vec![Ipv4Addr::new(198, 18, 1, 2)],
+    })
+    .expect("isp");
+    cli.add_subscriber(&new_sub(1)).expect("add");
+    let mut daemon = open();
+    let (macs, seq) = daemon.registered_macs().expect("load");
+    assert_eq!(macs, vec![mac(1)]);
+    assert!(daemon.changes_since(seq, 100).expect("none").is_empty());
+
+    cli.add_subscriber(&new_sub(2)).expect("add");
+    cli.remove_subscriber(mac(1)).expect("remove");
+    cli.add_subscriber(&new_sub(3)).expect("add");
+    cli.suspend_subscriber(mac(3))
+        .expect("suspend: still registered, no change");
+    let csv = "mac,isp,customer_id,password\n02:00:00:00:00:04,isp-a,C4,pw\n";
+    import::import_csv(&mut cli, csv.as_bytes()).expect("import");
+    let changes = daemon.changes_since(seq, 100).expect("changes");
+    let seen: Vec<(MacAddr, bool)> = changes.iter().map(|c| (c.1, c.2)).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (mac(2), true),
+            (mac(1), false),
+            (mac(3), true),
+            (mac(4), true)
+        ]
+    );
+    assert!(changes.windows(2).all(|w| w[0].0 < w[1].0), "in order");
+    // Paged, and forgotten once read.
+    let first = daemon.changes_since(seq, 1).expect("page");
+    assert_eq!(first.len(), 1);
+    let last = changes.last().expect("some").0;
+    assert_eq!(
+        daemon.forget_changes_through(last).expect("forget"),
+        5,
+        "with the first add"
+    );
+    assert!(daemon.changes_since(seq, 100).expect("none").is_empty());
+    // Positions are never reused after the log is emptied (AUTOINCREMENT).
+    cli.add_subscriber(&new_sub(5)).expect("add");
+    let next = daemon.changes_since(last, 100).expect("changes");
+    assert_eq!(next.len(), 1);
+    assert!(next[0].0 > last);
+}

@@ -40,12 +40,15 @@ fn cfg() -> DhcpConfig {
         server_identifier: GW_ID,
         require_credential: false,
         trusted_relay_ports: vec![],
+        trusted_relay_port_ids: vec![],
         server_timeout_ms: 500,
         rate_limit: RateLimitConfig {
             per_second: 1.0,
             burst: 8,
             max_tracked: 100,
         },
+        unregistered_per_s: 50,
+
         isps: vec![IspDhcpConfig {
             name: "isp-a".into(),
             servers: vec![S1, S2],
