@@ -6,6 +6,7 @@ pub mod dhcp;
 mod error;
 pub mod icmp;
 mod ipv4_net;
+pub mod ldp;
 mod load;
 mod model;
 mod next_hop;

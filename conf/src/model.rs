@@ -30,6 +30,9 @@ pub struct Config {
     /// ICMP errors for what the fast path cannot forward, and their rate limit.
     #[serde(default)]
     pub icmp: crate::icmp::IcmpConfig,
+    /// Label distribution by LDP on the routed ports' twins; off when absent.
+    #[serde(default)]
+    pub ldp: Option<crate::ldp::LdpConfig>,
     /// The durable store shared by the slow-path components (RADIUS usage records, the DHCP
     /// registry).
     #[serde(default)]

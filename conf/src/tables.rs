@@ -100,6 +100,9 @@ pub struct IspConfig {
     /// Where the ISP attaches at the tailend.
     #[serde(default)]
     pub handoff: Vec<HandoffConfig>,
+    /// The ISP's FECs for LDP (`[ldp]`).
+    #[serde(default)]
+    pub ldp: Option<crate::ldp::IspLdp>,
 }
 
 /// A label to push and where it leads.

@@ -818,3 +818,77 @@ fn trusted_relay_ports_are_access_port_names() {
     assert_eq!(p[0].key, "dhcp.trusted_relay_ports", "a number: {p:?}");
     assert!(p[0].message.contains("expected a string"), "{p:?}");
 }
+
+/// `[ldp]` and the ISPs' LDP FECs: a good node, then each mistake at its key.
+#[test]
+fn ldp_tables_are_checked_against_ports_labels_and_static_fecs() {
+    let routed = NODE
+        .replace(
+            "name = \"core\"\ndevice = \"net_null1\"\nrole = \"core\"\n",
+            "name = \"core\"\ndevice = \"net_null1\"\nrole = \"core\"\naddress = \"10.0.12.1/30\"\n",
+        )
+        .replace(
+            "upstream = { label = 1002, port = \"core\", next_hop = \"02:00:00:00:00:01\" }\n",
+            "ldp = { fec = \"198.18.2.0/24\", subscribers = \"100.64.2.0/24\" }\n",
+        );
+    let ldp = "\n[ldp]\nrouter_id = \"10.0.12.1\"\n";
+    let c = parse(&format!("{routed}{ldp}"), Path::new("t.toml")).expect("valid");
+    let l = c.ldp.expect("ldp");
+    assert_eq!(
+        (l.hello_interval_s, l.hello_hold_s, l.keepalive_s, l.labels),
+        (5, 15, 180, crate::ldp::DEFAULT_LABELS)
+    );
+    let isp2 = c
+        .tables
+        .isps
+        .get(1)
+        .and_then(|i| i.ldp.clone())
+        .expect("isp 2");
+    assert_eq!(
+        isp2.fec.map(|n| n.to_string()),
+        Some("198.18.2.0/24".into())
+    );
+
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "an ISP's ldp without [ldp]",
+            routed.clone(),
+            "tables.isps[1].ldp",
+        ),
+        (
+            "a transport address no port has",
+            format!("{routed}\n[ldp]\nrouter_id = \"10.9.9.9\"\n"),
+            "ldp.router_id",
+        ),
+        (
+            "a static label in LDP's range",
+            format!("{routed}{ldp}labels = [3000, 3999]\n"),
+            "tables.ilm[0].label",
+        ),
+        (
+            "static and LDP upstream FECs for one ISP",
+            format!("{routed}{ldp}").replace(
+                "ldp = { fec",
+                "upstream = { label = 1002, port = \"core\", next_hop = \"02:00:00:00:00:01\" }\nldp = { fec",
+            ),
+            "tables.isps[1].ldp.fec",
+        ),
+        (
+            "LDP on a port that is not a core port",
+            format!("{routed}{ldp}interfaces = [\"access\"]\n"),
+            "ldp.interfaces[0]",
+        ),
+        (
+            "hellos as slow as the hold time",
+            format!("{routed}{ldp}hello_interval_s = 15\n"),
+            "ldp.hello_interval_s",
+        ),
+    ];
+    for (what, text, key) in cases {
+        let p = problems(text);
+        assert!(
+            p.iter().any(|p| p.key == *key && p.line > 0),
+            "{what}: want {key}, got {p:?}"
+        );
+    }
+}

@@ -26,6 +26,7 @@ pub fn validate_for(cfg: &Config, purpose: Purpose) -> Vec<Issue> {
         workers(cfg, &mut out);
         tables(cfg, &mut out);
         dhcp(cfg, &mut out);
+        ldp(cfg, &mut out);
         out.extend(cfg.icmp.validate());
     }
     store(cfg, &mut out);
@@ -90,6 +91,101 @@ fn dhcp(cfg: &Config, out: &mut Vec<Issue>) {
         .any(|p| p.role == Some(ispmux_dataplane::PortRole::Access))
     {
         issue(out, "dhcp", "the logon proxy needs an access port");
+    }
+}
+
+/// `[ldp]` and the ISPs' `ldp` FECs: ports that run it, a transport address a twin has, no
+/// static label in LDP's range, and for each ISP either static FECs or LDP's, not both.
+fn ldp(cfg: &Config, out: &mut Vec<Issue>) {
+    use ispmux_dataplane::PortRole;
+    let port = |n: &str| cfg.ports.iter().find(|p| p.name == n);
+    let Some(l) = &cfg.ldp else {
+        for (i, isp) in cfg.tables.isps.iter().enumerate() {
+            if isp.ldp.is_some() {
+                issue(out, format!("tables.isps[{i}].ldp"), "needs an [ldp] table");
+            }
+        }
+        return;
+    };
+    out.extend(l.validate());
+    if cfg.dataplane.pipeline != crate::PipelineKind::Node {
+        issue(
+            out,
+            "ldp",
+            "LDP programs the node pipeline's tables: needs pipeline = \"node\"",
+        );
+    }
+    for (i, name) in l.interfaces.iter().flatten().enumerate() {
+        match port(&name.0) {
+            None => issue(
+                out,
+                format!("ldp.interfaces[{i}]"),
+                format!("no port named {name:?}"),
+            ),
+            Some(p) if p.role != Some(PortRole::Core) => issue(
+                out,
+                format!("ldp.interfaces[{i}]"),
+                format!("port {name:?} is not a core port"),
+            ),
+            Some(_) => {}
+        }
+    }
+    let transport = l.transport_address.unwrap_or(l.router_id);
+    if !cfg
+        .ports
+        .iter()
+        .any(|p| p.address.is_some_and(|a| a.addr() == transport))
+    {
+        issue(
+            out,
+            if l.transport_address.is_some() {
+                "ldp.transport_address"
+            } else {
+                "ldp.router_id"
+            },
+            format!(
+                "{transport} (the transport address) must be a [[port]] address: the sessions' \
+                 TCP connections are made from a twin's address"
+            ),
+        );
+    }
+    for (i, ilm) in cfg.tables.ilm.iter().enumerate() {
+        if l.allocates(ilm.label) {
+            issue(
+                out,
+                format!("tables.ilm[{i}].label"),
+                format!(
+                    "label {} is in [ldp] labels {:?}: static labels must lie outside",
+                    ilm.label, l.labels
+                ),
+            );
+        }
+    }
+    for (i, isp) in cfg.tables.isps.iter().enumerate() {
+        let Some(x) = &isp.ldp else { continue };
+        if x.fec.is_some() && isp.upstream.is_some() {
+            issue(
+                out,
+                format!("tables.isps[{i}].ldp.fec"),
+                "the ISP's upstream FEC is static (upstream) or by LDP (ldp.fec), not both",
+            );
+        }
+        if x.subscribers.is_some() && isp.downstream.is_some() {
+            issue(
+                out,
+                format!("tables.isps[{i}].ldp.subscribers"),
+                "the ISP's downstream FEC is static (downstream) or by LDP (ldp.subscribers), \
+                 not both",
+            );
+        }
+        if x.fec.is_some() && !isp.handoff.is_empty() && x.router.is_none() {
+            issue(
+                out,
+                format!("tables.isps[{i}].ldp"),
+                "this node hands the ISP off, so it is the egress of ldp.fec: give ldp.router, \
+                 the ISP's router on the first hand-off",
+            );
+        }
     }
 }
 
