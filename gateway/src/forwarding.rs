@@ -45,6 +45,8 @@ pub(crate) struct Forwarding {
     exits: Vec<Arc<Mutex<WorkerExit>>>,
     slow: Option<JoinHandle<()>>,
     slow_stats: Arc<Mutex<SlowPathStats>>,
+    /// LDP's neighbours and bindings as the slow path last published them.
+    ldp_view: Arc<Mutex<Option<crate::ldp::LdpView>>>,
     dhcp_stats: Option<Arc<Mutex<BTreeMap<String, u64>>>>,
     revoke: Option<mpsc::Sender<MacAddr>>,
     update_gen: Option<JoinHandle<UpdateGenReport>>,
@@ -161,6 +163,7 @@ impl Forwarding {
             exits: plan.workers.iter().map(|_| Arc::default()).collect(),
             slow: None,
             slow_stats: Arc::default(),
+            ldp_view: Arc::default(),
             dhcp_stats: None,
             revoke: None,
             update_gen: None,
@@ -344,6 +347,15 @@ impl Forwarding {
             .step(|| "opening the netlink socket that follows next hops".into())?,
             None => None,
         };
+        // LDP on the twins, beside them (a node's tables are what its labels program).
+        let ldp = match updates {
+            Some(_) => crate::ldp::Ldp::open(
+                cfg,
+                &crate::neighbour::twin_interfaces(cfg),
+                std::time::Instant::now(),
+            )?,
+            None => None,
+        };
         let slow = SlowPath {
             punt: self.punt.clone(),
             inject: self.inject.clone(),
@@ -365,6 +377,8 @@ impl Forwarding {
             neighbours,
             twins,
             registry,
+            ldp,
+            ldp_view: self.ldp_view.clone(),
         };
         // Restored bindings are in the tables already; they count as installed.
         let h = slow
@@ -489,6 +503,11 @@ impl Forwarding {
                 .and_then(|d| d.lock().ok().map(|d| d.clone())),
             radius: None,
         }
+    }
+
+    /// LDP's neighbours and bindings, when `[ldp]` runs.
+    pub(crate) fn ldp_view(&self) -> Option<crate::ldp::LdpView> {
+        self.ldp_view.lock().ok().and_then(|v| v.clone())
     }
 
     /// Stops and joins every thread this started; what failed goes into `report`.

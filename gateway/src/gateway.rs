@@ -149,6 +149,11 @@ impl Gateway {
                 Some(f) => ControlAnswer::Traced(f.take_trace(&self.cfg)),
                 None => ControlAnswer::refused("no fast path runs here"),
             },
+            ControlCommand::Ldp => match self.fwd.as_ref().and_then(|f| f.ldp_view()) {
+                Some(v) => ControlAnswer::Ldp(Box::new(v)),
+                None if self.cfg.ldp.is_some() => ControlAnswer::refused("ldp is starting"),
+                None => ControlAnswer::refused("no [ldp] runs here"),
+            },
         }
     }
 

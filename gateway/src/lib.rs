@@ -12,6 +12,7 @@ pub mod control;
 mod error;
 mod forwarding;
 mod gateway;
+pub mod ldp;
 pub mod icmp;
 mod logon;
 pub mod neighbour;

@@ -1,0 +1,106 @@
+//! Which FECs the engine is told about, and the route toward each.
+//!
+//! - Egress (from the configuration): an ISP's upstream FEC (`ldp.fec`) on the node that
+//!   hands the ISP off (the ISP has `handoff` entries), and its subscriber prefix
+//!   (`ldp.subscribers`) on a node with access ports.
+//! - Routes (from the kernel's routing table on the twins, [`crate::routes`]): for every
+//!   FEC followed, the gateway of the best route covering it is its next hop (none for a
+//!   route without a gateway, or no route). The FECs followed are the configured ones (the
+//!   headend needs the next hop toward an ISP's FEC) and every FEC a peer has advertised a
+//!   label for: under ordered control a transit advertises a FEC upstream only once it
+//!   knows the route toward it, and a transit has no ISP of its own in its configuration.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ispmux_conf::Ipv4Net;
+use ispmux_conf::Config;
+use ispmux_dataplane::PortRole;
+use ispmux_slowpath::ldp::{Fec, FecChange};
+use ispmux_slowpath::routes::RouteChange;
+
+use crate::routes::Routes;
+
+/// The FEC of a configured prefix.
+pub fn fec_of(net: Ipv4Net) -> Option<Fec> {
+    Fec::new(net.addr(), net.prefix_len())
+}
+
+fn net_of(fec: Fec) -> Option<Ipv4Net> {
+    Ipv4Net::new(fec.addr, fec.len).ok()
+}
+
+/// The FECs this node is the egress of, and every FEC its configuration names.
+pub fn configured(cfg: &Config) -> (Vec<Fec>, Vec<Fec>) {
+    let has_access = cfg.ports.iter().any(|p| p.role == Some(PortRole::Access));
+    let mut egress = Vec::new();
+    let mut all = Vec::new();
+    for isp in &cfg.tables.isps {
+        let Some(l) = &isp.ldp else { continue };
+        if let Some(f) = l.fec.and_then(fec_of) {
+            all.push(f);
+            if !isp.handoff.is_empty() {
+                egress.push(f);
+            }
+        }
+        if let Some(f) = l.subscribers.and_then(fec_of) {
+            all.push(f);
+            if has_access {
+                egress.push(f);
+            }
+        }
+    }
+    egress.sort();
+    egress.dedup();
+    all.sort();
+    all.dedup();
+    (egress, all)
+}
+
+/// The next hop the engine was last told for each FEC followed.
+#[derive(Debug, Default)]
+pub struct Followed {
+    next_hop: BTreeMap<Fec, Option<Ipv4Addr>>,
+}
+
+impl Followed {
+    /// FECs followed.
+    pub fn len(&self) -> usize {
+        self.next_hop.len()
+    }
+
+    /// Follows `fec` from now on: its route now, if it was not followed yet.
+    pub fn follow(&mut self, fec: Fec, routes: &Routes, out: &mut Vec<FecChange>) {
+        if self.next_hop.contains_key(&fec) {
+            return;
+        }
+        let nh = next_hop(routes, fec);
+        self.next_hop.insert(fec, nh);
+        if nh.is_some() {
+            out.push(FecChange::Route { fec, next_hop: nh });
+        }
+    }
+
+    /// The FECs whose next hop the route changes moved.
+    pub fn changed(&mut self, routes: &Routes, changes: &[RouteChange], out: &mut Vec<FecChange>) {
+        for (fec, was) in &mut self.next_hop {
+            let Some(net) = net_of(*fec) else { continue };
+            if !changes.iter().any(|c| c.covers(net)) {
+                continue;
+            }
+            let nh = next_hop(routes, *fec);
+            if nh != *was {
+                *was = nh;
+                out.push(FecChange::Route {
+                    fec: *fec,
+                    next_hop: nh,
+                });
+            }
+        }
+    }
+}
+
+/// The gateway of the best route covering `fec`.
+fn next_hop(routes: &Routes, fec: Fec) -> Option<Ipv4Addr> {
+    routes.next_hop_for(net_of(fec)?)?.1.gateway
+}
