@@ -321,6 +321,9 @@ pub struct SlowPath {
     pub(crate) ldp: Option<crate::ldp::Ldp>,
     /// What `ctl ldp` shows, published by the slow path.
     pub(crate) ldp_view: Arc<Mutex<Option<crate::ldp::LdpView>>>,
+    /// Set shortly before `stop`: LDP ends its sessions now, while the loop still moves
+    /// the twins' frames (the Shutdown Notifications) and the workers still send them.
+    pub(crate) ldp_farewell: Arc<AtomicBool>,
 }
 
 /// The slow path once built: the backlog in front of the inject ring is its own.
@@ -487,18 +490,28 @@ impl Running {
             let fx = svc.drain();
             self.apply(fx, &mut st);
         }
-        if let Some(ldp) = self.sp.ldp.as_mut() {
-            // Peers get a Shutdown Notification rather than waiting out their hold time.
-            let mut fecs = std::mem::take(&mut self.fec_states);
-            fecs.clear();
+        // Without the farewell (a failed start): the Notifications may not leave.
+        self.end_ldp(&mut st);
+        self.publish_all(&st);
+    }
+
+    /// Ends LDP: peers get a Shutdown Notification rather than waiting out their hold
+    /// time. Its sockets close; the kernel sends what they hold through the twins.
+    fn end_ldp(&mut self, st: &mut SlowPathStats) {
+        if let Some(mut ldp) = self.sp.ldp.take() {
+            let mut fecs = Vec::new();
             ldp.shutdown(Instant::now(), &mut fecs);
             st.ldp = Some(ldp.stats());
+            tracing::info!("ldp: sessions ended (shutdown)");
         }
-        self.publish_all(&st);
     }
 
     /// One turn of LDP: its sockets, timers and routes; the FEC states it gives out.
     fn run_ldp(&mut self, st: &mut SlowPathStats) {
+        if self.sp.ldp.is_some() && self.sp.ldp_farewell.load(Ordering::Relaxed) {
+            self.end_ldp(st);
+            return;
+        }
         let Some(ldp) = self.sp.ldp.as_mut() else {
             return;
         };

@@ -194,7 +194,11 @@ fn ldp(l: &ispmux_gateway::ldp::LdpView) -> String {
         };
         let nh = opt(b.next_hop.map(|a| a.to_string()));
         if b.remote.is_empty() {
-            let _ = writeln!(o, "{:<20} {:>8} {:<15} {:<15} {:>8}", b.fec, local, nh, "-", "-");
+            let _ = writeln!(
+                o,
+                "{:<20} {:>8} {:<15} {:<15} {:>8}",
+                b.fec, local, nh, "-", "-"
+            );
         }
         for r in &b.remote {
             let _ = writeln!(

@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use ispmux_conf::Ipv4Net;
 use ispmux_conf::Config;
+use ispmux_conf::Ipv4Net;
 use ispmux_dataplane::PortRole;
 use ispmux_slowpath::ldp::{Fec, FecChange};
 use ispmux_slowpath::routes::RouteChange;

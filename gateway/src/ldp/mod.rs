@@ -132,8 +132,8 @@ impl Ldp {
             ..EngineConfig::new(l.router_id)
         };
         let engine = Engine::new(ecfg, now_at(now)).step(|| "ldp: [ldp]".into())?;
-        let tcp = Tcp::listen(transport)
-            .step(|| format!("ldp: listening on TCP {transport}:646"))?;
+        let tcp =
+            Tcp::listen(transport).step(|| format!("ldp: listening on TCP {transport}:646"))?;
         let routes = Routes::open(twins.to_vec(), now)
             .step(|| "ldp: opening the netlink socket that follows routes".into())?;
         let (egress, configured) = fecs::configured(cfg);

@@ -231,10 +231,7 @@ impl Tcp {
             let mut data = Vec::new();
             let end = c.read(&mut data, RX_PER_TURN);
             if !data.is_empty() {
-                ev.push(Event::Data {
-                    peer: *peer,
-                    data,
-                });
+                ev.push(Event::Data { peer: *peer, data });
             }
             let failed = c.flush().is_err();
             if end != ReadEnd::Open || failed {
@@ -330,7 +327,8 @@ impl Tcp {
         self.drop_conn(peer);
         match start_connect(local, SocketAddrV4::new(remote, LDP_PORT)) {
             Ok(sock) => {
-                self.connecting.insert(peer, Connecting { sock, since: now });
+                self.connecting
+                    .insert(peer, Connecting { sock, since: now });
             }
             Err(e) => {
                 tracing::debug!(%peer, %remote, error = %e, "ldp: connect");

@@ -117,6 +117,10 @@ fn partial_writes_wait_and_leave_in_order() {
     let mut ev = Vec::new();
     t.send(lsr, &blob, &mut ev);
     assert!(ev.is_empty(), "{ev:?}");
+    assert!(
+        t.sessions.get(&lsr).is_some_and(|c| c.pending() > 0),
+        "the kernel took 16 MiB at once"
+    );
     let want = blob.len();
     let reader = std::thread::spawn(move || {
         let mut got = Vec::with_capacity(want);
@@ -179,9 +183,7 @@ fn a_reset_is_a_close() {
 #[test]
 fn connects_come_up_or_are_closed() {
     let (mut t, at) = listener(super::TX_MAX);
-    let SocketAddr::V4(at) = at else {
-        panic!("v4")
-    };
+    let SocketAddr::V4(at) = at else { panic!("v4") };
     // To the listener itself: up (the transport dials port 646, so the test dials its
     // own listener's by a second Tcp with the same logic).
     let (mut other, _) = listener(super::TX_MAX);
