@@ -89,6 +89,12 @@ pub fn report(r: &Report) {
             "icmp punts_ttl_expired {} punts_frag_needed {} punted {} sent {} limited {} refused {}",
             p.punts_ttl_expired, p.punts_frag_needed, i.punted, i.sent, i.limited, i.refused
         );
+        if let Some(l) = &sp.ldp {
+            println!(
+                "ldp sessions_up {} sessions_established {} sessions_lost {} hellos_in {} hellos_out {} hello_errors {} pdus_in {} pdus_out {} connection_errors {} slow_readers_closed {} fec_changes {} fecs_followed {}",
+                l.sessions_up, l.sessions_established, l.sessions_lost, l.hellos_in, l.hellos_out, l.hello_errors, l.pdus_in, l.pdus_out, l.connection_errors, l.slow_readers_closed, l.fec_changes, l.fecs_followed
+            );
+        }
         if sp.registered > 0 || p.punts_unregistered > 0 {
             println!(
                 "registered {} registered_updates {} punts_unregistered {}",

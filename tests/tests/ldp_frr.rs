@@ -12,8 +12,9 @@
 //!   before the Hello hold time (10 s) would have ended it.
 //!
 //! ispmux's address on the link is its LSR ID and transport address, FRR's transport
-//! address is its own on the link: the TCP session needs no route. FRR's transport
-//! address is the higher, so FRR opens the connection (RFC 5036 §2.5.2).
+//! address is its own on the link: the TCP session needs no route. The higher transport
+//! address opens the connection (RFC 5036 §2.5.2): one test each way, ispmux passive
+//! (FRR connects) and active (ispmux connects).
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -23,7 +24,6 @@ use ispmux_tests::frr::{wait_until, Frr, FrrConfig, FrrLabel, LdpBinding};
 use ispmux_tests::netns::{veth, End, Netns};
 use ispmux_tests::{ispmux_bin, node, TempDir};
 
-const ISPMUX_ID: Ipv4Addr = Ipv4Addr::new(198, 18, 81, 1);
 const FRR_ID: Ipv4Addr = Ipv4Addr::new(198, 18, 82, 2);
 const FRR_LINK: Ipv4Addr = Ipv4Addr::new(198, 18, 81, 2);
 const ISP_FEC: &str = "198.18.201.0/24";
@@ -32,7 +32,7 @@ const LABELS: (u32, u32) = (200_000, 200_999);
 /// Hellos every second each way, then the TCP setup and Initialization: a few seconds.
 const UP: Duration = Duration::from_secs(15);
 
-fn config(d: &TempDir) -> String {
+fn config(d: &TempDir, id: Ipv4Addr) -> String {
     format!(
         r#"
 [eal]
@@ -51,7 +51,7 @@ device = "net_af_packet0,iface=ldpio-c0"
 role = "core"
 mtu = 1600
 mac = "02:00:00:83:00:01"
-address = "198.18.81.1/24"
+address = "{id}/24"
 twin = "ldpio-tc0"
 
 [[port]]
@@ -69,7 +69,7 @@ handoff = [{{ port = "h0" }}]
 ldp = {{ fec = "{ISP_FEC}", router = "198.18.201.2" }}
 
 [ldp]
-router_id = "{ISPMUX_ID}"
+router_id = "{id}"
 hello_interval_s = 1
 # Long enough that only the Shutdown Notification can end FRR's session at once.
 hello_hold_s = 10
@@ -115,11 +115,11 @@ fn ispmux_binding(v: &serde_json::Value, fec: &str) -> Option<(Option<u64>, u64,
     ))
 }
 
-fn frr_binding(frr: &Frr, prefix: &str) -> Option<LdpBinding> {
+fn frr_binding(frr: &Frr, prefix: &str, ispmux_id: Ipv4Addr) -> Option<LdpBinding> {
     frr.bindings()
         .ok()?
         .into_iter()
-        .find(|b| b.prefix == prefix && b.neighbor == Some(ISPMUX_ID) && b.remote.is_some())
+        .find(|b| b.prefix == prefix && b.neighbor == Some(ispmux_id) && b.remote.is_some())
 }
 
 fn wait_for_link(ns: &Netns, dev: &str) {
@@ -135,8 +135,21 @@ fn wait_for_link(ns: &Netns, dev: &str) {
     assert!(ok.is_some(), "twin {dev} never came up");
 }
 
+/// ispmux's transport address is the lower: FRR connects.
 #[test]
-fn ispmux_and_frr_exchange_labels_over_a_real_session() {
+fn ispmux_passive_and_frr_exchange_labels_over_a_real_session() {
+    exchange(Ipv4Addr::new(198, 18, 81, 1), "passive");
+}
+
+/// ispmux's transport address is the higher: ispmux connects.
+#[test]
+fn ispmux_active_and_frr_exchange_labels_over_a_real_session() {
+    exchange(Ipv4Addr::new(198, 18, 81, 9), "active");
+}
+
+/// The session between ispmux at `ispmux_id` (its LSR ID and address on the link) and
+/// FRR, ispmux in `role`, its labels both ways, and its end by ispmux's Shutdown.
+fn exchange(ispmux_id: Ipv4Addr, role: &str) {
     let d = TempDir::new("ldpio-frr");
     let gw = Netns::new("ldpio-gw");
     let fr = Netns::new("ldpio-frr");
@@ -174,7 +187,7 @@ fn ispmux_and_frr_exchange_labels_over_a_real_session() {
     fr.addr("lo", FRR_LO);
     isp.addr("ldpio-i0", "198.18.201.2/24");
     // FRR routes ISP A's FEC via ispmux: it uses ispmux's label for it.
-    fr.ip(&["route", "add", ISP_FEC, "via", "198.18.81.1"]);
+    fr.ip(&["route", "add", ISP_FEC, "via", &ispmux_id.to_string()]);
 
     let mut fc = FrrConfig::new("ldpio-frr", FRR_ID, &["ldpio-f0"]);
     fc.transport = FRR_LINK;
@@ -186,7 +199,7 @@ fn ispmux_and_frr_exchange_labels_over_a_real_session() {
     // ldpd logs each Notification it receives: how the Shutdown is seen below.
     frr.configure(&["log stdout debugging", "debug mpls ldp messages recv"])
         .unwrap_or_else(|e| panic!("FRR debug: {e}"));
-    let daemon = node::start(&gw, &d, "gw", config(&d));
+    let daemon = node::start(&gw, &d, "gw", config(&d, ispmux_id));
     wait_for_link(&gw, "ldpio-tc0");
     // ispmux's kernel routes FRR's loopback via FRR, on the twin.
     let r = gw.ip(&[
@@ -210,7 +223,7 @@ fn ispmux_and_frr_exchange_labels_over_a_real_session() {
         )
     };
     let up = wait_until(UP, || {
-        (frr.operational(ISPMUX_ID) && ctl_ldp(&d).is_some_and(|v| ispmux_operational(&v)))
+        (frr.operational(ispmux_id) && ctl_ldp(&d).is_some_and(|v| ispmux_operational(&v)))
             .then_some(())
     });
     if up.is_none() {
@@ -222,9 +235,19 @@ fn ispmux_and_frr_exchange_labels_over_a_real_session() {
         );
     }
 
+    let v = ctl_ldp(&d).expect("ctl ldp");
+    let n = v["neighbours"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["lsr_id"] == FRR_ID.to_string()))
+        .unwrap_or_else(|| panic!("no FRR neighbour: {v}"));
+    assert_eq!(n["role"], role, "{n}");
+    assert_eq!(n["transport"], FRR_LINK.to_string(), "{n}");
+
     // FRR has ispmux's label for ISP A's FEC, from ispmux's range, in use.
-    let got = wait_until(Duration::from_secs(5), || frr_binding(&frr, ISP_FEC))
-        .unwrap_or_else(|| panic!("FRR has no label from ispmux for {ISP_FEC}\n{}", logs(&frr)));
+    let got = wait_until(Duration::from_secs(5), || {
+        frr_binding(&frr, ISP_FEC, ispmux_id)
+    })
+    .unwrap_or_else(|| panic!("FRR has no label from ispmux for {ISP_FEC}\n{}", logs(&frr)));
     let Some(FrrLabel::Value(label)) = got.remote else {
         panic!("FRR: {got:?}\n{}", logs(&frr));
     };
@@ -263,7 +286,7 @@ fn ispmux_and_frr_exchange_labels_over_a_real_session() {
     let stopped = Instant::now();
     let out = daemon.stop();
     let down = wait_until(Duration::from_secs(4), || {
-        (!frr.operational(ISPMUX_ID)).then_some(stopped.elapsed())
+        (!frr.operational(ispmux_id)).then_some(stopped.elapsed())
     });
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     match down {
@@ -276,10 +299,19 @@ fn ispmux_and_frr_exchange_labels_over_a_real_session() {
             logs(&frr)
         ),
     }
+    // ispmux counted the session it had, and its end.
+    let ldp_line = report
+        .lines()
+        .find(|l| l.starts_with("ldp "))
+        .unwrap_or_else(|| panic!("no ldp line in the report:\n{report}"));
+    assert!(
+        ldp_line.contains("sessions_established 1 ") && ldp_line.contains("sessions_lost 1 "),
+        "{ldp_line}"
+    );
     let ldpd = frr.log("ldpd");
     assert!(
         ldpd.lines().any(|l| l.contains("notification")
-            && l.contains(&ISPMUX_ID.to_string())
+            && l.contains(&ispmux_id.to_string())
             && l.contains("Shutdown")),
         "FRR did not log ispmux's Shutdown Notification:\n{ldpd}"
     );
