@@ -243,6 +243,21 @@ fn exchange(ispmux_id: Ipv4Addr, role: &str) {
     assert_eq!(n["role"], role, "{n}");
     assert_eq!(n["transport"], FRR_LINK.to_string(), "{n}");
 
+    // The operator's table says the same.
+    let table = Command::new(ispmux_bin())
+        .args(["ctl", "-s"])
+        .arg(d.join("gw.sock"))
+        .arg("ldp")
+        .output()
+        .expect("ctl ldp");
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(
+        table.lines().any(|l| l.starts_with(&format!("{FRR_ID}:0"))
+            && l.contains("OPERATIONAL")
+            && l.contains(role)),
+        "{table}"
+    );
+
     // FRR has ispmux's label for ISP A's FEC, from ispmux's range, in use.
     let got = wait_until(Duration::from_secs(5), || {
         frr_binding(&frr, ISP_FEC, ispmux_id)

@@ -65,7 +65,7 @@ pub struct Followed {
 
 impl Followed {
     /// FECs followed.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.next_hop.len()
     }
 
@@ -103,4 +103,76 @@ impl Followed {
 /// The gateway of the best route covering `fec`.
 fn next_hop(routes: &Routes, fec: Fec) -> Option<Ipv4Addr> {
     routes.next_hop_for(net_of(fec)?)?.1.gateway
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const NODE: &str = r#"[eal]
+lcores = [0, 1]
+
+[dataplane]
+pipeline = "node"
+
+[[port]]
+name = "access"
+device = "net_null0"
+role = "access"
+
+[[port]]
+name = "core"
+device = "net_null1"
+role = "core"
+address = "10.0.12.1/30"
+
+[[port]]
+name = "isp"
+device = "net_null2"
+role = "handoff"
+address = "198.18.2.1/24"
+
+[[tables.isps]]
+id = 1
+handoff = [{ port = "isp" }]
+ldp = { fec = "198.18.2.0/24", router = "198.18.2.2", subscribers = "100.64.1.0/24" }
+
+[[tables.isps]]
+id = 2
+ldp = { fec = "198.18.3.0/24", subscribers = "100.64.2.0/24" }
+
+[ldp]
+router_id = "10.0.12.1"
+"#;
+
+    fn fec(s: &str) -> Fec {
+        let (a, l) = s.split_once('/').expect("prefix");
+        Fec::new(a.parse().expect("addr"), l.parse().expect("len")).expect("fec")
+    }
+
+    #[test]
+    fn egress_is_the_handed_off_isps_fec_and_every_subscriber_prefix_with_access_ports() {
+        let cfg = ispmux_conf::parse(NODE, Path::new("t.toml")).expect("valid");
+        let (egress, all) = configured(&cfg);
+        assert_eq!(
+            egress,
+            vec![
+                fec("100.64.1.0/24"),
+                fec("100.64.2.0/24"),
+                fec("198.18.2.0/24")
+            ],
+            "ISP 2 is not handed off here: its FEC is followed, not advertised"
+        );
+        assert_eq!(all.len(), 4);
+        assert!(all.contains(&fec("198.18.3.0/24")));
+        // Without access ports, no subscriber prefix is this node's.
+        let tailend = NODE.replace(
+            "name = \"access\"\ndevice = \"net_null0\"\nrole = \"access\"",
+            "name = \"access\"\ndevice = \"net_null0\"\nrole = \"core\"\naddress = \"10.0.13.1/30\"",
+        );
+        let cfg = ispmux_conf::parse(&tailend, Path::new("t.toml")).expect("valid tailend");
+        assert_eq!(configured(&cfg).0, vec![fec("198.18.2.0/24")]);
+    }
 }

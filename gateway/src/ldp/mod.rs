@@ -251,7 +251,7 @@ impl Ldp {
             pdus_in: c.pdus_received,
             connection_errors: tc.errors,
             slow_readers_closed: tc.overflows,
-            fecs_followed: self.followed.len() as u64,
+            fecs_followed: self.followed.count() as u64,
             ..self.stats
         }
     }
