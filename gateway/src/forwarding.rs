@@ -517,9 +517,11 @@ impl Forwarding {
         }
     }
 
-    /// LDP's neighbours and bindings, when `[ldp]` runs.
-    pub(crate) fn ldp_view(&self) -> Option<crate::ldp::LdpView> {
-        self.ldp_view.lock().ok().and_then(|v| v.clone())
+    /// LDP's neighbours and bindings: None when LDP does not run here, Some(None) until
+    /// the slow path first publishes them.
+    pub(crate) fn ldp_view(&self) -> Option<Option<crate::ldp::LdpView>> {
+        self.ldp_farewell.as_ref()?;
+        Some(self.ldp_view.lock().ok().and_then(|v| v.clone()))
     }
 
     /// Stops and joins every thread this started; what failed goes into `report`.

@@ -150,9 +150,9 @@ impl Gateway {
                 None => ControlAnswer::refused("no fast path runs here"),
             },
             ControlCommand::Ldp => match self.fwd.as_ref().and_then(|f| f.ldp_view()) {
-                Some(v) => ControlAnswer::Ldp(Box::new(v)),
-                None if self.cfg.ldp.is_some() => ControlAnswer::refused("ldp is starting"),
-                None => ControlAnswer::refused("no [ldp] runs here"),
+                Some(Some(v)) => ControlAnswer::Ldp(Box::new(v)),
+                Some(None) => ControlAnswer::refused("ldp is starting"),
+                None => ControlAnswer::refused("no [ldp] runs here (a node pipeline with [ldp])"),
             },
         }
     }
