@@ -10,13 +10,13 @@
 //!   label for: under ordered control a transit advertises a FEC upstream only once it
 //!   knows the route toward it, and a transit has no ISP of its own in its configuration.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use ispmux_conf::Config;
 use ispmux_conf::Ipv4Net;
 use ispmux_dataplane::PortRole;
-use ispmux_slowpath::ldp::{Fec, FecChange};
+use ispmux_slowpath::ldp::{Binding, Fec, FecChange};
 use ispmux_slowpath::routes::RouteChange;
 
 use crate::routes::Routes;
@@ -61,12 +61,37 @@ pub fn configured(cfg: &Config) -> (Vec<Fec>, Vec<Fec>) {
 #[derive(Debug, Default)]
 pub struct Followed {
     next_hop: BTreeMap<Fec, Option<Ipv4Addr>>,
+    /// FECs of the configuration: followed for good.
+    configured: BTreeSet<Fec>,
 }
 
 impl Followed {
     /// FECs followed.
     pub fn count(&self) -> usize {
         self.next_hop.len()
+    }
+
+    /// Follows the configured `fec` for good.
+    pub fn configure(&mut self, fec: Fec, routes: &Routes, out: &mut Vec<FecChange>) {
+        self.configured.insert(fec);
+        self.follow(fec, routes, out);
+    }
+
+    /// A FEC of the engine's bindings: followed while some peer has a label for it. One no
+    /// peer has a label for any more (and not ours to advertise) is let go: the engine is
+    /// told it has no route, and forgets it.
+    pub fn binding(&mut self, b: &Binding, routes: &Routes, out: &mut Vec<FecChange>) {
+        let unlabelled = b.remote.is_empty() && b.local.is_none() && !b.egress;
+        if !unlabelled {
+            self.follow(b.fec, routes, out);
+        } else if !self.configured.contains(&b.fec) {
+            if let Some(Some(_)) = self.next_hop.remove(&b.fec) {
+                out.push(FecChange::Route {
+                    fec: b.fec,
+                    next_hop: None,
+                });
+            }
+        }
     }
 
     /// Follows `fec` from now on: its route now, if it was not followed yet.

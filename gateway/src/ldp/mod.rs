@@ -51,6 +51,8 @@ pub struct Ldp {
     /// The engine's label message count when its bindings were last looked at for FECs
     /// learned from peers.
     label_messages_seen: u64,
+    /// A session went down: the FECs its labels were for are looked at again.
+    rescan: bool,
     stats: LdpStats,
     outs: Vec<Output>,
     events: Vec<Event>,
@@ -149,6 +151,7 @@ impl Ldp {
             configured,
             started: false,
             label_messages_seen: 0,
+            rescan: false,
             stats: LdpStats::default(),
             outs: Vec::new(),
             events: Vec::new(),
@@ -207,10 +210,11 @@ impl Ldp {
         }
         self.route_changes = rc;
         let seen = self.engine.counters().label_messages;
-        if seen != self.label_messages_seen {
+        if seen != self.label_messages_seen || self.rescan {
             self.label_messages_seen = seen;
+            self.rescan = false;
             for b in self.engine.bindings() {
-                self.followed.follow(b.fec, &self.routes, &mut changes);
+                self.followed.binding(&b, &self.routes, &mut changes);
             }
         }
         if !changes.is_empty() {
@@ -278,7 +282,7 @@ impl Ldp {
 
     fn follow_configured(&mut self, changes: &mut Vec<FecChange>) {
         for fec in &self.configured {
-            self.followed.follow(*fec, &self.routes, changes);
+            self.followed.configure(*fec, &self.routes, changes);
         }
     }
 
@@ -362,6 +366,7 @@ impl Ldp {
                     was_up,
                 } => {
                     if was_up {
+                        self.rescan = true;
                         self.stats.sessions_lost += 1;
                         tracing::info!(%peer, ?reason, "ldp: session down");
                     } else {
