@@ -296,6 +296,78 @@ fn exchange(ispmux_id: Ipv4Addr, role: &str) {
         frr_label, 3,
         "FRR is the egress of its loopback: implicit null"
     );
+    // With the next hop's label in, ispmux advertises its own for FRR's loopback
+    // (ordered control); FRR does not use it (it owns the prefix).
+    let relayed = wait_until(Duration::from_secs(5), || {
+        frr_binding(&frr, FRR_LO, ispmux_id)
+    });
+    assert!(
+        relayed.is_some_and(|b| !b.in_use),
+        "FRR has no (unused) label from ispmux for {FRR_LO}\n{}",
+        logs(&frr)
+    );
+    // The route on the twin goes: ispmux withdraws its label; FRR's is kept (liberal
+    // retention) but no longer in use.
+    let r = gw.ip(&["route", "del", FRR_LO, "via", "198.18.81.2"]);
+    assert!(r.status.success(), "{r:?}");
+    let unused = wait_until(Duration::from_secs(5), || {
+        ctl_ldp(&d)
+            .and_then(|v| ispmux_binding(&v, FRR_LO))
+            .filter(|b| !b.2 && b.0.is_none())
+    });
+    assert!(
+        unused.is_some(),
+        "ispmux still uses FRR's label for {FRR_LO} without a route: {:?}",
+        ctl_ldp(&d)
+    );
+    let withdrawn = wait_until(Duration::from_secs(5), || {
+        frr_binding(&frr, FRR_LO, ispmux_id).is_none().then_some(())
+    });
+    assert!(
+        withdrawn.is_some(),
+        "FRR still has ispmux's label for {FRR_LO}\n{}",
+        logs(&frr)
+    );
+    // The route back: ispmux advertises again, from FRR's label it kept.
+    let r = gw.ip(&[
+        "route",
+        "add",
+        FRR_LO,
+        "via",
+        "198.18.81.2",
+        "dev",
+        "ldpio-tc0",
+    ]);
+    assert!(r.status.success(), "{r:?}");
+    let again = wait_until(Duration::from_secs(5), || {
+        frr_binding(&frr, FRR_LO, ispmux_id)
+    });
+    assert!(
+        again.is_some(),
+        "ispmux did not advertise {FRR_LO} again\n{}",
+        logs(&frr)
+    );
+    // FRR's loopback goes: FRR withdraws its label, and ispmux (its route still there)
+    // withdraws its own and forgets the FEC.
+    fr.ip(&["addr", "del", FRR_LO, "dev", "lo"]);
+    let forgotten = wait_until(Duration::from_secs(5), || {
+        let v = ctl_ldp(&d)?;
+        let gone = v["bindings"].as_array()?.iter().all(|b| b["fec"] != FRR_LO);
+        gone.then_some(())
+    });
+    assert!(
+        forgotten.is_some(),
+        "ispmux still has a binding for {FRR_LO}: {:?}",
+        ctl_ldp(&d)
+    );
+    let withdrawn = wait_until(Duration::from_secs(5), || {
+        frr_binding(&frr, FRR_LO, ispmux_id).is_none().then_some(())
+    });
+    assert!(
+        withdrawn.is_some(),
+        "FRR still has ispmux's label for {FRR_LO}\n{}",
+        logs(&frr)
+    );
 
     // ispmux stops: FRR hears the Shutdown Notification and ends the session at once.
     let stopped = Instant::now();
