@@ -31,6 +31,8 @@ pub enum ControlCommand {
     Trace(u32),
     /// The trace records taken so far (they leave the workers' buffers).
     TraceShow,
+    /// LDP's neighbours and label bindings.
+    Ldp,
 }
 
 /// Why a command line is not a command.
@@ -52,7 +54,7 @@ pub enum CommandError {
     },
 }
 
-const HELP: &str = "stats, version, revoke MAC, suspend CSP, resume CSP, trace N or trace";
+const HELP: &str = "stats, version, revoke MAC, suspend CSP, resume CSP, trace N or trace, ldp";
 
 impl FromStr for ControlCommand {
     type Err = CommandError;
@@ -73,6 +75,7 @@ impl FromStr for ControlCommand {
             None => Err(CommandError::Empty),
             Some("stats") => args("stats", 0, "no arguments").map(|()| ControlCommand::Stats),
             Some("version") => args("version", 0, "no arguments").map(|()| ControlCommand::Version),
+            Some("ldp") => args("ldp", 0, "no arguments").map(|()| ControlCommand::Ldp),
             Some("revoke") => {
                 args("revoke", 1, "one subscriber MAC")?;
                 words[1]
@@ -121,6 +124,7 @@ impl fmt::Display for ControlCommand {
             ControlCommand::Resume(csp) => write!(f, "resume {csp}"),
             ControlCommand::Trace(n) => write!(f, "trace {n}"),
             ControlCommand::TraceShow => f.write_str("trace"),
+            ControlCommand::Ldp => f.write_str("ldp"),
         }
     }
 }
@@ -198,6 +202,8 @@ pub enum ControlAnswer {
     Suspended(Suspended),
     /// To `trace N` and `trace`.
     Traced(Traced),
+    /// To `ldp`.
+    Ldp(Box<crate::ldp::LdpView>),
     /// To any command the daemon could not carry out.
     Refused(Refused),
 }
@@ -218,6 +224,7 @@ impl ControlAnswer {
             ControlAnswer::Revoked(r) => serde_json::to_value(r),
             ControlAnswer::Suspended(s) => serde_json::to_value(s),
             ControlAnswer::Traced(t) => serde_json::to_value(t),
+            ControlAnswer::Ldp(l) => serde_json::to_value(l),
             ControlAnswer::Refused(r) => serde_json::to_value(r),
         };
         v.unwrap_or_else(|e| serde_json::json!({ "error": format!("encoding the answer: {e}") }))
@@ -238,6 +245,7 @@ impl ControlAnswer {
             ControlCommand::Trace(_) | ControlCommand::TraceShow => {
                 ControlAnswer::Traced(serde_json::from_value(v)?)
             }
+            ControlCommand::Ldp => ControlAnswer::Ldp(Box::new(serde_json::from_value(v)?)),
         })
     }
 }
@@ -266,6 +274,7 @@ mod tests {
             ControlCommand::Resume("csp1".into()),
             ControlCommand::Trace(16),
             ControlCommand::TraceShow,
+            ControlCommand::Ldp,
         ] {
             assert_eq!(c.to_string().parse::<ControlCommand>(), Ok(c));
         }
@@ -293,6 +302,7 @@ mod tests {
             "trace -1",
             "trace many",
             "trace 1 2",
+            "ldp now",
         ] {
             let e = bad.parse::<ControlCommand>();
             assert!(
@@ -322,7 +332,7 @@ mod tests {
         #[test]
         fn any_line_parses_or_is_refused(
             words in proptest::collection::vec(
-                proptest::string::string_regex("(stats|version|revoke|suspend|resume|trace|[ -~]{0,20})")
+                proptest::string::string_regex("(stats|version|revoke|suspend|resume|trace|ldp|[ -~]{0,20})")
                     .expect("regex"),
                 0..4,
             )

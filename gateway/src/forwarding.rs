@@ -32,6 +32,8 @@ use crate::twin::Twins;
 
 /// Room per mbuf: 2 KiB of data plus DPDK's default 128 bytes of headroom.
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
+/// How long the slow path and workers run on after LDP ends its sessions at shutdown.
+const LDP_FAREWELL: std::time::Duration = std::time::Duration::from_millis(200);
 /// Pending table writes per worker queue.
 const UPDATE_QUEUE_DEPTH: usize = 65_536;
 
@@ -45,6 +47,10 @@ pub(crate) struct Forwarding {
     exits: Vec<Arc<Mutex<WorkerExit>>>,
     slow: Option<JoinHandle<()>>,
     slow_stats: Arc<Mutex<SlowPathStats>>,
+    /// LDP's neighbours and bindings as the slow path last published them.
+    ldp_view: Arc<Mutex<Option<crate::ldp::LdpView>>>,
+    /// Tells the slow path to end LDP's sessions before the stop; None without LDP.
+    ldp_farewell: Option<Arc<AtomicBool>>,
     dhcp_stats: Option<Arc<Mutex<BTreeMap<String, u64>>>>,
     revoke: Option<mpsc::Sender<MacAddr>>,
     update_gen: Option<JoinHandle<UpdateGenReport>>,
@@ -161,6 +167,8 @@ impl Forwarding {
             exits: plan.workers.iter().map(|_| Arc::default()).collect(),
             slow: None,
             slow_stats: Arc::default(),
+            ldp_view: Arc::default(),
+            ldp_farewell: None,
             dhcp_stats: None,
             revoke: None,
             update_gen: None,
@@ -345,6 +353,15 @@ impl Forwarding {
             .step(|| "opening the netlink socket that follows next hops".into())?,
             None => None,
         };
+        // LDP on the twins, beside them (a node's tables are what its labels program).
+        let ldp = match updates {
+            Some(_) => crate::ldp::Ldp::open(
+                cfg,
+                &crate::neighbour::twin_interfaces(cfg),
+                std::time::Instant::now(),
+            )?,
+            None => None,
+        };
         let slow = SlowPath {
             punt: self.punt.clone(),
             inject: self.inject.clone(),
@@ -366,6 +383,15 @@ impl Forwarding {
             neighbours,
             twins,
             registry,
+            ldp_farewell: match ldp {
+                Some(_) => self
+                    .ldp_farewell
+                    .insert(Arc::new(AtomicBool::new(false)))
+                    .clone(),
+                None => Arc::default(),
+            },
+            ldp,
+            ldp_view: self.ldp_view.clone(),
         };
         // Restored bindings are in the tables already; they count as installed.
         let h = slow
@@ -492,8 +518,21 @@ impl Forwarding {
         }
     }
 
+    /// LDP's neighbours and bindings: None when LDP does not run here, Some(None) until
+    /// the slow path first publishes them.
+    pub(crate) fn ldp_view(&self) -> Option<Option<crate::ldp::LdpView>> {
+        self.ldp_farewell.as_ref()?;
+        Some(self.ldp_view.lock().ok().and_then(|v| v.clone()))
+    }
+
     /// Stops and joins every thread this started; what failed goes into `report`.
     pub(crate) fn stop_threads(&mut self, report: &mut Report) {
+        if let Some(f) = self.ldp_farewell.take() {
+            // LDP's Shutdown Notifications leave through the twins, the slow path and a
+            // worker: all of them still run for this while.
+            f.store(true, Ordering::SeqCst);
+            std::thread::sleep(LDP_FAREWELL);
+        }
         self.stop.store(true, Ordering::SeqCst);
         for l in std::mem::take(&mut self.launched) {
             if ispmux_sys::wait(l) != 0 {

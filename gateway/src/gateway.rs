@@ -149,6 +149,11 @@ impl Gateway {
                 Some(f) => ControlAnswer::Traced(f.take_trace(&self.cfg)),
                 None => ControlAnswer::refused("no fast path runs here"),
             },
+            ControlCommand::Ldp => match self.fwd.as_ref().and_then(|f| f.ldp_view()) {
+                Some(Some(v)) => ControlAnswer::Ldp(Box::new(v)),
+                Some(None) => ControlAnswer::refused("ldp is starting"),
+                None => ControlAnswer::refused("no [ldp] runs here (a node pipeline with [ldp])"),
+            },
         }
     }
 

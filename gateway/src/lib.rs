@@ -14,6 +14,7 @@ mod forwarding;
 mod gateway;
 pub mod icmp;
 pub mod label_map;
+pub mod ldp;
 mod logon;
 pub mod neighbour;
 mod radius;

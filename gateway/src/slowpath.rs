@@ -87,6 +87,12 @@ pub struct SlowPathStats {
     /// Registrations and removals sent to the workers' filter since start.
     #[serde(default)]
     pub registered_updates: u64,
+    /// FEC states LDP gave out (each to become the fast path's entries for its FEC).
+    #[serde(default)]
+    pub ldp_fec_changes: u64,
+    /// LDP's counters, when `[ldp]` runs.
+    #[serde(default)]
+    pub ldp: Option<crate::ldp::LdpStats>,
 }
 
 /// Punted frames taken per turn at most.
@@ -104,6 +110,10 @@ const TWIN_BUSY_WAIT: Duration = Duration::from_micros(50);
 
 /// How often the logon proxy's named counters are published at most.
 const DHCP_PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// How often LDP has its turn at most.
+const LDP_EVERY: Duration = Duration::from_millis(1);
+/// How often LDP's neighbours and bindings are published for `ctl ldp` at most.
+const LDP_PUBLISH_EVERY: Duration = Duration::from_millis(200);
 /// Punted frames the slow path takes per second at most, sustained ([`Intake`]): 16,000
 /// logons a second (a DISCOVER and a REQUEST each), and at about 350 ns of the worker's
 /// time per frame taken, about 1 % of it.
@@ -307,6 +317,13 @@ pub struct SlowPath {
     pub(crate) twins: Twins,
     /// The registry's MACs in the workers' filter (the logon proxy on a node only).
     pub(crate) registry: Option<RegistrySync>,
+    /// LDP on the twins, when `[ldp]` is configured (node pipelines only).
+    pub(crate) ldp: Option<crate::ldp::Ldp>,
+    /// What `ctl ldp` shows, published by the slow path.
+    pub(crate) ldp_view: Arc<Mutex<Option<crate::ldp::LdpView>>>,
+    /// Set shortly before `stop`: LDP ends its sessions now, while the loop still moves
+    /// the twins' frames (the Shutdown Notifications) and the workers still send them.
+    pub(crate) ldp_farewell: Arc<AtomicBool>,
 }
 
 /// The slow path once built: the backlog in front of the inject ring is its own.
@@ -315,6 +332,12 @@ struct Running {
     backlog: Backlog,
     /// When the logon proxy's counters were last published.
     dhcp_published: Option<Instant>,
+    /// When LDP's view for `ctl ldp` was last published.
+    ldp_published: Option<Instant>,
+    /// When LDP last had its turn.
+    ldp_turned: Option<Instant>,
+    /// FEC states LDP gave out this turn.
+    fec_states: Vec<ispmux_slowpath::ldp::FecState>,
 }
 
 impl SlowPath {
@@ -325,6 +348,9 @@ impl SlowPath {
             sp: self,
             backlog: Backlog::default(),
             dhcp_published: None,
+            ldp_published: None,
+            ldp_turned: None,
+            fec_states: Vec::new(),
         };
         let st = SlowPathStats {
             bindings_installed: restored,
@@ -431,6 +457,7 @@ impl Running {
                 self.apply(fx, &mut st);
             }
             self.follow_neighbours(&mut st);
+            self.run_ldp(&mut st);
             if let (Some(r), Some(tx)) = (self.sp.registry.as_mut(), self.sp.updates.as_mut()) {
                 r.turn(Instant::now(), tx, &mut st);
             }
@@ -463,7 +490,61 @@ impl Running {
             let fx = svc.drain();
             self.apply(fx, &mut st);
         }
+        // Without the farewell (a failed start): the Notifications may not leave.
+        self.end_ldp(&mut st);
         self.publish_all(&st);
+    }
+
+    /// Ends LDP: peers get a Shutdown Notification rather than waiting out their hold
+    /// time. Its sockets close; the kernel sends what they hold through the twins.
+    fn end_ldp(&mut self, st: &mut SlowPathStats) {
+        if let Some(mut ldp) = self.sp.ldp.take() {
+            let mut fecs = Vec::new();
+            ldp.shutdown(Instant::now(), &mut fecs);
+            st.ldp = Some(ldp.stats());
+            tracing::info!("ldp: sessions ended (shutdown)");
+        }
+    }
+
+    /// One turn of LDP: its sockets, timers and routes; the FEC states it gives out.
+    fn run_ldp(&mut self, st: &mut SlowPathStats) {
+        if self.sp.ldp.is_some() && self.sp.ldp_farewell.load(Ordering::Relaxed) {
+            self.end_ldp(st);
+            return;
+        }
+        let Some(ldp) = self.sp.ldp.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        // A turn polls a socket per interface and session and the route follower: often
+        // enough every millisecond (an LDP exchange waits that much more at most), not at
+        // every one of the slow path's much more frequent turns.
+        if self
+            .ldp_turned
+            .is_some_and(|t| now.duration_since(t) < LDP_EVERY)
+        {
+            return;
+        }
+        self.ldp_turned = Some(now);
+        let mut fecs = std::mem::take(&mut self.fec_states);
+        fecs.clear();
+        ldp.turn(now, &mut fecs);
+        for s in &fecs {
+            st.ldp_fec_changes += 1;
+            tracing::debug!(fec = %s.fec, local = ?s.local, egress = s.egress, remote = ?s.remote, "ldp: FEC state");
+        }
+        // label_map: the coordinator maps fec_states to TableUpdates here
+        self.fec_states = fecs;
+        st.ldp = Some(ldp.stats());
+        if self
+            .ldp_published
+            .is_none_or(|t| now.duration_since(t) >= LDP_PUBLISH_EVERY)
+        {
+            self.ldp_published = Some(now);
+            if let Ok(mut v) = self.sp.ldp_view.lock() {
+                *v = Some(ldp.view(now));
+            }
+        }
     }
 
     fn publish(&mut self, st: &SlowPathStats) {

@@ -89,6 +89,12 @@ pub fn report(r: &Report) {
             "icmp punts_ttl_expired {} punts_frag_needed {} punted {} sent {} limited {} refused {}",
             p.punts_ttl_expired, p.punts_frag_needed, i.punted, i.sent, i.limited, i.refused
         );
+        if let Some(l) = &sp.ldp {
+            println!(
+                "ldp sessions_up {} sessions_established {} sessions_lost {} hellos_in {} hellos_out {} hello_errors {} pdus_in {} pdus_out {} connection_errors {} slow_readers_closed {} fec_changes {} fecs_followed {}",
+                l.sessions_up, l.sessions_established, l.sessions_lost, l.hellos_in, l.hellos_out, l.hello_errors, l.pdus_in, l.pdus_out, l.connection_errors, l.slow_readers_closed, l.fec_changes, l.fecs_followed
+            );
+        }
         if sp.registered > 0 || p.punts_unregistered > 0 {
             println!(
                 "registered {} registered_updates {} punts_unregistered {}",
@@ -152,8 +158,69 @@ pub fn answer(a: &ControlAnswer) -> String {
             }
             o
         }
+        ControlAnswer::Ldp(l) => ldp(l),
         ControlAnswer::Refused(r) => format!("error: {}\n", r.error),
     }
+}
+
+/// `ldp` as two tables: neighbours, then bindings (one row per FEC and peer label).
+fn ldp(l: &ispmux_gateway::ldp::LdpView) -> String {
+    let mut o = String::new();
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    if let Some(id) = l.lsr_id {
+        let _ = writeln!(o, "LSR ID {id}, {} session(s) up", l.stats.sessions_up);
+    }
+    let _ = writeln!(
+        o,
+        "\n{:<20} {:<15} {:<12} {:<8} {:>8}  INTERFACES",
+        "NEIGHBOUR", "TRANSPORT", "STATE", "ROLE", "UPTIME"
+    );
+    for n in &l.neighbours {
+        let _ = writeln!(
+            o,
+            "{:<20} {:<15} {:<12} {:<8} {:>8}  {}",
+            n.ldp_id,
+            opt(n.transport.map(|a| a.to_string())),
+            opt(n.state.clone()),
+            n.role,
+            opt(n.uptime_s.map(|s| format!("{s}s"))),
+            n.interfaces.join(","),
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\n{:<20} {:>8} {:<15} {:<15} {:>8}  IN USE",
+        "FEC", "LOCAL", "NEXT HOP", "PEER", "REMOTE"
+    );
+    for b in &l.bindings {
+        let local = match (b.local, b.egress) {
+            (Some(x), true) => format!("{x}*"),
+            (Some(x), false) => x.to_string(),
+            (None, _) => "-".into(),
+        };
+        let nh = opt(b.next_hop.map(|a| a.to_string()));
+        if b.remote.is_empty() {
+            let _ = writeln!(
+                o,
+                "{:<20} {:>8} {:<15} {:<15} {:>8}",
+                b.fec, local, nh, "-", "-"
+            );
+        }
+        for r in &b.remote {
+            let _ = writeln!(
+                o,
+                "{:<20} {:>8} {:<15} {:<15} {:>8}  {}",
+                b.fec,
+                local,
+                nh,
+                r.peer,
+                r.label,
+                if r.in_use { "yes" } else { "no" }
+            );
+        }
+    }
+    let _ = writeln!(o, "(* this node is the FEC's egress)");
+    o
 }
 
 /// `stats` as tables: ports, workers, drops that happened, ISPs, slow path, RADIUS.
