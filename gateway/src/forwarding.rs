@@ -390,6 +390,7 @@ impl Forwarding {
                     .clone(),
                 None => Arc::default(),
             },
+            label_map: ldp.as_ref().map(|_| crate::label_map::LabelMap::new(cfg)),
             ldp,
             ldp_view: self.ldp_view.clone(),
         };

@@ -93,6 +93,9 @@ pub struct SlowPathStats {
     /// LDP's counters, when `[ldp]` runs.
     #[serde(default)]
     pub ldp: Option<crate::ldp::LdpStats>,
+    /// What LDP's FEC states wrote into the tables, when `[ldp]` runs.
+    #[serde(default)]
+    pub label_map: Option<crate::label_map::LabelMapStats>,
 }
 
 /// Punted frames taken per turn at most.
@@ -319,6 +322,8 @@ pub struct SlowPath {
     pub(crate) registry: Option<RegistrySync>,
     /// LDP on the twins, when `[ldp]` is configured (node pipelines only).
     pub(crate) ldp: Option<crate::ldp::Ldp>,
+    /// What LDP's FEC states mean for the tables (with `ldp`).
+    pub(crate) label_map: Option<crate::label_map::LabelMap>,
     /// What `ctl ldp` shows, published by the slow path.
     pub(crate) ldp_view: Arc<Mutex<Option<crate::ldp::LdpView>>>,
     /// Set shortly before `stop`: LDP ends its sessions now, while the loop still moves
@@ -533,7 +538,22 @@ impl Running {
             st.ldp_fec_changes += 1;
             tracing::debug!(fec = %s.fec, local = ?s.local, egress = s.egress, remote = ?s.remote, "ldp: FEC state");
         }
-        // label_map: the coordinator maps fec_states to TableUpdates here
+        // The tables follow: pop, swap and push entries, their next hops resolved on the twins.
+        if let (Some(map), Some(nb), Some(tx)) = (
+            self.sp.label_map.as_mut(),
+            self.sp.neighbours.as_mut(),
+            self.sp.updates.as_mut(),
+        ) {
+            let mut updates = Vec::new();
+            map.apply(now, &fecs, nb.resolver_mut(), &mut updates);
+            for u in &updates {
+                if let Err(e) = tx.send(*u) {
+                    tracing::warn!(update = ?u, error = %e, "ldp: table update refused");
+                    st.update_errors += 1;
+                }
+            }
+            st.label_map = Some(map.stats());
+        }
         self.fec_states = fecs;
         st.ldp = Some(ldp.stats());
         if self

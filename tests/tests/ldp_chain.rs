@@ -1,0 +1,162 @@
+//! Labels by LDP end to end (seed 003, claims 7-8): the three-node chain of `mpls_chain`
+//! with no label typed anywhere. Each ISP's FEC is the tailend's /32 on its hand-off; the
+//! tailend advertises a label for it and pops it toward the ISP's router, the transit swaps,
+//! the headend pushes what it learned; the downstream direction likewise for the ISPs'
+//! subscriber prefixes, owned by the headend. Which neighbour leads to a FEC comes from
+//! static routes on the twins, followed over netlink. Subscribers of two ISPs then reach
+//! their own ISP's server, counted per ISP at both ends.
+
+use std::time::{Duration, Instant};
+
+use ispmux_tests::chain::{headend_ports, tailend_ports, topology, transit_ports, Topology, EAL};
+use ispmux_tests::netns::Netns;
+use ispmux_tests::node::{control, start};
+use ispmux_tests::TempDir;
+
+/// `[ldp]` of one node: fast Hellos so the chain converges in seconds.
+fn ldp(router_id: &str) -> String {
+    format!("\n[ldp]\nrouter_id = \"{router_id}\"\nhello_interval_s = 1\nhello_hold_s = 3\n")
+}
+
+/// ISP `n` (1: A, 2: B): its FEC (the tailend's hand-off address), its subscriber prefix.
+fn isp(n: u8, extra: &str) -> String {
+    let name = if n == 1 { "isp-a" } else { "isp-b" };
+    format!(
+        "\n[[tables.isps]]\nid = {n}\nname = \"{name}\"\n{extra}\
+         ldp = {{ fec = \"198.18.{n}.254/32\", subscribers = \"198.18.{n}.0/25\"{router} }}\n",
+        router = if extra.contains("handoff") {
+            format!(", router = \"198.18.{n}.2\"")
+        } else {
+            String::new()
+        }
+    )
+}
+
+fn route(ns: &Netns, dst: &str, via: &str, dev: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // The twin appears once its gateway has started.
+    while !ns
+        .command("ip")
+        .args(["route", "replace", dst, "via", via, "dev", dev])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no route {dst} via {via} dev {dev}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn routes(t: &Topology) {
+    for n in [1, 2] {
+        route(
+            &t.head,
+            &format!("198.18.{n}.254/32"),
+            "10.0.12.2",
+            "ispmux-core0",
+        );
+        route(
+            &t.transit,
+            &format!("198.18.{n}.254/32"),
+            "10.0.23.2",
+            "ispmux-c1",
+        );
+        route(
+            &t.transit,
+            &format!("198.18.{n}.0/25"),
+            "10.0.12.1",
+            "ispmux-c0",
+        );
+        route(
+            &t.tail,
+            &format!("198.18.{n}.0/25"),
+            "10.0.23.1",
+            "ispmux-core0",
+        );
+    }
+    // The tailend's session to the transit's transport address (its c0 address).
+    route(&t.tail, "10.0.12.0/30", "10.0.23.1", "ispmux-core0");
+}
+
+fn ping(ns: &Netns, dst: &str, count: u32) -> std::process::Output {
+    ns.command("ping")
+        .args(["-c", &count.to_string(), "-i", "0.05", "-W", "1", dst])
+        .output()
+        .expect("ping")
+}
+
+/// The per-ISP JSON line of an exit report.
+fn isp_counters(out: &str, name: &str) -> serde_json::Value {
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no counters for {name} in:\n{out}"))
+}
+
+#[test]
+fn labels_learned_by_ldp_carry_two_isps_through_the_chain() {
+    let t = topology(true);
+    let d = TempDir::new("ldp-chain");
+    let head = format!(
+        "{EAL}{}\n[tables.limits]\nmax_subscribers = 1024\nmax_isps = 4\n{}{}\
+         \n[[tables.subscribers]]\nport = \"acc0\"\nmac = \"02:00:00:aa:00:01\"\nisp = 1\nipv4 = \"198.18.1.10\"\n\
+         \n[[tables.subscribers]]\nport = \"acc1\"\nmac = \"02:00:00:bb:00:01\"\nisp = 2\nipv4 = \"198.18.2.10\"\n{}{}",
+        headend_ports(),
+        isp(1, "gateway = \"198.18.1.1\"\n"),
+        isp(2, "gateway = \"198.18.2.1\"\n"),
+        ldp("10.0.12.1"),
+        control(&d, "headend"),
+    );
+    let transit = format!(
+        "{EAL}{}{}{}",
+        transit_ports(),
+        ldp("10.0.12.2"),
+        control(&d, "transit")
+    );
+    let tail = format!(
+        "{EAL}{}\n[tables.limits]\nmax_isps = 4\n{}{}{}{}",
+        tailend_ports(),
+        isp(1, "handoff = [{ port = \"h0\" }]\n"),
+        isp(2, "handoff = [{ port = \"h1\" }]\n"),
+        ldp("10.0.23.2"),
+        control(&d, "tailend"),
+    );
+    let head = start(&t.head, &d, "headend", head);
+    let transit = start(&t.transit, &d, "transit", transit);
+    let tail = start(&t.tail, &d, "tailend", tail);
+    routes(&t);
+
+    // Converged when A's and B's pings come back (Hellos every second, then the mappings).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (sub, server) in [(&t.sub_a, "198.18.1.2"), (&t.sub_b, "198.18.2.2")] {
+        while !ping(sub, server, 1).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "{server} never answered through the chain"
+            );
+        }
+    }
+    let a = ping(&t.sub_a, "198.18.1.2", 10);
+    let b = ping(&t.sub_b, "198.18.2.2", 10);
+    let (ho, to, lo) = (head.stop(), transit.stop(), tail.stop());
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let (ho, to, lo) = (text(&ho), text(&to), text(&lo));
+    let ctx = format!("headend:\n{ho}\ntransit:\n{to}\ntailend:\n{lo}");
+    for p in [&a, &b] {
+        assert!(
+            String::from_utf8_lossy(&p.stdout).contains("10 received"),
+            "{p:?}\n{ctx}"
+        );
+    }
+    for name in ["isp-a", "isp-b"] {
+        let (h, l) = (isp_counters(&ho, name), isp_counters(&lo, name));
+        let n = |v: &serde_json::Value, k: &str| v[k]["packets"].as_u64().unwrap_or(0);
+        // Every answered ping crossed both ends; probes while the chain converged may have
+        // left the headend and died on the way (a next hop still resolving).
+        assert!(n(&l, "tailend_up") >= 10, "{name} upstream: {ctx}");
+        assert!(n(&h, "headend_up") >= n(&l, "tailend_up"), "{name}: {ctx}");
+        assert!(n(&h, "headend_down") >= 10, "{name} downstream: {ctx}");
+    }
+}
