@@ -18,12 +18,13 @@ fn ldp(router_id: &str) -> String {
     format!("\n[ldp]\nrouter_id = \"{router_id}\"\nhello_interval_s = 1\nhello_hold_s = 3\n")
 }
 
-/// ISP `n` (1: A, 2: B): its FEC (the tailend's hand-off address), its subscriber prefix.
+/// ISP `n` (1: A, 2: B): its FEC (the tailend's hand-off address), its subscriber prefix
+/// (not its router's address: the tailend's kernel routes the prefix toward the core).
 fn isp(n: u8, extra: &str) -> String {
     let name = if n == 1 { "isp-a" } else { "isp-b" };
     format!(
         "\n[[tables.isps]]\nid = {n}\nname = \"{name}\"\n{extra}\
-         ldp = {{ fec = \"198.18.{n}.254/32\", subscribers = \"198.18.{n}.0/25\"{router} }}\n",
+         ldp = {{ fec = \"198.18.{n}.254/32\", subscribers = \"198.18.{n}.8/29\"{router} }}\n",
         router = if extra.contains("handoff") {
             format!(", router = \"198.18.{n}.2\"")
         } else {
@@ -65,13 +66,13 @@ fn routes(t: &Topology) {
         );
         route(
             &t.transit,
-            &format!("198.18.{n}.0/25"),
+            &format!("198.18.{n}.8/29"),
             "10.0.12.1",
             "ispmux-c0",
         );
         route(
             &t.tail,
-            &format!("198.18.{n}.0/25"),
+            &format!("198.18.{n}.8/29"),
             "10.0.23.1",
             "ispmux-core0",
         );
@@ -138,12 +139,21 @@ fn labels_learned_by_ldp_carry_two_isps_through_the_chain() {
             );
         }
     }
+    let nb = t.tail.ip(&["neigh", "show"]);
+    let rt = t.tail.ip(&["route", "show"]);
     let a = ping(&t.sub_a, "198.18.1.2", 10);
+    let own = ping(&t.isp_a, "198.18.1.254", 3);
     let b = ping(&t.sub_b, "198.18.2.2", 10);
     let (ho, to, lo) = (head.stop(), transit.stop(), tail.stop());
     let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
     let (ho, to, lo) = (text(&ho), text(&to), text(&lo));
     let ctx = format!("headend:\n{ho}\ntransit:\n{to}\ntailend:\n{lo}");
+    // The tailend's own hand-off address still answers its ISP's router (its twin's kernel
+    // routes the router's address on the link, not toward the subscribers).
+    assert!(
+        String::from_utf8_lossy(&own.stdout).contains("3 received"),
+        "{own:?}\n{ctx}"
+    );
     for p in [&a, &b] {
         assert!(
             String::from_utf8_lossy(&p.stdout).contains("10 received"),
