@@ -139,8 +139,6 @@ fn labels_learned_by_ldp_carry_two_isps_through_the_chain() {
             );
         }
     }
-    let nb = t.tail.ip(&["neigh", "show"]);
-    let rt = t.tail.ip(&["route", "show"]);
     let a = ping(&t.sub_a, "198.18.1.2", 10);
     let own = ping(&t.isp_a, "198.18.1.254", 3);
     let b = ping(&t.sub_b, "198.18.2.2", 10);
