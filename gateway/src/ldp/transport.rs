@@ -25,6 +25,8 @@ pub const RX_PER_TURN: usize = 64 * 1024;
 /// Bytes held from an accepted connection that the engine has not kept yet: the peer's
 /// Initialization and perhaps a KeepAlive; more is not a peer waiting for an answer.
 pub const HELD_RX_MAX: usize = 16 * 1024;
+/// Accepted connections held for the engine's answer at most (each for up to 5 s).
+const MAX_HELD: usize = 64;
 /// Connections accepted per turn at most.
 const ACCEPT_PER_TURN: usize = 16;
 /// How long a connection opened for the active side may take.
@@ -268,8 +270,13 @@ impl Tcp {
                 self.counters.errors += 1;
                 continue;
             };
-            self.counters.accepted += 1;
             let from = *addr.ip();
+            if self.held.len() >= MAX_HELD && !self.held.contains_key(&from) {
+                // Connections from many addresses at once are not LDP peers coming up.
+                self.counters.errors += 1;
+                continue;
+            }
+            self.counters.accepted += 1;
             // A second connection from the same address replaces the first (the peer gave
             // up on it); the engine hears of each.
             self.held.insert(

@@ -210,3 +210,38 @@ fn connects_come_up_or_are_closed() {
     assert!(ev.contains(&Event::Closed { peer: nobody }));
     assert!(t.counters().errors >= 1);
 }
+
+#[test]
+fn held_connections_are_bounded() {
+    let (mut t, at) = listener(super::TX_MAX);
+    // One address here, so one held connection however many come: each replaces the last.
+    let peers: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(at).expect("connect"))
+        .collect();
+    let ev = poll_until(&mut t, |e| e.len() == 3);
+    assert!(
+        ev.iter().all(|e| *e == Event::Accepted { from: LO }),
+        "{ev:?}"
+    );
+    assert_eq!(t.held.len(), 1);
+    // From many addresses: at most MAX_HELD are held, the rest closed and counted.
+    // Accepted as they come: the listener's backlog is short.
+    let mut many: Vec<TcpStream> = Vec::new();
+    for i in 1..=super::MAX_HELD as u8 + 4 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        s.bind(&SocketAddr::from((Ipv4Addr::new(127, 1, 0, i), 0)).into())
+            .expect("bind");
+        s.connect(&at.into()).expect("connect");
+        many.push(s.into());
+        t.poll(Instant::now(), &mut Vec::new());
+    }
+    assert_eq!(many.len(), super::MAX_HELD + 4);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while t.counters().errors < 4 {
+        t.poll(Instant::now(), &mut Vec::new());
+        assert!(Instant::now() < deadline, "{:?}", t.counters());
+    }
+    assert_eq!(t.held.len(), super::MAX_HELD);
+    drop((peers, many));
+}
