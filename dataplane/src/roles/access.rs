@@ -340,6 +340,10 @@ impl Prepared {
                 self.keys[i] = key;
                 self.cands[i] = tables.subscribers.prepare(&key);
                 self.keyed |= 1 << i;
+                if is_untagged_dhcp(d) {
+                    // Its decision may read the registered filter (a logon, or a storm).
+                    tables.registered.prefetch(MacAddr::from_u64(key.mac));
+                }
             }
         }
     }
@@ -380,6 +384,16 @@ impl Prepared {
         }
         subscriber_key(rx_port, d).map(|k| (k, tables.subscribers.candidates(&k)))
     }
+}
+
+/// An untagged IPv4 UDP datagram without options to the DHCP server port: what a DHCP
+/// client sends, judged from bytes the look-ahead has in cache anyway.
+#[inline(always)]
+fn is_untagged_dhcp(d: &[u8]) -> bool {
+    d.get(12..14) == Some(&[0x08, 0x00])
+        && d.get(14) == Some(&0x45)
+        && d.get(23) == Some(&ipv4::protocol::UDP)
+        && d.get(36..38) == Some(&DHCP_SERVER_PORT.to_be_bytes())
 }
 
 /// The look-ahead state of the headend: the keys of the burst whose buckets were prefetched

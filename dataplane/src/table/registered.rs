@@ -77,6 +77,19 @@ impl RegisteredFilter {
         self.word(w).is_some_and(|x| x & mask == mask)
     }
 
+    /// Starts loading the line `mac` is looked up in: the headend's look-ahead does for
+    /// DHCP frames, so a storm of them does not wait on memory one frame at a time.
+    #[inline(always)]
+    pub fn prefetch(&self, mac: MacAddr) {
+        let (w, _) = self.position(mac);
+        if let Some(line) = self.lines.get(w / 8) {
+            #[cfg(feature = "dpdk")]
+            ispmux_sys::prefetch_line((line as *const Line).cast());
+            #[cfg(not(feature = "dpdk"))]
+            core::hint::black_box(line.0[0]);
+        }
+    }
+
     /// Adds `mac`. The caller adds a MAC at most once and removes only what it added.
     pub fn insert(&mut self, mac: MacAddr) {
         let (w, mask) = self.position(mac);
