@@ -16,9 +16,11 @@
 //! read, and the inject ring back through the worker. The slow path wakes at once on what
 //! the kernel sends (ppoll on the TAPs); what a worker punts waits for its next turn: 50 µs
 //! for 2 ms after frames last moved through a twin, else its 200 µs idle wait. On the
-//! 2-core development machine (release build, ping -f -l 8, 20,000 pings, 3 rounds):
-//! 36,700 replies/s through the twin against 73,800 from the kernel on the veth (ratio
-//! 0.50). Before the short waits: 22,600 against 83,700 (0.27); spinning between turns
+//! 2-core development machine (release build, ping -f -l 8, 20,000 pings, 3 rounds, quiet):
+//! 36,969 replies/s through the twin against 70,671 from the kernel on the veth (ratio
+//! 0.52), with the workers' and the slow path's timer slack at 1 µs (at the kernel's 50 µs
+//! default the short waits ran up to twice as long: 0.42-0.50). Before the short waits:
+//! 22,600 against 83,700 (0.27); spinning between turns
 //! instead (yield, 5 µs waits) gave 0.41: on two cores the spin takes the core the
 //! generator and the kernel share. The slow path's intake (32,768 punts a second) is not
 //! what bounds it: at 65,536 the figure did not move.
