@@ -13,11 +13,22 @@ pub const RECHECK: u32 = 32;
 /// Nanoseconds from a monotonic clock (injected, so tests drive time).
 pub type Clock = fn() -> u64;
 
-/// Nanoseconds since the first call, from the vDSO's monotonic clock: no system call.
+/// Nanoseconds from the time stamp counter once EAL has measured its rate (a worker's case:
+/// one instruction, never a system call, whatever clock source the kernel uses); before
+/// that (tests without EAL), from the monotonic clock.
 pub fn monotonic_ns() -> u64 {
     use std::sync::OnceLock;
     use std::time::Instant;
     static START: OnceLock<Instant> = OnceLock::new();
+    #[cfg(feature = "dpdk")]
+    {
+        static HZ: OnceLock<u64> = OnceLock::new();
+        let hz = *HZ.get_or_init(ispmux_sys::tsc_hz);
+        if hz > 0 {
+            return u64::try_from(u128::from(ispmux_sys::tsc()) * 1_000_000_000 / u128::from(hz))
+                .unwrap_or(u64::MAX);
+        }
+    }
     let start = START.get_or_init(Instant::now);
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
