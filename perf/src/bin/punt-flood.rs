@@ -31,7 +31,9 @@
 //! (the capture is held in mbufs). Needs root (about 1 GB of hugepages). Options:
 //! `--subscribers N`, `--secs N` (per run, default 6), `--rounds N` (default 5),
 //! `--flood-mpps F` (default 1), `--every K` (skip the calibration: one frame in K is the
-//! flood's), `--keep` (keep captures and configs, and print where).
+//! flood's), `--unregistered-per-s N` (the workers' allowance, default 10 as the product's:
+//! 0 leaves the logon proxy and the store out of the flood entirely), `--keep` (keep captures
+//! and configs, and print where).
 //!
 //! Last line: `punt-flood ratio=R ispmux=X Mpps anchor=Y Mpps`.
 
@@ -83,6 +85,8 @@ struct Bench {
     csv: PathBuf,
     tables: String,
     secs: f64,
+    /// `[dhcp] unregistered_per_s`: the workers' allowance of punts for unknown MACs.
+    unregistered_per_s: u32,
 }
 
 impl Bench {
@@ -124,13 +128,15 @@ impl Bench {
              [store]\npath = \"{dir}/registry.db\"\n\n\
              # No subscriber is registered: every DISCOVER is refused before it is relayed,\n\
              # so the ISP's server is never asked and may be unreachable.\n\
-             [dhcp]\nrelay_address = \"127.0.0.1\"\nserver_identifier = \"198.18.0.1\"\n\n\
+             [dhcp]\nrelay_address = \"127.0.0.1\"\nserver_identifier = \"198.18.0.1\"\n\
+             unregistered_per_s = {unregistered}\n\n\
              [[dhcp.isps]]\nname = \"isp1\"\nservers = [\"192.0.2.1\"]\n\n{tables}",
             pid = std::process::id(),
             pcap = pcap.display(),
             mbufs = frames + 16_384 + PUNT_RING,
             csv = self.csv.display(),
             tables = self.tables,
+            unregistered = self.unregistered_per_s,
         )
     }
 }
@@ -173,6 +179,7 @@ fn main() -> Result<()> {
     let secs = opt("--secs", 6.0).max(4.0);
     let rounds = opt("--rounds", 5.0).max(1.0) as usize;
     let flood_mpps = opt("--flood-mpps", 1.0);
+    let unregistered_per_s = opt("--unregistered-per-s", 10.0) as u32;
     let spec = Spec {
         subscribers,
         isps: ISPS,
@@ -190,6 +197,7 @@ fn main() -> Result<()> {
         csv,
         tables,
         secs,
+        unregistered_per_s,
     };
     let alone_frames = u64::from(subscribers);
     let mixed_frames = |every: u32| alone_frames + alone_frames / u64::from(every - 1);
