@@ -61,7 +61,8 @@ enum Pop {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Written {
     ilm: Option<u32>,
-    push: Option<(IspId, Direction)>,
+    /// The node pushes the FEC's learned label (the ISP and direction are its meaning's).
+    push: bool,
 }
 
 /// Counters.
@@ -255,19 +256,20 @@ impl LabelMap {
                             fec,
                         };
                         write(now, entry, Some((port, NextHop::Addr(nh))), resolver, out);
-                        after.push = Some((m.isp, m.direction));
+                        after.push = true;
+                        self.stats.push_written += 1;
                     }
-                    None if before.push.is_some() => {
+                    None if before.push => {
                         resolver.detach(&fec_key(m.isp, m.direction));
                         out.push(TableUpdate::SetFec {
                             isp: m.isp,
                             direction: m.direction,
                             fec: None,
                         });
+                        self.stats.push_written += 1;
                     }
                     None => {}
                 }
-                self.stats.push_written += 1;
             }
             if after == Written::default() {
                 self.written.remove(&s.fec);
