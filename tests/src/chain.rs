@@ -41,6 +41,9 @@ pub const TRANSIT_C1: &str = "02:00:00:02:00:02";
 pub const TAIL_CORE0: &str = "02:00:00:03:00:01";
 pub const TAIL_H0: &str = "02:00:00:03:00:02";
 pub const TAIL_H1: &str = "02:00:00:03:00:03";
+/// The bypass link's ports ([`bypass`]).
+pub const HEAD_CORE1: &str = "02:00:00:01:00:04";
+pub const TAIL_CORE1: &str = "02:00:00:03:00:04";
 
 /// The veth under a routed port: the port's MAC with the last byte's top bit set.
 pub fn veth_mac(port_mac: &str) -> String {
@@ -70,6 +73,36 @@ pub fn tailend_ports() -> String {
         + "proxy_arp = [\"198.18.1.0/25\"]\n\n"
         + &routed("h1", 2, "handoff", 1500, TAIL_H1, "198.18.2.254/24")
         + "proxy_arp = [\"198.18.2.0/25\"]\n\n"
+}
+
+/// The headend's and the tailend's ports on the bypass link ([`bypass`]), each after the
+/// node's other ports.
+pub fn bypass_ports() -> (String, String) {
+    (
+        routed("core1", 3, "core", 1600, HEAD_CORE1, "10.0.13.1/30"),
+        routed("core1", 3, "core", 1600, TAIL_CORE1, "10.0.13.2/30"),
+    )
+}
+
+/// A second core link, headend to tailend directly (10.0.13.0/30), so a route change can
+/// move a FEC from the transit to the tailend.
+pub fn bypass(t: &Topology) {
+    veth(
+        End {
+            ns: &t.head,
+            dev: "core1",
+            mac: &veth_mac(HEAD_CORE1),
+        },
+        End {
+            ns: &t.tail,
+            dev: "core1",
+            mac: &veth_mac(TAIL_CORE1),
+        },
+    );
+    for ns in [&t.head, &t.tail] {
+        ns.sysctl("net.ipv4.conf.core1.arp_ignore=1");
+        ns.ip(&["link", "set", "core1", "mtu", "1600"]);
+    }
 }
 
 /// The chain's namespaces.

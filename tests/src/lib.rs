@@ -46,6 +46,13 @@ impl Daemon {
     pub fn stop(mut self) -> std::process::Output {
         terminate(self.0.take().expect("running"))
     }
+
+    /// Kills the daemon with SIGKILL, as a crash would: it says goodbye to no one.
+    pub fn kill(mut self) -> std::process::Output {
+        let mut c = self.0.take().expect("running");
+        let _ = c.kill();
+        c.wait_with_output().expect("wait for child")
+    }
 }
 
 impl Drop for Daemon {
