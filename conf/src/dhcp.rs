@@ -101,6 +101,28 @@ pub struct IspDhcpConfig {
     /// RFC 3527 link selection: the subnet the ISP assigns this gateway's subscribers from.
     #[serde(default)]
     pub link_selection: Option<Ipv4Addr>,
+    /// Where the ISP is told of its subscribers' refused logons (seed 001, claim 17): each
+    /// new refusal is POSTed there as JSON, `http://` or `https://`.
+    #[serde(default)]
+    pub refusal_webhook: Option<String>,
+    /// The key the webhook's bodies are signed with (HMAC-SHA256 in the
+    /// `X-Ispmux-Signature` header), so the ISP can tell them from forgeries.
+    #[serde(default)]
+    pub refusal_webhook_secret: Option<String>,
+}
+
+/// Whether `url` is one the refusal notifier can POST to: `http://` or `https://`, a host,
+/// no whitespace.
+fn webhook_url_problem(url: &str) -> Option<&'static str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        None => Some("must start with http:// or https://"),
+        Some(r) if r.split(['/', '?', '#']).next().is_none_or(str::is_empty) => Some("has no host"),
+        Some(_) if url.chars().any(char::is_whitespace) => Some("must not contain whitespace"),
+        Some(_) => None,
+    }
 }
 
 impl DhcpConfig {
@@ -154,6 +176,19 @@ impl DhcpConfig {
                     );
                 }
             }
+            if let Some(p) = isp.refusal_webhook.as_deref().and_then(webhook_url_problem) {
+                bad(format!("{k}.refusal_webhook"), p);
+            }
+            match (&isp.refusal_webhook, &isp.refusal_webhook_secret) {
+                (None, Some(_)) => bad(
+                    format!("{k}.refusal_webhook_secret"),
+                    "is set without refusal_webhook",
+                ),
+                (Some(_), Some(key)) if key.is_empty() => {
+                    bad(format!("{k}.refusal_webhook_secret"), "must not be empty")
+                }
+                _ => {}
+            }
         }
         errs
     }
@@ -205,6 +240,41 @@ mod tests {
                 "dhcp.isps[1].name",
                 "dhcp.isps[1].servers[0]"
             ]
+        );
+    }
+
+    #[test]
+    fn a_refusal_webhook_is_an_http_url_and_its_key_needs_it() {
+        let mut c: DhcpConfig = toml::from_str(GOOD).expect("parses");
+        for (url, secret, problem) in [
+            ("https://isp-a.example/refusals", Some("k"), None),
+            ("http://198.18.1.2:8080/hook?x=1", None, None),
+            (
+                "ftp://isp-a.example/",
+                None,
+                Some("must start with http:// or https://"),
+            ),
+            ("https:///refusals", None, Some("has no host")),
+            ("http://isp a/", None, Some("must not contain whitespace")),
+            (
+                "https://isp-a.example/",
+                Some(""),
+                Some("must not be empty"),
+            ),
+        ] {
+            c.isps[0].refusal_webhook = Some(url.into());
+            c.isps[0].refusal_webhook_secret = secret.map(Into::into);
+            let errs = c.validate();
+            assert_eq!(errs.first().map(|(_, m)| m.as_str()), problem, "{url}");
+        }
+        c.isps[0].refusal_webhook = None;
+        c.isps[0].refusal_webhook_secret = Some("k".into());
+        assert_eq!(
+            c.validate(),
+            vec![(
+                "dhcp.isps[0].refusal_webhook_secret".to_owned(),
+                "is set without refusal_webhook".to_owned()
+            )]
         );
     }
 }

@@ -516,6 +516,7 @@ impl Forwarding {
                 .as_ref()
                 .and_then(|d| d.lock().ok().map(|d| d.clone())),
             radius: None,
+            notices: None,
         }
     }
 

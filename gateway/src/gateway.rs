@@ -15,6 +15,7 @@ use crate::command::{ControlAnswer, ControlCommand, Revoked, Versions};
 use crate::control::ControlServer;
 use crate::error::{GatewayError, Step};
 use crate::forwarding::Forwarding;
+use crate::notice::Notifier;
 use crate::report::{Report, Stats};
 
 /// How often the control side looks at its socket and the clock.
@@ -45,6 +46,7 @@ pub struct Gateway {
     control: Option<ControlServer>,
     radius: Option<ProxyHandle>,
     fwd: Option<Forwarding>,
+    notices: Option<Notifier>,
 }
 
 impl Gateway {
@@ -57,6 +59,9 @@ impl Gateway {
         // Before EAL, so a bad [radius] or a busy port stops the start cleanly.
         let radius = crate::radius::start(&cfg, None)?;
         let control = bind_control(&cfg)?;
+        // Before the first logon can be refused: a webhook seen for the first time starts
+        // after the refusals already logged, and must not miss the next.
+        let notices = Notifier::start(&cfg)?;
         let fwd = Forwarding::start(&cfg, preload)?;
         tracing::info!(workers = fwd.workers(), pipeline = ?cfg.dataplane.pipeline, "forwarding");
         Ok(Gateway {
@@ -65,6 +70,7 @@ impl Gateway {
             control,
             radius,
             fwd: Some(fwd),
+            notices,
         })
     }
 
@@ -82,6 +88,7 @@ impl Gateway {
             control,
             radius,
             fwd: None,
+            notices: None,
         })
     }
 
@@ -167,6 +174,10 @@ impl Gateway {
             },
         };
         s.radius = self.radius.as_ref().map(crate::radius::counters);
+        s.notices = self
+            .notices
+            .as_ref()
+            .map(|n| n.counters().into_iter().collect());
         s
     }
 
@@ -187,6 +198,10 @@ impl Gateway {
                 report.failures.push(format!("radius proxy: {e}"));
             }
         }
+        report.stats.notices = self
+            .notices
+            .take()
+            .map(|n| n.counters().into_iter().collect());
         drop(self.control.take());
         report
     }

@@ -17,6 +17,7 @@ pub mod label_map;
 pub mod ldp;
 mod logon;
 pub mod neighbour;
+pub mod notice;
 mod radius;
 mod registered;
 pub mod report;

@@ -114,6 +114,9 @@ pub struct Stats {
     /// The RADIUS proxy's, when one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radius: Option<BTreeMap<String, u64>>,
+    /// Refusal notices by ISP, when some ISP has a `refusal_webhook`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notices: Option<BTreeMap<String, crate::notice::NoticeCounters>>,
 }
 
 /// How one worker lcore ran, for the exit report.

@@ -239,6 +239,8 @@ impl Gw {
                 name: "isp-a".into(),
                 servers: servers.clone(),
                 link_selection: Some(Ipv4Addr::new(198, 18, 100, 0)),
+                refusal_webhook: None,
+                refusal_webhook_secret: None,
             }],
         };
         assert_eq!(cfg.validate(), vec![]);
@@ -533,6 +535,8 @@ fn client_cfg() -> DhcpConfig {
             name: "isp-a".into(),
             servers: vec![KEA],
             link_selection: Some(Ipv4Addr::new(198, 18, 100, 0)),
+            refusal_webhook: None,
+            refusal_webhook_secret: None,
         }],
     }
 }

@@ -83,6 +83,8 @@ fn engine() -> Option<Engine<Registry>> {
             name: "isp-a".into(),
             servers: vec![SERVER],
             link_selection: None,
+            refusal_webhook: None,
+            refusal_webhook_secret: None,
         }],
     };
     Some(Engine::new(&cfg, reg))

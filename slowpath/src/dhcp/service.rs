@@ -536,6 +536,8 @@ mod tests {
                 name: "isp-a".into(),
                 servers: vec![Ipv4Addr::new(127, 0, 0, 2)],
                 link_selection: None,
+                refusal_webhook: None,
+                refusal_webhook_secret: None,
             }],
         };
         let sock = IspSocket::bind_port(Ipv4Addr::LOCALHOST, 0).expect("socket");

@@ -629,6 +629,69 @@ impl Registry {
             .collect()
     }
 
+    /// ISP `isp`'s refusals after refusal id `after`, oldest first, at most `limit`, with
+    /// their ids.
+    pub fn refusals_after(
+        &self,
+        isp: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Refusal)>, RegistryError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, at, mac, reason FROM refusal WHERE isp = ?1 AND id > ?2 \
+             ORDER BY id LIMIT ?3",
+        )?;
+        let rows = st
+            .query_map(params![isp, after, limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, at, mac, reason)| {
+                Ok((
+                    id,
+                    Refusal {
+                        at: from_unix(at),
+                        mac: parse_col("refusal.mac", mac)?,
+                        isp: Some(isp.to_owned()),
+                        reason,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The last refusal id ISP `isp` was told of; the first time it is asked, the newest
+    /// refusal's id (an ISP is told of refusals from when it is first asked for, not of
+    /// the whole log).
+    pub fn notice_cursor(&mut self, isp: &str) -> Result<i64, RegistryError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO refusal_notice (isp, last_id) \
+             SELECT ?1, COALESCE(MAX(id), 0) FROM refusal",
+            [isp],
+        )?;
+        Ok(self.conn.query_row(
+            "SELECT last_id FROM refusal_notice WHERE isp = ?1",
+            [isp],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Records that ISP `isp` was told of the refusals up to id `last_id`.
+    pub fn set_notice_cursor(&mut self, isp: &str, last_id: i64) -> Result<(), RegistryError> {
+        self.conn.execute(
+            "INSERT INTO refusal_notice (isp, last_id) VALUES (?1, ?2) \
+             ON CONFLICT (isp) DO UPDATE SET last_id = excluded.last_id",
+            params![isp, last_id],
+        )?;
+        Ok(())
+    }
+
     pub(crate) fn begin_immediate(&mut self) -> Result<(), RegistryError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(())

@@ -59,4 +59,13 @@ pub const MIGRATIONS: &[&str] = &[
             INSERT INTO subscriber_change (mac) VALUES (NEW.mac);
         END;
 ",
+    "
+    -- How far each ISP has been told of its refusals (the last refusal id its webhook
+    -- answered 2xx for): the notifier resumes there after a restart, and never sends an ISP
+    -- the refusals from before its webhook was configured.
+    CREATE TABLE refusal_notice (
+        isp     TEXT PRIMARY KEY,
+        last_id INTEGER NOT NULL
+    );
+",
 ];

@@ -264,3 +264,37 @@ fn the_change_log_carries_every_writers_changes() {
     assert_eq!(next.len(), 1);
     assert!(next[0].0 > last);
 }
+
+#[test]
+fn refusal_notices_start_at_the_first_ask_and_resume_where_they_were() {
+    let mut r = reg();
+    let refuse = |r: &mut Registry, isp: Option<&str>, reason: &str| {
+        r.record_refusal(&Refusal {
+            at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            mac: mac(7),
+            isp: isp.map(Into::into),
+            reason: reason.into(),
+        })
+        .expect("refusal");
+    };
+    refuse(&mut r, Some("isp-a"), "before the webhook");
+    let start = r.notice_cursor("isp-a").expect("cursor");
+    assert!(r
+        .refusals_after("isp-a", start, 10)
+        .expect("after")
+        .is_empty());
+    refuse(&mut r, Some("isp-a"), "bad credential");
+    refuse(&mut r, Some("isp-b"), "suspended");
+    refuse(&mut r, None, "unknown subscriber");
+    refuse(&mut r, Some("isp-a"), "ISP sent DHCPNAK");
+    let got = r.refusals_after("isp-a", start, 10).expect("after");
+    let reasons: Vec<&str> = got.iter().map(|(_, f)| f.reason.as_str()).collect();
+    assert_eq!(reasons, ["bad credential", "ISP sent DHCPNAK"]);
+    assert!(got.iter().all(|(_, f)| f.isp.as_deref() == Some("isp-a")));
+    assert_eq!(r.refusals_after("isp-a", start, 1).expect("after").len(), 1);
+    r.set_notice_cursor("isp-a", got[0].0).expect("set");
+    assert_eq!(r.notice_cursor("isp-a").expect("cursor"), got[0].0);
+    let rest = r.refusals_after("isp-a", got[0].0, 10).expect("after");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].1.reason, "ISP sent DHCPNAK");
+}

@@ -53,6 +53,8 @@ fn cfg() -> DhcpConfig {
             name: "isp-a".into(),
             servers: vec![S1, S2],
             link_selection: Some(Ipv4Addr::new(198, 18, 100, 0)),
+            refusal_webhook: None,
+            refusal_webhook_secret: None,
         }],
     }
 }
@@ -1028,6 +1030,8 @@ fn each_subscriber_goes_to_its_own_isp() {
         name: "isp-b".into(),
         servers: vec![S_B],
         link_selection: None,
+        refusal_webhook: None,
+        refusal_webhook_secret: None,
     });
     let mut r = MemoryDirectory::new(PasswordCost::TEST);
     for (mac, isp) in [(ALICE, "isp-a"), (BOB, "isp-b")] {
