@@ -15,6 +15,7 @@ use crate::command::{ControlAnswer, ControlCommand, Revoked, Versions};
 use crate::control::ControlServer;
 use crate::error::{GatewayError, Step};
 use crate::forwarding::Forwarding;
+use crate::inbox::{CommandSender, Inbox};
 use crate::report::{Report, Stats};
 
 /// How often the control side looks at its socket and the clock.
@@ -45,6 +46,8 @@ pub struct Gateway {
     control: Option<ControlServer>,
     radius: Option<ProxyHandle>,
     fwd: Option<Forwarding>,
+    /// Taken while it is served, as `control` is.
+    inbox: Option<Inbox>,
 }
 
 impl Gateway {
@@ -65,6 +68,7 @@ impl Gateway {
             control,
             radius,
             fwd: Some(fwd),
+            inbox: Some(Inbox::default()),
         })
     }
 
@@ -82,6 +86,7 @@ impl Gateway {
             control,
             radius,
             fwd: None,
+            inbox: Some(Inbox::default()),
         })
     }
 
@@ -111,6 +116,10 @@ impl Gateway {
                 c.serve_pending(&mut |cmd| self.command(cmd));
                 self.control = Some(c);
             }
+            if let Some(i) = self.inbox.take() {
+                i.serve_pending(&mut |cmd| self.command(cmd));
+                self.inbox = Some(i);
+            }
             if let (Some(at), Some(i), Some(f)) = (next_rates, interval, self.fwd.as_mut()) {
                 if now >= at {
                     observe(Event::Rates(f.rates(&self.cfg, now)));
@@ -118,6 +127,14 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// A handle on which other threads of the daemon (the provisioning API) send control
+    /// commands; [`Gateway::run_until`] answers them with [`Gateway::command`] beside the
+    /// control socket.
+    pub fn command_sender(&mut self) -> CommandSender {
+        // Only run_until takes it, and gives it back before returning.
+        self.inbox.get_or_insert_default().sender()
     }
 
     /// Answers one control command: the one dispatcher of the socket and of tests.
