@@ -1,6 +1,7 @@
 //! The ispmux configuration: TOML as serde types, validation whose errors name the file,
 //! line, column and key, and the derived plan (EAL arguments, which worker polls what).
 
+pub mod api;
 mod de;
 pub mod dhcp;
 mod error;

@@ -40,6 +40,9 @@ pub struct Config {
     /// The capacity-sharing RADIUS proxy; absent: not run.
     #[serde(default)]
     pub radius: Option<crate::radius::RadiusConfig>,
+    /// The provisioning API; absent: not served.
+    #[serde(default)]
+    pub api: Option<crate::api::ApiConfig>,
 }
 
 /// Where the slow path keeps what must survive a restart.

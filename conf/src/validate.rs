@@ -30,6 +30,12 @@ pub fn validate_for(cfg: &Config, purpose: Purpose) -> Vec<Issue> {
         out.extend(cfg.icmp.validate());
     }
     store(cfg, &mut out);
+    if let Some(a) = &cfg.api {
+        let mut lcores = cfg.eal.lcores.clone();
+        lcores.extend(cfg.main_lcore());
+        lcores.extend(cfg.workers.iter().map(|w| w.lcore));
+        out.extend(a.validate(&lcores));
+    }
     match &cfg.radius {
         // Its key paths (`radius.client_sp[1].realms`) are the main file's, so they resolve
         // to a line and column like every other problem.

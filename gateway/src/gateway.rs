@@ -16,6 +16,7 @@ use crate::control::ControlServer;
 use crate::error::{GatewayError, Step};
 use crate::forwarding::Forwarding;
 use crate::notice::Notifier;
+use crate::inbox::{CommandSender, Inbox};
 use crate::report::{Report, Stats};
 
 /// How often the control side looks at its socket and the clock.
@@ -47,6 +48,8 @@ pub struct Gateway {
     radius: Option<ProxyHandle>,
     fwd: Option<Forwarding>,
     notices: Option<Notifier>,
+    /// Taken while it is served, as `control` is.
+    inbox: Option<Inbox>,
 }
 
 impl Gateway {
@@ -71,6 +74,7 @@ impl Gateway {
             radius,
             fwd: Some(fwd),
             notices,
+            inbox: Some(Inbox::default()),
         })
     }
 
@@ -89,6 +93,7 @@ impl Gateway {
             radius,
             fwd: None,
             notices: None,
+            inbox: Some(Inbox::default()),
         })
     }
 
@@ -118,6 +123,10 @@ impl Gateway {
                 c.serve_pending(&mut |cmd| self.command(cmd));
                 self.control = Some(c);
             }
+            if let Some(i) = self.inbox.take() {
+                i.serve_pending(&mut |cmd| self.command(cmd));
+                self.inbox = Some(i);
+            }
             if let (Some(at), Some(i), Some(f)) = (next_rates, interval, self.fwd.as_mut()) {
                 if now >= at {
                     observe(Event::Rates(f.rates(&self.cfg, now)));
@@ -125,6 +134,14 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// A handle on which other threads of the daemon (the provisioning API) send control
+    /// commands; [`Gateway::run_until`] answers them with [`Gateway::command`] beside the
+    /// control socket.
+    pub fn command_sender(&mut self) -> CommandSender {
+        // Only run_until takes it, and gives it back before returning.
+        self.inbox.get_or_insert_default().sender()
     }
 
     /// Answers one control command: the one dispatcher of the socket and of tests.

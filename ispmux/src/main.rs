@@ -4,6 +4,7 @@ mod ctl;
 mod print;
 mod registry_cli;
 mod run;
+mod token_cli;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -63,6 +64,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: registry_cli::SubscriberCmd,
     },
+    /// The provisioning API's tokens: the operator's, and the ISPs'.
+    Token {
+        /// Configuration file (for the store's path; not needed by `operator`).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: token_cli::TokenCmd,
+    },
     /// Recent refused logons (unknown MAC, bad credential, ISP NAK or silence).
     Refusals {
         /// Configuration file (for the store's path).
@@ -117,6 +126,12 @@ fn main() -> ExitCode {
         Cmd::Subscriber { config, cmd } => ispmux_conf::load(&config)
             .map_err(anyhow::Error::from)
             .and_then(|c| to_stdout(|out| registry_cli::subscriber(&c, cmd, out))),
+        Cmd::Token { config, cmd } => config
+            .as_deref()
+            .map(ispmux_conf::load)
+            .transpose()
+            .map_err(anyhow::Error::from)
+            .and_then(|c| to_stdout(|out| token_cli::token(c.as_ref(), cmd, out))),
         Cmd::Refusals { config, limit } => ispmux_conf::load(&config)
             .map_err(anyhow::Error::from)
             .and_then(|c| to_stdout(|out| registry_cli::refusals(&c, limit, out))),

@@ -17,11 +17,21 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
         preload,
     } = ispmux_conf::load_gateway(path)?;
     let stop = stop_on_signals()?;
+    let api_cfg = cfg.api.clone();
+    let store = cfg.store.path.clone();
     let mut gw = Gateway::start(cfg, preload)?;
+    let api = match start_api(api_cfg.as_ref(), &store, &mut gw) {
+        Ok(a) => a,
+        Err(e) => {
+            crate::print::report(&gw.shutdown());
+            return Err(e);
+        }
+    };
     let deadline = duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
     gw.run_until(&stop, deadline, &mut |e| match e {
         Event::Rates(r) => crate::print::rates(&r),
     });
+    stop_api(api);
     finish(gw.shutdown())
 }
 
@@ -29,10 +39,39 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
 pub fn radius_proxy(config: &Path, db: Option<&Path>) -> Result<()> {
     let cfg = ispmux_conf::load_for(config, Purpose::RadiusProxy)?;
     let stop = stop_on_signals()?;
+    let api_cfg = cfg.api.clone();
+    let store = db.map_or_else(|| cfg.store.path.clone(), |p| p.display().to_string());
     let mut gw = Gateway::start_radius_proxy(cfg, db)?;
+    let api = match start_api(api_cfg.as_ref(), &store, &mut gw) {
+        Ok(a) => a,
+        Err(e) => {
+            crate::print::report(&gw.shutdown());
+            return Err(e);
+        }
+    };
     gw.run_until(&stop, None, &mut |_| {});
     tracing::info!("radius proxy stopping");
+    stop_api(api);
     finish(gw.shutdown())
+}
+
+/// Starts the provisioning API of `[api]`, if configured, on the store at `store` (the
+/// gateway has recorded its ISPs there), asking `gw` over its command channel.
+fn start_api(
+    cfg: Option<&ispmux_conf::api::ApiConfig>,
+    store: &str,
+    gw: &mut Gateway,
+) -> Result<Option<ispmux_api::ApiServer>> {
+    let Some(cfg) = cfg else { return Ok(None) };
+    let server = ispmux_api::ApiServer::start(cfg, Path::new(store), Some(gw.command_sender()))?;
+    tracing::info!(addr = %server.local_addr(), "provisioning API serving");
+    Ok(Some(server))
+}
+
+fn stop_api(api: Option<ispmux_api::ApiServer>) {
+    if let Some(a) = api {
+        a.stop();
+    }
 }
 
 fn stop_on_signals() -> Result<Arc<AtomicBool>> {

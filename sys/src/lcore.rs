@@ -121,3 +121,25 @@ pub fn advise_hugepages(ptr: *const u8, len: usize) -> bool {
     // their contents or validity.
     unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) == 0 }
 }
+
+/// Pins the calling thread to `cpus` (a thread outside EAL's, such as the provisioning
+/// API's, kept off the lcores of the workers and the slow path).
+pub fn pin_current_thread(cpus: &[u32]) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set CPU_ZERO makes.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus {
+        let c = c as usize;
+        if c >= libc::CPU_SETSIZE as usize {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: c is below CPU_SETSIZE, the set's size in bits.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: pid 0 is the calling thread; the set is initialised and its size is given.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -34,8 +34,8 @@ pub use eal::{version, Eal};
 pub use error::{Error, Result};
 pub use hash::{heap_allocated_bytes, RteHash};
 pub use lcore::{
-    advise_hugepages, current_lcore, launch, prefetch0, prefetch_line, set_timer_slack, tsc,
-    tsc_hz, wait, LcoreId,
+    advise_hugepages, current_lcore, launch, pin_current_thread, prefetch0, prefetch_line,
+    set_timer_slack, tsc, tsc_hz, wait, LcoreId,
 };
 pub use mbuf::{Burst, Mbuf, MAX_BURST};
 pub use mempool::Mempool;

@@ -60,6 +60,14 @@ pub enum RegistryError {
     /// Hashing a password failed.
     #[error(transparent)]
     Hash(#[from] password::HashError),
+    /// One item of a batch is bad; nothing of the batch was written.
+    #[error("item {index}: {source}")]
+    Item {
+        /// 0-based position in the batch.
+        index: usize,
+        /// What is wrong with it.
+        source: Box<RegistryError>,
+    },
     /// A CSV import row is bad; nothing was imported.
     #[error("CSV line {line}: {message}")]
     Csv {
@@ -91,7 +99,8 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    /// The word stored and shown.
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Active => "active",
             Status::Suspended => "suspended",
@@ -141,6 +150,34 @@ pub struct NewSubscriber {
     pub password: Option<String>,
     /// Initial status.
     pub status: Status,
+}
+
+/// A change to a subscriber; `None` leaves that field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriberChange {
+    /// A new customer id.
+    pub customer_id: Option<String>,
+    /// A new password hash (PHC string), or `Some(None)` to remove the password.
+    pub password_hash: Option<Option<String>>,
+    /// A new status; suspending also deletes the binding (see
+    /// [`Registry::suspend_subscriber`]).
+    pub status: Option<Status>,
+}
+
+/// Which subscribers a page lists: filters, and where the page starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriberQuery {
+    /// Only this ISP's.
+    pub isp: Option<String>,
+    /// Only those with this status.
+    pub status: Option<Status>,
+    /// Only those whose customer id starts with this.
+    pub customer_id_prefix: Option<String>,
+    /// Only MACs after this one (the previous page's last): a cursor that stays right while
+    /// subscribers are added and removed, unlike an offset.
+    pub after: Option<MacAddr>,
+    /// At most this many.
+    pub limit: u32,
 }
 
 /// A DHCP lease the gateway relayed and now enforces in the fast path.
@@ -299,6 +336,11 @@ impl Registry {
             > 0)
     }
 
+    /// Whether the registry has ISP `name`.
+    pub fn has_isp(&self, name: &str) -> Result<bool, RegistryError> {
+        Self::isp_exists(&self.conn, name)
+    }
+
     fn isp_exists(conn: &Connection, name: &str) -> Result<bool, RegistryError> {
         Ok(conn
             .query_row("SELECT 1 FROM isp WHERE name = ?1", [name], |_| Ok(()))
@@ -311,35 +353,147 @@ impl Registry {
         s: &NewSubscriber,
         cost: PasswordCost,
     ) -> Result<(), RegistryError> {
-        if s.customer_id.trim().is_empty() {
+        Self::check_new(conn, &s.isp, &s.customer_id)?;
+        let hash = match &s.password {
+            Some(p) if !p.is_empty() => Some(password::hash(p.as_bytes(), cost)?),
+            _ => None,
+        };
+        Self::insert_row(conn, s.mac, &s.isp, &s.customer_id, hash, s.status)
+    }
+
+    fn check_new(conn: &Connection, isp: &str, customer_id: &str) -> Result<(), RegistryError> {
+        if customer_id.trim().is_empty() {
             return Err(RegistryError::Invalid {
                 field: "customer_id",
                 message: "empty".into(),
             });
         }
-        if !Self::isp_exists(conn, &s.isp)? {
-            return Err(RegistryError::UnknownIsp(s.isp.clone()));
+        if !Self::isp_exists(conn, isp)? {
+            return Err(RegistryError::UnknownIsp(isp.to_owned()));
         }
-        let hash = match &s.password {
-            Some(p) if !p.is_empty() => Some(password::hash(p.as_bytes(), cost)?),
-            _ => None,
-        };
-        let n = conn.execute(
-            "INSERT INTO subscriber (mac, isp, customer_id, password_hash, status, created)
+        Ok(())
+    }
+
+    fn insert_row(
+        conn: &Connection,
+        mac: MacAddr,
+        isp: &str,
+        customer_id: &str,
+        hash: Option<String>,
+        status: Status,
+    ) -> Result<(), RegistryError> {
+        let n = conn
+            .prepare_cached(
+                "INSERT INTO subscriber (mac, isp, customer_id, password_hash, status, created)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(mac) DO NOTHING",
-            params![
-                s.mac.to_string(),
-                s.isp,
-                s.customer_id,
+            )?
+            .execute(params![
+                mac.to_string(),
+                isp,
+                customer_id,
                 hash,
-                s.status.as_str(),
+                status.as_str(),
                 unix_secs(SystemTime::now())
+            ])?;
+        if n == 0 {
+            return Err(RegistryError::DuplicateSubscriber(mac));
+        }
+        Ok(())
+    }
+
+    /// Registers subscribers whose passwords are hashed already (`password_hash` is stored as
+    /// it is: the caller hashed or checked it), all or none; returns how many. The first bad
+    /// one is named by its position ([`RegistryError::Item`]).
+    pub fn add_hashed(&mut self, subs: &[Subscriber]) -> Result<usize, RegistryError> {
+        let tx = self.conn.transaction()?;
+        for (index, s) in subs.iter().enumerate() {
+            Self::check_new(&tx, &s.isp, &s.customer_id)
+                .and_then(|()| {
+                    Self::insert_row(
+                        &tx,
+                        s.mac,
+                        &s.isp,
+                        &s.customer_id,
+                        s.password_hash.clone(),
+                        s.status,
+                    )
+                })
+                .map_err(|e| RegistryError::Item {
+                    index,
+                    source: Box::new(e),
+                })?;
+        }
+        tx.commit()?;
+        Ok(subs.len())
+    }
+
+    /// Changes a subscriber's fields in one transaction; returns the binding that was in
+    /// force when it is suspended by the change, which the caller must also withdraw from the
+    /// fast path (as for [`Registry::suspend_subscriber`]).
+    pub fn change_subscriber(
+        &mut self,
+        mac: MacAddr,
+        c: &SubscriberChange,
+    ) -> Result<Option<Binding>, RegistryError> {
+        if c.customer_id
+            .as_ref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return Err(RegistryError::Invalid {
+                field: "customer_id",
+                message: "empty".into(),
+            });
+        }
+        let suspends = c.status == Some(Status::Suspended);
+        let binding = if suspends { self.binding(mac)? } else { None };
+        let tx = self.conn.transaction()?;
+        let m = mac.to_string();
+        let n = tx.execute(
+            "UPDATE subscriber SET
+               customer_id = COALESCE(?2, customer_id),
+               password_hash = CASE WHEN ?3 THEN ?4 ELSE password_hash END,
+               status = COALESCE(?5, status)
+             WHERE mac = ?1",
+            params![
+                m,
+                c.customer_id,
+                c.password_hash.is_some(),
+                c.password_hash.clone().flatten(),
+                c.status.map(Status::as_str)
             ],
         )?;
         if n == 0 {
-            return Err(RegistryError::DuplicateSubscriber(s.mac));
+            return Err(RegistryError::NoSuchSubscriber(mac));
         }
-        Ok(())
+        if suspends {
+            tx.execute("DELETE FROM binding WHERE mac = ?1", [&m])?;
+        }
+        tx.commit()?;
+        Ok(binding)
+    }
+
+    /// One page of subscribers by MAC, filtered as `q` says.
+    pub fn page_subscribers(&self, q: &SubscriberQuery) -> Result<Vec<Subscriber>, RegistryError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT mac, isp, customer_id, password_hash, status FROM subscriber
+             WHERE (?1 IS NULL OR isp = ?1) AND (?2 IS NULL OR status = ?2)
+               AND (?3 IS NULL OR substr(customer_id, 1, length(?3)) = ?3)
+               AND (?4 IS NULL OR mac > ?4)
+             ORDER BY mac LIMIT ?5",
+        )?;
+        let rows = st
+            .query_map(
+                params![
+                    q.isp,
+                    q.status.map(Status::as_str),
+                    q.customer_id_prefix,
+                    q.after.map(|m| m.to_string()),
+                    q.limit
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(Self::row_to_subscriber).collect()
     }
 
     /// Registers a subscriber (claim 8: the ISP pre-registers its customer).
@@ -584,12 +738,17 @@ impl Registry {
 
     /// All bindings (reinstalled into the fast path at start).
     pub fn bindings(&self) -> Result<Vec<Binding>, RegistryError> {
+        self.bindings_of(None)
+    }
+
+    /// The bindings of one ISP's subscribers, or all.
+    pub fn bindings_of(&self, isp: Option<&str>) -> Result<Vec<Binding>, RegistryError> {
         let mut st = self.conn.prepare(&format!(
-            "SELECT {} FROM binding ORDER BY mac",
+            "SELECT {} FROM binding WHERE ?1 IS NULL OR isp = ?1 ORDER BY mac",
             Self::BINDING_COLS
         ))?;
         let rows = st
-            .query_map([], Self::binding_row)?
+            .query_map([isp], Self::binding_row)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(Self::row_to_binding).collect()
     }
@@ -604,11 +763,22 @@ impl Registry {
 
     /// The newest `limit` refusals, newest first.
     pub fn refusals(&self, limit: u32) -> Result<Vec<Refusal>, RegistryError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT at, mac, isp, reason FROM refusal ORDER BY id DESC LIMIT ?1")?;
+        self.refusals_of(None, limit)
+    }
+
+    /// The newest `limit` refusals of one ISP's (those whose ISP is known), or of all;
+    /// newest first.
+    pub fn refusals_of(
+        &self,
+        isp: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Refusal>, RegistryError> {
+        let mut st = self.conn.prepare(
+            "SELECT at, mac, isp, reason FROM refusal WHERE ?1 IS NULL OR isp = ?1
+             ORDER BY id DESC LIMIT ?2",
+        )?;
         let rows = st
-            .query_map([limit], |r| {
+            .query_map(params![isp, limit], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,

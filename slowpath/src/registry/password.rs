@@ -52,6 +52,40 @@ pub fn verify(phc: &str, password: &[u8]) -> bool {
     }
 }
 
+/// Why a PHC string sent already hashed is not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WeakHash(pub String);
+
+/// Checks that `phc` is an Argon2id (version 0x13) PHC string with a salt, a hash and at
+/// least the cost `min`: what an ISP may send instead of a clear password, stored as it is.
+/// A weaker hash would let a leaked registry give up that subscriber's password sooner than
+/// the others'.
+pub fn check_phc(phc: &str, min: PasswordCost) -> Result<(), WeakHash> {
+    let weak = |m: String| Err(WeakHash(m));
+    let h = PasswordHash::new(phc).map_err(|e| WeakHash(format!("not a PHC string: {e}")))?;
+    if h.algorithm != argon2::ARGON2ID_IDENT {
+        return weak(format!("algorithm {} is not argon2id", h.algorithm));
+    }
+    if h.version != Some(Version::V0x13 as u32) {
+        return weak("argon2 version must be 19 (v=19)".into());
+    }
+    if h.salt.is_none() || h.hash.is_none() {
+        return weak("needs a salt and a hash".into());
+    }
+    let p = Params::try_from(&h).map_err(|e| WeakHash(format!("parameters: {e}")))?;
+    if p.m_cost() < min.m_kib || p.t_cost() < min.t {
+        return weak(format!(
+            "cost m={},t={} is below the configured m={},t={}",
+            p.m_cost(),
+            p.t_cost(),
+            min.m_kib,
+            min.t
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +99,19 @@ mod tests {
         assert!(verify(&a, b"s3cret"));
         assert!(!verify(&a, b"s3cret "));
         assert!(!verify("not a hash", b"s3cret"));
+    }
+
+    #[test]
+    fn only_argon2id_at_the_configured_cost_passes_as_sent() {
+        let h = hash(b"pw", PasswordCost { m_kib: 64, t: 2 }).expect("hash");
+        assert_eq!(check_phc(&h, PasswordCost { m_kib: 64, t: 2 }), Ok(()));
+        assert_eq!(check_phc(&h, PasswordCost { m_kib: 32, t: 1 }), Ok(()));
+        assert!(check_phc(&h, PasswordCost { m_kib: 128, t: 2 }).is_err());
+        assert!(check_phc(&h, PasswordCost { m_kib: 64, t: 3 }).is_err());
+        let argon2i = h.replacen("$argon2id$", "$argon2i$", 1);
+        assert!(check_phc(&argon2i, PasswordCost::TEST).is_err());
+        for bad in ["", "pw", "$argon2id$v=19$m=64,t=1,p=1", "$md5$x"] {
+            assert!(check_phc(bad, PasswordCost::TEST).is_err(), "{bad}");
+        }
     }
 }

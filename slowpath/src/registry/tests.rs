@@ -297,4 +297,181 @@ fn refusal_notices_start_at_the_first_ask_and_resume_where_they_were() {
     let rest = r.refusals_after("isp-a", got[0].0, 10).expect("after");
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].1.reason, "ISP sent DHCPNAK");
+
+fn bind(r: &mut Registry, n: u8) {
+    r.upsert_binding(&Binding {
+        mac: mac(n),
+        isp: "isp-a".into(),
+        ipv4: Ipv4Addr::new(198, 18, 1, n),
+        expires: UNIX_EPOCH + Duration::from_secs(4_000_000_000),
+        server: Ipv4Addr::new(198, 18, 1, 2),
+        port: 0,
+        vlan: 0,
+        inner_vlan: 0,
+    })
+    .expect("binding");
+}
+
+#[test]
+fn add_hashed_is_all_or_nothing_and_names_the_bad_item() {
+    let mut r = reg();
+    let sub = |n: u8, isp: &str| Subscriber {
+        mac: mac(n),
+        isp: isp.into(),
+        customer_id: format!("C{n}"),
+        password_hash: Some("$argon2id$stored-as-is".into()),
+        status: Status::Active,
+    };
+    match r.add_hashed(&[sub(1, "isp-a"), sub(2, "isp-z")]) {
+        Err(RegistryError::Item { index: 1, source }) => {
+            assert!(matches!(*source, RegistryError::UnknownIsp(_)), "{source}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.subscriber(mac(1)).expect("read"), None, "nothing written");
+    match r.add_hashed(&[sub(1, "isp-a"), sub(1, "isp-a")]) {
+        Err(RegistryError::Item { index: 1, source }) => {
+            assert!(matches!(*source, RegistryError::DuplicateSubscriber(_)))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        r.add_hashed(&[sub(1, "isp-a"), sub(2, "isp-a")])
+            .expect("add"),
+        2
+    );
+    assert_eq!(
+        r.subscriber(mac(2))
+            .expect("read")
+            .and_then(|s| s.password_hash),
+        Some("$argon2id$stored-as-is".into())
+    );
+}
+
+#[test]
+fn change_sets_only_what_it_names_and_suspending_drops_the_binding() {
+    let mut r = reg();
+    r.add_subscriber(&new_sub(1)).expect("add");
+    bind(&mut r, 1);
+    let before = r.subscriber(mac(1)).expect("read").expect("sub");
+    let b = r
+        .change_subscriber(
+            mac(1),
+            &SubscriberChange {
+                customer_id: Some("C9".into()),
+                ..Default::default()
+            },
+        )
+        .expect("change");
+    assert_eq!(b, None);
+    let after = r.subscriber(mac(1)).expect("read").expect("sub");
+    assert_eq!(after.customer_id, "C9");
+    assert_eq!(after.password_hash, before.password_hash);
+    let b = r
+        .change_subscriber(
+            mac(1),
+            &SubscriberChange {
+                password_hash: Some(None),
+                status: Some(Status::Suspended),
+                ..Default::default()
+            },
+        )
+        .expect("change");
+    assert_eq!(b.map(|b| b.ipv4), Some(Ipv4Addr::new(198, 18, 1, 1)));
+    let after = r.subscriber(mac(1)).expect("read").expect("sub");
+    assert_eq!(
+        (after.password_hash, after.status),
+        (None, Status::Suspended)
+    );
+    assert_eq!(r.binding(mac(1)).expect("read"), None);
+    assert!(matches!(
+        r.change_subscriber(mac(7), &SubscriberChange::default()),
+        Err(RegistryError::NoSuchSubscriber(_))
+    ));
+    assert!(matches!(
+        r.change_subscriber(
+            mac(1),
+            &SubscriberChange {
+                customer_id: Some(" ".into()),
+                ..Default::default()
+            }
+        ),
+        Err(RegistryError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn pages_follow_the_cursor_and_filters() {
+    let mut r = reg();
+    for n in 1..=5 {
+        let mut s = new_sub(n);
+        s.password = None;
+        s.customer_id = if n % 2 == 0 {
+            format!("even-{n}")
+        } else {
+            format!("odd-{n}")
+        };
+        if n == 5 {
+            s.status = Status::Suspended;
+        }
+        r.add_subscriber(&s).expect("add");
+    }
+    let macs = |q: &SubscriberQuery| -> Vec<u8> {
+        r.page_subscribers(q)
+            .expect("page")
+            .into_iter()
+            .map(|s| s.mac.0[5])
+            .collect()
+    };
+    let mut q = SubscriberQuery {
+        limit: 2,
+        ..Default::default()
+    };
+    assert_eq!(macs(&q), [1, 2]);
+    q.after = Some(mac(2));
+    assert_eq!(macs(&q), [3, 4]);
+    q.after = Some(mac(4));
+    assert_eq!(macs(&q), [5]);
+    let q = SubscriberQuery {
+        customer_id_prefix: Some("odd".into()),
+        status: Some(Status::Active),
+        isp: Some("isp-a".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(macs(&q), [1, 3]);
+    let q = SubscriberQuery {
+        isp: Some("isp-b".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(macs(&q).is_empty());
+    // A prefix with LIKE's wildcards matches them literally.
+    let q = SubscriberQuery {
+        customer_id_prefix: Some("%".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(macs(&q).is_empty());
+}
+
+#[test]
+fn bindings_and_refusals_by_isp() {
+    let mut r = reg();
+    r.add_subscriber(&new_sub(1)).expect("add");
+    bind(&mut r, 1);
+    assert_eq!(r.bindings_of(Some("isp-a")).expect("read").len(), 1);
+    assert!(r.bindings_of(Some("isp-b")).expect("read").is_empty());
+    for isp in [Some("isp-a"), None, Some("isp-b")] {
+        r.record_refusal(&Refusal {
+            at: UNIX_EPOCH + Duration::from_secs(1),
+            mac: mac(1),
+            isp: isp.map(str::to_owned),
+            reason: "x".into(),
+        })
+        .expect("refusal");
+    }
+    assert_eq!(r.refusals_of(Some("isp-a"), 10).expect("read").len(), 1);
+    assert_eq!(r.refusals_of(None, 10).expect("read").len(), 3);
+    assert_eq!(r.refusals(2).expect("read").len(), 2);
 }
