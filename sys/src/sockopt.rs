@@ -103,7 +103,7 @@ fn setsockopt<T>(
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::net::{TcpListener, TcpStream};
     use std::time::Duration;
 
     #[test]
@@ -134,7 +134,7 @@ mod tests {
             set_tcp_md5sig(&s, Ipv4Addr::LOCALHOST, k).expect("client key");
         }
         let ok = s
-            .connect_timeout(&SocketAddr::from(at).into(), Duration::from_secs(1))
+            .connect_timeout(&at.into(), Duration::from_secs(1))
             .is_ok();
         if !ok {
             return false;
