@@ -20,6 +20,9 @@ use crate::next_hop::NextHop;
 /// type into `[tables]`.
 pub const DEFAULT_LABELS: [u32; 2] = [100_000, 1_048_575];
 
+/// The longest TCP MD5 key Linux takes (`TCP_MD5SIG_MAXKEYLEN`).
+pub const MD5_KEY_MAX: usize = 80;
+
 /// `[ldp]`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +48,42 @@ pub struct LdpConfig {
     /// The labels LDP allocates, inclusive; `[tables.ilm]` labels must lie outside.
     #[serde(default = "default_labels")]
     pub labels: [u32; 2],
+    /// GTSM (RFC 6720): advertised in Link Hellos, and used on the sessions of neighbours
+    /// that advertise it too.
+    #[serde(default = "default_gtsm")]
+    pub gtsm: bool,
+    /// Settings of particular neighbours, by LSR ID (`[[ldp.neighbours]]`).
+    #[serde(default)]
+    pub neighbours: Vec<LdpNeighbour>,
+}
+
+/// `[[ldp.neighbours]]`: one neighbour, named by its LSR ID as FRR's
+/// `neighbor A.B.C.D password WORD` names it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LdpNeighbour {
+    /// The neighbour's LSR ID.
+    pub router_id: Ipv4Addr,
+    /// The TCP MD5 signature key (RFC 5036 §2.9) of its session: 1 to 80 bytes.
+    pub password: Md5Key,
+}
+
+/// A TCP MD5 key. Its `Debug` does not show it, so it stays out of logs.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Md5Key(pub String);
+
+impl std::fmt::Debug for Md5Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Md5Key({} bytes)", self.0.len())
+    }
+}
+
+impl Md5Key {
+    /// The key's bytes, as the kernel takes them.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 fn default_hello_interval() -> u16 {
@@ -58,6 +97,9 @@ fn default_keepalive() -> u16 {
 }
 fn default_labels() -> [u32; 2] {
     DEFAULT_LABELS
+}
+fn default_gtsm() -> bool {
+    true
 }
 
 /// `[[tables.isps]] ldp`: an ISP's FECs.
@@ -104,7 +146,36 @@ impl LdpConfig {
                 "must be [first, last] within 16..=1048575 (0-15 are reserved)".into(),
             ));
         }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, n) in self.neighbours.iter().enumerate() {
+            if n.router_id == self.router_id {
+                errs.push((
+                    format!("ldp.neighbours[{i}].router_id"),
+                    "is this node's own LSR ID".into(),
+                ));
+            } else if !seen.insert(n.router_id) {
+                errs.push((
+                    format!("ldp.neighbours[{i}].router_id"),
+                    format!("neighbour {} is listed twice", n.router_id),
+                ));
+            }
+            let len = n.password.as_bytes().len();
+            if len == 0 || len > MD5_KEY_MAX {
+                errs.push((
+                    format!("ldp.neighbours[{i}].password"),
+                    format!("a TCP MD5 key has 1 to {MD5_KEY_MAX} bytes, not {len}"),
+                ));
+            }
+        }
         errs
+    }
+
+    /// The TCP MD5 key of the neighbour with LSR ID `lsr`, if it has one.
+    pub fn password(&self, lsr: Ipv4Addr) -> Option<&Md5Key> {
+        self.neighbours
+            .iter()
+            .find(|n| n.router_id == lsr)
+            .map(|n| &n.password)
     }
 
     /// Whether `label` is one LDP allocates.

@@ -892,3 +892,86 @@ fn ldp_tables_are_checked_against_ports_labels_and_static_fecs() {
         );
     }
 }
+
+/// `[[ldp.neighbours]]`: TCP MD5 keys by LSR ID, GTSM on by default; each mistake located
+/// at its key.
+#[test]
+fn ldp_neighbours_keys_are_checked() {
+    let routed = NODE.replace(
+        "name = \"core\"\ndevice = \"net_null1\"\nrole = \"core\"\n",
+        "name = \"core\"\ndevice = \"net_null1\"\nrole = \"core\"\naddress = \"10.0.12.1/30\"\n",
+    );
+    let ldp = "\n[ldp]\nrouter_id = \"10.0.12.1\"\n";
+    let n = |id: &str, key: &str| {
+        format!("\n[[ldp.neighbours]]\nrouter_id = \"{id}\"\npassword = \"{key}\"\n")
+    };
+    let text = format!(
+        "{routed}{ldp}{}{}",
+        n("10.0.12.2", "s3cret"),
+        n("10.0.12.3", &"k".repeat(80))
+    );
+    let l = parse(&text, Path::new("t.toml"))
+        .expect("valid")
+        .ldp
+        .expect("ldp");
+    assert!(l.gtsm, "GTSM is on by default");
+    let key = l.password("10.0.12.2".parse().expect("ip")).expect("key");
+    assert_eq!(key.as_bytes(), b"s3cret");
+    assert!(
+        !format!("{l:?}").contains("s3cret"),
+        "the key stays out of Debug"
+    );
+    assert!(l.password("10.0.12.9".parse().expect("ip")).is_none());
+    let off = parse(&format!("{routed}{ldp}gtsm = false\n"), Path::new("t.toml"))
+        .expect("valid")
+        .ldp
+        .expect("ldp");
+    assert!(!off.gtsm);
+
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "an empty key",
+            format!("{routed}{ldp}{}", n("10.0.12.2", "")),
+            "ldp.neighbours[0].password",
+        ),
+        (
+            "a key longer than the kernel takes",
+            format!("{routed}{ldp}{}", n("10.0.12.2", &"k".repeat(81))),
+            "ldp.neighbours[0].password",
+        ),
+        (
+            "a neighbour twice",
+            format!(
+                "{routed}{ldp}{}{}",
+                n("10.0.12.2", "a"),
+                n("10.0.12.2", "b")
+            ),
+            "ldp.neighbours[1].router_id",
+        ),
+        (
+            "this node itself",
+            format!("{routed}{ldp}{}", n("10.0.12.1", "a")),
+            "ldp.neighbours[0].router_id",
+        ),
+    ];
+    for (what, text, key) in cases {
+        let p = problems(text);
+        assert!(
+            p.iter().any(|p| p.key == *key && p.line > 0),
+            "{what}: want {key}, got {p:?}"
+        );
+    }
+    // A neighbour without a key: serde's error, on the table's line.
+    let text = format!("{routed}{ldp}\n[[ldp.neighbours]]\nrouter_id = \"10.0.12.2\"\n");
+    let p = problems(&text);
+    let line = text
+        .lines()
+        .position(|l| l == "[[ldp.neighbours]]")
+        .expect("header")
+        + 1;
+    assert!(
+        p.iter()
+            .any(|p| p.message.contains("missing field `password`") && p.line == line),
+        "{p:?}"
+    );
+}

@@ -91,8 +91,8 @@ pub fn report(r: &Report) {
         );
         if let Some(l) = &sp.ldp {
             println!(
-                "ldp sessions_up {} sessions_established {} sessions_lost {} hellos_in {} hellos_out {} hello_errors {} pdus_in {} pdus_out {} connection_errors {} slow_readers_closed {} fec_changes {} fecs_followed {}",
-                l.sessions_up, l.sessions_established, l.sessions_lost, l.hellos_in, l.hellos_out, l.hello_errors, l.pdus_in, l.pdus_out, l.connection_errors, l.slow_readers_closed, l.fec_changes, l.fecs_followed
+                "ldp sessions_up {} sessions_established {} sessions_lost {} hellos_in {} hellos_out {} hello_errors {} pdus_in {} pdus_out {} connection_errors {} slow_readers_closed {} fec_changes {} fecs_followed {} md5_refused {} md5_kernel_not_found {} md5_kernel_unexpected {} md5_kernel_failure {}",
+                l.sessions_up, l.sessions_established, l.sessions_lost, l.hellos_in, l.hellos_out, l.hello_errors, l.pdus_in, l.pdus_out, l.connection_errors, l.slow_readers_closed, l.fec_changes, l.fecs_followed, l.md5_refused, l.md5_kernel_not_found, l.md5_kernel_unexpected, l.md5_kernel_failure
             );
         }
         if sp.registered > 0 || p.punts_unregistered > 0 {
@@ -172,18 +172,25 @@ fn ldp(l: &ispmux_gateway::ldp::LdpView) -> String {
     }
     let _ = writeln!(
         o,
-        "\n{:<20} {:<15} {:<12} {:<8} {:>8}  INTERFACES",
-        "NEIGHBOUR", "TRANSPORT", "STATE", "ROLE", "UPTIME"
+        "\n{:<20} {:<15} {:<12} {:<8} {:>8} {:<9} INTERFACES",
+        "NEIGHBOUR", "TRANSPORT", "STATE", "ROLE", "UPTIME", "SECURITY"
     );
     for n in &l.neighbours {
+        let security = match (n.md5, n.gtsm) {
+            (true, true) => "md5,gtsm",
+            (true, false) => "md5",
+            (false, true) => "gtsm",
+            (false, false) => "-",
+        };
         let _ = writeln!(
             o,
-            "{:<20} {:<15} {:<12} {:<8} {:>8}  {}",
+            "{:<20} {:<15} {:<12} {:<8} {:>8} {:<9} {}",
             n.ldp_id,
             opt(n.transport.map(|a| a.to_string())),
             opt(n.state.clone()),
             n.role,
             opt(n.uptime_s.map(|s| format!("{s}s"))),
+            security,
             n.interfaces.join(","),
         );
     }

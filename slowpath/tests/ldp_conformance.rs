@@ -2,7 +2,8 @@
 //! followed by exactly the outputs it must give, in `tests/data/ldp_conformance/*.txt`.
 //!
 //! A case is lines of:
-//! - `config lsr=A [addresses=A,B] [interfaces=1,2] [keepalive=S] [labels=LO-HI]` (first);
+//! - `config lsr=A [addresses=A,B] [interfaces=1,2] [keepalive=S] [labels=LO-HI] [gtsm=off]`
+//!   (first);
 //! - an input: `hello IFACE SRC PDU`, `accepted FROM`, `connected PEER`, `data PEER PDU`,
 //!   `closed PEER`, `egress FEC on|off`, `route FEC NH|none`, `timer`, `shutdown`;
 //! - `time +SECONDS` (advances the clock, no input);
@@ -10,10 +11,10 @@
 //!
 //! A PDU is hex (spaces allowed), or `pdu LSR:SPACE MSG | MSG ...` with messages written as outputs show
 //! them (each gets ID 1, 2, ... unless it starts with `#ID`). Outputs:
-//! `hello IFACE`, `connect PEER LOCAL REMOTE`, `accept FROM PEER`, `refuse FROM`,
+//! `hello IFACE`, `connect PEER LOCAL REMOTE [gtsm]`, `accept FROM PEER [gtsm]`, `refuse FROM`,
 //! `send PEER MSG | MSG ...`, `close PEER`, `up PEER`, `down PEER REASON up|notup`,
 //! `fec FEC local=L|- egress|transit remote=NH:L|-`.
-//! Messages: `hello hold=S [transport=A]`, `init ka=S rcv=A:SPACE [v=N]`, `keepalive`,
+//! Messages: `hello hold=S [transport=A] [gtsm]`, `init ka=S rcv=A:SPACE [v=N]`, `keepalive`,
 //! `address A,B`, `address-withdraw A`, `mapping FEC label=L [req=ID]`, `request FEC`,
 //! `withdraw FEC|* [label=L]`, `release FEC|* [label=L]`, `abort FEC req=ID`,
 //! `notification CODE [fatal] id=ID type=0xTYPE`.
@@ -92,11 +93,12 @@ fn show_msg(b: &Body) -> String {
     let opt = |k: &str, v: Option<u32>| v.map(|v| format!(" {k}={v}")).unwrap_or_default();
     match b {
         Body::Hello(h) => format!(
-            "hello hold={}{}",
+            "hello hold={}{}{}",
             h.hold_time,
             h.transport_v4
                 .map(|a| format!(" transport={a}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if h.gtsm { " gtsm" } else { "" }
         ),
         Body::Initialization(i) => {
             format!(
@@ -144,6 +146,7 @@ fn parse_msg(s: &str) -> R<(Option<u32>, Body)> {
             hold_time: num(need("hold")?)?,
             targeted: false,
             request_targeted: false,
+            gtsm: w.contains(&"gtsm"),
             transport_v4: kv("transport").map(ip).transpose()?,
             config_seqno: None,
             transport_v6: None,
@@ -234,6 +237,14 @@ fn parse_pdu(s: &str) -> R<Vec<u8>> {
         .collect()
 }
 
+fn gtsm_word(gtsm: bool) -> &'static str {
+    if gtsm {
+        " gtsm"
+    } else {
+        ""
+    }
+}
+
 fn show_output(o: &Output) -> String {
     match o {
         Output::Hello { iface, .. } => format!("hello {iface}"),
@@ -241,8 +252,9 @@ fn show_output(o: &Output) -> String {
             peer,
             local,
             remote,
-        } => format!("connect {peer} {local} {remote}"),
-        Output::Accept { from, peer } => format!("accept {from} {peer}"),
+            gtsm,
+        } => format!("connect {peer} {local} {remote}{}", gtsm_word(*gtsm)),
+        Output::Accept { from, peer, gtsm } => format!("accept {from} {peer}{}", gtsm_word(*gtsm)),
         Output::Refuse { from } => format!("refuse {from}"),
         Output::Send { peer, data } => {
             let mut f = ispmux_slowpath::ldp::framer::Framer::new(u16::MAX);
@@ -298,6 +310,7 @@ fn config(line: &str) -> R<Config> {
             "addresses" => c.addresses = v.split(',').map(ip).collect::<R<_>>()?,
             "interfaces" => c.interfaces = v.split(',').map(num).collect::<R<_>>()?,
             "keepalive" => c.keepalive_time = num(v)?,
+            "gtsm" if v == "off" => c.gtsm = false,
             "labels" => {
                 let (a, b) = v.split_once('-').ok_or("labels=LO-HI")?;
                 c.labels = (num(a)?, num(b)?);

@@ -84,11 +84,13 @@ fn frr_pdus_decode_and_encode_back_to_the_same_bytes() {
             assert!(d.rejected.is_empty() && d.ignored == 0, "{d:?}");
             d.pdu.emit(&mut again).expect("encodes");
         }
-        // Only the Hello's GTSM flag (RFC 6720, not decoded) does not come back.
-        if seg != B_HELLO {
-            assert_eq!(again, bytes, "{seg}");
-        }
+        assert_eq!(again, bytes, "{seg}");
     }
+    let hello = &pdus(&hex(B_HELLO))[0].pdu.messages[0];
+    let Body::Hello(h) = &hello.body else {
+        panic!("{hello:?}")
+    };
+    assert!(h.gtsm && !h.targeted && !h.request_targeted, "{h:?}");
     let init = &pdus(&hex(B_INIT))[0].pdu.messages[0];
     let Body::Initialization(i) = &init.body else {
         panic!("{init:?}")
@@ -191,9 +193,17 @@ fn the_engine_as_a_against_frr_b() {
             data: &h,
         },
     );
-    // B has the higher transport address: B connects, A accepts.
+    // B has the higher transport address: B connects, A accepts; B's Hello has the GTSM
+    // flag, and so do A's: the session uses GTSM (RFC 6720).
     let o = feed(&mut e, now, Input::Accepted { from: B });
-    assert_eq!(o, vec![Output::Accept { from: B, peer: B }]);
+    assert_eq!(
+        o,
+        vec![Output::Accept {
+            from: B,
+            peer: B,
+            gtsm: true
+        }]
+    );
 
     // Frame 8 → like frame 10: Initialization and KeepAlive.
     let o = feed(

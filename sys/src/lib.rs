@@ -1,5 +1,6 @@
 //! DPDK 22.11 bindings (bindgen, plus a C shim for DPDK's static inline functions) and the one
-//! thin safe layer over them: EAL, mempool, mbuf, ethdev port, ring, lcore launch.
+//! thin safe layer over them: EAL, mempool, mbuf, ethdev port, ring, lcore launch; and the
+//! few Linux calls the standard library and socket2 lack (TAP, socket options).
 //!
 //! All `unsafe` code of ispmux lives in this crate; every block says why it is sound.
 
@@ -27,6 +28,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod ring;
+mod sockopt;
 mod tap;
 
 pub use alloc::HugeAlloc;
@@ -41,4 +43,5 @@ pub use mbuf::{Burst, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
 pub use port::{EthStats, Link, MacAddr, Port, PortConfig, PortId, RxQueue, TxQueue};
 pub use ring::{Ring, RingMode};
+pub use sockopt::{set_ip_minttl, set_tcp_md5sig, TCP_MD5_MAX_KEY};
 pub use tap::{poll_readable, unshare_netns, Tap, IFNAME_MAX};

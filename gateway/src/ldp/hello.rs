@@ -2,8 +2,10 @@
 //! socket per interface LDP runs on.
 //!
 //! Each socket is bound to its twin (`SO_BINDTODEVICE`) and to port 646 on any address,
-//! has joined 224.0.0.2 on that twin, and sends out of it with TTL 1 and no loopback of
-//! its own Hellos. A datagram read from a socket arrived on that socket's twin, which is
+//! has joined 224.0.0.2 on that twin, and sends out of it with no loopback of its own
+//! Hellos, with TTL 255 when GTSM is on (RFC 6720), else 1. The TTL of Hellos received is
+//! not checked: FRR sends its IPv4 Link Hellos with TTL 1 even with GTSM, whose check is
+//! on the sessions' TCP segments. A datagram read from a socket arrived on that socket's twin, which is
 //! the interface the engine needs to know (no `IP_PKTINFO` to decode). Reads are bounded
 //! per turn; a Hello the socket cannot take now is dropped and counted (the next one comes
 //! within the Hello interval).
@@ -32,8 +34,14 @@ pub struct HelloSocket {
 }
 
 impl HelloSocket {
-    /// Opens the socket of the twin `name` (index `ifindex`, address `addr`).
-    pub fn open(name: &str, ifindex: u32, addr: Option<Ipv4Addr>) -> io::Result<HelloSocket> {
+    /// Opens the socket of the twin `name` (index `ifindex`, address `addr`), sending
+    /// with TTL `ttl`.
+    pub fn open(
+        name: &str,
+        ifindex: u32,
+        addr: Option<Ipv4Addr>,
+        ttl: u8,
+    ) -> io::Result<HelloSocket> {
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
         // Every twin's socket binds port 646: they differ by device.
         s.set_reuse_address(true)?;
@@ -43,7 +51,7 @@ impl HelloSocket {
         if let Some(a) = addr {
             s.set_multicast_if_v4(&a)?;
         }
-        s.set_multicast_ttl_v4(1)?;
+        s.set_multicast_ttl_v4(u32::from(ttl))?;
         s.set_multicast_loop_v4(false)?;
         s.set_nonblocking(true)?;
         Ok(HelloSocket {

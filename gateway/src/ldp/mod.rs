@@ -17,7 +17,7 @@ pub mod hello;
 pub mod transport;
 pub mod view;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,7 +32,7 @@ use ispmux_slowpath::time::Now;
 use crate::error::{GatewayError, Step};
 use crate::routes::Routes;
 use hello::HelloSocket;
-use transport::{Event, Tcp};
+use transport::{Event, KernelMd5, Tcp};
 pub use view::{BindingRow, LdpStats, LdpView, NeighbourRow, RemoteLabel};
 
 /// LDP of one gateway: the engine, its sockets, the route follower and the FECs.
@@ -109,8 +109,9 @@ impl Ldp {
                 .step(|| format!("ldp: looking up twin {name:?}"))?
                 .ok_or_else(|| GatewayError::Other(format!("ldp: no twin {name:?}")))?;
             let addr = cfg.ports[i].address.map(|a| a.addr());
+            let ttl = if l.gtsm { transport::GTSM_TTL } else { 1 };
             hellos.push(
-                HelloSocket::open(name, ifindex, addr)
+                HelloSocket::open(name, ifindex, addr, ttl)
                     .step(|| format!("ldp: opening UDP 646 on twin {name:?}"))?,
             );
         }
@@ -131,11 +132,18 @@ impl Ldp {
             hello_interval: Duration::from_secs(u64::from(l.hello_interval_s)),
             keepalive_time: l.keepalive_s,
             labels: (l.labels[0], l.labels[1]),
+            gtsm: l.gtsm,
             ..EngineConfig::new(l.router_id)
         };
         let engine = Engine::new(ecfg, now_at(now)).step(|| "ldp: [ldp]".into())?;
-        let tcp =
-            Tcp::listen(transport).step(|| format!("ldp: listening on TCP {transport}:646"))?;
+        let keys: BTreeMap<Ipv4Addr, Vec<u8>> = l
+            .neighbours
+            .iter()
+            .map(|n| (n.router_id, n.password.as_bytes().to_vec()))
+            .collect();
+        let tcp = Tcp::listen(transport, keys).step(|| {
+            format!("ldp: listening on TCP {transport}:646 (with the neighbours' TCP MD5 keys)")
+        })?;
         let routes = Routes::open(twins.to_vec(), now)
             .step(|| "ldp: opening the netlink socket that follows routes".into())?;
         let (egress, configured) = fecs::configured(cfg);
@@ -183,6 +191,7 @@ impl Ldp {
                 datagrams.push((h.ifindex, src, data.to_vec()));
             });
         }
+        let heard = !datagrams.is_empty();
         for (iface, src, data) in datagrams {
             self.stats.hellos_in += 1;
             self.handle(
@@ -197,6 +206,9 @@ impl Ldp {
         }
         // Connections.
         let mut events = std::mem::take(&mut self.events);
+        if heard {
+            self.key_transports(&mut events);
+        }
         self.tcp.poll(now, &mut events);
         self.feed_events(t, &mut events, fec_out);
         self.events = events;
@@ -225,6 +237,22 @@ impl Ldp {
         }
     }
 
+    /// Keyed neighbours' transport addresses, as their Hellos give them, get their keys on
+    /// the listener before they connect from there (RFC 5036 §2.9 keys sessions by the
+    /// neighbour; TCP by address).
+    fn key_transports(&mut self, events: &mut Vec<Event>) {
+        let heard: Vec<(Ipv4Addr, Ipv4Addr)> = self
+            .engine
+            .discovery()
+            .iter()
+            .map(|(_, a)| (a.peer.lsr_id, a.transport))
+            .filter(|(lsr, _)| self.tcp.has_key(*lsr))
+            .collect();
+        for (lsr, addr) in heard {
+            self.tcp.key_transport(lsr, addr, events);
+        }
+    }
+
     /// Ends every session with a Shutdown Notification (the slow path is stopping) and
     /// writes what that leaves, without waiting.
     pub fn shutdown(&mut self, now: Instant, fec_out: &mut Vec<FecState>) {
@@ -246,6 +274,7 @@ impl Ldp {
     pub fn stats(&self) -> LdpStats {
         let c = self.engine.counters();
         let tc = self.tcp.counters();
+        let k = KernelMd5::read();
         LdpStats {
             sessions_up: self
                 .engine
@@ -255,6 +284,10 @@ impl Ldp {
             pdus_in: c.pdus_received,
             connection_errors: tc.errors,
             slow_readers_closed: tc.overflows,
+            md5_refused: tc.md5_refused,
+            md5_kernel_not_found: k.not_found,
+            md5_kernel_unexpected: k.unexpected,
+            md5_kernel_failure: k.failure,
             fecs_followed: self.followed.count() as u64,
             ..self.stats
         }
@@ -273,7 +306,7 @@ impl Ldp {
             neighbours: self
                 .neighbours(now)
                 .iter()
-                .map(|n| NeighbourRow::of(n, name))
+                .map(|n| NeighbourRow::of(n, name, self.tcp.has_key(n.peer.lsr_id)))
                 .collect(),
             bindings: self.bindings().iter().map(BindingRow::from).collect(),
             stats: self.stats(),
@@ -348,8 +381,9 @@ impl Ldp {
                     peer,
                     local,
                     remote,
-                } => self.tcp.connect(now, peer, local, remote, ev),
-                Output::Accept { from, peer } => self.tcp.accept(from, peer, ev),
+                    gtsm,
+                } => self.tcp.connect(now, peer, local, remote, gtsm, ev),
+                Output::Accept { from, peer, gtsm } => self.tcp.accept(from, peer, gtsm, ev),
                 Output::Refuse { from } => self.tcp.refuse(from),
                 Output::Send { peer, data } => {
                     self.stats.pdus_out += view::count_pdus(&data);

@@ -7,10 +7,23 @@
 //! write buffer past [`TX_MAX`]) is closed and counted, not waited for. Bytes read go to
 //! the engine as they are: it frames and parses them (a peer sending garbage is the
 //! engine's to answer); a peer closing or resetting is `Closed`.
+//!
+//! Session security (RFC 5036 §2.9, RFC 6720):
+//! - TCP MD5: a neighbour with a key (by LSR ID) has it installed on the listener for its
+//!   LSR ID from the start, and for the transport address its Hellos give as soon as one is
+//!   heard ([`Tcp::key_transport`]); the kernel then drops its unsigned or badly signed
+//!   segments. A connection from that address accepted before the key was there is refused
+//!   when the engine wants it as the keyed neighbour's session. A connection opened to a
+//!   keyed neighbour has the key before it connects.
+//! - GTSM: every LDP segment leaves with TTL 255 (the listener's SYN-ACKs too, so a peer
+//!   connecting with GTSM takes them); a session the engine says uses GTSM also drops
+//!   segments that arrive with a lower TTL (`IP_MINTTL` 255: only a directly connected
+//!   sender can make them arrive with 255).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -35,6 +48,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const LINGER: Duration = Duration::from_secs(2);
 /// Linux errno of a nonblocking connect under way.
 const EINPROGRESS: i32 = 115;
+/// The TTL every LDP segment leaves with, and the least a GTSM session accepts (RFC 5082
+/// §3 for a directly connected peer).
+pub const GTSM_TTL: u8 = 255;
 
 /// What happened to the connections, for the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +73,9 @@ pub struct TcpCounters {
     pub errors: u64,
     /// Sessions closed because the peer did not read (write buffer over [`TX_MAX`]).
     pub overflows: u64,
+    /// Connections refused as a keyed neighbour's session because they were accepted
+    /// before its key was on the listener (so possibly unsigned).
+    pub md5_refused: u64,
 }
 
 /// How a read ended.
@@ -154,6 +173,9 @@ struct Held {
     rx: Vec<u8>,
     /// The peer closed it meanwhile: after its bytes, the session gets `Closed`.
     ended: bool,
+    /// The neighbour whose MD5 key the listener had for this address when the connection
+    /// was accepted: the kernel checked every segment of it against that key.
+    signed_by: Option<Ipv4Addr>,
 }
 
 /// A connection opened for the active side, not up yet.
@@ -165,6 +187,10 @@ struct Connecting {
 /// The TCP side of LDP.
 pub struct Tcp {
     listener: TcpListener,
+    /// TCP MD5 keys by neighbour LSR ID.
+    keys: BTreeMap<Ipv4Addr, Vec<u8>>,
+    /// The addresses the listener has a key for, and whose key.
+    keyed: BTreeMap<Ipv4Addr, Ipv4Addr>,
     held: BTreeMap<Ipv4Addr, Held>,
     connecting: BTreeMap<Ipv4Addr, Connecting>,
     sessions: BTreeMap<Ipv4Addr, Conn>,
@@ -175,22 +201,37 @@ pub struct Tcp {
 }
 
 impl Tcp {
-    /// Listens on `transport`:646. The address may be added later (`IP_FREEBIND`): a
-    /// loopback address configured after start still gets its sessions.
-    pub fn listen(transport: Ipv4Addr) -> io::Result<Tcp> {
-        Tcp::listen_at(SocketAddrV4::new(transport, LDP_PORT), TX_MAX)
+    /// Listens on `transport`:646 with the neighbours' MD5 `keys` (by LSR ID). The
+    /// address may be added later (`IP_FREEBIND`): a loopback address configured after
+    /// start still gets its sessions.
+    pub fn listen(transport: Ipv4Addr, keys: BTreeMap<Ipv4Addr, Vec<u8>>) -> io::Result<Tcp> {
+        Tcp::listen_at(SocketAddrV4::new(transport, LDP_PORT), TX_MAX, keys)
     }
 
     /// [`Tcp::listen`] on any address and with any write bound (tests).
-    pub fn listen_at(at: SocketAddrV4, tx_max: usize) -> io::Result<Tcp> {
+    pub fn listen_at(
+        at: SocketAddrV4,
+        tx_max: usize,
+        keys: BTreeMap<Ipv4Addr, Vec<u8>>,
+    ) -> io::Result<Tcp> {
         let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
         s.set_reuse_address(true)?;
         s.set_freebind(true)?;
+        s.set_ttl(u32::from(GTSM_TTL))?;
+        // Before listen(): no connection from a keyed neighbour's LSR ID can come in
+        // unsigned. Most neighbours' transport address is their LSR ID.
+        let mut keyed = BTreeMap::new();
+        for (lsr, key) in &keys {
+            ispmux_sys::set_tcp_md5sig(&s, *lsr, key)?;
+            keyed.insert(*lsr, *lsr);
+        }
         s.bind(&SocketAddr::V4(at).into())?;
         s.listen(16)?;
         s.set_nonblocking(true)?;
         Ok(Tcp {
             listener: s.into(),
+            keys,
+            keyed,
             held: BTreeMap::new(),
             connecting: BTreeMap::new(),
             sessions: BTreeMap::new(),
@@ -212,6 +253,52 @@ impl Tcp {
     /// Sessions with a connection up.
     pub fn connected(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Whether the neighbour `lsr` has an MD5 key.
+    pub fn has_key(&self, lsr: Ipv4Addr) -> bool {
+        self.keys.contains_key(&lsr)
+    }
+
+    /// The keyed neighbour `lsr` is heard with transport address `addr`: the listener gets
+    /// its key for `addr` (once; an address already keyed for another neighbour keeps that
+    /// one). Connections from `addr` already accepted or waiting in the kernel's queue came
+    /// in before the key: they are taken off the queue now, and marked unsigned.
+    pub fn key_transport(&mut self, lsr: Ipv4Addr, addr: Ipv4Addr, ev: &mut Vec<Event>) {
+        let Some(key) = self.keys.get(&lsr) else {
+            return;
+        };
+        match self.keyed.get(&addr) {
+            Some(owner) if *owner == lsr => return,
+            Some(owner) => {
+                tracing::warn!(%lsr, %addr, %owner, "ldp: a keyed neighbour's transport address is another keyed neighbour's; keeping the first key");
+                return;
+            }
+            None => {}
+        }
+        // The address this neighbour was heard with before (not its LSR ID, keyed for
+        // good) loses the key: a neighbour has one transport address.
+        let old: Vec<Ipv4Addr> = self
+            .keyed
+            .iter()
+            .filter(|(a, o)| **o == lsr && **a != lsr)
+            .map(|(a, _)| *a)
+            .collect();
+        for a in old {
+            if ispmux_sys::set_tcp_md5sig(self.listener.as_fd(), a, b"").is_ok() {
+                self.keyed.remove(&a);
+            }
+        }
+        if let Err(e) = ispmux_sys::set_tcp_md5sig(self.listener.as_fd(), addr, key) {
+            // Without the key on the listener, nothing from `addr` is taken as the
+            // neighbour's session (`accept` checks): the session stays down.
+            tracing::warn!(%lsr, %addr, error = %e, "ldp: could not install the neighbour's TCP MD5 key");
+            self.counters.errors += 1;
+            return;
+        }
+        self.accept_new(ev);
+        self.keyed.insert(addr, lsr);
+        tracing::debug!(%lsr, %addr, "ldp: TCP MD5 key installed on the listener");
     }
 
     /// One turn: accepts, finishes connects, reads, and writes what waits.
@@ -285,6 +372,7 @@ impl Tcp {
                     conn,
                     rx: Vec::new(),
                     ended: false,
+                    signed_by: self.keyed.get(&from).copied(),
                 },
             );
             ev.push(Event::Accepted { from });
@@ -321,18 +409,21 @@ impl Tcp {
         }
     }
 
-    /// Opens a connection from `local` to `remote`:646 for the session with `peer`; a
-    /// failure at once is `Closed`.
+    /// Opens a connection from `local` to `remote`:646 for the session with `peer`, signed
+    /// with `peer`'s MD5 key if it has one, with GTSM if `gtsm`; a failure at once is
+    /// `Closed`.
     pub fn connect(
         &mut self,
         now: Instant,
         peer: Ipv4Addr,
         local: Ipv4Addr,
         remote: Ipv4Addr,
+        gtsm: bool,
         ev: &mut Vec<Event>,
     ) {
         self.drop_conn(peer);
-        match start_connect(local, SocketAddrV4::new(remote, LDP_PORT)) {
+        let key = self.keys.get(&peer).map(Vec::as_slice);
+        match start_connect(local, SocketAddrV4::new(remote, LDP_PORT), key, gtsm) {
             Ok(sock) => {
                 self.connecting
                     .insert(peer, Connecting { sock, since: now });
@@ -345,13 +436,29 @@ impl Tcp {
         }
     }
 
-    /// Keeps the connection accepted from `from` as the session with `peer`: what it read
-    /// meanwhile follows as `Data` (and `Closed` if it ended).
-    pub fn accept(&mut self, from: Ipv4Addr, peer: Ipv4Addr, ev: &mut Vec<Event>) {
+    /// Keeps the connection accepted from `from` as the session with `peer`, with GTSM if
+    /// `gtsm`: what it read meanwhile follows as `Data` (and `Closed` if it ended). A keyed
+    /// neighbour's session must have come in with the listener checking its key; one that
+    /// did not is closed instead (`Closed`), and the neighbour's next attempt is signed.
+    pub fn accept(&mut self, from: Ipv4Addr, peer: Ipv4Addr, gtsm: bool, ev: &mut Vec<Event>) {
         let Some(h) = self.held.remove(&from) else {
             ev.push(Event::Closed { peer });
             return;
         };
+        if self.keys.contains_key(&peer) && h.signed_by != Some(peer) {
+            tracing::warn!(%peer, %from, "ldp: refusing a connection accepted before the neighbour's TCP MD5 key was installed");
+            self.counters.md5_refused += 1;
+            ev.push(Event::Closed { peer });
+            return;
+        }
+        if gtsm {
+            if let Err(e) = ispmux_sys::set_ip_minttl(h.conn.stream.as_fd(), GTSM_TTL) {
+                tracing::warn!(%peer, error = %e, "ldp: could not set GTSM on the session");
+                self.counters.errors += 1;
+                ev.push(Event::Closed { peer });
+                return;
+            }
+        }
         self.drop_conn(peer);
         if !h.rx.is_empty() {
             ev.push(Event::Data { peer, data: h.rx });
@@ -416,10 +523,23 @@ impl Tcp {
     }
 }
 
-/// A nonblocking connect from `local` (any port) to `remote`, under way.
-fn start_connect(local: Ipv4Addr, remote: SocketAddrV4) -> io::Result<Socket> {
+/// A nonblocking connect from `local` (any port) to `remote`, under way, signed with `key`
+/// and with GTSM if asked.
+fn start_connect(
+    local: Ipv4Addr,
+    remote: SocketAddrV4,
+    key: Option<&[u8]>,
+    gtsm: bool,
+) -> io::Result<Socket> {
     let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     s.set_freebind(true)?;
+    s.set_ttl(u32::from(GTSM_TTL))?;
+    if gtsm {
+        ispmux_sys::set_ip_minttl(&s, GTSM_TTL)?;
+    }
+    if let Some(key) = key {
+        ispmux_sys::set_tcp_md5sig(&s, *remote.ip(), key)?;
+    }
     s.bind(&SocketAddr::V4(SocketAddrV4::new(local, 0)).into())?;
     s.set_nonblocking(true)?;
     match s.connect(&SocketAddr::V4(remote).into()) {
@@ -427,6 +547,50 @@ fn start_connect(local: Ipv4Addr, remote: SocketAddrV4) -> io::Result<Socket> {
         Err(e) if e.raw_os_error() == Some(EINPROGRESS) => Ok(s),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(s),
         Err(e) => Err(e),
+    }
+}
+
+/// What the kernel counted of TCP MD5 (`TcpExt` of `/proc/net/netstat`, for the whole
+/// network namespace): segments dropped because a key was expected and missing, was
+/// present and not expected, or did not match. A neighbour with a wrong key shows here:
+/// its connection attempts never reach the listener.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KernelMd5 {
+    pub not_found: u64,
+    pub unexpected: u64,
+    pub failure: u64,
+}
+
+impl KernelMd5 {
+    /// Reads the counters of the calling thread's network namespace; zeros if unreadable.
+    pub fn read() -> KernelMd5 {
+        std::fs::read_to_string("/proc/net/netstat")
+            .map(|t| KernelMd5::parse(&t))
+            .unwrap_or_default()
+    }
+
+    /// The counters from the text of `/proc/net/netstat`: a `TcpExt:` line of names, then
+    /// one of values.
+    pub fn parse(text: &str) -> KernelMd5 {
+        let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+        let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+            return KernelMd5::default();
+        };
+        let mut m = KernelMd5::default();
+        for (n, v) in names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .skip(1)
+        {
+            let v = v.parse().unwrap_or(0);
+            match n {
+                "TCPMD5NotFound" => m.not_found = v,
+                "TCPMD5Unexpected" => m.unexpected = v,
+                "TCPMD5Failure" => m.failure = v,
+                _ => {}
+            }
+        }
+        m
     }
 }
 

@@ -30,6 +30,19 @@ pub struct LdpStats {
     pub fec_changes: u64,
     /// FECs whose route is followed.
     pub fecs_followed: u64,
+    /// Connections from a keyed neighbour's address accepted before its TCP MD5 key was
+    /// on the listener, refused as its session.
+    #[serde(default)]
+    pub md5_refused: u64,
+    /// The kernel's TCP MD5 drops in the node's network namespace (`TcpExt` of
+    /// `/proc/net/netstat`): a segment without the key expected, with a key not expected,
+    /// with a signature that does not match (a wrong key).
+    #[serde(default)]
+    pub md5_kernel_not_found: u64,
+    #[serde(default)]
+    pub md5_kernel_unexpected: u64,
+    #[serde(default)]
+    pub md5_kernel_failure: u64,
 }
 
 /// One neighbour, for `ctl ldp`.
@@ -49,6 +62,12 @@ pub struct NeighbourRow {
     pub interfaces: Vec<String>,
     /// Its addresses, from its Address messages.
     pub addresses: Vec<Ipv4Addr>,
+    /// Its session is signed with a TCP MD5 key (`[[ldp.neighbours]] password`).
+    #[serde(default)]
+    pub md5: bool,
+    /// Its session uses GTSM: both sides advertise it (RFC 6720).
+    #[serde(default)]
+    pub gtsm: bool,
 }
 
 /// A peer's label for a FEC.
@@ -85,8 +104,8 @@ pub struct LdpView {
 }
 
 impl NeighbourRow {
-    /// The row of `n`; `ifname` names interface indexes.
-    pub fn of(n: &Neighbour, ifname: impl Fn(u32) -> String) -> NeighbourRow {
+    /// The row of `n`; `ifname` names interface indexes; `md5` if it has a key.
+    pub fn of(n: &Neighbour, ifname: impl Fn(u32) -> String, md5: bool) -> NeighbourRow {
         NeighbourRow {
             ldp_id: n.peer.to_string(),
             lsr_id: n.peer.lsr_id,
@@ -96,6 +115,8 @@ impl NeighbourRow {
             uptime_s: n.uptime.map(|d| d.as_secs()),
             interfaces: n.interfaces.iter().map(|i| ifname(*i)).collect(),
             addresses: n.addresses.clone(),
+            md5,
+            gtsm: n.gtsm,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Adjacency {
     pub transport: Ipv4Addr,
     /// The hold time both sides agreed on: the smaller of the two proposals.
     pub hold: Duration,
+    /// Its last Hello had the GTSM flag (RFC 6720 §3): it supports GTSM.
+    pub gtsm: bool,
     /// When the adjacency lapses unless another Hello arrives.
     pub expires: Instant,
 }
@@ -94,6 +96,7 @@ impl Discovery {
             peer: from,
             transport: hello.transport_v4.unwrap_or(src),
             hold,
+            gtsm: hello.gtsm,
             expires: now + hold,
         };
         let key = (iface, from.lsr_id);
@@ -138,6 +141,21 @@ impl Discovery {
             .map(|(_, a)| a)
     }
 
+    /// Whether a session with `lsr` uses GTSM as far as the neighbour goes (RFC 6720 §3):
+    /// it has an adjacency and the last Hello of every one advertised GTSM.
+    pub fn gtsm(&self, lsr: Ipv4Addr) -> bool {
+        let mut any = false;
+        for ((_, l), a) in &self.adjacencies {
+            if *l == lsr {
+                if !a.gtsm {
+                    return false;
+                }
+                any = true;
+            }
+        }
+        any
+    }
+
     /// The neighbour whose transport address is `addr`.
     pub fn by_transport(&self, addr: Ipv4Addr) -> Option<&Adjacency> {
         self.adjacencies.values().find(|a| a.transport == addr)
@@ -154,12 +172,14 @@ impl Discovery {
     }
 }
 
-/// The Hello this LSR sends: hold time proposal and transport address.
-pub fn hello_body(hold: u16, transport: Ipv4Addr) -> Body {
+/// The Link Hello this LSR sends: hold time proposal, transport address, and whether it
+/// supports GTSM.
+pub fn hello_body(hold: u16, transport: Ipv4Addr, gtsm: bool) -> Body {
     Body::Hello(Hello {
         hold_time: hold,
         targeted: false,
         request_targeted: false,
+        gtsm,
         transport_v4: Some(transport),
         config_seqno: None,
         transport_v6: None,
@@ -175,6 +195,7 @@ mod tests {
             hold_time: hold,
             targeted: false,
             request_targeted: false,
+            gtsm: false,
             transport_v4: transport,
             config_seqno: None,
             transport_v6: None,
@@ -221,5 +242,32 @@ mod tests {
             d.receive(t0, 1, src, peer, &t).err(),
             Some(HelloDrop::Targeted)
         );
+    }
+
+    /// GTSM holds for a neighbour only while every link's last Hello advertises it.
+    #[test]
+    fn gtsm_needs_the_flag_on_every_adjacency() {
+        let t0 = Instant::now();
+        let peer = LdpId {
+            lsr_id: Ipv4Addr::new(10, 0, 0, 2),
+            label_space: 0,
+        };
+        let src = Ipv4Addr::new(192, 0, 2, 2);
+        let mut d = Discovery::new(Ipv4Addr::new(10, 0, 0, 1), 15);
+        assert!(!d.gtsm(peer.lsr_id), "no adjacency");
+        let g = Hello {
+            gtsm: true,
+            ..hello(0, None)
+        };
+        d.receive(t0, 1, src, peer, &g).expect("adjacency");
+        assert!(d.gtsm(peer.lsr_id));
+        d.receive(t0, 2, src, peer, &hello(0, None))
+            .expect("adjacency");
+        assert!(!d.gtsm(peer.lsr_id), "a second link without G");
+        d.receive(t0, 2, src, peer, &g).expect("adjacency");
+        assert!(d.gtsm(peer.lsr_id), "the second link's next Hello has G");
+        d.receive(t0, 1, src, peer, &hello(0, None))
+            .expect("adjacency");
+        assert!(!d.gtsm(peer.lsr_id), "G withdrawn on the first link");
     }
 }

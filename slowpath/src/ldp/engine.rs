@@ -39,11 +39,15 @@ pub struct Config {
     pub max_pdu_len: u16,
     /// The local labels this LSR allocates from, inclusive.
     pub labels: (u32, u32),
+    /// GTSM (RFC 6720): Link Hellos carry the G flag, and a session with a neighbour
+    /// whose Link Hellos carry it too uses GTSM (`Connect`/`Accept` say so).
+    pub gtsm: bool,
 }
 
 impl Config {
     /// Defaults of RFC 5036 and common practice: hold 15 s, Hellos every 5 s, KeepAlive
-    /// 180 s, PDUs up to 4096 octets, the LSR ID as the transport address.
+    /// 180 s, PDUs up to 4096 octets, the LSR ID as the transport address, GTSM supported
+    /// (as FRR's ldpd does by default).
     pub fn new(lsr_id: Ipv4Addr) -> Config {
         Config {
             lsr_id,
@@ -55,6 +59,7 @@ impl Config {
             keepalive_time: 180,
             max_pdu_len: DEFAULT_MAX_PDU_LEN,
             labels: (FIRST_UNRESERVED, LABEL_MAX),
+            gtsm: true,
         }
     }
 }
@@ -173,15 +178,22 @@ pub enum Output {
     /// Send a datagram from port 646 to 224.0.0.2:646 out of `iface`.
     Hello { iface: IfIndex, data: Vec<u8> },
     /// Open a TCP connection from `local` to `remote`:646 for the session with `peer`.
+    /// With `gtsm` (RFC 6720), the connection sends with TTL 255 and takes only segments
+    /// that arrive with TTL 255, from the SYN-ACK on.
     Connect {
         peer: Ipv4Addr,
         local: Ipv4Addr,
         remote: Ipv4Addr,
+        gtsm: bool,
     },
     /// Keep the connection accepted from `from`: it is the session with `peer`. Until this
     /// or `Refuse` comes (at most [`PENDING_TIMEOUT`] later), the transport holds the
-    /// connection and what it reads.
-    Accept { from: Ipv4Addr, peer: Ipv4Addr },
+    /// connection and what it reads. `gtsm` as for `Connect`, from now on.
+    Accept {
+        from: Ipv4Addr,
+        peer: Ipv4Addr,
+        gtsm: bool,
+    },
     /// Close the connection accepted from `from`: no session is wanted from there.
     Refuse { from: Ipv4Addr },
     /// Write bytes to the session's connection.
@@ -234,6 +246,8 @@ pub struct Neighbour {
     pub interfaces: Vec<IfIndex>,
     /// Its addresses from its Address messages.
     pub addresses: Vec<Ipv4Addr>,
+    /// A session with it uses GTSM ([`Engine::gtsm`]).
+    pub gtsm: bool,
 }
 
 /// How long a connection accepted before any Hello from its address waits for one.
@@ -302,6 +316,14 @@ impl Engine {
         &self.discovery
     }
 
+    /// Whether a session with `peer` uses GTSM (RFC 6720 §3): both sides advertise it in
+    /// their Link Hellos, we because `Config::gtsm` says so, the neighbour on every link it
+    /// is heard on. Only Link Hellos make adjacencies here, so every session is between
+    /// directly connected LSRs, which is what GTSM's TTL 255 check needs.
+    pub fn gtsm(&self, peer: Ipv4Addr) -> bool {
+        self.cfg.gtsm && self.discovery.gtsm(peer)
+    }
+
     /// The OPERATIONAL peer that advertised `addr` as one of its addresses: the session a
     /// route via next hop `addr` takes its labels from.
     pub fn peer_by_address(&self, addr: Ipv4Addr) -> Option<LdpId> {
@@ -323,6 +345,7 @@ impl Engine {
                 uptime: None,
                 interfaces: Vec::new(),
                 addresses: Vec::new(),
+                gtsm: self.gtsm(a.peer.lsr_id),
             });
             n.interfaces.push(iface);
         }
@@ -335,6 +358,7 @@ impl Engine {
                 uptime: None,
                 interfaces: Vec::new(),
                 addresses: Vec::new(),
+                gtsm: false,
             });
             n.state = Some(s.state);
             n.role = s.role;
@@ -567,6 +591,7 @@ impl Engine {
             peer,
             local: self.cfg.transport,
             remote,
+            gtsm: self.gtsm(peer),
         });
     }
 
@@ -590,6 +615,7 @@ impl Engine {
         out.push(Output::Accept {
             from,
             peer: peer.lsr_id,
+            gtsm: self.gtsm(peer.lsr_id),
         });
     }
 
@@ -694,7 +720,7 @@ impl Engine {
                 self.local.ldp_id,
                 Message::new(
                     0,
-                    discovery::hello_body(self.cfg.hello_hold, self.cfg.transport),
+                    discovery::hello_body(self.cfg.hello_hold, self.cfg.transport, self.cfg.gtsm),
                 ),
             )
             .to_bytes();

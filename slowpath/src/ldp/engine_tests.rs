@@ -198,13 +198,12 @@ fn discovery_to_operational_then_keepalives() {
     let mut n = Net::new(30, 60);
     let start = n.now;
     n.run_until(start, Duration::from_millis(1));
-    // B has the higher transport address: it connects, A accepts.
-    assert!(n.log[1]
-        .iter()
-        .any(|o| matches!(o, Output::Connect { peer, remote, .. } if *peer == A && *remote == A)));
-    assert!(n.log[0]
-        .iter()
-        .any(|o| matches!(o, Output::Accept { from, peer } if *from == B && *peer == B)));
+    // B has the higher transport address: it connects, A accepts. Both advertise GTSM
+    // (the default): both sides' sockets are told to use it.
+    assert!(n.log[1].iter().any(|o| matches!(o,
+        Output::Connect { peer, remote, gtsm: true, .. } if *peer == A && *remote == A)));
+    assert!(n.log[0].iter().any(|o| matches!(o,
+        Output::Accept { from, peer, gtsm: true } if *from == B && *peer == B)));
     assert_eq!(n.state(0), Some(State::Operational));
     assert_eq!(n.state(1), Some(State::Operational));
     for side in 0..2 {
@@ -374,6 +373,7 @@ impl Scripted {
             hold_time: 15,
             targeted: false,
             request_targeted: false,
+            gtsm: false,
             transport_v4: None,
             config_seqno: None,
             transport_v6: None,
@@ -386,7 +386,11 @@ impl Scripted {
         });
         if peer > A {
             s.input(Input::Accepted { from: peer });
-            assert!(s.out.contains(&Output::Accept { from: peer, peer }));
+            assert!(s.out.contains(&Output::Accept {
+                from: peer,
+                peer,
+                gtsm: false
+            }));
         } else {
             assert!(s.out.iter().any(|o| matches!(o, Output::Connect { .. })));
             s.input(Input::Connected { peer });
@@ -568,6 +572,7 @@ fn every_state_answers_unexpected_messages_per_the_rfc() {
         hold_time: 15,
         targeted: false,
         request_targeted: false,
+        gtsm: false,
         transport_v4: None,
         config_seqno: None,
         transport_v6: None,
@@ -687,7 +692,7 @@ fn connections_without_hello_or_from_the_wrong_side_are_refused() {
     // A Hello arriving while it waits makes it the session.
     let mut out = Vec::new();
     e.handle(now, Input::Accepted { from: P }, &mut out);
-    let h = pdu_from(P, vec![super::discovery::hello_body(15, P)], 1);
+    let h = pdu_from(P, vec![super::discovery::hello_body(15, P, true)], 1);
     e.handle(
         now,
         Input::Hello {
@@ -697,7 +702,14 @@ fn connections_without_hello_or_from_the_wrong_side_are_refused() {
         },
         &mut out,
     );
-    assert_eq!(out, vec![Output::Accept { from: P, peer: P }]);
+    assert_eq!(
+        out,
+        vec![Output::Accept {
+            from: P,
+            peer: P,
+            gtsm: true
+        }]
+    );
     assert_eq!(e.session(P).map(|s| s.state), Some(State::Initialized));
     // Q is below us: we are active, Q must not connect.
     let mut s = Scripted::new(Q);
@@ -705,7 +717,7 @@ fn connections_without_hello_or_from_the_wrong_side_are_refused() {
     assert_eq!(s.out, vec![Output::Refuse { from: Q }]);
     // The initialization exchange times out.
     let mut s = Scripted::to(P, State::Initialized);
-    let hello = pdu_from(P, vec![super::discovery::hello_body(15, P)], 7);
+    let hello = pdu_from(P, vec![super::discovery::hello_body(15, P, false)], 7);
     s.now = s.now + Duration::from_secs(10);
     s.input(Input::Hello {
         iface: 1,
@@ -822,14 +834,14 @@ fn no_timer_stays_due_after_a_neighbour_becomes_the_active_side() {
         .iter()
         .any(|o| matches!(o, Output::SessionDown { .. })));
     // Q's Hellos now carry a transport address above ours: Q is the active side.
-    let h = pdu_from(Q, vec![super::discovery::hello_body(15, P)], 9);
+    let h = pdu_from(Q, vec![super::discovery::hello_body(15, P, false)], 9);
     s.input(Input::Hello {
         iface: 1,
         src: Q,
         data: &h,
     });
     s.now = s.now + Duration::from_secs(20);
-    let h = pdu_from(Q, vec![super::discovery::hello_body(15, P)], 10);
+    let h = pdu_from(Q, vec![super::discovery::hello_body(15, P, false)], 10);
     s.input(Input::Hello {
         iface: 1,
         src: Q,

@@ -86,7 +86,7 @@ fn exercise_engine(data: &[u8]) {
     cfg.addresses = vec![ME];
     let mut e = Engine::new(cfg, now).expect("config");
     let mut out = Vec::new();
-    let hello = peer_pdu(vec![super::discovery::hello_body(15, PEER)]);
+    let hello = peer_pdu(vec![super::discovery::hello_body(15, PEER, true)]);
     e.handle(
         now,
         Input::Hello {

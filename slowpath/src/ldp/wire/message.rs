@@ -108,6 +108,8 @@ pub struct Hello {
     pub targeted: bool,
     /// R: asks the receiver for Targeted Hellos back.
     pub request_targeted: bool,
+    /// G (RFC 6720 §3): the sender supports GTSM; meaningful in Link Hellos only.
+    pub gtsm: bool,
     pub transport_v4: Option<Ipv4Addr>,
     pub config_seqno: Option<u32>,
     pub transport_v6: Option<Ipv6Addr>,
@@ -276,6 +278,7 @@ fn decode_known(ty: u16, params: &[u8]) -> Result<(Body, Vec<RawTlv>), DecodeErr
                 hold_time: u16::from_be_bytes([c[0], c[1]]),
                 targeted: c[2] & 0x80 != 0,
                 request_targeted: c[2] & 0x40 != 0,
+                gtsm: c[2] & 0x20 != 0,
                 transport_v4: opt(p.take(tt::IPV4_TRANSPORT_ADDRESS), |t| {
                     Ok(Ipv4Addr::from(tlv::fixed::<4>(t)?))
                 })?,
@@ -408,7 +411,9 @@ fn emit_body(out: &mut Vec<u8>, body: &Body) -> Result<(), EncodeError> {
             }
         }
         Body::Hello(h) => {
-            let flags = u8::from(h.targeted) << 7 | u8::from(h.request_targeted) << 6;
+            let flags = u8::from(h.targeted) << 7
+                | u8::from(h.request_targeted) << 6
+                | u8::from(h.gtsm) << 5;
             tlv::emit(out, false, false, tt::COMMON_HELLO_PARAMETERS, |o| {
                 o.extend_from_slice(&h.hold_time.to_be_bytes());
                 o.extend_from_slice(&[flags, 0]);

@@ -52,6 +52,7 @@ fn hello() {
         hold_time: 15,
         targeted: false,
         request_targeted: false,
+        gtsm: false,
         transport_v4: None,
         config_seqno: None,
         transport_v6: None,
@@ -68,6 +69,26 @@ fn hello() {
             Body::Hello(Hello {
                 transport_v4: Some(A),
                 config_seqno: Some(3),
+                ..h
+            }),
+        ),
+    );
+    // RFC 6720 §3: G is the third flag bit of Common Hello Parameters, after T and R
+    // (0x2000 of the 16 bits, as FRR sends it: `slowpath/tests/ldp_frr_replay.rs`).
+    both_ways(
+        "000100160a00000100000100000c0000000104000004000f2000",
+        one(A, 1, Body::Hello(Hello { gtsm: true, ..h })),
+    );
+    both_ways(
+        "000100160a00000100000100000c0000000104000004002de000",
+        one(
+            A,
+            1,
+            Body::Hello(Hello {
+                hold_time: 45,
+                targeted: true,
+                request_targeted: true,
+                gtsm: true,
                 ..h
             }),
         ),
