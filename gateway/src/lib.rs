@@ -19,6 +19,7 @@ mod logon;
 pub mod neighbour;
 mod radius;
 mod registered;
+mod reload;
 pub mod report;
 pub mod routes;
 mod rtnl;

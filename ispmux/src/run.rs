@@ -1,5 +1,5 @@
 //! `ispmux run` and `ispmux radius-proxy`: the gateway started from a file, run until
-//! SIGINT/SIGTERM (or `--duration`), its report printed.
+//! SIGINT/SIGTERM (or `--duration`), reloading the file on SIGHUP, its report printed.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -12,12 +12,12 @@ use ispmux_gateway::{Event, Gateway, Report};
 
 /// `ispmux run -c FILE [--duration S]`.
 pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
-    let ispmux_conf::Loaded {
-        config: cfg,
-        preload,
-    } = ispmux_conf::load_gateway(path)?;
     let stop = stop_on_signals()?;
-    let mut gw = Gateway::start(cfg, preload)?;
+    let mut gw = Gateway::start_file(path)?;
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .context("installing the SIGHUP handler")?;
+    gw.reload_on(hup);
     let deadline = duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
     gw.run_until(&stop, deadline, &mut |e| match e {
         Event::Rates(r) => crate::print::rates(&r),
