@@ -288,24 +288,21 @@ impl LabelMap {
 
             // The ISP's FEC where this node pushes.
             if let Some(m) = meaning.filter(|m| m.ingress) {
-                match self.usable(s.remote) {
-                    Some((port, nh, label)) => {
-                        let fec = FecEntry {
-                            label,
-                            tc: 0,
-                            port,
-                            next_hop: MacAddr::ZERO,
-                        };
-                        let entry = NextHopEntry::Fec {
-                            isp: m.isp,
-                            direction: m.direction,
-                            fec,
-                        };
-                        write(now, entry, Some((port, NextHop::Addr(nh))), resolver, out);
-                        after.push = Some((m.isp, m.direction));
-                        self.stats.push_written += 1;
-                    }
-                    None => {}
+                if let Some((port, nh, label)) = self.usable(s.remote) {
+                    let fec = FecEntry {
+                        label,
+                        tc: 0,
+                        port,
+                        next_hop: MacAddr::ZERO,
+                    };
+                    let entry = NextHopEntry::Fec {
+                        isp: m.isp,
+                        direction: m.direction,
+                        fec,
+                    };
+                    write(now, entry, Some((port, NextHop::Addr(nh))), resolver, out);
+                    after.push = Some((m.isp, m.direction));
+                    self.stats.push_written += 1;
                 }
             }
             // What was pushed and is no longer (no label learned, or another meaning).

@@ -159,7 +159,7 @@ pub(crate) fn carry_out(job: &Job, live: Live<'_>, now: Instant) -> Done {
     send(updates.as_deref_mut(), &out, &mut done);
     out.clear();
     // LDP: what its FECs mean now, then which it advertises.
-    if let (Some(map), Some(nb)) = (label_map, neighbours.as_deref_mut()) {
+    if let (Some(map), Some(nb)) = (label_map, neighbours) {
         map.reconfigure(now, &job.cfg, nb.resolver_mut(), &mut out);
         if let Some(ldp) = ldp {
             let mut fecs: Vec<FecState> = Vec::new();

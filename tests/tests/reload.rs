@@ -309,28 +309,29 @@ fn a_bad_config_is_refused_with_its_located_error_and_forwarding_goes_on() {
         err.contains("cannot change while ispmux runs") && err.contains("eal"),
         "{err}"
     );
-    // SIGHUP with the good file back (one more subscriber row): applied.
-    let more = format!(
-        "{good}\n[[tables.subscribers]]\nport = \"acc1\"\nmac = \"02:00:00:bb:00:09\"\nisp = 2\n"
+    let a = flow.wait_with_output().expect("ping A");
+    assert_eq!(received(&a), 100, "forwarding went on: {a:?}");
+    // SIGHUP with a good file that drops subscriber B's row: applied, B's pings now
+    // counted as `unknown_mac`.
+    let without_b = good.replace(
+        "[[tables.subscribers]]\nport = \"acc1\"\nmac = \"02:00:00:bb:00:01\"\nisp = 2\nipv4 = \"198.18.2.10\"\n",
+        "",
     );
-    std::fs::write(d.join("headend.toml"), more).expect("write");
+    assert_ne!(without_b, good);
+    std::fs::write(d.join("headend.toml"), &without_b).expect("write");
+    let before = drops(&d, "headend", "unknown_mac");
     assert!(Command::new("kill")
         .args(["-HUP", &nodes[0].id().to_string()])
         .status()
         .expect("kill")
         .success());
-    let a = flow.wait_with_output().expect("ping A");
-    assert_eq!(received(&a), 100, "forwarding went on: {a:?}");
     let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let s = json(&ctl(&d, "headend", "reload"));
-        // The SIGHUP applied the row: this reload finds nothing more to do.
-        if s["changes"]["subscribers_added"] == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "SIGHUP never reloaded: {s}");
-        std::thread::sleep(Duration::from_millis(100));
+    while drops(&d, "headend", "unknown_mac") == before {
+        assert!(Instant::now() < deadline, "SIGHUP never reloaded");
+        ping(&t.sub_b, "198.18.2.2", 1);
     }
+    let a = ping(&t.sub_a, "198.18.1.2", 10);
+    assert_eq!(received(&a), 10, "ISP A after the SIGHUP: {a:?}");
 }
 
 /// `[ldp]` of one node: fast Hellos so the chain converges in seconds.
@@ -417,7 +418,8 @@ fn an_isp_removed_at_the_ldp_tailend_is_no_fec_at_the_headend_within_a_second() 
     until_both_answer(&t);
 
     let flow_a = ping_flow(&t.sub_a, "198.18.1.2", 3);
-    let flow_b = ping_flow(&t.sub_b, "198.18.2.2", 3);
+    // B's flow outlasts the wait below: what the headend counts is its traffic.
+    let flow_b = ping_flow(&t.sub_b, "198.18.2.2", 6);
     std::thread::sleep(Duration::from_millis(300));
     let no_fec0 = drops(&d, "headend", "no_fec");
     let r = json(&reload(&d, "tailend", &tail(&a)));
@@ -429,11 +431,15 @@ fn an_isp_removed_at_the_ldp_tailend_is_no_fec_at_the_headend_within_a_second() 
             break reloaded.elapsed();
         }
         assert!(
-            reloaded.elapsed() < Duration::from_secs(3),
-            "the headend never counted ISP B as no_fec"
+            reloaded.elapsed() < Duration::from_secs(5),
+            "the headend never counted ISP B as no_fec: {}\ntailend: {}\ntransit: {}",
+            json(&ctl(&d, "headend", "ldp")),
+            json(&ctl(&d, "tailend", "ldp")),
+            json(&ctl(&d, "transit", "ldp")),
         );
         std::thread::sleep(Duration::from_millis(20));
     };
+    eprintln!("ISP B counted as no_fec at the headend {counted:?} after the reload");
     assert!(
         counted < Duration::from_secs(1),
         "ISP B's traffic counted as no_fec only after {counted:?}"
@@ -441,5 +447,5 @@ fn an_isp_removed_at_the_ldp_tailend_is_no_fec_at_the_headend_within_a_second() 
     let a = flow_a.wait_with_output().expect("ping A");
     let b = flow_b.wait_with_output().expect("ping B");
     assert_eq!(received(&a), 150, "ISP A unaffected: {a:?}");
-    assert!(received(&b) < 100, "ISP B's traffic stopped: {b:?}");
+    assert!(received(&b) < 250, "ISP B's traffic stopped: {b:?}");
 }
