@@ -211,3 +211,116 @@ fn send(updates: Option<&mut UpdateSender>, out: &[TableUpdate], done: &mut Done
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use ispmux_dataplane::table::{updates, SubscriberKey};
+    use ispmux_dataplane::wire::MacAddr;
+
+    use super::*;
+
+    const OLD: &str = r#"
+[eal]
+lcores = [0, 1]
+
+[dataplane]
+pipeline = "node"
+
+[[port]]
+name = "acc"
+device = "net_null0"
+role = "access"
+
+[[port]]
+name = "core"
+device = "net_null1"
+role = "core"
+
+[tables.limits]
+max_subscribers = 64
+max_isps = 4
+max_labels = 16
+max_handoffs = 4
+
+[[tables.isps]]
+id = 1
+name = "isp-a"
+upstream = { label = 1001, port = "core", next_hop = "02:00:00:00:00:c1" }
+
+[[tables.isps]]
+id = 2
+name = "isp-b"
+upstream = { label = 1002, port = "core", next_hop = "02:00:00:00:00:c1" }
+
+[[tables.ilm]]
+label = 4002
+action = { kind = "pop_deliver", isp = 2 }
+
+[[tables.subscribers]]
+port = "acc"
+mac = "02:00:00:bb:00:01"
+isp = 2
+ipv4 = "198.18.2.10"
+"#;
+
+    fn loaded(text: &str) -> Loaded {
+        let config = ispmux_conf::parse(text, Path::new("t.toml")).expect("valid");
+        let preload = config.preload_tables();
+        Loaded { config, preload }
+    }
+
+    /// The slow path's share of removing ISP 2 and moving ISP 1's label, as a worker's
+    /// replica sees it once it has replayed the writes.
+    #[test]
+    fn carried_out_the_workers_tables_follow_the_new_file() {
+        let old = loaded(OLD);
+        let text = OLD
+            .replace("label = 1001", "label = 1011")
+            .split("[[tables.isps]]\nid = 2")
+            .next()
+            .expect("head")
+            .to_owned();
+        let new = loaded(&text);
+        let plan = ispmux_conf::reload::plan(&old, &new).expect("live");
+        let master = old.preload.build().expect("tables");
+        let mut replica = old.preload.build().expect("tables");
+        let (mut tx, rx) = updates::channel(master, 1, 256);
+        let mut isp_ids = HashMap::new();
+        let job = Job {
+            cfg: new.config.clone(),
+            isp_ids: HashMap::from([("isp-a".to_owned(), 1)]),
+            reload: plan,
+            reply: mpsc::channel().0,
+        };
+        let live = Live {
+            updates: Some(&mut tx),
+            neighbours: None,
+            label_map: None,
+            ldp: None,
+            dhcp: None,
+            isp_ids: &mut isp_ids,
+        };
+        let done = carry_out(&job, live, Instant::now());
+        assert_eq!(done.refused, 0);
+        assert!(done.table_updates >= 4, "{done:?}");
+        assert_eq!(isp_ids, job.isp_ids);
+        rx[0].apply_pending(&mut replica, usize::MAX);
+        let up = |t: &ispmux_dataplane::Tables, isp| {
+            t.isps.get(isp).and_then(|e| e.upstream).map(|f| f.label)
+        };
+        assert_eq!(up(&replica, 1), Some(1011));
+        assert_eq!(up(&replica, 2), None, "ISP 2's traffic is no_fec");
+        assert!(replica.ilm.get(&4002).is_none());
+        let key = SubscriberKey {
+            port: 0,
+            outer_vid: 0,
+            inner_vid: 0,
+            mac: MacAddr([2, 0, 0, 0xbb, 0, 1]),
+        }
+        .pack()
+        .expect("key");
+        assert!(replica.subscribers.get(&key).is_none(), "row removed");
+    }
+}
