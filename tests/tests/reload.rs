@@ -380,7 +380,7 @@ fn ldp_routes(t: &Topology) {
 
 /// (d) ISP B removed at an LDP tailend by reload: its label is withdrawn toward the
 /// headend, which within a second drops B's traffic as `no_fec` instead of pushing the
-/// stale label; ISP A's traffic is unaffected.
+/// stale label; ISP A's traffic is unaffected. Added back, it is advertised again.
 #[test]
 fn an_isp_removed_at_the_ldp_tailend_is_no_fec_at_the_headend_within_a_second() {
     let t = topology(true);
@@ -409,11 +409,11 @@ fn an_isp_removed_at_the_ldp_tailend_is_no_fec_at_the_headend_within_a_second() 
             control(&d, "tailend"),
         )
     };
-    let a = ldp_isp(1, "handoff = [{ port = \"h0\" }]\n");
-    let b = ldp_isp(2, "handoff = [{ port = \"h1\" }]\n");
+    let a_isp = ldp_isp(1, "handoff = [{ port = \"h0\" }]\n");
+    let b_isp = ldp_isp(2, "handoff = [{ port = \"h1\" }]\n");
     let _head = start(&t.head, &d, "headend", head);
     let _transit = start(&t.transit, &d, "transit", transit);
-    let _tail = start(&t.tail, &d, "tailend", tail(&format!("{a}{b}")));
+    let _tail = start(&t.tail, &d, "tailend", tail(&format!("{a_isp}{b_isp}")));
     ldp_routes(&t);
     until_both_answer(&t);
 
@@ -422,7 +422,7 @@ fn an_isp_removed_at_the_ldp_tailend_is_no_fec_at_the_headend_within_a_second() 
     let flow_b = ping_flow(&t.sub_b, "198.18.2.2", 6);
     std::thread::sleep(Duration::from_millis(300));
     let no_fec0 = drops(&d, "headend", "no_fec");
-    let r = json(&reload(&d, "tailend", &tail(&a)));
+    let r = json(&reload(&d, "tailend", &tail(&a_isp)));
     let reloaded = Instant::now();
     assert_eq!(r["changes"]["isps_removed"], serde_json::json!([2]), "{r}");
     assert_eq!(r["changes"]["ldp_isps"], serde_json::json!([2]), "{r}");
@@ -448,4 +448,15 @@ fn an_isp_removed_at_the_ldp_tailend_is_no_fec_at_the_headend_within_a_second() 
     let b = flow_b.wait_with_output().expect("ping B");
     assert_eq!(received(&a), 150, "ISP A unaffected: {a:?}");
     assert!(received(&b) < 250, "ISP B's traffic stopped: {b:?}");
+    // Back in the tailend's file: its FEC is advertised again and B's traffic resumes.
+    let r = json(&reload(&d, "tailend", &tail(&format!("{a_isp}{b_isp}"))));
+    assert_eq!(r["changes"]["isps_added"], serde_json::json!([2]), "{r}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received(&ping(&t.sub_b, "198.18.2.2", 1)) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "ISP B never came back: {}",
+            json(&ctl(&d, "headend", "ldp"))
+        );
+    }
 }
