@@ -417,24 +417,23 @@ impl Forwarding {
         self.follows_neighbours
     }
 
-    /// Hands `job` to the slow path and waits up to `wait` for it to be carried out; the
-    /// counters name `preload`'s ISPs from then on.
+    /// Hands `job` to the slow path and waits up to `wait` for it to be carried out (None:
+    /// not yet, it will be); the counters name `preload`'s ISPs from then on. An error: the
+    /// job was not handed over.
     pub(crate) fn reload(
         &mut self,
         job: crate::reload::Job,
         done: mpsc::Receiver<crate::reload::Done>,
         preload: &PreloadTables,
         wait: Duration,
-    ) -> Result<crate::reload::Done, String> {
+    ) -> Result<Option<crate::reload::Done>, String> {
         let tx = self
             .reload
             .as_ref()
             .ok_or("reload refused: the slow path has not started")?;
         tx.send(job)
             .map_err(|_| "reload refused: the slow path has stopped".to_owned())?;
-        let d = done
-            .recv_timeout(wait)
-            .map_err(|_| "reload: the slow path did not answer in time".to_owned())?;
+        let d = done.recv_timeout(wait).ok();
         self.names = preload
             .isp_names()
             .into_iter()

@@ -118,10 +118,17 @@ pub(crate) fn reload(
             reload: plan,
             reply,
         };
-        let done = f.reload(job, done, &new.preload, SLOW_PATH_WAIT)?;
-        answer.table_updates = done.table_updates;
-        answer.table_updates_refused = done.refused;
-        answer.bindings_released = done.bindings_released;
+        match f.reload(job, done, &new.preload, SLOW_PATH_WAIT)? {
+            Some(done) => {
+                answer.table_updates = done.table_updates;
+                answer.table_updates_refused = done.refused;
+                answer.bindings_released = done.bindings_released;
+            }
+            // Handed over: the file is the running one from now on, whenever it lands.
+            None => tracing::warn!(
+                "reload: the slow path has not carried it out within {SLOW_PATH_WAIT:?}; it will"
+            ),
+        }
     }
     tracing::info!(changes = ?answer.changes, updates = answer.table_updates, refused = answer.table_updates_refused, "reloaded {}", answer.path);
     src.loaded = new;
