@@ -12,6 +12,7 @@ mod load;
 mod model;
 mod next_hop;
 mod plan;
+pub mod reload;
 mod subscribers_csv;
 mod tables;
 mod validate;

@@ -33,6 +33,10 @@ pub enum ControlCommand {
     TraceShow,
     /// LDP's neighbours and label bindings.
     Ldp,
+    /// Apply the configuration file the gateway was started from, as it is now, without
+    /// stopping forwarding (also on SIGHUP); refused as a whole when it is invalid or
+    /// changes what cannot change while running.
+    Reload,
 }
 
 /// Why a command line is not a command.
@@ -54,7 +58,8 @@ pub enum CommandError {
     },
 }
 
-const HELP: &str = "stats, version, revoke MAC, suspend CSP, resume CSP, trace N or trace, ldp";
+const HELP: &str =
+    "stats, version, revoke MAC, suspend CSP, resume CSP, trace N or trace, ldp, reload";
 
 impl FromStr for ControlCommand {
     type Err = CommandError;
@@ -76,6 +81,7 @@ impl FromStr for ControlCommand {
             Some("stats") => args("stats", 0, "no arguments").map(|()| ControlCommand::Stats),
             Some("version") => args("version", 0, "no arguments").map(|()| ControlCommand::Version),
             Some("ldp") => args("ldp", 0, "no arguments").map(|()| ControlCommand::Ldp),
+            Some("reload") => args("reload", 0, "no arguments").map(|()| ControlCommand::Reload),
             Some("revoke") => {
                 args("revoke", 1, "one subscriber MAC")?;
                 words[1]
@@ -125,6 +131,7 @@ impl fmt::Display for ControlCommand {
             ControlCommand::Trace(n) => write!(f, "trace {n}"),
             ControlCommand::TraceShow => f.write_str("trace"),
             ControlCommand::Ldp => f.write_str("ldp"),
+            ControlCommand::Reload => f.write_str("reload"),
         }
     }
 }
@@ -181,6 +188,22 @@ pub struct Traced {
     pub records: Vec<TraceLine>,
 }
 
+/// A reload carried out: what changed, and what the parts running it said.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reloaded {
+    /// The file read.
+    pub path: String,
+    /// What changed.
+    pub changes: ispmux_conf::reload::Changes,
+    /// Table updates sent to the workers.
+    pub table_updates: u64,
+    /// Of those, refused by the tables (full, out of range): logged, counted here.
+    pub table_updates_refused: u64,
+    /// DHCP bindings released because their ISP left `[[dhcp.isps]]`.
+    #[serde(default)]
+    pub bindings_released: u64,
+}
+
 /// A refused command, with the reason the operator reads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refused {
@@ -206,6 +229,8 @@ pub enum ControlAnswer {
     Ldp(Box<crate::ldp::LdpView>),
     /// To any command the daemon could not carry out.
     Refused(Refused),
+    /// To `reload`.
+    Reloaded(Box<Reloaded>),
 }
 
 impl ControlAnswer {
@@ -226,6 +251,7 @@ impl ControlAnswer {
             ControlAnswer::Traced(t) => serde_json::to_value(t),
             ControlAnswer::Ldp(l) => serde_json::to_value(l),
             ControlAnswer::Refused(r) => serde_json::to_value(r),
+            ControlAnswer::Reloaded(r) => serde_json::to_value(r),
         };
         v.unwrap_or_else(|e| serde_json::json!({ "error": format!("encoding the answer: {e}") }))
     }
@@ -246,6 +272,7 @@ impl ControlAnswer {
                 ControlAnswer::Traced(serde_json::from_value(v)?)
             }
             ControlCommand::Ldp => ControlAnswer::Ldp(Box::new(serde_json::from_value(v)?)),
+            ControlCommand::Reload => ControlAnswer::Reloaded(Box::new(serde_json::from_value(v)?)),
         })
     }
 }
@@ -275,6 +302,7 @@ mod tests {
             ControlCommand::Trace(16),
             ControlCommand::TraceShow,
             ControlCommand::Ldp,
+            ControlCommand::Reload,
         ] {
             assert_eq!(c.to_string().parse::<ControlCommand>(), Ok(c));
         }
@@ -303,6 +331,7 @@ mod tests {
             "trace many",
             "trace 1 2",
             "ldp now",
+            "reload now",
         ] {
             let e = bad.parse::<ControlCommand>();
             assert!(
@@ -332,7 +361,7 @@ mod tests {
         #[test]
         fn any_line_parses_or_is_refused(
             words in proptest::collection::vec(
-                proptest::string::string_regex("(stats|version|revoke|suspend|resume|trace|ldp|[ -~]{0,20})")
+                proptest::string::string_regex("(stats|version|revoke|suspend|resume|trace|ldp|reload|[ -~]{0,20})")
                     .expect("regex"),
                 0..4,
             )

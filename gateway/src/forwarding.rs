@@ -53,6 +53,10 @@ pub(crate) struct Forwarding {
     ldp_farewell: Option<Arc<AtomicBool>>,
     dhcp_stats: Option<Arc<Mutex<BTreeMap<String, u64>>>>,
     revoke: Option<mpsc::Sender<MacAddr>>,
+    /// Reloads for the slow path to carry out.
+    reload: Option<mpsc::Sender<crate::reload::Job>>,
+    /// The slow path follows next hops given by address (a reload may add some).
+    follows_neighbours: bool,
     update_gen: Option<JoinHandle<UpdateGenReport>>,
     names: Vec<(u16, String)>,
     before: Vec<EthStats>,
@@ -171,6 +175,8 @@ impl Forwarding {
             ldp_farewell: None,
             dhcp_stats: None,
             revoke: None,
+            reload: None,
+            follows_neighbours: false,
             update_gen: None,
             names: preload
                 .isp_names()
@@ -362,7 +368,11 @@ impl Forwarding {
             )?,
             None => None,
         };
+        self.follows_neighbours = neighbours.is_some();
+        let (reload_tx, reload_rx) = mpsc::channel();
+        self.reload = Some(reload_tx);
         let slow = SlowPath {
+            reload: reload_rx,
             punt: self.punt.clone(),
             inject: self.inject.clone(),
             pool: self.pool.clone(),
@@ -400,6 +410,36 @@ impl Forwarding {
             .step(|| "starting the slow-path thread".into())?;
         self.slow = Some(h);
         Ok(())
+    }
+
+    /// Whether the slow path follows next hops given by address.
+    pub(crate) fn follows_neighbours(&self) -> bool {
+        self.follows_neighbours
+    }
+
+    /// Hands `job` to the slow path and waits up to `wait` for it to be carried out (None:
+    /// not yet, it will be); the counters name `preload`'s ISPs from then on. An error: the
+    /// job was not handed over.
+    pub(crate) fn reload(
+        &mut self,
+        job: crate::reload::Job,
+        done: mpsc::Receiver<crate::reload::Done>,
+        preload: &PreloadTables,
+        wait: Duration,
+    ) -> Result<Option<crate::reload::Done>, String> {
+        let tx = self
+            .reload
+            .as_ref()
+            .ok_or("reload refused: the slow path has not started")?;
+        tx.send(job)
+            .map_err(|_| "reload refused: the slow path has stopped".to_owned())?;
+        let d = done.recv_timeout(wait).ok();
+        self.names = preload
+            .isp_names()
+            .into_iter()
+            .map(|(id, n)| (id, n.to_owned()))
+            .collect();
+        Ok(d)
     }
 
     /// Workers launched.

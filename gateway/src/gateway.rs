@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ispmux_conf::Config;
@@ -50,6 +51,10 @@ pub struct Gateway {
     notices: Option<Notifier>,
     /// Taken while it is served, as `control` is.
     inbox: Option<Inbox>,
+    /// The file it started from, for `reload`; None when started from values.
+    source: Option<crate::reload::Source>,
+    /// Set by a signal (SIGHUP): reload at the next tick.
+    reload_signal: Option<Arc<AtomicBool>>,
 }
 
 impl Gateway {
@@ -75,7 +80,26 @@ impl Gateway {
             fwd: Some(fwd),
             notices,
             inbox: Some(Inbox::default()),
+            source: None,
+            reload_signal: None,
         })
+    }
+
+    /// Starts the gateway of the configuration file at `path` (with what it names, such as
+    /// the subscribers CSV), as [`Gateway::start`]; `reload` reads the same file again.
+    pub fn start_file(path: &Path) -> Result<Gateway, GatewayError> {
+        let loaded = ispmux_conf::load_gateway(path)?;
+        let mut gw = Gateway::start(loaded.config.clone(), loaded.preload.clone())?;
+        gw.source = Some(crate::reload::Source {
+            path: path.to_owned(),
+            loaded,
+        });
+        Ok(gw)
+    }
+
+    /// Reloads whenever `signal` is set (by a SIGHUP handler), as `reload` does.
+    pub fn reload_on(&mut self, signal: Arc<AtomicBool>) {
+        self.reload_signal = Some(signal);
     }
 
     /// Starts the RADIUS proxy of `cfg` alone, its store at `db` (default `[store] path`):
@@ -94,6 +118,8 @@ impl Gateway {
             fwd: None,
             notices: None,
             inbox: Some(Inbox::default()),
+            source: None,
+            reload_signal: None,
         })
     }
 
@@ -118,6 +144,16 @@ impl Gateway {
             if self.radius.as_ref().is_some_and(|h| !h.is_running()) {
                 // Its own error is reported by shutdown.
                 break;
+            }
+            if self
+                .reload_signal
+                .as_ref()
+                .is_some_and(|r| r.swap(false, Ordering::Relaxed))
+            {
+                match self.command(ControlCommand::Reload) {
+                    ControlAnswer::Refused(r) => tracing::warn!("SIGHUP: {}", r.error),
+                    _ => tracing::info!("SIGHUP: reloaded"),
+                }
             }
             if let Some(c) = self.control.take() {
                 c.serve_pending(&mut |cmd| self.command(cmd));
@@ -178,7 +214,41 @@ impl Gateway {
                 Some(None) => ControlAnswer::refused("ldp is starting"),
                 None => ControlAnswer::refused("no [ldp] runs here (a node pipeline with [ldp])"),
             },
+            ControlCommand::Reload => self.reload(),
         }
+    }
+
+    /// `reload`: the file read again and applied, or refused as a whole.
+    fn reload(&mut self) -> ControlAnswer {
+        let Some(src) = self.source.as_mut() else {
+            return ControlAnswer::refused(
+                "reload refused: this gateway was not started from a file",
+            );
+        };
+        match crate::reload::reload(src, self.fwd.as_mut(), self.radius.as_ref()) {
+            Ok(r) => {
+                let hooks = crate::notice::Webhook::configured(&src.loaded.config);
+                if hooks != crate::notice::Webhook::configured(&self.cfg) {
+                    // A new notifier resumes each ISP where the store says it got to.
+                    drop(self.notices.take());
+                    self.notices = Notifier::start(&src.loaded.config).unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "reload: refusal notices stopped");
+                        None
+                    });
+                }
+                self.cfg = src.loaded.config.clone();
+                ControlAnswer::Reloaded(Box::new(r))
+            }
+            Err(why) => {
+                tracing::warn!("{why}");
+                ControlAnswer::refused(why)
+            }
+        }
+    }
+
+    /// The configuration it runs (the last one reloaded).
+    pub fn config(&self) -> &Config {
+        &self.cfg
     }
 
     /// The counters now.

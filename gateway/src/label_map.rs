@@ -61,8 +61,9 @@ enum Pop {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Written {
     ilm: Option<u32>,
-    /// The node pushes the FEC's learned label (the ISP and direction are its meaning's).
-    push: bool,
+    /// The ISP and direction whose FEC this node pushes the FEC's learned label as (kept
+    /// here, not taken from the meaning: a reload may change or remove the meaning).
+    push: Option<(IspId, Direction)>,
 }
 
 /// Counters.
@@ -84,6 +85,9 @@ pub struct LabelMapStats {
 pub struct LabelMap {
     meanings: HashMap<Fec, Meaning>,
     written: HashMap<Fec, Written>,
+    /// The last state of every FEC LDP gave out, for a reload to write again under the
+    /// FECs' new meanings.
+    last: HashMap<Fec, FecState>,
     /// The routed ports' interface addresses, by port index.
     links: Vec<(u16, IfAddr)>,
     stats: LabelMapStats,
@@ -92,54 +96,10 @@ pub struct LabelMap {
 impl LabelMap {
     /// The meanings of `cfg`'s ISP FECs at this node.
     pub fn new(cfg: &Config) -> Self {
-        let index = |name: &str| {
-            cfg.ports
-                .iter()
-                .position(|p| p.name == name)
-                .map(|i| i as u16)
-        };
-        let has_access = cfg.ports.iter().any(|p| p.role == Some(PortRole::Access));
-        let mut meanings = HashMap::new();
-        for isp in &cfg.tables.isps {
-            let Some(l) = &isp.ldp else { continue };
-            let handoff = isp
-                .handoff
-                .first()
-                .and_then(|h| Some((index(&h.port.0)?, h.vlan)));
-            if let Some(net) = l.fec {
-                let pop = match (handoff, l.router) {
-                    (Some((port, vid)), Some(router)) => Some(Pop::Handoff { port, vid, router }),
-                    _ => None,
-                };
-                if let Some(fec) = Fec::new(net.addr(), net.prefix_len()) {
-                    meanings.insert(
-                        fec,
-                        Meaning {
-                            isp: isp.id,
-                            direction: Direction::Upstream,
-                            ingress: has_access,
-                            pop,
-                        },
-                    );
-                }
-            }
-            if let Some(net) = l.subscribers {
-                if let Some(fec) = Fec::new(net.addr(), net.prefix_len()) {
-                    meanings.insert(
-                        fec,
-                        Meaning {
-                            isp: isp.id,
-                            direction: Direction::Downstream,
-                            ingress: handoff.is_some(),
-                            pop: has_access.then_some(Pop::Deliver),
-                        },
-                    );
-                }
-            }
-        }
         LabelMap {
-            meanings,
+            meanings: meanings(cfg),
             written: HashMap::new(),
+            last: HashMap::new(),
             links: cfg
                 .ports
                 .iter()
@@ -150,6 +110,91 @@ impl LabelMap {
         }
     }
 
+    /// Takes the meanings of `cfg` (a reload; the ports are the same): every FEC whose
+    /// meaning changed is written again from its last state, undoing what the old meaning
+    /// wrote (an ISP removed at its tailend loses its pop entry here, before LDP withdraws
+    /// its label). Returns the FECs whose meaning changed.
+    pub fn reconfigure(
+        &mut self,
+        now: Instant,
+        cfg: &Config,
+        resolver: &mut Resolver,
+        out: &mut Vec<TableUpdate>,
+    ) -> usize {
+        let new = meanings(cfg);
+        let mut changed: Vec<Fec> = new
+            .iter()
+            .filter(|(f, m)| self.meanings.get(f) != Some(m))
+            .map(|(f, _)| *f)
+            .chain(
+                self.meanings
+                    .keys()
+                    .filter(|f| !new.contains_key(f))
+                    .copied(),
+            )
+            .collect();
+        changed.sort_unstable_by_key(|f| (f.addr, f.len));
+        self.meanings = new;
+        let states: Vec<FecState> = changed
+            .iter()
+            .filter_map(|f| self.last.get(f).copied())
+            .collect();
+        self.apply(now, &states, resolver, out);
+        changed.len()
+    }
+}
+
+/// What each ISP FEC of `cfg` means at this node.
+fn meanings(cfg: &Config) -> HashMap<Fec, Meaning> {
+    let index = |name: &str| {
+        cfg.ports
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| i as u16)
+    };
+    let has_access = cfg.ports.iter().any(|p| p.role == Some(PortRole::Access));
+    let mut meanings = HashMap::new();
+    for isp in &cfg.tables.isps {
+        let Some(l) = &isp.ldp else { continue };
+        let handoff = isp
+            .handoff
+            .first()
+            .and_then(|h| Some((index(&h.port.0)?, h.vlan)));
+        if let Some(net) = l.fec {
+            let pop = match (handoff, l.router) {
+                (Some((port, vid)), Some(router)) => Some(Pop::Handoff { port, vid, router }),
+                _ => None,
+            };
+            if let Some(fec) = Fec::new(net.addr(), net.prefix_len()) {
+                meanings.insert(
+                    fec,
+                    Meaning {
+                        isp: isp.id,
+                        direction: Direction::Upstream,
+                        ingress: has_access,
+                        pop,
+                    },
+                );
+            }
+        }
+        if let Some(net) = l.subscribers {
+            if let Some(fec) = Fec::new(net.addr(), net.prefix_len()) {
+                meanings.insert(
+                    fec,
+                    Meaning {
+                        isp: isp.id,
+                        direction: Direction::Downstream,
+                        ingress: handoff.is_some(),
+                        pop: has_access.then_some(Pop::Deliver),
+                    },
+                );
+            }
+        }
+    }
+    meanings
+}
+
+impl LabelMap {
     /// The FECs this node is the egress of, for LDP to advertise.
     pub fn egress_fecs(&self) -> Vec<Fec> {
         let mut v: Vec<Fec> = self
@@ -201,6 +246,7 @@ impl LabelMap {
     ) {
         for s in states {
             self.stats.fec_states += 1;
+            self.last.insert(s.fec, *s);
             let meaning = self.meanings.get(&s.fec).copied();
             let before = self.written.get(&s.fec).copied().unwrap_or_default();
             let mut after = Written::default();
@@ -242,34 +288,32 @@ impl LabelMap {
 
             // The ISP's FEC where this node pushes.
             if let Some(m) = meaning.filter(|m| m.ingress) {
-                match self.usable(s.remote) {
-                    Some((port, nh, label)) => {
-                        let fec = FecEntry {
-                            label,
-                            tc: 0,
-                            port,
-                            next_hop: MacAddr::ZERO,
-                        };
-                        let entry = NextHopEntry::Fec {
-                            isp: m.isp,
-                            direction: m.direction,
-                            fec,
-                        };
-                        write(now, entry, Some((port, NextHop::Addr(nh))), resolver, out);
-                        after.push = true;
-                        self.stats.push_written += 1;
-                    }
-                    None if before.push => {
-                        resolver.detach(&fec_key(m.isp, m.direction));
-                        out.push(TableUpdate::SetFec {
-                            isp: m.isp,
-                            direction: m.direction,
-                            fec: None,
-                        });
-                        self.stats.push_written += 1;
-                    }
-                    None => {}
+                if let Some((port, nh, label)) = self.usable(s.remote) {
+                    let fec = FecEntry {
+                        label,
+                        tc: 0,
+                        port,
+                        next_hop: MacAddr::ZERO,
+                    };
+                    let entry = NextHopEntry::Fec {
+                        isp: m.isp,
+                        direction: m.direction,
+                        fec,
+                    };
+                    write(now, entry, Some((port, NextHop::Addr(nh))), resolver, out);
+                    after.push = Some((m.isp, m.direction));
+                    self.stats.push_written += 1;
                 }
+            }
+            // What was pushed and is no longer (no label learned, or another meaning).
+            if let Some((isp, direction)) = before.push.filter(|p| after.push != Some(*p)) {
+                resolver.detach(&fec_key(isp, direction));
+                out.push(TableUpdate::SetFec {
+                    isp,
+                    direction,
+                    fec: None,
+                });
+                self.stats.push_written += 1;
             }
             if after == Written::default() {
                 self.written.remove(&s.fec);

@@ -21,6 +21,7 @@ pub mod neighbour;
 pub mod notice;
 mod radius;
 mod registered;
+mod reload;
 pub mod report;
 pub mod routes;
 mod rtnl;

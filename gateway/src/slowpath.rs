@@ -329,6 +329,8 @@ pub struct SlowPath {
     /// Set shortly before `stop`: LDP ends its sessions now, while the loop still moves
     /// the twins' frames (the Shutdown Notifications) and the workers still send them.
     pub(crate) ldp_farewell: Arc<AtomicBool>,
+    /// Reloads to carry out ([`crate::reload`]), each taken in one turn.
+    pub(crate) reload: mpsc::Receiver<crate::reload::Job>,
 }
 
 /// The slow path once built: the backlog in front of the inject ring is its own.
@@ -461,6 +463,7 @@ impl Running {
                 let fx = svc.flush();
                 self.apply(fx, &mut st);
             }
+            self.take_reloads();
             self.follow_neighbours(&mut st);
             self.run_ldp(&mut st);
             if let (Some(r), Some(tx)) = (self.sp.registry.as_mut(), self.sp.updates.as_mut()) {
@@ -498,6 +501,23 @@ impl Running {
         // Without the farewell (a failed start): the Notifications may not leave.
         self.end_ldp(&mut st);
         self.publish_all(&st);
+    }
+
+    /// Carries out the reloads the control side handed over, each whole in this turn.
+    fn take_reloads(&mut self) {
+        while let Ok(job) = self.sp.reload.try_recv() {
+            let sp = &mut self.sp;
+            let live = crate::reload::Live {
+                updates: sp.updates.as_mut(),
+                neighbours: sp.neighbours.as_mut(),
+                label_map: sp.label_map.as_mut(),
+                ldp: sp.ldp.as_mut(),
+                dhcp: sp.dhcp.as_mut(),
+                isp_ids: &mut sp.isp_ids,
+            };
+            let done = crate::reload::carry_out(&job, live, Instant::now());
+            let _ = job.reply.send(done);
+        }
     }
 
     /// Ends LDP: peers get a Shutdown Notification rather than waiting out their hold

@@ -29,7 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the gateway: start EAL, the ports and the workers, until SIGINT/SIGTERM.
+    /// Run the gateway: start EAL, the ports and the workers, until SIGINT/SIGTERM; SIGHUP
+    /// reloads the configuration file.
     Run {
         /// Configuration file.
         #[arg(short, long)]
@@ -52,7 +53,8 @@ enum Cmd {
         /// `stats`, `version`, `revoke MAC` (withdraw a subscriber's binding), `suspend CSP` or
         /// `resume CSP` (a client SP of the RADIUS proxy; suspension disconnects its sessions),
         /// `trace N` (the path of the next N frames through the workers: port, link layer,
-        /// lookups, verdict).
+        /// lookups, verdict), `ldp`, `reload` (apply the changed configuration file without
+        /// stopping forwarding, as SIGHUP does).
         #[arg(default_value = "stats", num_args = 1.., trailing_var_arg = true)]
         command: Vec<String>,
     },

@@ -160,6 +160,7 @@ pub fn answer(a: &ControlAnswer) -> String {
         }
         ControlAnswer::Ldp(l) => ldp(l),
         ControlAnswer::Refused(r) => format!("error: {}\n", r.error),
+        ControlAnswer::Reloaded(r) => reloaded(r),
     }
 }
 
@@ -378,4 +379,40 @@ pub fn usage(
         write!(out, "{}", usage::to_table(&records))?;
     }
     Ok(())
+}
+
+/// What `ctl reload` changed, one line per kind that changed.
+fn reloaded(r: &ispmux_gateway::command::Reloaded) -> String {
+    let c = &r.changes;
+    let ids = |v: &[u16]| v.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+    let mut out = format!("reloaded {}\n", r.path);
+    let mut line = |what: &str, v: String| {
+        if !v.is_empty() && v != "0" {
+            out.push_str(&format!("  {what:<22} {v}\n"));
+        }
+    };
+    line("ISPs added", ids(&c.isps_added));
+    line("ISPs changed", ids(&c.isps_changed));
+    line("ISPs removed", ids(&c.isps_removed));
+    line("ISP FECs", c.fecs.to_string());
+    line("hand-offs", c.handoffs.to_string());
+    line("labels", c.labels.to_string());
+    line("LDP FECs of ISPs", ids(&c.ldp_isps));
+    line("subscribers added", c.subscribers_added.to_string());
+    line("subscribers changed", c.subscribers_changed.to_string());
+    line("subscribers removed", c.subscribers_removed.to_string());
+    line("DHCP ISPs added", c.dhcp_isps_added.join(", "));
+    line("DHCP ISPs changed", c.dhcp_isps_changed.join(", "));
+    line("DHCP ISPs removed", c.dhcp_isps_removed.join(", "));
+    line("bindings released", r.bindings_released.to_string());
+    line("RADIUS realms", c.radius_realms.join(", "));
+    line("client SPs added", c.csps_added.join(", "));
+    line("client SPs changed", c.csps_changed.join(", "));
+    line("client SPs removed", c.csps_removed.join(", "));
+    line("table updates", r.table_updates.to_string());
+    line("table updates refused", r.table_updates_refused.to_string());
+    if c.is_empty() {
+        out.push_str("  nothing changed\n");
+    }
+    out
 }

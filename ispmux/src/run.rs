@@ -1,5 +1,5 @@
 //! `ispmux run` and `ispmux radius-proxy`: the gateway started from a file, run until
-//! SIGINT/SIGTERM (or `--duration`), its report printed.
+//! SIGINT/SIGTERM (or `--duration`), reloading the file on SIGHUP, its report printed.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -12,14 +12,15 @@ use ispmux_gateway::{Event, Gateway, Report};
 
 /// `ispmux run -c FILE [--duration S]`.
 pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
-    let ispmux_conf::Loaded {
-        config: cfg,
-        preload,
-    } = ispmux_conf::load_gateway(path)?;
     let stop = stop_on_signals()?;
-    let api_cfg = cfg.api.clone();
-    let store = cfg.store.path.clone();
-    let mut gw = Gateway::start(cfg, preload)?;
+    let mut gw = Gateway::start_file(path)?;
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .context("installing the SIGHUP handler")?;
+    gw.reload_on(hup);
+    // `[api]` is fixed while running: a reload that changes it is refused.
+    let api_cfg = gw.config().api.clone();
+    let store = gw.config().store.path.clone();
     let api = match start_api(api_cfg.as_ref(), &store, &mut gw) {
         Ok(a) => a,
         Err(e) => {

@@ -42,6 +42,11 @@ impl Daemon {
         Daemon(Some(child))
     }
 
+    /// The process id (`ip netns exec` execs the program: the daemon's own).
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, std::process::Child::id)
+    }
+
     /// Stops the daemon and returns what it printed.
     pub fn stop(mut self) -> std::process::Output {
         terminate(self.0.take().expect("running"))

@@ -264,3 +264,62 @@ fn a_fec_of_no_isp_is_swapped_and_a_next_hop_off_link_is_counted() {
     );
     assert_eq!(r.map.stats().next_hop_off_link, 1);
 }
+
+/// A reload that removes the ISP at its tailend: its pop entry goes at once (before LDP's
+/// withdrawal), and so does the downstream push toward its subscribers; the router's next
+/// change writes nothing. The ISP added back is written again from the last state.
+#[test]
+fn a_reload_without_the_isp_undoes_what_its_fecs_wrote() {
+    let cfg = tailend();
+    let mut r = Run::new(&cfg);
+    r.apply(state("198.18.1.0/24", Some(100_000), true, None));
+    r.neighbour(1, "198.18.1.2", ROUTER);
+    let push = r.apply(state(
+        "100.64.1.0/24",
+        Some(100_001),
+        false,
+        Some(("10.0.23.1", 200)),
+    ));
+    assert!(
+        push.iter().any(|u| matches!(
+            u,
+            TableUpdate::SetFec {
+                isp: 1,
+                direction: Direction::Downstream,
+                fec: Some(_)
+            }
+        )),
+        "{push:?}"
+    );
+    let text = "[eal]\nlcores = [0, 1]\n\n[dataplane]\npipeline = \"node\"\n\n[[port]]\nname = \"core0\"\n\
+                device = \"net_null0\"\nrole = \"core\"\naddress = \"10.0.23.2/30\"\n\n[[port]]\nname = \"h0\"\n\
+                device = \"net_null1\"\nrole = \"handoff\"\naddress = \"198.18.1.254/24\"\n\n[ldp]\n\
+                router_id = \"10.0.23.2\"\n";
+    let without = ispmux_conf::parse(text, Path::new("tailend.toml")).expect("config");
+    let mut out = Vec::new();
+    let changed = r
+        .map
+        .reconfigure(r.now, &without, &mut r.resolver, &mut out);
+    assert_eq!(changed, 2);
+    assert!(r.map.egress_fecs().is_empty());
+    assert!(
+        out.contains(&TableUpdate::SetIlm {
+            label: 100_000,
+            action: None
+        }),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&TableUpdate::SetFec {
+            isp: 1,
+            direction: Direction::Downstream,
+            fec: None
+        }),
+        "{out:?}"
+    );
+    assert!(r.neighbour(1, "198.18.1.2", PEER).is_empty());
+    // Back again: the pop entry is written from the FEC's last state.
+    let mut out = Vec::new();
+    r.map.reconfigure(r.now, &cfg, &mut r.resolver, &mut out);
+    assert!(out.contains(&pop_handoff(100_000, PEER)), "{out:?}");
+}

@@ -77,6 +77,12 @@ impl Followed {
         self.follow(fec, routes, out);
     }
 
+    /// `fec` is no longer of the configuration (a reload): it is followed from now on only
+    /// while some peer has a label for it.
+    pub fn unconfigure(&mut self, fec: Fec) {
+        self.configured.remove(&fec);
+    }
+
     /// A FEC of the engine's bindings: followed while some peer has a label for it. One no
     /// peer has a label for any more (and not ours to advertise) is let go: the engine is
     /// told it has no route, and forgets it.

@@ -253,6 +253,64 @@ impl Ldp {
         }
     }
 
+    /// Takes the ISP FECs of `cfg` (a reload; `[ldp]` itself is the same): FECs this node
+    /// stops being the egress of are withdrawn from every peer (their traffic upstream is
+    /// then dropped as `no_fec` where it was pushed), new ones are advertised, new
+    /// configured FECs are followed. Returns (egress FECs added, withdrawn).
+    pub fn reconfigure(
+        &mut self,
+        now: Instant,
+        cfg: &Config,
+        fec_out: &mut Vec<FecState>,
+    ) -> (usize, usize) {
+        let (egress, configured) = fecs::configured(cfg);
+        let added: Vec<Fec0> = egress
+            .iter()
+            .filter(|f| !self.egress.contains(f))
+            .copied()
+            .collect();
+        let withdrawn: Vec<Fec0> = self
+            .egress
+            .iter()
+            .filter(|f| !egress.contains(f))
+            .copied()
+            .collect();
+        let counts = (added.len(), withdrawn.len());
+        let unconfigured: Vec<Fec0> = self
+            .configured
+            .iter()
+            .filter(|f| !configured.contains(f))
+            .copied()
+            .collect();
+        self.egress = egress;
+        self.configured = configured;
+        if !self.started {
+            // The first turn tells the engine all of it.
+            return counts;
+        }
+        for f in unconfigured {
+            self.followed.unconfigure(f);
+        }
+        let mut changes: Vec<FecChange> = withdrawn
+            .iter()
+            .map(|fec| FecChange::Egress {
+                fec: *fec,
+                egress: false,
+            })
+            .chain(added.iter().map(|fec| FecChange::Egress {
+                fec: *fec,
+                egress: true,
+            }))
+            .collect();
+        self.follow_configured(&mut changes);
+        if !changes.is_empty() {
+            self.feed_changes(now_at(now), &changes, fec_out);
+        }
+        // FECs no peer has a label for any more are let go on the next look.
+        self.rescan = true;
+        counts
+    }
+
     /// Ends every session with a Shutdown Notification (the slow path is stopping) and
     /// writes what that leaves, without waiting.
     pub fn shutdown(&mut self, now: Instant, fec_out: &mut Vec<FecState>) {

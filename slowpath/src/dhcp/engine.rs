@@ -515,6 +515,54 @@ impl<D: Directory> Engine<D> {
         }
     }
 
+    /// Takes `cfg`'s ISPs (a reload): new and changed ones are routed to from now on (a
+    /// changed one starts again at its first server). Subscribers of an ISP that is gone
+    /// lose their bindings (a store write and a binding removal each, into `out`) and their
+    /// transactions in flight. Returns the bindings released.
+    pub fn set_isps(&mut self, cfg: &DhcpConfig, out: &mut Vec<Output>) -> usize {
+        for i in &cfg.isps {
+            let route = IspRoute {
+                servers: i.servers.clone(),
+                link_selection: i.link_selection,
+                preferred: 0,
+            };
+            match self.isps.get_mut(&i.name) {
+                Some(r)
+                    if r.servers == route.servers && r.link_selection == route.link_selection => {}
+                Some(r) => *r = route,
+                None => {
+                    self.isps.insert(i.name.clone(), route);
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .isps
+            .keys()
+            .filter(|n| !cfg.isps.iter().any(|i| &i.name == *n))
+            .cloned()
+            .collect();
+        if gone.is_empty() {
+            return 0;
+        }
+        for n in &gone {
+            self.isps.remove(n);
+        }
+        self.pending.retain(|_, p| !gone.contains(&p.isp));
+        let mut macs: Vec<MacAddr> = self
+            .bindings
+            .iter()
+            .filter(|(_, b)| gone.contains(&b.binding.isp))
+            .map(|(m, _)| *m)
+            .collect();
+        macs.sort_unstable_by_key(|m| m.0);
+        for mac in &macs {
+            self.credentials.forget(*mac);
+            self.offers.remove(mac);
+            self.unbind(*mac, out);
+        }
+        macs.len()
+    }
+
     /// The directory (the driver applies [`StoreWrite`]s through it).
     pub fn directory_mut(&mut self) -> &mut D {
         &mut self.dir

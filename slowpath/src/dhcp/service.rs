@@ -252,6 +252,14 @@ impl LogonService {
         self.group_ends.push(self.staged.len());
     }
 
+    /// Takes `cfg`'s ISPs and their servers (a reload, [`Engine::set_isps`]); the bindings
+    /// of ISPs that are gone are released like revocations. Returns how many.
+    pub fn set_isps(&mut self, cfg: &DhcpConfig) -> usize {
+        let n = self.engine.set_isps(cfg, &mut self.staged);
+        self.group_ends.push(self.staged.len());
+        n
+    }
+
     /// When [`LogonService::tick`] is next needed.
     pub fn next_deadline(&self) -> Option<std::time::Instant> {
         self.engine.next_deadline()

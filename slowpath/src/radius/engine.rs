@@ -345,6 +345,89 @@ impl Engine {
         })
     }
 
+    /// Takes the realms, client SPs and capacities of `cfg` (a reload; its NASes, master
+    /// home servers and timers are the running ones, which the caller checks). A CSP keeps
+    /// its sessions, usage and operator suspension across it (the configured `suspended`
+    /// counts only when it changed); one whose home servers changed gets them fresh. A CSP
+    /// gone from `cfg` is no longer identified (its realms and numbers go), so it takes no
+    /// new logon; its open sessions are still accounted until they end.
+    pub fn reconfigure(&mut self, cfg: &RadiusConfig, now: Instant) -> Result<(), ConfigError> {
+        if let Some((k, m)) = cfg.validate().into_iter().next() {
+            return Err(ConfigError::Invalid(k, m));
+        }
+        self.master_realms = cfg
+            .master
+            .realms
+            .iter()
+            .map(|r| r.to_ascii_lowercase())
+            .collect();
+        self.unrealmed_is_master = cfg.master.unrealmed_is_master;
+        self.realm_to_csp.clear();
+        for c in &mut self.csps {
+            if !cfg.client_sp.iter().any(|n| n.name == c.name) {
+                c.called_station_id.clear();
+                c.nas_identifier.clear();
+            }
+        }
+        for n in &cfg.client_sp {
+            let i = match self.csps.iter().position(|c| c.name == n.name) {
+                Some(i) => i,
+                None => {
+                    self.csps.push(Csp {
+                        name: n.name.clone(),
+                        called_station_id: Vec::new(),
+                        nas_identifier: Vec::new(),
+                        strip_realm: false,
+                        virtual_user: Vec::new(),
+                        virtual_password: Vec::new(),
+                        pool: Vec::new(),
+                        cap: n.capacity.clone(),
+                        suspended: n.capacity.suspended,
+                        load: CspLoad::default(),
+                    });
+                    self.csps.len() - 1
+                }
+            };
+            let same_servers = {
+                let c = &self.csps[i];
+                c.pool.len() == n.home_servers.len()
+                    && c.pool.iter().zip(&n.home_servers).all(|(&s, h)| {
+                        let want = server(h, now);
+                        self.servers.get(s).is_some_and(|s| {
+                            (s.auth, s.acct, &s.secret, s.require_ma)
+                                == (want.auth, want.acct, &want.secret, want.require_ma)
+                        })
+                    })
+            };
+            if !same_servers {
+                // Appended, never reused: requests in flight name servers by index.
+                let pool = n
+                    .home_servers
+                    .iter()
+                    .map(|h| {
+                        self.servers.push(server(h, now));
+                        self.servers.len() - 1
+                    })
+                    .collect();
+                self.csps[i].pool = pool;
+            }
+            let c = &mut self.csps[i];
+            if c.cap.suspended != n.capacity.suspended {
+                c.suspended = n.capacity.suspended;
+            }
+            c.cap = n.capacity.clone();
+            c.called_station_id = n.called_station_id.clone();
+            c.nas_identifier = n.nas_identifier.clone();
+            c.strip_realm = n.strip_realm;
+            c.virtual_user = n.virtual_user.as_bytes().to_vec();
+            c.virtual_password = n.virtual_password.as_bytes().to_vec();
+            for r in &n.realms {
+                self.realm_to_csp.insert(r.to_ascii_lowercase(), i);
+            }
+        }
+        Ok(())
+    }
+
     /// Restores open sessions and the period's connection time from the usage store.
     pub fn restore(&mut self, sessions: &[OpenSession], records: &[UsageRecord], unix: u64) {
         for s in sessions {

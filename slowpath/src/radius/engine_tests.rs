@@ -748,3 +748,50 @@ fn hidden_reply_attributes_are_rehidden_for_the_nas() {
         [1; 16]
     );
 }
+
+/// A reload: csp1's capacity grows with its session kept (the port it holds still counts),
+/// csp2's configured suspension is lifted, and a realm moves to a new CSP; a CSP gone takes
+/// no new logon.
+#[test]
+fn a_reload_changes_capacity_and_realms_keeping_sessions() {
+    let mut h = harness();
+    assert_eq!(
+        logon(&mut h, "alice@csp1.example").code,
+        Code::ACCESS_ACCEPT
+    );
+    account(&mut h, "alice@csp1.example", attr::ACCT_START, "s1", 0);
+    assert_eq!(logon(&mut h, "zed@csp1.example").code, Code::ACCESS_REJECT);
+
+    let grown = CFG
+        .replace("capacity = { ports = 1,", "capacity = { ports = 2,")
+        .replace("capacity = { ports = 5, suspended = true }", "capacity = { ports = 5 }")
+        + "\n[[radius.client_sp]]\nname = \"csp3\"\nrealms = [\"csp3.example\"]\nvirtual_user = \"vs-csp3\"\n\
+           virtual_password = \"vs3\"\nhome_servers = [{ address = \"127.0.4.1\", secret = \"c3sec\" }]\n\
+           capacity = { ports = 1 }\n";
+    let cfg = RadiusConfig::from_toml_file_text(&grown).expect("cfg");
+    h.e.reconfigure(&cfg, h.now.mono).expect("reload");
+    assert_eq!(
+        h.e.ports_in_use("csp1", h.now.mono),
+        Some(1),
+        "session kept"
+    );
+    assert_eq!(logon(&mut h, "zed@csp1.example").code, Code::ACCESS_ACCEPT);
+    assert_eq!(h.e.csp_suspended("csp2"), Some(false));
+    let (_, b) = h.access("carl@csp3.example", "x");
+    let s = H::upstream(&h.nas_sends(Listener::Auth, &b), MASTER, b"msec");
+    assert_eq!(s.p.get_string(attr::USER_NAME).as_deref(), Some("vs-csp3"));
+
+    // csp2 gone: its realm is unknown from now on.
+    let without = RadiusConfig::from_toml_file_text(
+        &grown
+            .replace("realms = [\"csp2.example\"]", "realms = [\"csp2.gone\"]")
+            .replace("name = \"csp2\"", "name = \"csp2-renamed\""),
+    )
+    .expect("cfg");
+    h.e.reconfigure(&without, h.now.mono).expect("reload");
+    let before = h.e.counter("reject", "unknown_realm");
+    let (req, b) = h.access("sam@csp2.example", "x");
+    let (p, _) = to_nas(&h.nas_sends(Listener::Auth, &b), &req);
+    assert_eq!(p.code, Code::ACCESS_REJECT);
+    assert_eq!(h.e.counter("reject", "unknown_realm"), before + 1);
+}

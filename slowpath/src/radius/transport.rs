@@ -41,6 +41,8 @@ pub enum RadiusError {
     Gone,
     #[error("radius: no client SP named {0:?}")]
     UnknownCsp(String),
+    #[error("radius: reload refused: {0}")]
+    Reload(String),
 }
 
 /// What suspending or resuming a client SP did.
@@ -61,6 +63,11 @@ pub enum Control {
         reply: mpsc::Sender<Option<Suspension>>,
     },
     Counters(mpsc::Sender<BTreeMap<String, u64>>),
+    /// A reload: the realms, client SPs and capacities of this configuration.
+    Reload {
+        cfg: Box<RadiusConfig>,
+        reply: mpsc::Sender<Result<(), String>>,
+    },
 }
 
 const AUTH: Token = Token(0);
@@ -312,6 +319,16 @@ impl Proxy {
                         disconnect_requests: after - before,
                     }));
                 }
+                Control::Reload { cfg, reply } => {
+                    let r = self
+                        .engine
+                        .reconfigure(&cfg, Instant::now())
+                        .map_err(|e| e.to_string());
+                    if r.is_ok() {
+                        info!(client_sps = cfg.client_sp.len(), "radius: reloaded");
+                    }
+                    let _ = reply.send(r);
+                }
                 Control::Counters(reply) => {
                     let c = self
                         .engine
@@ -561,6 +578,23 @@ impl ProxyHandle {
         rx.recv_timeout(Duration::from_secs(5))
             .map_err(|_| RadiusError::Gone)?
             .ok_or_else(|| RadiusError::UnknownCsp(csp.to_owned()))
+    }
+
+    /// Takes the realms, client SPs and capacities of `cfg` (a reload, see
+    /// [`Engine::reconfigure`](super::engine::Engine::reconfigure)); returns once the
+    /// proxy has.
+    pub fn reload(&self, cfg: &RadiusConfig) -> Result<(), RadiusError> {
+        let (tx, rx) = mpsc::channel();
+        self.control
+            .send(Control::Reload {
+                cfg: Box::new(cfg.clone()),
+                reply: tx,
+            })
+            .map_err(|_| RadiusError::Gone)?;
+        self.waker.wake().map_err(RadiusError::Poll)?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| RadiusError::Gone)?
+            .map_err(RadiusError::Reload)
     }
 
     /// The engine's counters, as `group.name` -> count.

@@ -1213,3 +1213,38 @@ fn every_reason_is_listed_once() {
     let names: std::collections::HashSet<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
     assert_eq!(names.len(), DropReason::ALL.len());
 }
+
+/// A reload that removes the subscriber's ISP releases its binding (store and fast path);
+/// one that keeps it, or changes only its servers, does not.
+#[test]
+fn a_reload_without_the_isp_releases_its_bindings() {
+    let mut e = bound();
+    let mut out = Vec::new();
+    let mut moved = cfg();
+    moved.isps[0].servers = vec![S2];
+    assert_eq!(e.set_isps(&moved, &mut out), 0);
+    assert!(out.is_empty(), "{out:?}");
+    let mut added = moved.clone();
+    added.isps.push(IspDhcpConfig {
+        name: "isp-b".into(),
+        servers: vec![S1],
+        link_selection: None,
+    });
+    assert_eq!(e.set_isps(&added, &mut out), 0);
+    let mut gone = added.clone();
+    gone.isps.remove(0);
+    assert_eq!(e.set_isps(&gone, &mut out), 1);
+    assert_eq!(
+        out,
+        vec![
+            Output::Store(StoreWrite::RemoveBinding(ALICE)),
+            Output::Binding(BindingChange::Remove(binding(w(600)))),
+        ]
+    );
+    // Her next DISCOVER finds no route to her ISP: no relay.
+    let out = e.handle(
+        t(40),
+        sub_in(&from_alice(&client(MessageType::Discover, 9))),
+    );
+    assert!(!relays(&out), "{out:?}");
+}
