@@ -297,6 +297,7 @@ fn refusal_notices_start_at_the_first_ask_and_resume_where_they_were() {
     let rest = r.refusals_after("isp-a", got[0].0, 10).expect("after");
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].1.reason, "ISP sent DHCPNAK");
+}
 
 fn bind(r: &mut Registry, n: u8) {
     r.upsert_binding(&Binding {
