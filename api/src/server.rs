@@ -22,6 +22,19 @@ use crate::state::AppState;
 /// How long a stopping server lets requests in flight finish.
 const GRACE: Duration = Duration::from_secs(2);
 
+/// How long a connection may take to send a request's headers: a client that trickles them
+/// (slowloris) loses its connection instead of holding it. TLS handshakes have axum-server's
+/// own 10 s.
+const HEADER_READ: Duration = Duration::from_secs(10);
+
+fn limit_connections(
+    b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+) {
+    b.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ);
+}
+
 /// Why the API did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -150,15 +163,18 @@ impl ApiServer {
                 rt.block_on(async move {
                     let r = match tls {
                         Some(sc) => {
-                            axum_server::from_tcp_rustls(
+                            let mut s = axum_server::from_tcp_rustls(
                                 listener,
                                 RustlsConfig::from_config(Arc::new(sc)),
-                            )
-                            .handle(h)
-                            .serve(app)
-                            .await
+                            );
+                            limit_connections(s.http_builder());
+                            s.handle(h).serve(app).await
                         }
-                        None => axum_server::from_tcp(listener).handle(h).serve(app).await,
+                        None => {
+                            let mut s = axum_server::from_tcp(listener);
+                            limit_connections(s.http_builder());
+                            s.handle(h).serve(app).await
+                        }
                     };
                     if let Err(e) = r {
                         tracing::error!(error = %e, "api: the server stopped");

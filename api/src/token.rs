@@ -192,7 +192,10 @@ mod tests {
             t.issue("isp-z", ""),
             Err(TokenError::UnknownIsp(_))
         ));
-        assert_eq!(t.list(Some("isp-a")).expect("list"), std::slice::from_ref(&info));
+        assert_eq!(
+            t.list(Some("isp-a")).expect("list"),
+            std::slice::from_ref(&info)
+        );
         assert!(t.list(Some("isp-b")).expect("list").is_empty());
         assert!(
             !t.revoke(Some("isp-b"), info.id).expect("revoke"),
