@@ -1229,6 +1229,8 @@ fn a_reload_without_the_isp_releases_its_bindings() {
         name: "isp-b".into(),
         servers: vec![S1],
         link_selection: None,
+        refusal_webhook: None,
+        refusal_webhook_secret: None,
     });
     assert_eq!(e.set_isps(&added, &mut out), 0);
     let mut gone = added.clone();
