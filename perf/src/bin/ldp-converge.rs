@@ -488,6 +488,15 @@ fn route_when_up(s: &Space, dst: &str, via: &str, dev: &str, deadline: Instant) 
     }
 }
 
+/// The time of day (UTC), as the nodes' logs print it.
+fn wall_clock() -> String {
+    Command::new("date")
+        .args(["-u", "+%H:%M:%S.%6N"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// What one ispmux run measured.
 struct IspmuxRun {
     converge_s: f64,
@@ -505,16 +514,29 @@ fn run_ispmux(n: u32, pps: f64, churn_secs: f64, flaps: f64, timeout: f64) -> Re
     // Probes from before the start: each ISP's first one after its path is complete counts.
     let gen = Generator::start(&chain.sub, n, pps, timeout + 10.0)?;
     let t0 = Instant::now();
+    println!("  start: {}", wall_clock());
     let mut head = chain.spawn(&chain.head, "headend")?;
     let mut transit = chain.spawn(&chain.transit, "transit")?;
     let mut tail = chain.spawn(&chain.tail, "tailend")?;
+    // Each node's routes as soon as its own twins exist, the nodes in parallel.
     let up = deadline(30.0);
-    for dst in [ALL_BLOCKS, "10.0.23.0/30"] {
-        route_when_up(&chain.head, dst, "10.0.12.2", "ispmux-core0", up)?;
-    }
-    for block in [STEADY_BLOCK, CHURNED_BLOCK] {
-        route_when_up(&chain.transit, block, "10.0.23.1", "ispmux-c1", up)?;
-    }
+    std::thread::scope(|s| -> Result<()> {
+        let head = s.spawn(|| -> Result<()> {
+            for dst in [ALL_BLOCKS, "10.0.23.0/30"] {
+                route_when_up(&chain.head, dst, "10.0.12.2", "ispmux-core0", up)?;
+            }
+            Ok(())
+        });
+        for block in [STEADY_BLOCK, CHURNED_BLOCK] {
+            route_when_up(&chain.transit, block, "10.0.23.1", "ispmux-c1", up)?;
+        }
+        head.join()
+            .map_err(|_| anyhow!("the headend's route adder panicked"))?
+    })?;
+    println!(
+        "  routes on the twins after {:.3} s",
+        t0.elapsed().as_secs_f64()
+    );
 
     let until = deadline(timeout);
     let converge_s = loop {
@@ -539,6 +561,17 @@ fn run_ispmux(n: u32, pps: f64, churn_secs: f64, flaps: f64, timeout: f64) -> Re
         std::thread::sleep(Duration::from_millis(50));
     };
     drop(gen);
+    // Where the time went: each node's start and its sessions, as its log has them.
+    for node in [&head, &transit, &tail] {
+        let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+        for l in log.lines().filter(|l| {
+            l.contains("ldp: running")
+                || l.contains("session OPERATIONAL")
+                || l.contains("MAC changed")
+        }) {
+            println!("  {}: {l}", node.name);
+        }
+    }
     let fecs: BTreeSet<String> = (1..=n).map(|i| format!("{}/32", fec(i, n))).collect();
     let pushed = head
         .ctl("ldp")
@@ -553,19 +586,30 @@ fn run_ispmux(n: u32, pps: f64, churn_secs: f64, flaps: f64, timeout: f64) -> Re
     let stop = Arc::new(AtomicBool::new(false));
     let flapper = {
         let stop = Arc::clone(&stop);
-        let ns = chain.transit.ns().name.clone();
         let every = Duration::from_secs_f64(1.0 / (2.0 * flaps.max(0.1)));
+        // One `ip` reading commands as they come: a process per flap would bound the rate on
+        // a busy machine.
+        let mut ipb = chain
+            .transit
+            .exec("ip")
+            .args(["-force", "-batch", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("ip -batch")?;
+        let mut input = ipb.stdin.take().context("ip -batch stdin")?;
         std::thread::spawn(move || -> Result<(u64, f64)> {
+            use std::io::Write;
+            let add = format!("route add {CHURNED_BLOCK} via 10.0.23.1 dev ispmux-c1\n");
+            let del = format!("route del {CHURNED_BLOCK}\n");
             let t = Instant::now();
             let mut done = 0u64;
             let mut next = t;
             while !stop.load(Ordering::Relaxed) {
-                let verb = if done % 2 == 0 { "del" } else { "add" };
-                let mut args = vec!["ip", "-n", &ns, "route", verb, CHURNED_BLOCK];
-                if verb == "add" {
-                    args.extend(["via", "10.0.23.1", "dev", "ispmux-c1"]);
-                }
-                sh(&args)?;
+                let line = if done % 2 == 0 { &del } else { &add };
+                input.write_all(line.as_bytes())?;
+                input.flush()?;
                 done += 1;
                 next += every;
                 if let Some(wait) = next.checked_duration_since(Instant::now()) {
@@ -574,19 +618,10 @@ fn run_ispmux(n: u32, pps: f64, churn_secs: f64, flaps: f64, timeout: f64) -> Re
             }
             let secs = t.elapsed().as_secs_f64();
             if done % 2 == 1 {
-                sh(&[
-                    "ip",
-                    "-n",
-                    &ns,
-                    "route",
-                    "add",
-                    CHURNED_BLOCK,
-                    "via",
-                    "10.0.23.1",
-                    "dev",
-                    "ispmux-c1",
-                ])?;
+                input.write_all(add.as_bytes())?;
             }
+            drop(input);
+            ipb.wait()?;
             Ok((done, secs))
         })
     };
