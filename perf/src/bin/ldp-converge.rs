@@ -47,7 +47,20 @@
 //! re-advertised a second; the headend's label-map writes a second (pushes written and
 //! removed) show what it kept up with. Meanwhile the probes flow to all ISPs: the loss of
 //! the steady ISPs' probes is the figure (target < 2 %); the churned ISPs' delivery is shown
-//! (about half is expected: they have no label half of the time).
+//! (about half is expected: they have no label half of the time). The route changes go
+//! through one `ip -batch` reading them as they come (a process per change held only ~3.2
+//! changes a second on a busy machine).
+//!
+//! Each ispmux run prints a timeline from the nodes' logs: LDP running, sessions
+//! OPERATIONAL, next hops' MACs resolved. On the busy 2-core development machine (load
+//! ~13, other helpers building; `--rounds 1`): ispmux 4.1-4.9 s against FRR 1.6-5.5 s (FRR
+//! itself varied that much between runs), ratio 0.49 in the last run. Where ispmux's time
+//! went: ~1.3-2.3 s until the three processes run LDP (EAL and twins); sessions within a
+//! second of that; all 1,000 labels relayed hop by hop within ~0.1 s of sessions and routes
+//! (the headend's 1,000 FEC states within 40 ms); then 1-2.6 s until the twins' kernels had
+//! the next hops' MACs (`neighbour: next hop's MAC changed`), which forwarding needs and
+//! FRR's control-plane-only figure does not. Churn: 4 route changes a second held, 2,000
+//! headend push writes a second, 0.00 % loss on the steady ISPs.
 //!
 //! The result line compares convergence times (less is better): R = anchor / ispmux. Runs
 //! interleave (ispmux, anchor; reversed every other round), medians over rounds. Options:
