@@ -53,14 +53,15 @@
 //!
 //! Each ispmux run prints a timeline from the nodes' logs: LDP running, sessions
 //! OPERATIONAL, next hops' MACs resolved. On the busy 2-core development machine (load
-//! ~13, other helpers building; `--rounds 1`): ispmux 4.1-4.9 s against FRR 1.6-5.5 s (FRR
-//! itself varied that much between runs), ratio 0.49 in the last run. Where ispmux's time
-//! went: ~1.3-2.3 s until the three processes run LDP (EAL and twins); sessions within a
-//! second of that; all 1,000 labels relayed hop by hop within ~0.1 s of sessions and routes
-//! (the headend's 1,000 FEC states within 40 ms); then 1-2.6 s until the twins' kernels had
-//! the next hops' MACs (`neighbour: next hop's MAC changed`), which forwarding needs and
-//! FRR's control-plane-only figure does not. Churn: 4 route changes a second held, 2,000
-//! headend push writes a second, 0.00 % loss on the steady ISPs.
+//! ~15, other helpers building), `--rounds 2`: ispmux 4.96 s (4.88, 5.04) against FRR
+//! 1.74 s (1.67, 1.82), ratio 0.35; single runs ranged 4.1-5.8 s and 1.4-5.5 s. Where
+//! ispmux's time went: ~1.4-2.3 s until the three processes run LDP (EAL and twins); the
+//! transit-tailend session at once, the headend-transit one 1-2 s later; all 1,000 labels
+//! relayed hop by hop within ~0.1 s of sessions and routes (the headend's 1,000 FEC states
+//! within 40 ms); then ~1 s at the headend and 1-2.4 s at the transit until the twin's
+//! kernel had the next hop's MAC (`neighbour: next hop's MAC changed`), which forwarding
+//! needs and FRR's control-plane-only figure does not. Churn: 4 route changes a second
+//! held, ~2,000 headend push writes a second, 0.00 % loss on the steady ISPs.
 //!
 //! The result line compares convergence times (less is better): R = anchor / ispmux. Runs
 //! interleave (ispmux, anchor; reversed every other round), medians over rounds. Options:
@@ -486,9 +487,18 @@ impl Drop for Chain {
 /// Adds a route on a twin once the twin exists (ispmux makes it as it starts).
 fn route_when_up(s: &Space, dst: &str, via: &str, dev: &str, deadline: Instant) -> Result<()> {
     loop {
-        let ok = s
-            .exec("ip")
-            .args(["route", "replace", dst, "via", via, "dev", dev])
+        let ok = Command::new("ip")
+            .args([
+                "-n",
+                &s.ns().name,
+                "route",
+                "replace",
+                dst,
+                "via",
+                via,
+                "dev",
+                dev,
+            ])
             .output()
             .is_ok_and(|o| o.status.success());
         if ok {
@@ -526,53 +536,66 @@ fn run_ispmux(n: u32, pps: f64, churn_secs: f64, flaps: f64, timeout: f64) -> Re
     let deadline = |s: f64| Instant::now() + Duration::from_secs_f64(s);
     // Probes from before the start: each ISP's first one after its path is complete counts.
     let gen = Generator::start(&chain.sub, n, pps, timeout + 10.0)?;
+    let wall = wall_clock();
     let t0 = Instant::now();
-    println!("  start: {}", wall_clock());
+    println!("  start: {wall}");
     let mut head = chain.spawn(&chain.head, "headend")?;
     let mut transit = chain.spawn(&chain.transit, "transit")?;
     let mut tail = chain.spawn(&chain.tail, "tailend")?;
-    // Each node's routes as soon as its own twins exist, the nodes in parallel.
+    // Each node's routes as soon as its own twins exist, the nodes in parallel, while the
+    // probes are watched: the clock must not wait for the route adders.
     let up = deadline(30.0);
-    std::thread::scope(|s| -> Result<()> {
-        let head = s.spawn(|| -> Result<()> {
+    let until = deadline(timeout);
+    let converge_s = std::thread::scope(|sc| -> Result<f64> {
+        let head_routes = sc.spawn(|| -> Result<()> {
             for dst in [ALL_BLOCKS, "10.0.23.0/30"] {
                 route_when_up(&chain.head, dst, "10.0.12.2", "ispmux-core0", up)?;
             }
             Ok(())
         });
-        for block in [STEADY_BLOCK, CHURNED_BLOCK] {
-            route_when_up(&chain.transit, block, "10.0.23.1", "ispmux-c1", up)?;
+        let transit_routes = sc.spawn(|| -> Result<()> {
+            for block in [STEADY_BLOCK, CHURNED_BLOCK] {
+                route_when_up(&chain.transit, block, "10.0.23.1", "ispmux-c1", up)?;
+            }
+            println!(
+                "  routes on the twins after {:.3} s",
+                t0.elapsed().as_secs_f64()
+            );
+            Ok(())
+        });
+        let converged = loop {
+            let now = Instant::now();
+            if let Ok(s) = tail.ctl("stats") {
+                let got = handed_off(&s);
+                if (1..=n).all(|i| got.get(&i).is_some_and(|p| *p > 0)) {
+                    break Ok(now.duration_since(t0).as_secs_f64());
+                }
+                if now > until {
+                    let missing = (1..=n)
+                        .filter(|i| got.get(i).is_none_or(|p| *p == 0))
+                        .count();
+                    break Err(anyhow!(
+                        "ispmux: {missing} of {n} ISPs not forwarding after {timeout} s"
+                    ));
+                }
+            } else if now > until {
+                break Err(anyhow!("ispmux: the tailend never answered ctl"));
+            }
+            if let Err(e) = [&mut head, &mut transit, &mut tail]
+                .into_iter()
+                .try_for_each(|node| node.check())
+            {
+                break Err(e);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        for adder in [head_routes, transit_routes] {
+            adder
+                .join()
+                .map_err(|_| anyhow!("a route adder panicked"))??;
         }
-        head.join()
-            .map_err(|_| anyhow!("the headend's route adder panicked"))?
+        converged
     })?;
-    println!(
-        "  routes on the twins after {:.3} s",
-        t0.elapsed().as_secs_f64()
-    );
-
-    let until = deadline(timeout);
-    let converge_s = loop {
-        let now = Instant::now();
-        if let Ok(s) = tail.ctl("stats") {
-            let got = handed_off(&s);
-            if (1..=n).all(|i| got.get(&i).is_some_and(|p| *p > 0)) {
-                break now.duration_since(t0).as_secs_f64();
-            }
-            if now > until {
-                let missing = (1..=n)
-                    .filter(|i| got.get(i).is_none_or(|p| *p == 0))
-                    .count();
-                bail!("ispmux: {missing} of {n} ISPs not forwarding after {timeout} s");
-            }
-        } else if now > until {
-            bail!("ispmux: the tailend never answered ctl");
-        }
-        for node in [&mut head, &mut transit, &mut tail] {
-            node.check()?;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
     drop(gen);
     // Where the time went: each node's start and its sessions, as its log has them.
     for node in [&head, &transit, &tail] {
