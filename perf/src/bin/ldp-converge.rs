@@ -643,7 +643,7 @@ fn run_ispmux(n: u32, pps: f64, churn_secs: f64, flaps: f64, timeout: f64) -> Re
             let mut done = 0u64;
             let mut next = t;
             while !stop.load(Ordering::Relaxed) {
-                let line = if done % 2 == 0 { &del } else { &add };
+                let line = if done.is_multiple_of(2) { &del } else { &add };
                 input.write_all(line.as_bytes())?;
                 input.flush()?;
                 done += 1;
@@ -864,7 +864,7 @@ fn main() -> Result<()> {
         return generate();
     }
     let n = opt("--fecs", 1000.0) as u32;
-    if n < 2 || n > MAX_FECS {
+    if !(2..=MAX_FECS).contains(&n) {
         bail!("--fecs must be within 2..={MAX_FECS} (one hand-off VLAN per ISP)");
     }
     let pps = opt("--pps", 10_000.0);
