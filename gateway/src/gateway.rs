@@ -16,8 +16,8 @@ use crate::command::{ControlAnswer, ControlCommand, Revoked, Versions};
 use crate::control::ControlServer;
 use crate::error::{GatewayError, Step};
 use crate::forwarding::Forwarding;
-use crate::notice::Notifier;
 use crate::inbox::{CommandSender, Inbox};
+use crate::notice::Notifier;
 use crate::report::{Report, Stats};
 
 /// How often the control side looks at its socket and the clock.

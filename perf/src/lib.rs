@@ -1,6 +1,7 @@
 //! Shared helpers of the ispmux benchmarks (see `perf/run`): hugepages, child processes,
 //! medians, and the one result line every benchmark ends with.
 
+pub mod converge;
 pub mod flood;
 pub mod fwd;
 pub mod ovs;
@@ -176,9 +177,17 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// The last line of every benchmark.
+/// The last line of every benchmark whose figure is a rate (more is better): ratio =
+/// ispmux / anchor.
 pub fn result_line(name: &str, ispmux: f64, anchor: f64, unit: &str) -> String {
     let ratio = if anchor > 0.0 { ispmux / anchor } else { 0.0 };
+    format!("{name} ratio={ratio:.3} ispmux={ispmux:.3} {unit} anchor={anchor:.3} {unit}")
+}
+
+/// The last line of a benchmark whose figure is a time (less is better): ratio = anchor /
+/// ispmux, so that here too a ratio of 1 or more means ispmux does no worse.
+pub fn result_line_time(name: &str, ispmux: f64, anchor: f64, unit: &str) -> String {
+    let ratio = if ispmux > 0.0 { anchor / ispmux } else { 0.0 };
     format!("{name} ratio={ratio:.3} ispmux={ispmux:.3} {unit} anchor={anchor:.3} {unit}")
 }
 
@@ -223,6 +232,14 @@ mod tests {
         assert_eq!(
             result_line("fwd-floor", 45.0, 50.0, "Mpps"),
             "fwd-floor ratio=0.900 ispmux=45.000 Mpps anchor=50.000 Mpps"
+        );
+        assert_eq!(
+            result_line_time("ldp-converge", 4.0, 5.0, "s"),
+            "ldp-converge ratio=1.250 ispmux=4.000 s anchor=5.000 s"
+        );
+        assert_eq!(
+            result_line_time("ldp-converge", 0.0, 5.0, "s"),
+            "ldp-converge ratio=0.000 ispmux=0.000 s anchor=5.000 s"
         );
     }
 }
