@@ -12,6 +12,7 @@ use std::str::FromStr;
 use ispmux_slowpath::dhcp::MacAddr;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Exposition;
 use crate::report::Stats;
 
 /// What an operator asks a running gateway.
@@ -33,6 +34,9 @@ pub enum ControlCommand {
     TraceShow,
     /// LDP's neighbours and label bindings.
     Ldp,
+    /// The counters as Prometheus metrics: `metrics` in OpenMetrics text, `metrics
+    /// prometheus` in the Prometheus text format 0.0.4.
+    Metrics(Exposition),
 }
 
 /// Why a command line is not a command.
@@ -54,7 +58,8 @@ pub enum CommandError {
     },
 }
 
-const HELP: &str = "stats, version, revoke MAC, suspend CSP, resume CSP, trace N or trace, ldp";
+const HELP: &str =
+    "stats, version, revoke MAC, suspend CSP, resume CSP, trace N or trace, ldp, metrics [prometheus]";
 
 impl FromStr for ControlCommand {
     type Err = CommandError;
@@ -109,6 +114,16 @@ impl FromStr for ControlCommand {
                         reason: format!("{:?}: {e}", words[1]),
                     })
             }
+            Some("metrics") => match words.get(1..) {
+                Some([]) | Some(["openmetrics"]) => {
+                    Ok(ControlCommand::Metrics(Exposition::OpenMetrics))
+                }
+                Some(["prometheus"]) => Ok(ControlCommand::Metrics(Exposition::Prometheus)),
+                _ => Err(CommandError::Arguments {
+                    command: "metrics",
+                    reason: "give nothing, openmetrics or prometheus".into(),
+                }),
+            },
             Some(w) => Err(CommandError::Unknown(w.to_owned())),
         }
     }
@@ -125,6 +140,8 @@ impl fmt::Display for ControlCommand {
             ControlCommand::Trace(n) => write!(f, "trace {n}"),
             ControlCommand::TraceShow => f.write_str("trace"),
             ControlCommand::Ldp => f.write_str("ldp"),
+            ControlCommand::Metrics(Exposition::OpenMetrics) => f.write_str("metrics"),
+            ControlCommand::Metrics(Exposition::Prometheus) => f.write_str("metrics prometheus"),
         }
     }
 }
@@ -206,6 +223,8 @@ pub enum ControlAnswer {
     Ldp(Box<crate::ldp::LdpView>),
     /// To any command the daemon could not carry out.
     Refused(Refused),
+    /// To `metrics`: the text, in the format asked for.
+    Metrics(String),
 }
 
 impl ControlAnswer {
@@ -226,6 +245,7 @@ impl ControlAnswer {
             ControlAnswer::Traced(t) => serde_json::to_value(t),
             ControlAnswer::Ldp(l) => serde_json::to_value(l),
             ControlAnswer::Refused(r) => serde_json::to_value(r),
+            ControlAnswer::Metrics(m) => serde_json::to_value(m),
         };
         v.unwrap_or_else(|e| serde_json::json!({ "error": format!("encoding the answer: {e}") }))
     }
@@ -246,6 +266,7 @@ impl ControlAnswer {
                 ControlAnswer::Traced(serde_json::from_value(v)?)
             }
             ControlCommand::Ldp => ControlAnswer::Ldp(Box::new(serde_json::from_value(v)?)),
+            ControlCommand::Metrics(_) => ControlAnswer::Metrics(serde_json::from_value(v)?),
         })
     }
 }
@@ -275,6 +296,8 @@ mod tests {
             ControlCommand::Trace(16),
             ControlCommand::TraceShow,
             ControlCommand::Ldp,
+            ControlCommand::Metrics(Exposition::OpenMetrics),
+            ControlCommand::Metrics(Exposition::Prometheus),
         ] {
             assert_eq!(c.to_string().parse::<ControlCommand>(), Ok(c));
         }
@@ -303,6 +326,8 @@ mod tests {
             "trace many",
             "trace 1 2",
             "ldp now",
+            "metrics json",
+            "metrics prometheus now",
         ] {
             let e = bad.parse::<ControlCommand>();
             assert!(
@@ -325,6 +350,13 @@ mod tests {
         let r = ControlAnswer::refused("no [radius] proxy runs here");
         assert_eq!(r.to_json()["error"], "no [radius] proxy runs here");
         assert_eq!(ControlAnswer::from_json(&cmd, r.to_json()).ok(), Some(r));
+        let cmd = ControlCommand::Metrics(Exposition::OpenMetrics);
+        let m = ControlAnswer::Metrics("# HELP x An x.\n# TYPE x gauge\nx 1\n# EOF\n".into());
+        assert_eq!(ControlAnswer::from_json(&cmd, m.to_json()).ok(), Some(m));
+        assert_eq!(
+            "metrics openmetrics".parse(),
+            Ok(ControlCommand::Metrics(Exposition::OpenMetrics))
+        );
     }
 
     proptest::proptest! {
@@ -332,7 +364,7 @@ mod tests {
         #[test]
         fn any_line_parses_or_is_refused(
             words in proptest::collection::vec(
-                proptest::string::string_regex("(stats|version|revoke|suspend|resume|trace|ldp|[ -~]{0,20})")
+                proptest::string::string_regex("(stats|version|revoke|suspend|resume|trace|ldp|metrics|prometheus|[ -~]{0,20})")
                     .expect("regex"),
                 0..4,
             )

@@ -15,6 +15,7 @@ use crate::command::{ControlAnswer, ControlCommand, Revoked, Versions};
 use crate::control::ControlServer;
 use crate::error::{GatewayError, Step};
 use crate::forwarding::Forwarding;
+use crate::metrics::Metrics;
 use crate::report::{Report, Stats};
 
 /// How often the control side looks at its socket and the clock.
@@ -45,6 +46,8 @@ pub struct Gateway {
     control: Option<ControlServer>,
     radius: Option<ProxyHandle>,
     fwd: Option<Forwarding>,
+    /// The Prometheus encoder and its counter floor.
+    metrics: Metrics,
 }
 
 impl Gateway {
@@ -65,6 +68,7 @@ impl Gateway {
             control,
             radius,
             fwd: Some(fwd),
+            metrics: Metrics::default(),
         })
     }
 
@@ -82,6 +86,7 @@ impl Gateway {
             control,
             radius,
             fwd: None,
+            metrics: Metrics::default(),
         })
     }
 
@@ -154,6 +159,11 @@ impl Gateway {
                 Some(None) => ControlAnswer::refused("ldp is starting"),
                 None => ControlAnswer::refused("no [ldp] runs here (a node pipeline with [ldp])"),
             },
+            ControlCommand::Metrics(format) => {
+                let stats = self.stats();
+                let ldp = self.fwd.as_ref().and_then(|f| f.ldp_view()).flatten();
+                ControlAnswer::Metrics(self.metrics.encode(&stats, ldp.as_ref(), format))
+            }
         }
     }
 

@@ -16,6 +16,7 @@ pub mod icmp;
 pub mod label_map;
 pub mod ldp;
 mod logon;
+pub mod metrics;
 pub mod neighbour;
 mod radius;
 mod registered;

@@ -51,7 +51,8 @@ enum Cmd {
         /// `stats`, `version`, `revoke MAC` (withdraw a subscriber's binding), `suspend CSP` or
         /// `resume CSP` (a client SP of the RADIUS proxy; suspension disconnects its sessions),
         /// `trace N` (the path of the next N frames through the workers: port, link layer,
-        /// lookups, verdict).
+        /// lookups, verdict), `metrics` or `metrics prometheus` (the counters as Prometheus
+        /// metrics: OpenMetrics text, or the text format 0.0.4).
         #[arg(default_value = "stats", num_args = 1.., trailing_var_arg = true)]
         command: Vec<String>,
     },
