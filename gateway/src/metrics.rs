@@ -4,8 +4,10 @@
 //!
 //! Nothing is registered ahead or kept per series beyond the counter floor: each encoding
 //! builds a one-collector registry over a copy of the snapshot, so a scrape costs what its
-//! text costs; `cargo run --release -p ispmux-gateway --example metrics_encode` prints
-//! that cost for a mid-size gateway (64 ISPs, 4 ports, 2 workers, 20 client SPs).
+//! text costs. For a mid-size gateway (64 ISPs, 4 ports, 2 workers, 20 client SPs: 50 KB
+//! of text) `cargo run --release -p ispmux-gateway --example metrics_encode` measured
+//! 0.20-0.25 ms on the core per encoding in either format (4 ms in a debug build): 10 scrapes
+//! a second cost the control thread about 0.25 % of a core.
 //!
 //! Counters never go backwards across encodings ([`Metrics`] keeps a floor per series):
 //! a source that restarts from zero (the RADIUS proxy or the logon engine rebuilt by a
