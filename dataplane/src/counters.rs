@@ -233,6 +233,15 @@ counter_block! {
         updates_applied,
         /// Table writes that did not fit this worker's layout (configuration error).
         updates_refused,
+        /// Rounds of the worker loop: each polls every receive queue once (worker loop).
+        polls,
+        /// Of those, rounds that received at least one frame (worker loop).
+        busy_polls,
+        /// TSC cycles spent in rounds that received frames, from the start of one such
+        /// round to the start of the next round (worker loop): with the TSC rate, the time
+        /// the worker was busy, where `busy_polls` alone weighs a full burst like an empty
+        /// poll.
+        busy_cycles,
     }
 }
 
@@ -411,13 +420,13 @@ mod tests {
     fn blocks_name_every_field_in_order() {
         let w = WorkerCounters {
             rx: 1,
-            updates_refused: 2,
+            busy_cycles: 2,
             ..Default::default()
         };
         let pairs: Vec<_> = w.iter().collect();
         assert_eq!(pairs.len(), WorkerCounters::NAMES.len());
         assert_eq!(pairs[0], ("rx", 1));
-        assert_eq!(pairs.last(), Some(&("updates_refused", 2)));
+        assert_eq!(pairs.last(), Some(&("busy_cycles", 2)));
         assert_eq!(
             IspCounters::NAMES,
             ["headend_up", "headend_down", "tailend_up", "tailend_down"]

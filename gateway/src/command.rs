@@ -12,6 +12,7 @@ use std::str::FromStr;
 use ispmux_slowpath::dhcp::MacAddr;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Exposition;
 use crate::report::Stats;
 
 /// What an operator asks a running gateway.
@@ -37,6 +38,9 @@ pub enum ControlCommand {
     /// stopping forwarding (also on SIGHUP); refused as a whole when it is invalid or
     /// changes what cannot change while running.
     Reload,
+    /// The counters as Prometheus metrics: `metrics` in OpenMetrics text, `metrics
+    /// prometheus` in the Prometheus text format 0.0.4.
+    Metrics(Exposition),
 }
 
 /// Why a command line is not a command.
@@ -59,7 +63,7 @@ pub enum CommandError {
 }
 
 const HELP: &str =
-    "stats, version, revoke MAC, suspend CSP, resume CSP, trace N or trace, ldp, reload";
+    "stats, version, revoke MAC, suspend CSP, resume CSP, trace N or trace, ldp, reload, metrics [prometheus]";
 
 impl FromStr for ControlCommand {
     type Err = CommandError;
@@ -115,6 +119,16 @@ impl FromStr for ControlCommand {
                         reason: format!("{:?}: {e}", words[1]),
                     })
             }
+            Some("metrics") => match words.get(1..) {
+                Some([]) | Some(["openmetrics"]) => {
+                    Ok(ControlCommand::Metrics(Exposition::OpenMetrics))
+                }
+                Some(["prometheus"]) => Ok(ControlCommand::Metrics(Exposition::Prometheus)),
+                _ => Err(CommandError::Arguments {
+                    command: "metrics",
+                    reason: "give nothing, openmetrics or prometheus".into(),
+                }),
+            },
             Some(w) => Err(CommandError::Unknown(w.to_owned())),
         }
     }
@@ -132,6 +146,8 @@ impl fmt::Display for ControlCommand {
             ControlCommand::TraceShow => f.write_str("trace"),
             ControlCommand::Ldp => f.write_str("ldp"),
             ControlCommand::Reload => f.write_str("reload"),
+            ControlCommand::Metrics(Exposition::OpenMetrics) => f.write_str("metrics"),
+            ControlCommand::Metrics(Exposition::Prometheus) => f.write_str("metrics prometheus"),
         }
     }
 }
@@ -231,6 +247,8 @@ pub enum ControlAnswer {
     Refused(Refused),
     /// To `reload`.
     Reloaded(Box<Reloaded>),
+    /// To `metrics`: the text, in the format asked for.
+    Metrics(String),
 }
 
 impl ControlAnswer {
@@ -252,6 +270,7 @@ impl ControlAnswer {
             ControlAnswer::Ldp(l) => serde_json::to_value(l),
             ControlAnswer::Refused(r) => serde_json::to_value(r),
             ControlAnswer::Reloaded(r) => serde_json::to_value(r),
+            ControlAnswer::Metrics(m) => serde_json::to_value(m),
         };
         v.unwrap_or_else(|e| serde_json::json!({ "error": format!("encoding the answer: {e}") }))
     }
@@ -273,6 +292,7 @@ impl ControlAnswer {
             }
             ControlCommand::Ldp => ControlAnswer::Ldp(Box::new(serde_json::from_value(v)?)),
             ControlCommand::Reload => ControlAnswer::Reloaded(Box::new(serde_json::from_value(v)?)),
+            ControlCommand::Metrics(_) => ControlAnswer::Metrics(serde_json::from_value(v)?),
         })
     }
 }
@@ -303,6 +323,8 @@ mod tests {
             ControlCommand::TraceShow,
             ControlCommand::Ldp,
             ControlCommand::Reload,
+            ControlCommand::Metrics(Exposition::OpenMetrics),
+            ControlCommand::Metrics(Exposition::Prometheus),
         ] {
             assert_eq!(c.to_string().parse::<ControlCommand>(), Ok(c));
         }
@@ -332,6 +354,8 @@ mod tests {
             "trace 1 2",
             "ldp now",
             "reload now",
+            "metrics json",
+            "metrics prometheus now",
         ] {
             let e = bad.parse::<ControlCommand>();
             assert!(
@@ -354,6 +378,13 @@ mod tests {
         let r = ControlAnswer::refused("no [radius] proxy runs here");
         assert_eq!(r.to_json()["error"], "no [radius] proxy runs here");
         assert_eq!(ControlAnswer::from_json(&cmd, r.to_json()).ok(), Some(r));
+        let cmd = ControlCommand::Metrics(Exposition::OpenMetrics);
+        let m = ControlAnswer::Metrics("# HELP x An x.\n# TYPE x gauge\nx 1\n# EOF\n".into());
+        assert_eq!(ControlAnswer::from_json(&cmd, m.to_json()).ok(), Some(m));
+        assert_eq!(
+            "metrics openmetrics".parse(),
+            Ok(ControlCommand::Metrics(Exposition::OpenMetrics))
+        );
     }
 
     proptest::proptest! {
@@ -361,7 +392,7 @@ mod tests {
         #[test]
         fn any_line_parses_or_is_refused(
             words in proptest::collection::vec(
-                proptest::string::string_regex("(stats|version|revoke|suspend|resume|trace|ldp|reload|[ -~]{0,20})")
+                proptest::string::string_regex("(stats|version|revoke|suspend|resume|trace|ldp|reload|metrics|prometheus|[ -~]{0,20})")
                     .expect("regex"),
                 0..4,
             )

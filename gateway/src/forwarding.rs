@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ispmux_conf::{Config, PipelineKind, Plan};
-use ispmux_dataplane::shared::{self, SharedCounters};
+use ispmux_dataplane::shared::SharedCounters;
 use ispmux_dataplane::table::updates::{self, UpdateReceiver, UpdateSender};
 use ispmux_dataplane::trace::TraceControl;
 use ispmux_dataplane::worker::{self, WorkerConfig, WorkerIo};
@@ -26,6 +26,7 @@ use crate::error::{GatewayError, Step};
 use crate::gateway::PortRate;
 use crate::report::{
     IspStats, PacketBytes, PipelineStats, PortStats, Report, Stats, UpdateGenReport, WorkerExit,
+    WorkerStats,
 };
 use crate::slowpath::{SlowPath, SlowPathStats, INJECT_RING_SLOTS};
 use crate::twin::Twins;
@@ -42,6 +43,8 @@ pub(crate) struct Forwarding {
     /// Stops the workers, the slow path and the update generator.
     stop: Arc<AtomicBool>,
     launched: Vec<u32>,
+    /// Each worker's lcore, by worker index (kept after the stop, for the exit report).
+    lcores: Vec<u32>,
     shared: Vec<Arc<SharedCounters>>,
     traces: Vec<Arc<TraceControl>>,
     exits: Vec<Arc<Mutex<WorkerExit>>>,
@@ -160,6 +163,7 @@ impl Forwarding {
         let mut f = Forwarding {
             stop: stop.clone(),
             launched: Vec::new(),
+            lcores: Vec::new(),
             traces: (0..plan.workers.len())
                 .map(|i| Arc::new(TraceControl::new(i as u16)))
                 .collect(),
@@ -309,6 +313,7 @@ impl Forwarding {
         };
         ispmux_sys::launch(lcore, job).step(|| format!("launching worker on lcore {lcore}"))?;
         self.launched.push(lcore);
+        self.lcores.push(lcore);
         Ok(())
     }
 
@@ -517,7 +522,11 @@ impl Forwarding {
 
     pub(crate) fn stats(&self, cfg: &Config, d: Duration) -> Stats {
         let cur = self.port_stats();
-        let total = shared::sum(self.shared.iter().map(|s| &**s));
+        // Each worker's block read once: its loop counters shown alone, all of them summed.
+        let each: Vec<Counters> = self.shared.iter().map(|s| s.load()).collect();
+        let mut total = Counters::new(each.iter().map(Counters::isp_count).max().unwrap_or(0));
+        each.iter().for_each(|c| total.add(c));
+        let tsc_hz = ispmux_sys::tsc_hz().max(1) as f64;
         let w = &total.worker;
         Stats {
             seconds: d.as_secs_f64(),
@@ -538,6 +547,7 @@ impl Forwarding {
                     rx_missed: y.imissed - x.imissed,
                     rx_nombuf: y.rx_nombuf - x.rx_nombuf,
                     tx_errors: y.oerrors - x.oerrors,
+                    rx_errors: y.ierrors - x.ierrors,
                 })
                 .collect(),
             rx: w.rx,
@@ -557,6 +567,19 @@ impl Forwarding {
                 .and_then(|d| d.lock().ok().map(|d| d.clone())),
             radius: None,
             notices: None,
+            workers: each
+                .iter()
+                .zip(&self.lcores)
+                .map(|(c, &lcore)| WorkerStats {
+                    lcore,
+                    rx: c.worker.rx,
+                    tx: c.worker.tx,
+                    polls: c.worker.polls,
+                    busy_polls: c.worker.busy_polls,
+                    busy_s: c.worker.busy_cycles as f64 / tsc_hz,
+                    idle_sleeps: c.worker.idle_sleeps,
+                })
+                .collect(),
         }
     }
 

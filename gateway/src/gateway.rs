@@ -17,6 +17,7 @@ use crate::control::ControlServer;
 use crate::error::{GatewayError, Step};
 use crate::forwarding::Forwarding;
 use crate::inbox::{CommandSender, Inbox};
+use crate::metrics::Metrics;
 use crate::notice::Notifier;
 use crate::report::{Report, Stats};
 
@@ -55,6 +56,8 @@ pub struct Gateway {
     source: Option<crate::reload::Source>,
     /// Set by a signal (SIGHUP): reload at the next tick.
     reload_signal: Option<Arc<AtomicBool>>,
+    /// The Prometheus encoder and its counter floor.
+    metrics: Metrics,
 }
 
 impl Gateway {
@@ -82,6 +85,7 @@ impl Gateway {
             inbox: Some(Inbox::default()),
             source: None,
             reload_signal: None,
+            metrics: Metrics::default(),
         })
     }
 
@@ -120,6 +124,7 @@ impl Gateway {
             inbox: Some(Inbox::default()),
             source: None,
             reload_signal: None,
+            metrics: Metrics::default(),
         })
     }
 
@@ -215,6 +220,11 @@ impl Gateway {
                 None => ControlAnswer::refused("no [ldp] runs here (a node pipeline with [ldp])"),
             },
             ControlCommand::Reload => self.reload(),
+            ControlCommand::Metrics(format) => {
+                let stats = self.stats();
+                let ldp = self.fwd.as_ref().and_then(|f| f.ldp_view()).flatten();
+                ControlAnswer::Metrics(self.metrics.encode(&stats, ldp.as_ref(), format))
+            }
         }
     }
 

@@ -17,6 +17,7 @@ pub mod inbox;
 pub mod label_map;
 pub mod ldp;
 mod logon;
+pub mod metrics;
 pub mod neighbour;
 pub mod notice;
 mod radius;

@@ -33,6 +33,9 @@ pub struct PortStats {
     pub rx_nombuf: u64,
     /// Frames the NIC failed to send.
     pub tx_errors: u64,
+    /// Frames received with errors (`ierrors`).
+    #[serde(default)]
+    pub rx_errors: u64,
 }
 
 /// A packet and byte count.
@@ -117,6 +120,79 @@ pub struct Stats {
     /// Refusal notices by ISP, when some ISP has a `refusal_webhook`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notices: Option<BTreeMap<String, crate::notice::NoticeCounters>>,
+    /// Per worker lcore, in launch order: how it polls and how busy it is.
+    #[serde(default)]
+    pub workers: Vec<WorkerStats>,
+}
+
+/// One worker's loop counters since start.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStats {
+    /// Its lcore.
+    pub lcore: u32,
+    /// Frames it received.
+    pub rx: u64,
+    /// Frames it sent.
+    pub tx: u64,
+    /// Rounds of its loop (each polls every receive queue once).
+    pub polls: u64,
+    /// Of those, rounds that received frames.
+    pub busy_polls: u64,
+    /// Seconds spent in rounds that received frames (TSC cycles over the TSC rate).
+    pub busy_s: f64,
+    /// Times it slept for lack of traffic.
+    pub idle_sleeps: u64,
+}
+
+/// How full the fast-path tables are, read from the slow path's master copy (every
+/// worker's copy holds the same entries).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableOccupancy {
+    /// Subscribers (port, VLANs, MAC) and the most the table takes.
+    pub subscribers: u64,
+    /// See `subscribers`.
+    pub subscribers_capacity: u64,
+    /// Downstream bindings ((ISP, address) of a bound subscriber) and the most it takes.
+    pub bindings: u64,
+    /// See `bindings`.
+    pub bindings_capacity: u64,
+    /// Incoming labels (ILM entries) and the most it takes.
+    pub labels: u64,
+    /// See `labels`.
+    pub labels_capacity: u64,
+    /// ISP FECs set (upstream and downstream each count) and the most there can be.
+    pub fecs: u64,
+    /// See `fecs`.
+    pub fecs_capacity: u64,
+    /// Hand-off (port, VLAN) attachments and the most it takes.
+    pub handoffs: u64,
+    /// See `handoffs`.
+    pub handoffs_capacity: u64,
+}
+
+impl TableOccupancy {
+    /// The occupancy of `t`.
+    pub fn of(t: &ispmux_dataplane::Tables) -> Self {
+        let n = |v: usize| v as u64;
+        let fecs = t
+            .isps
+            .entries()
+            .iter()
+            .map(|e| u64::from(e.upstream.is_some()) + u64::from(e.downstream.is_some()))
+            .sum();
+        TableOccupancy {
+            subscribers: n(t.subscribers.len()),
+            subscribers_capacity: n(t.subscribers.capacity()),
+            bindings: n(t.downstream.len()),
+            bindings_capacity: n(t.downstream.capacity()),
+            labels: n(t.ilm.len()),
+            labels_capacity: n(t.ilm.capacity()),
+            fecs,
+            fecs_capacity: 2 * n(t.isps.len()),
+            handoffs: n(t.handoffs.len()),
+            handoffs_capacity: n(t.handoffs.capacity()),
+        }
+    }
 }
 
 /// How one worker lcore ran, for the exit report.

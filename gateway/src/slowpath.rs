@@ -96,6 +96,9 @@ pub struct SlowPathStats {
     /// What LDP's FEC states wrote into the tables, when `[ldp]` runs.
     #[serde(default)]
     pub label_map: Option<crate::label_map::LabelMapStats>,
+    /// How full the fast-path tables are (node pipelines only).
+    #[serde(default)]
+    pub tables: Option<crate::report::TableOccupancy>,
 }
 
 /// Punted frames taken per turn at most.
@@ -588,8 +591,14 @@ impl Running {
     }
 
     fn publish(&mut self, st: &SlowPathStats) {
+        // Counts kept by the tables, not copied from them: a few loads.
+        let tables = self
+            .sp
+            .updates
+            .as_ref()
+            .map(|u| crate::report::TableOccupancy::of(u.tables()));
         if let Ok(mut s) = self.sp.stats.lock() {
-            *s = *st;
+            *s = SlowPathStats { tables, ..*st };
         }
         // Named counters are built, not copied: a few times a second is enough for readers.
         let now = Instant::now();

@@ -54,7 +54,8 @@ enum Cmd {
         /// `resume CSP` (a client SP of the RADIUS proxy; suspension disconnects its sessions),
         /// `trace N` (the path of the next N frames through the workers: port, link layer,
         /// lookups, verdict), `ldp`, `reload` (apply the changed configuration file without
-        /// stopping forwarding, as SIGHUP does).
+        /// stopping forwarding, as SIGHUP does), `metrics` or `metrics prometheus` (the
+        /// counters as Prometheus metrics: OpenMetrics text, or the text format 0.0.4).
         #[arg(default_value = "stats", num_args = 1.., trailing_var_arg = true)]
         command: Vec<String>,
     },

@@ -161,6 +161,8 @@ pub fn answer(a: &ControlAnswer) -> String {
         ControlAnswer::Ldp(l) => ldp(l),
         ControlAnswer::Refused(r) => format!("error: {}\n", r.error),
         ControlAnswer::Reloaded(r) => reloaded(r),
+        // Raw: the text is for a scraper or promtool, not a table.
+        ControlAnswer::Metrics(m) => m.clone(),
     }
 }
 

@@ -216,6 +216,36 @@ pub enum RefusalReason {
     NoAnswer,
 }
 
+impl RefusalReason {
+    /// Every reason's [`RefusalReason::name`], in declaration order.
+    pub const NAMES: [&'static str; 7] = [
+        "unknown_subscriber",
+        "suspended",
+        "bad_credential",
+        "missing_credential",
+        "isp_not_configured",
+        "nak",
+        "no_answer",
+    ];
+
+    /// The reason as a counter label: its kind, without a DHCPNAK's message.
+    pub fn name(&self) -> &'static str {
+        Self::NAMES[self.index()]
+    }
+
+    fn index(&self) -> usize {
+        match self {
+            Self::UnknownSubscriber => 0,
+            Self::Suspended => 1,
+            Self::BadCredential => 2,
+            Self::MissingCredential => 3,
+            Self::IspNotConfigured => 4,
+            Self::Nak(_) => 5,
+            Self::NoAnswer => 6,
+        }
+    }
+}
+
 impl std::fmt::Display for RefusalReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -335,6 +365,8 @@ pub struct Counters {
     pub removals: u64,
     /// Refusals (recorded or not).
     pub refusals: u64,
+    /// Of those, by reason, indexed as [`RefusalReason::NAMES`].
+    pub refusals_by_reason: [u64; RefusalReason::NAMES.len()],
     /// Refusals over the logging budget: counted, not written to the store or the log.
     pub refusals_unlogged: u64,
     /// Option 82 or giaddr from an untrusted client logged (at most once per source MAC a
@@ -685,6 +717,7 @@ impl<D: Directory> Engine<D> {
         out: &mut Vec<Output>,
     ) {
         self.counters.refusals += 1;
+        self.counters.refusals_by_reason[reason.index()] += 1;
         // A flood from ever-new MACs passes the per-MAC limit; it must not turn into a
         // flood of store writes and log lines. Past this budget refusals are only counted.
         if !self.refusal_budget.allow(&(), now.mono) {

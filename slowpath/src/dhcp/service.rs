@@ -335,6 +335,12 @@ impl LogonService {
         .map(|(n, c)| (n.to_owned(), c))
         .collect();
         v.extend(
+            super::engine::RefusalReason::NAMES
+                .iter()
+                .zip(e.refusals_by_reason)
+                .map(|(r, n)| (format!("refused_{r}"), n)),
+        );
+        v.extend(
             super::engine::DropReason::ALL
                 .iter()
                 .map(|r| (format!("drop_{}", r.name()), e.dropped(*r))),

@@ -487,6 +487,14 @@ impl Engine {
             .map(|c| c.load.ports_in_use(now))
     }
 
+    /// Ports every CSP uses now (sessions and pending logons), in configuration order.
+    pub fn csp_ports_in_use(&mut self, now: Instant) -> Vec<(String, usize)> {
+        self.csps
+            .iter_mut()
+            .map(|c| (c.name.clone(), c.load.ports_in_use(now)))
+            .collect()
+    }
+
     /// Whether client SP `csp` is suspended; `None` when no CSP has that name.
     pub fn csp_suspended(&self, csp: &str) -> Option<bool> {
         self.csps

@@ -330,12 +330,16 @@ impl Proxy {
                     let _ = reply.send(r);
                 }
                 Control::Counters(reply) => {
-                    let c = self
+                    let mut c: BTreeMap<String, u64> = self
                         .engine
                         .counters()
                         .iter()
                         .map(|((g, n), v)| (format!("{g}.{n}"), *v))
                         .collect();
+                    // A level, not a count: `ports_in_use.CSP` (a gauge in the metrics).
+                    for (csp, n) in self.engine.csp_ports_in_use(Instant::now()) {
+                        c.insert(format!("ports_in_use.{csp}"), n as u64);
+                    }
                     let _ = reply.send(c);
                 }
             }

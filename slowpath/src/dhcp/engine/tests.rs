@@ -1019,6 +1019,14 @@ fn a_flood_of_new_macs_is_counted_not_all_logged() {
     assert_eq!(written, 1000, "the burst is recorded");
     assert_eq!(e.counters().refusals, 1500);
     assert_eq!(e.counters().refusals_unlogged, 500);
+    let by_reason = e.counters().refusals_by_reason;
+    assert_eq!(
+        by_reason[0],
+        1500,
+        "all {}, logged or not",
+        RefusalReason::NAMES[0]
+    );
+    assert_eq!(by_reason.iter().sum::<u64>(), 1500);
 }
 
 #[test]
