@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::{Json, Router};
+use ispmux_gateway::metrics::Exposition;
 use ispmux_gateway::{AskError, ControlAnswer, ControlCommand};
 use ispmux_slowpath::dhcp::MacAddr;
 use ispmux_slowpath::registry::{
@@ -92,6 +93,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<AppState>>)> {
         ),
         (Method::GET, "/v1/refusals", get(all_refusals)),
         (Method::GET, "/v1/stats", get(stats)),
+        (Method::POST, "/v1/reload", post(reload)),
+        (Method::GET, "/metrics", get(metrics)),
         (
             Method::POST,
             "/v1/client-sps/{csp}/suspend",
@@ -684,6 +687,34 @@ async fn control(st: &AppState, c: &Caller, cmd: ControlCommand) -> Answer {
 
 async fn stats(State(st): St, Auth(c): Auth) -> Answer {
     control(&st, &c, ControlCommand::Stats).await
+}
+
+/// The configuration file read again and applied without stopping forwarding, as `ispmux
+/// ctl reload` and SIGHUP do; a refusal (a located error, or what cannot change live) is a
+/// 409 naming it.
+async fn reload(State(st): St, Auth(c): Auth) -> Answer {
+    control(&st, &c, ControlCommand::Reload).await
+}
+
+/// Prometheus's scrape, with the operator's token (a scrape config's `authorization`):
+/// OpenMetrics text when the Accept header asks for it, else the text format 0.0.4.
+async fn metrics(State(st): St, Auth(c): Auth, headers: HeaderMap) -> Answer {
+    c.operator()?;
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let format = if openmetrics {
+        Exposition::OpenMetrics
+    } else {
+        Exposition::Prometheus
+    };
+    match ask(&st, ControlCommand::Metrics(format)).await? {
+        ControlAnswer::Metrics(text) => {
+            Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
+        }
+        other => Err(internal(format!("metrics answered {other:?}"))),
+    }
 }
 
 async fn suspend_csp(

@@ -97,6 +97,15 @@ fn answer(cmd: ControlCommand) -> ControlAnswer {
                 disconnect_requests: 0,
             })
         }
+        ControlCommand::Metrics(f) => {
+            let stats = match answer(ControlCommand::Stats) {
+                ControlAnswer::Stats(s) => *s,
+                _ => Stats::default(),
+            };
+            ControlAnswer::Metrics(
+                ispmux_gateway::metrics::Metrics::default().encode(&stats, None, f),
+            )
+        }
         _ => ControlAnswer::refused("not here"),
     }
 }

@@ -1,7 +1,9 @@
 //! Prometheus metrics end to end: a headend (ispmux on net_af_packet in a namespace) forwards
 //! a subscriber's pings to its ISP; `ispmux ctl metrics` shows the ISP's headend upstream
 //! counters equal to what was sent, and Debian's `promtool check metrics` finds no problem
-//! in the Prometheus text format and nothing but its OpenMetrics blind spot in OpenMetrics.
+//! in the Prometheus text format and nothing but its OpenMetrics blind spot in OpenMetrics;
+//! Debian's Prometheus server scrapes `/metrics` of the provisioning API with the operator's
+//! token and answers a PromQL query with the same count.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -15,6 +17,28 @@ use ispmux_tests::{ispmux_bin, TempDir};
 const PINGS: u64 = 25;
 /// IPv4 total length of one: 20 header + 8 ICMP + 56 data (ping's default).
 const PING_BYTES: u64 = 84;
+/// The operator's token, and where the API and Prometheus listen in the headend's namespace.
+const OPERATOR_TOKEN: &str = "ispmux_metrics_test_operator";
+const API: &str = "127.0.0.1:18443";
+const PROMETHEUS: &str = "127.0.0.1:19090";
+
+fn sha256_hex(s: &str) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(s.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("digest")
+        .to_owned()
+}
 
 fn config(d: &TempDir) -> String {
     format!(
@@ -57,8 +81,18 @@ port = "acc"
 mac = "02:00:00:bb:00:01"
 isp = 2
 ipv4 = "198.18.2.10"
+
+[store]
+path = "{store}"
+
+[api]
+listen = "{API}"
+operator_token_sha256 = "{token}"
+threads = 1
 {control}"#,
         pid = std::process::id(),
+        store = d.join("ispmux.db").display(),
+        token = sha256_hex(OPERATOR_TOKEN),
         control = control(d, "mxhead"),
     )
 }
@@ -229,6 +263,70 @@ fn per_isp_counters_match_the_traffic_and_pass_promtool() {
     for l in said.lines() {
         assert!(l.ends_with("_total no help text"), "promtool: {l}");
     }
+
+    // Prometheus scrapes the API's /metrics (OpenMetrics, by its Accept header) with the
+    // operator's token, and its PromQL answer is the count sent.
+    let prom_dir = d.join("prometheus");
+    std::fs::create_dir_all(&prom_dir).expect("prometheus dir");
+    let prom_cfg = prom_dir.join("prometheus.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ispmux\n    \
+             authorization:\n      credentials: {OPERATOR_TOKEN}\n    static_configs:\n      \
+             - targets: [\"{API}\"]\n"
+        ),
+    )
+    .expect("prometheus.yml");
+    let server = ispmux_tests::Daemon::new(
+        head.command("prometheus")
+            .arg(format!("--config.file={}", prom_cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                prom_dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={PROMETHEUS}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("prometheus (Debian's prometheus package; scripts/deps installs it)"),
+    );
+    let query = |q: &str| -> Option<serde_json::Value> {
+        let out = head
+            .command("curl")
+            .args(["-s", "-m", "2", "-G"])
+            .arg(format!("http://{PROMETHEUS}/api/v1/query"))
+            .args(["--data-urlencode", &format!("query={q}")])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    };
+    let promql = r#"ispmux_isp_packets_total{isp="isp-b",role="headend",dir="up"}"#;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let v = query(promql);
+        let n = v
+            .as_ref()
+            .and_then(|v| v.pointer("/data/result/0/value/1"))
+            .and_then(|n| n.as_str())
+            .and_then(|n| n.parse::<u64>().ok());
+        if n.is_some() || Instant::now() > deadline {
+            break (n, v);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let up_targets = query("up");
+    drop(server);
+    assert_eq!(answer.0, Some(PINGS), "{:?}\nup: {up_targets:?}", answer.1);
+
+    // Without the token, /metrics is refused.
+    let anon = head
+        .command("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{API}/metrics"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&anon.stdout), "401");
 
     // A bad argument is refused with the reason.
     let bad = ctl(&sock, &["metrics", "json"]);
