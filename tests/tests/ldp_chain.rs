@@ -82,8 +82,11 @@ fn routes(t: &Topology) {
             "ispmux-core0",
         );
     }
-    // The tailend's session to the transit's transport address (its c0 address).
-    route(&t.tail, "10.0.12.0/30", "10.0.23.1", "ispmux-core0");
+    // The transit's transport address (its LSR ID, its address on the tailend's link) from
+    // the headend. The transit has the higher transport address of both its sessions, so it
+    // opens both, each to an address on the link: no session waits for a route (a connect
+    // that finds none backs off 15 s, as FRR's does).
+    route(&t.head, "10.0.23.1/32", "10.0.12.2", "ispmux-core0");
 }
 
 fn ping(ns: &Netns, dst: &str, count: u32) -> std::process::Output {
@@ -129,7 +132,7 @@ fn configs(d: &TempDir, with_bypass: bool) -> Configs {
         transit: format!(
             "{EAL}{}{}{}",
             transit_ports(),
-            ldp("10.0.12.2"),
+            ldp("10.0.23.1"),
             control(d, "transit")
         ),
         tail: format!(
@@ -270,16 +273,17 @@ fn a_route_change_moves_a_fec_to_the_new_next_hops_label() {
     let head = start(&t.head, &d, "headend", c.head);
     let transit = start(&t.transit, &d, "transit", c.transit);
     let tail = start(&t.tail, &d, "tailend", c.tail);
-    routes(&t);
     // The headend's and the tailend's session runs over the bypass: each reaches the
-    // other's transport address (its LSR ID) there.
-    route(&t.head, "10.0.23.2/32", "10.0.13.2", "ispmux-core1");
+    // other's transport address (its LSR ID) there. First, so the tailend (the active side)
+    // finds its route when it first connects, or it backs off 15 s.
     route(&t.tail, "10.0.12.1/32", "10.0.13.1", "ispmux-core1");
+    route(&t.head, "10.0.23.2/32", "10.0.13.2", "ispmux-core1");
+    routes(&t);
     converge(&t, Duration::from_secs(30));
     let fec = "198.18.1.254/32";
     assert_eq!(
         in_use_peer(&d, "headend", fec).as_deref(),
-        Some("10.0.12.2"),
+        Some("10.0.23.1"),
         "{}",
         ctl(&d, "headend", "ldp")
     );
@@ -301,7 +305,8 @@ fn a_route_change_moves_a_fec_to_the_new_next_hops_label() {
     // The route now leads to the tailend: the headend pushes the tailend's label on the
     // bypass, and the transit carries only the replies.
     route(&t.head, "198.18.1.254/32", "10.0.13.2", "ispmux-core1");
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // The bypass session may still be in its backoff if the tailend tried before its route.
+    let deadline = Instant::now() + Duration::from_secs(30);
     while in_use_peer(&d, "headend", fec).as_deref() != Some("10.0.23.2") {
         assert!(Instant::now() < deadline, "{}", ctl(&d, "headend", "ldp"));
         std::thread::sleep(Duration::from_millis(100));
