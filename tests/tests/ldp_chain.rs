@@ -240,7 +240,9 @@ fn a_lost_transit_takes_its_labels_away_and_a_restarted_one_brings_them_back() {
     // headend and the tailend relearn without a restart.
     let transit = start(&t.transit, &d, "transit", c.transit);
     routes(&t);
-    converge(&t, Duration::from_secs(30));
+    // Within a minute: a session attempt that failed while the transit came back (its twin
+    // not yet answering) waits out LDP's 15 s backoff before the next.
+    converge(&t, Duration::from_secs(60));
     let a = ping(&t.sub_a, "198.18.1.2", 10);
     let b = ping(&t.sub_b, "198.18.2.2", 10);
     let head_stats = ctl(&d, "headend", "stats");
