@@ -313,7 +313,8 @@ fn a_route_change_moves_a_fec_to_the_new_next_hops_label() {
         assert!(Instant::now() < deadline, "{}", ctl(&d, "headend", "ldp"));
         std::thread::sleep(Duration::from_millis(100));
     }
-    converge(&t, Duration::from_secs(10));
+    // On a loaded machine a next hop's ARP may have to be asked again first.
+    converge(&t, Duration::from_secs(30));
     let (p, via_transit) = swapped(&|| ping(&t.sub_a, "198.18.1.2", 10));
     let (ho, to, lo) = (head.stop(), transit.stop(), tail.stop());
     let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
