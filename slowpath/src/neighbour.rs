@@ -11,6 +11,12 @@
 //! next hops to ask the kernel about now: unresolved ones every [`RETRY`], resolved ones every
 //! [`CONFIRM`] (asking keeps the kernel probing, so a neighbour that disappears goes FAILED
 //! instead of sitting STALE with its old MAC).
+//!
+//! The resolver also remembers the MAC of every neighbour the kernel reported on the ports,
+//! wanted or not ([`SEEN_MAX`] of them), so a next hop attached later (LDP's) starts with what
+//! the kernel already knows. Asking cannot replace this: a kernel entry kept REACHABLE by
+//! other traffic (the LDP session's own TCP confirms it) changes state no more, so the
+//! kernel would never report it again.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -24,6 +30,9 @@ use ispmux_dataplane::wire::MacAddr;
 pub const RETRY: Duration = Duration::from_secs(1);
 /// How often a resolved next hop is asked to be confirmed.
 pub const CONFIRM: Duration = Duration::from_secs(1);
+/// Neighbours remembered beyond the wanted next hops; past it, one not wanted yet waits
+/// for the kernel's next report about it. A twin's neighbours are its link's routers.
+pub const SEEN_MAX: usize = 4096;
 
 /// What the kernel says about one neighbour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +73,8 @@ struct Hop {
 pub struct Resolver {
     hops: Vec<Hop>,
     by_key: HashMap<(u16, Ipv4Addr), usize>,
+    /// Usable MACs the kernel reported for neighbours no next hop wants (yet).
+    seen: HashMap<(u16, Ipv4Addr), MacAddr>,
     stats: NeighbourStats,
 }
 
@@ -74,6 +85,7 @@ impl Resolver {
         let mut r = Resolver {
             hops: Vec::with_capacity(wanted.len()),
             by_key: HashMap::new(),
+            seen: HashMap::new(),
             stats: NeighbourStats::default(),
         };
         for w in wanted {
@@ -122,9 +134,10 @@ impl Resolver {
     }
 
     /// Makes `entry` follow the neighbour `addr` on `port` from now on (LDP's next hops come
-    /// and go as it runs): writes it at once with the MAC known now, or zero (its traffic is
-    /// then `no_neighbour`) while the neighbour is asked for. An entry follows one neighbour:
-    /// it leaves the one it followed before.
+    /// and go as it runs): writes it at once with the MAC known now (the kernel may have
+    /// reported it before anything wanted it), or zero (its traffic is then `no_neighbour`)
+    /// while the neighbour is asked for. An entry follows one neighbour: it leaves the one
+    /// it followed before.
     pub fn attach(
         &mut self,
         now: Instant,
@@ -137,15 +150,19 @@ impl Resolver {
         let i = match self.by_key.get(&(port, addr)) {
             Some(&i) => i,
             None => {
+                let mac = self.seen.remove(&(port, addr));
                 self.by_key.insert((port, addr), self.hops.len());
                 self.hops.push(Hop {
                     port,
                     addr,
                     entries: Vec::new(),
-                    mac: None,
+                    mac,
                     next_ask: now,
                 });
                 self.stats.wanted += 1;
+                if mac.is_some() {
+                    self.stats.resolved += 1;
+                }
                 self.hops.len() - 1
             }
         };
@@ -169,16 +186,24 @@ impl Resolver {
 
     /// Takes what the kernel says about a neighbour: when it is a wanted next hop whose
     /// MAC differs from the tables', every entry that leaves toward it is written again
-    /// (into `out`, one update each). Returns whether it was a wanted next hop.
+    /// (into `out`, one update each); any other is remembered for [`Resolver::attach`].
+    /// Returns whether it was a wanted next hop.
     pub fn event(&mut self, now: Instant, ev: NeighbourEvent, out: &mut Vec<TableUpdate>) -> bool {
-        let Some(&i) = self.by_key.get(&(ev.port, ev.addr)) else {
-            return false;
-        };
-        let Some(h) = self.hops.get_mut(i) else {
-            return false;
-        };
         // A zero or group MAC is no station to send to: the same as none.
         let mac = ev.mac.filter(|m| *m != MacAddr::ZERO && !m.is_multicast());
+        let key = (ev.port, ev.addr);
+        let Some(h) = self.by_key.get(&key).and_then(|&i| self.hops.get_mut(i)) else {
+            match mac {
+                Some(m) if self.seen.len() < SEEN_MAX || self.seen.contains_key(&key) => {
+                    self.seen.insert(key, m);
+                }
+                Some(_) => {}
+                None => {
+                    self.seen.remove(&key);
+                }
+            }
+            return false;
+        };
         if mac == h.mac {
             return true;
         }
@@ -342,6 +367,30 @@ mod tests {
         ask.clear();
         r.poll(t0 + RETRY * 5, &mut ask);
         assert_eq!(ask, [(1, A)]);
+    }
+
+    /// The kernel resolved a neighbour before anything wanted it (LDP's own TCP session to
+    /// the peer does): an entry attached later starts with that MAC, since the kernel, its
+    /// entry kept REACHABLE, may never report it again. A neighbour lost meanwhile is not.
+    #[test]
+    fn a_neighbour_the_kernel_reported_before_it_was_wanted_resolves_at_attach() {
+        let t0 = Instant::now();
+        let mut r = Resolver::new(Vec::new(), t0);
+        let mut out = Vec::new();
+        assert!(!r.event(t0, ev(1, A, Some(M1)), &mut out));
+        assert!(!r.event(t0, ev(2, B, Some(M2)), &mut out));
+        assert!(!r.event(t0, ev(2, B, None), &mut out), "B failed since");
+        assert!(out.is_empty(), "nothing follows them yet");
+        r.attach(t0, 1, A, fec_entry(7), &mut out);
+        r.attach(t0, 2, B, fec_entry(8), &mut out);
+        assert_eq!(macs(&out), [M1, MacAddr::ZERO]);
+        assert_eq!(r.mac(1, A), Some(M1));
+        assert_eq!(r.stats().resolved, 1);
+        // Only what the kernel said on the same port counts.
+        out.clear();
+        r.event(t0, ev(3, A, Some(M2)), &mut out);
+        r.attach(t0, 1, A, fec_entry(9), &mut out);
+        assert_eq!(macs(&out), [M1]);
     }
 
     #[test]

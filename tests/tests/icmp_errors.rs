@@ -238,8 +238,8 @@ fn traceroute_sees_every_hop_and_pmtu_discovery_fits_the_label() {
         ),
     );
 
-    // The nodes take a moment to start.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The nodes take a moment to start (a few seconds here, more on a slow CI machine).
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !run(&t.sub, "ping", &["-c", "1", "-W", "1", "198.18.1.2"])
         .status
         .success()
