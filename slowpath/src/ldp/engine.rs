@@ -252,6 +252,12 @@ pub struct Neighbour {
 
 /// How long a connection accepted before any Hello from its address waits for one.
 pub const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
+/// The least time between a Hello sent and one triggered by a new adjacency. A neighbour
+/// that has just come up hears our Hello at once instead of up to a Hello interval later:
+/// the passive side of the session accepts only from a neighbour whose Hello it has, and the
+/// active side connects only once it has ours. The gap bounds what Hellos from ever new
+/// neighbours (forged ones) can make us send.
+pub const TRIGGERED_HELLO_GAP: Duration = Duration::from_millis(100);
 
 /// The LDP engine of one LSR.
 pub struct Engine {
@@ -265,6 +271,8 @@ pub struct Engine {
     /// refused at the deadline (the active side may hear our Hello before we hear its).
     pending: BTreeMap<Ipv4Addr, Instant>,
     next_hello: Instant,
+    /// When Hellos were last sent (a triggered one waits [`TRIGGERED_HELLO_GAP`] after).
+    hello_sent: Option<Instant>,
     next_id: u32,
     counters: Counters,
     labels: Labels,
@@ -292,6 +300,7 @@ impl Engine {
             retry: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_hello: now.mono,
+            hello_sent: None,
             next_id: 1,
             counters: Counters::default(),
         })
@@ -558,12 +567,20 @@ impl Engine {
                 if new {
                     debug!(peer = %adj.peer, transport = %adj.transport, iface, "ldp: adjacency up");
                 }
+                let trigger = new
+                    && self
+                        .hello_sent
+                        .is_none_or(|at| now.saturating_duration_since(at) >= TRIGGERED_HELLO_GAP);
                 let peer = adj.peer.lsr_id;
                 let transport = adj.transport;
                 if self.pending.remove(&transport).is_some() {
                     self.on_accept(now, transport, out);
                 }
                 self.consider(now, peer, out);
+                if trigger {
+                    self.next_hello = now;
+                    self.on_timer(now, out);
+                }
             }
             Err(_) => self.counters.hellos_dropped += 1,
         }
@@ -734,6 +751,7 @@ impl Engine {
                 }
             }
             self.next_hello = now + self.cfg.hello_interval;
+            self.hello_sent = Some(now);
         }
         for lsr in self.discovery.expire(now) {
             if self.discovery.of_peer(lsr).is_none() && self.sessions.contains_key(&lsr) {

@@ -193,6 +193,55 @@ fn count_keepalives(log: &[Output]) -> usize {
         .count()
 }
 
+/// A neighbour that comes up after us hears our Hello at once, not a Hello interval later:
+/// its first Hello makes a new adjacency here, which triggers ours, so the session (B active)
+/// starts within the exchange.
+#[test]
+fn a_new_neighbours_first_hello_is_answered_at_once() {
+    let mut n = Net::new(30, 30);
+    // A has been up a second: its first Hellos reached nobody.
+    n.mute_hello[0] = true;
+    n.feed(0, Input::Timer);
+    n.mute_hello[0] = false;
+    n.queue.clear();
+    n.now = n.now + Duration::from_secs(1);
+    let at = n.now;
+    n.run_until(at, Duration::from_millis(1));
+    assert_eq!(n.state(1), Some(State::Operational), "A's interval is 5 s");
+    assert_eq!(n.state(0), Some(State::Operational));
+    assert_eq!(
+        n.eng[0].counters().hellos_sent,
+        2,
+        "its first and the triggered one"
+    );
+    // A Hello already sent within the gap is not sent again for another new neighbour.
+    let mut out = Vec::new();
+    let mut c = Engine::new(config(Ipv4Addr::new(10, 0, 0, 3), 30, &[]), n.now).expect("config");
+    c.handle(n.now, Input::Timer, &mut out);
+    let hello = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Hello { data, .. } => Some(data.clone()),
+            _ => None,
+        })
+        .expect("C's hello");
+    n.eng[0].handle(
+        n.now,
+        Input::Hello {
+            iface: 1,
+            src: Ipv4Addr::new(10, 0, 0, 3),
+            data: &hello,
+        },
+        &mut out,
+    );
+    assert_eq!(
+        n.eng[0].counters().hellos_sent,
+        2,
+        "within {:?}",
+        n.now.mono - at.mono
+    );
+}
+
 #[test]
 fn discovery_to_operational_then_keepalives() {
     let mut n = Net::new(30, 60);
