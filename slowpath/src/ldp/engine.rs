@@ -253,10 +253,10 @@ pub struct Neighbour {
 /// How long a connection accepted before any Hello from its address waits for one.
 pub const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
 /// The least time between a Hello sent and one triggered by a new adjacency. A neighbour
-/// that has just come up hears our Hello at once instead of up to a Hello interval later:
-/// the passive side of the session accepts only from a neighbour whose Hello it has, and the
-/// active side connects only once it has ours. The gap bounds what Hellos from ever new
-/// neighbours (forged ones) can make us send.
+/// that has just come up hears our Hello at once (or this long after our last) instead of
+/// up to a Hello interval later: the passive side of the session accepts only from a
+/// neighbour whose Hello it has, and the active side connects only once it has ours. The
+/// gap bounds what Hellos from ever new neighbours (forged ones) can make us send.
 pub const TRIGGERED_HELLO_GAP: Duration = Duration::from_millis(100);
 
 /// The LDP engine of one LSR.
@@ -567,10 +567,15 @@ impl Engine {
                 if new {
                     debug!(peer = %adj.peer, transport = %adj.transport, iface, "ldp: adjacency up");
                 }
-                let trigger = new
-                    && self
-                        .hello_sent
-                        .is_none_or(|at| now.saturating_duration_since(at) >= TRIGGERED_HELLO_GAP);
+                // Our Hello may have gone out just before the neighbour listened (it came up
+                // a moment after us): a new neighbour gets one at most the gap later.
+                let due = self
+                    .hello_sent
+                    .map_or(now, |at| (at + TRIGGERED_HELLO_GAP).max(now));
+                let trigger = new && due <= now;
+                if new && due < self.next_hello {
+                    self.next_hello = due;
+                }
                 let peer = adj.peer.lsr_id;
                 let transport = adj.transport;
                 if self.pending.remove(&transport).is_some() {
@@ -578,7 +583,6 @@ impl Engine {
                 }
                 self.consider(now, peer, out);
                 if trigger {
-                    self.next_hello = now;
                     self.on_timer(now, out);
                 }
             }

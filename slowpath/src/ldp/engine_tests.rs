@@ -195,7 +195,8 @@ fn count_keepalives(log: &[Output]) -> usize {
 
 /// A neighbour that comes up after us hears our Hello at once, not a Hello interval later:
 /// its first Hello makes a new adjacency here, which triggers ours, so the session (B active)
-/// starts within the exchange.
+/// starts within the exchange; a second new neighbour within the gap gets ours the gap after
+/// the last.
 #[test]
 fn a_new_neighbours_first_hello_is_answered_at_once() {
     let mut n = Net::new(30, 30);
@@ -214,7 +215,7 @@ fn a_new_neighbours_first_hello_is_answered_at_once() {
         2,
         "its first and the triggered one"
     );
-    // A Hello already sent within the gap is not sent again for another new neighbour.
+    // A Hello sent within the gap is not sent again at once for another new neighbour.
     let mut out = Vec::new();
     let mut c = Engine::new(config(Ipv4Addr::new(10, 0, 0, 3), 30, &[]), n.now).expect("config");
     c.handle(n.now, Input::Timer, &mut out);
@@ -239,6 +240,11 @@ fn a_new_neighbours_first_hello_is_answered_at_once() {
         2,
         "within {:?}",
         n.now.mono - at.mono
+    );
+    // It goes the gap after the last.
+    assert_eq!(
+        n.eng[0].next_timeout(),
+        Some(at.mono + super::engine::TRIGGERED_HELLO_GAP)
     );
 }
 
