@@ -40,6 +40,11 @@ pub(crate) fn ipv4_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Ipv4Net>,
         .collect())
 }
 
+/// `"198.18.1.0/24"`.
+pub(crate) fn ipv4_net<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv4Net, D::Error> {
+    parsed(d)
+}
+
 /// An optional `"198.18.1.0/24"`.
 pub(crate) fn opt_ipv4_net<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Net>, D::Error> {
     parsed(d).map(Some)

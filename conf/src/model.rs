@@ -168,6 +168,24 @@ pub struct Port {
     /// subscriber pool on its hand-off port, so the ISP router needs no static neighbours.
     #[serde(default, deserialize_with = "crate::de::ipv4_nets")]
     pub proxy_arp: Vec<crate::Ipv4Net>,
+    /// Static routes through this port's kernel twin (`{ to = "10.0.23.0/30", via =
+    /// "10.0.12.2" }`), installed as the twin comes up, before LDP starts: where no IGP runs,
+    /// the routes toward LDP neighbours' transport addresses and FECs, there before the first
+    /// session is tried (a route added from outside after the twin appears races the
+    /// neighbour's first SYN, and losing costs TCP's one-second retransmission).
+    #[serde(default)]
+    pub routes: Vec<StaticRoute>,
+}
+
+/// A static route on a kernel twin: `to` via the neighbour `via` on the port's link.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRoute {
+    /// The destination prefix.
+    #[serde(deserialize_with = "crate::de::ipv4_net")]
+    pub to: crate::Ipv4Net,
+    /// The next hop: an address in the port's subnet.
+    pub via: std::net::Ipv4Addr,
 }
 
 fn default_desc() -> u16 {

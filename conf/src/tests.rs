@@ -559,6 +559,54 @@ fn table_ports_that_are_numbers_unknown_or_of_another_role_are_located() {
             "198.18.1.1/24 has host bits set; the network is 198.18.1.0/24",
         ),
         (
+            "a static route via an address off the port's link",
+            NODE.replace(
+                "role = \"core\"",
+                "role = \"core\"\naddress = \"10.0.12.1/30\"\n\
+                 routes = [{ to = \"10.0.23.0/30\", via = \"10.0.13.2\" }]",
+            ),
+            "port[1].routes[0].via",
+            17,
+            40,
+            "next hop 10.0.13.2 is not a neighbour on the port's link 10.0.12.0/30",
+        ),
+        (
+            "a static route on an access port",
+            NODE.replace(
+                "role = \"access\"",
+                "role = \"access\"\nroutes = [{ to = \"10.0.23.0/30\", via = \"10.0.12.2\" }]",
+            ),
+            "port[0].routes",
+            11,
+            10,
+            "static routes go on a kernel twin",
+        ),
+        (
+            "one prefix routed twice",
+            NODE.replace(
+                "role = \"core\"",
+                "role = \"core\"\naddress = \"10.0.12.1/30\"\n\
+                 routes = [{ to = \"10.0.23.0/30\", via = \"10.0.12.2\" }, \
+                 { to = \"10.0.23.0/30\", via = \"10.0.12.2\" }]",
+            ),
+            "port[1].routes[1].to",
+            17,
+            62,
+            "a route to 10.0.23.0/30 is already port[1].routes[0]",
+        ),
+        (
+            "a static route to a prefix with host bits",
+            NODE.replace(
+                "role = \"core\"",
+                "role = \"core\"\naddress = \"10.0.12.1/30\"\n\
+                 routes = [{ to = \"10.0.23.1/30\", via = \"10.0.12.2\" }]",
+            ),
+            "port[1].routes",
+            17,
+            18,
+            "10.0.23.1/30 has host bits set",
+        ),
+        (
             "a twin name over IFNAMSIZ",
             NODE.replace(
                 "role = \"handoff\"",

@@ -270,8 +270,10 @@ fn ports(cfg: &Config, out: &mut Vec<Issue>) {
     let mut names = HashMap::new();
     let mut devices = HashMap::new();
     let mut twins = HashMap::new();
+    let mut routes = HashMap::new();
     for (i, p) in cfg.ports.iter().enumerate() {
         twin(cfg, i, p, &mut twins, out);
+        static_routes(cfg, i, p, &mut routes, out);
         if p.name.is_empty() {
             issue(out, format!("port[{i}].name"), "a port needs a name");
         } else if let Some(j) = names.insert(p.name.as_str(), i) {
@@ -395,6 +397,51 @@ fn twin(cfg: &Config, i: usize, p: &Port, seen: &mut HashMap<String, usize>, out
             key,
             format!("twin interface name {name:?} is already port[{j}]'s"),
         );
+    }
+}
+
+/// A port's static routes go on its twin, so the port needs one with an address; each next
+/// hop is a neighbour on the port's link; a prefix is routed once in the gateway (the kernel
+/// would take a second route to it as a replacement or refuse it: never both).
+fn static_routes(
+    cfg: &Config,
+    i: usize,
+    p: &Port,
+    seen: &mut HashMap<crate::Ipv4Net, (usize, usize)>,
+    out: &mut Vec<Issue>,
+) {
+    if p.routes.is_empty() {
+        return;
+    }
+    let has_twin = cfg.dataplane.pipeline == crate::PipelineKind::Node && p.is_routed();
+    let Some(addr) = p.address.filter(|_| has_twin) else {
+        issue(
+            out,
+            format!("port[{i}].routes"),
+            "static routes go on a kernel twin: only core and hand-off ports of a node \
+             pipeline with an `address` have one",
+        );
+        return;
+    };
+    for (k, r) in p.routes.iter().enumerate() {
+        if !addr.network().contains(r.via) || r.via == addr.addr() {
+            issue(
+                out,
+                format!("port[{i}].routes[{k}].via"),
+                format!(
+                    "next hop {} is not a neighbour on the port's link {}",
+                    r.via,
+                    addr.network()
+                ),
+            );
+        }
+        if let Some((j, l)) = seen.insert(r.to, (i, k)) {
+            issue(
+                out,
+                format!("port[{i}].routes[{k}].to"),
+                format!("a route to {} is already port[{j}].routes[{l}]", r.to),
+            );
+        }
     }
 }
 

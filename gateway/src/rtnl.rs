@@ -1,5 +1,5 @@
-//! Interface configuration over rtnetlink: what `ip link set` and `ip addr add` do, for the
-//! kernel twins.
+//! Interface configuration over rtnetlink: what `ip link set`, `ip addr add` and `ip route
+//! add` do, for the kernel twins.
 //!
 //! `netlink-packet-route` builds and parses the messages and `netlink-sys` is the socket,
 //! used synchronously (no async runtime: the gateway configures a few interfaces once, at
@@ -16,6 +16,9 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
@@ -183,5 +186,31 @@ impl Rtnl {
             NLM_F_CREATE | NLM_F_EXCL,
         )
         .map(drop)
+    }
+
+    /// Adds the static route `to/len` via the neighbour `via` out of the link, in the main
+    /// table, as `ip route add TO via VIA dev LINK proto static` does; a route already there
+    /// to the same prefix is an error (EEXIST), never replaced.
+    pub(crate) fn add_route(
+        &mut self,
+        index: u32,
+        to: Ipv4Addr,
+        len: u8,
+        via: Ipv4Addr,
+    ) -> io::Result<()> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet;
+        m.header.destination_prefix_length = len;
+        m.header.table = RouteHeader::RT_TABLE_MAIN;
+        m.header.protocol = RouteProtocol::Static;
+        m.header.scope = RouteScope::Universe;
+        m.header.kind = RouteType::Unicast;
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet(to)));
+        m.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(via)));
+        m.attributes.push(RouteAttribute::Oif(index));
+        self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
     }
 }

@@ -94,7 +94,7 @@ impl Twins {
             if let Some(iface) = kernel_iface(&c.device) {
                 underlay(&c.name, iface, p.mac);
             }
-            tracing::info!(port = %c.name, twin = %name, address = ?c.address.map(|a| a.to_string()), mac = %p.mac, mtu = p.mtu, "kernel twin up");
+            tracing::info!(port = %c.name, twin = %name, address = ?c.address.map(|a| a.to_string()), mac = %p.mac, mtu = p.mtu, routes = c.routes.len(), "kernel twin up");
             t.by_port[i] = Some(t.twins.len());
             t.twins.push(Twin {
                 port: i as u16,
@@ -190,8 +190,10 @@ impl Drop for Twins {
     }
 }
 
-/// Sysctls, link and address of one twin, in that order: IPv6 is off before the link comes
-/// up (no link-local address, no solicitations), ARP behaves before it answers anything.
+/// Sysctls, link, address and static routes of one twin, in that order: IPv6 is off before
+/// the link comes up (no link-local address, no solicitations), ARP behaves before it
+/// answers anything, and a route's next hop is on a link that is up (the kernel refuses a
+/// gateway it cannot reach).
 fn configure(
     nl: &mut Rtnl,
     name: &str,
@@ -215,7 +217,14 @@ fn configure(
     if let Some(a) = c.address {
         nl.add_address(index, a.addr(), a.prefix_len())?;
     }
-    nl.set_link(index, None, None, Some(true))
+    nl.set_link(index, None, None, Some(true))?;
+    for r in &c.routes {
+        nl.add_route(index, r.to.addr(), r.to.prefix_len(), r.via)
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("route to {} via {}: {e}", r.to, r.via))
+            })?;
+    }
+    Ok(())
 }
 
 /// The kernel interface a port's DPDK device sits on (`net_af_packetN,iface=X`): the host's
@@ -287,6 +296,7 @@ device = "net_null1"
 role = "core"
 address = "198.18.9.1/30"
 mtu = 1600
+routes = [{ to = "10.0.23.0/30", via = "198.18.9.2" }, { to = "100.64.0.0/15", via = "198.18.9.2" }]
 "#;
         ispmux_conf::parse(text, Path::new("t.toml")).expect("config")
     }
@@ -329,9 +339,10 @@ mtu = 1600
         out
     }
 
-    /// The twin of the core port in a namespace of its own: it has the port's MAC, MTU and
-    /// address, its kernel answers ARP for that address only (arp_ignore), learns the
-    /// asking neighbour, and the interface is gone once the twins are dropped.
+    /// The twin of the core port in a namespace of its own: it has the port's MAC, MTU,
+    /// address and static routes, its kernel answers ARP for that address only
+    /// (arp_ignore), learns the asking neighbour, and the interface is gone once the twins
+    /// are dropped.
     #[test]
     fn a_twin_speaks_for_its_port_address_only() {
         if let Err(e) = ispmux_sys::unshare_netns() {
@@ -351,6 +362,22 @@ mtu = 1600
         let addr = ip(&["-4", "-br", "addr", "show", "dev", "ispmux-core"]);
         assert!(addr.contains("198.18.9.1/30"), "{addr}");
         assert!(ip(&["link", "show", "dev", "ispmux-core"]).contains("mtu 1600"));
+        // The configured static routes are there as the twin comes up.
+        let routes = ip(&[
+            "-4",
+            "route",
+            "show",
+            "dev",
+            "ispmux-core",
+            "proto",
+            "static",
+        ]);
+        for r in [
+            "10.0.23.0/30 via 198.18.9.2",
+            "100.64.0.0/15 via 198.18.9.2",
+        ] {
+            assert!(routes.contains(r), "{r} in {routes}");
+        }
 
         // Not its address: no answer.
         assert!(t.write_kernel(1, &arp_request([198, 18, 9, 3])));
