@@ -12,12 +12,12 @@
 //! port to one router MAC, and one bound subscriber at the headend. (1,000 ISPs fit the
 //! tables: `max_isps` is a default of 64 raised in the generated `[tables.limits]`, up to
 //! 4096; each ISP needs its own hand-off (port, VLAN), so N ≤ 4094 VLANs.) Routes: the
-//! headend's 100.64.0.0/15 and the transit's two /16s toward the next node, added as soon as
-//! the twins exist. The transit's LSR ID and transport address is its address toward the
-//! tailend, the highest of the three: it opens both sessions, each to an address on the
-//! link, so no session waits for a route (an active side that tries before its route exists
-//! fails and waits out LDP's 15 s backoff; the headend needs a route back to the transit's
-//! transport address only for its SYN-ACK, retried by TCP within a second).
+//! headend's 100.64.0.0/15 and the transit's two /16s toward the next node, and the
+//! headend's route back to the transit's transport address, are the ports' static `routes`,
+//! on the twins before LDP starts (added from outside once the twins existed, the route back
+//! lost the race with the transit's first SYN, whose retransmission cost a second). The
+//! transit's LSR ID and transport address is its address toward the tailend, the highest of
+//! the three: it opens both sessions, each to an address on the link.
 //!
 //! *Converged* means forwarding for every FEC: from a generator started before the nodes,
 //! each ISP's subscriber sends a 64-byte UDP probe every N / `--pps` seconds (100 ms at the
@@ -424,7 +424,11 @@ impl Chain {
             format!(
                 "{eal}{}{}{}{}",
                 port("acc0", 0, "access", 1500),
-                routed("core0", 1, "core", 1600, HEAD_CORE0, "10.0.12.1/30"),
+                with_routes(
+                    routed("core0", 1, "core", 1600, HEAD_CORE0, "10.0.12.1/30"),
+                    &[ALL_BLOCKS, "10.0.23.0/30"],
+                    "10.0.12.2"
+                ),
                 headend_tables(n),
                 ldp("10.0.12.1"),
             )
@@ -433,7 +437,11 @@ impl Chain {
             format!(
                 "{eal}{}{}{}",
                 routed("c0", 0, "core", 1600, TRANSIT_C0, "10.0.12.2/30"),
-                routed("c1", 1, "core", 1600, TRANSIT_C1, "10.0.23.2/30"),
+                with_routes(
+                    routed("c1", 1, "core", 1600, TRANSIT_C1, "10.0.23.2/30"),
+                    &[STEADY_BLOCK, CHURNED_BLOCK],
+                    "10.0.23.1"
+                ),
                 ldp("10.0.23.2"),
             )
         })?;
@@ -484,31 +492,14 @@ impl Drop for Chain {
     }
 }
 
-/// Adds a route on a twin once the twin exists (ispmux makes it as it starts).
-fn route_when_up(s: &Space, dst: &str, via: &str, dev: &str, deadline: Instant) -> Result<()> {
-    loop {
-        let ok = Command::new("ip")
-            .args([
-                "-n",
-                &s.ns().name,
-                "route",
-                "replace",
-                dst,
-                "via",
-                via,
-                "dev",
-                dev,
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("no route {dst} via {via} dev {dev} in {}", s.ns().name);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// A port's text (`routed`) with static routes to `to` via `via` on its twin, there before
+/// LDP starts (`[[port]] routes`).
+fn with_routes(port: String, to: &[&str], via: &str) -> String {
+    let routes: Vec<String> = to
+        .iter()
+        .map(|t| format!("{{ to = \"{t}\", via = \"{via}\" }}"))
+        .collect();
+    format!("{}\nroutes = [{}]\n\n", port.trim_end(), routes.join(", "))
 }
 
 /// The time of day (UTC), as the nodes' logs print it.
@@ -542,60 +533,34 @@ fn run_ispmux(n: u32, pps: f64, churn_secs: f64, flaps: f64, timeout: f64) -> Re
     let mut head = chain.spawn(&chain.head, "headend")?;
     let mut transit = chain.spawn(&chain.transit, "transit")?;
     let mut tail = chain.spawn(&chain.tail, "tailend")?;
-    // Each node's routes as soon as its own twins exist, the nodes in parallel, while the
-    // probes are watched: the clock must not wait for the route adders.
-    let up = deadline(30.0);
     let until = deadline(timeout);
-    let converge_s = std::thread::scope(|sc| -> Result<f64> {
-        let head_routes = sc.spawn(|| -> Result<()> {
-            for dst in [ALL_BLOCKS, "10.0.23.0/30"] {
-                route_when_up(&chain.head, dst, "10.0.12.2", "ispmux-core0", up)?;
+    // The tailend's counters every 50 ms until every ISP's probe is handed off.
+    let converge_s = loop {
+        let now = Instant::now();
+        if let Ok(s) = tail.ctl("stats") {
+            let got = handed_off(&s);
+            if (1..=n).all(|i| got.get(&i).is_some_and(|p| *p > 0)) {
+                break Ok(now.duration_since(t0).as_secs_f64());
             }
-            Ok(())
-        });
-        let transit_routes = sc.spawn(|| -> Result<()> {
-            for block in [STEADY_BLOCK, CHURNED_BLOCK] {
-                route_when_up(&chain.transit, block, "10.0.23.1", "ispmux-c1", up)?;
+            if now > until {
+                let missing = (1..=n)
+                    .filter(|i| got.get(i).is_none_or(|p| *p == 0))
+                    .count();
+                break Err(anyhow!(
+                    "ispmux: {missing} of {n} ISPs not forwarding after {timeout} s"
+                ));
             }
-            println!(
-                "  routes on the twins after {:.3} s",
-                t0.elapsed().as_secs_f64()
-            );
-            Ok(())
-        });
-        let converged = loop {
-            let now = Instant::now();
-            if let Ok(s) = tail.ctl("stats") {
-                let got = handed_off(&s);
-                if (1..=n).all(|i| got.get(&i).is_some_and(|p| *p > 0)) {
-                    break Ok(now.duration_since(t0).as_secs_f64());
-                }
-                if now > until {
-                    let missing = (1..=n)
-                        .filter(|i| got.get(i).is_none_or(|p| *p == 0))
-                        .count();
-                    break Err(anyhow!(
-                        "ispmux: {missing} of {n} ISPs not forwarding after {timeout} s"
-                    ));
-                }
-            } else if now > until {
-                break Err(anyhow!("ispmux: the tailend never answered ctl"));
-            }
-            if let Err(e) = [&mut head, &mut transit, &mut tail]
-                .into_iter()
-                .try_for_each(|node| node.check())
-            {
-                break Err(e);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        for adder in [head_routes, transit_routes] {
-            adder
-                .join()
-                .map_err(|_| anyhow!("a route adder panicked"))??;
+        } else if now > until {
+            break Err(anyhow!("ispmux: the tailend never answered ctl"));
         }
-        converged
-    })?;
+        if let Err(e) = [&mut head, &mut transit, &mut tail]
+            .into_iter()
+            .try_for_each(|node| node.check())
+        {
+            break Err(e);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }?;
     drop(gen);
     // Where the time went: each node's start and its sessions, as its log has them.
     for node in [&head, &transit, &tail] {
