@@ -43,6 +43,10 @@ impl Engine {
                 data: o.bytes.clone(),
             });
             self.timers.push(Reverse((o.deadline, TimerOf::Txn(tid))));
+            let si = o.server;
+            if let Some(s) = self.servers.get_mut(si) {
+                s.stats.retransmits += 1;
+            }
             self.count("event", "retransmit");
             return;
         }
@@ -51,6 +55,9 @@ impl Engine {
         };
         self.waiting.remove(&o.key);
         self.ids.release(o.key.0, o.key.1, o.key.2);
+        if let Some(s) = self.servers.get_mut(o.server) {
+            s.stats.timeouts += 1;
+        }
         self.mark_dead(now, o.server);
         self.count("event", "failover");
         self.send_hop(now, tid, out);
