@@ -886,3 +886,39 @@ fn per_csp_counters_count_the_proxys_own_rejects_and_accounting() {
     assert_eq!(home(&h, CSP1).requests, 3);
     assert_eq!(home(&h, "127.0.3.1:1812").requests, 0);
 }
+
+/// A reload that gives a client SP new server entries (here a new secret) keeps the
+/// server's series: one address, its counts carried on.
+#[test]
+fn a_reload_keeps_a_home_server_one_series() {
+    let mut h = harness();
+    assert_eq!(
+        logon(&mut h, "alice@csp1.example").code,
+        Code::ACCESS_ACCEPT
+    );
+    assert_eq!(home(&h, CSP1).requests, 1);
+    // Room for zed beside alice's reserved port.
+    let resecreted = CFG
+        .replace("capacity = { ports = 1,", "capacity = { ports = 2,")
+        .replace(
+            "{ address = \"127.0.2.1\", secret = \"c1sec\", require_message_authenticator = true }",
+            "{ address = \"127.0.2.1\", secret = \"c1new\", require_message_authenticator = true }",
+        );
+    assert_ne!(resecreted, CFG);
+    let cfg = RadiusConfig::from_toml_file_text(&resecreted).expect("cfg");
+    h.e.reconfigure(&cfg, h.now.mono).expect("reload");
+    let (req, b) = h.access("zed@csp1.example", "pw");
+    let s = H::upstream(&h.nas_sends(Listener::Auth, &b), MASTER, b"msec");
+    let s = H::upstream(
+        &h.answer(&s, Code::ACCESS_ACCEPT, b"msec", true),
+        CSP1,
+        b"c1new",
+    );
+    let (p, _) = to_nas(&h.answer(&s, Code::ACCESS_REJECT, b"c1new", true), &req);
+    assert_eq!(p.code, Code::ACCESS_REJECT);
+    let all = h.e.home_server_stats();
+    assert_eq!(all.iter().filter(|s| s.server == CSP1).count(), 1);
+    let c = home(&h, CSP1);
+    assert_eq!((c.requests, c.answers, c.added.count), (2, 2, 2));
+    assert_eq!(h.e.csp_stats()[0].rejects, 1);
+}
