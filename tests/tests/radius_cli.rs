@@ -2,7 +2,8 @@
 //! a client-SP logon accepted and a logon rejected through the binary, accounting committed,
 //! the operator suspending and resuming the client SP over the control socket (`ispmux ctl`,
 //! a Disconnect-Request to the NAS), a clean stop on SIGTERM, then `ispmux usage` showing the
-//! record from the store.
+//! record from the store; its Prometheus metrics per home server against what radclient sent;
+//! its reload on SIGHUP.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
