@@ -85,8 +85,8 @@ impl Engine {
         }
     }
 
-    /// Boxes 510-550 of figure 5: a server answered the current hop.
-    /// `txn` is out of the table; put back when it goes on.
+    /// Boxes 510-550 of figure 5: a server answered the current hop of `txn`, which is out
+    /// of the table and put back when it goes on to another hop.
     fn follow_reply(
         &mut self,
         now: Now,

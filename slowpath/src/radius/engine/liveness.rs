@@ -43,8 +43,7 @@ impl Engine {
                 data: o.bytes.clone(),
             });
             self.timers.push(Reverse((o.deadline, TimerOf::Txn(tid))));
-            let si = o.server;
-            if let Some(s) = self.servers.get_mut(si) {
+            if let Some(s) = self.servers.get_mut(o.server) {
                 s.stats.retransmits += 1;
             }
             self.count("event", "retransmit");
