@@ -470,3 +470,46 @@ fn reloaded(r: &ispmux_gateway::command::Reloaded) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ispmux_slowpath::radius::stats::{CspStats, HomeServerStats};
+
+    use super::*;
+
+    #[test]
+    fn radius_rows_show_each_server_and_client_sp() {
+        let mut h = HomeServerStats {
+            server: "192.0.2.1:1812".into(),
+            requests: 7,
+            answers: 6,
+            timeouts: 1,
+            retransmits: 2,
+            ..HomeServerStats::default()
+        };
+        h.response.observe(Duration::from_millis(1));
+        h.response.observe(Duration::from_millis(3));
+        let r = RadiusStats {
+            home_servers: vec![h],
+            client_sps: vec![CspStats {
+                csp: "csp1".into(),
+                access_requests: 4,
+                accepts: 3,
+                rejects: 1,
+                ..CspStats::default()
+            }],
+            ..RadiusStats::default()
+        };
+        let mut o = String::new();
+        radius_rows(&mut o, &r);
+        let rows: Vec<Vec<&str>> = o.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            rows[1],
+            ["192.0.2.1:1812", "7", "6", "1", "2", "2.00", "-"],
+            "{o}"
+        );
+        assert_eq!(rows[3], ["csp1", "4", "3", "1", "0", "0"], "{o}");
+    }
+}
