@@ -24,7 +24,7 @@ use std::path::Path;
 pub use de::PortName;
 pub use error::{ConfError, Problem};
 pub use ipv4_net::{IfAddr, Ipv4Net, Ipv4NetError};
-pub use load::{check, load_gateway, Checked, Loaded};
+pub use load::{check, load_gateway, load_radius_proxy, Checked, Loaded};
 pub use model::*;
 pub use next_hop::{NextHop, NextHopEntry, NextHopError, ToResolve};
 pub use plan::{EalPlan, Plan, PortPlan, WorkerPlan};

@@ -55,6 +55,23 @@ pub enum Checked {
     RadiusProxy(Box<Config>),
 }
 
+/// Reads and checks a file for `ispmux radius-proxy`; of it, only what the proxy alone uses
+/// (`[radius]`, `[store]`, `[control]`, `[api]`): the rest may be a gateway's, which the
+/// proxy neither checks nor, on a reload, compares.
+pub fn load_radius_proxy(path: &Path) -> Result<Loaded, ConfError> {
+    let c = crate::load_for(path, Purpose::RadiusProxy)?;
+    Ok(Loaded {
+        config: Config {
+            radius: c.radius,
+            store: c.store,
+            control: c.control,
+            api: c.api,
+            ..Config::default()
+        },
+        preload: PreloadTables::default(),
+    })
+}
+
 /// Checks a file as the command that would use it: a file with `[radius]` and no
 /// `[[port]]` as the standalone RADIUS proxy's, any other as the gateway's
 /// ([`load_gateway`]).
@@ -137,5 +154,32 @@ mod tests {
         std::fs::write(&bad, format!("{text}\n[store]\npath = \"\"\n")).expect("write");
         let e = check(&bad).expect_err("empty store path");
         assert!(e.problems().iter().any(|p| p.key == "store.path"), "{e}");
+    }
+
+    /// The proxy alone keeps of a file what it uses: a gateway's ports in the same file
+    /// (even ones a gateway would refuse) are no part of what it reloads.
+    #[test]
+    fn the_proxy_alone_loads_only_its_tables() {
+        let f = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/radius-proxy.toml"
+        ));
+        let text = std::fs::read_to_string(f).expect("example");
+        let d = tempfile::tempdir().expect("tempdir");
+        let both = d.path().join("both.toml");
+        std::fs::write(
+            &both,
+            format!("{text}\n[[port]]\nname = \"a\"\ndevice = \"\"\n"),
+        )
+        .expect("write");
+        assert!(load_gateway(&both).is_err(), "a port without a device");
+        let l = load_radius_proxy(&both).expect("the proxy's part is valid");
+        assert!(l.config.radius.is_some());
+        assert!(l.config.ports.is_empty());
+        let alone = load_radius_proxy(f).expect("valid");
+        assert_eq!(
+            crate::reload::fixed_changes(&alone.config, &l.config),
+            Vec::<String>::new()
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ispmux_conf::Config;
+use ispmux_conf::{Config, Purpose};
 use ispmux_dataplane::PreloadTables;
 use ispmux_slowpath::radius::transport::ProxyHandle;
 
@@ -97,6 +97,7 @@ impl Gateway {
         gw.source = Some(crate::reload::Source {
             path: path.to_owned(),
             loaded,
+            purpose: Purpose::Gateway,
         });
         Ok(gw)
     }
@@ -104,6 +105,23 @@ impl Gateway {
     /// Reloads whenever `signal` is set (by a SIGHUP handler), as `reload` does.
     pub fn reload_on(&mut self, signal: Arc<AtomicBool>) {
         self.reload_signal = Some(signal);
+    }
+
+    /// Starts the RADIUS proxy of the file at `path` alone (`ispmux radius-proxy`), as
+    /// [`Gateway::start_radius_proxy`]; `reload` reads the same file again and applies its
+    /// realms, client SPs and capacities.
+    pub fn start_radius_proxy_file(
+        path: &Path,
+        db: Option<&Path>,
+    ) -> Result<Gateway, GatewayError> {
+        let loaded = ispmux_conf::load_radius_proxy(path)?;
+        let mut gw = Gateway::start_radius_proxy(loaded.config.clone(), db)?;
+        gw.source = Some(crate::reload::Source {
+            path: path.to_owned(),
+            loaded,
+            purpose: Purpose::RadiusProxy,
+        });
+        Ok(gw)
     }
 
     /// Starts the RADIUS proxy of `cfg` alone, its store at `db` (default `[store] path`):

@@ -4,10 +4,11 @@
 //!
 //! Nothing is registered ahead or kept per series beyond the counter floor: each encoding
 //! builds a one-collector registry over a copy of the snapshot, so a scrape costs what its
-//! text costs. For a mid-size gateway (64 ISPs, 4 ports, 2 workers, 20 client SPs: 50 KB
-//! of text) `cargo run --release -p ispmux-gateway --example metrics_encode` measured
-//! 0.20-0.25 ms on the core per encoding in either format (4 ms in a debug build): 10 scrapes
-//! a second cost the control thread about 0.25 % of a core.
+//! text costs. For a mid-size gateway (64 ISPs, 4 ports, 2 workers, 20 client SPs and 22
+//! RADIUS home servers with their two latency histograms: 122 KB of text)
+//! `cargo run --release -p ispmux-gateway --example metrics_encode` measured 0.18-0.20 ms on
+//! the core per encoding in either format (4 ms in a debug build): 10 scrapes a second cost
+//! the control thread about 0.2 % of a core.
 //!
 //! Counters never go backwards across encodings ([`Metrics`] keeps a floor per series):
 //! a source that restarts from zero (the RADIUS proxy or the logon engine rebuilt by a
@@ -20,9 +21,12 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
+use ispmux_slowpath::radius::stats::{
+    CspStats, HomeServerStats, Latency, RadiusStats, LATENCY_BOUNDS_S,
+};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
 };
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -90,6 +94,7 @@ impl Metrics {
 struct Floor {
     ints: HashMap<u64, (u64, u64)>,
     floats: HashMap<u64, (f64, f64)>,
+    latencies: HashMap<u64, (Latency, Latency)>,
 }
 
 impl Floor {
@@ -101,6 +106,26 @@ impl Floor {
         }
         *last = raw;
         raw.saturating_add(*carried)
+    }
+
+    /// A histogram restarts as a whole: when any of its counts went down, every bucket
+    /// carries what it had reached (bucket by bucket, a restarted one that has already
+    /// caught up would look unchanged and the buckets would disagree with the count).
+    fn latency(&mut self, key: u64, raw: &Latency) -> Latency {
+        let (last, carried) = self
+            .latencies
+            .entry(key)
+            .or_insert_with(|| (raw.clone(), Latency::default()));
+        let went_down = raw.count < last.count
+            || raw.sum_ns < last.sum_ns
+            || raw.buckets.iter().zip(&last.buckets).any(|(r, l)| r < l);
+        if went_down {
+            carried.merge(last);
+        }
+        *last = raw.clone();
+        let mut v = raw.clone();
+        v.merge(carried);
+        v
     }
 
     fn float(&mut self, key: u64, raw: f64) -> f64 {
@@ -173,6 +198,30 @@ impl Out<'_, '_> {
         Ok(())
     }
 
+    /// A histogram family of seconds with the RADIUS proxy's latency buckets; `name`
+    /// without `_seconds`. Each series goes through the floor as a whole.
+    fn histogram<'a, const N: usize>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (Labels<'a, N>, &'a Latency)>,
+    ) -> std::fmt::Result {
+        let mut m =
+            self.enc
+                .encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+        for (labels, raw) in series {
+            let l = self.floor.latency(key(name, &labels), raw);
+            let bounds = LATENCY_BOUNDS_S.iter().copied().chain([f64::INFINITY]);
+            let h = ConstHistogram {
+                sum: l.sum_seconds(),
+                count: l.count,
+                buckets: bounds.zip(l.buckets).collect(),
+            };
+            encode_one(&mut m, &labels, h)?;
+        }
+        Ok(())
+    }
+
     /// A gauge family.
     fn gauge<'a, const N: usize, V: EncodeGaugeValue>(
         &mut self,
@@ -188,6 +237,23 @@ impl Out<'_, '_> {
             encode_one(&mut m, &labels, ConstGauge::new(v))?;
         }
         Ok(())
+    }
+}
+
+/// A histogram's values as read: per-bucket counts (not cumulative), the last bucket +Inf.
+struct ConstHistogram {
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+impl EncodeMetric for ConstHistogram {
+    fn encode(&self, mut e: MetricEncoder<'_>) -> std::fmt::Result {
+        e.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
@@ -646,7 +712,8 @@ fn dhcp(o: &mut Out<'_, '_>, d: &std::collections::BTreeMap<String, u64>) -> std
 
 /// The RADIUS proxy's counters, named `group.name` (groups `drop`, `reject`, `event`), and
 /// its client SPs' ports in use (`ports_in_use.CSP`).
-fn radius(o: &mut Out<'_, '_>, r: &std::collections::BTreeMap<String, u64>) -> std::fmt::Result {
+fn radius(o: &mut Out<'_, '_>, stats: &RadiusStats) -> std::fmt::Result {
+    let r = &stats.counters;
     let group = |g: &'static str| {
         r.iter().filter_map(move |(k, v)| {
             let (kg, n) = k.split_once('.')?;
@@ -676,6 +743,82 @@ fn radius(o: &mut Out<'_, '_>, r: &std::collections::BTreeMap<String, u64>) -> s
         "Ports a client SP of the RADIUS proxy uses now (open sessions and pending logons).",
         None,
         group("ports_in_use").map(|(n, v)| ([("csp", n)], g(v))),
+    )?;
+    radius_home_servers(o, &stats.home_servers)?;
+    radius_csps(o, &stats.client_sps)
+}
+
+fn radius_home_servers(o: &mut Out<'_, '_>, hs: &[HomeServerStats]) -> std::fmt::Result {
+    type Field = fn(&HomeServerStats) -> u64;
+    let families: [(&str, &str, Field); 4] = [
+        (
+            "ispmux_radius_home_requests",
+            "Requests the RADIUS proxy sent to a home server (each hop of a NAS's request once, retransmissions apart; Status-Server probes apart).",
+            |h| h.requests,
+        ),
+        (
+            "ispmux_radius_home_retransmits",
+            "Retransmissions of requests to a home server that had not answered in time.",
+            |h| h.retransmits,
+        ),
+        (
+            "ispmux_radius_home_answers",
+            "Authenticated answers of a home server to the proxy's requests.",
+            |h| h.answers,
+        ),
+        (
+            "ispmux_radius_home_timeouts",
+            "Requests a home server left unanswered after every retransmission (the proxy failed over).",
+            |h| h.timeouts,
+        ),
+    ];
+    for (name, help, f) in families {
+        o.counter(
+            name,
+            help,
+            None,
+            hs.iter().map(|h| ([("server", h.server.as_str())], f(h))),
+        )?;
+    }
+    o.histogram(
+        "ispmux_radius_home_response",
+        "A home server's round trip: from a request's first sending to its answer.",
+        hs.iter()
+            .map(|h| ([("server", h.server.as_str())], &h.response)),
+    )?;
+    o.histogram(
+        "ispmux_radius_added_latency",
+        "The time the proxy held a NAS's request, from the request in to the answer out (every hop and failover included), by the home server whose answer ended it.",
+        hs.iter().map(|h| ([("server", h.server.as_str())], &h.added)),
+    )
+}
+
+fn radius_csps(o: &mut Out<'_, '_>, cs: &[CspStats]) -> std::fmt::Result {
+    o.counter(
+        "ispmux_radius_csp_requests",
+        "Requests of a client SP's subscribers the RADIUS proxy took on (duplicates apart), by code.",
+        None,
+        cs.iter().flat_map(|c| {
+            [
+                ("access_request", c.access_requests),
+                ("accounting_request", c.accounting_requests),
+            ]
+            .map(|(code, v)| ([("csp", c.csp.as_str()), ("code", code)], v))
+        }),
+    )?;
+    o.counter(
+        "ispmux_radius_csp_answers",
+        "Answers the NASes got for a client SP's subscribers, by code (access_reject includes the proxy's own capacity refusals).",
+        None,
+        cs.iter().flat_map(|c| {
+            [
+                ("access_accept", c.accepts),
+                ("access_reject", c.rejects),
+                ("access_challenge", c.challenges),
+                ("accounting_response", c.accounting_responses),
+            ]
+            .map(|(code, v)| ([("csp", c.csp.as_str()), ("code", code)], v))
+        }),
     )
 }
 
@@ -901,7 +1044,40 @@ pub fn example_stats(isps: u16, ports: usize, workers: u32, csps: usize) -> Stat
     for c in 0..csps {
         radius.insert(format!("ports_in_use.csp{c}"), 10 + c as u64);
     }
-    s.radius = Some(radius);
+    // The master SP's two servers and one per CSP, each with answers spread over buckets.
+    let home_servers = (0..2 + csps)
+        .map(|i| {
+            let mut h = HomeServerStats {
+                server: format!("192.0.2.{}:1812", i + 1),
+                requests: 1_000,
+                retransmits: 10,
+                answers: 990,
+                timeouts: 5,
+                ..HomeServerStats::default()
+            };
+            for ms in [1, 2, 4, 30, 800] {
+                h.response.observe(std::time::Duration::from_millis(ms));
+                h.added.observe(std::time::Duration::from_millis(ms + 1));
+            }
+            h
+        })
+        .collect();
+    let client_sps = (0..csps)
+        .map(|c| CspStats {
+            csp: format!("csp{c}"),
+            access_requests: 300,
+            accounting_requests: 600,
+            accepts: 250,
+            rejects: 50,
+            challenges: 0,
+            accounting_responses: 600,
+        })
+        .collect();
+    s.radius = Some(RadiusStats {
+        counters: radius,
+        home_servers,
+        client_sps,
+    });
     s
 }
 
@@ -922,6 +1098,15 @@ mod tests {
         let v = found.next();
         assert!(found.next().is_none(), "{series} written twice");
         v
+    }
+
+    /// A histogram bucket's value; OpenMetrics writes `le` first, the Prometheus format last.
+    fn bucket(text: &str, f: Exposition, name: &str, labels: &str, le: &str) -> Option<f64> {
+        let series = match f {
+            Exposition::OpenMetrics => format!(r#"{name}_bucket{{le="{le}",{labels}}}"#),
+            Exposition::Prometheus => format!(r#"{name}_bucket{{{labels},le="{le}"}}"#),
+        };
+        value(text, &series)
     }
 
     #[test]
@@ -979,6 +1164,13 @@ mod tests {
                         "{name}"
                     ),
                     "gauge" => assert!(!name.ends_with("_total"), "{name}"),
+                    "histogram" => {
+                        assert!(name.ends_with("_seconds"), "{name}");
+                        for part in ["_bucket{", "_sum{", "_count{"] {
+                            let p = format!("{name}{part}");
+                            assert!(t.lines().any(|l| l.starts_with(&p)), "no {p}");
+                        }
+                    }
                     other => panic!("{name}: {other}"),
                 }
                 let samples = t
@@ -1038,6 +1230,76 @@ mod tests {
         assert!(!t.contains("# EOF"));
     }
 
+    #[test]
+    fn radius_latency_is_a_histogram_with_cumulative_buckets() {
+        let s = example_stats(1, 1, 1, 1);
+        for f in [Exposition::OpenMetrics, Exposition::Prometheus] {
+            let t = text(&mut Metrics::default(), &s, f);
+            assert!(
+                t.contains("# TYPE ispmux_radius_added_latency_seconds histogram\n"),
+                "{t}"
+            );
+            let srv = r#"server="192.0.2.3:1812""#;
+            let b = |le: &str| bucket(&t, f, "ispmux_radius_home_response_seconds", srv, le);
+            // Answers in 1, 2, 4, 30 and 800 ms.
+            assert_eq!(b("0.001"), Some(1.0));
+            assert_eq!(b("0.005"), Some(3.0));
+            assert_eq!(b("0.05"), Some(4.0));
+            assert_eq!(b("0.5"), Some(4.0));
+            assert_eq!(b("1.0").or(b("1")), Some(5.0));
+            assert_eq!(b("+Inf"), Some(5.0));
+            let count = format!("ispmux_radius_home_response_seconds_count{{{srv}}}");
+            assert_eq!(value(&t, &count), Some(5.0));
+            let sum = format!("ispmux_radius_home_response_seconds_sum{{{srv}}}");
+            assert!((value(&t, &sum).unwrap_or(0.0) - 0.837).abs() < 1e-9);
+            assert_eq!(
+                value(&t, &format!("ispmux_radius_home_timeouts_total{{{srv}}}")),
+                Some(5.0)
+            );
+            assert_eq!(
+                value(
+                    &t,
+                    r#"ispmux_radius_csp_answers_total{csp="csp0",code="access_reject"}"#
+                ),
+                Some(50.0)
+            );
+            assert_eq!(
+                value(
+                    &t,
+                    r#"ispmux_radius_csp_requests_total{csp="csp0",code="accounting_request"}"#
+                ),
+                Some(600.0)
+            );
+        }
+    }
+
+    /// A restarted proxy's histograms go on from where they were, bucket by bucket.
+    #[test]
+    fn histograms_never_go_backwards() {
+        let mut m = Metrics::default();
+        let mut s = example_stats(1, 1, 1, 0);
+        let f = Exposition::OpenMetrics;
+        let (name, srv) = (
+            "ispmux_radius_added_latency_seconds",
+            r#"server="192.0.2.1:1812""#,
+        );
+        let b = |t: &str| {
+            (
+                bucket(t, f, name, srv, "+Inf"),
+                bucket(t, f, name, srv, "0.0025"),
+            )
+        };
+        let t = text(&mut m, &s, f);
+        assert_eq!(b(&t), (Some(5.0), Some(1.0)), "2, 3, 5, 31 and 801 ms");
+        let r = s.radius.as_mut().expect("radius");
+        r.home_servers[0].added = Latency::default();
+        r.home_servers[0]
+            .added
+            .observe(std::time::Duration::from_millis(2));
+        let t = text(&mut m, &s, f);
+        assert_eq!(b(&t), (Some(6.0), Some(2.0)));
+    }
+
     /// A source that restarts from zero (the RADIUS proxy rebuilt, a port's statistics
     /// reset) does not take its counters back: they go on from what they had reached.
     #[test]
@@ -1051,7 +1313,11 @@ mod tests {
         assert_eq!(value(&t, answered), Some(500.0));
         assert_eq!(value(&t, rx), Some(1_000_000.0));
         // Restarted: counting again from zero.
-        s.radius = Some([("event.answered".to_owned(), 20)].into());
+        let restarted = |n: u64| RadiusStats {
+            counters: [("event.answered".to_owned(), n)].into(),
+            ..RadiusStats::default()
+        };
+        s.radius = Some(restarted(20));
         s.ports[0].rx_packets = 10;
         s.workers[0].busy_s = 0.5;
         let t = text(&mut m, &s, Exposition::OpenMetrics);
@@ -1059,7 +1325,7 @@ mod tests {
         assert_eq!(value(&t, rx), Some(1_000_010.0));
         assert_eq!(value(&t, busy), Some(123.75));
         // Then growing as usual.
-        s.radius = Some([("event.answered".to_owned(), 25)].into());
+        s.radius = Some(restarted(25));
         let t = text(&mut m, &s, Exposition::OpenMetrics);
         assert_eq!(value(&t, answered), Some(525.0));
         // A fresh encoder (a restarted gateway) shows the raw values again.

@@ -2,10 +2,10 @@
 //! (`ispmux run` with `[radius]`) or alone (`ispmux radius-proxy`), its counters in `stats`,
 //! and the operator's suspension of a client SP.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ispmux_conf::Config;
+use ispmux_slowpath::radius::stats::RadiusStats;
 use ispmux_slowpath::radius::transport::ProxyHandle;
 
 use crate::command::{ControlAnswer, Suspended};
@@ -34,10 +34,10 @@ pub fn start(cfg: &Config, db: Option<&Path>) -> Result<Option<ProxyHandle>, Gat
 }
 
 /// The proxy's counters, empty when it does not answer (it is then reported as stopped).
-pub fn counters(h: &ProxyHandle) -> BTreeMap<String, u64> {
-    h.counters().unwrap_or_else(|e| {
+pub fn counters(h: &ProxyHandle) -> RadiusStats {
+    h.stats().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "radius proxy counters");
-        BTreeMap::new()
+        RadiusStats::default()
     })
 }
 

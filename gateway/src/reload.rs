@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ispmux_conf::reload::{Reload, TableStep};
-use ispmux_conf::{Config, Loaded};
+use ispmux_conf::{ConfError, Config, Loaded, Purpose};
 use ispmux_dataplane::table::updates::UpdateSender;
 use ispmux_dataplane::table::IspId;
 use ispmux_dataplane::TableUpdate;
@@ -33,10 +33,21 @@ use crate::neighbour::Neighbours;
 /// its next turn, within a millisecond when idle).
 const SLOW_PATH_WAIT: Duration = Duration::from_secs(5);
 
-/// The file a gateway started from, and what it loaded from it last.
+/// The file a gateway started from, what it loaded from it last, and as what.
 pub(crate) struct Source {
     pub(crate) path: PathBuf,
     pub(crate) loaded: Loaded,
+    pub(crate) purpose: Purpose,
+}
+
+impl Source {
+    /// Reads and checks the file again, as it was read at start.
+    fn load(&self) -> Result<Loaded, ConfError> {
+        match self.purpose {
+            Purpose::Gateway => ispmux_conf::load_gateway(&self.path),
+            Purpose::RadiusProxy => ispmux_conf::load_radius_proxy(&self.path),
+        }
+    }
 }
 
 /// What the slow path is handed: the new configuration and the table steps.
@@ -73,7 +84,7 @@ pub(crate) fn reload(
     radius: Option<&ProxyHandle>,
 ) -> Result<Reloaded, String> {
     let path = src.path.display().to_string();
-    let new = ispmux_conf::load_gateway(&src.path).map_err(|e| format!("reload refused: {e}"))?;
+    let new = src.load().map_err(|e| format!("reload refused: {e}"))?;
     let plan = ispmux_conf::reload::plan(&src.loaded, &new).map_err(|keys| {
         format!(
             "reload refused: {path}: these cannot change while ispmux runs (restart it to \

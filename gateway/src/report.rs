@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use ispmux_slowpath::radius::stats::RadiusStats;
 use serde::{Deserialize, Serialize};
 
 use crate::slowpath::SlowPathStats;
@@ -114,9 +115,9 @@ pub struct Stats {
     /// The DHCP logon proxy's by name, when one runs (engine drops as `drop_<reason>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<BTreeMap<String, u64>>,
-    /// The RADIUS proxy's, when one runs.
+    /// The RADIUS proxy's, when one runs (its counters by name at the top of the JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub radius: Option<BTreeMap<String, u64>>,
+    pub radius: Option<RadiusStats>,
     /// Refusal notices by ISP, when some ISP has a `refusal_webhook`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notices: Option<BTreeMap<String, crate::notice::NoticeCounters>>,

@@ -10,6 +10,7 @@ use ispmux_dataplane::DropReason;
 use ispmux_gateway::command::{ControlAnswer, Revoked, Suspended, Versions};
 use ispmux_gateway::report::{IspStats, Stats};
 use ispmux_gateway::{PortRate, Report};
+use ispmux_slowpath::radius::stats::{Latency, RadiusStats};
 use ispmux_slowpath::radius::usage::{self, UsageStore};
 
 /// The ports' rates over the last interval, one line each.
@@ -114,7 +115,7 @@ pub fn report(r: &Report) {
     if let Some(radius) = &s.radius {
         println!(
             "radius {}",
-            serde_json::to_string(radius).unwrap_or_default()
+            serde_json::to_string(&radius.counters).unwrap_or_default()
         );
     }
 }
@@ -333,11 +334,62 @@ fn stats(s: &Stats) -> String {
     }
     if let Some(r) = &s.radius {
         let _ = writeln!(o, "\nradius:");
-        for (k, v) in r {
+        for (k, v) in &r.counters {
             let _ = writeln!(o, "  {k:<32} {v:>12}");
         }
+        radius_rows(&mut o, r);
     }
     o
+}
+
+/// The RADIUS proxy's home servers and client SPs, a row each.
+fn radius_rows(o: &mut String, r: &RadiusStats) {
+    let mean_ms = |l: &Latency| {
+        if l.count == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.2}", l.sum_seconds() * 1e3 / l.count as f64)
+        }
+    };
+    if !r.home_servers.is_empty() {
+        let _ = writeln!(
+            o,
+            "  {:<24} {:>10} {:>10} {:>8} {:>8} {:>9} {:>9}",
+            "home server", "requests", "answers", "timeouts", "retrans", "rtt_ms", "held_ms"
+        );
+    }
+    for h in &r.home_servers {
+        let _ = writeln!(
+            o,
+            "  {:<24} {:>10} {:>10} {:>8} {:>8} {:>9} {:>9}",
+            h.server,
+            h.requests,
+            h.answers,
+            h.timeouts,
+            h.retransmits,
+            mean_ms(&h.response),
+            mean_ms(&h.added)
+        );
+    }
+    if !r.client_sps.is_empty() {
+        let _ = writeln!(
+            o,
+            "  {:<24} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "client SP", "access", "accepts", "rejects", "accounting", "acct_ok"
+        );
+    }
+    for c in &r.client_sps {
+        let _ = writeln!(
+            o,
+            "  {:<24} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            c.csp,
+            c.access_requests,
+            c.accepts,
+            c.rejects,
+            c.accounting_requests,
+            c.accounting_responses
+        );
+    }
 }
 
 fn isp_row(o: &mut String, i: &IspStats) {
@@ -417,4 +469,47 @@ fn reloaded(r: &ispmux_gateway::command::Reloaded) -> String {
         out.push_str("  nothing changed\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ispmux_slowpath::radius::stats::{CspStats, HomeServerStats};
+
+    use super::*;
+
+    #[test]
+    fn radius_rows_show_each_server_and_client_sp() {
+        let mut h = HomeServerStats {
+            server: "192.0.2.1:1812".into(),
+            requests: 7,
+            answers: 6,
+            timeouts: 1,
+            retransmits: 2,
+            ..HomeServerStats::default()
+        };
+        h.response.observe(Duration::from_millis(1));
+        h.response.observe(Duration::from_millis(3));
+        let r = RadiusStats {
+            home_servers: vec![h],
+            client_sps: vec![CspStats {
+                csp: "csp1".into(),
+                access_requests: 4,
+                accepts: 3,
+                rejects: 1,
+                ..CspStats::default()
+            }],
+            ..RadiusStats::default()
+        };
+        let mut o = String::new();
+        radius_rows(&mut o, &r);
+        let rows: Vec<Vec<&str>> = o.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            rows[1],
+            ["192.0.2.1:1812", "7", "6", "1", "2", "2.00", "-"],
+            "{o}"
+        );
+        assert_eq!(rows[3], ["csp1", "4", "3", "1", "0", "0"], "{o}");
+    }
 }

@@ -7,17 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ispmux_conf::Purpose;
 use ispmux_gateway::{Event, Gateway, Report};
 
 /// `ispmux run -c FILE [--duration S]`.
 pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
     let stop = stop_on_signals()?;
     let mut gw = Gateway::start_file(path)?;
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
-        .context("installing the SIGHUP handler")?;
-    gw.reload_on(hup);
+    gw.reload_on(reload_on_sighup()?);
     // `[api]` is fixed while running: a reload that changes it is refused.
     let api_cfg = gw.config().api.clone();
     let store = gw.config().store.path.clone();
@@ -36,13 +32,17 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
     finish(gw.shutdown())
 }
 
-/// `ispmux radius-proxy -c FILE [--db PATH]`: the proxy alone until SIGINT/SIGTERM.
+/// `ispmux radius-proxy -c FILE [--db PATH]`: the proxy alone until SIGINT/SIGTERM,
+/// reloading the file on SIGHUP.
 pub fn radius_proxy(config: &Path, db: Option<&Path>) -> Result<()> {
-    let cfg = ispmux_conf::load_for(config, Purpose::RadiusProxy)?;
     let stop = stop_on_signals()?;
-    let api_cfg = cfg.api.clone();
-    let store = db.map_or_else(|| cfg.store.path.clone(), |p| p.display().to_string());
-    let mut gw = Gateway::start_radius_proxy(cfg, db)?;
+    let mut gw = Gateway::start_radius_proxy_file(config, db)?;
+    gw.reload_on(reload_on_sighup()?);
+    let api_cfg = gw.config().api.clone();
+    let store = db.map_or_else(
+        || gw.config().store.path.clone(),
+        |p| p.display().to_string(),
+    );
     let api = match start_api(api_cfg.as_ref(), &store, &mut gw) {
         Ok(a) => a,
         Err(e) => {
@@ -73,6 +73,14 @@ fn stop_api(api: Option<ispmux_api::ApiServer>) {
     if let Some(a) = api {
         a.stop();
     }
+}
+
+/// A flag SIGHUP sets, for [`Gateway::reload_on`].
+fn reload_on_sighup() -> Result<Arc<AtomicBool>> {
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .context("installing the SIGHUP handler")?;
+    Ok(hup)
 }
 
 fn stop_on_signals() -> Result<Arc<AtomicBool>> {

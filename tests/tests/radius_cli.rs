@@ -2,7 +2,8 @@
 //! a client-SP logon accepted and a logon rejected through the binary, accounting committed,
 //! the operator suspending and resuming the client SP over the control socket (`ispmux ctl`,
 //! a Disconnect-Request to the NAS), a clean stop on SIGTERM, then `ispmux usage` showing the
-//! record from the store.
+//! record from the store; its Prometheus metrics per home server against what radclient sent;
+//! its reload on SIGHUP.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -376,4 +377,356 @@ home_servers = [{{ address = "127.0.0.1", auth_port = {dead}, secret = "m" }}]
         std::net::UdpSocket::bind(auth).is_ok(),
         "the proxy's port is released at exit"
     );
+}
+
+/// An `ispmux radius-proxy` of one client SP, `csp1` (realms `csp1_realms`, a TOML list),
+/// between the NASes of 127.0.0.0/8 and `master` and `csp1`, with a control socket.
+struct Standalone {
+    dir: tempfile::TempDir,
+    master: FreeRadius,
+    csp1: FreeRadius,
+    auth: SocketAddr,
+    acct: SocketAddr,
+    sock: std::path::PathBuf,
+    conf: std::path::PathBuf,
+    proxy: Option<Daemon>,
+}
+
+impl Standalone {
+    fn start(csp1_realms: &str) -> Standalone {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut master = FreeRadius::start(
+            dir.path(),
+            "master",
+            "master-secret",
+            "vs-csp1 Cleartext-Password := \"vs1-pass\"\n\
+             bob@msp.example Cleartext-Password := \"bobpw\"\n",
+        );
+        let mut csp1 = FreeRadius::start(
+            dir.path(),
+            "csp1",
+            "csp1-secret",
+            "alice Cleartext-Password := \"alicepw\"\n",
+        );
+        master.wait_ready();
+        csp1.wait_ready();
+        let mut s = Standalone {
+            auth: ([127, 0, 0, 1], free_port()).into(),
+            acct: ([127, 0, 0, 1], free_port()).into(),
+            sock: dir.path().join("ctl.sock"),
+            conf: dir.path().join("ispmux.toml"),
+            dir,
+            master,
+            csp1,
+            proxy: None,
+        };
+        s.write_config(csp1_realms, "");
+        s.proxy = Some(Daemon::new(
+            Command::new(ispmux_bin())
+                .args(["radius-proxy", "-c"])
+                .arg(&s.conf)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("ispmux radius-proxy"),
+        ));
+        // The control socket is bound once the proxy's sockets are.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ctl_answers(&s.sock) {
+            assert!(Instant::now() < deadline, "the proxy never came up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    /// Writes the configuration file, `extra` appended to csp1's table.
+    fn write_config(&self, csp1_realms: &str, extra: &str) {
+        std::fs::write(
+            &self.conf,
+            format!(
+                r#"
+[store]
+path = "{db}"
+
+[control]
+socket = "{sock}"
+
+[radius]
+listen_auth = "{auth}"
+listen_acct = "{acct}"
+timeouts = {{ response_ms = 500, retries = 2 }}
+
+[[radius.nas]]
+name = "pop1"
+address = "127.0.0.0/8"
+secret = "{NAS_SECRET}"
+
+[radius.master]
+name = "msp"
+realms = ["msp.example"]
+home_servers = [{master}]
+
+[[radius.client_sp]]
+name = "csp1"
+realms = {csp1_realms}
+strip_realm = true
+virtual_user = "vs-csp1"
+virtual_password = "vs1-pass"
+home_servers = [{csp1}]
+capacity = {{ ports = 10 }}
+{extra}
+"#,
+                db = self.dir.path().join("ispmux.db").display(),
+                sock = self.sock.display(),
+                auth = self.auth,
+                acct = self.acct,
+                master = self.master.home_server_toml(""),
+                csp1 = self.csp1.home_server_toml(""),
+            ),
+        )
+        .expect("write config");
+    }
+
+    fn nas(&self) -> Client {
+        Client::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            self.auth,
+            self.acct,
+            NAS_SECRET.as_bytes(),
+            Duration::from_millis(1000),
+            2,
+        )
+        .expect("client")
+    }
+
+    /// Stops the proxy with SIGTERM; what it printed, after checking it stopped cleanly.
+    fn stop(&mut self) -> (String, String) {
+        let out = self.proxy.take().expect("running").stop();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{:?}\n{stdout}\n{stderr}", out.status);
+        (stdout, stderr)
+    }
+}
+
+/// Whether the control socket at `sock` answers `stats`.
+fn ctl_answers(sock: &std::path::Path) -> bool {
+    Command::new(ispmux_bin())
+        .args(["ctl", "-s"])
+        .arg(sock)
+        .arg("stats")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The value of the sample `series` (name and labels as written) in `text`.
+fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Debian's `promtool check metrics` on `text`: its exit status and what it printed.
+fn promtool(text: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; scripts/deps installs it)");
+    p.stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let out = p.wait_with_output().expect("promtool");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), said)
+}
+
+/// radclient sends logons of master and client-SP subscribers through `ispmux radius-proxy`;
+/// its Prometheus metrics count, per home server, the requests each server was sent (a
+/// client SP's subscriber goes to the master's server and then to the CSP's), and per
+/// client SP its requests and answers; `promtool` finds nothing wrong with the text.
+#[test]
+fn radius_proxy_metrics_count_per_home_server_what_radclient_sent() {
+    let mut s = Standalone::start(r#"["csp1.example"]"#);
+    const BOBS: u64 = 5;
+    const ALICES: u64 = 3;
+    // One packet a paragraph: radclient sends each once (distinct identifiers).
+    let mut packets = String::new();
+    for _ in 0..BOBS {
+        packets.push_str("User-Name = \"bob@msp.example\", User-Password = \"bobpw\"\n\n");
+    }
+    for _ in 0..ALICES {
+        packets.push_str("User-Name = \"alice@csp1.example\", User-Password = \"alicepw\"\n\n");
+    }
+    let out = ispmux_tests::radius_peers::radclient(s.auth, "auth", NAS_SECRET, &packets);
+    assert_eq!(
+        out.matches("Received Access-Accept").count() as u64,
+        BOBS + ALICES,
+        "{out}"
+    );
+
+    let m = Command::new(ispmux_bin())
+        .args(["ctl", "-s"])
+        .arg(&s.sock)
+        .args(["metrics", "prometheus"])
+        .output()
+        .expect("ispmux ctl metrics");
+    assert!(m.status.success(), "{m:?}");
+    let text = String::from_utf8_lossy(&m.stdout).into_owned();
+    let master = format!("server=\"{}\"", s.master.auth);
+    let csp1 = format!("server=\"{}\"", s.csp1.auth);
+    let at = |family: &str, labels: &str| sample(&text, &format!("{family}{{{labels}}}"));
+    assert_eq!(
+        at("ispmux_radius_home_requests_total", &master),
+        Some(BOBS + ALICES),
+        "every logon asks the master's server first:\n{text}"
+    );
+    assert_eq!(at("ispmux_radius_home_requests_total", &csp1), Some(ALICES));
+    assert_eq!(
+        at("ispmux_radius_home_answers_total", &master),
+        Some(BOBS + ALICES)
+    );
+    assert_eq!(at("ispmux_radius_home_timeouts_total", &csp1), Some(0));
+    assert_eq!(
+        at("ispmux_radius_home_response_seconds_count", &master),
+        Some(BOBS + ALICES)
+    );
+    // The answers that left the proxy: bob's from the master's server, alice's from csp1's.
+    assert_eq!(
+        at("ispmux_radius_added_latency_seconds_count", &master),
+        Some(BOBS)
+    );
+    assert_eq!(
+        at(
+            "ispmux_radius_added_latency_seconds_bucket",
+            &format!("{csp1},le=\"+Inf\"")
+        ),
+        Some(ALICES)
+    );
+    assert_eq!(
+        at(
+            "ispmux_radius_csp_requests_total",
+            "csp=\"csp1\",code=\"access_request\""
+        ),
+        Some(ALICES)
+    );
+    assert_eq!(
+        at(
+            "ispmux_radius_csp_answers_total",
+            "csp=\"csp1\",code=\"access_accept\""
+        ),
+        Some(ALICES)
+    );
+    let (code, said) = promtool(&text);
+    assert_eq!((code, said.as_str()), (Some(0), ""), "promtool on:\n{text}");
+    s.stop();
+}
+
+/// `kill -HUP` of the daemon.
+fn sighup(d: &Daemon) {
+    let st = Command::new("kill")
+        .args(["-HUP", &d.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+}
+
+/// `ispmux radius-proxy` reloads its file on SIGHUP: a realm added to a client SP takes
+/// logons, a client SP added is identified; a file that fails validation, and one that
+/// changes what cannot change live, are refused with the reason and the running
+/// configuration stays.
+#[test]
+fn radius_proxy_reloads_its_file_on_sighup() {
+    let mut s = Standalone::start(r#"["csp1.example"]"#);
+    let mut nas = s.nas();
+    let code =
+        |nas: &mut Client, user: &str| nas.authenticate(user, "alicepw").expect("answer").code;
+    assert_eq!(
+        code(&mut nas, "alice@csp1.net"),
+        Code::ACCESS_REJECT,
+        "unknown realm"
+    );
+    assert_eq!(code(&mut nas, "alice@csp1.example"), Code::ACCESS_ACCEPT);
+
+    // A second realm for csp1, and a second client SP (its servers those of csp1).
+    let csp2 = format!(
+        "\n[[radius.client_sp]]\nname = \"csp2\"\nrealms = [\"csp2.example\"]\n\
+         strip_realm = true\nvirtual_user = \"vs-csp1\"\nvirtual_password = \"vs1-pass\"\n\
+         home_servers = [{}]\ncapacity = {{ ports = 1 }}\n",
+        s.csp1.home_server_toml("")
+    );
+    s.write_config(r#"["csp1.example", "csp1.net"]"#, &csp2);
+    sighup(s.proxy.as_ref().expect("running"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while code(&mut nas, "alice@csp1.net") != Code::ACCESS_ACCEPT {
+        assert!(Instant::now() < deadline, "the new realm never took logons");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(code(&mut nas, "alice@csp2.example"), Code::ACCESS_ACCEPT);
+    let stats = ctl(&s.sock, &["stats"]);
+    assert_eq!(stats["radius"]["ports_in_use.csp2"], 1, "{stats}");
+
+    // Invalid: csp1 claims the master's realm. Refused, the running one stays.
+    s.write_config(r#"["csp1.example", "msp.example"]"#, "");
+    sighup(s.proxy.as_ref().expect("running"));
+    // The same refusal, answered, through the control socket.
+    let out = Command::new(ispmux_bin())
+        .args(["ctl", "-s"])
+        .arg(&s.sock)
+        .arg("reload")
+        .output()
+        .expect("ctl reload");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("reload refused"), "{said}");
+    assert!(
+        said.contains(&s.conf.display().to_string()),
+        "the file is named: {said}"
+    );
+    assert!(
+        said.contains("radius.client_sp[0].realms[1]"),
+        "the key is named: {said}"
+    );
+    assert_eq!(
+        code(&mut nas, "alice@csp1.net"),
+        Code::ACCESS_ACCEPT,
+        "still running"
+    );
+
+    // What cannot change live (the listening address) is named in the refusal.
+    s.write_config(r#"["csp1.example", "csp1.net"]"#, &csp2);
+    let before = std::fs::read_to_string(&s.conf).expect("read");
+    let moved = before.replace(
+        &format!("listen_auth = \"{}\"", s.auth),
+        &format!("listen_auth = \"127.0.0.1:{}\"", free_port()),
+    );
+    assert_ne!(moved, before);
+    std::fs::write(&s.conf, moved).expect("write");
+    let v = Command::new(ispmux_bin())
+        .args(["ctl", "-s"])
+        .arg(&s.sock)
+        .arg("reload")
+        .output()
+        .expect("ctl reload");
+    let said =
+        String::from_utf8_lossy(&v.stdout).into_owned() + &String::from_utf8_lossy(&v.stderr);
+    assert!(
+        !v.status.success() && said.contains("radius.listen_auth"),
+        "{said}"
+    );
+    assert_eq!(
+        code(&mut nas, "alice@csp1.net"),
+        Code::ACCESS_ACCEPT,
+        "still running"
+    );
+
+    let (_, stderr) = s.stop();
+    assert!(stderr.contains("SIGHUP: reload refused"), "{stderr}");
 }

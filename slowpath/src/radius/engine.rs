@@ -29,6 +29,7 @@ use super::ids::IdSpace;
 use super::packet::{self, Code, Packet};
 use super::realm;
 use super::salted;
+use super::stats::{self, CspStats, HomeServerStats};
 use super::usage::{OpenSession, UsageEvent, UsageRecord};
 
 mod disconnect;
@@ -110,6 +111,7 @@ struct Server {
     alive: bool,
     next_probe: Instant,
     probe: Option<(PeerKey, [u8; 16])>,
+    stats: HomeServerStats,
 }
 
 struct Csp {
@@ -123,6 +125,7 @@ struct Csp {
     cap: Capacity,
     suspended: bool,
     load: CspLoad,
+    stats: CspStats,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +156,8 @@ struct Outstanding {
     bytes: Vec<u8>,
     tries: u32,
     deadline: Instant,
+    /// When it was first sent (the server's round trip is counted from then).
+    sent: Instant,
 }
 
 struct Txn {
@@ -167,6 +172,8 @@ struct Txn {
     tried: Vec<usize>,
     out: Option<Outstanding>,
     reservation: Option<u64>,
+    /// When the NAS's request came in.
+    received: Instant,
 }
 
 struct Disconnect {
@@ -231,6 +238,10 @@ fn server(h: &HomeServer, now: Instant) -> Server {
         alive: true,
         next_probe: now,
         probe: None,
+        stats: HomeServerStats {
+            server: SocketAddr::new(h.address, h.auth_port).to_string(),
+            ..HomeServerStats::default()
+        },
     }
 }
 
@@ -310,6 +321,10 @@ impl Engine {
                 cap: c.capacity.clone(),
                 suspended: c.capacity.suspended,
                 load: CspLoad::default(),
+                stats: CspStats {
+                    csp: c.name.clone(),
+                    ..CspStats::default()
+                },
             });
         }
         let t = &cfg.timeouts;
@@ -384,6 +399,10 @@ impl Engine {
                         cap: n.capacity.clone(),
                         suspended: n.capacity.suspended,
                         load: CspLoad::default(),
+                        stats: CspStats {
+                            csp: n.name.clone(),
+                            ..CspStats::default()
+                        },
                     });
                     self.csps.len() - 1
                 }
@@ -493,6 +512,16 @@ impl Engine {
             .iter_mut()
             .map(|c| (c.name.clone(), c.load.ports_in_use(now)))
             .collect()
+    }
+
+    /// Counters per home server (those of one address summed), master SP's first.
+    pub fn home_server_stats(&self) -> Vec<HomeServerStats> {
+        stats::merge_by_server(self.servers.iter().map(|s| &s.stats))
+    }
+
+    /// Counters per client SP, in configuration order (then those a reload added).
+    pub fn csp_stats(&self) -> Vec<CspStats> {
+        self.csps.iter().map(|c| c.stats.clone()).collect()
     }
 
     /// Whether client SP `csp` is suspended; `None` when no CSP has that name.
@@ -656,6 +685,14 @@ impl Engine {
                 return self.drop_with("acct_unknown_realm", from);
             }
         };
+        if let Route::Csp(i) = route {
+            if let Some(c) = self.csps.get_mut(i) {
+                match listener {
+                    Listener::Auth => c.stats.access_requests += 1,
+                    Listener::Acct => c.stats.accounting_requests += 1,
+                }
+            }
+        }
         self.next_txn += 1;
         let tid = self.next_txn;
         self.txns.insert(
@@ -672,6 +709,7 @@ impl Engine {
                 tried: Vec::new(),
                 out: None,
                 reservation: None,
+                received: now.mono,
             },
         );
         self.send_hop(now, tid, out);

@@ -795,3 +795,130 @@ fn a_reload_changes_capacity_and_realms_keeping_sessions() {
     assert_eq!(p.code, Code::ACCESS_REJECT);
     assert_eq!(h.e.counter("reject", "unknown_realm"), before + 1);
 }
+
+/// The counters of the home server at `addr`.
+fn home(h: &H, addr: &str) -> super::stats::HomeServerStats {
+    h.e.home_server_stats()
+        .into_iter()
+        .find(|s| s.server == addr)
+        .unwrap_or_else(|| panic!("no home server {addr}"))
+}
+
+#[test]
+fn per_server_counters_and_latency_follow_the_clock() {
+    let mut h = harness();
+    let (req, b) = h.access("alice@csp1.example", "pw");
+    let s = H::upstream(&h.nas_sends(Listener::Auth, &b), MASTER, b"msec");
+    h.now.mono += Duration::from_millis(3);
+    let out = h.answer(&s, Code::ACCESS_ACCEPT, b"msec", true);
+    H::upstream(&out, CSP1, b"c1sec");
+    // CSP1 is silent: a retransmission, then failover to CSP1B, which answers in 7 ms.
+    H::upstream(&h.advance(100), CSP1, b"c1sec");
+    let s = H::upstream(&h.advance(100), CSP1B, b"c1sec");
+    h.now.mono += Duration::from_millis(7);
+    let (p, _) = to_nas(&h.answer(&s, Code::ACCESS_ACCEPT, b"c1sec", false), &req);
+    assert_eq!(p.code, Code::ACCESS_ACCEPT);
+
+    let m = home(&h, MASTER);
+    assert_eq!(
+        (m.requests, m.answers, m.timeouts, m.retransmits),
+        (1, 1, 0, 0)
+    );
+    assert_eq!(m.response.count, 1);
+    assert_eq!(m.response.buckets[3], 1, "3 ms: le=0.005");
+    assert_eq!(m.response.sum_ns, 3_000_000);
+    assert_eq!(
+        m.added.count, 0,
+        "the master's answer did not end the request"
+    );
+    let c = home(&h, CSP1);
+    assert_eq!(
+        (c.requests, c.answers, c.timeouts, c.retransmits),
+        (1, 0, 1, 1)
+    );
+    assert_eq!(c.response.count, 0);
+    let b2 = home(&h, CSP1B);
+    assert_eq!((b2.requests, b2.answers, b2.timeouts), (1, 1, 0));
+    assert_eq!(b2.response.sum_ns, 7_000_000);
+    // Held 3 + 200 + 7 ms: le=0.25.
+    assert_eq!(b2.added.sum_ns, 210_000_000);
+    assert_eq!(b2.added.buckets[8], 1);
+    let csp = &h.e.csp_stats()[0];
+    assert_eq!(csp.csp, "csp1");
+    assert_eq!((csp.access_requests, csp.accepts, csp.rejects), (1, 1, 0));
+
+    // A master subscriber answered at once: the master's own held time, no CSP counted.
+    let (req, b) = h.access("bob@msp.example", "pw");
+    let s = H::upstream(&h.nas_sends(Listener::Auth, &b), MASTER, b"msec");
+    let (p, _) = to_nas(&h.answer(&s, Code::ACCESS_REJECT, b"msec", true), &req);
+    assert_eq!(p.code, Code::ACCESS_REJECT);
+    let m = home(&h, MASTER);
+    assert_eq!((m.requests, m.answers), (2, 2));
+    assert_eq!((m.added.count, m.added.buckets[0]), (1, 1));
+    let all = h.e.csp_stats();
+    assert_eq!(all.iter().map(|c| c.access_requests).sum::<u64>(), 1);
+    assert_eq!(all.iter().map(|c| c.rejects).sum::<u64>(), 0);
+}
+
+#[test]
+fn per_csp_counters_count_the_proxys_own_rejects_and_accounting() {
+    let mut h = harness();
+    assert_eq!(
+        logon(&mut h, "alice@csp1.example").code,
+        Code::ACCESS_ACCEPT
+    );
+    // One port: refused by the proxy after the master's accept.
+    assert_eq!(logon(&mut h, "zed@csp1.example").code, Code::ACCESS_REJECT);
+    account(&mut h, "alice@csp1.example", attr::ACCT_START, "s1", 0);
+    account(&mut h, "alice@csp1.example", attr::ACCT_STOP, "s1", 5);
+    let c = &h.e.csp_stats()[0];
+    assert_eq!(
+        (c.access_requests, c.accepts, c.rejects, c.challenges),
+        (2, 1, 1, 0)
+    );
+    assert_eq!((c.accounting_requests, c.accounting_responses), (2, 2));
+    // The capacity reject ended on the master's answer; the other three on CSP1's.
+    assert_eq!(home(&h, MASTER).added.count, 1);
+    assert_eq!(home(&h, CSP1).added.count, 3);
+    // Accounting went to both servers' accounting ports; they are named by their
+    // authentication address.
+    assert_eq!(home(&h, MASTER).requests, 4);
+    assert_eq!(home(&h, CSP1).requests, 3);
+    assert_eq!(home(&h, "127.0.3.1:1812").requests, 0);
+}
+
+/// A reload that gives a client SP new server entries (here a new secret) keeps the
+/// server's series: one address, its counts carried on.
+#[test]
+fn a_reload_keeps_a_home_server_one_series() {
+    let mut h = harness();
+    assert_eq!(
+        logon(&mut h, "alice@csp1.example").code,
+        Code::ACCESS_ACCEPT
+    );
+    assert_eq!(home(&h, CSP1).requests, 1);
+    // Room for zed beside alice's reserved port.
+    let resecreted = CFG
+        .replace("capacity = { ports = 1,", "capacity = { ports = 2,")
+        .replace(
+            "{ address = \"127.0.2.1\", secret = \"c1sec\", require_message_authenticator = true }",
+            "{ address = \"127.0.2.1\", secret = \"c1new\", require_message_authenticator = true }",
+        );
+    assert_ne!(resecreted, CFG);
+    let cfg = RadiusConfig::from_toml_file_text(&resecreted).expect("cfg");
+    h.e.reconfigure(&cfg, h.now.mono).expect("reload");
+    let (req, b) = h.access("zed@csp1.example", "pw");
+    let s = H::upstream(&h.nas_sends(Listener::Auth, &b), MASTER, b"msec");
+    let s = H::upstream(
+        &h.answer(&s, Code::ACCESS_ACCEPT, b"msec", true),
+        CSP1,
+        b"c1new",
+    );
+    let (p, _) = to_nas(&h.answer(&s, Code::ACCESS_REJECT, b"c1new", true), &req);
+    assert_eq!(p.code, Code::ACCESS_REJECT);
+    let all = h.e.home_server_stats();
+    assert_eq!(all.iter().filter(|s| s.server == CSP1).count(), 1);
+    let c = home(&h, CSP1);
+    assert_eq!((c.requests, c.answers, c.added.count), (2, 2, 2));
+    assert_eq!(h.e.csp_stats()[0].rejects, 1);
+}

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod packet;
 pub mod realm;
 pub mod salted;
+pub mod stats;
 pub mod transport;
 pub mod usage;
 

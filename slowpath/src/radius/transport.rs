@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 use super::committer::{Batch, Committer};
 use super::dedup::Retired;
 use super::engine::{ConfigError, Engine, Input, Listener, Now, Output};
+use super::stats::RadiusStats;
 use super::usage::{UsageEvent, UsageStore};
 use crate::store::StoreError;
 use crate::udp_batch::{RecvBatch, SendBatch};
@@ -62,7 +63,7 @@ pub enum Control {
         suspended: bool,
         reply: mpsc::Sender<Option<Suspension>>,
     },
-    Counters(mpsc::Sender<BTreeMap<String, u64>>),
+    Counters(mpsc::Sender<RadiusStats>),
     /// A reload: the realms, client SPs and capacities of this configuration.
     Reload {
         cfg: Box<RadiusConfig>,
@@ -340,7 +341,11 @@ impl Proxy {
                     for (csp, n) in self.engine.csp_ports_in_use(Instant::now()) {
                         c.insert(format!("ports_in_use.{csp}"), n as u64);
                     }
-                    let _ = reply.send(c);
+                    let _ = reply.send(RadiusStats {
+                        counters: c,
+                        home_servers: self.engine.home_server_stats(),
+                        client_sps: self.engine.csp_stats(),
+                    });
                 }
             }
         }
@@ -603,6 +608,11 @@ impl ProxyHandle {
 
     /// The engine's counters, as `group.name` -> count.
     pub fn counters(&self) -> Result<BTreeMap<String, u64>, RadiusError> {
+        self.stats().map(|s| s.counters)
+    }
+
+    /// Everything the engine counts: its counters by name, per home server, per client SP.
+    pub fn stats(&self) -> Result<RadiusStats, RadiusError> {
         let (tx, rx) = mpsc::channel();
         self.control
             .send(Control::Counters(tx))

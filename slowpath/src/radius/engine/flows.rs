@@ -43,7 +43,9 @@ impl Engine {
         events
     }
 
-    /// Boxes 510-550 of figure 5: a server answered the current hop.
+    /// A server answered the current hop of `tid`: what follows (figure 5), and when that
+    /// is the answer to the NAS, the time the proxy held the request and the CSP's answer
+    /// counted.
     pub(super) fn on_reply(
         &mut self,
         now: Now,
@@ -52,9 +54,48 @@ impl Engine {
         origin: Origin,
         out: &mut Vec<Output>,
     ) {
-        let Some(mut txn) = self.txns.remove(&tid) else {
+        let Some(txn) = self.txns.remove(&tid) else {
             return;
         };
+        let (received, route) = (txn.received, txn.route);
+        let before = out.len();
+        self.follow_reply(now, tid, txn, reply, origin, out);
+        let Some(code) = out[before..].iter().find_map(|o| match o {
+            Output::ToNas { data, .. } => data.first().map(|&c| Code(c)),
+            _ => None,
+        }) else {
+            return;
+        };
+        if let Some(s) = self.servers.get_mut(origin.server) {
+            s.stats
+                .added
+                .observe(now.mono.saturating_duration_since(received));
+        }
+        if let Some(c) = match route {
+            Route::Csp(i) => self.csps.get_mut(i),
+            Route::Master => None,
+        } {
+            match code {
+                Code::ACCESS_ACCEPT => c.stats.accepts += 1,
+                Code::ACCESS_REJECT => c.stats.rejects += 1,
+                Code::ACCESS_CHALLENGE => c.stats.challenges += 1,
+                Code::ACCOUNTING_RESPONSE => c.stats.accounting_responses += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Boxes 510-550 of figure 5: a server answered the current hop of `txn`, which is out
+    /// of the table and put back when it goes on to another hop.
+    fn follow_reply(
+        &mut self,
+        now: Now,
+        tid: u64,
+        mut txn: Txn,
+        reply: Packet,
+        origin: Origin,
+        out: &mut Vec<Output>,
+    ) {
         match (txn.listener, txn.route, txn.hop) {
             (Listener::Auth, Route::Master, _) => {
                 let reason = (reply.code == Code::ACCESS_REJECT).then_some("master_reject");

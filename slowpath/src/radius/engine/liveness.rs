@@ -43,6 +43,9 @@ impl Engine {
                 data: o.bytes.clone(),
             });
             self.timers.push(Reverse((o.deadline, TimerOf::Txn(tid))));
+            if let Some(s) = self.servers.get_mut(o.server) {
+                s.stats.retransmits += 1;
+            }
             self.count("event", "retransmit");
             return;
         }
@@ -51,6 +54,9 @@ impl Engine {
         };
         self.waiting.remove(&o.key);
         self.ids.release(o.key.0, o.key.1, o.key.2);
+        if let Some(s) = self.servers.get_mut(o.server) {
+            s.stats.timeouts += 1;
+        }
         self.mark_dead(now, o.server);
         self.count("event", "failover");
         self.send_hop(now, tid, out);

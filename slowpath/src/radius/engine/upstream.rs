@@ -59,6 +59,7 @@ impl Engine {
             to: peer,
             data: bytes.clone(),
         });
+        self.servers[si].stats.requests += 1;
         let key = (peer, slot, id);
         self.waiting.insert(key, Waiter::Txn(tid));
         self.timers.push(Reverse((deadline, TimerOf::Txn(tid))));
@@ -71,6 +72,7 @@ impl Engine {
                 bytes,
                 tries: 0,
                 deadline,
+                sent: now.mono,
             });
         }
     }
@@ -222,6 +224,12 @@ impl Engine {
                 let Some(o) = self.txns.get_mut(&tid).and_then(|t| t.out.take()) else {
                     return;
                 };
+                if let Some(s) = self.servers.get_mut(o.server) {
+                    s.stats.answers += 1;
+                    s.stats
+                        .response
+                        .observe(now.mono.saturating_duration_since(o.sent));
+                }
                 self.revive(o.server);
                 let origin = Origin {
                     server: o.server,
