@@ -12,6 +12,7 @@
 //! [`CommandSender`]: ispmux_gateway::CommandSender
 
 pub mod auth;
+pub mod confedit;
 pub mod error;
 pub mod import;
 pub mod model;
