@@ -13,9 +13,11 @@
 
 pub mod auth;
 pub mod confedit;
+pub mod config_file;
 pub mod error;
 pub mod import;
 pub mod model;
+mod operator;
 pub mod routes;
 mod server;
 pub mod state;

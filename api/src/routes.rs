@@ -32,6 +32,7 @@ use crate::error::ApiError;
 use crate::model::{
     self, BindingOut, ChangeIn, CountersOut, NewSubscriberIn, RefusalOut, SubscriberOut, TokenIn,
 };
+use crate::operator;
 use crate::state::{blocking, AppState};
 
 type St = State<Arc<AppState>>;
@@ -104,6 +105,21 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<AppState>>)> {
             Method::POST,
             "/v1/client-sps/{csp}/resume",
             post(resume_csp),
+        ),
+        // The operator's edits of the configuration file (crate::operator).
+        (Method::POST, "/v1/isps", post(operator::create_isp)),
+        (Method::GET, "/v1/isps/{isp}", get(operator::get_isp)),
+        (Method::PATCH, "/v1/isps/{isp}", patch(operator::change_isp)),
+        (
+            Method::DELETE,
+            "/v1/isps/{isp}",
+            delete(operator::remove_isp),
+        ),
+        (Method::GET, "/v1/client-sps", get(operator::list_csps)),
+        (
+            Method::PATCH,
+            "/v1/client-sps/{csp}",
+            patch(operator::change_csp),
         ),
     ]
 }
@@ -654,7 +670,7 @@ async fn all_refusals(
 }
 
 /// Asks the gateway `cmd`: its answer, a refusal as 409, no answer as 503.
-async fn ask(st: &AppState, cmd: ControlCommand) -> Result<ControlAnswer, ApiError> {
+pub(crate) async fn ask(st: &AppState, cmd: ControlCommand) -> Result<ControlAnswer, ApiError> {
     match st.ask(cmd).await {
         Ok(ControlAnswer::Refused(r)) => Err(ApiError::new(
             StatusCode::CONFLICT,
