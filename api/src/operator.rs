@@ -9,8 +9,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use ispmux_slowpath::registry::SubscriberQuery;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as JsonValue};
@@ -18,20 +17,11 @@ use serde_json::{json, Map, Value as JsonValue};
 use crate::confedit::{self, Located};
 use crate::error::ApiError;
 use crate::model;
-use crate::routes::Auth;
+use crate::routes::{ok, path, query, Auth};
 use crate::state::AppState;
 
 type St = State<Arc<AppState>>;
 type Answer = Result<Response, ApiError>;
-
-fn ok(status: StatusCode, v: JsonValue) -> Answer {
-    Ok((status, Json(v)).into_response())
-}
-
-fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
-    p.map(|Path(v)| v)
-        .map_err(|e| ApiError::new(e.status(), "bad path", e.body_text()).field("path"))
-}
 
 /// A JSON object body.
 fn object(b: Result<Bytes, BytesRejection>) -> Result<Map<String, JsonValue>, ApiError> {
@@ -149,9 +139,7 @@ pub(crate) async fn remove_isp(
 ) -> Answer {
     c.operator()?;
     let isp = path(p)?;
-    let force = q
-        .map(|Query(v)| v.force)
-        .map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let force = query(q)?.force;
     let in_store = {
         let isp = isp.clone();
         st.registry(move |r| {

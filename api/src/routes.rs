@@ -176,17 +176,17 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     }
 }
 
-fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub(crate) fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     p.map(|Path(v)| v)
         .map_err(|e| ApiError::new(e.status(), "bad path", e.body_text()).field("path"))
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v)
         .map_err(|e| ApiError::invalid("query", e.body_text()))
 }
 
-fn ok(status: StatusCode, v: impl Serialize) -> Answer {
+pub(crate) fn ok(status: StatusCode, v: impl Serialize) -> Answer {
     Ok((status, Json(v)).into_response())
 }
 
