@@ -31,6 +31,8 @@ pub struct Located {
     pub labels: Vec<usize>,
     /// The client SP's index in `radius.client_sp`.
     pub csp: Option<usize>,
+    /// The transit label's index in `tables.ilm`.
+    pub ilm: Option<usize>,
 }
 
 impl Located {
@@ -49,6 +51,9 @@ impl Located {
         }
         if let Some(i) = self.csp {
             bases.push((format!("radius.client_sp[{i}]"), String::new()));
+        }
+        if let Some(i) = self.ilm {
+            bases.push((format!("tables.ilm[{i}]"), String::new()));
         }
         for (base, to) in bases {
             let Some(rest) = key.strip_prefix(&base) else {
@@ -501,6 +506,82 @@ pub fn table_subscribers(doc: &DocumentMut, name: &str) -> usize {
         .count()
 }
 
+/// Every incoming label of `[[tables.ilm]]`, as the file has it.
+pub fn labels(doc: &DocumentMut) -> Vec<Json> {
+    aot(doc, &["tables", "ilm"])
+        .into_iter()
+        .flat_map(ArrayOfTables::iter)
+        .map(|t| table_json(t))
+        .collect()
+}
+
+/// The index in `tables.ilm` of incoming label `label`, refused unless it is a transit
+/// (`swap`) entry: an ISP's pop entries are its `labels`, changed with the ISP.
+fn transit(doc: &DocumentMut, label: i64) -> Result<Option<usize>, ApiError> {
+    let Some(a) = aot(doc, &["tables", "ilm"]) else {
+        return Ok(None);
+    };
+    let Some(i) = a.iter().position(|t| int(t.get("label")) == Some(label)) else {
+        return Ok(None);
+    };
+    let kind = a
+        .get(i)
+        .and_then(|t| t.get("action"))
+        .and_then(Item::as_table_like)
+        .and_then(|t| t.get("kind"))
+        .and_then(Item::as_str);
+    if kind != Some("swap") {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "an ISP's label",
+            format!(
+                "label {label} is an ISP's (tables.ilm[{i}]); change it with the ISP's `labels`"
+            ),
+        )
+        .field("label"));
+    }
+    Ok(Some(i))
+}
+
+/// Writes transit label `label` with `action` (a `swap`), new or replacing the old one.
+pub fn put_transit(
+    doc: &mut DocumentMut,
+    label: i64,
+    action: &Map<String, Json>,
+) -> Result<Located, ApiError> {
+    if action.get("kind").and_then(Json::as_str) != Some("swap") {
+        return Err(ApiError::invalid(
+            "action.kind",
+            "must be \"swap\": an ISP's labels are changed with the ISP",
+        ));
+    }
+    let found = transit(doc, label)?;
+    let a = aot_mut(doc, &["tables", "ilm"])?;
+    let i = found.unwrap_or_else(|| {
+        let mut t = Table::new();
+        t.insert("label", toml_edit::value(label));
+        a.push(t);
+        a.len() - 1
+    });
+    let t = a.get_mut(i).expect("found or pushed");
+    set(t, "action", Some(&Json::Object(action.clone())), "action")?;
+    Ok(Located {
+        ilm: Some(i),
+        ..Located::default()
+    })
+}
+
+/// Removes transit label `label`; false when the file has none.
+pub fn remove_transit(doc: &mut DocumentMut, label: i64) -> Result<bool, ApiError> {
+    match transit(doc, label)? {
+        Some(i) => {
+            aot_mut(doc, &["tables", "ilm"])?.remove(i);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 /// The keys of a client SP shown: never its secrets (the virtual subscriber's password,
 /// the home servers' shared secrets).
 const CSP_SHOWN: [&str; 6] = [
@@ -729,6 +810,25 @@ capacity = { ports = 10 } # rented
         assert!(patch_capacity(&mut d, "nope", &Map::new())
             .expect("ok")
             .is_none());
+    }
+
+    #[test]
+    fn transit_labels_are_swaps_and_pop_entries_stay_the_isps() {
+        let mut d = doc();
+        assert_eq!(labels(&d).len(), 2);
+        let swap =
+            json!({ "kind": "swap", "out_label": 5001, "port": "core", "next_hop": "198.18.0.9" });
+        let at = put_transit(&mut d, 5000, swap.as_object().expect("object")).expect("put");
+        assert_eq!(at.field("tables.ilm[2].action.port"), "action.port");
+        assert_eq!(labels(&d)[2], json!({ "label": 5000, "action": swap }));
+        let e = put_transit(&mut d, 4001, swap.as_object().expect("object")).expect_err("an ISP's");
+        assert_eq!(e.field.as_deref(), Some("label"));
+        let pop = json!({ "kind": "pop_deliver", "isp": 1 });
+        assert!(put_transit(&mut d, 5000, pop.as_object().expect("object")).is_err());
+        assert!(remove_transit(&mut d, 4001).is_err());
+        assert!(remove_transit(&mut d, 5000).expect("remove"));
+        assert!(!remove_transit(&mut d, 5000).expect("gone"));
+        assert_eq!(d.to_string(), FILE);
     }
 
     #[test]

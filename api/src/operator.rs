@@ -1,5 +1,5 @@
 //! The operator's routes that change the configuration file: ISPs (with their FECs, labels
-//! and DHCP servers) and the capacity of the RADIUS proxy's client SPs. Each is an edit of
+//! and DHCP servers), transit labels, and the capacity of the RADIUS proxy's client SPs. Each is an edit of
 //! the file ([`crate::config_file`]) applied by a reload, so the file stays the one source
 //! of truth and `ispmux check`, a restart and SIGHUP all see what the API did.
 
@@ -241,5 +241,81 @@ pub(crate) async fn change_csp(
     ok(
         StatusCode::OK,
         json!({ "client_sp": done.value, "reload": done.reload }),
+    )
+}
+
+/// Every incoming label of the file (`[[tables.ilm]]`), the ISPs' pop entries included:
+/// `GET /v1/labels`.
+pub(crate) async fn list_labels(State(st): St, Auth(c): Auth) -> Answer {
+    c.operator()?;
+    let doc = st.config_file()?.read().await?;
+    ok(StatusCode::OK, json!({ "labels": confedit::labels(&doc) }))
+}
+
+fn label_param(p: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
+    let l = path(p)?;
+    l.parse::<u32>()
+        .map(i64::from)
+        .map_err(|_| ApiError::invalid("label", format!("{l:?} is not a label")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransitIn {
+    action: Map<String, JsonValue>,
+}
+
+/// A transit label (a static LSP's `swap`) written, new or replacing the old:
+/// `PUT /v1/labels/{label}`.
+pub(crate) async fn put_label(
+    State(st): St,
+    Auth(c): Auth,
+    p: Result<Path<String>, PathRejection>,
+    b: Result<Bytes, BytesRejection>,
+) -> Answer {
+    c.operator()?;
+    let label = label_param(p)?;
+    let t: TransitIn = model::json(&model::body(b)?)?;
+    let done = st
+        .config_file()?
+        .edit(&st, move |doc| {
+            let at = confedit::put_transit(doc, label, &t.action)?;
+            let now = confedit::labels(doc)
+                .into_iter()
+                .find(|l| l["label"] == label);
+            Ok((now, at))
+        })
+        .await?;
+    ok(
+        StatusCode::OK,
+        json!({ "label": done.value, "reload": done.reload }),
+    )
+}
+
+/// A transit label removed: `DELETE /v1/labels/{label}`.
+pub(crate) async fn remove_label(
+    State(st): St,
+    Auth(c): Auth,
+    p: Result<Path<String>, PathRejection>,
+) -> Answer {
+    c.operator()?;
+    let label = label_param(p)?;
+    let done = st
+        .config_file()?
+        .edit(&st, move |doc| {
+            if !confedit::remove_transit(doc, label)? {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not found",
+                    format!("no incoming label {label}"),
+                )
+                .field("label"));
+            }
+            Ok(((), Located::default()))
+        })
+        .await?;
+    ok(
+        StatusCode::OK,
+        json!({ "removed": label, "reload": done.reload }),
     )
 }

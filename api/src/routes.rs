@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::{Json, Router};
 use ispmux_gateway::metrics::Exposition;
 use ispmux_gateway::{AskError, ControlAnswer, ControlCommand};
@@ -120,6 +120,13 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<AppState>>)> {
             Method::PATCH,
             "/v1/client-sps/{csp}",
             patch(operator::change_csp),
+        ),
+        (Method::GET, "/v1/labels", get(operator::list_labels)),
+        (Method::PUT, "/v1/labels/{label}", put(operator::put_label)),
+        (
+            Method::DELETE,
+            "/v1/labels/{label}",
+            delete(operator::remove_label),
         ),
     ]
 }

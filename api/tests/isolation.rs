@@ -18,6 +18,9 @@ fn body_for(method: &str, path: &str) -> serde_json::Value {
         ("POST", "/v1/isps/{isp}/subscribers/import") => {
             json!([{ "mac": "02:00:00:00:0c:02", "customer_id": "stolen" }])
         }
+        ("PUT", "/v1/labels/{label}") => json!({
+            "action": { "kind": "swap", "out_label": 5001, "port": "core", "next_hop": "02:00:00:00:00:c1" }
+        }),
         ("PATCH", "/v1/isps/{isp}") => json!({ "gateway": "198.18.66.1" }),
         ("PATCH", "/v1/client-sps/{csp}") => json!({ "capacity": { "ports": 1 } }),
         ("PATCH", _) => json!({ "customer_id": "stolen", "status": "suspended", "password": "x" }),
@@ -41,6 +44,7 @@ async fn isp_a_never_reads_or_changes_isp_b() {
             p.replace("{isp}", isp)
                 .replace("{mac}", mac)
                 .replace("{csp}", "csp1")
+                .replace("{label}", "5000")
                 .replace("{id}", &f.token_b_id.to_string())
         };
         let body = body_for(m, p);
@@ -136,8 +140,12 @@ async fn isp_a_never_reads_or_changes_isp_b() {
         ("POST", "/v1/isps"),
         ("PATCH", "/v1/isps/{isp}"),
         ("PATCH", "/v1/client-sps/{csp}"),
+        ("PUT", "/v1/labels/{label}"),
     ] {
-        let uri = p.replace("{isp}", "isp-b").replace("{csp}", "csp1");
+        let uri = p
+            .replace("{isp}", "isp-b")
+            .replace("{csp}", "csp1")
+            .replace("{label}", "5000");
         let (s, v) = f.json(m, &uri, OPERATOR, body_for(m, p)).await;
         assert!(s.is_success(), "{m} {p}: {s} {v}");
     }

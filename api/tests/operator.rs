@@ -322,3 +322,79 @@ async fn the_operator_reads_what_each_isp_reads() {
         (StatusCode::OK, Some(2))
     );
 }
+
+#[tokio::test]
+async fn transit_labels_are_written_and_removed_and_an_isp_s_stay_its() {
+    let f = Fixture::new("");
+    let (s, v) = f.json("GET", "/v1/labels", OPERATOR, json!(null)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["labels"],
+        json!([{ "label": 4002, "action": { "kind": "pop_deliver", "isp": 2 } }])
+    );
+    let swap = json!({ "kind": "swap", "out_label": 5001, "port": "core", "next_hop": "02:00:00:00:00:c1" });
+    let (s, v) = f
+        .json(
+            "PUT",
+            "/v1/labels/5000",
+            OPERATOR,
+            json!({ "action": swap }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["label"], json!({ "label": 5000, "action": swap }));
+    assert!(
+        file(&f).contains("label = 5000\naction = { kind = \"swap\""),
+        "{}",
+        file(&f)
+    );
+    // A swap out of a port that is not a core port: the check's error at the action.
+    let (s, v) = f
+        .json(
+            "PUT",
+            "/v1/labels/5000",
+            OPERATOR,
+            json!({ "action": { "kind": "swap", "out_label": 5001, "port": "acc", "next_hop": "02:00:00:00:00:c1" } }),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("action.port")),
+        "{v}"
+    );
+    // An ISP's label is the ISP's.
+    let (s, v) = f
+        .json(
+            "PUT",
+            "/v1/labels/4002",
+            OPERATOR,
+            json!({ "action": swap }),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["field"]),
+        (StatusCode::CONFLICT, &json!("label")),
+        "{v}"
+    );
+    let (s, v) = f
+        .json("DELETE", "/v1/labels/4002", OPERATOR, json!(null))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, v) = f
+        .json("PUT", "/v1/labels/x", OPERATOR, json!({ "action": swap }))
+        .await;
+    assert_eq!(
+        (s, &v["field"]),
+        (StatusCode::BAD_REQUEST, &json!("label")),
+        "{v}"
+    );
+    let (s, v) = f
+        .json("DELETE", "/v1/labels/5000", OPERATOR, json!(null))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(file(&f), CONFIG);
+    let (s, _) = f
+        .json("DELETE", "/v1/labels/5000", OPERATOR, json!(null))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
