@@ -105,6 +105,12 @@ impl ConfigFile {
         &self.path
     }
 
+    /// Holds edits off while the caller reloads the file itself (`POST /v1/reload`), so a
+    /// reload never applies an edit that is about to be put back.
+    pub async fn hold(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lock.lock().await
+    }
+
     /// The file's document as it is now.
     pub async fn read(&self) -> Result<DocumentMut, ApiError> {
         let path = self.path.clone();

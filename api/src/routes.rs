@@ -716,6 +716,11 @@ async fn stats(State(st): St, Auth(c): Auth) -> Answer {
 /// ctl reload` and SIGHUP do; a refusal (a located error, or what cannot change live) is a
 /// 409 naming it.
 async fn reload(State(st): St, Auth(c): Auth) -> Answer {
+    c.operator()?;
+    let _no_edit_meanwhile = match st.config_file() {
+        Ok(f) => Some(f.hold().await),
+        Err(_) => None,
+    };
     control(&st, &c, ControlCommand::Reload).await
 }
 

@@ -398,3 +398,40 @@ async fn transit_labels_are_written_and_removed_and_an_isp_s_stay_its() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Edits at once are taken one at a time: none is lost to another's read of the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_at_once_all_land() {
+    let f = Fixture::new("");
+    let create = |i: u16| {
+        let f = &f;
+        async move {
+            f.json(
+                "POST",
+                "/v1/isps",
+                OPERATOR,
+                json!({ "id": 10 + i, "name": format!("isp-c{i}") }),
+            )
+            .await
+        }
+    };
+    let all = tokio::join!(
+        create(0),
+        create(1),
+        create(2),
+        create(3),
+        create(4),
+        create(5)
+    );
+    for (s, v) in [all.0, all.1, all.2, all.3, all.4, all.5] {
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let text = file(&f);
+    for i in 0..6 {
+        assert!(
+            text.contains(&format!("name = \"isp-c{i}\"")),
+            "isp-c{i}: {text}"
+        );
+    }
+    assert!(ispmux_conf::check(&f.config).is_ok());
+}
