@@ -1,6 +1,7 @@
 //! The operator's routes on a running `ispmux run`: an ISP created through the API is
 //! written into the configuration file, reloaded into the running gateway, seen by
-//! `GET /v1/isps` and `ispmux ctl stats`; its label changed; then removed.
+//! `GET /v1/isps` and `ispmux ctl stats`, given a token that registers a subscriber; its
+//! label changed; then removed, by force since it has a subscriber.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -184,9 +185,21 @@ fn the_operator_creates_relabels_and_removes_an_isp_on_a_running_gateway() {
     assert_eq!(v["reload"]["changes"]["dhcp_isps_added"], json!(["isp-b"]));
     assert_eq!(isp_label(port, &token, "isp-b"), Some(json!(1002)));
     assert!(stats_names(&sock).contains(&"isp-b".to_owned()));
-    // An ISP's token for it is issued as for any other.
+    // An ISP's token for it is issued as for any other, and registers a subscriber.
     let (code, v) = curl(port, &token, "POST", "/v1/isps/isp-b/tokens", None);
     assert_eq!(code, 201, "{v}");
+    let token_b = v["token"].as_str().expect("token").to_owned();
+    let (code, v) = curl(
+        port,
+        &token_b,
+        "POST",
+        "/v1/isps/isp-b/subscribers",
+        Some(&json!({ "mac": "02:00:00:bb:00:01", "customer_id": "B1" })),
+    );
+    assert_eq!(code, 201, "{v}");
+    // ISP B's token may not touch the configuration.
+    let (code, _) = curl(port, &token_b, "DELETE", "/v1/isps/isp-b?force=true", None);
+    assert_eq!(code, 403);
 
     let (code, v) = curl(
         port,
@@ -220,8 +233,14 @@ fn the_operator_creates_relabels_and_removes_an_isp_on_a_running_gateway() {
     assert_eq!((code, &v["field"]), (422, &json!("upstream.label")), "{v}");
     assert_eq!(std::fs::read_to_string(&conf).expect("config"), text);
 
+    // It has a subscriber: removed only by force, and the subscriber with it.
     let (code, v) = curl(port, &token, "DELETE", "/v1/isps/isp-b", None);
+    assert_eq!((code, &v["error"]), (409, &json!("in use")), "{v}");
+    let (code, v) = curl(port, &token, "DELETE", "/v1/isps/isp-b?force=true", None);
     assert_eq!(code, 200, "{v}");
+    assert_eq!(v["subscribers_removed"], 1, "{v}");
+    let (code, _) = curl(port, &token_b, "GET", "/v1/isps/isp-b/subscribers", None);
+    assert_eq!(code, 401, "its token went with it");
     assert_eq!(v["reload"]["changes"]["isps_removed"], json!([2]), "{v}");
     assert_eq!(isp_label(port, &token, "isp-b"), None);
     assert!(!stats_names(&sock).contains(&"isp-b".to_owned()));
