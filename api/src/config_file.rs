@@ -144,18 +144,23 @@ impl ConfigFile {
             // Beside the file: the subscribers CSV it names is found as from the file, and
             // the rename stays on one file system.
             let tmp = beside(&path, ".", ".api-new");
-            write_synced(&tmp, &new, &path)?;
-            if let Err(e) = ispmux_conf::check(&tmp) {
+            let installed = write_synced(&tmp, &new, &path)
+                .and_then(|()| {
+                    ispmux_conf::check(&tmp).map_err(|e| match e {
+                        ConfError::Io { .. } => ApiError::internal(e),
+                        ConfError::Invalid { .. } => ApiError::config(problems(&e, &at)),
+                    })
+                })
+                .and_then(|_| {
+                    let bak = beside(&path, "", ".bak");
+                    std::fs::write(&bak, &old).map_err(|e| io("writing", &bak, e))
+                })
+                .and_then(|()| install(&tmp, &path));
+            if installed.is_err() {
+                // Nothing of a refused edit stays behind.
                 let _ = std::fs::remove_file(&tmp);
-                return Err(match e {
-                    ConfError::Io { .. } => ApiError::internal(e),
-                    ConfError::Invalid { .. } => ApiError::config(problems(&e, &at)),
-                });
             }
-            let bak = beside(&path, "", ".bak");
-            std::fs::write(&bak, &old).map_err(|e| io("writing", &bak, e))?;
-            install(&tmp, &path)?;
-            Ok((value, Some(old)))
+            installed.map(|()| (value, Some(old)))
         })
         .await?;
         let (value, old) = match prepared {

@@ -252,6 +252,10 @@ async fn bad_edits_are_refused_with_their_field() {
         assert_eq!(file(&f), CONFIG, "{m} {uri} {shown} left the file alone");
     }
     assert_eq!(reloads(&f), 0, "nothing refused was reloaded");
+    assert!(
+        !f.dir.path().join(".ispmux.toml.api-new").exists(),
+        "no temporary file is left"
+    );
 }
 
 #[tokio::test]
