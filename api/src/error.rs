@@ -23,6 +23,24 @@ pub struct ApiError {
     /// Seconds to wait before trying again (429).
     #[serde(skip)]
     pub retry_after: Option<u64>,
+    /// Every problem the configuration check found in an operator's edit (422).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<ConfigProblem>>,
+}
+
+/// A problem the configuration check found in the file an operator's edit would write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    /// The request's field it comes from (a JSON path), else the configuration key.
+    pub field: String,
+    /// The configuration key (`tables.isps[2].upstream.label`).
+    pub key: String,
+    /// Line and column in the file as it would have been written (0 when unknown).
+    pub line: usize,
+    /// See `line`.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
 }
 
 impl ApiError {
@@ -34,6 +52,7 @@ impl ApiError {
             field: None,
             reason: reason.into(),
             retry_after: None,
+            problems: None,
         }
     }
 
@@ -90,6 +109,28 @@ impl ApiError {
     /// 503: the running gateway did not answer.
     pub fn unavailable(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason)
+    }
+
+    /// 422: the configuration check refused the file an operator's edit would write; the
+    /// first problem is the refusal's field and reason, all of them are in `problems`.
+    pub fn config(problems: Vec<ConfigProblem>) -> Self {
+        let (field, reason) = problems.first().map_or_else(
+            || {
+                (
+                    "body".to_owned(),
+                    "refused by the configuration check".to_owned(),
+                )
+            },
+            |p| (p.field.clone(), p.message.clone()),
+        );
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid configuration",
+            reason,
+        )
+        .field(field);
+        e.problems = Some(problems);
+        e
     }
 
     /// A registry error as the client should see it; `mac` is the subscriber the request

@@ -12,9 +12,12 @@
 //! [`CommandSender`]: ispmux_gateway::CommandSender
 
 pub mod auth;
+pub mod confedit;
+pub mod config_file;
 pub mod error;
 pub mod import;
 pub mod model;
+mod operator;
 pub mod routes;
 mod server;
 pub mod state;

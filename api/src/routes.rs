@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::{Json, Router};
 use ispmux_gateway::metrics::Exposition;
 use ispmux_gateway::{AskError, ControlAnswer, ControlCommand};
@@ -32,6 +32,7 @@ use crate::error::ApiError;
 use crate::model::{
     self, BindingOut, ChangeIn, CountersOut, NewSubscriberIn, RefusalOut, SubscriberOut, TokenIn,
 };
+use crate::operator;
 use crate::state::{blocking, AppState};
 
 type St = State<Arc<AppState>>;
@@ -105,6 +106,28 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<AppState>>)> {
             "/v1/client-sps/{csp}/resume",
             post(resume_csp),
         ),
+        // The operator's edits of the configuration file (crate::operator).
+        (Method::POST, "/v1/isps", post(operator::create_isp)),
+        (Method::GET, "/v1/isps/{isp}", get(operator::get_isp)),
+        (Method::PATCH, "/v1/isps/{isp}", patch(operator::change_isp)),
+        (
+            Method::DELETE,
+            "/v1/isps/{isp}",
+            delete(operator::remove_isp),
+        ),
+        (Method::GET, "/v1/client-sps", get(operator::list_csps)),
+        (
+            Method::PATCH,
+            "/v1/client-sps/{csp}",
+            patch(operator::change_csp),
+        ),
+        (Method::GET, "/v1/labels", get(operator::list_labels)),
+        (Method::PUT, "/v1/labels/{label}", put(operator::put_label)),
+        (
+            Method::DELETE,
+            "/v1/labels/{label}",
+            delete(operator::remove_label),
+        ),
     ]
 }
 
@@ -160,17 +183,17 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     }
 }
 
-fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub(crate) fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     p.map(|Path(v)| v)
         .map_err(|e| ApiError::new(e.status(), "bad path", e.body_text()).field("path"))
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v)
         .map_err(|e| ApiError::invalid("query", e.body_text()))
 }
 
-fn ok(status: StatusCode, v: impl Serialize) -> Answer {
+pub(crate) fn ok(status: StatusCode, v: impl Serialize) -> Answer {
     Ok((status, Json(v)).into_response())
 }
 
@@ -654,7 +677,7 @@ async fn all_refusals(
 }
 
 /// Asks the gateway `cmd`: its answer, a refusal as 409, no answer as 503.
-async fn ask(st: &AppState, cmd: ControlCommand) -> Result<ControlAnswer, ApiError> {
+pub(crate) async fn ask(st: &AppState, cmd: ControlCommand) -> Result<ControlAnswer, ApiError> {
     match st.ask(cmd).await {
         Ok(ControlAnswer::Refused(r)) => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -693,6 +716,11 @@ async fn stats(State(st): St, Auth(c): Auth) -> Answer {
 /// ctl reload` and SIGHUP do; a refusal (a located error, or what cannot change live) is a
 /// 409 naming it.
 async fn reload(State(st): St, Auth(c): Auth) -> Answer {
+    c.operator()?;
+    let _no_edit_meanwhile = match st.config_file() {
+        Ok(f) => Some(f.hold().await),
+        Err(_) => None,
+    };
     control(&st, &c, ControlCommand::Reload).await
 }
 

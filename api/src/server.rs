@@ -118,14 +118,20 @@ pub struct ApiServer {
 
 impl ApiServer {
     /// Starts serving `cfg` over the store at `store` (ISPs recorded already), asking
-    /// `gateway` for revocations and counters. Errors in the files, the store or the address
-    /// are returned here; the server then runs on its own thread until [`ApiServer::stop`].
+    /// `gateway` for revocations and counters; the operator's routes edit `config_file`,
+    /// the file the gateway reloads. Errors in the files, the store or the address are
+    /// returned here; the server then runs on its own thread until [`ApiServer::stop`].
     pub fn start(
         cfg: &ApiConfig,
         store: &Path,
         gateway: Option<CommandSender>,
+        config_file: Option<&Path>,
     ) -> Result<ApiServer, StartError> {
-        let state = Arc::new(AppState::open(cfg, store, gateway)?);
+        let mut state = AppState::open(cfg, store, gateway)?;
+        if let Some(f) = config_file {
+            state = state.with_config_file(f.to_owned());
+        }
+        let state = Arc::new(state);
         Self::start_with(cfg, state)
     }
 

@@ -3,7 +3,7 @@
 //! gateway's command handle, the operator's token hash and the failed-login table.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use ispmux_gateway::{AskError, CommandSender, ControlAnswer, ControlCommand};
 use ispmux_slowpath::registry::{PasswordCost, Registry};
 
 use crate::auth::{self, Caller, FailedLogins};
+use crate::config_file::ConfigFile;
 use crate::error::ApiError;
 use crate::token::{self, TokenStore};
 
@@ -51,6 +52,7 @@ pub struct AppState {
     gateway: Option<CommandSender>,
     operator_sha256: Option<String>,
     failures: Mutex<FailedLogins>,
+    config: Option<ConfigFile>,
     /// The request limits.
     pub limits: Limits,
 }
@@ -84,7 +86,23 @@ impl AppState {
                 Duration::from_secs(u64::from(cfg.login_window_s)),
             )),
             limits: Limits::of(cfg),
+            config: None,
         }
+    }
+
+    /// With the configuration file the gateway runs, for the operator's routes that edit it.
+    pub fn with_config_file(mut self, path: PathBuf) -> Self {
+        self.config = Some(ConfigFile::new(path));
+        self
+    }
+
+    /// The configuration file the operator's routes edit.
+    pub fn config_file(&self) -> Result<&ConfigFile, ApiError> {
+        self.config.as_ref().ok_or_else(|| {
+            ApiError::unavailable(
+                "this daemon has no configuration file to edit (only `ispmux run` has)",
+            )
+        })
     }
 
     /// Runs `f` on the registry on a blocking thread.

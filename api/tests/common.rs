@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use ispmux_api::token::{self, TokenStore};
 use ispmux_api::AppState;
 use ispmux_conf::api::ApiConfig;
-use ispmux_gateway::command::{Revoked, Suspended};
+use ispmux_gateway::command::{Reloaded, Revoked, Suspended};
 use ispmux_gateway::inbox::Inbox;
 use ispmux_gateway::report::{IspStats, PacketBytes, Stats};
 use ispmux_gateway::{ControlAnswer, ControlCommand};
@@ -28,22 +28,38 @@ pub const OPERATOR: &str = "ispmux_operator-token-of-the-tests";
 /// The gateway's side of the command channel, answered from a thread every 2 ms.
 pub struct FakeGateway {
     pub seen: Arc<Mutex<Vec<ControlCommand>>>,
+    /// Refuse reloads, as a gateway does one that cannot change live.
+    pub refuse_reload: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FakeGateway {
-    pub fn start() -> (FakeGateway, ispmux_gateway::CommandSender) {
+    /// Reloads check `config` as the gateway does (`load_gateway`).
+    pub fn start(config: PathBuf) -> (FakeGateway, ispmux_gateway::CommandSender) {
         let inbox = Inbox::default();
         let sender = inbox.sender();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (s2, st2) = (seen.clone(), stop.clone());
+        let refuse_reload = Arc::new(AtomicBool::new(false));
+        let (s2, st2, r2) = (seen.clone(), stop.clone(), refuse_reload.clone());
         let thread = std::thread::spawn(move || {
             while !st2.load(Ordering::Relaxed) {
                 inbox.serve_pending(&mut |cmd| {
                     s2.lock().expect("seen").push(cmd.clone());
-                    answer(cmd)
+                    match cmd {
+                        ControlCommand::Reload if r2.load(Ordering::Relaxed) => {
+                            ControlAnswer::refused("reload refused: these cannot change")
+                        }
+                        ControlCommand::Reload => match ispmux_conf::load_gateway(&config) {
+                            Ok(_) => ControlAnswer::Reloaded(Box::new(Reloaded {
+                                path: config.display().to_string(),
+                                ..Reloaded::default()
+                            })),
+                            Err(e) => ControlAnswer::refused(format!("reload refused: {e}")),
+                        },
+                        cmd => answer(cmd),
+                    }
                 });
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -51,6 +67,7 @@ impl FakeGateway {
         (
             FakeGateway {
                 seen,
+                refuse_reload,
                 stop,
                 thread: Some(thread),
             },
@@ -58,6 +75,80 @@ impl FakeGateway {
         )
     }
 }
+
+/// The gateway's configuration file of the fixture: ISPs `isp-a` and `isp-b` with their
+/// labels and DHCP servers, client SP `csp1`.
+pub const CONFIG: &str = r#"# The fixture's gateway.
+[eal]
+lcores = [0, 1]
+
+[dataplane]
+pipeline = "node"
+
+[[port]]
+name = "acc"
+device = "net_null0"
+role = "access"
+
+[[port]]
+name = "core"
+device = "net_null1"
+role = "core"
+
+[[port]]
+name = "hand"
+device = "net_null2"
+role = "handoff"
+
+[[tables.isps]]
+id = 1
+name = "isp-a"   # the first
+gateway = "198.18.1.1"
+upstream = { label = 1001, port = "core", next_hop = "02:00:00:00:00:c1" }
+
+[[tables.isps]]
+id = 2
+name = "isp-b"
+upstream = { label = 1002, port = "core", next_hop = "02:00:00:00:00:c1" }
+handoff = [{ port = "hand", vlan = 20 }]
+
+[[tables.ilm]]
+label = 4002
+action = { kind = "pop_deliver", isp = 2 }
+
+[dhcp]
+relay_address = "198.18.0.1"
+server_identifier = "198.18.1.1"
+
+[[dhcp.isps]]
+name = "isp-a"
+servers = ["198.18.9.1"]
+
+[[dhcp.isps]]
+name = "isp-b"
+servers = ["198.18.9.1"]
+
+[radius]
+listen_auth = "127.0.0.1:0"
+listen_acct = "127.0.0.1:0"
+
+[[radius.nas]]
+name = "pop"
+address = "127.0.0.0/8"
+secret = "nas-secret"
+
+[radius.master]
+name = "msp"
+home_servers = [{ address = "127.0.0.1", secret = "master-secret" }]
+
+[[radius.client_sp]]
+name = "csp1"
+realms = ["csp1.example"]
+virtual_user = "vs-csp1"
+virtual_password = "virtual-secret"
+home_servers = [{ address = "127.0.0.1", auth_port = 21812, secret = "csp-secret" }]
+capacity = { ports = 100, period = "month" }  # rented
+"#;
 
 impl Drop for FakeGateway {
     fn drop(&mut self) {
@@ -114,6 +205,8 @@ fn answer(cmd: ControlCommand) -> ControlAnswer {
 /// a token each.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
+    /// The gateway's configuration file, which the operator's routes edit.
+    pub config: PathBuf,
     pub db: PathBuf,
     pub cfg: ApiConfig,
     pub token_a: String,
@@ -181,10 +274,15 @@ impl Fixture {
         let (token_a, _) = tokens.issue("isp-a", "a").expect("token a");
         let (token_b, info_b) = tokens.issue("isp-b", "b").expect("token b");
         let cfg = api_config(extra);
-        let (gateway, sender) = FakeGateway::start();
-        let state = Arc::new(AppState::new(&cfg, reg, tokens, Some(sender)));
+        let config = dir.path().join("ispmux.toml");
+        std::fs::write(&config, CONFIG).expect("config");
+        let (gateway, sender) = FakeGateway::start(config.clone());
+        let state = Arc::new(
+            AppState::new(&cfg, reg, tokens, Some(sender)).with_config_file(config.clone()),
+        );
         let app = ispmux_api::app(state.clone(), &cfg);
         Fixture {
+            config,
             dir,
             db,
             cfg,

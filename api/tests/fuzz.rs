@@ -123,7 +123,8 @@ fn generated_requests_never_get_a_server_error() {
             .replace("{isp}", &encode(&params[0]))
             .replace("{mac}", &encode(&params[1]))
             .replace("{csp}", &encode(&params[1]))
-            .replace("{id}", &encode(&params[2]));
+            .replace("{id}", &encode(&params[2]))
+            .replace("{label}", &encode(&params[2]));
         if let Some((k, v)) = q {
             uri.push_str(&format!("?{k}={}", encode(&v)));
         }

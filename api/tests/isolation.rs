@@ -18,8 +18,16 @@ fn body_for(method: &str, path: &str) -> serde_json::Value {
         ("POST", "/v1/isps/{isp}/subscribers/import") => {
             json!([{ "mac": "02:00:00:00:0c:02", "customer_id": "stolen" }])
         }
+        ("PUT", "/v1/labels/{label}") => json!({
+            "action": { "kind": "swap", "out_label": 5001, "port": "core", "next_hop": "02:00:00:00:00:c1" }
+        }),
+        ("PATCH", "/v1/isps/{isp}") => json!({ "gateway": "198.18.66.1" }),
+        ("PATCH", "/v1/client-sps/{csp}") => json!({ "capacity": { "ports": 1 } }),
         ("PATCH", _) => json!({ "customer_id": "stolen", "status": "suspended", "password": "x" }),
         ("POST", "/v1/isps/{isp}/tokens") => json!({ "label": "stolen" }),
+        ("POST", "/v1/isps") => {
+            json!({ "id": 9, "name": "stolen", "dhcp": { "servers": ["198.18.9.9"] } })
+        }
         _ => json!(null),
     }
 }
@@ -28,6 +36,7 @@ fn body_for(method: &str, path: &str) -> serde_json::Value {
 async fn isp_a_never_reads_or_changes_isp_b() {
     let f = Fixture::new("login_failures = 1000000");
     let before = f.dump();
+    let file_before = std::fs::read(&f.config).expect("config");
     let routes = documented();
     assert!(routes.len() >= 19, "{routes:?}");
     for (m, p) in &routes {
@@ -35,6 +44,7 @@ async fn isp_a_never_reads_or_changes_isp_b() {
             p.replace("{isp}", isp)
                 .replace("{mac}", mac)
                 .replace("{csp}", "csp1")
+                .replace("{label}", "5000")
                 .replace("{id}", &f.token_b_id.to_string())
         };
         let body = body_for(m, p);
@@ -43,8 +53,9 @@ async fn isp_a_never_reads_or_changes_isp_b() {
         let (s_b, v_b) = f
             .json(m, &fill("isp-b", SUB_B), &f.token_a, body.clone())
             .await;
-        let (s_own, v_own) = if p.contains("{mac}") || p.contains("{id}") || p.ends_with("/tokens")
-        {
+        // The operator's routes under an ISP: its tokens, its configuration.
+        let operators = p.contains("/tokens") || p == "/v1/isps/{isp}";
+        let (s_own, v_own) = if p.contains("{mac}") || p.contains("{id}") || operators {
             f.json(m, &fill("isp-a", SUB_B), &f.token_a, body.clone())
                 .await
         } else {
@@ -59,7 +70,7 @@ async fn isp_a_never_reads_or_changes_isp_b() {
         );
         if !p.contains("{isp}") {
             // Routes of no ISP: the operator's, or the list of ISPs A may see.
-            if p == "/v1/isps" {
+            if p == "/v1/isps" && m == "GET" {
                 assert_eq!(s_b, StatusCode::OK);
                 assert!(!v_b.to_string().contains("isp-b"), "{v_b}");
             } else {
@@ -67,7 +78,7 @@ async fn isp_a_never_reads_or_changes_isp_b() {
             }
             continue;
         }
-        if p.contains("/tokens") {
+        if operators {
             assert_eq!(
                 (s_b, s_own),
                 (StatusCode::FORBIDDEN, StatusCode::FORBIDDEN),
@@ -102,6 +113,11 @@ async fn isp_a_never_reads_or_changes_isp_b() {
         }
     }
     assert_eq!(f.dump(), before, "the store is unchanged");
+    assert_eq!(
+        std::fs::read(&f.config).expect("config"),
+        file_before,
+        "the configuration file is unchanged, byte for byte"
+    );
     let seen = f.gateway.seen.lock().expect("seen").clone();
     // Only reads may have reached the gateway (none does: every route refused first).
     assert!(
@@ -119,4 +135,19 @@ async fn isp_a_never_reads_or_changes_isp_b() {
         )
         .await;
     assert_eq!((s, &v["customer_id"]), (StatusCode::OK, &json!("isp-b-C1")));
+    // The operator's token does what A's could not, with the same bodies.
+    for (m, p) in [
+        ("POST", "/v1/isps"),
+        ("PATCH", "/v1/isps/{isp}"),
+        ("PATCH", "/v1/client-sps/{csp}"),
+        ("PUT", "/v1/labels/{label}"),
+    ] {
+        let uri = p
+            .replace("{isp}", "isp-b")
+            .replace("{csp}", "csp1")
+            .replace("{label}", "5000");
+        let (s, v) = f.json(m, &uri, OPERATOR, body_for(m, p)).await;
+        assert!(s.is_success(), "{m} {p}: {s} {v}");
+    }
+    assert_ne!(std::fs::read(&f.config).expect("config"), file_before);
 }

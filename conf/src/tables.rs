@@ -239,6 +239,7 @@ pub(crate) fn plan(cfg: &Config) -> Planned {
         ..PreloadTables::default()
     };
     let mut ids = HashMap::new();
+    let mut names: HashMap<&str, usize> = HashMap::new();
     let mut pushed: [HashMap<u32, usize>; 2] = Default::default();
     let mut handoffs = HashMap::new();
     let mut wanted = Wanted::default();
@@ -250,6 +251,15 @@ pub(crate) fn plan(cfg: &Config) -> Planned {
                 format!("{key}.id"),
                 format!("ISP id {} is already used by tables.isps[{j}]", e.id),
             );
+        }
+        // `[[dhcp.isps]]`, the store and the API find an ISP by its name.
+        if !e.name.is_empty() {
+            if let Some(j) = names.insert(e.name.as_str(), i) {
+                p.issue(
+                    format!("{key}.name"),
+                    format!("ISP name {:?} is already used by tables.isps[{j}]", e.name),
+                );
+            }
         }
         let mut fecs = [None, None];
         for (d, (dir, fec)) in [("upstream", &e.upstream), ("downstream", &e.downstream)]

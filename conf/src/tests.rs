@@ -409,6 +409,15 @@ fn overlapping_table_entries_name_the_second_entry() {
             "ISP id 1 is already used by tables.isps[0]",
         ),
         (
+            "two ISPs with one name",
+            NODE.replace("id = 1\n", "id = 1\nname = \"x\"\n")
+                .replace("id = 2\n", "id = 2\nname = \"x\"\n"),
+            "tables.isps[1].name",
+            29,
+            8,
+            "ISP name \"x\" is already used by tables.isps[0]",
+        ),
+        (
             "two ISPs pushing one label",
             NODE.replace("label = 1002", "label = 1001"),
             "tables.isps[1].upstream.label",

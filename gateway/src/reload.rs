@@ -190,7 +190,26 @@ pub(crate) fn carry_out(job: &Job, live: Live<'_>, now: Instant) -> Done {
     *isp_ids = job.isp_ids.clone();
     if let (Some(svc), Some(d)) = (dhcp, job.cfg.dhcp.as_ref()) {
         let c = &job.reload.changes;
-        for name in c.dhcp_isps_added.iter().chain(&c.dhcp_isps_changed) {
+        // The store's ISP row carries the upstream label too (`GET /v1/isps`): an ISP whose
+        // [[tables.isps]] entry changed is recorded again, not only one whose servers did.
+        let relabelled = job
+            .cfg
+            .tables
+            .isps
+            .iter()
+            .filter(|t| c.isps_changed.contains(&t.id))
+            .map(|t| &t.name);
+        let mut names: Vec<&String> = c
+            .dhcp_isps_added
+            .iter()
+            .chain(&c.dhcp_isps_changed)
+            .collect();
+        for n in relabelled {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        for name in names {
             let Some(i) = d.isps.iter().find(|i| &i.name == name) else {
                 continue;
             };

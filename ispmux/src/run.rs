@@ -17,7 +17,7 @@ pub fn run(path: &Path, duration: Option<f64>) -> Result<()> {
     // `[api]` is fixed while running: a reload that changes it is refused.
     let api_cfg = gw.config().api.clone();
     let store = gw.config().store.path.clone();
-    let api = match start_api(api_cfg.as_ref(), &store, &mut gw) {
+    let api = match start_api(api_cfg.as_ref(), &store, &mut gw, Some(path)) {
         Ok(a) => a,
         Err(e) => {
             crate::print::report(&gw.shutdown());
@@ -43,7 +43,7 @@ pub fn radius_proxy(config: &Path, db: Option<&Path>) -> Result<()> {
         || gw.config().store.path.clone(),
         |p| p.display().to_string(),
     );
-    let api = match start_api(api_cfg.as_ref(), &store, &mut gw) {
+    let api = match start_api(api_cfg.as_ref(), &store, &mut gw, None) {
         Ok(a) => a,
         Err(e) => {
             crate::print::report(&gw.shutdown());
@@ -57,14 +57,18 @@ pub fn radius_proxy(config: &Path, db: Option<&Path>) -> Result<()> {
 }
 
 /// Starts the provisioning API of `[api]`, if configured, on the store at `store` (the
-/// gateway has recorded its ISPs there), asking `gw` over its command channel.
+/// gateway has recorded its ISPs there), asking `gw` over its command channel; the
+/// operator's routes edit `config` (the file `gw` reloads; none for the proxy alone,
+/// which does not reload).
 fn start_api(
     cfg: Option<&ispmux_conf::api::ApiConfig>,
     store: &str,
     gw: &mut Gateway,
+    config: Option<&Path>,
 ) -> Result<Option<ispmux_api::ApiServer>> {
     let Some(cfg) = cfg else { return Ok(None) };
-    let server = ispmux_api::ApiServer::start(cfg, Path::new(store), Some(gw.command_sender()))?;
+    let server =
+        ispmux_api::ApiServer::start(cfg, Path::new(store), Some(gw.command_sender()), config)?;
     tracing::info!(addr = %server.local_addr(), "provisioning API serving");
     Ok(Some(server))
 }

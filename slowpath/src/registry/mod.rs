@@ -336,6 +336,17 @@ impl Registry {
             > 0)
     }
 
+    /// Removes an ISP with its subscribers (and their bindings) in one transaction; the
+    /// number of subscribers removed. The caller withdraws the bindings from the fast path
+    /// (a reload does, for an ISP leaving `[[dhcp.isps]]`).
+    pub fn remove_isp_with_subscribers(&mut self, name: &str) -> Result<usize, RegistryError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute("DELETE FROM subscriber WHERE isp = ?1", [name])?;
+        tx.execute("DELETE FROM isp WHERE name = ?1", [name])?;
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// Whether the registry has ISP `name`.
     pub fn has_isp(&self, name: &str) -> Result<bool, RegistryError> {
         Self::isp_exists(&self.conn, name)

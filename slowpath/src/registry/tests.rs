@@ -80,6 +80,29 @@ fn subscriber_add_list_remove() {
 }
 
 #[test]
+fn an_isp_goes_with_its_subscribers_and_bindings() {
+    let mut r = reg();
+    r.add_subscriber(&new_sub(1)).expect("add");
+    r.add_subscriber(&new_sub(2)).expect("add");
+    r.upsert_binding(&Binding {
+        mac: mac(1),
+        isp: "isp-a".into(),
+        ipv4: Ipv4Addr::new(198, 18, 1, 10),
+        expires: UNIX_EPOCH + Duration::from_secs(4_000_000_000),
+        server: Ipv4Addr::new(198, 18, 1, 2),
+        port: 0,
+        vlan: 0,
+        inner_vlan: 0,
+    })
+    .expect("binding");
+    assert_eq!(r.remove_isp_with_subscribers("isp-a").expect("remove"), 2);
+    assert!(!r.has_isp("isp-a").expect("has"));
+    assert_eq!(r.list_subscribers(None).expect("list").len(), 0);
+    assert_eq!(r.binding(mac(1)).expect("binding"), None);
+    assert_eq!(r.remove_isp_with_subscribers("isp-a").expect("again"), 0);
+}
+
+#[test]
 fn bindings_and_refusals_persist() {
     let dir = std::env::temp_dir().join(format!("ispmux-registry-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
