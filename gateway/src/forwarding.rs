@@ -502,6 +502,8 @@ impl Forwarding {
             .collect()
     }
 
+    /// Per-port rates since the last call. A counter below its earlier reading (a device
+    /// that reset its statistics) counts as zero, never as a wrapped difference.
     pub(crate) fn rates(&mut self, cfg: &Config, now: Instant) -> Vec<PortRate> {
         let cur = self.port_stats();
         let d = now - self.last.1;
@@ -512,8 +514,8 @@ impl Forwarding {
             .zip(&cur)
             .map(|((c, x), y)| PortRate {
                 name: c.name.clone(),
-                rx_mpps: mpps(y.ipackets - x.ipackets, d),
-                tx_mpps: mpps(y.opackets - x.opackets, d),
+                rx_mpps: mpps(y.ipackets.saturating_sub(x.ipackets), d),
+                tx_mpps: mpps(y.opackets.saturating_sub(x.opackets), d),
             })
             .collect();
         self.last = (cur, now);
@@ -538,16 +540,16 @@ impl Forwarding {
                 .map(|((c, x), y)| PortStats {
                     name: c.name.clone(),
                     device: c.device.clone(),
-                    rx_packets: y.ipackets - x.ipackets,
-                    tx_packets: y.opackets - x.opackets,
-                    rx_bytes: y.ibytes - x.ibytes,
-                    tx_bytes: y.obytes - x.obytes,
-                    rx_mpps: mpps(y.ipackets - x.ipackets, d),
-                    tx_mpps: mpps(y.opackets - x.opackets, d),
-                    rx_missed: y.imissed - x.imissed,
-                    rx_nombuf: y.rx_nombuf - x.rx_nombuf,
-                    tx_errors: y.oerrors - x.oerrors,
-                    rx_errors: y.ierrors - x.ierrors,
+                    rx_packets: y.ipackets.saturating_sub(x.ipackets),
+                    tx_packets: y.opackets.saturating_sub(x.opackets),
+                    rx_bytes: y.ibytes.saturating_sub(x.ibytes),
+                    tx_bytes: y.obytes.saturating_sub(x.obytes),
+                    rx_mpps: mpps(y.ipackets.saturating_sub(x.ipackets), d),
+                    tx_mpps: mpps(y.opackets.saturating_sub(x.opackets), d),
+                    rx_missed: y.imissed.saturating_sub(x.imissed),
+                    rx_nombuf: y.rx_nombuf.saturating_sub(x.rx_nombuf),
+                    tx_errors: y.oerrors.saturating_sub(x.oerrors),
+                    rx_errors: y.ierrors.saturating_sub(x.ierrors),
                 })
                 .collect(),
             rx: w.rx,
