@@ -77,16 +77,24 @@ pub fn ensure_hugepages(mb: u64) -> bool {
 pub fn measured(cmd: &Command) -> Command {
     let realtime = std::env::var_os("ISPMUX_PERF_RT").is_some_and(|v| v == "1");
     if realtime {
-        static ORDINARY: std::sync::Once = std::sync::Once::new();
-        ORDINARY.call_once(|| {
-            // Every thread of this process; its later threads and children inherit the class.
-            let _ = Command::new("chrt")
-                .args(["-o", "-a", "-p", "0", &std::process::id().to_string()])
-                .stdout(Stdio::null())
-                .status();
-        });
+        ordinary_scheduling();
     }
     rebuilt(cmd, realtime)
+}
+
+/// Moves this benchmark (every thread; its later threads and children inherit the class)
+/// back to ordinary scheduling, once, should `perf/run` have started it real-time. For
+/// benchmarks whose processes must share the cores among themselves (several DPDK nodes
+/// and their slow paths on 2 CPUs): at one real-time priority a thread that spins never
+/// lets another on its CPU run, and a node's start waits for its own lcore thread there.
+pub fn ordinary_scheduling() {
+    static ORDINARY: std::sync::Once = std::sync::Once::new();
+    ORDINARY.call_once(|| {
+        let _ = Command::new("chrt")
+            .args(["-o", "-a", "-p", "0", &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status();
+    });
 }
 
 /// `cmd`'s program, arguments, environment changes and directory in a new command, run

@@ -86,7 +86,7 @@ use ispmux_perf::converge::{
     churned, counter, fec, handed_off, headend_tables, ldp, loss, probe, pushed_fecs, sent_to,
     tailend_tables, ALL_BLOCKS, CHURNED_BLOCK, HEAD_ACC0, ISP_ROUTER, MAX_FECS, STEADY_BLOCK,
 };
-use ispmux_perf::{ispmux_bin, measured, median, opt, result_line_time};
+use ispmux_perf::{ispmux_bin, median, opt, ordinary_scheduling, result_line_time};
 use ispmux_tests::chain::{
     port, routed, veth_mac, HEAD_CORE0, TAIL_CORE0, TAIL_H0, TRANSIT_C0, TRANSIT_C1,
 };
@@ -223,7 +223,7 @@ impl Node {
         let err = out.try_clone()?;
         let mut cmd = s.exec(&ispmux_bin()?.to_string_lossy());
         cmd.args(["run", "-c"]).arg(config);
-        let child = measured(&cmd)
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -302,7 +302,7 @@ impl Generator {
         let mut cmd = sub.exec(&me.to_string_lossy());
         cmd.args(["--generate", "1", "--fecs", &n.to_string()])
             .args(["--pps", &pps.to_string(), "--secs", &secs.to_string()]);
-        let child = measured(&cmd)
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -825,6 +825,10 @@ fn clean_up_on_signals() -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    // Three nodes, the generator and FRR share the 2 cores: no real-time class for any
+    // (ISPMUX_PERF_RT=1 made a cold start take 23-77 s, each node's start waiting for
+    // its lcore thread behind another node's spinning thread at the same priority).
+    ordinary_scheduling();
     if std::env::args().any(|a| a == "--generate") {
         return generate();
     }
