@@ -341,9 +341,11 @@ impl Registry {
         Self::isp_exists(&self.conn, name)
     }
 
+    /// Prepared once per connection: an import asks it for every row.
     fn isp_exists(conn: &Connection, name: &str) -> Result<bool, RegistryError> {
         Ok(conn
-            .query_row("SELECT 1 FROM isp WHERE name = ?1", [name], |_| Ok(()))
+            .prepare_cached("SELECT 1 FROM isp WHERE name = ?1")?
+            .query_row([name], |_| Ok(()))
             .optional()?
             .is_some())
     }
