@@ -288,6 +288,63 @@ async fn bulk_import_is_all_or_nothing_in_json_and_csv() {
 }
 
 #[tokio::test]
+async fn a_bulk_import_stores_hashes_sent_and_refuses_weak_ones_by_row() {
+    let f = Fixture::new("");
+    let uri = "/v1/isps/isp-a/subscribers/import";
+    // A PHC string has commas (m=..,t=..,p=..): quoted in CSV.
+    // The fixture's cost is m=64 KiB, t=1: one at least that is stored as sent.
+    let good = password::hash(b"pw", PasswordCost { m_kib: 64, t: 1 }).expect("hash");
+    let weak = password::hash(b"pw", PasswordCost { m_kib: 32, t: 1 }).expect("hash");
+    let argon2i = good.replacen("$argon2id$", "$argon2i$", 1);
+    let before = f.dump();
+    for (bad, why) in [(&weak, "below the configured"), (&argon2i, "not argon2id")] {
+        let rows = json!([
+            { "mac": "02:00:00:04:00:01", "customer_id": "H1", "password_hash": good },
+            { "mac": "02:00:00:04:00:02", "customer_id": "H2", "password_hash": bad },
+        ]);
+        let (s, v) = f.json("POST", uri, &f.token_a, rows).await;
+        assert_eq!(
+            (s, &v["field"]),
+            (StatusCode::BAD_REQUEST, &json!("[1].password_hash")),
+            "{v}"
+        );
+        assert!(v["reason"].as_str().is_some_and(|r| r.contains(why)), "{v}");
+        let csv = format!(
+            "mac,customer_id,password_hash\n02:00:00:04:00:01,H1,\"{good}\"\n02:00:00:04:00:02,H2,\"{bad}\"\n"
+        );
+        let (s, v) = f
+            .send("POST", uri, Some(&f.token_a), Some("text/csv"), csv.into())
+            .await;
+        assert_eq!(
+            (s, &v["field"]),
+            (StatusCode::BAD_REQUEST, &json!("[1].password_hash")),
+            "{v}"
+        );
+    }
+    assert_eq!(f.dump(), before, "nothing of a refused import written");
+    let csv = format!(
+        "mac,customer_id,password_hash\n02:00:00:04:00:01,H1,\"{good}\"\n02:00:00:04:00:02,H2,\n"
+    );
+    let (s, v) = f
+        .send("POST", uri, Some(&f.token_a), Some("text/csv"), csv.into())
+        .await;
+    assert_eq!((s, &v["added"]), (StatusCode::CREATED, &json!(2)), "{v}");
+    let r = reg(&f);
+    let hash_of = |m: &str| {
+        r.subscriber(m.parse().expect("mac"))
+            .expect("read")
+            .expect("sub")
+            .password_hash
+    };
+    assert_eq!(
+        hash_of("02:00:00:04:00:01"),
+        Some(good.clone()),
+        "stored as sent"
+    );
+    assert_eq!(hash_of("02:00:00:04:00:02"), None);
+}
+
+#[tokio::test]
 async fn bad_input_names_the_field_and_the_reason() {
     let f = Fixture::new("");
     let base = "/v1/isps/isp-a/subscribers";

@@ -11,6 +11,10 @@ use super::{NewSubscriber, Registry, RegistryError, Status};
 
 /// Imports subscribers from CSV; returns how many were added.
 pub fn import_csv<R: Read>(reg: &mut Registry, input: R) -> Result<usize, RegistryError> {
+    reg.with_bulk_cache(|reg| import_now(reg, input))
+}
+
+fn import_now<R: Read>(reg: &mut Registry, input: R) -> Result<usize, RegistryError> {
     let mut rd = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -28,7 +32,7 @@ pub fn import_csv<R: Read>(reg: &mut Registry, input: R) -> Result<usize, Regist
     };
     let (c_pw, c_status) = (col("password"), col("status"));
     let cost = reg.cost();
-    let tx = reg.conn_mut().transaction()?;
+    let tx = reg.write_transaction()?;
     let mut added = 0;
     for rec in rd.records() {
         let rec = rec.map_err(|e| {

@@ -370,6 +370,50 @@ fn add_hashed_is_all_or_nothing_and_names_the_bad_item() {
             .and_then(|s| s.password_hash),
         Some("$argon2id$stored-as-is".into())
     );
+    // The bulk write's page cache is given back, whether the batch went in or not.
+    let cache = |r: &Registry| -> i64 {
+        r.conn
+            .pragma_query_value(None, "cache_size", |c| c.get(0))
+            .expect("cache_size")
+    };
+    let before = cache(&r);
+    assert_ne!(before, -BULK_CACHE_KIB);
+    assert!(r.add_hashed(&[sub(3, "isp-z")]).is_err());
+    assert_eq!(r.add_hashed(&[sub(3, "isp-a")]).expect("add"), 1);
+    assert_eq!(cache(&r), before);
+}
+
+#[test]
+fn a_bulk_write_waits_for_the_write_lock_instead_of_failing_on_a_stale_read() {
+    // Another connection holds the write lock a moment and commits a change: an import that
+    // had read before it (the ISP check) could not write after it; one that takes the lock
+    // first waits its turn (busy timeout) and goes in whole.
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("store.db");
+    let mut r = Registry::open(&path)
+        .expect("open")
+        .with_password_cost(PasswordCost::TEST);
+    r.upsert_isp(&Isp {
+        name: "isp-a".into(),
+        label: None,
+        dhcp_servers: vec![],
+    })
+    .expect("isp");
+    let mut other = Registry::open(&path).expect("second connection");
+    other
+        .conn_mut()
+        .execute_batch("BEGIN IMMEDIATE; INSERT INTO isp (name) VALUES ('isp-b')")
+        .expect("lock");
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        other.conn_mut().execute_batch("COMMIT").expect("unlock");
+    });
+    let csv = "mac,isp,customer_id\n02:00:00:00:00:01,isp-a,C1\n02:00:00:00:00:02,isp-a,C2\n";
+    assert_eq!(
+        import::import_csv(&mut r, csv.as_bytes()).expect("import"),
+        2
+    );
+    holder.join().expect("holder");
 }
 
 #[test]
