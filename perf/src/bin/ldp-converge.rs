@@ -567,7 +567,12 @@ fn run_ispmux(n: u32, pps: f64, churn_secs: f64, flaps: f64, timeout: f64) -> Re
     for node in [&head, &transit, &tail] {
         let log = std::fs::read_to_string(&node.log).unwrap_or_default();
         for l in log.lines().filter(|l| {
-            l.contains("ldp: running")
+            l.contains("starting EAL")
+                || l.contains("EAL up")
+                || l.contains("tables built")
+                || l.contains("kernel twin up")
+                || l.contains("ldp: running")
+                || l.contains("forwarding workers")
                 || l.contains("session OPERATIONAL")
                 || l.contains("MAC changed")
         }) {
