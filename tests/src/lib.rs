@@ -6,7 +6,7 @@ pub mod netns;
 pub mod node;
 pub mod radius_peers;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The `ispmux` binary built for this test run (debug or release, beside the test binary).
 pub fn ispmux_bin() -> PathBuf {
@@ -94,5 +94,26 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A new operator token of the provisioning API from `bin token operator`: the token, and
+/// the `[api]` line (`operator_token_sha256 = "…"`) that configures it.
+pub fn operator_token(bin: &Path) -> Result<(String, String), String> {
+    let out = std::process::Command::new(bin)
+        .args(["token", "operator"])
+        .output()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("ispmux token operator: {out:?}"));
+    }
+    let token = said.lines().find_map(|l| l.strip_prefix("token: "));
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("operator_token_sha256"));
+    match (token, line) {
+        (Some(t), Some(l)) => Ok((t.to_owned(), l.to_owned())),
+        _ => Err(format!("ispmux token operator printed: {said}")),
     }
 }

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ispmux_tests::{ispmux_bin, TempDir};
+use ispmux_tests::{ispmux_bin, operator_token, TempDir};
 
 const SUB: &str = "02:00:00:ab:00:01";
 
@@ -13,16 +13,7 @@ fn conf(d: &TempDir, port: u16) -> std::path::PathBuf {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
     std::fs::write(d.join("cert.pem"), ck.cert.pem()).expect("write");
     std::fs::write(d.join("key.pem"), ck.key_pair.serialize_pem()).expect("write");
-    let op = Command::new(ispmux_bin())
-        .args(["token", "operator"])
-        .output()
-        .expect("token operator");
-    assert!(op.status.success(), "{op:?}");
-    let said = String::from_utf8_lossy(&op.stdout).into_owned();
-    let hash_line = said
-        .lines()
-        .find(|l| l.starts_with("operator_token_sha256"))
-        .expect("the [api] line");
+    let (_, hash_line) = operator_token(&ispmux_bin()).expect("operator token");
     let f = d.join("api.toml");
     std::fs::write(
         &f,

@@ -7,26 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ispmux_tests::{ispmux_bin, TempDir};
+use ispmux_tests::{ispmux_bin, operator_token, TempDir};
 use serde_json::{json, Value};
 
 fn conf(d: &TempDir, port: u16) -> (PathBuf, String) {
-    let op = Command::new(ispmux_bin())
-        .args(["token", "operator"])
-        .output()
-        .expect("token operator");
-    assert!(op.status.success(), "{op:?}");
-    let said = String::from_utf8_lossy(&op.stdout).into_owned();
-    let hash_line = said
-        .lines()
-        .find(|l| l.starts_with("operator_token_sha256"))
-        .expect("the [api] line")
-        .to_owned();
-    let token = said
-        .split_whitespace()
-        .find(|w| w.starts_with("ispmux_"))
-        .expect("the operator's token")
-        .to_owned();
+    let (token, hash_line) = operator_token(&ispmux_bin()).expect("operator token");
     let f = d.join("ispmux.toml");
     std::fs::write(
         &f,

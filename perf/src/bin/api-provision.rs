@@ -221,18 +221,7 @@ impl Lab {
         std::fs::create_dir_all(&dir)?;
         let bin = ispmux_bin()?;
         let tls = tls(&dir)?;
-        let op = Command::new(&bin).args(["token", "operator"]).output()?;
-        if !op.status.success() {
-            bail!(
-                "ispmux token operator: {}",
-                String::from_utf8_lossy(&op.stderr)
-            );
-        }
-        let operator_line = String::from_utf8_lossy(&op.stdout)
-            .lines()
-            .find(|l| l.starts_with("operator_token_sha256"))
-            .context("ispmux token operator printed no [api] line")?
-            .to_owned();
+        let (_, operator_line) = ispmux_tests::operator_token(&bin).map_err(anyhow::Error::msg)?;
         Ok(Lab {
             dir,
             bin,

@@ -15,12 +15,11 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use ispmux_dataplane::synthetic::Spec;
 use ispmux_dataplane::wire::MacAddr;
 use ispmux_perf::fwd::{headend_inputs, FwdBench, HeadendInputs};
@@ -49,7 +48,8 @@ fn main() -> Result<()> {
         .tempdir()?;
     let HeadendInputs { pcap, csv, tables } =
         headend_inputs(dir.path(), &spec, ACCESS_MAC, NEXT_HOP, subscribers)?;
-    let (token, token_line) = operator_token()?;
+    let (token, token_line) =
+        ispmux_tests::operator_token(&ispmux_bin()?).map_err(anyhow::Error::msg)?;
     let store = dir.path().join("store.db");
     let tables = format!(
         "[store]\npath = \"{}\"\n\n[api]\nlisten = \"{API}\"\n{token_line}\n\n{tables}",
@@ -103,24 +103,6 @@ fn main() -> Result<()> {
     }
     println!("{}", result_line("metrics-scrape", s, q, "Mpps"));
     Ok(())
-}
-
-/// A new operator token and the `[api]` line that configures it, from `ispmux token operator`.
-fn operator_token() -> Result<(String, String)> {
-    let out = Command::new(ispmux_bin()?)
-        .args(["token", "operator"])
-        .output()
-        .context("ispmux token operator")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let token = text
-        .lines()
-        .find_map(|l| l.strip_prefix("token: "))
-        .context("no token printed")?;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("operator_token_sha256"))
-        .context("no [api] line printed")?;
-    Ok((token.to_owned(), line.to_owned()))
 }
 
 /// Runs `f` while another thread fetches `/metrics` `per_second` times a second (a fetch
