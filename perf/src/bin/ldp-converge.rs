@@ -684,7 +684,10 @@ fn run_ispmux(n: u32, pps: f64, churn_secs: f64, flaps: f64, timeout: f64) -> Re
     }
     for node in [&mut head, &mut transit, &mut tail] {
         let out = node.stop();
-        if let Some(l) = out.lines().find(|l| l.starts_with("ldp ")) {
+        for l in out
+            .lines()
+            .filter(|l| l.starts_with("ldp ") || l.contains("table writes"))
+        {
             println!("  {} {l}", node.name);
         }
     }
