@@ -15,6 +15,9 @@
 //! - colour-blind: red if the peak bucket lacks the frame's bytes, else yellow if the
 //!   committed bucket lacks them (peak charged), else green (both charged).
 //!
+//! `dataplane/tests/meter_rte.rs` drives this meter and `rte_meter` with the same frames and
+//! asserts the same colours and token counts.
+//!
 //! Where it differs from `rte_meter`, on inputs `rte_meter` does not define:
 //! - time before a bucket's last update adds no tokens (`rte_meter` wraps and refills);
 //! - refills saturate instead of wrapping after gaps of years at terabytes per second;
