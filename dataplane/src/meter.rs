@@ -16,7 +16,7 @@
 //!   committed bucket lacks them (peak charged), else green (both charged).
 //!
 //! `dataplane/tests/meter_rte.rs` drives this meter and `rte_meter` with the same frames and
-//! asserts the same colours and token counts.
+//! asserts the same colours and token counts; `perf/run meter-cost` compares their cost.
 //!
 //! Where it differs from `rte_meter`, on inputs `rte_meter` does not define:
 //! - time before a bucket's last update adds no tokens (`rte_meter` wraps and refills);
