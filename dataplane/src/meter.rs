@@ -17,6 +17,8 @@
 //!
 //! `dataplane/tests/meter_rte.rs` drives this meter and `rte_meter` with the same frames and
 //! asserts the same colours and token counts; `perf/run meter-cost` compares their cost.
+//! The fuzz target `meter` (`dataplane/fuzz/fuzz_targets/meter.rs`) feeds it any profile and
+//! frame series.
 //!
 //! Where it differs from `rte_meter`, on inputs `rte_meter` does not define:
 //! - time before a bucket's last update adds no tokens (`rte_meter` wraps and refills);
