@@ -2,11 +2,12 @@
 //! (`ispmux_dataplane::meter`, 24 bytes a meter) against DPDK's `rte_meter` (32 bytes a
 //! meter, its static inline check inlined into a C loop, as a DPDK application has it).
 //!
-//! Both run the same series: check `i` on a random one of `--meters` meters (default 2^20,
-//! rounded up to a power of two; 24 and 32 MiB, more than the caches, so each check misses
-//! like a subscriber's meter would), a random 64..1518-byte frame, at TSC time
-//! `t0 + i * 100`. The profile (100/200 kbit/s, 6/12 KB bursts) against about 21 kB/s offered
-//! per meter gives a mix of all three colours, so the colour branches are not predictable.
+//! Both run the same series: check `i` on a random one of `--meters` meters (default 2^22,
+//! rounded up to a power of two; 96 and 128 MiB, more than the 32 MiB L3 here, so each check
+//! misses like a subscriber's meter would), a random 64..1518-byte frame, at TSC time
+//! `t0 + i * step`, the step chosen so each meter sees a frame every 100 * 2^20 cycles
+//! whatever the count (about 20 kB/s at 2.6 GHz). Against that the profile (100/200 kbit/s, 6/12 KB bursts)
+//! gives a mix of all three colours, so the colour branches are not predictable.
 //! The colour counts of both must agree, else the run fails. `--checks` (default 16 M)
 //! checks per round, five rounds each, alternating; the figures are the medians.
 //! Meters live in ordinary (4 KiB-page) memory for both.
@@ -19,7 +20,6 @@ use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
 const ROUNDS: usize = 5;
-const STEP: u64 = 100;
 
 fn run_ours(
     meters: &mut [Trtcm],
@@ -27,6 +27,7 @@ fn run_ours(
     idx: &[u32],
     lens: &[u32],
     t0: u64,
+    step: u64,
 ) -> [u64; 3] {
     let mask = meters.len() - 1;
     let mut counts = [0u64; 3];
@@ -34,13 +35,13 @@ fn run_ours(
     for (&k, &len) in idx.iter().zip(lens) {
         let c = meters[k as usize & mask].check(p, now, len);
         counts[c as usize] += 1;
-        now += STEP;
+        now += step;
     }
     counts
 }
 
 fn main() -> Result<()> {
-    let n_meters = (opt("--meters", 1_048_576.0) as usize).next_power_of_two();
+    let n_meters = (opt("--meters", 4_194_304.0) as usize).next_power_of_two();
     let checks = opt("--checks", 16_000_000.0) as usize;
     let _eal = Eal::init(&[
         "-l",
@@ -54,6 +55,7 @@ fn main() -> Result<()> {
     ])
     .context("EAL initialisation")?;
     let hz = ispmux_sys::tsc_hz();
+    let step = (100 * (1 << 20) / n_meters as u64).max(1);
     let params = TrtcmParams {
         cir: 12_500,
         pir: 25_000,
@@ -63,8 +65,8 @@ fn main() -> Result<()> {
     let ours_p = TrtcmProfile::new(params, hz)?;
     let rte_p = RteTrtcmProfile::new(params.cir, params.pir, params.cbs, params.pbs)?;
     println!(
-        "meter-cost: {n_meters} meters, {checks} checks a round, {ROUNDS} rounds, TSC {hz} Hz; \
-         state {} B (ispmux) vs {} B (rte_meter)",
+        "meter-cost: {n_meters} meters, {checks} checks a round, {ROUNDS} rounds, \
+         {step} TSC cycles a check at {hz} Hz; state {} B (ispmux) vs {} B (rte_meter)",
         std::mem::size_of::<Trtcm>(),
         std::mem::size_of::<RteTrtcm>()
     );
@@ -81,13 +83,13 @@ fn main() -> Result<()> {
     let (mut ours_rates, mut rte_rates) = (Vec::new(), Vec::new());
     for round in 0..=ROUNDS {
         // Round 0 warms both up (page faults, caches) and is not counted.
-        let t0 = t_start + (round * checks) as u64 * STEP;
+        let t0 = t_start + (round * checks) as u64 * step;
         let s = Instant::now();
-        let a = trtcm_run(&mut rte, &rte_p, &idx, &lens, t0, STEP)
+        let a = trtcm_run(&mut rte, &rte_p, &idx, &lens, t0, step)
             .context("rte_meter run: meters not a power of two")?;
         let rte_s = s.elapsed().as_secs_f64();
         let s = Instant::now();
-        let b = run_ours(&mut ours, &ours_p, &idx, &lens, t0);
+        let b = run_ours(&mut ours, &ours_p, &idx, &lens, t0, step);
         let ours_s = s.elapsed().as_secs_f64();
         if a != b {
             bail!("round {round}: colours differ: rte_meter {a:?}, ispmux {b:?}");
