@@ -80,40 +80,8 @@ pub struct TrtcmProfile {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Bucket {
     period: u64,
-    per_period: Divisor,
     bytes_per_period: u64,
     size: u32,
-}
-
-/// Division by a period fixed when the profile is made, as a multiply and shifts
-/// (Granlund and Montgomery, "Division by invariant integers using multiplication", 1994,
-/// fig. 4.1): exact for every `u64`, and several times cheaper than the `div` `rte_meter`
-/// does twice per frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Divisor {
-    magic: u64,
-    shift1: u32,
-    shift2: u32,
-}
-
-impl Divisor {
-    /// `d` ≥ 1.
-    fn new(d: u64) -> Divisor {
-        // l = ceil(log2 d); magic = floor(2^64 * (2^l - d) / d) + 1, which fits in 64 bits.
-        let l = 64 - (d - 1).leading_zeros();
-        let magic = ((((1u128 << l) - u128::from(d)) << 64) / u128::from(d)) as u64 + 1;
-        Divisor {
-            magic,
-            shift1: l.min(1),
-            shift2: l.saturating_sub(1),
-        }
-    }
-
-    #[inline(always)]
-    fn divide(&self, n: u64) -> u64 {
-        let t = ((u128::from(self.magic) * u128::from(n)) >> 64) as u64;
-        (t + ((n - t) >> self.shift1)) >> self.shift2
-    }
 }
 
 impl Bucket {
@@ -133,7 +101,6 @@ impl Bucket {
         }
         Ok(Bucket {
             period,
-            per_period: Divisor::new(period),
             bytes_per_period,
             size,
         })
@@ -142,7 +109,7 @@ impl Bucket {
     /// Tokens after refilling from `*time` to `now`; `*time` advances by whole periods.
     #[inline(always)]
     fn refill(&self, time: &mut u64, tokens: u32, now: u64) -> u32 {
-        let periods = self.per_period.divide(now.saturating_sub(*time));
+        let periods = now.saturating_sub(*time) / self.period;
         // periods * period ≤ now - *time: neither overflows.
         *time += periods * self.period;
         let tokens =
@@ -369,37 +336,6 @@ mod tests {
         assert_eq!(m.tokens(), (1_500, 3_000));
     }
 
-    #[test]
-    fn divisor_at_the_edges() {
-        for d in [
-            1,
-            2,
-            3,
-            7,
-            100,
-            641,
-            1 << 32,
-            (1 << 63) - 1,
-            1 << 63,
-            u64::MAX - 1,
-            u64::MAX,
-        ] {
-            let div = Divisor::new(d);
-            for n in [
-                0,
-                1,
-                d - 1,
-                d,
-                d.wrapping_add(1),
-                u64::MAX - 1,
-                u64::MAX,
-                u64::MAX / 3,
-            ] {
-                assert_eq!(div.divide(n), n / d, "{n} / {d}");
-            }
-        }
-    }
-
     fn params() -> impl Strategy<Value = TrtcmParams> {
         (
             1u64..10_000_000_000,
@@ -462,14 +398,6 @@ mod tests {
                 prop_assert!(u128::from(green) <= c_in);
                 prop_assert!(u128::from(green + yellow) <= p_in);
             }
-        }
-
-        /// The multiply-and-shift division is `/` for any dividend and divisor.
-        #[test]
-        fn divisor_divides(d in 1u64.., n: u64, small_d in 1u64..1_000_000, small_n in 0u64..1 << 40) {
-            prop_assert_eq!(Divisor::new(d).divide(n), n / d);
-            prop_assert_eq!(Divisor::new(small_d).divide(n), n / small_d);
-            prop_assert_eq!(Divisor::new(small_d).divide(small_n), small_n / small_d);
         }
 
         /// Green pre-colour is the colour-blind check; any time, even backwards, is accepted.
