@@ -55,7 +55,7 @@ fn main() {
         .header("shim/shim.h")
         .clang_args(cflags.iter())
         .allowlist_function(
-            "ispmux_.*|rte_eal_.*|rte_eth_.*|rte_pktmbuf_.*|rte_mempool_.*|rte_ring_.*|rte_lcore_.*|rte_socket_id|rte_strerror|rte_vdev_.*|rte_hash_.*|rte_malloc_get_socket_stats|rte_get_.*|rte_version|rte_delay_us_.*|rte_mbuf_.*",
+            "ispmux_.*|rte_eal_.*|rte_eth_.*|rte_pktmbuf_.*|rte_mempool_.*|rte_ring_.*|rte_lcore_.*|rte_socket_id|rte_strerror|rte_vdev_.*|rte_hash_.*|rte_malloc_get_socket_stats|rte_get_.*|rte_version|rte_delay_us_.*|rte_mbuf_.*|rte_meter_trtcm_profile_config|rte_meter_trtcm_config",
         )
         .blocklist_type("rte_l2tpv2.*|rte_flow_item_l2tpv2.*")
         .allowlist_var("RTE_.*|RING_F_.*|MEMPOOL_F_.*|ETH_.*")

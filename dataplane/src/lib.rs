@@ -69,6 +69,7 @@ pub mod counters;
 pub mod frame;
 #[cfg(feature = "dpdk")]
 mod mbuf;
+pub mod meter;
 pub mod pipeline;
 pub mod roles;
 pub mod shared;

@@ -75,3 +75,30 @@ int ispmux_pktmbuf_is_contiguous(const struct rte_mbuf *m)
 {
 	return rte_pktmbuf_is_contiguous(m);
 }
+
+int ispmux_meter_trtcm_blind(struct rte_meter_trtcm *m, struct rte_meter_trtcm_profile *p,
+	uint64_t time, uint32_t len)
+{
+	return rte_meter_trtcm_color_blind_check(m, p, time, len);
+}
+
+int ispmux_meter_trtcm_aware(struct rte_meter_trtcm *m, struct rte_meter_trtcm_profile *p,
+	uint64_t time, uint32_t len, int pre)
+{
+	return rte_meter_trtcm_color_aware_check(m, p, time, len, (enum rte_color)pre);
+}
+
+void ispmux_meter_trtcm_run(struct rte_meter_trtcm *meters, uint32_t mask,
+	struct rte_meter_trtcm_profile *p, const uint32_t *idx, const uint32_t *len, uint64_t n,
+	uint64_t t0, uint64_t step, uint64_t *counts)
+{
+	uint64_t c[3] = {0, 0, 0};
+	uint64_t i;
+
+	for (i = 0; i < n; i++)
+		c[rte_meter_trtcm_color_blind_check(&meters[idx[i] & mask], p, t0 + i * step,
+			len[i])]++;
+	counts[0] = c[0];
+	counts[1] = c[1];
+	counts[2] = c[2];
+}

@@ -1,6 +1,7 @@
 //! DPDK 22.11 bindings (bindgen, plus a C shim for DPDK's static inline functions) and the one
-//! thin safe layer over them: EAL, mempool, mbuf, ethdev port, ring, lcore launch; and the
-//! few Linux calls the standard library and socket2 lack (TAP, socket options).
+//! thin safe layer over them: EAL, mempool, mbuf, ethdev port, ring, lcore launch, and
+//! `rte_meter` as a reference; and the few Linux calls the standard library and socket2 lack
+//! (TAP, socket options).
 //!
 //! All `unsafe` code of ispmux lives in this crate; every block says why it is sound.
 
@@ -26,6 +27,7 @@ mod hash;
 mod lcore;
 mod mbuf;
 mod mempool;
+mod meter;
 mod port;
 mod ring;
 mod sockopt;
@@ -41,6 +43,7 @@ pub use lcore::{
 };
 pub use mbuf::{Burst, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
+pub use meter::{trtcm_run, RteColor, RteTrtcm, RteTrtcmProfile};
 pub use port::{EthStats, Link, MacAddr, Port, PortConfig, PortId, RxQueue, TxQueue};
 pub use ring::{Ring, RingMode};
 pub use sockopt::{set_ip_minttl, set_tcp_md5sig, TCP_MD5_MAX_KEY};
