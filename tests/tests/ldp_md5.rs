@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use ispmux_tests::frr::{wait_until, Frr, FrrConfig, FrrLabel};
 use ispmux_tests::netns::{veth, End, Netns};
-use ispmux_tests::{ispmux_bin, node, TempDir};
+use ispmux_tests::{ispmux_bin, node, Daemon, TempDir};
 
 const FRR_ID: Ipv4Addr = Ipv4Addr::new(198, 18, 92, 2);
 const FRR_LINK: Ipv4Addr = Ipv4Addr::new(198, 18, 91, 2);
@@ -198,7 +198,7 @@ fn same_key(ispmux_id: Ipv4Addr, role: &str) {
     let frr = frr(&l, ispmux_id, KEY, true);
     // The session's segments on FRR's side of the link, from before ispmux starts.
     let pcap = d.join("md5.pcap");
-    let mut tshark =
+    let tshark = Daemon::new(
         l.fr.command("tshark")
             .args(["-q", "-i", "md5-f0", "-f", "tcp port 646", "-w"])
             .arg(&pcap)
@@ -206,8 +206,14 @@ fn same_key(ispmux_id: Ipv4Addr, role: &str) {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("tshark");
-    std::thread::sleep(Duration::from_secs(2));
+            .expect("tshark"),
+    );
+    // The capture file appears once tshark captures (seconds on a busy machine): the
+    // session, up within a second of ispmux's start, must not go by before it.
+    assert!(
+        wait_until(Duration::from_secs(20), || pcap.exists().then_some(())).is_some(),
+        "tshark never started capturing"
+    );
     let daemon = node::start(&l.gw, &d, "gw", config(&d, ispmux_id, KEY, role));
     wait_for_link(&l.gw, "md5-tc0");
 
@@ -226,8 +232,7 @@ fn same_key(ispmux_id: Ipv4Addr, role: &str) {
         (frr.operational(ispmux_id) && mine).then_some(())
     });
     if up.is_none() {
-        let _ = tshark.kill();
-        let _ = tshark.wait();
+        drop(tshark);
         let out = daemon.stop();
         panic!(
             "no OPERATIONAL session with the same key\n{}\n--- ispmux stderr:\n{}",
@@ -271,8 +276,8 @@ fn same_key(ispmux_id: Ipv4Addr, role: &str) {
     // On the wire: every session segment, both ways, left with TTL 255. FRR sends its
     // session with TTL 255 only when it uses GTSM (else the default, 64), and with GTSM it
     // drops ours below 255: the session being up says ours were 255 too.
-    let _ = tshark.kill();
-    let _ = tshark.wait();
+    // SIGTERM: tshark writes out what it holds (SIGKILL lost a whole short session once).
+    tshark.stop();
     let out = Command::new("tshark")
         .arg("-r")
         .arg(&pcap)
