@@ -52,8 +52,8 @@
 //! changes a second on a busy machine).
 //!
 //! Each ispmux run prints a timeline from the nodes' logs: LDP running, sessions
-//! OPERATIONAL. On the 2-core development machine with other builds running, one round
-//! each: 1.105 s against FRR's 1.182 s (ratio 1.07) and 1.057 s against 1.202 s (1.14).
+//! OPERATIONAL. On the quiet 2-core development machine, `--rounds 5`: ispmux 1.017 s
+//! (0.97-1.06) against FRR's 1.195 s (1.17-1.21), ratio 1.18.
 //! Where ispmux's time goes: ~0.5 s until the three processes run LDP (EAL, ports, twins
 //! and their static routes); every session OPERATIONAL within ~50 ms of that; all 1,000
 //! labels relayed hop by hop within ~0.1 s; the next hops' MACs are already known (the
