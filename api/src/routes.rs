@@ -574,20 +574,31 @@ async fn change_subscriber(
     ok(StatusCode::OK, v)
 }
 
+/// Runs `f` on the route's subscriber once it is the caller's ISP's (else the 404 of a
+/// missing one), on the registry's blocking thread; gives its MAC and what `f` returned.
+async fn on_own_subscriber<T: Send + 'static>(
+    st: &AppState,
+    c: &Caller,
+    p: Result<Path<(String, String)>, PathRejection>,
+    f: impl FnOnce(&mut Registry, MacAddr) -> Result<T, RegistryError> + Send + 'static,
+) -> Result<(MacAddr, T), ApiError> {
+    let (isp, mac) = path(p)?;
+    let mac = subscriber_key(c, &isp, &mac)?;
+    let t = st
+        .registry(move |r| {
+            own(r, &isp, mac)?;
+            f(r, mac).map_err(|e| ApiError::from_registry(e, ""))
+        })
+        .await?;
+    Ok((mac, t))
+}
+
 async fn remove_subscriber(
     State(st): St,
     Auth(c): Auth,
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Answer {
-    let (isp, mac) = path(p)?;
-    let mac = subscriber_key(&c, &isp, &mac)?;
-    let b = st
-        .registry(move |r| {
-            own(r, &isp, mac)?;
-            r.remove_subscriber(mac)
-                .map_err(|e| ApiError::from_registry(e, ""))
-        })
-        .await?;
+    let (mac, b) = on_own_subscriber(&st, &c, p, |r, mac| r.remove_subscriber(mac)).await?;
     let w = withdraw(&st, b).await;
     ok(
         StatusCode::OK,
@@ -600,15 +611,7 @@ async fn suspend(
     Auth(c): Auth,
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Answer {
-    let (isp, mac) = path(p)?;
-    let mac = subscriber_key(&c, &isp, &mac)?;
-    let b = st
-        .registry(move |r| {
-            own(r, &isp, mac)?;
-            r.suspend_subscriber(mac)
-                .map_err(|e| ApiError::from_registry(e, ""))
-        })
-        .await?;
+    let (mac, b) = on_own_subscriber(&st, &c, p, |r, mac| r.suspend_subscriber(mac)).await?;
     let w = withdraw(&st, b).await;
     ok(
         StatusCode::OK,
@@ -621,14 +624,8 @@ async fn resume(
     Auth(c): Auth,
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Answer {
-    let (isp, mac) = path(p)?;
-    let mac = subscriber_key(&c, &isp, &mac)?;
-    st.registry(move |r| {
-        own(r, &isp, mac)?;
-        r.set_status(mac, Status::Active)
-            .map_err(|e| ApiError::from_registry(e, ""))
-    })
-    .await?;
+    let (mac, ()) =
+        on_own_subscriber(&st, &c, p, |r, mac| r.set_status(mac, Status::Active)).await?;
     ok(
         StatusCode::OK,
         json!({ "mac": mac.to_string(), "status": "active" }),
