@@ -13,8 +13,6 @@
 //! `--secs N` (per run, default 8), `--rounds N` (default 3), `--per-second N` (scrapes,
 //! default 10).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,9 +118,14 @@ fn with_scraper(
         let token = token.to_owned();
         let every = Duration::from_secs_f64(1.0 / per_second);
         std::thread::spawn(move || {
+            // A new connection a scrape, as Prometheus makes after an idle interval.
+            let agent = ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(2))
+                .max_idle_connections(0)
+                .build();
             let mut next = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                if let Some(n) = scrape(&token) {
+                if let Some(n) = scrape(&agent, &token) {
                     answered.fetch_add(1, Ordering::Relaxed);
                     bytes.fetch_add(n, Ordering::Relaxed);
                 }
@@ -148,18 +151,14 @@ fn with_scraper(
 
 /// One `GET /metrics` as Prometheus sends it (OpenMetrics asked for); the body's length when
 /// answered 200.
-fn scrape(token: &str) -> Option<u64> {
-    let mut s = TcpStream::connect_timeout(&API.parse().ok()?, Duration::from_millis(200)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {API}\r\nAuthorization: Bearer {token}\r\n\
-         Accept: application/openmetrics-text;version=1.0.0\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = Vec::new();
-    s.read_to_end(&mut answer).ok()?;
-    let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let ok = answer.starts_with(b"HTTP/1.1 200");
-    ok.then_some((answer.len() - head_end - 4) as u64)
+fn scrape(agent: &ureq::Agent, token: &str) -> Option<u64> {
+    let body = agent
+        .get(&format!("http://{API}/metrics"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Accept", "application/openmetrics-text;version=1.0.0")
+        .call()
+        .ok()?
+        .into_string()
+        .ok()?;
+    Some(body.len() as u64)
 }
