@@ -566,15 +566,10 @@ impl Engine {
                 self.counters.hellos_received += 1;
                 if new {
                     debug!(peer = %adj.peer, transport = %adj.transport, iface, "ldp: adjacency up");
-                }
-                // Our Hello may have gone out just before the neighbour listened (it came up
-                // a moment after us): a new neighbour gets one at most the gap later.
-                let due = self
-                    .hello_sent
-                    .map_or(now, |at| (at + TRIGGERED_HELLO_GAP).max(now));
-                let trigger = new && due <= now;
-                if new && due < self.next_hello {
-                    self.next_hello = due;
+                    // Our Hello may have gone out just before the neighbour listened (it came
+                    // up a moment after us): a new neighbour gets one at most the gap later.
+                    let due = self.hello_sent.map_or(now, |at| at + TRIGGERED_HELLO_GAP);
+                    self.next_hello = self.next_hello.min(due);
                 }
                 let peer = adj.peer.lsr_id;
                 let transport = adj.transport;
@@ -582,7 +577,7 @@ impl Engine {
                     self.on_accept(now, transport, out);
                 }
                 self.consider(now, peer, out);
-                if trigger {
+                if new && self.next_hello <= now {
                     self.on_timer(now, out);
                 }
             }
